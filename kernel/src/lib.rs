@@ -1,0 +1,14 @@
+//! fairground-kernel: deterministic, allocation-free simulation kernels that step thousands of
+//! environment instances at once in struct-of-arrays form.
+//!
+//! - [`ah`]: Allelopathic Harvest, the 40-agent berry gridworld.
+//! - [`rng`]: named, seeded random streams (the only source of randomness).
+//! - [`pool`]: worker threads that split a step over instances without allocating.
+//! - [`hash`]: the stable trajectory digest used by golden tests and benches.
+//!
+//! What this crate never does: read a clock, allocate after construction, touch the GPU, do I/O,
+//! or iterate a hash map. `clippy.toml` in this crate enforces the mechanical part of that.
+
+pub mod hash;
+pub mod pool;
+pub mod rng;
