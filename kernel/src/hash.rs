@@ -24,7 +24,10 @@ impl Default for TrajectoryHash {
 
 impl TrajectoryHash {
     pub const fn new() -> Self {
-        Self { h: 0x243f_6a88_85a3_08d3, words: 0 }
+        Self {
+            h: 0x243f_6a88_85a3_08d3,
+            words: 0,
+        }
     }
 
     #[inline]

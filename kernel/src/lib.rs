@@ -11,4 +11,7 @@
 
 pub mod hash;
 pub mod pool;
+pub mod profile;
 pub mod rng;
+
+pub use profile::Profile;

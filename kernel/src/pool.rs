@@ -82,7 +82,11 @@ impl WorkerPool {
                     .expect("spawn worker thread")
             })
             .collect();
-        Self { threads, shared, handles }
+        Self {
+            threads,
+            shared,
+            handles,
+        }
     }
 
     /// Number of threads jobs run on.
@@ -141,11 +145,16 @@ impl WorkerPool {
             c.generation += 1;
         }
         self.shared.start.notify_all();
-        let guard = WaitGuard { shared: &self.shared };
+        let guard = WaitGuard {
+            shared: &self.shared,
+        };
         job(0);
         drop(guard);
         let c = self.shared.control.lock().unwrap();
-        assert!(!c.panicked, "a worker thread panicked while running a kernel job");
+        assert!(
+            !c.panicked,
+            "a worker thread panicked while running a kernel job"
+        );
     }
 }
 
@@ -156,7 +165,11 @@ struct WaitGuard<'a> {
 
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
-        let mut c = self.shared.control.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self
+            .shared
+            .control
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         while c.pending > 0 {
             c = self.shared.done.wait(c).unwrap_or_else(|e| e.into_inner());
         }

@@ -77,7 +77,10 @@ impl Stream {
 
     #[inline]
     fn from_pcg(pcg: &Pcg32) -> Self {
-        Self { state: pcg.state(), stream: pcg.stream() }
+        Self {
+            state: pcg.state(),
+            stream: pcg.stream(),
+        }
     }
 
     #[inline]

@@ -1,0 +1,62 @@
+//! Command-line arguments. Every numeric argument carries its allowed range, so bad input is
+//! rejected by the parser with one line that names the argument and the range.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use fairground_kernel::Profile;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fairground",
+    version,
+    about = "Fair multi-agent reinforcement learning: fast deterministic kernels, Fair-PPO on the GPU"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Measure throughput; each bench prints exactly one JSON line on stdout.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Step environment instances under uniform random actions from a seeded stream.
+    Env(EnvBenchArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvKind {
+    /// Allelopathic Harvest (40-agent gridworld).
+    Ah,
+    /// HospitalSim (hospital discrete-event simulation).
+    Hs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EnvBenchArgs {
+    /// Which environment to step.
+    #[arg(long, value_enum)]
+    pub env: EnvKind,
+    /// Number of independent instances stepped together.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub instances: u32,
+    /// Steps per instance (AH).
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub steps: u32,
+    /// Simulated days per instance (HS).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub days: u32,
+    /// Worker threads (results are identical for any value).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: u32,
+    /// Root seed of every random stream.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Rule profile: clean (the paper's rules) or reference (the Python code's behaviour).
+    #[arg(long, default_value = "clean")]
+    pub profile: Profile,
+}

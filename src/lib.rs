@@ -1,0 +1,5 @@
+//! The `fairground` command-line tool as a library: argument types and the subcommands, so that
+//! integration tests can drive exactly what users run.
+
+pub mod bench;
+pub mod cli;
