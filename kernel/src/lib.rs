@@ -9,6 +9,7 @@
 //! What this crate never does: read a clock, allocate after construction, touch the GPU, do I/O,
 //! or iterate a hash map. `clippy.toml` in this crate enforces the mechanical part of that.
 
+pub mod ah;
 pub mod hash;
 pub mod pool;
 pub mod profile;

@@ -27,6 +27,8 @@ pub enum Purpose {
     AhGrowth = 0x0A02,
     /// AH per-agent substitute actions after a failed attempt (indexed by agent).
     AhRetry = 0x0A03,
+    /// AH acting order (only when the fixed agent order is switched off).
+    AhOrder = 0x0A04,
     /// Uniform random actions used by benches and tests (not used by the kernel itself).
     RandomActions = 0x0F01,
     /// HS patient attributes (impairment, priority, illness) and the day's arrival rates.
@@ -60,6 +62,13 @@ pub fn derive_seed(root: u64, path: &[u64]) -> u64 {
 pub struct Stream {
     state: u64,
     stream: u64,
+}
+
+/// A valid but meaningless stream: the value columns hold before their first reset.
+impl Default for Stream {
+    fn default() -> Self {
+        Stream::new(0, Purpose::Episodes, &[])
+    }
 }
 
 impl Stream {

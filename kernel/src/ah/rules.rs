@@ -1,0 +1,547 @@
+//! The rules of one AH step for one instance (spec §1.2–§1.6), and its reset.
+//!
+//! Everything here works on one instance's columns ([`Inst`]) and allocates nothing.
+
+use super::observe::{ObsInputs, write_observations};
+use super::params::{ACTIONS, AGENTS_MAX, AhParams, OBS_DIM};
+use super::state::{AhView, BLUE, BUSH, EMPTY, GROUPS, Inst, NONE, RED};
+use crate::pool::Split;
+use crate::rng::{Purpose, Stream};
+
+/// `agent_frozen` value meaning "for the rest of the episode".
+pub(crate) const FROZEN_FOR_GOOD: u8 = u8::MAX;
+
+/// Action ids (spec §1.5).
+pub mod action {
+    pub const STAY: u8 = 0;
+    pub const UP: u8 = 1;
+    pub const DOWN: u8 = 2;
+    pub const LEFT: u8 = 3;
+    pub const RIGHT: u8 = 4;
+    pub const EAT: u8 = 5;
+    pub const CHANGE_COLOUR: u8 = 6;
+    pub const INTERACT: u8 = 7;
+    pub const RIPEN: u8 = 8;
+    /// Names in id order, for logs and reports.
+    pub const NAMES: [&str; 9] = [
+        "stay",
+        "up",
+        "down",
+        "left",
+        "right",
+        "eat",
+        "change_colour",
+        "interact",
+        "ripen",
+    ];
+}
+
+/// Which world an environment simulates: the factual one, or its counterfactual twin in which
+/// every agent's sensitive attribute is flipped (same seeds, so same layouts and draws).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum World {
+    Factual,
+    Counterfactual,
+}
+
+/// One part of a step: a range of instances with their inputs and caller-owned outputs.
+pub(crate) struct StepPart<'a> {
+    pub state: AhView<'a>,
+    pub actions: &'a [u8],
+    pub obs: &'a mut [f32],
+    pub rewards: &'a mut [f32],
+    pub dones: &'a mut [u8],
+}
+
+impl Split for StepPart<'_> {
+    fn instances(&self) -> usize {
+        self.state.instances
+    }
+
+    fn split_at(self, at: usize) -> (Self, Self) {
+        let a = self.state.dims.agents;
+        let (s0, s1) = self.state.split_at(at);
+        let (a0, a1) = self.actions.split_at(at * a);
+        let (o0, o1) = self.obs.split_at_mut(at * a * OBS_DIM);
+        let (r0, r1) = self.rewards.split_at_mut(at * a);
+        let (d0, d1) = self.dones.split_at_mut(at);
+        (
+            StepPart {
+                state: s0,
+                actions: a0,
+                obs: o0,
+                rewards: r0,
+                dones: d0,
+            },
+            StepPart {
+                state: s1,
+                actions: a1,
+                obs: o1,
+                rewards: r1,
+                dones: d1,
+            },
+        )
+    }
+}
+
+/// Step every instance of `part` once.
+pub(crate) fn step_part(p: &AhParams, part: StepPart<'_>, world: World) {
+    let StepPart {
+        mut state,
+        actions,
+        obs,
+        rewards,
+        dones,
+    } = part;
+    let a = state.dims.agents;
+    for i in 0..state.instances {
+        let mut s = state.inst(i);
+        let acts = &actions[i * a..(i + 1) * a];
+        let rew = &mut rewards[i * a..(i + 1) * a];
+        dones[i] = step_instance(p, &mut s, acts, rew, world) as u8;
+        write_observations(
+            p,
+            &ObsInputs::from_inst(&s),
+            &mut obs[i * a * OBS_DIM..(i + 1) * a * OBS_DIM],
+        );
+    }
+}
+
+/// One step of one instance; returns whether its episode ended (it is then already reset).
+fn step_instance(
+    p: &AhParams,
+    s: &mut Inst<'_>,
+    actions: &[u8],
+    rewards: &mut [f32],
+    world: World,
+) -> bool {
+    let n = p.agents as usize;
+    let t = s.step[0];
+
+    // 1. Agents act one after the other on the grid as earlier movers left it (first mover wins).
+    if p.flags.fixed_agent_order {
+        for (agent, &action) in actions.iter().enumerate().take(n) {
+            act_and_book(p, s, agent, action, t, rewards);
+        }
+    } else {
+        let mut order = [0u8; AGENTS_MAX as usize];
+        for (k, o) in order.iter_mut().enumerate().take(n) {
+            *o = k as u8;
+        }
+        s.order_rng[0].shuffle(&mut order[..n]);
+        for &agent in &order[..n] {
+            let agent = agent as usize;
+            act_and_book(p, s, agent, actions[agent], t, rewards);
+        }
+    }
+
+    // 2. Bushes age: the ones whose lifespan is over die; (clean) unripe ones regrow.
+    expire_bushes(p, s, t);
+    if !p.flags.ripen_only_by_action {
+        regrow_bushes(p, s);
+    }
+
+    // 3. Spontaneous growth every `growth_every_steps` steps (not at step 0).
+    if t > 0 && t.is_multiple_of(p.growth_every_steps) {
+        grow_bush(p, s, t);
+    }
+
+    // 4. Advance the clock; at the limit, book the episode and start the next one.
+    s.step[0] = t + 1;
+    if s.step[0] >= p.episode_steps {
+        s.agent_last_return.copy_from_slice(s.agent_return);
+        s.last_group_return[0] = s.group_return[0];
+        s.episodes_done[0] += 1;
+        reset_instance(p, s, world);
+        true
+    } else {
+        false
+    }
+}
+
+#[inline]
+fn act_and_book(
+    p: &AhParams,
+    s: &mut Inst<'_>,
+    agent: usize,
+    action: u8,
+    t: u32,
+    rewards: &mut [f32],
+) {
+    assert!(
+        (action as u32) < ACTIONS,
+        "action {action} of agent {agent} is not in 0..{ACTIONS}"
+    );
+    let r = act(p, s, agent, action, t);
+    rewards[agent] = r;
+    s.agent_last_reward[agent] = r;
+    s.agent_return[agent] += r;
+    let g = group_of(s.agent_sensitive[agent], s.agent_pref[agent]);
+    s.group_return[0][g] += r;
+}
+
+/// Group index in `[NSr, NSb, Sr, Sb]`.
+#[inline]
+pub(crate) fn group_of(sensitive: u8, pref: u8) -> usize {
+    const { assert!(GROUPS == 4) };
+    (sensitive as usize) * 2 + pref as usize
+}
+
+/// What one attempt of an action led to.
+enum Attempt {
+    /// The action took effect (or was a no-op that ends the turn) with this reward.
+    Done(f32),
+    /// Not possible here: try a substitute (spec §1.5 step 4).
+    Infeasible,
+}
+
+/// One agent's turn: frozen and resting checks, then up to `max_attempts` attempts.
+#[inline]
+fn act(p: &AhParams, s: &mut Inst<'_>, agent: usize, action: u8, t: u32) -> f32 {
+    let frozen = s.agent_frozen[agent];
+    if frozen > 0 {
+        if frozen != FROZEN_FOR_GOOD {
+            s.agent_frozen[agent] = frozen - 1;
+        }
+        return 0.0;
+    }
+    // Sensitive agents act on odd steps only (the reference increments a per-agent counter
+    // before testing its parity, so they act on 0-based steps 1, 3, 5, ...).
+    let resting = s.agent_sensitive[agent] == 1 && t.is_multiple_of(2);
+    if resting && p.flags.rest_blocks_all_actions {
+        return 0.0;
+    }
+    let attempts = if p.flags.substitute_failed_actions {
+        p.max_attempts
+    } else {
+        1
+    };
+    let mut candidates: u16 = (1 << ACTIONS) - 1;
+    let mut current = action;
+    for attempt in 1..=attempts {
+        match attempt_action(p, s, agent, current, resting) {
+            Attempt::Done(r) => return r,
+            Attempt::Infeasible => {
+                if attempt == attempts {
+                    break;
+                }
+                candidates &= !(1u16 << current);
+                let k = s.agent_rng[agent].below(candidates.count_ones());
+                current = nth_set_bit(candidates, k);
+            }
+        }
+    }
+    0.0
+}
+
+/// Index of the `k`-th (0-based) set bit of `bits`.
+#[inline]
+fn nth_set_bit(mut bits: u16, k: u32) -> u8 {
+    for _ in 0..k {
+        bits &= bits - 1;
+    }
+    bits.trailing_zeros() as u8
+}
+
+/// The four neighbours of a cell in the reference's scan order: (x, y+1), (x+1, y), (x, y-1),
+/// (x-1, y); `None` outside the grid.
+#[inline]
+fn neighbours(p: &AhParams, x: u32, y: u32) -> [Option<usize>; 4] {
+    let w = p.width;
+    let c = |x: u32, y: u32| Some((y * w + x) as usize);
+    [
+        if y + 1 < p.height { c(x, y + 1) } else { None },
+        if x + 1 < w { c(x + 1, y) } else { None },
+        if y > 0 { c(x, y - 1) } else { None },
+        if x > 0 { c(x - 1, y) } else { None },
+    ]
+}
+
+#[inline]
+fn first_adjacent(
+    p: &AhParams,
+    s: &Inst<'_>,
+    x: u32,
+    y: u32,
+    pred: impl Fn(u8, usize) -> bool,
+) -> Option<usize> {
+    neighbours(p, x, y)
+        .into_iter()
+        .flatten()
+        .find(|&c| pred(s.cell[c], c))
+}
+
+fn attempt_action(
+    p: &AhParams,
+    s: &mut Inst<'_>,
+    agent: usize,
+    action: u8,
+    resting: bool,
+) -> Attempt {
+    use action::*;
+    let x = s.agent_x[agent] as u32;
+    let y = s.agent_y[agent] as u32;
+    let pref = s.agent_pref[agent];
+    match action {
+        STAY => Attempt::Done(0.0),
+        UP | DOWN | LEFT | RIGHT => {
+            if resting {
+                return Attempt::Infeasible;
+            }
+            let (tx, ty) = match action {
+                UP if y > 0 => (x, y - 1),
+                DOWN if y + 1 < p.height => (x, y + 1),
+                LEFT if x > 0 => (x - 1, y),
+                RIGHT if x + 1 < p.width => (x + 1, y),
+                _ => return Attempt::Infeasible,
+            };
+            let target = (ty * p.width + tx) as usize;
+            if s.cell[target] != EMPTY {
+                return Attempt::Infeasible;
+            }
+            s.cell[(y * p.width + x) as usize] = EMPTY;
+            s.cell[target] = agent as u8;
+            s.agent_rows[y as usize] &= !(1u64 << x);
+            s.agent_rows[ty as usize] |= 1u64 << tx;
+            s.agent_x[agent] = tx as u8;
+            s.agent_y[agent] = ty as u8;
+            Attempt::Done(0.0)
+        }
+        EAT => match first_adjacent(p, s, x, y, |v, _| v == BUSH) {
+            None => Attempt::Infeasible,
+            Some(c) => {
+                let colour = s.bush_colour[c];
+                if s.bush_ripe[c] == 1 && colour != NONE {
+                    s.bush_ripe[c] = 0;
+                    s.bush_unripe_age[c] = 0;
+                    Attempt::Done(if colour == pref { 5.0 } else { 1.0 })
+                } else {
+                    Attempt::Done(0.0)
+                }
+            }
+        },
+        RIPEN => match first_adjacent(p, s, x, y, |v, _| v == BUSH) {
+            None => Attempt::Infeasible,
+            Some(c) => {
+                if s.bush_ripe[c] == 0 {
+                    s.bush_ripe[c] = 1;
+                    Attempt::Done(if s.bush_colour[c] == pref { 3.0 } else { 1.0 })
+                } else {
+                    Attempt::Done(0.0)
+                }
+            }
+        },
+        CHANGE_COLOUR => {
+            if first_adjacent(p, s, x, y, |v, _| v == BUSH).is_none() {
+                return Attempt::Infeasible;
+            }
+            // Feasible next to any bush; if every adjacent bush already has the agent's colour
+            // nothing happens and the turn ends (the reference does not substitute here).
+            match first_adjacent(p, s, x, y, |v, c| v == BUSH && s.bush_colour[c] != pref) {
+                None => Attempt::Done(0.0),
+                Some(c) => {
+                    recolour_bush(p, s, c, pref);
+                    s.bush_ripe[c] = 0;
+                    s.bush_unripe_age[c] = 0;
+                    Attempt::Done(5.0)
+                }
+            }
+        }
+        INTERACT => match first_adjacent(p, s, x, y, |v, _| v < BUSH) {
+            None => Attempt::Infeasible,
+            Some(c) => {
+                let target = s.cell[c] as usize;
+                s.agent_frozen[target] = if p.flags.permanent_freeze {
+                    FROZEN_FOR_GOOD
+                } else {
+                    1
+                };
+                Attempt::Done(if s.agent_pref[target] != pref {
+                    3.0
+                } else {
+                    0.0
+                })
+            }
+        },
+        _ => unreachable!("action checked against ACTIONS"),
+    }
+}
+
+fn recolour_bush(p: &AhParams, s: &mut Inst<'_>, c: usize, colour: u8) {
+    let old = s.bush_colour[c];
+    let (x, y) = (c as u32 % p.width, c as u32 / p.width);
+    set_colour_bit(s, old, x, y, false);
+    set_colour_bit(s, colour, x, y, true);
+    s.bush_count[0][old as usize] -= 1;
+    s.bush_count[0][colour as usize] += 1;
+    s.bush_colour[c] = colour;
+}
+
+#[inline]
+fn set_colour_bit(s: &mut Inst<'_>, colour: u8, x: u32, y: u32, on: bool) {
+    let rows = match colour {
+        RED => &mut *s.red_rows,
+        BLUE => &mut *s.blue_rows,
+        _ => return,
+    };
+    if on {
+        rows[y as usize] |= 1u64 << x;
+    } else {
+        rows[y as usize] &= !(1u64 << x);
+    }
+}
+
+/// Put a new unripe bush on empty cell `c`, dying after the bush phase of step `expiry`.
+fn place_bush(p: &AhParams, s: &mut Inst<'_>, c: usize, colour: u8, expiry: u32) {
+    debug_assert_eq!(s.cell[c], EMPTY);
+    s.cell[c] = BUSH;
+    s.bush_colour[c] = colour;
+    s.bush_ripe[c] = 0;
+    s.bush_unripe_age[c] = 0;
+    set_colour_bit(s, colour, c as u32 % p.width, c as u32 / p.width, true);
+    s.bush_count[0][colour as usize] += 1;
+    // The ring keeps bushes in birth order, which is also expiry order (all share one lifespan).
+    let cap = s.ring_cell.len();
+    let tail = (s.ring_head[0] as usize + s.ring_len[0] as usize) % cap;
+    assert!(
+        (s.ring_len[0] as usize) < cap,
+        "live-bush ring full: more bushes than cells"
+    );
+    s.ring_cell[tail] = c as u16;
+    s.ring_expiry[tail] = expiry;
+    s.ring_len[0] += 1;
+}
+
+fn expire_bushes(p: &AhParams, s: &mut Inst<'_>, t: u32) {
+    let cap = s.ring_cell.len();
+    while s.ring_len[0] > 0 {
+        let head = s.ring_head[0] as usize;
+        if s.ring_expiry[head] > t {
+            break;
+        }
+        let c = s.ring_cell[head] as usize;
+        let colour = s.bush_colour[c];
+        set_colour_bit(s, colour, c as u32 % p.width, c as u32 / p.width, false);
+        s.bush_count[0][colour as usize] -= 1;
+        s.cell[c] = EMPTY;
+        s.ring_head[0] = ((head + 1) % cap) as u16;
+        s.ring_len[0] -= 1;
+    }
+}
+
+/// Clean rule: an unripe bush ripens `regrowth_steps` steps after it became unripe.
+fn regrow_bushes(p: &AhParams, s: &mut Inst<'_>) {
+    let cap = s.ring_cell.len();
+    let head = s.ring_head[0] as usize;
+    for k in 0..s.ring_len[0] as usize {
+        let c = s.ring_cell[(head + k) % cap] as usize;
+        if s.bush_ripe[c] == 0 {
+            let age = s.bush_unripe_age[c].saturating_add(1);
+            s.bush_unripe_age[c] = age;
+            if age as u32 >= p.regrowth_steps {
+                s.bush_ripe[c] = 1;
+            }
+        }
+    }
+}
+
+/// Spontaneous growth (spec §1.4): colour by the linear rule, then up to `growth_tries` random
+/// cells; the bush grows on the first empty one.
+fn grow_bush(p: &AhParams, s: &mut Inst<'_>, t: u32) {
+    let red = s.bush_count[0][RED as usize] as f64;
+    let blue = s.bush_count[0][BLUE as usize] as f64;
+    let rng = &mut s.growth_rng[0];
+    let colour = if red + blue == 0.0 {
+        NONE
+    } else if rng.unit_f64() < red / (red + blue) {
+        RED
+    } else {
+        BLUE
+    };
+    for _ in 0..p.growth_tries {
+        let rng = &mut s.growth_rng[0];
+        let x = rng.below(p.width);
+        let y = rng.below(p.height);
+        let c = (y * p.width + x) as usize;
+        if s.cell[c] == EMPTY {
+            place_bush(p, s, c, colour, t + p.lifespan_steps);
+            return;
+        }
+    }
+}
+
+/// Start a new episode with the next seed of the instance's episode stream (spec §1.2).
+pub(crate) fn reset_instance(p: &AhParams, s: &mut Inst<'_>, world: World) {
+    let n = p.agents as usize;
+    let seed = s.episode_rng[0].next_u64();
+    let mut layout = Stream::new(seed, Purpose::AhLayout, &[]);
+    s.growth_rng[0] = Stream::new(seed, Purpose::AhGrowth, &[]);
+    s.order_rng[0] = Stream::new(seed, Purpose::AhOrder, &[]);
+    for (agent, rng) in s.agent_rng.iter_mut().enumerate() {
+        *rng = Stream::new(seed, Purpose::AhRetry, &[agent as u64]);
+    }
+
+    s.step[0] = 0;
+    s.bush_count[0] = [0; 3];
+    s.ring_head[0] = 0;
+    s.ring_len[0] = 0;
+    s.group_return[0] = [0.0; GROUPS];
+    s.cell.fill(EMPTY);
+    s.bush_colour.fill(0);
+    s.bush_ripe.fill(0);
+    s.bush_unripe_age.fill(0);
+    s.red_rows.fill(0);
+    s.blue_rows.fill(0);
+    s.agent_rows.fill(0);
+    s.agent_frozen.fill(0);
+    s.agent_last_reward.fill(0.0);
+    s.agent_return.fill(0.0);
+
+    // Sensitive agents: a uniform subset of exactly `sensitive_agents()` (a partial
+    // Fisher–Yates); the counterfactual twin flips every agent's attribute.
+    let mut ids = [0u8; AGENTS_MAX as usize];
+    for (k, id) in ids.iter_mut().enumerate().take(n) {
+        *id = k as u8;
+    }
+    let k_sensitive = p.sensitive_agents() as usize;
+    for i in 0..k_sensitive {
+        let j = i + layout.below((n - i) as u32) as usize;
+        ids.swap(i, j);
+    }
+    let flip = (world == World::Counterfactual) as u8;
+    s.agent_sensitive.fill(flip);
+    for &id in &ids[..k_sensitive] {
+        s.agent_sensitive[id as usize] = 1 - flip;
+    }
+
+    // Agents (red-preferring first), then red bushes, then blue bushes, each on a uniformly
+    // random empty cell: the same distribution as popping cells off a shuffled list.
+    let red_agents = p.red_agents() as usize;
+    for agent in 0..n {
+        let c = random_empty_cell(p, s, &mut layout);
+        s.cell[c] = agent as u8;
+        let (x, y) = (c as u32 % p.width, c as u32 / p.width);
+        s.agent_x[agent] = x as u8;
+        s.agent_y[agent] = y as u8;
+        s.agent_rows[y as usize] |= 1u64 << x;
+        s.agent_pref[agent] = if agent < red_agents { RED } else { BLUE };
+    }
+    let red_bushes = p.red_bushes_init();
+    for b in 0..p.bushes_init {
+        let c = random_empty_cell(p, s, &mut layout);
+        let colour = if b < red_bushes { RED } else { BLUE };
+        // Initial bushes count as born before step 0: they die after step `lifespan - 1`.
+        place_bush(p, s, c, colour, p.lifespan_steps - 1);
+    }
+}
+
+fn random_empty_cell(p: &AhParams, s: &Inst<'_>, rng: &mut Stream) -> usize {
+    // Terminates: validation guarantees agents + initial bushes <= cells.
+    loop {
+        let c = rng.below(p.cells()) as usize;
+        if s.cell[c] == EMPTY {
+            return c;
+        }
+    }
+}
