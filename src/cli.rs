@@ -37,6 +37,7 @@ pub enum EnvKind {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(allow_negative_numbers = true)]
 pub struct EnvBenchArgs {
     /// Which environment to step.
     #[arg(long, value_enum)]

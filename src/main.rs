@@ -14,14 +14,7 @@ fn main() -> ExitCode {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
             _ => {
-                // clap's first line names the argument and the allowed values; the usage
-                // lines after it are noise in logs.
-                let text = e.render().to_string();
-                let line = text
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("error: bad arguments");
-                eprintln!("{line}");
+                eprintln!("{}", one_line(&e.render().to_string()));
                 return ExitCode::from(2);
             }
         },
@@ -43,4 +36,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// clap's message folded into one line: the error and its "[possible values: …]" / tip lines,
+/// without the usage and "--help" hints (noise in logs, and users asked for one line).
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

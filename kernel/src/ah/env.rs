@@ -2,7 +2,9 @@
 
 use super::observe::{ObsInputs, write_observations};
 use super::params::{AhParams, OBS_DIM, ParamError};
-use super::rules::{FROZEN_FOR_GOOD, StepPart, World, reset_instance, step_part};
+use super::rules::{
+    FROZEN_FOR_GOOD, StepPart, World, clear_instance, place_bush, reset_instance, step_part,
+};
 use super::state::{AhState, BLUE, BUSH, Dims, EMPTY, GROUPS, NONE, RED};
 use crate::pool::WorkerPool;
 use crate::rng::{Purpose, Stream};
@@ -211,6 +213,76 @@ impl AhEnv {
         })
     }
 
+    /// Replace instance `i`'s current episode with a hand-made layout (tests, tutorials, custom
+    /// maps). The episode's clock and returns restart at 0; the instance's random streams are
+    /// kept. Panics with a message if an entity is off the grid, two share a cell, or the number
+    /// of agents differs from the parameters.
+    pub fn set_layout(&mut self, i: usize, agents: &[AgentSpec], bushes: &[BushSpec]) {
+        let p = &self.params;
+        assert!(
+            i < self.instances,
+            "instance {i} out of range 0..{}",
+            self.instances
+        );
+        assert_eq!(
+            agents.len(),
+            self.dims.agents,
+            "layout must place exactly params.agents agents"
+        );
+        assert!(
+            bushes.len() <= self.dims.cells - agents.len(),
+            "more bushes than free cells"
+        );
+        let mut view = self.state.view(self.dims, self.instances);
+        let mut s = view.inst(i);
+        clear_instance(&mut s);
+        let w = p.width;
+        for (a, spec) in agents.iter().enumerate() {
+            assert!(
+                spec.x < w && spec.y < p.height,
+                "agent {a} at ({}, {}) is off the grid",
+                spec.x,
+                spec.y
+            );
+            let c = (spec.y * w + spec.x) as usize;
+            assert_eq!(
+                s.cell[c], EMPTY,
+                "agent {a}: cell ({}, {}) is taken",
+                spec.x, spec.y
+            );
+            s.cell[c] = a as u8;
+            s.agent_x[a] = spec.x as u8;
+            s.agent_y[a] = spec.y as u8;
+            s.agent_rows[spec.y as usize] |= 1 << spec.x;
+            s.agent_sensitive[a] = spec.sensitive as u8;
+            assert!(
+                spec.pref == RED || spec.pref == BLUE,
+                "agent {a}: pref must be 0 (red) or 1 (blue)"
+            );
+            s.agent_pref[a] = spec.pref;
+        }
+        for (b, spec) in bushes.iter().enumerate() {
+            assert!(
+                spec.x < w && spec.y < p.height,
+                "bush {b} at ({}, {}) is off the grid",
+                spec.x,
+                spec.y
+            );
+            assert!(
+                spec.colour <= NONE,
+                "bush {b}: colour must be 0 (red), 1 (blue) or 2 (none)"
+            );
+            let c = (spec.y * w + spec.x) as usize;
+            assert_eq!(
+                s.cell[c], EMPTY,
+                "bush {b}: cell ({}, {}) is taken",
+                spec.x, spec.y
+            );
+            place_bush(p, &mut s, c, spec.colour, p.lifespan_steps - 1);
+            s.bush_ripe[c] = spec.ripe as u8;
+        }
+    }
+
     /// Read-only view of instance `i`.
     pub fn instance(&self, i: usize) -> InstanceRef<'_> {
         assert!(
@@ -220,6 +292,26 @@ impl AhEnv {
         );
         InstanceRef { env: self, i }
     }
+}
+
+/// An agent in a hand-made layout ([`AhEnv::set_layout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentSpec {
+    pub x: u32,
+    pub y: u32,
+    pub sensitive: bool,
+    /// 0 red, 1 blue.
+    pub pref: u8,
+}
+
+/// A bush in a hand-made layout; it dies after step `lifespan_steps - 1` like an initial bush.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BushSpec {
+    pub x: u32,
+    pub y: u32,
+    /// 0 red, 1 blue, 2 none.
+    pub colour: u8,
+    pub ripe: bool,
 }
 
 /// Read-only access to one instance: positions, attributes, bushes and episode bookkeeping.

@@ -17,7 +17,7 @@ pub mod params;
 mod rules;
 mod state;
 
-pub use env::{Agent, AhEnv, AhSnapshot, Bush, InstanceRef, StepOut};
+pub use env::{Agent, AgentSpec, AhEnv, AhSnapshot, Bush, BushSpec, InstanceRef, StepOut};
 pub use observe::naive_observations;
 pub use params::{
     ACTIONS, AGENTS_MAX, AhFlags, AhParams, HEIGHT_MAX, OBS_DIM, ParamError, WIDTH_MAX,

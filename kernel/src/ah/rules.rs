@@ -393,7 +393,7 @@ fn set_colour_bit(s: &mut Inst<'_>, colour: u8, x: u32, y: u32, on: bool) {
 }
 
 /// Put a new unripe bush on empty cell `c`, dying after the bush phase of step `expiry`.
-fn place_bush(p: &AhParams, s: &mut Inst<'_>, c: usize, colour: u8, expiry: u32) {
+pub(crate) fn place_bush(p: &AhParams, s: &mut Inst<'_>, c: usize, colour: u8, expiry: u32) {
     debug_assert_eq!(s.cell[c], EMPTY);
     s.cell[c] = BUSH;
     s.bush_colour[c] = colour;
@@ -482,21 +482,7 @@ pub(crate) fn reset_instance(p: &AhParams, s: &mut Inst<'_>, world: World) {
         *rng = Stream::new(seed, Purpose::AhRetry, &[agent as u64]);
     }
 
-    s.step[0] = 0;
-    s.bush_count[0] = [0; 3];
-    s.ring_head[0] = 0;
-    s.ring_len[0] = 0;
-    s.group_return[0] = [0.0; GROUPS];
-    s.cell.fill(EMPTY);
-    s.bush_colour.fill(0);
-    s.bush_ripe.fill(0);
-    s.bush_unripe_age.fill(0);
-    s.red_rows.fill(0);
-    s.blue_rows.fill(0);
-    s.agent_rows.fill(0);
-    s.agent_frozen.fill(0);
-    s.agent_last_reward.fill(0.0);
-    s.agent_return.fill(0.0);
+    clear_instance(s);
 
     // Sensitive agents: a uniform subset of exactly `sensitive_agents()` (a partial
     // Fisher–Yates); the counterfactual twin flips every agent's attribute.
@@ -544,4 +530,23 @@ fn random_empty_cell(p: &AhParams, s: &Inst<'_>, rng: &mut Stream) -> usize {
             return c;
         }
     }
+}
+
+/// Empty the grid and zero the episode's clock, counters and returns (streams are kept).
+pub(crate) fn clear_instance(s: &mut Inst<'_>) {
+    s.step[0] = 0;
+    s.bush_count[0] = [0; 3];
+    s.ring_head[0] = 0;
+    s.ring_len[0] = 0;
+    s.group_return[0] = [0.0; GROUPS];
+    s.cell.fill(EMPTY);
+    s.bush_colour.fill(0);
+    s.bush_ripe.fill(0);
+    s.bush_unripe_age.fill(0);
+    s.red_rows.fill(0);
+    s.blue_rows.fill(0);
+    s.agent_rows.fill(0);
+    s.agent_frozen.fill(0);
+    s.agent_last_reward.fill(0.0);
+    s.agent_return.fill(0.0);
 }

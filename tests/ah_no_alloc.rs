@@ -1,0 +1,90 @@
+//! Guarantees: after construction, stepping AH instances allocates nothing — not on the hot
+//! path, not at episode resets, not when the step is split over worker threads. A counting
+//! global allocator (this test binary's only test, so no other test allocates concurrently)
+//! counts every allocation during ≥ 10,000 steps of 64 instances.
+
+use fairground_kernel::Profile;
+use fairground_kernel::ah::{AhEnv, AhParams, StepOut};
+use fairground_kernel::pool::WorkerPool;
+use fairground_kernel::rng::{Purpose, Stream};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+struct Counting;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn stepping_allocates_nothing() {
+    const INSTANCES: usize = 64;
+    const STEPS: u32 = 10_000;
+    for profile in Profile::ALL {
+        for threads in [1, 2] {
+            let mut params = AhParams::new(profile);
+            params.episode_steps = 1_000; // 9 resets inside the counted window
+            params.flags.fixed_agent_order = threads == 1; // cover the shuffled order too
+            let mut env = AhEnv::new(params, INSTANCES, 1).unwrap();
+            let pool = WorkerPool::new(threads);
+            let n = INSTANCES * env.agents();
+            let mut obs = vec![0f32; env.obs_len()];
+            let mut rewards = vec![0f32; n];
+            let mut dones = vec![0u8; INSTANCES];
+            let mut actions = vec![0u8; n];
+            let mut rng = Stream::new(1, Purpose::RandomActions, &[]);
+            let mut resets = 0u32;
+            // Warm up once (first use of the pool's threads), then count.
+            env.step(
+                &actions,
+                StepOut {
+                    obs: &mut obs,
+                    rewards: &mut rewards,
+                    dones: &mut dones,
+                },
+                &pool,
+            );
+            let before = ALLOCATIONS.load(Ordering::SeqCst);
+            for _ in 0..STEPS {
+                for a in actions.iter_mut() {
+                    *a = rng.below(9) as u8;
+                }
+                env.step(
+                    &actions,
+                    StepOut {
+                        obs: &mut obs,
+                        rewards: &mut rewards,
+                        dones: &mut dones,
+                    },
+                    &pool,
+                );
+                resets += dones.iter().map(|&d| d as u32).sum::<u32>();
+            }
+            let after = ALLOCATIONS.load(Ordering::SeqCst);
+            assert_eq!(
+                after - before,
+                0,
+                "{profile}, {threads} threads: allocations while stepping"
+            );
+            assert_eq!(
+                resets,
+                INSTANCES as u32 * 10,
+                "the window covered episode resets"
+            );
+        }
+    }
+}
