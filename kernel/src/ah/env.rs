@@ -3,7 +3,8 @@
 use super::observe::{ObsInputs, write_observations};
 use super::params::{AhParams, OBS_DIM, ParamError};
 use super::rules::{
-    FROZEN_FOR_GOOD, StepPart, World, clear_instance, place_bush, reset_instance, step_part,
+    FROZEN_FOR_GOOD, StepPart, World, clear_instance, group_sums, place_bush, reset_instance,
+    step_part,
 };
 use super::state::{AhState, BLUE, BUSH, Dims, EMPTY, GROUPS, NONE, RED};
 use crate::pool::WorkerPool;
@@ -421,7 +422,13 @@ impl InstanceRef<'_> {
 
     /// Reward sums of the current episode by group `[NSr, NSb, Sr, Sb]`.
     pub fn group_returns(&self) -> [f32; GROUPS] {
-        self.env.state.group_return[self.i]
+        let s = &self.env.state;
+        let r = self.agents_range();
+        group_sums(
+            &s.agent_return[r.clone()],
+            &s.agent_sensitive[r.clone()],
+            &s.agent_pref[r],
+        )
     }
 
     /// Reward sums of the last completed episode by group `[NSr, NSb, Sr, Sb]`.

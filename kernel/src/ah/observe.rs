@@ -8,7 +8,7 @@
 //! handful of rows. [`naive_observations`] is the definition it must equal; a test compares the
 //! two on many random states.
 
-use super::params::{AhParams, OBS_DIM};
+use super::params::{AhParams, HEIGHT_MAX, OBS_DIM};
 use super::state::{AhState, BLUE, Dims, Inst, RED};
 
 /// The columns an observation reads, for one instance.
@@ -22,6 +22,8 @@ pub(crate) struct ObsInputs<'a> {
     pub red_rows: &'a [u64],
     pub blue_rows: &'a [u64],
     pub agent_rows: &'a [u64],
+    /// Cell contents (agent id on an agent's cell).
+    pub cell: &'a [u8],
 }
 
 impl<'a> ObsInputs<'a> {
@@ -36,12 +38,14 @@ impl<'a> ObsInputs<'a> {
             red_rows: s.red_rows,
             blue_rows: s.blue_rows,
             agent_rows: s.agent_rows,
+            cell: s.cell,
         }
     }
 
     pub fn from_state(s: &'a AhState, dims: Dims, i: usize) -> Self {
         let a = i * dims.agents..(i + 1) * dims.agents;
         let r = i * dims.rows..(i + 1) * dims.rows;
+        let c = i * dims.cells..(i + 1) * dims.cells;
         Self {
             agent_x: &s.agent_x[a.clone()],
             agent_y: &s.agent_y[a.clone()],
@@ -52,6 +56,7 @@ impl<'a> ObsInputs<'a> {
             red_rows: &s.red_rows[r.clone()],
             blue_rows: &s.blue_rows[r.clone()],
             agent_rows: &s.agent_rows[r],
+            cell: &s.cell[c],
         }
     }
 }
@@ -110,9 +115,86 @@ pub(crate) fn write_observations(p: &AhParams, s: &ObsInputs<'_>, obs: &mut [f32
         o[4] = (s.agent_pref[agent] + 1) as f32;
         o[5] = n_red;
         o[6] = n_blue;
-        o[7] = nearest(s.red_rows, x, y, false, none) as f32;
-        o[8] = nearest(s.blue_rows, x, y, false, none) as f32;
         o[9] = nearest(s.agent_rows, x, y, true, none) as f32;
+    }
+    bush_distances(p, s, obs);
+}
+
+/// Features 7 and 8 (distance to the nearest red / blue bush) of every agent at once, by
+/// bit-parallel L1 dilation: after `d` rounds, bit (x, y) of `reach` is set iff a bush of that
+/// colour lies within Manhattan distance `d` of (x, y). Each round costs a few word operations
+/// per row for the whole grid; an agent's distance is the round in which its bit is first
+/// reached. Agents never stand on bushes, so distance 0 never occurs.
+fn bush_distances(p: &AhParams, s: &ObsInputs<'_>, obs: &mut [f32]) {
+    let h = s.agent_rows.len();
+    let width = p.width as usize;
+    let width_mask = if p.width == 64 {
+        u64::MAX
+    } else {
+        (1u64 << p.width) - 1
+    };
+    let none = p.no_target_distance() as f32;
+    // Fixed-size scratch on the stack (no allocation). `reach` has one spare zero row below the
+    // grid so that reading "the row below" needs no branch.
+    let mut reach = [[0u64; HEIGHT_MAX as usize + 1]; 2];
+    let mut waiting = [[0u64; HEIGHT_MAX as usize]; 2];
+    let mut live = [false; 2];
+    for (k, rows) in [s.red_rows, s.blue_rows].into_iter().enumerate() {
+        reach[k][..h].copy_from_slice(rows);
+        if rows.iter().any(|&r| r != 0) {
+            waiting[k][..h].copy_from_slice(s.agent_rows);
+            live[k] = true;
+        } else {
+            // No bush of this colour: every agent gets the "none" distance.
+            for o in obs.chunks_exact_mut(OBS_DIM) {
+                o[7 + k] = none;
+            }
+        }
+    }
+    let [reach_red, reach_blue] = &mut reach;
+    let [waiting_red, waiting_blue] = &mut waiting;
+    let mut d = 0u32;
+    while live[0] || live[1] {
+        d += 1;
+        debug_assert!(
+            d <= p.width + p.height,
+            "dilation did not reach every agent"
+        );
+        // Both colours grow in the same pass (a finished colour has nothing left waiting, so
+        // growing it further is harmless and cheaper than a branch per row).
+        let (mut above_red, mut above_blue) = (0u64, 0u64);
+        let (mut still_red, mut still_blue) = (0u64, 0u64);
+        for y in 0..h {
+            let (here_red, here_blue) = (reach_red[y], reach_blue[y]);
+            let grown_red =
+                (here_red | (here_red << 1) | (here_red >> 1) | above_red | reach_red[y + 1])
+                    & width_mask;
+            let grown_blue =
+                (here_blue | (here_blue << 1) | (here_blue >> 1) | above_blue | reach_blue[y + 1])
+                    & width_mask;
+            above_red = here_red;
+            above_blue = here_blue;
+            reach_red[y] = grown_red;
+            reach_blue[y] = grown_blue;
+            let hit_red = grown_red & waiting_red[y];
+            let hit_blue = grown_blue & waiting_blue[y];
+            if (hit_red | hit_blue) != 0 {
+                for (k, hit) in [(0, hit_red), (1, hit_blue)] {
+                    let mut bits = hit;
+                    while bits != 0 {
+                        let x = bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        let agent = s.cell[y * width + x] as usize;
+                        obs[agent * OBS_DIM + 7 + k] = d as f32;
+                    }
+                }
+                waiting_red[y] &= !hit_red;
+                waiting_blue[y] &= !hit_blue;
+            }
+            still_red |= waiting_red[y];
+            still_blue |= waiting_blue[y];
+        }
+        live = [still_red != 0, still_blue != 0];
     }
 }
 

@@ -151,7 +151,7 @@ fn step_instance(
     s.step[0] = t + 1;
     if s.step[0] >= p.episode_steps {
         s.agent_last_return.copy_from_slice(s.agent_return);
-        s.last_group_return[0] = s.group_return[0];
+        s.last_group_return[0] = group_sums(s.agent_return, s.agent_sensitive, s.agent_pref);
         s.episodes_done[0] += 1;
         reset_instance(p, s, world);
         true
@@ -177,8 +177,17 @@ fn act_and_book(
     rewards[agent] = r;
     s.agent_last_reward[agent] = r;
     s.agent_return[agent] += r;
-    let g = group_of(s.agent_sensitive[agent], s.agent_pref[agent]);
-    s.group_return[0][g] += r;
+}
+
+/// Reward sums by group `[NSr, NSb, Sr, Sb]`. Groups are fixed within an episode, so these are
+/// derived from per-agent returns rather than accumulated every step; rewards are small
+/// integers, so the f32 sums are exact whatever the order.
+pub(crate) fn group_sums(returns: &[f32], sensitive: &[u8], pref: &[u8]) -> [f32; GROUPS] {
+    let mut sums = [0f32; GROUPS];
+    for ((&r, &s), &p) in returns.iter().zip(sensitive).zip(pref) {
+        sums[group_of(s, p)] += r;
+    }
+    sums
 }
 
 /// Group index in `[NSr, NSb, Sr, Sb]`.
@@ -432,10 +441,15 @@ fn expire_bushes(p: &AhParams, s: &mut Inst<'_>, t: u32) {
 
 /// Clean rule: an unripe bush ripens `regrowth_steps` steps after it became unripe.
 fn regrow_bushes(p: &AhParams, s: &mut Inst<'_>) {
+    // The live bushes are the ring's [head, head + len) modulo its capacity: walk it as (at
+    // most) two contiguous runs instead of paying a division per bush.
     let cap = s.ring_cell.len();
     let head = s.ring_head[0] as usize;
-    for k in 0..s.ring_len[0] as usize {
-        let c = s.ring_cell[(head + k) % cap] as usize;
+    let len = s.ring_len[0] as usize;
+    let first = head..(head + len).min(cap);
+    let wrapped = 0..(head + len).saturating_sub(cap);
+    for k in first.chain(wrapped) {
+        let c = s.ring_cell[k] as usize;
         if s.bush_ripe[c] == 0 {
             let age = s.bush_unripe_age[c].saturating_add(1);
             s.bush_unripe_age[c] = age;
@@ -538,7 +552,6 @@ pub(crate) fn clear_instance(s: &mut Inst<'_>) {
     s.bush_count[0] = [0; 3];
     s.ring_head[0] = 0;
     s.ring_len[0] = 0;
-    s.group_return[0] = [0.0; GROUPS];
     s.cell.fill(EMPTY);
     s.bush_colour.fill(0);
     s.bush_ripe.fill(0);

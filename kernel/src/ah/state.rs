@@ -126,8 +126,6 @@ soa! {
     ring_head: u16 => instance,
     /// Number of live bushes in the ring.
     ring_len: u16 => instance,
-    /// Reward sums of the current episode by group `[NSr, NSb, Sr, Sb]`.
-    group_return: [f32; GROUPS] => instance,
     /// Reward sums of the last completed episode by group.
     last_group_return: [f32; GROUPS] => instance,
 
