@@ -22,24 +22,32 @@ fn kernel_ah(c: &mut Criterion) {
             let pool = WorkerPool::new(threads);
             let n = INSTANCES * env.agents();
             let mut rng = Stream::new(0, Purpose::RandomActions, &[]);
-            let actions: Vec<Vec<u8>> =
-                (0..ACTION_SETS).map(|_| (0..n).map(|_| rng.below(9) as u8).collect()).collect();
+            let actions: Vec<Vec<u8>> = (0..ACTION_SETS)
+                .map(|_| (0..n).map(|_| rng.below(9) as u8).collect())
+                .collect();
             let mut obs = vec![0f32; env.obs_len()];
             let mut rewards = vec![0f32; n];
             let mut dones = vec![0u8; INSTANCES];
             let mut k = 0;
             group.throughput(Throughput::Elements(n as u64));
-            group.bench_function(BenchmarkId::new(profile.name(), format!("{threads}_threads")), |b| {
-                b.iter(|| {
-                    k = (k + 1) % ACTION_SETS;
-                    env.step(
-                        &actions[k],
-                        StepOut { obs: &mut obs, rewards: &mut rewards, dones: &mut dones },
-                        &pool,
-                    );
-                    black_box(&obs);
-                })
-            });
+            group.bench_function(
+                BenchmarkId::new(profile.name(), format!("{threads}_threads")),
+                |b| {
+                    b.iter(|| {
+                        k = (k + 1) % ACTION_SETS;
+                        env.step(
+                            &actions[k],
+                            StepOut {
+                                obs: &mut obs,
+                                rewards: &mut rewards,
+                                dones: &mut dones,
+                            },
+                            &pool,
+                        );
+                        black_box(&obs);
+                    })
+                },
+            );
         }
     }
     group.finish();

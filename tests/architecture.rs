@@ -7,7 +7,9 @@ fn backticked_paths(text: &str) -> Vec<String> {
     text.split('`')
         .skip(1)
         .step_by(2)
-        .filter(|s| !s.contains(' ') && (s.contains('/') || s.ends_with(".md") || s.ends_with(".rs")))
+        .filter(|s| {
+            !s.contains(' ') && (s.contains('/') || s.ends_with(".md") || s.ends_with(".rs"))
+        })
         .filter(|s| !s.starts_with("../") && !s.contains("…") && !s.starts_with("http"))
         .map(|s| s.trim_end_matches('/').to_string())
         .collect()
@@ -27,6 +29,13 @@ fn documented_paths_exist() {
             }
         }
     }
-    assert!(checked >= 15, "the check found only {checked} paths; did the docs' format change?");
-    assert!(missing.is_empty(), "documented paths that do not exist:\n{}", missing.join("\n"));
+    assert!(
+        checked >= 15,
+        "the check found only {checked} paths; did the docs' format change?"
+    );
+    assert!(
+        missing.is_empty(),
+        "documented paths that do not exist:\n{}",
+        missing.join("\n")
+    );
 }
