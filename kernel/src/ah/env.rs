@@ -63,7 +63,7 @@ impl AhEnv {
         }
         let dims = Dims {
             agents: params.agents as usize,
-            cells: params.cells() as usize,
+            cells: params.padded_cells(),
             rows: params.height as usize,
         };
         let mut state = AhState::zeroed(dims, instances);
@@ -195,7 +195,7 @@ impl AhEnv {
         let instances = instances as usize;
         let dims = Dims {
             agents: params.agents as usize,
-            cells: params.cells() as usize,
+            cells: params.padded_cells(),
             rows: params.height as usize,
         };
         state
@@ -236,16 +236,15 @@ impl AhEnv {
         );
         let mut view = self.state.view(self.dims, self.instances);
         let mut s = view.inst(i);
-        clear_instance(&mut s);
-        let w = p.width;
+        clear_instance(p, &mut s);
         for (a, spec) in agents.iter().enumerate() {
             assert!(
-                spec.x < w && spec.y < p.height,
+                spec.x < p.width && spec.y < p.height,
                 "agent {a} at ({}, {}) is off the grid",
                 spec.x,
                 spec.y
             );
-            let c = (spec.y * w + spec.x) as usize;
+            let c = p.cell_index(spec.x, spec.y);
             assert_eq!(
                 s.cell[c], EMPTY,
                 "agent {a}: cell ({}, {}) is taken",
@@ -264,7 +263,7 @@ impl AhEnv {
         }
         for (b, spec) in bushes.iter().enumerate() {
             assert!(
-                spec.x < w && spec.y < p.height,
+                spec.x < p.width && spec.y < p.height,
                 "bush {b} at ({}, {}) is off the grid",
                 spec.x,
                 spec.y
@@ -273,7 +272,7 @@ impl AhEnv {
                 spec.colour <= NONE,
                 "bush {b}: colour must be 0 (red), 1 (blue) or 2 (none)"
             );
-            let c = (spec.y * w + spec.x) as usize;
+            let c = p.cell_index(spec.x, spec.y);
             assert_eq!(
                 s.cell[c], EMPTY,
                 "bush {b}: cell ({}, {}) is taken",
@@ -385,15 +384,18 @@ impl InstanceRef<'_> {
     /// Live bushes in cell order (`y * width + x`).
     pub fn bushes(&self) -> impl Iterator<Item = Bush> + '_ {
         let c = self.env.dims.cells;
-        let w = self.env.params.width;
+        let p = &self.env.params;
         let s = &self.env.state;
         (self.i * c..(self.i + 1) * c)
             .filter(move |&k| s.cell[k] == BUSH)
-            .map(move |k| Bush {
-                x: ((k % c) as u32) % w,
-                y: ((k % c) as u32) / w,
-                colour: s.bush_colour[k],
-                ripe: s.bush_ripe[k] == 1,
+            .map(move |k| {
+                let (x, y) = p.cell_xy(k % c);
+                Bush {
+                    x,
+                    y,
+                    colour: s.bush_colour[k],
+                    ripe: s.bush_ripe[k] == 1,
+                }
             })
     }
 
@@ -401,7 +403,7 @@ impl InstanceRef<'_> {
     pub fn cell(&self, x: u32, y: u32) -> Option<Result<usize, Bush>> {
         let p = &self.env.params;
         assert!(x < p.width && y < p.height);
-        let k = self.i * self.env.dims.cells + (y * p.width + x) as usize;
+        let k = self.i * self.env.dims.cells + p.cell_index(x, y);
         let s = &self.env.state;
         match s.cell[k] {
             EMPTY => None,

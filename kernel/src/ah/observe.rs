@@ -127,7 +127,6 @@ pub(crate) fn write_observations(p: &AhParams, s: &ObsInputs<'_>, obs: &mut [f32
 /// reached. Agents never stand on bushes, so distance 0 never occurs.
 fn bush_distances(p: &AhParams, s: &ObsInputs<'_>, obs: &mut [f32]) {
     let h = s.agent_rows.len();
-    let width = p.width as usize;
     let width_mask = if p.width == 64 {
         u64::MAX
     } else {
@@ -184,7 +183,7 @@ fn bush_distances(p: &AhParams, s: &ObsInputs<'_>, obs: &mut [f32]) {
                     while bits != 0 {
                         let x = bits.trailing_zeros() as usize;
                         bits &= bits - 1;
-                        let agent = s.cell[y * width + x] as usize;
+                        let agent = s.cell[p.cell_index(x as u32, y as u32)] as usize;
                         obs[agent * OBS_DIM + 7 + k] = d as f32;
                     }
                 }

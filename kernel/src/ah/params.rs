@@ -17,12 +17,12 @@ pub const OBS_DIM: usize = 10;
 
 const _: () = assert!(WIDTH_MAX <= 64, "row bitmasks are u64");
 const _: () = assert!(
-    AGENTS_MAX <= 253,
-    "agent ids share a u8 with the EMPTY and BUSH markers"
+    AGENTS_MAX <= 252,
+    "agent ids share a u8 with the EMPTY, BUSH and WALL markers"
 );
 const _: () = assert!(
-    WIDTH_MAX * HEIGHT_MAX <= u16::MAX as u32,
-    "cell ids are u16"
+    (WIDTH_MAX + 2) * (HEIGHT_MAX + 2) <= u16::MAX as u32,
+    "padded cell ids are u16"
 );
 const _: () = assert!(ACTIONS <= 16, "substitute candidates are a u16 bitmask");
 
@@ -135,6 +135,31 @@ impl AhParams {
 
     pub fn cells(&self) -> u32 {
         self.width * self.height
+    }
+
+    /// Row stride of the cell grid, which has a one-cell wall border on every side so that
+    /// neighbour and move lookups never need a bounds check.
+    #[inline]
+    pub(crate) fn padded_width(&self) -> usize {
+        self.width as usize + 2
+    }
+
+    /// Cells of the padded grid (the per-instance stride of the cell columns).
+    pub(crate) fn padded_cells(&self) -> usize {
+        self.padded_width() * (self.height as usize + 2)
+    }
+
+    /// Padded cell index of grid position (x, y).
+    #[inline]
+    pub(crate) fn cell_index(&self, x: u32, y: u32) -> usize {
+        (y as usize + 1) * self.padded_width() + x as usize + 1
+    }
+
+    /// Grid position of padded cell index `c` (not a wall).
+    #[inline]
+    pub(crate) fn cell_xy(&self, c: usize) -> (u32, u32) {
+        let pw = self.padded_width();
+        ((c % pw) as u32 - 1, (c / pw) as u32 - 1)
     }
 
     pub fn red_agents(&self) -> u32 {

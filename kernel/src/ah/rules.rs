@@ -4,7 +4,7 @@
 
 use super::observe::{ObsInputs, write_observations};
 use super::params::{ACTIONS, AGENTS_MAX, AhParams, OBS_DIM};
-use super::state::{AhView, BLUE, BUSH, EMPTY, GROUPS, Inst, NONE, RED};
+use super::state::{AhView, BLUE, BUSH, EMPTY, GROUPS, Inst, NONE, RED, WALL};
 use crate::pool::Split;
 use crate::rng::{Purpose, Stream};
 
@@ -253,32 +253,22 @@ fn nth_set_bit(mut bits: u16, k: u32) -> u8 {
     bits.trailing_zeros() as u8
 }
 
-/// The four neighbours of a cell in the reference's scan order: (x, y+1), (x+1, y), (x, y-1),
-/// (x-1, y); `None` outside the grid.
+/// The four neighbours of padded cell `c` in the reference's scan order: (x, y+1), (x+1, y),
+/// (x, y-1), (x-1, y). Off-grid neighbours are wall cells, which match no predicate.
 #[inline]
-fn neighbours(p: &AhParams, x: u32, y: u32) -> [Option<usize>; 4] {
-    let w = p.width;
-    let c = |x: u32, y: u32| Some((y * w + x) as usize);
-    [
-        if y + 1 < p.height { c(x, y + 1) } else { None },
-        if x + 1 < w { c(x + 1, y) } else { None },
-        if y > 0 { c(x, y - 1) } else { None },
-        if x > 0 { c(x - 1, y) } else { None },
-    ]
+fn neighbours(p: &AhParams, c: usize) -> [usize; 4] {
+    let pw = p.padded_width();
+    [c + pw, c + 1, c - pw, c - 1]
 }
 
 #[inline]
 fn first_adjacent(
     p: &AhParams,
     s: &Inst<'_>,
-    x: u32,
-    y: u32,
+    c: usize,
     pred: impl Fn(u8, usize) -> bool,
 ) -> Option<usize> {
-    neighbours(p, x, y)
-        .into_iter()
-        .flatten()
-        .find(|&c| pred(s.cell[c], c))
+    neighbours(p, c).into_iter().find(|&n| pred(s.cell[n], n))
 }
 
 fn attempt_action(
@@ -292,24 +282,25 @@ fn attempt_action(
     let x = s.agent_x[agent] as u32;
     let y = s.agent_y[agent] as u32;
     let pref = s.agent_pref[agent];
+    let here = p.cell_index(x, y);
     match action {
         STAY => Attempt::Done(0.0),
         UP | DOWN | LEFT | RIGHT => {
             if resting {
                 return Attempt::Infeasible;
             }
-            let (tx, ty) = match action {
-                UP if y > 0 => (x, y - 1),
-                DOWN if y + 1 < p.height => (x, y + 1),
-                LEFT if x > 0 => (x - 1, y),
-                RIGHT if x + 1 < p.width => (x + 1, y),
-                _ => return Attempt::Infeasible,
+            let pw = p.padded_width();
+            let (target, tx, ty) = match action {
+                UP => (here - pw, x, y.wrapping_sub(1)),
+                DOWN => (here + pw, x, y + 1),
+                LEFT => (here - 1, x.wrapping_sub(1), y),
+                _ => (here + 1, x + 1, y),
             };
-            let target = (ty * p.width + tx) as usize;
+            // Off-grid targets are wall cells, never EMPTY.
             if s.cell[target] != EMPTY {
                 return Attempt::Infeasible;
             }
-            s.cell[(y * p.width + x) as usize] = EMPTY;
+            s.cell[here] = EMPTY;
             s.cell[target] = agent as u8;
             s.agent_rows[y as usize] &= !(1u64 << x);
             s.agent_rows[ty as usize] |= 1u64 << tx;
@@ -317,7 +308,7 @@ fn attempt_action(
             s.agent_y[agent] = ty as u8;
             Attempt::Done(0.0)
         }
-        EAT => match first_adjacent(p, s, x, y, |v, _| v == BUSH) {
+        EAT => match first_adjacent(p, s, here, |v, _| v == BUSH) {
             None => Attempt::Infeasible,
             Some(c) => {
                 let colour = s.bush_colour[c];
@@ -330,7 +321,7 @@ fn attempt_action(
                 }
             }
         },
-        RIPEN => match first_adjacent(p, s, x, y, |v, _| v == BUSH) {
+        RIPEN => match first_adjacent(p, s, here, |v, _| v == BUSH) {
             None => Attempt::Infeasible,
             Some(c) => {
                 if s.bush_ripe[c] == 0 {
@@ -342,12 +333,12 @@ fn attempt_action(
             }
         },
         CHANGE_COLOUR => {
-            if first_adjacent(p, s, x, y, |v, _| v == BUSH).is_none() {
+            if first_adjacent(p, s, here, |v, _| v == BUSH).is_none() {
                 return Attempt::Infeasible;
             }
             // Feasible next to any bush; if every adjacent bush already has the agent's colour
             // nothing happens and the turn ends (the reference does not substitute here).
-            match first_adjacent(p, s, x, y, |v, c| v == BUSH && s.bush_colour[c] != pref) {
+            match first_adjacent(p, s, here, |v, c| v == BUSH && s.bush_colour[c] != pref) {
                 None => Attempt::Done(0.0),
                 Some(c) => {
                     recolour_bush(p, s, c, pref);
@@ -357,7 +348,7 @@ fn attempt_action(
                 }
             }
         }
-        INTERACT => match first_adjacent(p, s, x, y, |v, _| v < BUSH) {
+        INTERACT => match first_adjacent(p, s, here, |v, _| v < WALL) {
             None => Attempt::Infeasible,
             Some(c) => {
                 let target = s.cell[c] as usize;
@@ -379,7 +370,7 @@ fn attempt_action(
 
 fn recolour_bush(p: &AhParams, s: &mut Inst<'_>, c: usize, colour: u8) {
     let old = s.bush_colour[c];
-    let (x, y) = (c as u32 % p.width, c as u32 / p.width);
+    let (x, y) = p.cell_xy(c);
     set_colour_bit(s, old, x, y, false);
     set_colour_bit(s, colour, x, y, true);
     s.bush_count[0][old as usize] -= 1;
@@ -408,7 +399,8 @@ pub(crate) fn place_bush(p: &AhParams, s: &mut Inst<'_>, c: usize, colour: u8, e
     s.bush_colour[c] = colour;
     s.bush_ripe[c] = 0;
     s.bush_unripe_age[c] = 0;
-    set_colour_bit(s, colour, c as u32 % p.width, c as u32 / p.width, true);
+    let (x, y) = p.cell_xy(c);
+    set_colour_bit(s, colour, x, y, true);
     s.bush_count[0][colour as usize] += 1;
     // The ring keeps bushes in birth order, which is also expiry order (all share one lifespan).
     let cap = s.ring_cell.len();
@@ -431,7 +423,8 @@ fn expire_bushes(p: &AhParams, s: &mut Inst<'_>, t: u32) {
         }
         let c = s.ring_cell[head] as usize;
         let colour = s.bush_colour[c];
-        set_colour_bit(s, colour, c as u32 % p.width, c as u32 / p.width, false);
+        let (x, y) = p.cell_xy(c);
+        set_colour_bit(s, colour, x, y, false);
         s.bush_count[0][colour as usize] -= 1;
         s.cell[c] = EMPTY;
         s.ring_head[0] = ((head + 1) % cap) as u16;
@@ -477,7 +470,7 @@ fn grow_bush(p: &AhParams, s: &mut Inst<'_>, t: u32) {
         let rng = &mut s.growth_rng[0];
         let x = rng.below(p.width);
         let y = rng.below(p.height);
-        let c = (y * p.width + x) as usize;
+        let c = p.cell_index(x, y);
         if s.cell[c] == EMPTY {
             place_bush(p, s, c, colour, t + p.lifespan_steps);
             return;
@@ -496,7 +489,7 @@ pub(crate) fn reset_instance(p: &AhParams, s: &mut Inst<'_>, world: World) {
         *rng = Stream::new(seed, Purpose::AhRetry, &[agent as u64]);
     }
 
-    clear_instance(s);
+    clear_instance(p, s);
 
     // Sensitive agents: a uniform subset of exactly `sensitive_agents()` (a partial
     // Fisher–Yates); the counterfactual twin flips every agent's attribute.
@@ -521,7 +514,7 @@ pub(crate) fn reset_instance(p: &AhParams, s: &mut Inst<'_>, world: World) {
     for agent in 0..n {
         let c = random_empty_cell(p, s, &mut layout);
         s.cell[c] = agent as u8;
-        let (x, y) = (c as u32 % p.width, c as u32 / p.width);
+        let (x, y) = p.cell_xy(c);
         s.agent_x[agent] = x as u8;
         s.agent_y[agent] = y as u8;
         s.agent_rows[y as usize] |= 1u64 << x;
@@ -538,8 +531,10 @@ pub(crate) fn reset_instance(p: &AhParams, s: &mut Inst<'_>, world: World) {
 
 fn random_empty_cell(p: &AhParams, s: &Inst<'_>, rng: &mut Stream) -> usize {
     // Terminates: validation guarantees agents + initial bushes <= cells.
+    // One draw over the unpadded cells (row-major), exactly as on an unpadded grid.
     loop {
-        let c = rng.below(p.cells()) as usize;
+        let k = rng.below(p.cells());
+        let c = p.cell_index(k % p.width, k / p.width);
         if s.cell[c] == EMPTY {
             return c;
         }
@@ -547,12 +542,18 @@ fn random_empty_cell(p: &AhParams, s: &Inst<'_>, rng: &mut Stream) -> usize {
 }
 
 /// Empty the grid and zero the episode's clock, counters and returns (streams are kept).
-pub(crate) fn clear_instance(s: &mut Inst<'_>) {
+pub(crate) fn clear_instance(p: &AhParams, s: &mut Inst<'_>) {
     s.step[0] = 0;
     s.bush_count[0] = [0; 3];
     s.ring_head[0] = 0;
     s.ring_len[0] = 0;
-    s.cell.fill(EMPTY);
+    // Walls on the border, empty inside.
+    let pw = p.padded_width();
+    let ph = p.height as usize + 2;
+    s.cell.fill(WALL);
+    for y in 1..ph - 1 {
+        s.cell[y * pw + 1..(y + 1) * pw - 1].fill(EMPTY);
+    }
     s.bush_colour.fill(0);
     s.bush_ripe.fill(0);
     s.bush_unripe_age.fill(0);

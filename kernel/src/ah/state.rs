@@ -39,10 +39,12 @@ impl Dims {
 /// Reward groups: sensitive × preference colour, in the order `[NSr, NSb, Sr, Sb]` (spec §6).
 pub const GROUPS: usize = 4;
 
-/// Cell marker: nothing here. Values below `BUSH` are agent ids.
+/// Cell marker: nothing here. Values below `WALL` are agent ids.
 pub(crate) const EMPTY: u8 = 0xFF;
 /// Cell marker: a bush (its attributes are in the `bush_*` columns).
 pub(crate) const BUSH: u8 = 0xFE;
+/// Cell marker: the border around the grid (never entered, never adjacent to anything useful).
+pub(crate) const WALL: u8 = 0xFD;
 
 /// Bush colours. `NONE` only arises from growth when no red or blue bush is alive (spec §1.4).
 pub(crate) const RED: u8 = 0;
@@ -147,7 +149,7 @@ soa! {
     /// Substitute-action draws of this agent.
     agent_rng: Stream => agent,
 
-    // ---- per cell (cell = y * width + x) ----
+    // ---- per cell of the padded grid (cell = (y + 1) * (width + 2) + x + 1) ----
     /// EMPTY, BUSH, or the id of the agent standing here.
     cell: u8 => cell,
     bush_colour: u8 => cell,
