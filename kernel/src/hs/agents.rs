@@ -34,11 +34,7 @@ impl Cols<'_> {
         out[..12].copy_from_slice(&symptoms(self.p_illness[p]));
         for (k, ward) in W.iter().enumerate() {
             let room = *ward as u8;
-            let queued = self
-                .ward_patients(room)
-                .iter()
-                .filter(|&&q| self.p_status[q as usize] == Status::Triaged as u8)
-                .count();
+            let queued = self.sc[0].ward_triaged[ward_slot(room)];
             let (free, _) = self.ward_doctors(room);
             let expected = queued as f64 / (free as f64 + 0.1);
             out[12 + k] = (expected / 60.0) as f32;

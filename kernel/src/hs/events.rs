@@ -60,40 +60,51 @@ impl EventKind {
     }
 }
 
-/// One queued event. `seq` packs `(order_key + 8) << 32 | counter`.
+/// One queued event in 16 bytes: `hi` is the time's bit pattern; `lo` packs
+/// `(order_key + 8) << 60 | counter << 24 | kind << 16 | subject`. Counters are unique, so the
+/// kind and subject below them never decide an ordering: comparing `(hi, lo)` is comparing
+/// `(time, order_key, counter)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
-    pub time_bits: u64,
-    pub seq: u64,
-    pub kind: u8,
-    pub subject: u16,
+    pub hi: u64,
+    pub lo: u64,
 }
+
+/// Counters must fit their 36 bits (a day has ~10^4 events).
+pub const COUNTER_MAX: u32 = u32::MAX;
 
 impl Event {
     #[inline]
     pub fn new(time: f64, order_key: i8, counter: u32, kind: EventKind, subject: u16) -> Self {
         debug_assert!(time >= 0.0 && time.is_finite());
+        debug_assert!((-8..8).contains(&order_key));
         Self {
-            time_bits: time.to_bits(),
-            seq: (((order_key as i64 + 8) as u64) << 32) | counter as u64,
-            kind: kind as u8,
-            subject,
+            hi: time.to_bits(),
+            lo: ((order_key as i64 + 8) as u64) << 60
+                | (counter as u64) << 24
+                | (kind as u64) << 16
+                | subject as u64,
         }
     }
 
     #[inline]
     pub fn time(&self) -> f64 {
-        f64::from_bits(self.time_bits)
+        f64::from_bits(self.hi)
     }
 
     #[inline]
     pub fn kind(&self) -> EventKind {
-        EventKind::ALL[self.kind as usize]
+        EventKind::ALL[((self.lo >> 16) & 0xff) as usize]
+    }
+
+    #[inline]
+    pub fn subject(&self) -> u16 {
+        self.lo as u16
     }
 
     #[inline]
     fn less(&self, other: &Event) -> bool {
-        (self.time_bits, self.seq) < (other.time_bits, other.seq)
+        ((self.hi as u128) << 64 | self.lo as u128) < ((other.hi as u128) << 64 | other.lo as u128)
     }
 }
 
@@ -125,36 +136,42 @@ pub fn peek(heap: &[Event], len: u32) -> Option<&Event> {
     if len == 0 { None } else { Some(&heap[0]) }
 }
 
-/// Remove and return the earliest event.
+/// Remove and return the earliest event. Bottom-up deletion: the hole left at the root walks
+/// down to a leaf along the smaller children (one branch-free comparison per level), then the
+/// last element sifts up from there (usually zero or one step). Same result as the textbook
+/// sift-down (keys are unique), fewer mispredicted branches.
 #[inline]
 pub fn pop(heap: &mut [Event], len: &mut u32) -> Event {
     assert!(*len > 0, "pop from an empty event heap");
     let top = heap[0];
     let n = *len as usize - 1;
     *len -= 1;
-    if n > 0 {
-        let last = heap[n];
-        let mut i = 0;
-        loop {
-            let l = 2 * i + 1;
-            if l >= n {
-                break;
-            }
-            let r = l + 1;
-            let c = if r < n && heap[r].less(&heap[l]) {
-                r
-            } else {
-                l
-            };
-            if heap[c].less(&last) {
-                heap[i] = heap[c];
-                i = c;
-            } else {
-                break;
-            }
-        }
-        heap[i] = last;
+    if n == 0 {
+        return top;
     }
+    let last = heap[n];
+    let mut i = 0;
+    loop {
+        let l = 2 * i + 1;
+        if l >= n {
+            break;
+        }
+        // heap[l + 1] is in bounds (l + 1 <= n < EVENTS_MAX); it only counts when l + 1 < n.
+        let right_smaller = (l + 1 < n) & heap[l + 1].less(&heap[l]);
+        let c = l + right_smaller as usize;
+        heap[i] = heap[c];
+        i = c;
+    }
+    while i > 0 {
+        let parent = (i - 1) / 2;
+        if last.less(&heap[parent]) {
+            heap[i] = heap[parent];
+            i = parent;
+        } else {
+            break;
+        }
+    }
+    heap[i] = last;
     top
 }
 
@@ -188,7 +205,7 @@ mod tests {
         assert!(is_heap(&heap, len));
         for e in expect {
             let ev = pop(&mut heap, &mut len);
-            assert_eq!((ev.time(), ev.subject as u32), (e.0, e.2));
+            assert_eq!((ev.time(), ev.subject() as u32), (e.0, e.2));
         }
         assert_eq!(len, 0);
     }

@@ -90,7 +90,9 @@ impl HsConfig {
 pub struct HsRound {
     /// Pending role per instance after the call (`PENDING_*`).
     pub role: Vec<u8>,
-    /// Observations per role (zeros for instances waiting for another role, as the reference).
+    /// Observations per role. Only the pending role's row of an instance is written; the rows of
+    /// the other roles keep stale values (the reference hands zero vectors to inactive agents;
+    /// callers select the acting agent by `role`, so writing zeros would be wasted bandwidth).
     pub obs_router: Vec<f32>,
     pub obs_dispatcher: Vec<f32>,
     pub obs_manager: Vec<f32>,
@@ -558,6 +560,7 @@ impl Cols<'_> {
         sc.entrance_head = 0;
         sc.ward_pat_len = [0; WARDS];
         sc.ward_doc_len = [0; WARDS];
+        sc.ward_triaged = [0; WARDS];
         sc.pending = PENDING_MANAGER;
         sc.pending_patient = PATIENT_NONE;
         sc.manager_penalty = 0.0;
@@ -599,9 +602,6 @@ impl Cols<'_> {
         let r = &mut out.obs_router[i * ROUTER_OBS..(i + 1) * ROUTER_OBS];
         let d = &mut out.obs_dispatcher[i * DISPATCHER_OBS..(i + 1) * DISPATCHER_OBS];
         let m = &mut out.obs_manager[i * MANAGER_OBS..(i + 1) * MANAGER_OBS];
-        r.fill(0.0);
-        d.fill(0.0);
-        m.fill(0.0);
         match role {
             PENDING_ROUTER => self.router_obs(r),
             PENDING_DISPATCHER => self.dispatcher_obs(ctx, d),

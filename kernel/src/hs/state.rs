@@ -44,6 +44,8 @@ pub struct Scalars {
     pub entrance_head: u16,
     pub ward_pat_len: [u16; WARDS],
     pub ward_doc_len: [u8; WARDS],
+    /// Patients with status triaged per ward (kept by `set_status`).
+    pub ward_triaged: [u16; WARDS],
     /// Idle helpers (role idle), bit h = helper h.
     pub helper_idle: [u64; 2],
     /// Which agent the instance waits for, and for the router which patient.
@@ -79,6 +81,7 @@ impl Default for Scalars {
             entrance_head: 0,
             ward_pat_len: [0; WARDS],
             ward_doc_len: [0; WARDS],
+            ward_triaged: [0; WARDS],
             helper_idle: [0; 2],
             pending: 0,
             pending_patient: PATIENT_NONE,
@@ -289,6 +292,18 @@ impl InstanceRef<'_> {
                     self.p_room[p]
                 );
             }
+        }
+        for slot in 0..WARDS {
+            let len = sc.ward_pat_len[slot] as usize;
+            let triaged = self.ward_pat[slot * PATIENTS_MAX..slot * PATIENTS_MAX + len]
+                .iter()
+                .filter(|&&p| self.p_status[p as usize] == Status::Triaged as u8)
+                .count();
+            ensure!(
+                triaged == sc.ward_triaged[slot] as usize,
+                "ward slot {slot}: {triaged} triaged patients but counter {}",
+                sc.ward_triaged[slot]
+            );
         }
         let mut in_tq = [0u8; PATIENTS_MAX];
         for pri in 0..3 {

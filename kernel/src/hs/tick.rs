@@ -59,6 +59,13 @@ impl Cols<'_> {
     ) {
         let old = Status::from_u8(self.p_status[p]);
         self.p_status[p] = new as u8;
+        // Patients change to or from "triaged" only while listed in their ward.
+        if old == Status::Triaged {
+            self.sc[0].ward_triaged[ward_slot(self.p_room[p])] -= 1;
+        }
+        if new == Status::Triaged {
+            self.sc[0].ward_triaged[ward_slot(self.p_room[p])] += 1;
+        }
         if let (Some(a), Some(b)) = (old.potential(), new.potential())
             && b > a
         {
@@ -281,11 +288,7 @@ impl Cols<'_> {
     /// Does the ward (room) hold a patient with status triaged?
     #[inline]
     pub(crate) fn ward_has_triaged(&self, room: u8) -> bool {
-        let slot = ward_slot(room);
-        let len = self.sc[0].ward_pat_len[slot] as usize;
-        self.ward_pat[slot * PATIENTS_MAX..slot * PATIENTS_MAX + len]
-            .iter()
-            .any(|&p| self.p_status[p as usize] == Status::Triaged as u8)
+        self.sc[0].ward_triaged[ward_slot(room)] > 0
     }
 
     // ---------------------------------------------------------------- the tick
@@ -306,7 +309,7 @@ impl Cols<'_> {
             if self.handle(ctx, log, inst, ev) {
                 // Routing hook: stop now; the clock does not advance.
                 self.sc[0].pending = PENDING_ROUTER;
-                self.sc[0].pending_patient = ev.subject;
+                self.sc[0].pending_patient = ev.subject();
                 return Hook::Routing;
             }
             processed += 1;
@@ -328,22 +331,18 @@ impl Cols<'_> {
         let swing = swing0..swing0 + ctx.params.n_swing as usize;
         let manager = t % 5 == 0 && self.doc_busy[swing.clone()].iter().any(|&b| b <= t);
         // Step 8: idle penalty for free swing doctors in wards without triaged patients.
-        let mut cache = [2u8; WARDS]; // 2 = unknown
         for d in swing {
             let room = self.doc_room[d];
-            if self.doc_busy[d] <= t && Room::is_ward(room) {
-                let slot = ward_slot(room);
-                if cache[slot] == 2 {
-                    cache[slot] = u8::from(self.ward_has_triaged(room));
-                }
-                if cache[slot] == 0 {
-                    self.sc[0].manager_penalty -= 0.5;
-                }
+            if self.doc_busy[d] <= t && Room::is_ward(room) && !self.ward_has_triaged(room) {
+                self.sc[0].manager_penalty -= 0.5;
             }
         }
         // Step 9: waiting penalties (ledger only).
         let ti = t as i32;
         for slot in 0..WARDS {
+            if self.sc[0].ward_triaged[slot] == 0 {
+                continue;
+            }
             let len = self.sc[0].ward_pat_len[slot] as usize;
             for k in 0..len {
                 let p = self.ward_pat[slot * PATIENTS_MAX + k] as usize;
@@ -479,7 +478,8 @@ impl Cols<'_> {
     fn treatment<L: EventSink>(&mut self, ctx: &Ctx, log: &mut L, inst: u32) {
         let t = self.clock();
         for slot in 0..WARDS {
-            if self.sc[0].ward_pat_len[slot] == 0 {
+            // Only "triaged" patients are bounced or paired with a doctor.
+            if self.sc[0].ward_triaged[slot] == 0 {
                 continue;
             }
             let room = Room::Resuscitation as u8 + slot as u8;
@@ -562,7 +562,7 @@ impl Cols<'_> {
     /// Handle one event; returns true if it raised the routing hook.
     fn handle<L: EventSink>(&mut self, ctx: &Ctx, log: &mut L, inst: u32, ev: Event) -> bool {
         let kind = ev.kind();
-        let s = ev.subject as usize;
+        let s = ev.subject() as usize;
         let cause = Cause::Event(kind);
         let t = self.clock();
         match kind {
