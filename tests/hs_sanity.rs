@@ -22,9 +22,9 @@ fn days(profile: Profile, instances: u32, days: u32, seed: u64) -> Vec<HsDayStat
     while done.iter().any(|&d| d < days) {
         policy.fill(&round, &mut actions);
         env.step(&pool, &actions, &mut round);
-        for i in 0..n {
-            if round.day_done[i] == 1 && done[i] < days {
-                done[i] += 1;
+        for (i, done_i) in done.iter_mut().enumerate() {
+            if round.day_done[i] == 1 && *done_i < days {
+                *done_i += 1;
                 out.push(round.day_stats[i]);
             }
         }

@@ -54,10 +54,10 @@ pub fn run_uniform(config: HsConfig, days: u32, threads: usize) -> HsBenchResult
         r.simulated += t0.elapsed();
         r.decisions += n as u64;
         round.hash_into(&mut hash);
-        for i in 0..n {
+        for (i, done_i) in done.iter_mut().enumerate() {
             if round.day_done[i] == 1 {
                 let s = &round.day_stats[i];
-                done[i] += 1;
+                *done_i += 1;
                 r.days += 1;
                 r.events += s.events as u64;
                 r.decisions_in_days += s.decisions_total() as u64;

@@ -295,7 +295,7 @@ impl HsEnv {
         let n = config.instances as usize;
         assert!(n >= 1, "at least one instance");
         assert!(
-            !config.twins || n % 2 == 0,
+            !config.twins || n.is_multiple_of(2),
             "twins need an even number of instances, got {n}"
         );
         let mut env = Self {

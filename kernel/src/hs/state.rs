@@ -254,7 +254,7 @@ impl InstanceRef<'_> {
         let n = params.n_patients as usize;
         let clock = sc.clock as f64;
         macro_rules! ensure {
-            ($c:expr, $($msg:tt)*) => { if !$c { return Err(format!($($msg)*)); } };
+            ($c:expr, $($msg:tt)*) => { let ok: bool = $c; if !ok { return Err(format!($($msg)*)); } };
         }
         // Event heap: within capacity, a heap, nothing left in the past after a completed tick.
         ensure!(sc.ev_len as usize <= EVENTS_MAX, "event heap over capacity");
@@ -409,6 +409,7 @@ impl InstanceRef<'_> {
                 );
             }
         }
+        #[allow(clippy::needless_range_loop)] // d indexes three columns
         for d in 0..params.n_doctors() {
             ensure!(
                 listed[d] == u8::from(Room::is_ward(self.doc_room[d])),

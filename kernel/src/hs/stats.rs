@@ -37,6 +37,7 @@ pub struct HsDayStats {
     /// Dispatch travel times (helper position → request room at helper speed), by nurse/robot.
     pub escort_travel_sum: [f64; 2],
     pub escort_travels: [u32; 2],
+    /// Smallest and largest sample (0 when there was none).
     pub escort_travel_min: [f64; 2],
     pub escort_travel_max: [f64; 2],
     /// Executed swing-doctor moves (the reference's doctor_moves_count).
@@ -65,8 +66,6 @@ impl HsDayStats {
         Self {
             day,
             patients,
-            escort_travel_min: [f64::INFINITY; 2],
-            escort_travel_max: [f64::NEG_INFINITY; 2],
             ..Self::default()
         }
     }

@@ -329,7 +329,7 @@ impl Cols<'_> {
         // Step 7: manager hook (returned after the clock advances).
         let swing0 = WARDS * ctx.params.fixed_doctors_per_ward as usize;
         let swing = swing0..swing0 + ctx.params.n_swing as usize;
-        let manager = t % 5 == 0 && self.doc_busy[swing.clone()].iter().any(|&b| b <= t);
+        let manager = t.is_multiple_of(5) && self.doc_busy[swing.clone()].iter().any(|&b| b <= t);
         // Step 8: idle penalty for free swing doctors in wards without triaged patients.
         for d in swing {
             let room = self.doc_room[d];
@@ -354,6 +354,7 @@ impl Cols<'_> {
                 }
             }
         }
+        #[allow(clippy::needless_range_loop)] // pri indexes the rings and the weights
         for pri in 0..3 {
             let (head, len) = (
                 self.sc[0].tq_head[pri] as usize,
@@ -826,6 +827,10 @@ impl Cols<'_> {
             let travel = ctx.travel.get(speed, self.h_room[h], room);
             let kind = usize::from(speed == SPEED_ROBOT);
             let st = &mut self.sc[0].stats;
+            if st.escort_travels[kind] == 0 {
+                st.escort_travel_min[kind] = travel;
+                st.escort_travel_max[kind] = travel;
+            }
             st.escort_travel_sum[kind] += travel;
             st.escort_travels[kind] += 1;
             st.escort_travel_min[kind] = st.escort_travel_min[kind].min(travel);
