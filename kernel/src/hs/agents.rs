@@ -9,17 +9,30 @@ use super::tick::Ctx;
 use crate::rng::Stream;
 
 impl Cols<'_> {
-    /// Free doctors (busy_until <= now) and all doctors listed in a ward.
-    fn ward_doctors(&self, room: u8) -> (u32, u32) {
-        let slot = ward_slot(room);
+    /// Free doctors (busy_until <= now) and all doctors per ward slot. Fixed doctors never leave
+    /// their ward and sit in one contiguous block per ward; swing doctors are counted in one
+    /// pass over the swing block (same counts as scanning the room lists).
+    fn doctors_by_ward(&self, ctx: &Ctx) -> ([u32; WARDS], [u32; WARDS]) {
         let now = self.clock();
-        let len = self.sc[0].ward_doc_len[slot] as usize;
-        let list = &self.ward_doc[slot * DOCTORS_MAX..slot * DOCTORS_MAX + len];
-        let free = list
-            .iter()
-            .filter(|&&d| self.doc_busy[d as usize] <= now)
-            .count();
-        (free as u32, len as u32)
+        let fixed = ctx.params.fixed_doctors_per_ward as usize;
+        let mut free = [0u32; WARDS];
+        let mut all = [fixed as u32; WARDS];
+        for (slot, f) in free.iter_mut().enumerate() {
+            *f = self.doc_busy[slot * fixed..(slot + 1) * fixed]
+                .iter()
+                .map(|&b| u32::from(b <= now))
+                .sum();
+        }
+        let swing0 = WARDS * fixed;
+        for d in swing0..swing0 + ctx.params.n_swing as usize {
+            let room = self.doc_room[d];
+            if super::layout::Room::is_ward(room) {
+                let slot = ward_slot(room);
+                all[slot] += 1;
+                free[slot] += u32::from(self.doc_busy[d] <= now);
+            }
+        }
+        (free, all)
     }
 
     fn ward_patients(&self, room: u8) -> &[u16] {
@@ -29,13 +42,14 @@ impl Cols<'_> {
     }
 
     /// Router observation (18) for the pending patient.
-    pub(crate) fn router_obs(&self, out: &mut [f32]) {
+    pub(crate) fn router_obs(&self, ctx: &Ctx, out: &mut [f32]) {
         let p = self.sc[0].pending_patient as usize;
         out[..12].copy_from_slice(&symptoms(self.p_illness[p]));
+        let (free_by_slot, _) = self.doctors_by_ward(ctx);
         for (k, ward) in W.iter().enumerate() {
-            let room = *ward as u8;
-            let queued = self.sc[0].ward_triaged[ward_slot(room)];
-            let (free, _) = self.ward_doctors(room);
+            let slot = ward_slot(*ward as u8);
+            let queued = self.sc[0].ward_triaged[slot];
+            let free = free_by_slot[slot];
             let expected = queued as f64 / (free as f64 + 0.1);
             out[12 + k] = (expected / 60.0) as f32;
         }
@@ -70,6 +84,7 @@ impl Cols<'_> {
 
     /// Manager observation (19).
     pub(crate) fn manager_obs(&self, ctx: &Ctx, out: &mut [f32]) {
+        let (free_by_slot, all_by_slot) = self.doctors_by_ward(ctx);
         for (k, ward) in W.iter().enumerate() {
             let room = *ward as u8;
             let mut n = 0u32;
@@ -80,7 +95,7 @@ impl Cols<'_> {
                     urg += URGENCY_OBS[self.p_priority[q as usize] as usize];
                 }
             }
-            let (free, all) = self.ward_doctors(room);
+            let (free, all) = (free_by_slot[ward_slot(room)], all_by_slot[ward_slot(room)]);
             out[3 * k] = (n as f64 / 20.0) as f32;
             out[3 * k + 1] = (free as f64 / all.max(1) as f64) as f32;
             out[3 * k + 2] = if n > 0 { (urg / n as f64) as f32 } else { 0.0 };

@@ -108,6 +108,10 @@ impl Event {
     }
 }
 
+/// Children of node `i` are `4i + 1 ..= 4i + 4` (a 4-ary heap: half the depth of a binary heap,
+/// and the four children sit next to each other in memory).
+const ARITY: usize = 4;
+
 /// Push onto the heap stored in `heap[..*len]`.
 #[inline]
 pub fn push(heap: &mut [Event], len: &mut u32, ev: Event) {
@@ -118,7 +122,7 @@ pub fn push(heap: &mut [Event], len: &mut u32, ev: Event) {
     );
     let mut i = n;
     while i > 0 {
-        let parent = (i - 1) / 2;
+        let parent = (i - 1) / ARITY;
         if ev.less(&heap[parent]) {
             heap[i] = heap[parent];
             i = parent;
@@ -137,9 +141,9 @@ pub fn peek(heap: &[Event], len: u32) -> Option<&Event> {
 }
 
 /// Remove and return the earliest event. Bottom-up deletion: the hole left at the root walks
-/// down to a leaf along the smaller children (one branch-free comparison per level), then the
-/// last element sifts up from there (usually zero or one step). Same result as the textbook
-/// sift-down (keys are unique), fewer mispredicted branches.
+/// down to a leaf along the smallest children, then the last element sifts up from there
+/// (usually zero or one step). Same result as the textbook sift-down (keys are unique), with
+/// fewer unpredictable branches.
 #[inline]
 pub fn pop(heap: &mut [Event], len: &mut u32) -> Event {
     assert!(*len > 0, "pop from an empty event heap");
@@ -152,18 +156,20 @@ pub fn pop(heap: &mut [Event], len: &mut u32) -> Event {
     let last = heap[n];
     let mut i = 0;
     loop {
-        let l = 2 * i + 1;
-        if l >= n {
+        let first = ARITY * i + 1;
+        if first >= n {
             break;
         }
-        // heap[l + 1] is in bounds (l + 1 <= n < EVENTS_MAX); it only counts when l + 1 < n.
-        let right_smaller = (l + 1 < n) & heap[l + 1].less(&heap[l]);
-        let c = l + right_smaller as usize;
+        let mut c = first;
+        let end = (first + ARITY).min(n);
+        for k in first + 1..end {
+            c = if heap[k].less(&heap[c]) { k } else { c };
+        }
         heap[i] = heap[c];
         i = c;
     }
     while i > 0 {
-        let parent = (i - 1) / 2;
+        let parent = (i - 1) / ARITY;
         if last.less(&heap[parent]) {
             heap[i] = heap[parent];
             i = parent;
@@ -177,7 +183,7 @@ pub fn pop(heap: &mut [Event], len: &mut u32) -> Event {
 
 /// Check the heap property (used by invariant tests).
 pub fn is_heap(heap: &[Event], len: u32) -> bool {
-    (1..len as usize).all(|i| !heap[i].less(&heap[(i - 1) / 2]))
+    (1..len as usize).all(|i| !heap[i].less(&heap[(i - 1) / ARITY]))
 }
 
 #[cfg(test)]

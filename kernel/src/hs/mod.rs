@@ -603,7 +603,7 @@ impl Cols<'_> {
         let d = &mut out.obs_dispatcher[i * DISPATCHER_OBS..(i + 1) * DISPATCHER_OBS];
         let m = &mut out.obs_manager[i * MANAGER_OBS..(i + 1) * MANAGER_OBS];
         match role {
-            PENDING_ROUTER => self.router_obs(r),
+            PENDING_ROUTER => self.router_obs(ctx, r),
             PENDING_DISPATCHER => self.dispatcher_obs(ctx, d),
             _ => self.manager_obs(ctx, m),
         }

@@ -795,31 +795,40 @@ impl Cols<'_> {
         assert_eq!(action.len(), DISPATCH_COMPONENTS);
         let t = self.clock();
         let n_req = self.sc[0].req_len as usize;
+        assert!(
+            action.iter().all(|&r| (r as u32) < DISPATCH_CHOICES),
+            "dispatch component out of 0..50: {action:?}"
+        );
         let mut reward = 0.0;
         if n_req > 0 && action.iter().all(|&r| r as usize >= n_req) {
             reward -= n_req as f64 * 2.0;
         }
         // The idle helpers as of the hook (nurses first, then robots, creation order).
-        let mut idle = self.sc[0].helper_idle;
+        // Component k addresses the k-th of them; components past their number are ignored.
+        let idle = self.sc[0].helper_idle;
+        let n_idle = (idle[0].count_ones() + idle[1].count_ones()) as usize;
         let mut taken = [0u64; PATIENTS_MAX.div_ceil(64)];
         let mut assigned = 0u32;
-        for &r in action {
-            assert!(
-                (r as u32) < DISPATCH_CHOICES,
-                "dispatch component {r} out of 0..50"
-            );
-            // The k-th idle helper: the lowest remaining set bit (components go in order).
-            let h = if idle[0] != 0 {
-                idle[0].trailing_zeros() as usize
-            } else if idle[1] != 0 {
-                64 + idle[1].trailing_zeros() as usize
-            } else {
-                break; // more components than idle helpers
-            };
-            idle[h / 64] &= !(1 << (h % 64));
+        // Walks the idle bits in step with the components that assign someone (rare).
+        let mut cursor = idle;
+        let mut cursor_k = 0usize;
+        for (k, &r) in action.iter().enumerate().take(n_idle) {
             let r = r as usize;
             if r >= n_req || (taken[r / 64] >> (r % 64)) & 1 == 1 {
                 continue;
+            }
+            let mut h;
+            loop {
+                h = if cursor[0] != 0 {
+                    cursor[0].trailing_zeros() as usize
+                } else {
+                    64 + cursor[1].trailing_zeros() as usize
+                };
+                cursor[h / 64] &= !(1 << (h % 64));
+                cursor_k += 1;
+                if cursor_k == k + 1 {
+                    break;
+                }
             }
             let p = self.req_patient[r] as usize;
             let room = self.req_room[r];
