@@ -2,6 +2,7 @@
 //! environment instances at once in struct-of-arrays form.
 //!
 //! - [`ah`]: Allelopathic Harvest, the 40-agent berry gridworld.
+//! - [`hs`]: HospitalSim, the three-agent hospital discrete-event simulation.
 //! - [`rng`]: named, seeded random streams (the only source of randomness).
 //! - [`pool`]: worker threads that split a step over instances without allocating.
 //! - [`hash`]: the stable trajectory digest used by golden tests and benches.
@@ -11,6 +12,7 @@
 
 pub mod ah;
 pub mod hash;
+pub mod hs;
 pub mod pool;
 pub mod profile;
 pub mod rng;

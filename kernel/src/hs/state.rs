@@ -1,0 +1,423 @@
+//! The struct-of-arrays state of N instances. Every column is a `Vec` of `n * stride` values
+//! (instance `i` owns `i * stride .. (i + 1) * stride`); strides are the named limits. A
+//! [`Cols`] is a mutable view over a range of instances that splits at an instance boundary (how
+//! the worker pool parallelises), and [`InstanceRef`] a read-only view of one instance.
+
+use super::events::{self, Event};
+use super::layout::{ROOM_NONE, Room};
+use super::params::*;
+use super::patients::{STATUSES, Status};
+use super::stats::HsDayStats;
+use crate::rng::{Purpose, Stream};
+use serde::{Deserialize, Serialize};
+
+/// Stored "no patient".
+pub const PATIENT_NONE: u16 = u16::MAX;
+/// Stored "no timestamp".
+pub const TIME_NONE: i32 = -1;
+
+/// Helper roles.
+pub const ROLE_IDLE: u8 = 0;
+pub const ROLE_MOVING: u8 = 1;
+pub const ROLE_ESCORTING: u8 = 2;
+
+/// Which agent an instance waits for.
+pub const PENDING_ROUTER: u8 = 0;
+pub const PENDING_DISPATCHER: u8 = 1;
+pub const PENDING_MANAGER: u8 = 2;
+
+/// Per-instance scalars (one per instance, stored as a stride-1 column).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scalars {
+    /// The simulation clock T (minutes).
+    pub clock: u16,
+    pub ev_len: u32,
+    /// Insertion counter of the event heap (the third ordering key).
+    pub ev_counter: u32,
+    pub req_len: u16,
+    /// Triage queue, one FIFO ring per priority (low, medium, high).
+    pub tq_head: [u16; 3],
+    pub tq_len: [u16; 3],
+    /// Patients with index < next_arrival have arrived; the entrance queue is
+    /// `entrance_head..next_arrival` (arrivals come in index order).
+    pub next_arrival: u16,
+    pub entrance_head: u16,
+    pub ward_pat_len: [u16; WARDS],
+    pub ward_doc_len: [u8; WARDS],
+    /// Patients with status triaged per ward (kept by `set_status`).
+    pub ward_triaged: [u16; WARDS],
+    /// Idle helpers (role idle), bit h = helper h.
+    pub helper_idle: [u64; 2],
+    /// Which agent the instance waits for, and for the router which patient.
+    pub pending: u8,
+    pub pending_patient: u16,
+    /// Swing-doctor idle penalty accumulated for the manager's next action (spec §2.5 step 8).
+    pub manager_penalty: f64,
+    /// Consecutive empty dispatches at minute `dispatch_run_minute`.
+    pub dispatch_run: u16,
+    pub dispatch_run_minute: i32,
+    /// The dispatcher is not asked again at this minute (after the cap or, in clean, one empty
+    /// dispatch).
+    pub dispatch_blocked_minute: i32,
+    /// Counterfactual world (0 factual, 1 counterfactual).
+    pub world: u8,
+    /// Days started so far (the current day's number + 1).
+    pub days_started: u32,
+    /// Yields one seed per day.
+    pub episodes: Stream,
+    pub stats: HsDayStats,
+}
+
+impl Default for Scalars {
+    fn default() -> Self {
+        Self {
+            clock: 0,
+            ev_len: 0,
+            ev_counter: 0,
+            req_len: 0,
+            tq_head: [0; 3],
+            tq_len: [0; 3],
+            next_arrival: 0,
+            entrance_head: 0,
+            ward_pat_len: [0; WARDS],
+            ward_doc_len: [0; WARDS],
+            ward_triaged: [0; WARDS],
+            helper_idle: [0; 2],
+            pending: 0,
+            pending_patient: PATIENT_NONE,
+            manager_penalty: 0.0,
+            dispatch_run: 0,
+            dispatch_run_minute: -1,
+            dispatch_blocked_minute: -1,
+            world: 0,
+            days_started: 0,
+            episodes: Stream::new(0, Purpose::Episodes, &[]),
+            stats: HsDayStats::default(),
+        }
+    }
+}
+
+macro_rules! columns {
+    ($( $(#[$doc:meta])* $name:ident : $ty:ty = $stride:expr ; )*) => {
+        /// Every instance's state, column by column (serde: the snapshot format).
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub struct HsState {
+            pub(crate) n: u32,
+            $( $(#[$doc])* pub(crate) $name: Vec<$ty>, )*
+        }
+
+        /// Mutable view of instances `[0, n)` of some range.
+        pub(crate) struct Cols<'a> {
+            pub(crate) n: usize,
+            $( pub(crate) $name: &'a mut [$ty], )*
+        }
+
+        /// Read-only view of one instance (for invariant checks and inspection).
+        #[allow(dead_code)] // every column is part of the view; not all are read yet
+        pub struct InstanceRef<'a> {
+            $( pub(crate) $name: &'a [$ty], )*
+        }
+
+        impl HsState {
+            pub(crate) fn zeroed(n: usize) -> Self {
+                Self { n: n as u32, $( $name: vec![<$ty as Default>::default(); n * ($stride)], )* }
+            }
+            pub(crate) fn cols(&mut self) -> Cols<'_> {
+                Cols { n: self.n as usize, $( $name: &mut self.$name[..], )* }
+            }
+            pub(crate) fn instance(&self, i: usize) -> InstanceRef<'_> {
+                InstanceRef { $( $name: &self.$name[i * ($stride)..(i + 1) * ($stride)], )* }
+            }
+        }
+
+        impl<'a> Cols<'a> {
+            pub(crate) fn split_at(self, at: usize) -> (Self, Self) {
+                assert!(at <= self.n);
+                let n = self.n;
+                $( let $name = self.$name.split_at_mut(at * ($stride)); )*
+                (
+                    Cols { n: at, $( $name: $name.0, )* },
+                    Cols { n: n - at, $( $name: $name.1, )* },
+                )
+            }
+            /// Instance `i` of this view.
+            pub(crate) fn instance(&mut self, i: usize) -> Cols<'_> {
+                Cols { n: 1, $( $name: &mut self.$name[i * ($stride)..(i + 1) * ($stride)], )* }
+            }
+            pub(crate) fn as_ref(&self) -> InstanceRef<'_> {
+                debug_assert_eq!(self.n, 1);
+                InstanceRef { $( $name: &self.$name[..], )* }
+            }
+        }
+    };
+}
+
+columns! {
+    sc: Scalars = 1;
+    /// Patient columns (stride PATIENTS_MAX).
+    p_impairment: u8 = PATIENTS_MAX;
+    p_priority: u8 = PATIENTS_MAX;
+    p_illness: u8 = PATIENTS_MAX;
+    p_arrival: u16 = PATIENTS_MAX;
+    p_status: u8 = PATIENTS_MAX;
+    /// Room the patient is listed in (ROOM_NONE while walking or escorted).
+    p_room: u8 = PATIENTS_MAX;
+    /// Ward chosen by the router at the last routing (the reference's pred_illness).
+    p_ward: u8 = PATIENTS_MAX;
+    /// arrival_to_room_time (TIME_NONE = unset).
+    p_room_time: i32 = PATIENTS_MAX;
+    /// arrival_to_triage_queue_time (TIME_NONE = unset).
+    p_triage_time: i32 = PATIENTS_MAX;
+    p_request_time: u16 = PATIENTS_MAX;
+    p_routings: u16 = PATIENTS_MAX;
+    /// The per-patient reward ledger (spec §2.8).
+    p_ledger: f64 = PATIENTS_MAX;
+    clerk_busy: u16 = CLERKS_MAX;
+    triage_busy: u16 = TRIAGE_MAX;
+    /// Doctors: fixed ward by ward (dict order), then swing.
+    doc_busy: u16 = DOCTORS_MAX;
+    doc_room: u8 = DOCTORS_MAX;
+    doc_target: u8 = DOCTORS_MAX;
+    /// Helpers: nurses then robots.
+    h_role: u8 = HELPERS_MAX;
+    /// The reference's helper.position (the destination as soon as it sets off).
+    h_room: u8 = HELPERS_MAX;
+    h_target: u8 = HELPERS_MAX;
+    h_patient: u16 = HELPERS_MAX;
+    /// Room lists of the six wards (patients and doctors in room-list order).
+    ward_pat: u16 = WARDS * PATIENTS_MAX;
+    ward_doc: u8 = WARDS * DOCTORS_MAX;
+    /// Triage queue rings, one per priority.
+    tq: u16 = 3 * PATIENTS_MAX;
+    /// Open assistance requests in creation order.
+    req_patient: u16 = PATIENTS_MAX;
+    req_time: u16 = PATIENTS_MAX;
+    req_room: u8 = PATIENTS_MAX;
+    /// The event heap.
+    ev: Event = EVENTS_MAX;
+}
+
+impl InstanceRef<'_> {
+    pub fn clock(&self) -> u16 {
+        self.sc[0].clock
+    }
+
+    pub fn status(&self, patient: usize) -> Status {
+        Status::from_u8(self.p_status[patient])
+    }
+
+    pub fn ledger(&self, patient: usize) -> f64 {
+        self.p_ledger[patient]
+    }
+
+    pub fn impairment(&self, patient: usize) -> u8 {
+        self.p_impairment[patient]
+    }
+
+    pub fn priority(&self, patient: usize) -> u8 {
+        self.p_priority[patient]
+    }
+
+    pub fn illness(&self, patient: usize) -> u8 {
+        self.p_illness[patient]
+    }
+
+    pub fn arrival(&self, patient: usize) -> u16 {
+        self.p_arrival[patient]
+    }
+
+    /// Day statistics accumulated so far today.
+    pub fn stats(&self) -> &HsDayStats {
+        &self.sc[0].stats
+    }
+
+    pub fn pending_events(&self) -> u32 {
+        self.sc[0].ev_len
+    }
+
+    /// Patients per status.
+    pub fn status_counts(&self, n_patients: usize) -> [u32; STATUSES] {
+        let mut c = [0u32; STATUSES];
+        for &s in &self.p_status[..n_patients] {
+            c[s as usize] += 1;
+        }
+        c
+    }
+
+    /// Check the structural invariants of one instance after a completed tick: nothing over
+    /// capacity, the heap ordered with no event in the past, every patient in exactly one place
+    /// consistent with its status (room lists, triage queue, requests, escorts), staff lists
+    /// consistent. (A tick that stopped at the 1000-events-per-call cap would leave events in the
+    /// past; no test configuration comes near that cap.)
+    pub fn check_invariants(&self, params: &HsParams) -> Result<(), String> {
+        let sc = &self.sc[0];
+        let n = params.n_patients as usize;
+        let clock = sc.clock as f64;
+        macro_rules! ensure {
+            ($c:expr, $($msg:tt)*) => { let ok: bool = $c; if !ok { return Err(format!($($msg)*)); } };
+        }
+        // Event heap: within capacity, a heap, nothing left in the past after a completed tick.
+        ensure!(sc.ev_len as usize <= EVENTS_MAX, "event heap over capacity");
+        ensure!(
+            events::is_heap(self.ev, sc.ev_len),
+            "event heap order broken"
+        );
+        if let Some(e) = events::peek(self.ev, sc.ev_len) {
+            ensure!(
+                e.time() > clock - 1.0,
+                "event {} at {} is in the past (clock {})",
+                e.kind().name(),
+                e.time(),
+                clock
+            );
+        }
+        // Patients conserved: every patient has exactly one valid status; room-list membership
+        // matches statuses.
+        let counts = self.status_counts(n);
+        ensure!(
+            counts.iter().sum::<u32>() as usize == n,
+            "patients not conserved"
+        );
+        let mut in_ward = [0u8; PATIENTS_MAX];
+        for slot in 0..WARDS {
+            let len = sc.ward_pat_len[slot] as usize;
+            ensure!(len <= PATIENTS_MAX, "ward list over capacity");
+            for &p in &self.ward_pat[slot * PATIENTS_MAX..slot * PATIENTS_MAX + len] {
+                let p = p as usize;
+                ensure!(p < n, "bad patient id {p} in ward list");
+                in_ward[p] += 1;
+                ensure!(
+                    self.p_room[p] == Room::Resuscitation as u8 + slot as u8,
+                    "patient {p} listed in ward slot {slot} but located in room {}",
+                    self.p_room[p]
+                );
+            }
+        }
+        for slot in 0..WARDS {
+            let len = sc.ward_pat_len[slot] as usize;
+            let triaged = self.ward_pat[slot * PATIENTS_MAX..slot * PATIENTS_MAX + len]
+                .iter()
+                .filter(|&&p| self.p_status[p as usize] == Status::Triaged as u8)
+                .count();
+            ensure!(
+                triaged == sc.ward_triaged[slot] as usize,
+                "ward slot {slot}: {triaged} triaged patients but counter {}",
+                sc.ward_triaged[slot]
+            );
+        }
+        let mut in_tq = [0u8; PATIENTS_MAX];
+        for pri in 0..3 {
+            ensure!(
+                sc.tq_len[pri] as usize <= PATIENTS_MAX,
+                "triage queue over capacity"
+            );
+            for k in 0..sc.tq_len[pri] as usize {
+                let p = self.tq[pri * PATIENTS_MAX + (sc.tq_head[pri] as usize + k) % PATIENTS_MAX];
+                in_tq[p as usize] += 1;
+                ensure!(
+                    self.p_priority[p as usize] as usize == pri,
+                    "patient in wrong priority queue"
+                );
+            }
+        }
+        let mut requests = [0u8; PATIENTS_MAX];
+        ensure!(
+            sc.req_len as usize <= PATIENTS_MAX,
+            "requests over capacity"
+        );
+        for r in 0..sc.req_len as usize {
+            requests[self.req_patient[r] as usize] += 1;
+        }
+        let mut escorts = [0u8; PATIENTS_MAX];
+        let mut idle = 0u32;
+        for h in 0..params.n_helpers() {
+            let bit = (sc.helper_idle[h / 64] >> (h % 64)) & 1 == 1;
+            ensure!(
+                bit == (self.h_role[h] == ROLE_IDLE),
+                "helper {h} idle bit disagrees with role"
+            );
+            idle += bit as u32;
+            if self.h_patient[h] != PATIENT_NONE {
+                escorts[self.h_patient[h] as usize] += 1;
+            }
+        }
+        ensure!(
+            idle == sc.helper_idle[0].count_ones() + sc.helper_idle[1].count_ones(),
+            "idle bits set beyond the helpers"
+        );
+        for p in 0..n {
+            let st = Status::from_u8(self.p_status[p]);
+            let room = self.p_room[p];
+            ensure!(in_ward[p] <= 1, "patient {p} listed twice in wards");
+            ensure!(
+                (in_ward[p] == 1) == Room::is_ward(room),
+                "patient {p}: ward listing {} vs room {room}",
+                in_ward[p]
+            );
+            ensure!(
+                (in_tq[p] == 1) == (st == Status::InTriageQueue) && in_tq[p] <= 1,
+                "patient {p} ({}) triage-queue membership {}",
+                st.name(),
+                in_tq[p]
+            );
+            if st == Status::Triaged || st == Status::BeingTreated {
+                ensure!(
+                    Room::is_ward(room),
+                    "patient {p} {} outside a ward",
+                    st.name()
+                );
+            }
+            let waits = matches!(st, Status::WaitingForEscort | Status::WaitingForExit);
+            ensure!(
+                requests[p] + escorts[p] == u8::from(waits)
+                    || (escorts[p] == 1 && st == Status::BeingEscorted),
+                "patient {p} ({}) has {} requests and {} helpers",
+                st.name(),
+                requests[p],
+                escorts[p]
+            );
+            if matches!(
+                st,
+                Status::MovingToTriage
+                    | Status::MovingToWard
+                    | Status::MovingToExit
+                    | Status::BeingEscorted
+            ) {
+                ensure!(room == ROOM_NONE, "moving patient {p} is in room {room}");
+            }
+            if p >= sc.next_arrival as usize {
+                ensure!(st == Status::Waiting, "patient {p} active before arrival");
+            }
+            if (p as u16) < sc.entrance_head {
+                ensure!(st != Status::Waiting, "accepted patient {p} still waiting");
+            }
+        }
+        ensure!(
+            sc.entrance_head <= sc.next_arrival,
+            "entrance queue head past the arrivals"
+        );
+        // Doctors: each listed at most once, in the room it believes it is in.
+        let mut listed = [0u8; DOCTORS_MAX];
+        for slot in 0..WARDS {
+            for &d in &self.ward_doc
+                [slot * DOCTORS_MAX..slot * DOCTORS_MAX + sc.ward_doc_len[slot] as usize]
+            {
+                listed[d as usize] += 1;
+                ensure!(
+                    self.doc_room[d as usize] == Room::Resuscitation as u8 + slot as u8,
+                    "doctor {d} listed in slot {slot}"
+                );
+            }
+        }
+        #[allow(clippy::needless_range_loop)] // d indexes three columns
+        for d in 0..params.n_doctors() {
+            ensure!(
+                listed[d] == u8::from(Room::is_ward(self.doc_room[d])),
+                "doctor {d} listing {} vs room {}",
+                listed[d],
+                self.doc_room[d]
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,183 @@
+//! Guarantees (HospitalSim determinism contract): the same seed gives the same trajectory; 1 and
+//! 4 worker threads give bit-identical results; a fixed run matches its committed golden hash
+//! (per profile); a serde snapshot restored mid-run continues exactly like never snapshotting;
+//! the bench command's JSON line has the documented fields and a thread-independent hash.
+
+use fairground::bench::env_hs::run_uniform;
+use fairground::cli::{EnvBenchArgs, EnvKind};
+use fairground_kernel::Profile;
+use fairground_kernel::hash::TrajectoryHash;
+use fairground_kernel::hs::{HsActions, HsConfig, HsEnv, HsRound, HsSnapshot, RandomPolicy};
+use fairground_kernel::pool::WorkerPool;
+
+fn config(profile: Profile, instances: u32, seed: u64) -> HsConfig {
+    HsConfig::new(instances, seed, profile)
+}
+
+#[test]
+fn same_seed_same_trajectory_and_different_seed_differs() {
+    for profile in Profile::ALL {
+        let a = run_uniform(config(profile, 6, 9), 2, 1);
+        let b = run_uniform(config(profile, 6, 9), 2, 1);
+        let c = run_uniform(config(profile, 6, 10), 2, 1);
+        assert_eq!(a.hash, b.hash, "{profile}");
+        assert_eq!(
+            (a.days, a.decisions, a.events),
+            (b.days, b.decisions, b.events)
+        );
+        assert_ne!(a.hash, c.hash, "{profile}: seed must matter");
+    }
+}
+
+#[test]
+fn one_and_four_threads_are_bit_identical() {
+    for profile in Profile::ALL {
+        let one = run_uniform(config(profile, 13, 4), 2, 1);
+        let four = run_uniform(config(profile, 13, 4), 2, 4);
+        assert_eq!(one.hash, four.hash, "{profile}");
+        assert_eq!(one.events, four.events);
+    }
+}
+
+/// Golden hashes of `run_uniform(HsConfig::new(8, 2024, profile), days = 2, threads = 1)`.
+/// A change here means the simulation's behaviour (or the hash's inputs) changed. If that is
+/// intended, regenerate by running this test and copying the printed `got` value.
+const GOLDEN: [(Profile, &str); 2] = [
+    (Profile::Clean, "49942b89aa4fed2c"),
+    (Profile::Reference, "634e27171d70a27e"),
+];
+
+#[test]
+fn golden_hash_of_a_fixed_run() {
+    let mut failures = Vec::new();
+    for (profile, want) in GOLDEN {
+        let got = run_uniform(config(profile, 8, 2024), 2, 1).hash;
+        if got != want {
+            failures.push(format!("{profile}: got {got}, golden {want}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "golden HS trajectory hash changed (regenerate: copy `got` into GOLDEN if intended): {failures:?}"
+    );
+}
+
+/// Step `rounds` rounds, feeding each into `hash`.
+fn steps(
+    env: &mut HsEnv,
+    pool: &WorkerPool,
+    policy: &mut RandomPolicy,
+    actions: &mut HsActions,
+    round: &mut HsRound,
+    rounds: usize,
+    hash: &mut TrajectoryHash,
+) {
+    for _ in 0..rounds {
+        policy.fill(round, actions);
+        env.step(pool, actions, round);
+        round.hash_into(hash);
+    }
+}
+
+#[test]
+fn snapshot_restore_continue_equals_never_snapshotting() {
+    for profile in Profile::ALL {
+        let cfg = config(profile, 5, 77);
+        let n = 5;
+        let pool = WorkerPool::new(2);
+        let mut policy = RandomPolicy::new(77, n, false);
+        let mut actions = HsActions::new(n, &cfg.params);
+        let mut env = HsEnv::new(cfg);
+        let mut round = HsRound::new(n);
+        env.observe(&mut round);
+        let mut prefix = TrajectoryHash::new();
+        // ~1.3 days in: the snapshot holds a mid-day state with queues and events pending.
+        steps(
+            &mut env,
+            &pool,
+            &mut policy,
+            &mut actions,
+            &mut round,
+            5_000,
+            &mut prefix,
+        );
+
+        let json = serde_json::to_string(&env.snapshot()).unwrap();
+        let snap: HsSnapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            snap,
+            env.snapshot(),
+            "{profile}: serde round trip is lossless"
+        );
+        let mut restored = HsEnv::restore(snap);
+        let (mut policy2, mut actions2, mut round2) =
+            (policy.clone(), actions.clone(), round.clone());
+
+        let mut never = TrajectoryHash::new();
+        let mut again = TrajectoryHash::new();
+        steps(
+            &mut env,
+            &pool,
+            &mut policy,
+            &mut actions,
+            &mut round,
+            4_000,
+            &mut never,
+        );
+        steps(
+            &mut restored,
+            &pool,
+            &mut policy2,
+            &mut actions2,
+            &mut round2,
+            4_000,
+            &mut again,
+        );
+        assert_eq!(never.hex(), again.hex(), "{profile}");
+        assert_eq!(
+            env.snapshot(),
+            restored.snapshot(),
+            "{profile}: final states differ"
+        );
+    }
+}
+
+#[test]
+fn bench_line_has_the_documented_fields_and_a_thread_independent_hash() {
+    let args = |threads| EnvBenchArgs {
+        env: EnvKind::Hs,
+        instances: 6,
+        steps: 1,
+        days: 1,
+        threads,
+        seed: 3,
+        profile: Profile::Reference,
+    };
+    let one: serde_json::Value =
+        serde_json::from_str(&fairground::bench::env(&args(1)).unwrap()).unwrap();
+    let two: serde_json::Value =
+        serde_json::from_str(&fairground::bench::env(&args(2)).unwrap()).unwrap();
+    let keys = [
+        "env",
+        "profile",
+        "instances",
+        "days",
+        "threads",
+        "days_per_s",
+        "decisions_per_s",
+        "events_per_s",
+        "decisions_per_day_mean",
+        "patients_treated_mean",
+        "swing_moves_mean",
+        "trajectory_hash",
+    ];
+    let obj = one.as_object().unwrap();
+    assert_eq!(obj.len(), keys.len(), "{one}");
+    for k in keys {
+        assert!(obj.contains_key(k), "missing {k} in {one}");
+    }
+    assert_eq!(one["env"], "hs");
+    assert_eq!(one["profile"], "reference");
+    assert_eq!(one["trajectory_hash"], two["trajectory_hash"]);
+    assert!(one["days_per_s"].as_f64().unwrap() > 0.0);
+}

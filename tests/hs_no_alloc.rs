@@ -1,0 +1,63 @@
+//! Guarantees: after construction, stepping HospitalSim allocates nothing — over 20+ simulated
+//! days per instance (day ends and auto-resets included) on a 2-thread pool, in both profiles.
+//! A counting `#[global_allocator]` (one per test binary, hence this file) checks it.
+
+use fairground_kernel::Profile;
+use fairground_kernel::hs::{HsActions, HsConfig, HsEnv, HsRound, RandomPolicy};
+use fairground_kernel::pool::WorkerPool;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn stepping_many_days_allocates_nothing() {
+    for profile in Profile::ALL {
+        let n = 6;
+        let mut config = HsConfig::new(n as u32, 5, profile);
+        config.twins = true;
+        let pool = WorkerPool::new(2);
+        let mut policy = RandomPolicy::new(5, n, true);
+        let mut actions = HsActions::new(n, &config.params);
+        let mut env = HsEnv::new(config);
+        let mut round = HsRound::new(n);
+        env.observe(&mut round);
+        // Warm-up round (the pool's threads are already running).
+        policy.fill(&round, &mut actions);
+        env.step(&pool, &actions, &mut round);
+
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let mut days = 0u32;
+        while days < 20 * n as u32 {
+            policy.fill(&round, &mut actions);
+            env.step(&pool, &actions, &mut round);
+            days += round.day_done.iter().map(|&d| d as u32).sum::<u32>();
+        }
+        let after = ALLOCATIONS.load(Ordering::SeqCst);
+        assert_eq!(
+            after - before,
+            0,
+            "{profile}: {} allocations over {days} days",
+            after - before
+        );
+    }
+}
