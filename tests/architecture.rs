@@ -1,5 +1,6 @@
 //! Guarantees: ARCHITECTURE.md and README.md name only paths that exist in the repository, so
-//! the code map cannot silently rot when files move.
+//! the code map cannot silently rot when files move. (Build output under `target/` is not a
+//! repository path and is skipped.)
 
 use std::path::Path;
 
@@ -10,7 +11,9 @@ fn backticked_paths(text: &str) -> Vec<String> {
         .filter(|s| {
             !s.contains(' ') && (s.contains('/') || s.ends_with(".md") || s.ends_with(".rs"))
         })
-        .filter(|s| !s.starts_with("../") && !s.contains("…") && !s.starts_with("http"))
+        // `../` is outside the repository; `target/` is build output, absent from a fresh clone.
+        .filter(|s| !s.starts_with("../") && !s.starts_with("target/"))
+        .filter(|s| !s.contains("…") && !s.starts_with("http"))
         .map(|s| s.trim_end_matches('/').to_string())
         .collect()
 }
