@@ -244,3 +244,43 @@ fn build_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>, ShaderE
     }
     Ok(kernels)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatches_past_the_per_dimension_limit_fold_into_two_dimensions() {
+        // 65537 rows x 256 units = 262,148 workgroups of 64 > 65535.
+        let [x, y, z] = dispatch_size(Kernel::DenseForward, 65_537 * 256, 65_535).unwrap();
+        assert_eq!((x, y, z), (65_535, 5, 1));
+        assert!(u64::from(x) * u64::from(y) * 64 >= 65_537 * 256);
+        assert_eq!(dispatch_size(Kernel::Gae, 0, 65_535).unwrap(), [0, 0, 0]);
+        assert!(dispatch_size(Kernel::Gae, 65_536u64 * 65_536 * 64, 65_535).is_err());
+    }
+
+    #[test]
+    fn backend_names_parse_and_the_no_adapter_error_says_how_to_get_one() {
+        assert_eq!(
+            BackendChoice::parse("X", "Vulkan").unwrap(),
+            BackendChoice::Vulkan
+        );
+        assert_eq!(BackendChoice::parse("X", "").unwrap(), BackendChoice::Auto);
+        let e = BackendChoice::parse("FAIRGROUND_BACKEND", "cuda")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("FAIRGROUND_BACKEND") && e.contains("cuda"),
+            "{e}"
+        );
+        let e = ShaderError::NoAdapter {
+            backends: "VULKAN".into(),
+            detail: String::new(),
+        }
+        .to_string();
+        assert!(
+            e.contains("apt-get install mesa-vulkan-drivers") && !e.contains('\n'),
+            "{e}"
+        );
+    }
+}
