@@ -26,6 +26,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Step environment instances under uniform random actions from a seeded stream.
     Env(EnvBenchArgs),
+    /// Time the PPO compute core: forward + sampling, and forward + backward + loss + Adam.
+    Shaders(ShadersBenchArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,4 +62,43 @@ pub struct EnvBenchArgs {
     /// Rule profile: clean (the paper's rules) or reference (the Python code's behaviour).
     #[arg(long, default_value = "clean")]
     pub profile: Profile,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComputeBackend {
+    /// WGSL kernels through wgpu (Vulkan, Metal or DX12; FAIRGROUND_BACKEND chooses).
+    Gpu,
+    /// The kernels' CPU twins, single-threaded.
+    Cpu,
+}
+
+fn parse_width(s: &str) -> Result<u32, String> {
+    let w: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a width"))?;
+    if (1..=4096).contains(&w) {
+        Ok(w)
+    } else {
+        Err(format!("width {w} is not in 1..=4096"))
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ShadersBenchArgs {
+    /// Which backend runs the kernels.
+    #[arg(long, value_enum, default_value = "gpu")]
+    pub backend: ComputeBackend,
+    /// Rows per forward call and per minibatch.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub batch: u32,
+    /// Hidden widths of the policy and value MLPs, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "256,128,64", value_parser = parse_width)]
+    pub hidden: Vec<u32>,
+    /// Observation width.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub obs: u32,
+    /// Number of discrete actions (one categorical head).
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub actions: u32,
 }

@@ -34,6 +34,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let line = fairground::bench::env(&args)?;
             println!("{line}");
         }
+        Command::Bench(BenchCommand::Shaders(args)) => {
+            let line = fairground::bench::shaders::run(&args)?;
+            println!("{line}");
+        }
     }
     Ok(())
 }

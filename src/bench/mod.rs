@@ -2,6 +2,7 @@
 
 pub mod env_ah;
 pub mod env_hs;
+pub mod shaders;
 
 use crate::cli::{EnvBenchArgs, EnvKind};
 

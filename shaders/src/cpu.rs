@@ -1,0 +1,567 @@
+//! The CPU twin of every WGSL kernel: the same parameters, the same index space, the same
+//! summation order (so results differ from the GPU only by rounding of fused multiply-adds and
+//! of the transcendental functions), and the same integer RNG (bit-identical draws).
+//! These are the test oracle and, through [`crate::CpuExecutor`], the `cpu` backend.
+//! Loops are reordered for cache locality where that keeps every sum's order.
+
+// Index loops on purpose: each mirrors its WGSL kernel's loop, so the orders visibly match.
+#![allow(clippy::needless_range_loop)]
+
+use crate::layout::*;
+
+const LEAKY_SLOPE: f32 = 0.01;
+const TANH_CLAMP: f32 = 15.0;
+
+fn activate(z: f32, activation: u32) -> f32 {
+    match activation {
+        1 => z.max(0.0),
+        2 => {
+            if z > 0.0 {
+                z
+            } else {
+                z * LEAKY_SLOPE
+            }
+        }
+        3 => z.clamp(-TANH_CLAMP, TANH_CLAMP).tanh(),
+        _ => z,
+    }
+}
+
+fn act_derivative(y: f32, activation: u32) -> f32 {
+    match activation {
+        1 => {
+            if y > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        2 => {
+            if y > 0.0 {
+                1.0
+            } else {
+                LEAKY_SLOPE
+            }
+        }
+        3 => 1.0 - y * y,
+        _ => 1.0,
+    }
+}
+
+fn set_base(p: &DenseParams, group_ids: &[u32], row: usize) -> usize {
+    if p.group_count > 1 {
+        group_ids[row] as usize * p.group_stride as usize
+    } else {
+        0
+    }
+}
+
+/// Twin of `dense_forward`.
+pub fn dense_forward(
+    p: &DenseParams,
+    x: &[f32],
+    weights: &[f32],
+    group_ids: &[u32],
+    y: &mut [f32],
+) {
+    let (n_in, n_out) = (p.in_width as usize, p.out_width as usize);
+    for row in 0..p.rows as usize {
+        let base = set_base(p, group_ids, row);
+        let xr = &x[row * n_in..(row + 1) * n_in];
+        for o in 0..n_out {
+            let w = &weights[base + p.weight_offset as usize + o * n_in..][..n_in];
+            let mut acc = weights[base + p.bias_offset as usize + o];
+            for i in 0..n_in {
+                acc += w[i] * xr[i];
+            }
+            y[row * n_out + o] = activate(acc, p.activation);
+        }
+    }
+}
+
+/// Twin of `act_grad`.
+pub fn act_grad(p: &DenseParams, y: &[f32], dy: &[f32], dz: &mut [f32]) {
+    let n = p.rows as usize * p.out_width as usize;
+    for i in 0..n {
+        dz[i] = dy[i] * act_derivative(y[i], p.activation);
+    }
+}
+
+/// Twin of `input_grad`.
+pub fn input_grad(p: &DenseParams, dz: &[f32], weights: &[f32], group_ids: &[u32], dx: &mut [f32]) {
+    let (n_in, n_out) = (p.in_width as usize, p.out_width as usize);
+    let mut acc = vec![0.0f32; n_in];
+    for row in 0..p.rows as usize {
+        let base = set_base(p, group_ids, row) + p.weight_offset as usize;
+        acc.fill(0.0);
+        for o in 0..n_out {
+            let d = dz[row * n_out + o];
+            let w = &weights[base + o * n_in..][..n_in];
+            for i in 0..n_in {
+                acc[i] += w[i] * d;
+            }
+        }
+        let dst = &mut dx[row * n_in..(row + 1) * n_in];
+        for i in 0..n_in {
+            dst[i] = if p.accumulate != 0 {
+                dst[i] + acc[i]
+            } else {
+                acc[i]
+            };
+        }
+    }
+}
+
+/// Twin of `weight_grad_partial`.
+pub fn weight_grad_partial(
+    p: &DenseParams,
+    x: &[f32],
+    dz: &[f32],
+    group_ids: &[u32],
+    partial: &mut [f32],
+) {
+    let (n_in, n_out) = (p.in_width as usize, p.out_width as usize);
+    let cols = n_in + 1;
+    let groups = p.group_count as usize;
+    let rows = p.rows as usize;
+    let per_split = groups * n_out * cols;
+    partial[..p.split_count as usize * per_split].fill(0.0);
+    for split in 0..p.split_count as usize {
+        let start = (split * p.rows_per_split as usize).min(rows);
+        let end = (start + p.rows_per_split as usize).min(rows);
+        for r in start..end {
+            let g = if groups == 1 {
+                0
+            } else {
+                group_ids[r] as usize
+            };
+            if g >= groups {
+                continue;
+            }
+            let xr = &x[r * n_in..(r + 1) * n_in];
+            for o in 0..n_out {
+                let d = dz[r * n_out + o];
+                let dst = &mut partial[split * per_split + (g * n_out + o) * cols..][..cols];
+                for c in 0..n_in {
+                    dst[c] += d * xr[c];
+                }
+                dst[n_in] += d;
+            }
+        }
+    }
+}
+
+/// Twin of `weight_grad_reduce`.
+pub fn weight_grad_reduce(p: &DenseParams, partial: &[f32], grads: &mut [f32]) {
+    let (n_in, n_out) = (p.in_width as usize, p.out_width as usize);
+    let cols = n_in + 1;
+    let per_split = p.group_count as usize * n_out * cols;
+    for idx in 0..per_split {
+        let c = idx % cols;
+        let o = (idx / cols) % n_out;
+        let g = idx / cols / n_out;
+        let mut acc = 0.0f32;
+        for s in 0..p.split_count as usize {
+            acc += partial[s * per_split + idx];
+        }
+        let set = g * p.group_stride as usize;
+        let dst = if c < n_in {
+            set + p.weight_offset as usize + o * n_in + c
+        } else {
+            set + p.bias_offset as usize + o
+        };
+        grads[dst] = if p.accumulate != 0 {
+            grads[dst] + acc
+        } else {
+            acc
+        };
+    }
+}
+
+/// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011).
+pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let mut c = counter;
+    let mut k = key;
+    for round in 0..10 {
+        if round > 0 {
+            k = [
+                k[0].wrapping_add(0x9E37_79B9),
+                k[1].wrapping_add(0xBB67_AE85),
+            ];
+        }
+        let p0 = u64::from(0xD251_1F53u32) * u64::from(c[0]);
+        let p1 = u64::from(0xCD9E_8D57u32) * u64::from(c[2]);
+        let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
+        let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
+        c = [hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0];
+    }
+    c
+}
+
+/// The uniform in [0, 1) that `head_sample` draws for (row, component): 24 bits of Philox.
+pub fn sample_uniform(p: &HeadParams, row: u32, component: u32) -> f32 {
+    let bits = philox4x32_10(
+        [
+            p.iteration,
+            p.step,
+            p.agent_offset.wrapping_add(row),
+            component,
+        ],
+        [p.seed_lo, p.seed_hi],
+    );
+    (bits[0] >> 8) as f32 * (1.0 / 16_777_216.0)
+}
+
+fn allowed(p: &HeadParams, masks: &[u32], row: usize, j: usize) -> bool {
+    p.use_mask == 0 || masks[row * p.logit_width as usize + j] != 0
+}
+
+fn component_lse(
+    p: &HeadParams,
+    logits: &[f32],
+    masks: &[u32],
+    row: usize,
+    start: usize,
+    size: usize,
+) -> f32 {
+    let z = &logits[row * p.logit_width as usize..];
+    let mut m = -3.0e38f32;
+    for j in start..start + size {
+        if allowed(p, masks, row, j) {
+            m = m.max(z[j]);
+        }
+    }
+    let mut s = 0.0f32;
+    for j in start..start + size {
+        if allowed(p, masks, row, j) {
+            s += (z[j] - m).exp();
+        }
+    }
+    m + s.ln()
+}
+
+fn component_entropy(
+    p: &HeadParams,
+    logits: &[f32],
+    masks: &[u32],
+    row: usize,
+    start: usize,
+    size: usize,
+    lse: f32,
+) -> f32 {
+    let z = &logits[row * p.logit_width as usize..];
+    let mut h = 0.0f32;
+    for j in start..start + size {
+        if allowed(p, masks, row, j) {
+            let lp = z[j] - lse;
+            h -= lp.exp() * lp;
+        }
+    }
+    h
+}
+
+/// Twin of `head_sample`.
+pub fn head_sample(
+    p: &HeadParams,
+    logits: &[f32],
+    masks: &[u32],
+    component_sizes: &[u32],
+    actions: &mut [u32],
+    policy_out: &mut [f32],
+) {
+    let width = p.logit_width as usize;
+    let n_comp = p.component_count as usize;
+    for row in 0..p.rows as usize {
+        let z = &logits[row * width..];
+        let (mut start, mut logp, mut entropy) = (0usize, 0.0f32, 0.0f32);
+        for c in 0..n_comp {
+            let size = component_sizes[c] as usize;
+            let lse = component_lse(p, logits, masks, row, start, size);
+            let u = sample_uniform(p, row as u32, c as u32);
+            let (mut action, mut last_allowed, mut found, mut cdf) = (start, start, false, 0.0f32);
+            for j in start..start + size {
+                if allowed(p, masks, row, j) {
+                    last_allowed = j;
+                    cdf += (z[j] - lse).exp();
+                    if !found && u < cdf {
+                        action = j;
+                        found = true;
+                    }
+                }
+            }
+            if !found {
+                action = last_allowed;
+            }
+            actions[row * n_comp + c] = (action - start) as u32;
+            logp += z[action] - lse;
+            entropy += component_entropy(p, logits, masks, row, start, size, lse);
+            start += size;
+        }
+        policy_out[row * 2] = logp;
+        policy_out[row * 2 + 1] = entropy;
+    }
+}
+
+/// Twin of `head_evaluate`.
+pub fn head_evaluate(
+    p: &HeadParams,
+    logits: &[f32],
+    masks: &[u32],
+    component_sizes: &[u32],
+    actions: &[u32],
+    policy_out: &mut [f32],
+) {
+    let width = p.logit_width as usize;
+    let n_comp = p.component_count as usize;
+    for row in 0..p.rows as usize {
+        let z = &logits[row * width..];
+        let (mut start, mut logp, mut entropy) = (0usize, 0.0f32, 0.0f32);
+        for c in 0..n_comp {
+            let size = component_sizes[c] as usize;
+            let lse = component_lse(p, logits, masks, row, start, size);
+            let action = start + actions[row * n_comp + c] as usize;
+            logp += z[action] - lse;
+            entropy += component_entropy(p, logits, masks, row, start, size, lse);
+            start += size;
+        }
+        policy_out[row * 2] = logp;
+        policy_out[row * 2 + 1] = entropy;
+    }
+}
+
+/// Twin of `head_backward`.
+pub fn head_backward(
+    p: &HeadParams,
+    logits: &[f32],
+    masks: &[u32],
+    component_sizes: &[u32],
+    actions: &[u32],
+    policy_grad: &[f32],
+    logit_grad: &mut [f32],
+) {
+    let width = p.logit_width as usize;
+    let n_comp = p.component_count as usize;
+    for row in 0..p.rows as usize {
+        let g_logp = policy_grad[row * 2];
+        let g_entropy = policy_grad[row * 2 + 1];
+        let mut start = 0usize;
+        for c in 0..n_comp {
+            let size = component_sizes[c] as usize;
+            let lse = component_lse(p, logits, masks, row, start, size);
+            let h = component_entropy(p, logits, masks, row, start, size, lse);
+            let action = start + actions[row * n_comp + c] as usize;
+            for j in start..start + size {
+                let mut g = 0.0f32;
+                if allowed(p, masks, row, j) {
+                    let lp = logits[row * width + j] - lse;
+                    let prob = lp.exp();
+                    let onehot = if j == action { 1.0 } else { 0.0 };
+                    g = g_logp * (onehot - prob) - g_entropy * prob * (lp + h);
+                }
+                logit_grad[row * width + j] = g;
+            }
+            start += size;
+        }
+    }
+}
+
+/// Twin of `gae`.
+pub fn gae(
+    p: &GaeParams,
+    rewards: &[f32],
+    values: &[f32],
+    dones: &[f32],
+    last_values: &[f32],
+    advantages: &mut [f32],
+    returns: &mut [f32],
+) {
+    let (steps, agents) = (p.steps as usize, p.agents as usize);
+    for a in 0..agents {
+        let mut next_value = last_values[a];
+        let mut running = 0.0f32;
+        for k in 0..steps {
+            let i = (steps - 1 - k) * agents + a;
+            let nonterminal = 1.0 - dones[i];
+            let delta = rewards[i] + p.gamma * next_value * nonterminal - values[i];
+            running = delta + p.gamma * p.gae_lambda * nonterminal * running;
+            advantages[i] = running;
+            returns[i] = running + values[i];
+            next_value = values[i];
+        }
+    }
+}
+
+/// Twin of `ppo_loss`.
+#[allow(clippy::too_many_arguments)]
+pub fn ppo_loss(
+    p: &LossParams,
+    policy_new: &[f32],
+    values_new: &[f32],
+    policy_old: &[f32],
+    values_old: &[f32],
+    advantages: &[f32],
+    adv_adjust: &[f32],
+    returns: &[f32],
+    policy_grad: &mut [f32],
+    value_grad: &mut [f32],
+    terms: &mut [f32],
+) {
+    for i in 0..p.rows as usize {
+        let adv = advantages[i] + adv_adjust[i];
+        let log_ratio = policy_new[i * 2] - policy_old[i * 2];
+        let ratio = log_ratio.exp();
+        let pg_unclipped = -adv * ratio;
+        let pg_clipped = -adv * ratio.clamp(1.0 - p.clip_coef, 1.0 + p.clip_coef);
+        let pg = pg_unclipped.max(pg_clipped);
+        let d_pg = if pg_unclipped >= pg_clipped {
+            -adv * ratio
+        } else {
+            0.0
+        };
+
+        let v = values_new[i];
+        let err = v - returns[i];
+        let mut v_loss = err * err;
+        let mut d_v = 2.0 * err;
+        if p.clip_vloss != 0 {
+            let v_old = values_old[i];
+            let dv = v - v_old;
+            let err_clipped = v_old + dv.clamp(-p.clip_coef, p.clip_coef) - returns[i];
+            let v_loss_clipped = err_clipped * err_clipped;
+            if v_loss_clipped > v_loss {
+                v_loss = v_loss_clipped;
+                d_v = if dv > -p.clip_coef && dv < p.clip_coef {
+                    2.0 * err_clipped
+                } else {
+                    0.0
+                };
+            }
+        }
+        let scale = p.loss_scale * p.loss_norm;
+        policy_grad[i * 2] = scale * d_pg;
+        policy_grad[i * 2 + 1] = -scale * p.ent_coef;
+        value_grad[i] = scale * p.vf_coef * d_v;
+        terms[i * 4] = pg;
+        terms[i * 4 + 1] = v_loss;
+        terms[i * 4 + 2] = (ratio - 1.0) - log_ratio;
+        terms[i * 4 + 3] = if (ratio - 1.0).abs() > p.clip_coef {
+            1.0
+        } else {
+            0.0
+        };
+    }
+}
+
+/// Twin of `adam_begin`.
+pub fn adam_begin(p: &AdamParams, state: &mut AdamState) {
+    state.step += 1;
+    state.beta1_pow *= p.beta1;
+    state.beta2_pow *= p.beta2;
+}
+
+/// Twin of `adam_update`.
+pub fn adam_update(
+    p: &AdamParams,
+    state: &AdamState,
+    norm_stats: &GroupStats,
+    params: &mut [f32],
+    grads: &[f32],
+    moment1: &mut [f32],
+    moment2: &mut [f32],
+) {
+    let mut clip = 1.0f32;
+    if p.max_grad_norm > 0.0 {
+        let norm = norm_stats.sum.sqrt();
+        clip = (p.max_grad_norm / (norm + 1e-6)).min(1.0);
+    }
+    for i in 0..p.param_count as usize {
+        let g = grads[i] * clip;
+        let m = p.beta1 * moment1[i] + (1.0 - p.beta1) * g;
+        let v = p.beta2 * moment2[i] + (1.0 - p.beta2) * g * g;
+        moment1[i] = m;
+        moment2[i] = v;
+        let m_hat = m / (1.0 - state.beta1_pow);
+        let v_hat = v / (1.0 - state.beta2_pow);
+        params[i] -= p.lr * m_hat / (v_hat.sqrt() + p.epsilon);
+    }
+}
+
+/// Twin of `reduce_partial`.
+pub fn reduce_partial(
+    p: &ReduceParams,
+    values: &[f32],
+    group_ids: &[u32],
+    center: &[GroupStats],
+    partial: &mut [GroupPartial],
+) {
+    let groups = p.group_count as usize;
+    let rows = p.rows as usize;
+    for split in 0..p.split_count as usize {
+        let start = (split * p.rows_per_split as usize).min(rows);
+        let end = (start + p.rows_per_split as usize).min(rows);
+        for g in 0..groups {
+            let c = if p.mode == ReduceMode::SquaredDeviation as u32 {
+                center[g].mean
+            } else {
+                0.0
+            };
+            let (mut sum, mut count) = (0.0f32, 0u32);
+            for r in start..end {
+                if p.use_groups == 0 || group_ids[r] as usize == g {
+                    let v = values[r * p.value_stride as usize + p.value_offset as usize];
+                    sum += match p.mode {
+                        1 => (v - c) * (v - c),
+                        2 => v * v,
+                        _ => v,
+                    };
+                    count += 1;
+                }
+            }
+            partial[split * groups + g] = GroupPartial { sum, count };
+        }
+    }
+}
+
+/// Twin of `reduce_final`.
+pub fn reduce_final(p: &ReduceParams, partial: &[GroupPartial], stats: &mut [GroupStats]) {
+    let groups = p.group_count as usize;
+    for g in 0..groups {
+        let (mut sum, mut count) = (0.0f32, 0u32);
+        for s in 0..p.split_count as usize {
+            let part = partial[s * groups + g];
+            sum += part.sum;
+            count += part.count;
+        }
+        let mean = if count > 0 { sum / count as f32 } else { 0.0 };
+        let variance = if count > 1 {
+            sum / (count - 1) as f32
+        } else {
+            0.0
+        };
+        stats[p.output_offset as usize + g] = GroupStats {
+            sum,
+            count,
+            mean,
+            variance,
+        };
+    }
+}
+
+/// Twin of `normalize`.
+pub fn normalize(
+    p: &ReduceParams,
+    values: &mut [f32],
+    group_ids: &[u32],
+    mean: &[GroupStats],
+    variance: &[GroupStats],
+) {
+    for r in 0..p.rows as usize {
+        let g = if p.use_groups != 0 {
+            group_ids[r] as usize
+        } else {
+            0
+        };
+        let i = r * p.value_stride as usize + p.value_offset as usize;
+        values[i] = (values[i] - mean[g].mean) / (variance[g].variance.sqrt() + p.epsilon);
+    }
+}

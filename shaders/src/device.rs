@@ -1,0 +1,286 @@
+//! Device setup the trainer reuses: pick an adapter (Vulkan, Metal or DX12; `FAIRGROUND_BACKEND`
+//! or wgpu's own `WGPU_BACKEND` chooses), request the adapter's limits explicitly, build every
+//! pipeline once, and return a typed error that says how to get an adapter when there is none.
+
+use crate::error::ShaderError;
+use crate::registry::{Access, Family, Kernel, max_storage_bindings};
+use std::num::NonZeroU64;
+
+/// Which graphics API to use. `Auto` tries Vulkan, Metal and DX12 (whichever exist here).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Vulkan,
+    Metal,
+    Dx12,
+}
+
+impl BackendChoice {
+    pub fn parse(variable: &'static str, value: &str) -> Result<Self, ShaderError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(Self::Auto),
+            "vulkan" | "vk" => Ok(Self::Vulkan),
+            "metal" | "mtl" => Ok(Self::Metal),
+            "dx12" | "d3d12" => Ok(Self::Dx12),
+            _ => Err(ShaderError::UnknownBackend {
+                variable,
+                value: value.to_string(),
+            }),
+        }
+    }
+
+    /// `FAIRGROUND_BACKEND` if set, else `WGPU_BACKEND` if set, else `Auto`.
+    pub fn from_env() -> Result<Self, ShaderError> {
+        for variable in ["FAIRGROUND_BACKEND", "WGPU_BACKEND"] {
+            if let Ok(value) = std::env::var(variable) {
+                return Self::parse(variable, &value);
+            }
+        }
+        Ok(Self::Auto)
+    }
+
+    pub fn backends(self) -> wgpu::Backends {
+        match self {
+            Self::Auto => wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12,
+            Self::Vulkan => wgpu::Backends::VULKAN,
+            Self::Metal => wgpu::Backends::METAL,
+            Self::Dx12 => wgpu::Backends::DX12,
+        }
+    }
+}
+
+struct KernelPipeline {
+    layout: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+/// One device with every kernel's pipeline built. Share it (`Arc`) between executors.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    /// The limits the device was created with (the adapter's own).
+    pub limits: wgpu::Limits,
+    kernels: Vec<KernelPipeline>,
+}
+
+impl GpuContext {
+    /// Choose the backend from the environment (see [`BackendChoice::from_env`]).
+    pub fn from_env() -> Result<Self, ShaderError> {
+        Self::new(BackendChoice::from_env()?)
+    }
+
+    pub fn new(choice: BackendChoice) -> Result<Self, ShaderError> {
+        let backends = choice.backends();
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            apply_limit_buckets: false,
+        }))
+        .map_err(|e| ShaderError::NoAdapter {
+            backends: format!("{backends:?}"),
+            detail: format!(": {e}"),
+        })?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let needed = u64::from(max_storage_bindings());
+        if u64::from(limits.max_storage_buffers_per_shader_stage) < needed {
+            return Err(ShaderError::LimitTooLow {
+                adapter: info.name.clone(),
+                limit: "storage buffers per shader stage",
+                available: u64::from(limits.max_storage_buffers_per_shader_stage),
+                needed,
+            });
+        }
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("fairground"),
+            required_features: wgpu::Features::empty(),
+            // Explicitly the adapter's limits: wgpu's defaults cap storage bindings at 128 MiB.
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| ShaderError::RequestDevice {
+            adapter: info.name.clone(),
+            detail: e.to_string(),
+        })?;
+        let kernels = build_pipelines(&device)?;
+        Ok(Self {
+            device,
+            queue,
+            info,
+            limits,
+            kernels,
+        })
+    }
+
+    /// The adapter's name (e.g. "llvmpipe (LLVM 19.1.7, 256 bits)").
+    pub fn adapter_name(&self) -> String {
+        self.info.name.clone()
+    }
+
+    pub(crate) fn pipeline(
+        &self,
+        kernel: Kernel,
+    ) -> (&wgpu::ComputePipeline, &wgpu::BindGroupLayout) {
+        let k = &self.kernels[kernel as usize];
+        (&k.pipeline, &k.layout)
+    }
+
+    /// Workgroup counts for `threads` invocations, folded into two dimensions when one dimension
+    /// would exceed `max_compute_workgroups_per_dimension` (e.g. 65537 rows x 256 units).
+    pub fn dispatch_size(&self, kernel: Kernel, threads: u64) -> Result<[u32; 3], ShaderError> {
+        dispatch_size(
+            kernel,
+            threads,
+            self.limits.max_compute_workgroups_per_dimension,
+        )
+    }
+}
+
+/// See [`GpuContext::dispatch_size`]. Shaders linearise `(wg.y * nwg.x + wg.x) * 64 + lid` and
+/// bound-check, so the fold may launch a few idle workgroups.
+pub fn dispatch_size(
+    kernel: Kernel,
+    threads: u64,
+    max_per_dimension: u32,
+) -> Result<[u32; 3], ShaderError> {
+    let workgroups = threads.div_ceil(u64::from(kernel.workgroup_size()));
+    if workgroups == 0 {
+        return Ok([0, 0, 0]);
+    }
+    let max = u64::from(max_per_dimension);
+    let x = workgroups.min(max);
+    let y = workgroups.div_ceil(x);
+    if y > max {
+        return Err(ShaderError::DispatchTooLarge {
+            kernel: kernel.entry_point(),
+            workgroups,
+            max_per_dimension,
+        });
+    }
+    Ok([x as u32, y as u32, 1])
+}
+
+fn build_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>, ShaderError> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let modules: Vec<(Family, wgpu::ShaderModule)> = Family::ALL
+        .iter()
+        .map(|&family| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(family.file_name()),
+                source: wgpu::ShaderSource::Wgsl(family.source().into()),
+            });
+            (family, module)
+        })
+        .collect();
+    let mut kernels = Vec::with_capacity(Kernel::ALL.len());
+    for (i, &kernel) in Kernel::ALL.iter().enumerate() {
+        assert_eq!(
+            kernel as usize, i,
+            "Kernel::ALL must list kernels in declaration order"
+        );
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: NonZeroU64::new(kernel.uniform_size()),
+            },
+            count: None,
+        }];
+        for (b, access) in kernel.storage().iter().enumerate() {
+            let (read_only, elem) = match *access {
+                Access::Read(e) => (true, e),
+                Access::ReadWrite(e) => (false, e),
+            };
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: b as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only },
+                    has_dynamic_offset: false,
+                    min_binding_size: NonZeroU64::new(elem),
+                },
+                count: None,
+            });
+        }
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(kernel.entry_point()),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.entry_point()),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let module = &modules
+            .iter()
+            .find(|(f, _)| *f == kernel.family())
+            .expect("every family has a module")
+            .1;
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry_point()),
+            layout: Some(&pipeline_layout),
+            module,
+            entry_point: Some(kernel.entry_point()),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            cache: None,
+        });
+        kernels.push(KernelPipeline { layout, pipeline });
+    }
+    if let Some(error) = pollster::block_on(scope.pop()) {
+        return Err(ShaderError::Compile {
+            file: "(one of the registry's WGSL files)",
+            message: error.to_string(),
+        });
+    }
+    Ok(kernels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatches_past_the_per_dimension_limit_fold_into_two_dimensions() {
+        // 65537 rows x 256 units = 262,148 workgroups of 64 > 65535.
+        let [x, y, z] = dispatch_size(Kernel::DenseForward, 65_537 * 256, 65_535).unwrap();
+        assert_eq!((x, y, z), (65_535, 5, 1));
+        assert!(u64::from(x) * u64::from(y) * 64 >= 65_537 * 256);
+        assert_eq!(dispatch_size(Kernel::Gae, 0, 65_535).unwrap(), [0, 0, 0]);
+        assert!(dispatch_size(Kernel::Gae, 65_536u64 * 65_536 * 64, 65_535).is_err());
+    }
+
+    #[test]
+    fn backend_names_parse_and_the_no_adapter_error_says_how_to_get_one() {
+        assert_eq!(
+            BackendChoice::parse("X", "Vulkan").unwrap(),
+            BackendChoice::Vulkan
+        );
+        assert_eq!(BackendChoice::parse("X", "").unwrap(), BackendChoice::Auto);
+        let e = BackendChoice::parse("FAIRGROUND_BACKEND", "cuda")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("FAIRGROUND_BACKEND") && e.contains("cuda"),
+            "{e}"
+        );
+        let e = ShaderError::NoAdapter {
+            backends: "VULKAN".into(),
+            detail: String::new(),
+        }
+        .to_string();
+        assert!(
+            e.contains("apt-get install mesa-vulkan-drivers") && !e.contains('\n'),
+            "{e}"
+        );
+    }
+}

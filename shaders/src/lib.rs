@@ -1,0 +1,29 @@
+//! fairground-shaders: hand-written WGSL compute kernels for PPO, each with a CPU twin.
+//!
+//! - [`registry`]: the WGSL sources (`include_str!`) and every kernel's binding table.
+//! - [`layout`]: the `#[repr(C)]` + `Pod` structs shared with WGSL, with layout asserts.
+//! - [`cpu`]: the CPU twin of every kernel.
+//! - [`program`]: buffers and launch sequences declared once; [`Executor`] runs them on the GPU
+//!   ([`GpuExecutor`]) or with the twins ([`CpuExecutor`]) — the `gpu` and `cpu` backends.
+//! - [`device`]: adapter choice, explicit limits, pipelines built once ([`GpuContext`]).
+//! - [`mlp`], [`ppo`]: dense networks (grouped or not), GAE, reductions, and [`ActorCritic`].
+
+pub mod cpu;
+pub mod cpu_exec;
+pub mod device;
+pub mod error;
+pub mod gpu_exec;
+pub mod layout;
+pub mod mlp;
+pub mod ppo;
+pub mod program;
+pub mod registry;
+
+pub use cpu_exec::CpuExecutor;
+pub use device::{BackendChoice, GpuContext};
+pub use error::ShaderError;
+pub use gpu_exec::GpuExecutor;
+pub use mlp::{Activation, MlpSpec};
+pub use ppo::{ActOutput, ActorCritic, ActorCriticSpec, LossStats, Minibatch, PpoHyper, SampleKey};
+pub use program::{BufferId, Executor, ExecutorExt, Program, SeqId};
+pub use registry::{Family, Kernel};

@@ -1,0 +1,785 @@
+//! PPO building blocks recorded into a [`Program`] (GAE, fixed-order reductions, advantage
+//! normalisation) and [`ActorCritic`]: the reference's separate policy and value MLPs with a
+//! categorical / multi-discrete head, run by any [`Executor`] (the `gpu` or the `cpu` backend).
+
+use crate::error::ShaderError;
+use crate::layout::*;
+use crate::mlp::{Activation, MlpBuffers, MlpPlacement, MlpSpec};
+use crate::program::{BufferId, Executor, ExecutorExt, OpRef, Program, SeqId};
+use crate::registry::Kernel;
+
+/// Fixed number of splits of every group reduction (first pass), see group_reduce.wgsl.
+pub const REDUCE_SPLITS: u32 = 256;
+
+/// Words of the partial-sum scratch a reduction over `group_count` groups needs.
+pub fn reduce_partial_words(group_count: u32) -> usize {
+    REDUCE_SPLITS as usize * group_count as usize * size_of::<GroupPartial>() / 4
+}
+
+/// What to reduce: `rows` values at `values[r * value_stride + value_offset]`.
+#[derive(Clone, Copy, Debug)]
+pub struct ReduceSpec {
+    pub rows: u32,
+    pub group_count: u32,
+    /// false: every row is in group 0 (the group id buffer is not read).
+    pub use_groups: bool,
+    pub value_stride: u32,
+    pub value_offset: u32,
+    pub mode: ReduceMode,
+    /// Group g's statistics land at `stats[output_offset + g]`.
+    pub output_offset: u32,
+}
+
+impl ReduceSpec {
+    pub fn plain(rows: u32) -> Self {
+        Self {
+            rows,
+            group_count: 1,
+            use_groups: false,
+            value_stride: 1,
+            value_offset: 0,
+            mode: ReduceMode::Value,
+            output_offset: 0,
+        }
+    }
+
+    pub fn params(&self) -> ReduceParams {
+        ReduceParams {
+            rows: self.rows,
+            group_count: self.group_count,
+            split_count: REDUCE_SPLITS,
+            rows_per_split: self.rows.div_ceil(REDUCE_SPLITS).max(1),
+            value_stride: self.value_stride,
+            value_offset: self.value_offset,
+            mode: self.mode as u32,
+            use_groups: u32::from(self.use_groups),
+            epsilon: 1e-8,
+            output_offset: self.output_offset,
+            pad0: 0,
+            pad1: 0,
+        }
+    }
+}
+
+/// Record a fixed-order group reduction: per group sum, count, mean (and sum / (count - 1)).
+/// `center` holds the means used by [`ReduceMode::SquaredDeviation`] (any stats buffer
+/// otherwise).
+#[allow(clippy::too_many_arguments)]
+pub fn record_group_reduce(
+    program: &mut Program,
+    seq: SeqId,
+    spec: ReduceSpec,
+    values: BufferId,
+    group_ids: BufferId,
+    center: BufferId,
+    partial: BufferId,
+    stats: BufferId,
+) {
+    let p = spec.params();
+    program.push(
+        seq,
+        Kernel::ReducePartial,
+        &p,
+        &[values, group_ids, center, partial],
+        u64::from(REDUCE_SPLITS) * u64::from(spec.group_count),
+    );
+    program.push(
+        seq,
+        Kernel::ReduceFinal,
+        &p,
+        &[partial, stats],
+        u64::from(spec.group_count),
+    );
+}
+
+/// Record per-group standardisation in place: (x - mean) / (std + 1e-8), std unbiased.
+/// `mean_stats` and `var_stats` each hold `group_count` GroupStats (4 words each).
+#[allow(clippy::too_many_arguments)]
+pub fn record_normalize(
+    program: &mut Program,
+    seq: SeqId,
+    spec: ReduceSpec,
+    values: BufferId,
+    group_ids: BufferId,
+    partial: BufferId,
+    mean_stats: BufferId,
+    var_stats: BufferId,
+) {
+    let mean = ReduceSpec {
+        mode: ReduceMode::Value,
+        output_offset: 0,
+        ..spec
+    };
+    record_group_reduce(
+        program, seq, mean, values, group_ids, mean_stats, partial, mean_stats,
+    );
+    let var = ReduceSpec {
+        mode: ReduceMode::SquaredDeviation,
+        output_offset: 0,
+        ..spec
+    };
+    record_group_reduce(
+        program, seq, var, values, group_ids, mean_stats, partial, var_stats,
+    );
+    program.push(
+        seq,
+        Kernel::Normalize,
+        &mean.params(),
+        &[values, group_ids, mean_stats, var_stats],
+        u64::from(spec.rows),
+    );
+}
+
+/// Buffers of GAE over `steps` x `agents` (time-major, agent-minor).
+#[derive(Clone, Copy, Debug)]
+pub struct GaeBuffers {
+    pub rewards: BufferId,
+    pub values: BufferId,
+    pub dones: BufferId,
+    pub last_values: BufferId,
+    pub advantages: BufferId,
+    pub returns: BufferId,
+}
+
+impl GaeBuffers {
+    pub fn declare(program: &mut Program, steps: u32, agents: u32) -> Self {
+        let n = steps as usize * agents as usize;
+        Self {
+            rewards: program.buffer("gae.rewards", n),
+            values: program.buffer("gae.values", n),
+            dones: program.buffer("gae.dones", n),
+            last_values: program.buffer("gae.last_values", agents as usize),
+            advantages: program.buffer("gae.advantages", n),
+            returns: program.buffer("gae.returns", n),
+        }
+    }
+
+    pub fn record(&self, program: &mut Program, seq: SeqId, p: GaeParams) -> OpRef {
+        program.push(
+            seq,
+            Kernel::Gae,
+            &p,
+            &[
+                self.rewards,
+                self.values,
+                self.dones,
+                self.last_values,
+                self.advantages,
+                self.returns,
+            ],
+            u64::from(p.agents),
+        )
+    }
+}
+
+/// The reference's actor-critic: a policy MLP `obs -> hidden.. -> sum(action_components)` and a
+/// separate value MLP `obs -> hidden.. -> 1`, each with `group_count` parameter sets (one per
+/// group of agents), run on exactly `batch` rows per call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActorCriticSpec {
+    pub obs_width: u32,
+    pub hidden: Vec<u32>,
+    /// Categorical: one entry (the action count). Multi-discrete: one entry per component.
+    pub action_components: Vec<u32>,
+    pub group_count: u32,
+    pub hidden_activation: Activation,
+    pub batch: u32,
+    pub use_masks: bool,
+}
+
+impl ActorCriticSpec {
+    pub fn policy(&self) -> MlpSpec {
+        let mut widths = vec![self.obs_width];
+        widths.extend(&self.hidden);
+        widths.push(self.logit_width());
+        MlpSpec {
+            widths,
+            hidden_activation: self.hidden_activation,
+            output_activation: Activation::Identity,
+            group_count: self.group_count,
+        }
+    }
+
+    pub fn value(&self) -> MlpSpec {
+        let mut widths = vec![self.obs_width];
+        widths.extend(&self.hidden);
+        widths.push(1);
+        MlpSpec {
+            widths,
+            hidden_activation: self.hidden_activation,
+            output_activation: Activation::Identity,
+            group_count: self.group_count,
+        }
+    }
+
+    pub fn logit_width(&self) -> u32 {
+        self.action_components.iter().sum()
+    }
+
+    /// Policy parameters first, then value parameters.
+    pub fn param_len(&self) -> u32 {
+        self.policy().param_len() + self.value().param_len()
+    }
+
+    pub fn init_params(&self, seed: u64) -> Vec<f32> {
+        let mut p = self.policy().init_params(seed);
+        p.extend(self.value().init_params(seed ^ 0x5641_4c55_4500_0000));
+        p
+    }
+}
+
+/// PPO and Adam hyperparameters (the paper's symbols). Defaults: the reference's AH settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PpoHyper {
+    pub clip_coef: f32,
+    pub vf_coef: f32,
+    pub ent_coef: f32,
+    pub clip_vloss: bool,
+    /// Fairness hook: a scalar multiplying the whole loss.
+    pub loss_scale: f32,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub epsilon: f32,
+    /// <= 0: no gradient clipping.
+    pub max_grad_norm: f32,
+}
+
+impl Default for PpoHyper {
+    fn default() -> Self {
+        Self {
+            clip_coef: 0.2,
+            vf_coef: 1.0,
+            ent_coef: 0.01,
+            clip_vloss: false,
+            loss_scale: 1.0,
+            lr: 5e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            max_grad_norm: 0.0,
+        }
+    }
+}
+
+/// The counter of one sampling call: actions of row r use key (seed) and counter
+/// (iteration, step, agent_offset + r, component).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleKey {
+    pub seed: u64,
+    pub iteration: u32,
+    pub step: u32,
+    pub agent_offset: u32,
+}
+
+/// What `act` returns, per row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ActOutput {
+    /// rows x components.
+    pub actions: Vec<u32>,
+    pub logp: Vec<f32>,
+    pub entropy: Vec<f32>,
+    pub values: Vec<f32>,
+}
+
+/// One minibatch of stored rollout data (`batch` rows each).
+#[derive(Clone, Copy, Debug)]
+pub struct Minibatch<'a> {
+    pub obs: &'a [f32],
+    /// Empty when `group_count == 1`.
+    pub group_ids: &'a [u32],
+    /// rows x logit_width, 0 = forbidden; empty unless `use_masks`.
+    pub masks: &'a [u32],
+    /// rows x components.
+    pub actions: &'a [u32],
+    pub old_logp: &'a [f32],
+    pub old_values: &'a [f32],
+    pub advantages: &'a [f32],
+    /// Fairness hook: added to the advantages.
+    pub adv_adjust: &'a [f32],
+    pub returns: &'a [f32],
+}
+
+/// Means over the last minibatch.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LossStats {
+    pub policy_loss: f32,
+    pub value_loss: f32,
+    pub entropy: f32,
+    pub approx_kl: f32,
+    pub clip_fraction: f32,
+}
+
+struct Buffers {
+    obs: BufferId,
+    group_ids: BufferId,
+    masks: BufferId,
+    components: BufferId,
+    sampled_actions: BufferId,
+    sample_out: BufferId,
+    actions: BufferId,
+    policy_new: BufferId,
+    policy_old: BufferId,
+    values_old: BufferId,
+    advantages: BufferId,
+    adv_adjust: BufferId,
+    returns: BufferId,
+    policy_grad: BufferId,
+    value_grad: BufferId,
+    terms: BufferId,
+    params: BufferId,
+    grads: BufferId,
+    moment1: BufferId,
+    moment2: BufferId,
+    adam_state: BufferId,
+    norm_partial: BufferId,
+    norm_stats: BufferId,
+    stats_partial: BufferId,
+    stats: BufferId,
+    policy: MlpBuffers,
+    value: MlpBuffers,
+}
+
+/// Policy + value networks, sampling and one PPO minibatch step, on any [`Executor`].
+pub struct ActorCritic<E: Executor> {
+    exec: E,
+    spec: ActorCriticSpec,
+    bufs: Buffers,
+    act_seq: SeqId,
+    train_seq: SeqId,
+    sample_op: OpRef,
+    head_params: HeadParams,
+    scratch: Vec<f32>,
+}
+
+impl<E: Executor> ActorCritic<E> {
+    /// Declare the program, hand it to `make_executor` (e.g. `CpuExecutor::new` or
+    /// `|p| GpuExecutor::new(ctx, p)`), and upload `params` (see
+    /// [`ActorCriticSpec::init_params`]).
+    pub fn new(
+        spec: ActorCriticSpec,
+        hyper: PpoHyper,
+        params: &[f32],
+        make_executor: impl FnOnce(Program) -> Result<E, ShaderError>,
+    ) -> Result<Self, ShaderError> {
+        let rows = spec.batch;
+        let n = rows as usize;
+        let n_comp = spec.action_components.len();
+        let logit_width = spec.logit_width() as usize;
+        let policy = MlpPlacement {
+            spec: spec.policy(),
+            param_offset: 0,
+            rows,
+        };
+        let value = MlpPlacement {
+            spec: spec.value(),
+            param_offset: spec.policy().param_len(),
+            rows,
+        };
+        let param_len = spec.param_len() as usize;
+        if params.len() != param_len {
+            return Err(ShaderError::ShapeMismatch {
+                what: "parameters",
+                expected: param_len,
+                got: params.len(),
+            });
+        }
+        let mut prog = Program::new();
+        let obs = prog.buffer("obs", n * spec.obs_width as usize);
+        let policy_bufs = policy.declare_buffers(&mut prog, "policy", obs, false);
+        let value_bufs = value.declare_buffers(&mut prog, "value", obs, false);
+        let stats_words = 5 * size_of::<GroupStats>() / 4;
+        let bufs = Buffers {
+            obs,
+            group_ids: prog.buffer("group_ids", n),
+            masks: prog.buffer("masks", if spec.use_masks { n * logit_width } else { 1 }),
+            components: prog.buffer("components", n_comp),
+            sampled_actions: prog.buffer("sampled_actions", n * n_comp),
+            sample_out: prog.buffer("sample_out", n * 2),
+            actions: prog.buffer("actions", n * n_comp),
+            policy_new: prog.buffer("policy_new", n * 2),
+            policy_old: prog.buffer("policy_old", n * 2),
+            values_old: prog.buffer("values_old", n),
+            advantages: prog.buffer("advantages", n),
+            adv_adjust: prog.buffer("adv_adjust", n),
+            returns: prog.buffer("returns", n),
+            policy_grad: prog.buffer("policy_grad", n * 2),
+            value_grad: prog.buffer("value_grad", n),
+            terms: prog.buffer("terms", n * 4),
+            params: prog.buffer("params", param_len),
+            grads: prog.buffer("grads", param_len),
+            moment1: prog.buffer("moment1", param_len),
+            moment2: prog.buffer("moment2", param_len),
+            adam_state: prog.buffer("adam_state", size_of::<AdamState>() / 4),
+            norm_partial: prog.buffer("norm_partial", reduce_partial_words(1)),
+            norm_stats: prog.buffer("norm_stats", size_of::<GroupStats>() / 4),
+            stats_partial: prog.buffer("stats_partial", reduce_partial_words(1)),
+            stats: prog.buffer("stats", stats_words),
+            policy: policy_bufs,
+            value: value_bufs,
+        };
+        let head_params = HeadParams {
+            rows,
+            logit_width: logit_width as u32,
+            component_count: n_comp as u32,
+            use_mask: u32::from(spec.use_masks),
+            ..HeadParams::default()
+        };
+        let logits = *bufs.policy.activations.last().expect("policy output");
+        let values_new = *bufs.value.activations.last().expect("value output");
+        let logit_grad = bufs
+            .policy
+            .activation_grads
+            .last()
+            .expect("policy output")
+            .expect("declared");
+
+        // act: forward both networks, sample.
+        let act_seq = prog.sequence();
+        policy.record_forward(
+            &mut prog,
+            act_seq,
+            bufs.params,
+            bufs.group_ids,
+            &bufs.policy,
+        );
+        value.record_forward(&mut prog, act_seq, bufs.params, bufs.group_ids, &bufs.value);
+        let sample_op = prog.push(
+            act_seq,
+            Kernel::HeadSample,
+            &head_params,
+            &[
+                logits,
+                bufs.masks,
+                bufs.components,
+                bufs.sampled_actions,
+                bufs.sample_out,
+            ],
+            u64::from(rows),
+        );
+
+        // train: forward, evaluate, loss, backward, Adam, statistics.
+        let train_seq = prog.sequence();
+        policy.record_forward(
+            &mut prog,
+            train_seq,
+            bufs.params,
+            bufs.group_ids,
+            &bufs.policy,
+        );
+        value.record_forward(
+            &mut prog,
+            train_seq,
+            bufs.params,
+            bufs.group_ids,
+            &bufs.value,
+        );
+        prog.push(
+            train_seq,
+            Kernel::HeadEvaluate,
+            &head_params,
+            &[
+                logits,
+                bufs.masks,
+                bufs.components,
+                bufs.actions,
+                bufs.policy_new,
+            ],
+            u64::from(rows),
+        );
+        let loss = LossParams {
+            rows,
+            clip_coef: hyper.clip_coef,
+            vf_coef: hyper.vf_coef,
+            ent_coef: hyper.ent_coef,
+            clip_vloss: u32::from(hyper.clip_vloss),
+            loss_scale: hyper.loss_scale,
+            loss_norm: 1.0 / rows as f32,
+            pad0: 0,
+        };
+        prog.push(
+            train_seq,
+            Kernel::PpoLoss,
+            &loss,
+            &[
+                bufs.policy_new,
+                values_new,
+                bufs.policy_old,
+                bufs.values_old,
+                bufs.advantages,
+                bufs.adv_adjust,
+                bufs.returns,
+                bufs.policy_grad,
+                bufs.value_grad,
+                bufs.terms,
+            ],
+            u64::from(rows),
+        );
+        prog.push(
+            train_seq,
+            Kernel::HeadBackward,
+            &head_params,
+            &[
+                logits,
+                bufs.masks,
+                bufs.components,
+                bufs.actions,
+                bufs.policy_grad,
+                logit_grad,
+            ],
+            u64::from(rows),
+        );
+        policy.record_backward(
+            &mut prog,
+            train_seq,
+            bufs.params,
+            bufs.grads,
+            bufs.group_ids,
+            &bufs.policy,
+            logit_grad,
+        );
+        value.record_backward(
+            &mut prog,
+            train_seq,
+            bufs.params,
+            bufs.grads,
+            bufs.group_ids,
+            &bufs.value,
+            bufs.value_grad,
+        );
+        let adam = AdamParams {
+            param_count: param_len as u32,
+            lr: hyper.lr,
+            beta1: hyper.beta1,
+            beta2: hyper.beta2,
+            epsilon: hyper.epsilon,
+            max_grad_norm: hyper.max_grad_norm,
+            pad0: 0,
+            pad1: 0,
+        };
+        prog.push(train_seq, Kernel::AdamBegin, &adam, &[bufs.adam_state], 1);
+        if hyper.max_grad_norm > 0.0 {
+            let norm = ReduceSpec {
+                mode: ReduceMode::Square,
+                ..ReduceSpec::plain(param_len as u32)
+            };
+            record_group_reduce(
+                &mut prog,
+                train_seq,
+                norm,
+                bufs.grads,
+                bufs.group_ids,
+                bufs.norm_stats,
+                bufs.norm_partial,
+                bufs.norm_stats,
+            );
+        }
+        prog.push(
+            train_seq,
+            Kernel::AdamUpdate,
+            &adam,
+            &[
+                bufs.adam_state,
+                bufs.norm_stats,
+                bufs.params,
+                bufs.grads,
+                bufs.moment1,
+                bufs.moment2,
+            ],
+            param_len as u64,
+        );
+        // Statistics: policy loss, value loss, approx KL, clip fraction, entropy.
+        for (slot, (values, stride, offset)) in [
+            (bufs.terms, 4, 0),
+            (bufs.terms, 4, 1),
+            (bufs.terms, 4, 2),
+            (bufs.terms, 4, 3),
+            (bufs.policy_new, 2, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let s = ReduceSpec {
+                value_stride: stride,
+                value_offset: offset,
+                output_offset: slot as u32,
+                ..ReduceSpec::plain(rows)
+            };
+            record_group_reduce(
+                &mut prog,
+                train_seq,
+                s,
+                values,
+                bufs.group_ids,
+                bufs.stats,
+                bufs.stats_partial,
+                bufs.stats,
+            );
+        }
+
+        let mut exec = make_executor(prog)?;
+        exec.write(bufs.params, params)?;
+        exec.write(bufs.adam_state, &[AdamState::INITIAL])?;
+        exec.write(bufs.components, &spec.action_components)?;
+        Ok(Self {
+            exec,
+            spec,
+            bufs,
+            act_seq,
+            train_seq,
+            sample_op,
+            head_params,
+            scratch: vec![0.0; n * 2],
+        })
+    }
+
+    pub fn spec(&self) -> &ActorCriticSpec {
+        &self.spec
+    }
+
+    pub fn executor(&mut self) -> &mut E {
+        &mut self.exec
+    }
+
+    fn check(what: &'static str, expected: usize, got: usize) -> Result<(), ShaderError> {
+        if expected == got {
+            Ok(())
+        } else {
+            Err(ShaderError::ShapeMismatch {
+                what,
+                expected,
+                got,
+            })
+        }
+    }
+
+    fn write_common(
+        &mut self,
+        obs: &[f32],
+        group_ids: &[u32],
+        masks: &[u32],
+    ) -> Result<(), ShaderError> {
+        let n = self.spec.batch as usize;
+        Self::check("obs", n * self.spec.obs_width as usize, obs.len())?;
+        self.exec.write(self.bufs.obs, obs)?;
+        if self.spec.group_count > 1 || !group_ids.is_empty() {
+            Self::check("group_ids", n, group_ids.len())?;
+            self.exec.write(self.bufs.group_ids, group_ids)?;
+        }
+        if self.spec.use_masks {
+            Self::check("masks", n * self.spec.logit_width() as usize, masks.len())?;
+            self.exec.write(self.bufs.masks, masks)?;
+        }
+        Ok(())
+    }
+
+    /// Queue the sampling pass for `batch` rows without waiting; fetch with [`Self::act_output`].
+    pub fn queue_act(
+        &mut self,
+        obs: &[f32],
+        group_ids: &[u32],
+        masks: &[u32],
+        key: SampleKey,
+    ) -> Result<(), ShaderError> {
+        self.write_common(obs, group_ids, masks)?;
+        self.head_params.seed_lo = key.seed as u32;
+        self.head_params.seed_hi = (key.seed >> 32) as u32;
+        self.head_params.iteration = key.iteration;
+        self.head_params.step = key.step;
+        self.head_params.agent_offset = key.agent_offset;
+        let hp = self.head_params;
+        self.exec.set_uniform_pod(self.sample_op, &hp);
+        self.exec.run(self.act_seq)
+    }
+
+    /// Read back the last queued act: actions, log-probabilities, entropies and values.
+    pub fn act_output(&mut self) -> Result<ActOutput, ShaderError> {
+        let n = self.spec.batch as usize;
+        let mut actions: Vec<u32> = self.exec.read(self.bufs.sampled_actions)?;
+        actions.truncate(n * self.spec.action_components.len());
+        let out: Vec<f32> = self.exec.read(self.bufs.sample_out)?;
+        let mut values: Vec<f32> = self
+            .exec
+            .read(*self.bufs.value.activations.last().expect("value output"))?;
+        values.truncate(n);
+        Ok(ActOutput {
+            actions,
+            logp: out.iter().step_by(2).take(n).copied().collect(),
+            entropy: out.iter().skip(1).step_by(2).take(n).copied().collect(),
+            values,
+        })
+    }
+
+    /// Sample actions for `batch` rows and return them with log-probabilities and values.
+    pub fn act(
+        &mut self,
+        obs: &[f32],
+        group_ids: &[u32],
+        masks: &[u32],
+        key: SampleKey,
+    ) -> Result<ActOutput, ShaderError> {
+        self.queue_act(obs, group_ids, masks, key)?;
+        self.act_output()
+    }
+
+    /// Queue one PPO minibatch step (forward, loss, backward, Adam) without waiting.
+    pub fn train_minibatch(&mut self, mb: &Minibatch<'_>) -> Result<(), ShaderError> {
+        let n = self.spec.batch as usize;
+        self.write_common(mb.obs, mb.group_ids, mb.masks)?;
+        Self::check(
+            "actions",
+            n * self.spec.action_components.len(),
+            mb.actions.len(),
+        )?;
+        for (what, v) in [
+            ("old_logp", mb.old_logp),
+            ("old_values", mb.old_values),
+            ("advantages", mb.advantages),
+            ("adv_adjust", mb.adv_adjust),
+            ("returns", mb.returns),
+        ] {
+            Self::check(what, n, v.len())?;
+        }
+        self.exec.write(self.bufs.actions, mb.actions)?;
+        for (i, &lp) in mb.old_logp.iter().enumerate() {
+            self.scratch[i * 2] = lp;
+        }
+        self.exec.write(self.bufs.policy_old, &self.scratch)?;
+        self.exec.write(self.bufs.values_old, mb.old_values)?;
+        self.exec.write(self.bufs.advantages, mb.advantages)?;
+        self.exec.write(self.bufs.adv_adjust, mb.adv_adjust)?;
+        self.exec.write(self.bufs.returns, mb.returns)?;
+        self.exec.run(self.train_seq)
+    }
+
+    /// Means of the loss terms over the last minibatch.
+    pub fn loss_stats(&mut self) -> Result<LossStats, ShaderError> {
+        let s: Vec<GroupStats> = self.exec.read(self.bufs.stats)?;
+        Ok(LossStats {
+            policy_loss: s[0].mean,
+            value_loss: s[1].mean,
+            approx_kl: s[2].mean,
+            clip_fraction: s[3].mean,
+            entropy: s[4].mean,
+        })
+    }
+
+    /// Wait for everything queued.
+    pub fn finish(&mut self) -> Result<(), ShaderError> {
+        self.exec.finish()
+    }
+
+    /// Current parameters (policy, then value).
+    pub fn params(&mut self) -> Result<Vec<f32>, ShaderError> {
+        let mut p: Vec<f32> = self.exec.read(self.bufs.params)?;
+        p.truncate(self.spec.param_len() as usize);
+        Ok(p)
+    }
+
+    /// Gradients of the last minibatch (same layout as the parameters).
+    pub fn grads(&mut self) -> Result<Vec<f32>, ShaderError> {
+        let mut g: Vec<f32> = self.exec.read(self.bufs.grads)?;
+        g.truncate(self.spec.param_len() as usize);
+        Ok(g)
+    }
+}

@@ -1,0 +1,152 @@
+//! A program is a fixed set of buffers and sequences of kernel launches, declared once. Both
+//! backends execute the same program: [`crate::GpuExecutor`] records a sequence into one compute
+//! pass and one submission, [`crate::CpuExecutor`] runs the CPU twins in the same order. This is
+//! what makes the `cpu` backend sit behind exactly the same interface as the GPU one.
+
+use crate::error::ShaderError;
+use crate::registry::Kernel;
+use bytemuck::Pod;
+
+/// A buffer of the program (4-byte words: f32, u32 or Pod structs of them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BufferId(pub(crate) u32);
+
+/// A sequence of launches that runs as one unit (one GPU submission).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SeqId(pub(crate) u32);
+
+/// One launch inside a sequence, for updating its uniform between runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OpRef {
+    pub(crate) seq: u32,
+    pub(crate) index: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct BufferDecl {
+    pub label: String,
+    pub words: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Op {
+    pub kernel: Kernel,
+    pub uniform: Vec<u8>,
+    pub buffers: Vec<BufferId>,
+    /// Invocations to launch (workgroups = threads.div_ceil(workgroup size)).
+    pub threads: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    pub(crate) buffers: Vec<BufferDecl>,
+    pub(crate) sequences: Vec<Vec<Op>>,
+}
+
+impl Program {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Declare a buffer of `words` 4-byte words (at least one word is allocated).
+    pub fn buffer(&mut self, label: impl Into<String>, words: usize) -> BufferId {
+        self.buffers.push(BufferDecl {
+            label: label.into(),
+            words: words.max(1),
+        });
+        BufferId(self.buffers.len() as u32 - 1)
+    }
+
+    pub fn sequence(&mut self) -> SeqId {
+        self.sequences.push(Vec::new());
+        SeqId(self.sequences.len() as u32 - 1)
+    }
+
+    /// Append a launch. Panics (a programmer error) when the uniform or the buffer count does not
+    /// match the kernel's binding table.
+    pub fn push<U: Pod>(
+        &mut self,
+        seq: SeqId,
+        kernel: Kernel,
+        uniform: &U,
+        buffers: &[BufferId],
+        threads: u64,
+    ) -> OpRef {
+        let bytes = bytemuck::bytes_of(uniform).to_vec();
+        assert_eq!(
+            bytes.len() as u64,
+            kernel.uniform_size(),
+            "{kernel:?}: uniform size"
+        );
+        assert_eq!(
+            buffers.len(),
+            kernel.storage().len(),
+            "{kernel:?}: storage binding count"
+        );
+        // A written buffer may not be bound twice in one launch (wgpu forbids it too).
+        for (i, (access, id)) in kernel.storage().iter().zip(buffers).enumerate() {
+            if matches!(access, crate::registry::Access::ReadWrite(_)) {
+                let twice = buffers
+                    .iter()
+                    .enumerate()
+                    .any(|(j, other)| j != i && other == id);
+                assert!(!twice, "{kernel:?}: written buffer {id:?} bound twice");
+            }
+        }
+        let ops = &mut self.sequences[seq.0 as usize];
+        ops.push(Op {
+            kernel,
+            uniform: bytes,
+            buffers: buffers.to_vec(),
+            threads,
+        });
+        OpRef {
+            seq: seq.0,
+            index: ops.len() as u32 - 1,
+        }
+    }
+
+    pub fn buffer_decl(&self, id: BufferId) -> &BufferDecl {
+        &self.buffers[id.0 as usize]
+    }
+
+    pub fn ops(&self, seq: SeqId) -> &[Op] {
+        &self.sequences[seq.0 as usize]
+    }
+}
+
+/// What runs a [`Program`]: the GPU (wgpu) or the CPU twins. Writes and runs are queued in order;
+/// reads wait for everything queued before them.
+pub trait Executor {
+    /// `"cpu"` or the GPU adapter's name.
+    fn adapter_name(&self) -> String;
+    fn backend_name(&self) -> &'static str;
+    fn write_words(
+        &mut self,
+        buffer: BufferId,
+        offset_words: usize,
+        data: &[u32],
+    ) -> Result<(), ShaderError>;
+    fn read_words(&mut self, buffer: BufferId) -> Result<Vec<u32>, ShaderError>;
+    /// Replace a launch's uniform (same size), effective for runs queued after this call.
+    fn set_uniform(&mut self, op: OpRef, bytes: &[u8]);
+    fn run(&mut self, seq: SeqId) -> Result<(), ShaderError>;
+    /// Wait until everything queued has finished.
+    fn finish(&mut self) -> Result<(), ShaderError>;
+}
+
+/// Typed helpers over [`Executor`]'s word interface.
+pub trait ExecutorExt: Executor {
+    fn write<T: Pod>(&mut self, buffer: BufferId, data: &[T]) -> Result<(), ShaderError> {
+        self.write_words(buffer, 0, bytemuck::cast_slice(data))
+    }
+    fn read<T: Pod>(&mut self, buffer: BufferId) -> Result<Vec<T>, ShaderError> {
+        let words = self.read_words(buffer)?;
+        Ok(bytemuck::pod_collect_to_vec(&words))
+    }
+    fn set_uniform_pod<U: Pod>(&mut self, op: OpRef, uniform: &U) {
+        self.set_uniform(op, bytemuck::bytes_of(uniform));
+    }
+}
+
+impl<E: Executor + ?Sized> ExecutorExt for E {}

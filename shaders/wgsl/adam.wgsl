@@ -1,0 +1,79 @@
+// Adam with bias correction and global gradient-norm clipping (torch.optim.Adam and
+// torch.nn.utils.clip_grad_norm_ semantics).
+//   adam_begin (one invocation): step += 1, beta1_pow *= beta1, beta2_pow *= beta2. The powers
+//     are running f32 products, so several steps can be recorded in one submission.
+//   adam_update (one per parameter): g = grad * min(1, max_grad_norm / (norm + 1e-6)) when
+//     max_grad_norm > 0, where norm = sqrt(norm_stats.sum) comes from group_reduce (mode 2);
+//     m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
+//     param -= lr * (m / (1 - beta1_pow)) / (sqrt(v / (1 - beta2_pow)) + epsilon)
+
+struct AdamParams {
+    param_count: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    epsilon: f32,
+    max_grad_norm: f32,
+    pad0: u32,
+    pad1: u32,
+}
+
+struct AdamState {
+    beta1_pow: f32,
+    beta2_pow: f32,
+    step: u32,
+    pad0: u32,
+}
+
+struct GroupStats {
+    sum: f32,
+    count: u32,
+    mean: f32,
+    variance: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: AdamParams;
+// adam_begin
+@group(0) @binding(1) var<storage, read_write> begin_state: array<AdamState>;
+// adam_update
+@group(0) @binding(1) var<storage, read> state: array<AdamState>;
+@group(0) @binding(2) var<storage, read> norm_stats: array<GroupStats>;
+@group(0) @binding(3) var<storage, read_write> params: array<f32>;
+@group(0) @binding(4) var<storage, read> grads: array<f32>;
+@group(0) @binding(5) var<storage, read_write> moment1: array<f32>;
+@group(0) @binding(6) var<storage, read_write> moment2: array<f32>;
+
+@compute @workgroup_size(1)
+fn adam_begin() {
+    var s = begin_state[0];
+    s.step = s.step + 1u;
+    s.beta1_pow = s.beta1_pow * p.beta1;
+    s.beta2_pow = s.beta2_pow * p.beta2;
+    begin_state[0] = s;
+}
+
+@compute @workgroup_size(64)
+fn adam_update(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wg.y * nwg.x + wg.x) * 64u + lid;
+    if i >= p.param_count {
+        return;
+    }
+    var clip = 1.0;
+    if p.max_grad_norm > 0.0 {
+        let norm = sqrt(norm_stats[0].sum);
+        clip = min(1.0, p.max_grad_norm / (norm + 1e-6));
+    }
+    let g = grads[i] * clip;
+    let m = p.beta1 * moment1[i] + (1.0 - p.beta1) * g;
+    let v = p.beta2 * moment2[i] + (1.0 - p.beta2) * g * g;
+    moment1[i] = m;
+    moment2[i] = v;
+    let s = state[0];
+    let m_hat = m / (1.0 - s.beta1_pow);
+    let v_hat = v / (1.0 - s.beta2_pow);
+    params[i] = params[i] - p.lr * m_hat / (sqrt(v_hat) + p.epsilon);
+}

@@ -1,0 +1,43 @@
+// Generalised advantage estimation, one invocation per agent trajectory. Buffers are time-major,
+// agent-minor: index t * agents + a. dones[i] = 1 means the episode ended after step t, so the
+// next value is not bootstrapped across it. last_values[a] bootstraps the final step.
+//   delta_t = r_t + gamma * V_{t+1} * (1 - d_t) - V_t
+//   A_t     = delta_t + gamma * gae_lambda * (1 - d_t) * A_{t+1};   returns_t = A_t + V_t
+
+struct GaeParams {
+    steps: u32,
+    agents: u32,
+    gamma: f32,
+    gae_lambda: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: GaeParams;
+@group(0) @binding(1) var<storage, read> rewards: array<f32>;
+@group(0) @binding(2) var<storage, read> values: array<f32>;
+@group(0) @binding(3) var<storage, read> dones: array<f32>;
+@group(0) @binding(4) var<storage, read> last_values: array<f32>;
+@group(0) @binding(5) var<storage, read_write> advantages: array<f32>;
+@group(0) @binding(6) var<storage, read_write> returns: array<f32>;
+
+@compute @workgroup_size(64)
+fn gae(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let a = (wg.y * nwg.x + wg.x) * 64u + lid;
+    if a >= p.agents {
+        return;
+    }
+    var next_value = last_values[a];
+    var running = 0.0;
+    for (var k = 0u; k < p.steps; k = k + 1u) {
+        let i = (p.steps - 1u - k) * p.agents + a;
+        let nonterminal = 1.0 - dones[i];
+        let delta = rewards[i] + p.gamma * next_value * nonterminal - values[i];
+        running = delta + p.gamma * p.gae_lambda * nonterminal * running;
+        advantages[i] = running;
+        returns[i] = running + values[i];
+        next_value = values[i];
+    }
+}
