@@ -4,7 +4,7 @@
 //! - [`params`]: limits (`PATIENTS_MAX`, `EVENTS_MAX`, staff maxima), [`HsParams`], [`HsFlags`].
 //! - [`layout`]: rooms, floors, the precomputed travel table, illnesses and the quality map.
 //! - [`patients`]: statuses, potentials, allowed transitions, the daily schedule generator.
-//! - [`events`]: the per-instance fixed-capacity event heap.
+//! - [`events`]: the per-instance fixed-capacity event queue (a per-minute calendar).
 //! - `state`: the struct-of-arrays columns and views, and the invariant checker.
 //! - `tick`: one tick (spec §2.5), the journey's event handlers (§2.6) and the agents' actions.
 //! - [`agents`]: the three observations and a uniform random policy.
@@ -549,9 +549,9 @@ impl Cols<'_> {
         self.p_ledger[..n].fill(0.0);
         self.clerk_busy.fill(0);
         self.triage_busy.fill(0);
+        self.queue().clear();
         let sc = &mut self.sc[0];
         sc.clock = 0;
-        sc.ev_len = 0;
         sc.ev_counter = 0;
         sc.req_len = 0;
         sc.tq_head = [0; 3];

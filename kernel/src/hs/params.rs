@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Most patients in one day (the reference uses 300).
 pub const PATIENTS_MAX: usize = 320;
-/// Most pending events in one instance's heap. Each patient has at most one pending event, each
+/// Most pending events in one instance's queue. Each patient has at most one pending event, each
 /// helper at most one, and a swing doctor at most one per re-targeting still in flight (at most
 /// three: a move takes 10 minutes and decisions come every 5), so this bound is never reached
 /// with the limits below; overflowing it is an assert naming it.

@@ -3,7 +3,7 @@
 //! [`Cols`] is a mutable view over a range of instances that splits at an instance boundary (how
 //! the worker pool parallelises), and [`InstanceRef`] a read-only view of one instance.
 
-use super::events::{self, Event};
+use super::events::{self, BUCKETS, Event, QueueMeta};
 use super::layout::{ROOM_NONE, Room};
 use super::params::*;
 use super::patients::{STATUSES, Status};
@@ -31,8 +31,9 @@ pub const PENDING_MANAGER: u8 = 2;
 pub struct Scalars {
     /// The simulation clock T (minutes).
     pub clock: u16,
-    pub ev_len: u32,
-    /// Insertion counter of the event heap (the third ordering key).
+    /// The event queue's scalars (its nodes are the `ev*` columns).
+    pub evq: QueueMeta,
+    /// Insertion counter of the event queue (the third ordering key).
     pub ev_counter: u32,
     pub req_len: u16,
     /// Triage queue, one FIFO ring per priority (low, medium, high).
@@ -72,7 +73,7 @@ impl Default for Scalars {
     fn default() -> Self {
         Self {
             clock: 0,
-            ev_len: 0,
+            evq: QueueMeta::default(),
             ev_counter: 0,
             req_len: 0,
             tq_head: [0; 3],
@@ -193,8 +194,11 @@ columns! {
     req_patient: u16 = PATIENTS_MAX;
     req_time: u16 = PATIENTS_MAX;
     req_room: u8 = PATIENTS_MAX;
-    /// The event heap.
+    /// The event queue (see `events::Queue`): nodes, their links and the per-minute buckets.
     ev: Event = EVENTS_MAX;
+    ev_next: u16 = EVENTS_MAX;
+    ev_head: u16 = BUCKETS;
+    ev_tail: u16 = BUCKETS;
 }
 
 impl InstanceRef<'_> {
@@ -232,7 +236,7 @@ impl InstanceRef<'_> {
     }
 
     pub fn pending_events(&self) -> u32 {
-        self.sc[0].ev_len
+        self.sc[0].evq.len
     }
 
     /// Patients per status.
@@ -245,7 +249,7 @@ impl InstanceRef<'_> {
     }
 
     /// Check the structural invariants of one instance after a completed tick: nothing over
-    /// capacity, the heap ordered with no event in the past, every patient in exactly one place
+    /// capacity, the event queue well formed with no event in the past, every patient in exactly one place
     /// consistent with its status (room lists, triage queue, requests, escorts), staff lists
     /// consistent. (A tick that stopped at the 1000-events-per-call cap would leave events in the
     /// past; no test configuration comes near that cap.)
@@ -256,13 +260,14 @@ impl InstanceRef<'_> {
         macro_rules! ensure {
             ($c:expr, $($msg:tt)*) => { let ok: bool = $c; if !ok { return Err(format!($($msg)*)); } };
         }
-        // Event heap: within capacity, a heap, nothing left in the past after a completed tick.
-        ensure!(sc.ev_len as usize <= EVENTS_MAX, "event heap over capacity");
+        // Event queue: within capacity, well formed, nothing left in the past after a completed
+        // tick.
         ensure!(
-            events::is_heap(self.ev, sc.ev_len),
-            "event heap order broken"
+            sc.evq.len as usize <= EVENTS_MAX,
+            "event queue over capacity"
         );
-        if let Some(e) = events::peek(self.ev, sc.ev_len) {
+        events::check(&sc.evq, self.ev, self.ev_next, self.ev_head, self.ev_tail)?;
+        if let Some(e) = events::first(&sc.evq, self.ev, self.ev_head) {
             ensure!(
                 e.time() > clock - 1.0,
                 "event {} at {} is in the past (clock {})",

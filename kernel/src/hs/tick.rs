@@ -109,7 +109,19 @@ impl Cols<'_> {
         let sc = &mut self.sc[0];
         let ev = Event::new(time, order_key, sc.ev_counter, kind, subject as u16);
         sc.ev_counter += 1;
-        events::push(self.ev, &mut sc.ev_len, ev);
+        self.queue().push(ev);
+    }
+
+    /// The instance's event queue.
+    #[inline]
+    pub(crate) fn queue(&mut self) -> events::Queue<'_> {
+        events::Queue {
+            meta: &mut self.sc[0].evq,
+            ev: self.ev,
+            next: self.ev_next,
+            head: self.ev_head,
+            tail: self.ev_tail,
+        }
     }
 
     /// Remove a patient from its room list (the reference's `_move_agent_to_room(p, None)`).
@@ -296,15 +308,12 @@ impl Cols<'_> {
     /// One call of the reference's `run_one_tick`. Returns the hook that paused it, if any.
     pub(crate) fn tick<L: EventSink>(&mut self, ctx: &Ctx, log: &mut L, inst: u32) -> Hook {
         let t = self.clock();
-        let tf = t as f64;
-        // Step 2: events due now, in heap order, at most EVENTS_PER_CALL_MAX per call.
+        // Step 2: events due now, in (time, order_key, counter) order, at most EVENTS_PER_CALL_MAX per call.
         let mut processed = 0;
         while processed < EVENTS_PER_CALL_MAX {
-            match events::peek(self.ev, self.sc[0].ev_len) {
-                Some(e) if e.time() <= tf => {}
-                _ => break,
-            }
-            let ev = events::pop(self.ev, &mut self.sc[0].ev_len);
+            let Some(ev) = self.queue().pop_due(t) else {
+                break;
+            };
             self.sc[0].stats.events += 1;
             if self.handle(ctx, log, inst, ev) {
                 // Routing hook: stop now; the clock does not advance.
