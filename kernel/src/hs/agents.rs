@@ -8,7 +8,7 @@ use super::state::*;
 use super::tick::Ctx;
 use crate::rng::Stream;
 
-impl Cols<'_> {
+impl Inst<'_> {
     /// Free doctors (busy_until <= now) and all doctors per ward slot. Fixed doctors never leave
     /// their ward and sit in one contiguous block per ward; swing doctors are counted in one
     /// pass over the swing block (same counts as scanning the room lists).
@@ -18,10 +18,17 @@ impl Cols<'_> {
         let mut free = [0u32; WARDS];
         let mut all = [fixed as u32; WARDS];
         for (slot, f) in free.iter_mut().enumerate() {
-            *f = self.doc_busy[slot * fixed..(slot + 1) * fixed]
-                .iter()
-                .map(|&b| u32::from(b <= now))
-                .sum();
+            // A fixed-width window (the block and whatever follows it, masked by `k < fixed`):
+            // branch-free and vectorised, where a loop of `fixed` iterations is not.
+            let window: &[u16; FIXED_PER_WARD_MAX] = self.doc_busy
+                [slot * fixed..slot * fixed + FIXED_PER_WARD_MAX]
+                .try_into()
+                .expect("window within DOCTORS_MAX");
+            let mut n = 0u16;
+            for (k, &b) in window.iter().enumerate() {
+                n += u16::from(b <= now) & u16::from(k < fixed);
+            }
+            *f = u32::from(n);
         }
         let swing0 = WARDS * fixed;
         for d in swing0..swing0 + ctx.params.n_swing as usize {
@@ -70,10 +77,11 @@ impl Cols<'_> {
         };
         let nurses = ctx.params.n_nurses as usize;
         let helpers = ctx.params.n_helpers();
-        let idle =
-            |range: std::ops::Range<usize>| range.filter(|&h| self.h_role[h] == ROLE_IDLE).count();
-        let idle_n = idle(0..nurses) as f64 / (nurses.max(1)) as f64;
-        let idle_r = idle(nurses..helpers) as f64 / ((helpers - nurses).max(1)) as f64;
+        // Idle helpers (role idle) are exactly the set bits of `helper_idle` (nurses first).
+        let idle = u128::from(sc.helper_idle[0]) | u128::from(sc.helper_idle[1]) << 64;
+        let nurse_bits = (1u128 << nurses) - 1;
+        let idle_n = (idle & nurse_bits).count_ones() as f64 / (nurses.max(1)) as f64;
+        let idle_r = (idle & !nurse_bits).count_ones() as f64 / ((helpers - nurses).max(1)) as f64;
         out[0] = (by_priority[2] as f64 / 10.0) as f32;
         out[1] = (by_priority[1] as f64 / 10.0) as f32;
         out[2] = (by_priority[0] as f64 / 10.0) as f32;

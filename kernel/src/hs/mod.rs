@@ -475,7 +475,7 @@ impl Part<'_> {
     }
 }
 
-impl Cols<'_> {
+impl Inst<'_> {
     /// Run ticks until a hook or the end of the day; returns true when the day ended (its
     /// statistics are then final in `sc.stats`).
     fn advance<L: EventSink>(&mut self, ctx: &Ctx, log: &mut L, inst: u32) -> bool {

@@ -1,7 +1,8 @@
 //! The struct-of-arrays state of N instances. Every column is a `Vec` of `n * stride` values
 //! (instance `i` owns `i * stride .. (i + 1) * stride`); strides are the named limits. A
 //! [`Cols`] is a mutable view over a range of instances that splits at an instance boundary (how
-//! the worker pool parallelises), and [`InstanceRef`] a read-only view of one instance.
+//! the worker pool parallelises), [`Inst`] a mutable view of one instance and [`InstanceRef`] a
+//! read-only one.
 
 use super::events::{self, BUCKETS, Event, QueueMeta};
 use super::layout::{ROOM_NONE, Room};
@@ -107,10 +108,17 @@ macro_rules! columns {
             $( $(#[$doc])* pub(crate) $name: Vec<$ty>, )*
         }
 
-        /// Mutable view of instances `[0, n)` of some range.
+        /// Mutable view of instances `[0, n)` of some range: each column as one fixed-size
+        /// array per instance.
         pub(crate) struct Cols<'a> {
             pub(crate) n: usize,
-            $( pub(crate) $name: &'a mut [$ty], )*
+            $( pub(crate) $name: &'a mut [[$ty; $stride]], )*
+        }
+
+        /// Mutable view of one instance (what the tick works on). Columns are fixed-size
+        /// arrays: one pointer each, and index checks against constants.
+        pub(crate) struct Inst<'a> {
+            $( pub(crate) $name: &'a mut [$ty; $stride], )*
         }
 
         /// Read-only view of one instance (for invariant checks and inspection).
@@ -124,7 +132,10 @@ macro_rules! columns {
                 Self { n: n as u32, $( $name: vec![<$ty as Default>::default(); n * ($stride)], )* }
             }
             pub(crate) fn cols(&mut self) -> Cols<'_> {
-                Cols { n: self.n as usize, $( $name: &mut self.$name[..], )* }
+                Cols {
+                    n: self.n as usize,
+                    $( $name: self.$name.as_chunks_mut::<{ $stride }>().0, )*
+                }
             }
             pub(crate) fn instance(&self, i: usize) -> InstanceRef<'_> {
                 InstanceRef { $( $name: &self.$name[i * ($stride)..(i + 1) * ($stride)], )* }
@@ -135,18 +146,20 @@ macro_rules! columns {
             pub(crate) fn split_at(self, at: usize) -> (Self, Self) {
                 assert!(at <= self.n);
                 let n = self.n;
-                $( let $name = self.$name.split_at_mut(at * ($stride)); )*
+                $( let $name = self.$name.split_at_mut(at); )*
                 (
                     Cols { n: at, $( $name: $name.0, )* },
                     Cols { n: n - at, $( $name: $name.1, )* },
                 )
             }
             /// Instance `i` of this view.
-            pub(crate) fn instance(&mut self, i: usize) -> Cols<'_> {
-                Cols { n: 1, $( $name: &mut self.$name[i * ($stride)..(i + 1) * ($stride)], )* }
+            pub(crate) fn instance(&mut self, i: usize) -> Inst<'_> {
+                Inst { $( $name: &mut self.$name[i], )* }
             }
+        }
+
+        impl Inst<'_> {
             pub(crate) fn as_ref(&self) -> InstanceRef<'_> {
-                debug_assert_eq!(self.n, 1);
                 InstanceRef { $( $name: &self.$name[..], )* }
             }
         }

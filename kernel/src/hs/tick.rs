@@ -33,7 +33,7 @@ pub(crate) enum Hook {
     Manager,
 }
 
-impl Cols<'_> {
+impl Inst<'_> {
     // ---------------------------------------------------------------- small helpers
 
     #[inline]
