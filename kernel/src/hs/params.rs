@@ -58,6 +58,10 @@ const _: () = assert!(PATIENTS_MAX + HELPERS_MAX + 3 * SWING_MAX <= EVENTS_MAX);
 const _: () = assert!(EVENTS_MAX <= u32::MAX as usize);
 const _: () = assert!(DISPATCH_COMPONENTS <= HELPERS_MAX);
 const _: () = assert!(
+    DISPATCH_COMPONENTS <= 32 && DISPATCH_CHOICES <= 255,
+    "dispatch components are a u32 bit mask of u8 choices"
+);
+const _: () = assert!(
     MINUTES_MAX + 64 <= u16::MAX as u32,
     "times are stored as u16 minutes"
 );

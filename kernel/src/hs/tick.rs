@@ -808,22 +808,33 @@ impl Inst<'_> {
             action.iter().all(|&r| (r as u32) < DISPATCH_CHOICES),
             "dispatch component out of 0..50: {action:?}"
         );
+        // Components that address an open request, as bits. Components are below
+        // DISPATCH_CHOICES, so `r < n_req` is `r < lim` in u8 (a branch-free, vectorised pass;
+        // random components rarely address a request, so the loop below visits few).
+        let lim = n_req.min(DISPATCH_CHOICES as usize) as u8;
+        let mut addressing = 0u32;
+        for (k, &r) in action.iter().enumerate() {
+            addressing |= u32::from(r < lim) << k;
+        }
         let mut reward = 0.0;
-        if n_req > 0 && action.iter().all(|&r| r as usize >= n_req) {
+        if n_req > 0 && addressing == 0 {
             reward -= n_req as f64 * 2.0;
         }
         // The idle helpers as of the hook (nurses first, then robots, creation order).
         // Component k addresses the k-th of them; components past their number are ignored.
         let idle = self.sc[0].helper_idle;
         let n_idle = (idle[0].count_ones() + idle[1].count_ones()) as usize;
+        addressing &= ((1u64 << n_idle.min(DISPATCH_COMPONENTS)) - 1) as u32;
         let mut taken = [0u64; PATIENTS_MAX.div_ceil(64)];
         let mut assigned = 0u32;
-        // Walks the idle bits in step with the components that assign someone (rare).
+        // Walks the idle bits in step with the components that assign someone.
         let mut cursor = idle;
         let mut cursor_k = 0usize;
-        for (k, &r) in action.iter().enumerate().take(n_idle) {
-            let r = r as usize;
-            if r >= n_req || (taken[r / 64] >> (r % 64)) & 1 == 1 {
+        while addressing != 0 {
+            let k = addressing.trailing_zeros() as usize;
+            addressing &= addressing - 1;
+            let r = action[k] as usize;
+            if (taken[r / 64] >> (r % 64)) & 1 == 1 {
                 continue;
             }
             let mut h;
