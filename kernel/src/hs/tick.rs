@@ -33,6 +33,27 @@ pub(crate) enum Hook {
     Manager,
 }
 
+/// Bit k set iff `action[k] < lim`, for components and `lim` both below 128 (SWAR, 8 bytes at a
+/// time: `(r | 0x80) - lim` keeps its high bit iff `r >= lim`, and a multiply gathers the eight
+/// high bits into one byte; a loop of 20 compares and shifts is several times longer).
+#[inline]
+fn below_mask(action: &[u8; DISPATCH_COMPONENTS], lim: u8) -> u32 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    debug_assert!(lim < 0x80 && action.iter().all(|&r| r < 0x80));
+    let mut padded = [0x7fu8; DISPATCH_COMPONENTS.next_multiple_of(8)];
+    padded[..DISPATCH_COMPONENTS].copy_from_slice(action);
+    let mut mask = 0u32;
+    for (c, chunk) in padded.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let below = !((x | HIGH) - ONES * u64::from(lim)) & HIGH;
+        // Byte j's high bit (bit 8j + 7) moves to bit 56 + j.
+        let packed = ((below >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32;
+        mask |= packed << (8 * c);
+    }
+    mask & ((1u32 << DISPATCH_COMPONENTS) - 1)
+}
+
 impl Inst<'_> {
     // ---------------------------------------------------------------- small helpers
 
@@ -801,7 +822,9 @@ impl Inst<'_> {
         inst: u32,
         action: &[u8],
     ) -> f64 {
-        assert_eq!(action.len(), DISPATCH_COMPONENTS);
+        let action: &[u8; DISPATCH_COMPONENTS] = action
+            .try_into()
+            .expect("dispatch action has DISPATCH_COMPONENTS components");
         let t = self.clock();
         let n_req = self.sc[0].req_len as usize;
         assert!(
@@ -812,10 +835,7 @@ impl Inst<'_> {
         // DISPATCH_CHOICES, so `r < n_req` is `r < lim` in u8 (a branch-free, vectorised pass;
         // random components rarely address a request, so the loop below visits few).
         let lim = n_req.min(DISPATCH_CHOICES as usize) as u8;
-        let mut addressing = 0u32;
-        for (k, &r) in action.iter().enumerate() {
-            addressing |= u32::from(r < lim) << k;
-        }
+        let mut addressing = below_mask(action, lim);
         let mut reward = 0.0;
         if n_req > 0 && addressing == 0 {
             reward -= n_req as f64 * 2.0;
@@ -976,5 +996,27 @@ impl Inst<'_> {
         }
         self.sc[0].stats.decisions[super::stats::ROLE_MANAGER] += 1;
         reward
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{Purpose, Stream};
+
+    #[test]
+    fn below_mask_matches_compares() {
+        let mut s = Stream::new(3, Purpose::RandomActions, &[]);
+        for _ in 0..2000 {
+            let mut action = [0u8; DISPATCH_COMPONENTS];
+            for a in &mut action {
+                *a = s.below(DISPATCH_CHOICES) as u8;
+            }
+            let lim = s.below(DISPATCH_CHOICES + 1) as u8;
+            let want = (0..DISPATCH_COMPONENTS)
+                .filter(|&k| action[k] < lim)
+                .fold(0u32, |m, k| m | 1 << k);
+            assert_eq!(below_mask(&action, lim), want, "{action:?} < {lim}");
+        }
     }
 }
