@@ -243,7 +243,7 @@ struct Part<'a> {
 
 impl Split for Part<'_> {
     fn instances(&self) -> usize {
-        self.cols.n
+        self.cols.len()
     }
     fn split_at(self, at: usize) -> (Self, Self) {
         let (c0, c1) = self.cols.split_at(at);
@@ -370,7 +370,7 @@ impl HsEnv {
         };
         let mut cols = self.state.cols();
         let mut out = round.view();
-        for i in 0..cols.n {
+        for i in 0..cols.len() {
             let v = cols.instance(i);
             out.reward[i] = 0.0;
             out.acted[i] = 0;
@@ -442,7 +442,7 @@ impl HsEnv {
 
 impl Part<'_> {
     fn step<L: EventSink>(&mut self, ctx: &Ctx, log: &mut L) {
-        for i in 0..self.cols.n {
+        for i in 0..self.cols.len() {
             let inst = (self.base + i) as u32;
             let mut v = self.cols.instance(i);
             let role = v.sc[0].pending;
