@@ -371,7 +371,7 @@ impl HsEnv {
         let mut cols = self.state.cols();
         let mut out = round.view();
         for i in 0..cols.len() {
-            let v = cols.instance(i);
+            let mut v = cols.instance(i);
             out.reward[i] = 0.0;
             out.acted[i] = 0;
             out.day_done[i] = 0;
@@ -572,6 +572,7 @@ impl Inst<'_> {
         // Doctors: fixed ones ward by ward in creation (= dict) order, then swing doctors.
         self.doc_busy.fill(0);
         self.doc_room.fill(ROOM_NONE);
+        self.sc[0].doctor_counts_at = TIME_STALE;
         self.doc_target.fill(ROOM_NONE);
         let fixed = p.fixed_doctors_per_ward as usize;
         for slot in 0..WARDS {
@@ -596,7 +597,7 @@ impl Inst<'_> {
         }
     }
 
-    fn write_observation(&self, ctx: &Ctx, out: &mut RoundMut<'_>, i: usize) {
+    fn write_observation(&mut self, ctx: &Ctx, out: &mut RoundMut<'_>, i: usize) {
         let role = self.sc[0].pending;
         out.role[i] = role;
         let r = &mut out.obs_router[i * ROUTER_OBS..(i + 1) * ROUTER_OBS];

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 pub const PATIENT_NONE: u16 = u16::MAX;
 /// Stored "no timestamp".
 pub const TIME_NONE: i32 = -1;
+/// A cache minute that matches no clock.
+pub const TIME_STALE: u16 = u16::MAX;
 
 /// Helper roles.
 pub const ROLE_IDLE: u8 = 0;
@@ -61,6 +63,10 @@ pub struct Scalars {
     /// The dispatcher is not asked again at this minute (after the cap or, in clean, one empty
     /// dispatch).
     pub dispatch_blocked_minute: i32,
+    /// Per-ward doctor counts (free, all) as of minute `doctor_counts_at` (`TIME_STALE`: none);
+    /// every change to a doctor's busy time or room marks them stale (see `doctors_by_ward`).
+    pub doctor_counts_at: u16,
+    pub doctor_counts: ([u8; WARDS], [u8; WARDS]),
     /// Counterfactual world (0 factual, 1 counterfactual).
     pub world: u8,
     /// Days started so far (the current day's number + 1).
@@ -91,6 +97,8 @@ impl Default for Scalars {
             dispatch_run: 0,
             dispatch_run_minute: -1,
             dispatch_blocked_minute: -1,
+            doctor_counts_at: TIME_STALE,
+            doctor_counts: ([0; WARDS], [0; WARDS]),
             world: 0,
             days_started: 0,
             episodes: Stream::new(0, Purpose::Episodes, &[]),

@@ -180,8 +180,16 @@ impl Inst<'_> {
         self.p_room[p] = room;
     }
 
+    /// Set a doctor's busy-until minute (through here, so cached counts go stale).
+    #[inline]
+    pub(crate) fn set_doc_busy(&mut self, d: usize, until: u16) {
+        self.doc_busy[d] = until;
+        self.sc[0].doctor_counts_at = TIME_STALE;
+    }
+
     #[inline]
     fn doc_leave_room(&mut self, d: usize) {
+        self.sc[0].doctor_counts_at = TIME_STALE;
         let room = self.doc_room[d];
         if Room::is_ward(room) {
             let slot = ward_slot(room);
@@ -572,7 +580,7 @@ impl Inst<'_> {
                     st.ward_wait_sum += (t as i32 - self.p_room_time[p]) as f64;
                     st.ward_waits += 1;
                 }
-                self.doc_busy[d] = t + 30;
+                self.set_doc_busy(d, t + 30);
                 self.set_status(
                     ctx,
                     log,
@@ -632,7 +640,7 @@ impl Inst<'_> {
             EventKind::HelperArrived => self.helper_arrived(ctx, log, inst, s),
             EventKind::DoctorArrived => {
                 let room = self.doc_target[s];
-                self.doc_busy[s] = t + 1; // cooldown
+                self.set_doc_busy(s, t + 1); // cooldown
                 self.doc_enter_room(s, room);
                 self.log_staff(log, inst, cause, s, PATIENT_NONE);
             }
@@ -988,7 +996,7 @@ impl Inst<'_> {
             }
             reward -= 1.0;
             self.doc_leave_room(d);
-            self.doc_busy[d] = t + 10;
+            self.set_doc_busy(d, t + 10);
             self.push_event((t + 10) as f64, 0, EventKind::DoctorArrived, d);
             self.doc_target[d] = room;
             self.sc[0].stats.swing_moves += 1;
