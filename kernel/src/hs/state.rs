@@ -290,10 +290,10 @@ impl InstanceRef<'_> {
     }
 
     /// Check the structural invariants of one instance after a completed tick: nothing over
-    /// capacity, the event queue well formed with no event in the past, every patient in exactly one place
-    /// consistent with its status (room lists, triage queue, requests, escorts), staff lists
-    /// consistent. (A tick that stopped at the 1000-events-per-call cap would leave events in the
-    /// past; no test configuration comes near that cap.)
+    /// capacity, the event queue well formed with no event in the past, every patient in exactly
+    /// one place consistent with its status (room lists, triage queue, requests, escorts), staff
+    /// lists consistent. (A tick that stopped at the 1000-events-per-call cap would leave events
+    /// in the past; no test configuration comes near that cap.)
     pub fn check_invariants(&self, params: &HsParams) -> Result<(), String> {
         let sc = &self.sc[0];
         let n = params.n_patients as usize;

@@ -337,7 +337,8 @@ impl Inst<'_> {
     /// One call of the reference's `run_one_tick`. Returns the hook that paused it, if any.
     pub(crate) fn tick<L: EventSink>(&mut self, ctx: &Ctx, log: &mut L, inst: u32) -> Hook {
         let t = self.clock();
-        // Step 2: events due now, in (time, order_key, counter) order, at most EVENTS_PER_CALL_MAX per call.
+        // Step 2: events due now, in (time, order_key, counter) order, at most
+        // EVENTS_PER_CALL_MAX per call.
         let mut processed = 0;
         while processed < EVENTS_PER_CALL_MAX {
             let Some(ev) = self.queue().pop_due(t) else {
