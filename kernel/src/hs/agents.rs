@@ -8,29 +8,67 @@ use super::state::*;
 use super::tick::Ctx;
 use crate::rng::Stream;
 
-impl Cols<'_> {
+// `count_doctors` folds rooms to 4 bits: every room and ROOM_NONE must stay apart.
+const _: () =
+    assert!(super::layout::ROOMS <= 15 && (ROOM_NONE & 15) as usize >= super::layout::ROOMS);
+
+impl Inst<'_> {
+    /// Free doctors (busy_until <= now) and all doctors per ward slot: [`Self::count_doctors`],
+    /// cached for the current minute: router decisions come in bursts
+    /// within a minute, between which doctors rarely change. Every write of `doc_busy` or
+    /// `doc_room` goes through `set_doc_busy` or the room-list helpers, which mark the cache
+    /// stale (debug builds recount and compare).
+    fn doctors_by_ward(&mut self, ctx: &Ctx) -> ([u32; WARDS], [u32; WARDS]) {
+        let sc = &self.sc[0];
+        let counts = if sc.doctor_counts_at == sc.clock {
+            let (free, all) = sc.doctor_counts;
+            (free.map(u32::from), all.map(u32::from))
+        } else {
+            let counts = self.count_doctors(ctx);
+            let sc = &mut self.sc[0];
+            sc.doctor_counts_at = sc.clock;
+            // Counts fit u8: a ward holds at most DOCTORS_MAX (< 256) doctors.
+            sc.doctor_counts = (counts.0.map(|c| c as u8), counts.1.map(|c| c as u8));
+            counts
+        };
+        debug_assert_eq!(counts, self.count_doctors(ctx), "stale doctor counts");
+        counts
+    }
+
     /// Free doctors (busy_until <= now) and all doctors per ward slot. Fixed doctors never leave
     /// their ward and sit in one contiguous block per ward; swing doctors are counted in one
     /// pass over the swing block (same counts as scanning the room lists).
-    fn doctors_by_ward(&self, ctx: &Ctx) -> ([u32; WARDS], [u32; WARDS]) {
+    fn count_doctors(&self, ctx: &Ctx) -> ([u32; WARDS], [u32; WARDS]) {
         let now = self.clock();
         let fixed = ctx.params.fixed_doctors_per_ward as usize;
         let mut free = [0u32; WARDS];
         let mut all = [fixed as u32; WARDS];
         for (slot, f) in free.iter_mut().enumerate() {
-            *f = self.doc_busy[slot * fixed..(slot + 1) * fixed]
-                .iter()
-                .map(|&b| u32::from(b <= now))
-                .sum();
-        }
-        let swing0 = WARDS * fixed;
-        for d in swing0..swing0 + ctx.params.n_swing as usize {
-            let room = self.doc_room[d];
-            if super::layout::Room::is_ward(room) {
-                let slot = ward_slot(room);
-                all[slot] += 1;
-                free[slot] += u32::from(self.doc_busy[d] <= now);
+            // A fixed-width window (the block and whatever follows it, masked by `k < fixed`):
+            // branch-free and vectorised, where a loop of `fixed` iterations is not.
+            let window: &[u16; FIXED_PER_WARD_MAX] = self.doc_busy
+                [slot * fixed..slot * fixed + FIXED_PER_WARD_MAX]
+                .try_into()
+                .expect("window within DOCTORS_MAX");
+            let mut n = 0u16;
+            for (k, &b) in window.iter().enumerate() {
+                n += u16::from(b <= now) & u16::from(k < fixed);
             }
+            *f = u32::from(n);
+        }
+        // Swing doctors, counted per room without branches (ROOM_NONE folds to 15, which like
+        // the non-ward rooms is dropped below).
+        let swing0 = WARDS * fixed;
+        let (mut all_by_room, mut free_by_room) = ([0u32; 16], [0u32; 16]);
+        for d in swing0..swing0 + ctx.params.n_swing as usize {
+            let room = usize::from(self.doc_room[d] & 15);
+            all_by_room[room] += 1;
+            free_by_room[room] += u32::from(self.doc_busy[d] <= now);
+        }
+        let first_ward = super::layout::Room::Resuscitation as usize;
+        for slot in 0..WARDS {
+            all[slot] += all_by_room[first_ward + slot];
+            free[slot] += free_by_room[first_ward + slot];
         }
         (free, all)
     }
@@ -42,7 +80,7 @@ impl Cols<'_> {
     }
 
     /// Router observation (18) for the pending patient.
-    pub(crate) fn router_obs(&self, ctx: &Ctx, out: &mut [f32]) {
+    pub(crate) fn router_obs(&mut self, ctx: &Ctx, out: &mut [f32]) {
         let p = self.sc[0].pending_patient as usize;
         out[..12].copy_from_slice(&symptoms(self.p_illness[p]));
         let (free_by_slot, _) = self.doctors_by_ward(ctx);
@@ -70,10 +108,11 @@ impl Cols<'_> {
         };
         let nurses = ctx.params.n_nurses as usize;
         let helpers = ctx.params.n_helpers();
-        let idle =
-            |range: std::ops::Range<usize>| range.filter(|&h| self.h_role[h] == ROLE_IDLE).count();
-        let idle_n = idle(0..nurses) as f64 / (nurses.max(1)) as f64;
-        let idle_r = idle(nurses..helpers) as f64 / ((helpers - nurses).max(1)) as f64;
+        // Idle helpers (role idle) are exactly the set bits of `helper_idle` (nurses first).
+        let idle = u128::from(sc.helper_idle[0]) | u128::from(sc.helper_idle[1]) << 64;
+        let nurse_bits = (1u128 << nurses) - 1;
+        let idle_n = (idle & nurse_bits).count_ones() as f64 / (nurses.max(1)) as f64;
+        let idle_r = (idle & !nurse_bits).count_ones() as f64 / ((helpers - nurses).max(1)) as f64;
         out[0] = (by_priority[2] as f64 / 10.0) as f32;
         out[1] = (by_priority[1] as f64 / 10.0) as f32;
         out[2] = (by_priority[0] as f64 / 10.0) as f32;
@@ -83,7 +122,7 @@ impl Cols<'_> {
     }
 
     /// Manager observation (19).
-    pub(crate) fn manager_obs(&self, ctx: &Ctx, out: &mut [f32]) {
+    pub(crate) fn manager_obs(&mut self, ctx: &Ctx, out: &mut [f32]) {
         let (free_by_slot, all_by_slot) = self.doctors_by_ward(ctx);
         for (k, ward) in W.iter().enumerate() {
             let room = *ward as u8;

@@ -1,9 +1,9 @@
-//! The event queue: a fixed-capacity binary min-heap per instance in preallocated storage,
-//! ordered by `(time, order_key, insertion counter)` exactly as the reference's `heapq` tuple
-//! (spec §2.5). Times are the reference's floats (`clock + travel`); a non-negative `f64`'s bit
-//! pattern orders like the number, so the key compares as two integers.
+//! The event queue: a fixed-capacity calendar queue per instance in preallocated storage (see
+//! [`Queue`]), popping in `(time, order_key, insertion counter)` order exactly as the reference's
+//! `heapq` tuple (spec §2.5). Times are the reference's floats (`clock + travel`); a non-negative
+//! `f64`'s bit pattern orders like the number, so the key compares as two integers.
 
-use super::params::EVENTS_MAX;
+use super::params::{EVENTS_MAX, MINUTES_MAX};
 use serde::{Deserialize, Serialize};
 
 /// Event types (spec §2.5).
@@ -108,82 +108,196 @@ impl Event {
     }
 }
 
-/// Children of node `i` are `4i + 1 ..= 4i + 4` (a 4-ary heap: half the depth of a binary heap,
-/// and the four children sit next to each other in memory).
-const ARITY: usize = 4;
+/// One bucket per minute: an event at time `x` fires on the first tick at or after `x`, i.e. on
+/// tick `ceil(x)`, so it is kept in bucket `ceil(x)`. Events are scheduled at most 30 minutes
+/// ahead (treatment; the longest walk is 20), so a day's last events still land below this.
+pub const BUCKETS: usize = MINUTES_MAX as usize + 64;
 
-/// Push onto the heap stored in `heap[..*len]`.
+/// "No node": the end of a bucket list or of the free list.
+const NIL: u16 = u16::MAX;
+
+const _: () = assert!(
+    EVENTS_MAX < NIL as usize,
+    "event nodes are u16 with NIL reserved"
+);
+
+/// The bucket of an event time (`ceil`, exact for the non-negative times below 2^31 stored here,
+/// without the libm call `f64::ceil` compiles to on baseline x86-64; `i32` converts in one
+/// instruction where `usize` needs several).
 #[inline]
-pub fn push(heap: &mut [Event], len: &mut u32, ev: Event) {
-    let n = *len as usize;
-    assert!(
-        n < EVENTS_MAX,
-        "HospitalSim event heap full: EVENTS_MAX = {EVENTS_MAX} pending events in one instance"
-    );
-    let mut i = n;
-    while i > 0 {
-        let parent = (i - 1) / ARITY;
-        if ev.less(&heap[parent]) {
-            heap[i] = heap[parent];
-            i = parent;
+fn bucket(time: f64) -> usize {
+    let whole = time as i32;
+    (whole + i32::from(f64::from(whole) < time)) as usize
+}
+
+/// The scalar part of an instance's event queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueMeta {
+    /// Pending events.
+    pub len: u32,
+    /// Every bucket below `cursor` is empty.
+    pub cursor: u16,
+    /// Head of the list of released nodes.
+    pub free: u16,
+    /// Nodes `used..` have never been handed out since the last [`Queue::clear`].
+    pub used: u16,
+}
+
+/// The per-instance event queue: a calendar of per-minute buckets, each a singly linked list of
+/// nodes kept sorted by `(time, order_key, counter)`. Bucket order agrees with time order, so
+/// popping the head of the lowest non-empty bucket pops exactly the heap's minimum: the order
+/// is the reference's `heapq` order (spec §2.5), without a heap's log-depth sifting. A push
+/// appends at the bucket's tail when its key is the largest (most pushes) and otherwise walks
+/// the bucket from its head (a dozen events in practice).
+pub struct Queue<'a> {
+    pub meta: &'a mut QueueMeta,
+    /// Node payloads (`EVENTS_MAX`).
+    pub ev: &'a mut [Event],
+    /// Next node in the same bucket, or in the free list (`EVENTS_MAX`).
+    pub next: &'a mut [u16],
+    /// First node of each bucket (`BUCKETS`).
+    pub head: &'a mut [u16],
+    /// Last node of each non-empty bucket (`BUCKETS`; stale while the bucket is empty).
+    pub tail: &'a mut [u16],
+}
+
+impl Queue<'_> {
+    /// Empty the queue (start of a day).
+    pub fn clear(&mut self) {
+        self.head.fill(NIL);
+        *self.meta = QueueMeta {
+            len: 0,
+            cursor: 0,
+            free: NIL,
+            used: 0,
+        };
+    }
+
+    /// Insert an event.
+    #[inline]
+    pub fn push(&mut self, e: Event) {
+        let b = bucket(e.time());
+        assert!(
+            b < BUCKETS,
+            "HospitalSim event at minute {} is past the calendar (BUCKETS = {BUCKETS})",
+            e.time()
+        );
+        let m = &mut *self.meta;
+        let i = if m.free != NIL {
+            let i = m.free;
+            m.free = self.next[i as usize];
+            i
         } else {
-            break;
-        }
-    }
-    heap[i] = ev;
-    *len += 1;
-}
-
-/// The earliest event, if any.
-#[inline]
-pub fn peek(heap: &[Event], len: u32) -> Option<&Event> {
-    if len == 0 { None } else { Some(&heap[0]) }
-}
-
-/// Remove and return the earliest event. Bottom-up deletion: the hole left at the root walks
-/// down to a leaf along the smallest children, then the last element sifts up from there
-/// (usually zero or one step). Same result as the textbook sift-down (keys are unique), with
-/// fewer unpredictable branches.
-#[inline]
-pub fn pop(heap: &mut [Event], len: &mut u32) -> Event {
-    assert!(*len > 0, "pop from an empty event heap");
-    let top = heap[0];
-    let n = *len as usize - 1;
-    *len -= 1;
-    if n == 0 {
-        return top;
-    }
-    let last = heap[n];
-    let mut i = 0;
-    loop {
-        let first = ARITY * i + 1;
-        if first >= n {
-            break;
-        }
-        let mut c = first;
-        let end = (first + ARITY).min(n);
-        for k in first + 1..end {
-            c = if heap[k].less(&heap[c]) { k } else { c };
-        }
-        heap[i] = heap[c];
-        i = c;
-    }
-    while i > 0 {
-        let parent = (i - 1) / ARITY;
-        if last.less(&heap[parent]) {
-            heap[i] = heap[parent];
-            i = parent;
+            assert!(
+                (m.used as usize) < EVENTS_MAX,
+                "HospitalSim event queue full: EVENTS_MAX = {EVENTS_MAX} pending events in one instance"
+            );
+            m.used += 1;
+            m.used - 1
+        };
+        self.ev[i as usize] = e;
+        self.next[i as usize] = NIL;
+        let h = self.head[b];
+        if h == NIL {
+            self.head[b] = i;
+            self.tail[b] = i;
+        } else if self.ev[self.tail[b] as usize].less(&e) {
+            // The common case (every integer-time event with order key 0: its time is the
+            // bucket's largest and its counter the newest): append.
+            self.next[self.tail[b] as usize] = i;
+            self.tail[b] = i;
         } else {
-            break;
+            // Insert after every smaller key; the tail is larger, so this is never the end.
+            let mut prev = NIL;
+            let mut cur = h;
+            while self.ev[cur as usize].less(&e) {
+                prev = cur;
+                cur = self.next[cur as usize];
+            }
+            self.next[i as usize] = cur;
+            if prev == NIL {
+                self.head[b] = i;
+            } else {
+                self.next[prev as usize] = i;
+            }
         }
+        m.cursor = m.cursor.min(b as u16);
+        m.len += 1;
     }
-    heap[i] = last;
-    top
+
+    /// Remove and return the earliest event if it is due at tick `t` (its time is at most `t`).
+    #[inline]
+    pub fn pop_due(&mut self, t: u16) -> Option<Event> {
+        let m = &mut *self.meta;
+        while m.cursor <= t && self.head[m.cursor as usize] == NIL {
+            m.cursor += 1;
+        }
+        if m.cursor > t {
+            return None;
+        }
+        let b = m.cursor as usize;
+        let i = self.head[b];
+        self.head[b] = self.next[i as usize];
+        self.next[i as usize] = m.free;
+        m.free = i;
+        m.len -= 1;
+        Some(self.ev[i as usize])
+    }
 }
 
-/// Check the heap property (used by invariant tests).
-pub fn is_heap(heap: &[Event], len: u32) -> bool {
-    (1..len as usize).all(|i| !heap[i].less(&heap[(i - 1) / ARITY]))
+/// The earliest pending event (read-only; for invariant checks).
+pub fn first(meta: &QueueMeta, ev: &[Event], head: &[u16]) -> Option<Event> {
+    head[meta.cursor as usize..]
+        .iter()
+        .find(|&&i| i != NIL)
+        .map(|&i| ev[i as usize])
+}
+
+/// Check the calendar's structure: buckets below the cursor empty, every event in the bucket of
+/// its time, buckets sorted, tails at their ends, `len` events reachable (used by invariant
+/// tests).
+pub fn check(
+    meta: &QueueMeta,
+    ev: &[Event],
+    next: &[u16],
+    head: &[u16],
+    tail: &[u16],
+) -> Result<(), String> {
+    if head[..meta.cursor as usize].iter().any(|&i| i != NIL) {
+        return Err("event bucket below the cursor is not empty".into());
+    }
+    let mut count = 0usize;
+    for (b, &h) in head.iter().enumerate() {
+        let mut cur = h;
+        let mut prev: Option<Event> = None;
+        let mut last = NIL;
+        while cur != NIL {
+            count += 1;
+            if count > EVENTS_MAX {
+                return Err("event bucket lists form a cycle".into());
+            }
+            let e = ev[cur as usize];
+            if bucket(e.time()) != b {
+                return Err(format!("event at {} filed in bucket {b}", e.time()));
+            }
+            if prev.is_some_and(|p| !p.less(&e)) {
+                return Err(format!("event bucket {b} out of order"));
+            }
+            prev = Some(e);
+            last = cur;
+            cur = next[cur as usize];
+        }
+        if h != NIL && tail[b] != last {
+            return Err(format!("event bucket {b}: tail is not its last node"));
+        }
+    }
+    if count != meta.len as usize {
+        return Err(format!(
+            "event queue holds {count} events but len is {}",
+            meta.len
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -191,28 +305,95 @@ mod tests {
     use super::*;
     use crate::rng::{Purpose, Stream};
 
+    struct Storage {
+        meta: QueueMeta,
+        ev: Vec<Event>,
+        next: Vec<u16>,
+        head: Vec<u16>,
+        tail: Vec<u16>,
+    }
+
+    impl Storage {
+        fn new() -> Self {
+            let mut st = Self {
+                meta: QueueMeta::default(),
+                ev: vec![Event::default(); EVENTS_MAX],
+                next: vec![0; EVENTS_MAX],
+                head: vec![0; BUCKETS],
+                tail: vec![0; BUCKETS],
+            };
+            st.queue().clear();
+            st
+        }
+        fn queue(&mut self) -> Queue<'_> {
+            Queue {
+                meta: &mut self.meta,
+                ev: &mut self.ev,
+                next: &mut self.next,
+                head: &mut self.head,
+                tail: &mut self.tail,
+            }
+        }
+        fn check(&self) {
+            check(&self.meta, &self.ev, &self.next, &self.head, &self.tail).unwrap();
+        }
+    }
+
+    #[test]
+    fn bucket_is_ceil() {
+        for x in [0.0, 0.1, 1.0, 1.5, 2.0 - 1e-12, 2.0, 719.9, 720.0, 745.25] {
+            assert_eq!(bucket(x), x.ceil() as usize, "{x}");
+        }
+    }
+
+    /// A tick loop as the kernel drives it (pop what is due, push new events from "now" on, and
+    /// sometimes pause mid-tick) against a sorted model of the heap order.
     #[test]
     fn pops_in_time_then_order_key_then_insertion_order() {
-        let mut heap = vec![Event::default(); EVENTS_MAX];
-        let mut len = 0;
+        let mut st = Storage::new();
+        let mut model: Vec<(f64, i8, u32)> = Vec::new();
         let mut s = Stream::new(1, Purpose::RandomActions, &[]);
-        let mut expect = Vec::new();
-        for c in 0..500u32 {
-            let t = s.below(20) as f64 + [0.0, 0.5, 1.0 / 3.0][s.below(3) as usize];
-            let k = -(s.below(4) as i8);
-            push(
-                &mut heap,
-                &mut len,
-                Event::new(t, k, c, EventKind::TriageDone, c as u16),
-            );
-            expect.push((t, k, c));
+        let mut counter = 0u32;
+        let mut popped = 0;
+        for t in 0..400u16 {
+            loop {
+                // Pushes from now: same minute, integer delays and fractional walks.
+                let pushes = if model.len() < 600 { s.below(4) } else { 0 };
+                for _ in 0..pushes {
+                    let delay = match s.below(4) {
+                        0 => 0.0,
+                        1 => s.below(31) as f64,
+                        _ => s.below(200) as f64 / 10.0 + 0.1,
+                    };
+                    let time = t as f64 + delay;
+                    let k = -(s.below(4) as i8);
+                    let e = Event::new(time, k, counter, EventKind::TriageDone, counter as u16);
+                    st.queue().push(e);
+                    model.push((time, k, counter));
+                    counter += 1;
+                }
+                model.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                let want = model.first().filter(|m| m.0 <= t as f64).copied();
+                let got = st.queue().pop_due(t);
+                assert_eq!(
+                    got.map(|e| (e.time(), e.lo >> 24 & 0xf_ffff_ffff)),
+                    want.map(|m| (m.0, m.2 as u64)),
+                    "tick {t}"
+                );
+                if want.is_none() {
+                    break;
+                }
+                model.remove(0);
+                popped += 1;
+                if s.below(8) == 0 {
+                    break; // a pause mid-tick leaves due events for the next tick
+                }
+            }
+            st.check();
+            assert_eq!(st.meta.len as usize, model.len());
+            let first = first(&st.meta, &st.ev, &st.head).map(|e| e.time());
+            assert_eq!(first, model.first().map(|m| m.0));
         }
-        expect.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        assert!(is_heap(&heap, len));
-        for e in expect {
-            let ev = pop(&mut heap, &mut len);
-            assert_eq!((ev.time(), ev.subject() as u32), (e.0, e.2));
-        }
-        assert_eq!(len, 0);
+        assert!(popped > 1000 && counter > 1000, "{popped} {counter}");
     }
 }

@@ -8,7 +8,7 @@ use super::state::InstanceRef;
 /// What caused a logged status change or action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cause {
-    /// An event popped from the heap.
+    /// An event popped from the event queue.
     Event(EventKind),
     /// Intake by a clerk (tick step 3).
     Intake,

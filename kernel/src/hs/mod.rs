@@ -4,7 +4,7 @@
 //! - [`params`]: limits (`PATIENTS_MAX`, `EVENTS_MAX`, staff maxima), [`HsParams`], [`HsFlags`].
 //! - [`layout`]: rooms, floors, the precomputed travel table, illnesses and the quality map.
 //! - [`patients`]: statuses, potentials, allowed transitions, the daily schedule generator.
-//! - [`events`]: the per-instance fixed-capacity event heap.
+//! - [`events`]: the per-instance fixed-capacity event queue (a per-minute calendar).
 //! - `state`: the struct-of-arrays columns and views, and the invariant checker.
 //! - `tick`: one tick (spec §2.5), the journey's event handlers (§2.6) and the agents' actions.
 //! - [`agents`]: the three observations and a uniform random policy.
@@ -243,7 +243,7 @@ struct Part<'a> {
 
 impl Split for Part<'_> {
     fn instances(&self) -> usize {
-        self.cols.n
+        self.cols.len()
     }
     fn split_at(self, at: usize) -> (Self, Self) {
         let (c0, c1) = self.cols.split_at(at);
@@ -370,8 +370,8 @@ impl HsEnv {
         };
         let mut cols = self.state.cols();
         let mut out = round.view();
-        for i in 0..cols.n {
-            let v = cols.instance(i);
+        for i in 0..cols.len() {
+            let mut v = cols.instance(i);
             out.reward[i] = 0.0;
             out.acted[i] = 0;
             out.day_done[i] = 0;
@@ -442,7 +442,7 @@ impl HsEnv {
 
 impl Part<'_> {
     fn step<L: EventSink>(&mut self, ctx: &Ctx, log: &mut L) {
-        for i in 0..self.cols.n {
+        for i in 0..self.cols.len() {
             let inst = (self.base + i) as u32;
             let mut v = self.cols.instance(i);
             let role = v.sc[0].pending;
@@ -475,7 +475,7 @@ impl Part<'_> {
     }
 }
 
-impl Cols<'_> {
+impl Inst<'_> {
     /// Run ticks until a hook or the end of the day; returns true when the day ended (its
     /// statistics are then final in `sc.stats`).
     fn advance<L: EventSink>(&mut self, ctx: &Ctx, log: &mut L, inst: u32) -> bool {
@@ -549,9 +549,9 @@ impl Cols<'_> {
         self.p_ledger[..n].fill(0.0);
         self.clerk_busy.fill(0);
         self.triage_busy.fill(0);
+        self.queue().clear();
         let sc = &mut self.sc[0];
         sc.clock = 0;
-        sc.ev_len = 0;
         sc.ev_counter = 0;
         sc.req_len = 0;
         sc.tq_head = [0; 3];
@@ -572,6 +572,7 @@ impl Cols<'_> {
         // Doctors: fixed ones ward by ward in creation (= dict) order, then swing doctors.
         self.doc_busy.fill(0);
         self.doc_room.fill(ROOM_NONE);
+        self.sc[0].doctor_counts_at = TIME_STALE;
         self.doc_target.fill(ROOM_NONE);
         let fixed = p.fixed_doctors_per_ward as usize;
         for slot in 0..WARDS {
@@ -596,7 +597,7 @@ impl Cols<'_> {
         }
     }
 
-    fn write_observation(&self, ctx: &Ctx, out: &mut RoundMut<'_>, i: usize) {
+    fn write_observation(&mut self, ctx: &Ctx, out: &mut RoundMut<'_>, i: usize) {
         let role = self.sc[0].pending;
         out.role[i] = role;
         let r = &mut out.obs_router[i * ROUTER_OBS..(i + 1) * ROUTER_OBS];

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Most patients in one day (the reference uses 300).
 pub const PATIENTS_MAX: usize = 320;
-/// Most pending events in one instance's heap. Each patient has at most one pending event, each
+/// Most pending events in one instance's queue. Each patient has at most one pending event, each
 /// helper at most one, and a swing doctor at most one per re-targeting still in flight (at most
 /// three: a move takes 10 minutes and decisions come every 5), so this bound is never reached
 /// with the limits below; overflowing it is an assert naming it.
@@ -57,6 +57,10 @@ const _: () = assert!(PATIENTS_MAX <= u16::MAX as usize, "patient ids are u16");
 const _: () = assert!(PATIENTS_MAX + HELPERS_MAX + 3 * SWING_MAX <= EVENTS_MAX);
 const _: () = assert!(EVENTS_MAX <= u32::MAX as usize);
 const _: () = assert!(DISPATCH_COMPONENTS <= HELPERS_MAX);
+const _: () = assert!(
+    DISPATCH_COMPONENTS <= 32 && DISPATCH_CHOICES <= 255,
+    "dispatch components are a u32 bit mask of u8 choices"
+);
 const _: () = assert!(
     MINUTES_MAX + 64 <= u16::MAX as u32,
     "times are stored as u16 minutes"

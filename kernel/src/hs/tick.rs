@@ -33,7 +33,28 @@ pub(crate) enum Hook {
     Manager,
 }
 
-impl Cols<'_> {
+/// Bit k set iff `action[k] < lim`, for components and `lim` both below 128 (SWAR, 8 bytes at a
+/// time: `(r | 0x80) - lim` keeps its high bit iff `r >= lim`, and a multiply gathers the eight
+/// high bits into one byte; a loop of 20 compares and shifts is several times longer).
+#[inline]
+fn below_mask(action: &[u8; DISPATCH_COMPONENTS], lim: u8) -> u32 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    debug_assert!(lim < 0x80 && action.iter().all(|&r| r < 0x80));
+    let mut padded = [0x7fu8; DISPATCH_COMPONENTS.next_multiple_of(8)];
+    padded[..DISPATCH_COMPONENTS].copy_from_slice(action);
+    let mut mask = 0u32;
+    for (c, chunk) in padded.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let below = !((x | HIGH) - ONES * u64::from(lim)) & HIGH;
+        // Byte j's high bit (bit 8j + 7) moves to bit 56 + j.
+        let packed = ((below >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32;
+        mask |= packed << (8 * c);
+    }
+    mask & ((1u32 << DISPATCH_COMPONENTS) - 1)
+}
+
+impl Inst<'_> {
     // ---------------------------------------------------------------- small helpers
 
     #[inline]
@@ -109,7 +130,19 @@ impl Cols<'_> {
         let sc = &mut self.sc[0];
         let ev = Event::new(time, order_key, sc.ev_counter, kind, subject as u16);
         sc.ev_counter += 1;
-        events::push(self.ev, &mut sc.ev_len, ev);
+        self.queue().push(ev);
+    }
+
+    /// The instance's event queue.
+    #[inline]
+    pub(crate) fn queue(&mut self) -> events::Queue<'_> {
+        events::Queue {
+            meta: &mut self.sc[0].evq,
+            ev: self.ev,
+            next: self.ev_next,
+            head: self.ev_head,
+            tail: self.ev_tail,
+        }
     }
 
     /// Remove a patient from its room list (the reference's `_move_agent_to_room(p, None)`).
@@ -147,8 +180,16 @@ impl Cols<'_> {
         self.p_room[p] = room;
     }
 
+    /// Set a doctor's busy-until minute (through here, so cached counts go stale).
+    #[inline]
+    pub(crate) fn set_doc_busy(&mut self, d: usize, until: u16) {
+        self.doc_busy[d] = until;
+        self.sc[0].doctor_counts_at = TIME_STALE;
+    }
+
     #[inline]
     fn doc_leave_room(&mut self, d: usize) {
+        self.sc[0].doctor_counts_at = TIME_STALE;
         let room = self.doc_room[d];
         if Room::is_ward(room) {
             let slot = ward_slot(room);
@@ -296,15 +337,13 @@ impl Cols<'_> {
     /// One call of the reference's `run_one_tick`. Returns the hook that paused it, if any.
     pub(crate) fn tick<L: EventSink>(&mut self, ctx: &Ctx, log: &mut L, inst: u32) -> Hook {
         let t = self.clock();
-        let tf = t as f64;
-        // Step 2: events due now, in heap order, at most EVENTS_PER_CALL_MAX per call.
+        // Step 2: events due now, in (time, order_key, counter) order, at most
+        // EVENTS_PER_CALL_MAX per call.
         let mut processed = 0;
         while processed < EVENTS_PER_CALL_MAX {
-            match events::peek(self.ev, self.sc[0].ev_len) {
-                Some(e) if e.time() <= tf => {}
-                _ => break,
-            }
-            let ev = events::pop(self.ev, &mut self.sc[0].ev_len);
+            let Some(ev) = self.queue().pop_due(t) else {
+                break;
+            };
             self.sc[0].stats.events += 1;
             if self.handle(ctx, log, inst, ev) {
                 // Routing hook: stop now; the clock does not advance.
@@ -542,7 +581,7 @@ impl Cols<'_> {
                     st.ward_wait_sum += (t as i32 - self.p_room_time[p]) as f64;
                     st.ward_waits += 1;
                 }
-                self.doc_busy[d] = t + 30;
+                self.set_doc_busy(d, t + 30);
                 self.set_status(
                     ctx,
                     log,
@@ -602,7 +641,7 @@ impl Cols<'_> {
             EventKind::HelperArrived => self.helper_arrived(ctx, log, inst, s),
             EventKind::DoctorArrived => {
                 let room = self.doc_target[s];
-                self.doc_busy[s] = t + 1; // cooldown
+                self.set_doc_busy(s, t + 1); // cooldown
                 self.doc_enter_room(s, room);
                 self.log_staff(log, inst, cause, s, PATIENT_NONE);
             }
@@ -792,29 +831,39 @@ impl Cols<'_> {
         inst: u32,
         action: &[u8],
     ) -> f64 {
-        assert_eq!(action.len(), DISPATCH_COMPONENTS);
+        let action: &[u8; DISPATCH_COMPONENTS] = action
+            .try_into()
+            .expect("dispatch action has DISPATCH_COMPONENTS components");
         let t = self.clock();
         let n_req = self.sc[0].req_len as usize;
         assert!(
             action.iter().all(|&r| (r as u32) < DISPATCH_CHOICES),
             "dispatch component out of 0..50: {action:?}"
         );
+        // Components that address an open request, as bits. Components are below
+        // DISPATCH_CHOICES, so `r < n_req` is `r < lim` in u8 (a branch-free, vectorised pass;
+        // random components rarely address a request, so the loop below visits few).
+        let lim = n_req.min(DISPATCH_CHOICES as usize) as u8;
+        let mut addressing = below_mask(action, lim);
         let mut reward = 0.0;
-        if n_req > 0 && action.iter().all(|&r| r as usize >= n_req) {
+        if n_req > 0 && addressing == 0 {
             reward -= n_req as f64 * 2.0;
         }
         // The idle helpers as of the hook (nurses first, then robots, creation order).
         // Component k addresses the k-th of them; components past their number are ignored.
         let idle = self.sc[0].helper_idle;
         let n_idle = (idle[0].count_ones() + idle[1].count_ones()) as usize;
+        addressing &= ((1u64 << n_idle.min(DISPATCH_COMPONENTS)) - 1) as u32;
         let mut taken = [0u64; PATIENTS_MAX.div_ceil(64)];
         let mut assigned = 0u32;
-        // Walks the idle bits in step with the components that assign someone (rare).
+        // Walks the idle bits in step with the components that assign someone.
         let mut cursor = idle;
         let mut cursor_k = 0usize;
-        for (k, &r) in action.iter().enumerate().take(n_idle) {
-            let r = r as usize;
-            if r >= n_req || (taken[r / 64] >> (r % 64)) & 1 == 1 {
+        while addressing != 0 {
+            let k = addressing.trailing_zeros() as usize;
+            addressing &= addressing - 1;
+            let r = action[k] as usize;
+            if (taken[r / 64] >> (r % 64)) & 1 == 1 {
                 continue;
             }
             let mut h;
@@ -948,7 +997,7 @@ impl Cols<'_> {
             }
             reward -= 1.0;
             self.doc_leave_room(d);
-            self.doc_busy[d] = t + 10;
+            self.set_doc_busy(d, t + 10);
             self.push_event((t + 10) as f64, 0, EventKind::DoctorArrived, d);
             self.doc_target[d] = room;
             self.sc[0].stats.swing_moves += 1;
@@ -956,5 +1005,27 @@ impl Cols<'_> {
         }
         self.sc[0].stats.decisions[super::stats::ROLE_MANAGER] += 1;
         reward
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{Purpose, Stream};
+
+    #[test]
+    fn below_mask_matches_compares() {
+        let mut s = Stream::new(3, Purpose::RandomActions, &[]);
+        for _ in 0..2000 {
+            let mut action = [0u8; DISPATCH_COMPONENTS];
+            for a in &mut action {
+                *a = s.below(DISPATCH_CHOICES) as u8;
+            }
+            let lim = s.below(DISPATCH_CHOICES + 1) as u8;
+            let want = (0..DISPATCH_COMPONENTS)
+                .filter(|&k| action[k] < lim)
+                .fold(0u32, |m, k| m | 1 << k);
+            assert_eq!(below_mask(&action, lim), want, "{action:?} < {lim}");
+        }
     }
 }
