@@ -168,7 +168,6 @@ macro_rules! columns {
                     Cols { n: n - at, $( $name: $name.1, )* },
                 )
             }
-            /// Instance `i` of this view.
             /// Instances in this view.
             pub(crate) fn len(&self) -> usize {
                 self.n
