@@ -278,8 +278,10 @@ impl AhEnv {
                 "bush {b}: cell ({}, {}) is taken",
                 spec.x, spec.y
             );
-            place_bush(p, &mut s, c, spec.colour, p.lifespan_steps - 1);
-            s.bush_ripe[c] = spec.ripe as u8;
+            place_bush(p, &mut s, c, spec.colour, p.lifespan_steps - 1, 0);
+            if spec.ripe {
+                s.bush_ripe_at[c] = 0;
+            }
         }
     }
 
@@ -394,7 +396,7 @@ impl InstanceRef<'_> {
                     x,
                     y,
                     colour: s.bush_colour[k],
-                    ripe: s.bush_ripe[k] == 1,
+                    ripe: s.step[self.i] >= s.bush_ripe_at[k],
                 }
             })
     }
@@ -411,7 +413,7 @@ impl InstanceRef<'_> {
                 x,
                 y,
                 colour: s.bush_colour[k],
-                ripe: s.bush_ripe[k] == 1,
+                ripe: s.step[self.i] >= s.bush_ripe_at[k],
             })),
             a => Some(Ok(a as usize)),
         }

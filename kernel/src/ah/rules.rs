@@ -4,7 +4,7 @@
 
 use super::observe::{ObsInputs, write_observations};
 use super::params::{ACTIONS, AGENTS_MAX, AhParams, OBS_DIM};
-use super::state::{AhView, BLUE, BUSH, EMPTY, GROUPS, Inst, NONE, RED, WALL};
+use super::state::{AhView, BLUE, BUSH, EMPTY, GROUPS, Inst, NEVER, NONE, RED, WALL};
 use crate::pool::Split;
 use crate::rng::{Purpose, Stream};
 
@@ -136,11 +136,9 @@ fn step_instance(
         }
     }
 
-    // 2. Bushes age: the ones whose lifespan is over die; (clean) unripe ones regrow.
+    // 2. Bushes age: the ones whose lifespan is over die. (Clean-profile regrowth needs no
+    // pass: a bush's `bush_ripe_at` already says when it is ripe again.)
     expire_bushes(p, s, t);
-    if !p.flags.ripen_only_by_action {
-        regrow_bushes(p, s);
-    }
 
     // 3. Spontaneous growth every `growth_every_steps` steps (not at step 0).
     if t > 0 && t.is_multiple_of(p.growth_every_steps) {
@@ -229,7 +227,7 @@ fn act(p: &AhParams, s: &mut Inst<'_>, agent: usize, action: u8, t: u32) -> f32 
     let mut candidates: u16 = (1 << ACTIONS) - 1;
     let mut current = action;
     for attempt in 1..=attempts {
-        match attempt_action(p, s, agent, current, resting) {
+        match attempt_action(p, s, agent, current, resting, t) {
             Attempt::Done(r) => return r,
             Attempt::Infeasible => {
                 if attempt == attempts {
@@ -277,6 +275,7 @@ fn attempt_action(
     agent: usize,
     action: u8,
     resting: bool,
+    t: u32,
 ) -> Attempt {
     use action::*;
     let x = s.agent_x[agent] as u32;
@@ -312,9 +311,8 @@ fn attempt_action(
             None => Attempt::Infeasible,
             Some(c) => {
                 let colour = s.bush_colour[c];
-                if s.bush_ripe[c] == 1 && colour != NONE {
-                    s.bush_ripe[c] = 0;
-                    s.bush_unripe_age[c] = 0;
+                if t >= s.bush_ripe_at[c] && colour != NONE {
+                    unripen(p, s, c, t);
                     Attempt::Done(if colour == pref { 5.0 } else { 1.0 })
                 } else {
                     Attempt::Done(0.0)
@@ -324,8 +322,8 @@ fn attempt_action(
         RIPEN => match first_adjacent(p, s, here, |v, _| v == BUSH) {
             None => Attempt::Infeasible,
             Some(c) => {
-                if s.bush_ripe[c] == 0 {
-                    s.bush_ripe[c] = 1;
+                if t < s.bush_ripe_at[c] {
+                    s.bush_ripe_at[c] = 0;
                     Attempt::Done(if s.bush_colour[c] == pref { 3.0 } else { 1.0 })
                 } else {
                     Attempt::Done(0.0)
@@ -342,8 +340,7 @@ fn attempt_action(
                 None => Attempt::Done(0.0),
                 Some(c) => {
                     recolour_bush(p, s, c, pref);
-                    s.bush_ripe[c] = 0;
-                    s.bush_unripe_age[c] = 0;
+                    unripen(p, s, c, t);
                     Attempt::Done(5.0)
                 }
             }
@@ -392,13 +389,21 @@ fn set_colour_bit(s: &mut Inst<'_>, colour: u8, x: u32, y: u32, on: bool) {
     }
 }
 
-/// Put a new unripe bush on empty cell `c`, dying after the bush phase of step `expiry`.
-pub(crate) fn place_bush(p: &AhParams, s: &mut Inst<'_>, c: usize, colour: u8, expiry: u32) {
+/// Put a new unripe bush on empty cell `c`, dying after the bush phase of step `expiry`, its
+/// regrowth counted from step `unripe_from` (0 for bushes placed at reset; `t + 1` for one grown
+/// at the end of step `t`, which misses that step's regrowth).
+pub(crate) fn place_bush(
+    p: &AhParams,
+    s: &mut Inst<'_>,
+    c: usize,
+    colour: u8,
+    expiry: u32,
+    unripe_from: u32,
+) {
     debug_assert_eq!(s.cell[c], EMPTY);
     s.cell[c] = BUSH;
     s.bush_colour[c] = colour;
-    s.bush_ripe[c] = 0;
-    s.bush_unripe_age[c] = 0;
+    unripen(p, s, c, unripe_from);
     let (x, y) = p.cell_xy(c);
     set_colour_bit(s, colour, x, y, true);
     s.bush_count[0][colour as usize] += 1;
@@ -432,25 +437,16 @@ fn expire_bushes(p: &AhParams, s: &mut Inst<'_>, t: u32) {
     }
 }
 
-/// Clean rule: an unripe bush ripens `regrowth_steps` steps after it became unripe.
-fn regrow_bushes(p: &AhParams, s: &mut Inst<'_>) {
-    // The live bushes are the ring's [head, head + len) modulo its capacity: walk it as (at
-    // most) two contiguous runs instead of paying a division per bush.
-    let cap = s.ring_cell.len();
-    let head = s.ring_head[0] as usize;
-    let len = s.ring_len[0] as usize;
-    let first = head..(head + len).min(cap);
-    let wrapped = 0..(head + len).saturating_sub(cap);
-    for k in first.chain(wrapped) {
-        let c = s.ring_cell[k] as usize;
-        if s.bush_ripe[c] == 0 {
-            let age = s.bush_unripe_age[c].saturating_add(1);
-            s.bush_unripe_age[c] = age;
-            if age as u32 >= p.regrowth_steps {
-                s.bush_ripe[c] = 1;
-            }
-        }
-    }
+/// Make bush `c` unripe, counting its regrowth from step `from`: with the clean rule it is ripe
+/// again at step `from + regrowth_steps` (an eaten bush at step t is ripe again at t + 3: it
+/// regrows at the end of steps t, t + 1, t + 2); with `ripen_only_by_action` never by itself.
+#[inline]
+fn unripen(p: &AhParams, s: &mut Inst<'_>, c: usize, from: u32) {
+    s.bush_ripe_at[c] = if p.flags.ripen_only_by_action {
+        NEVER
+    } else {
+        from + p.regrowth_steps
+    };
 }
 
 /// Spontaneous growth (spec §1.4): colour by the linear rule, then up to `growth_tries` random
@@ -472,7 +468,7 @@ fn grow_bush(p: &AhParams, s: &mut Inst<'_>, t: u32) {
         let y = rng.below(p.height);
         let c = p.cell_index(x, y);
         if s.cell[c] == EMPTY {
-            place_bush(p, s, c, colour, t + p.lifespan_steps);
+            place_bush(p, s, c, colour, t + p.lifespan_steps, t + 1);
             return;
         }
     }
@@ -525,7 +521,7 @@ pub(crate) fn reset_instance(p: &AhParams, s: &mut Inst<'_>, world: World) {
         let c = random_empty_cell(p, s, &mut layout);
         let colour = if b < red_bushes { RED } else { BLUE };
         // Initial bushes count as born before step 0: they die after step `lifespan - 1`.
-        place_bush(p, s, c, colour, p.lifespan_steps - 1);
+        place_bush(p, s, c, colour, p.lifespan_steps - 1, 0);
     }
 }
 
@@ -555,8 +551,7 @@ pub(crate) fn clear_instance(p: &AhParams, s: &mut Inst<'_>) {
         s.cell[y * pw + 1..(y + 1) * pw - 1].fill(EMPTY);
     }
     s.bush_colour.fill(0);
-    s.bush_ripe.fill(0);
-    s.bush_unripe_age.fill(0);
+    s.bush_ripe_at.fill(NEVER);
     s.red_rows.fill(0);
     s.blue_rows.fill(0);
     s.agent_rows.fill(0);

@@ -51,6 +51,9 @@ pub(crate) const RED: u8 = 0;
 pub(crate) const BLUE: u8 = 1;
 pub(crate) const NONE: u8 = 2;
 
+/// `bush_ripe_at` of a bush that only a ripen action will make ripe.
+pub(crate) const NEVER: u32 = u32::MAX;
+
 macro_rules! soa {
     ($( $(#[$doc:meta])* $field:ident : $ty:ty => $unit:ident ),* $(,)?) => {
         /// All instances' state, one column per field (see the module docs for the layout).
@@ -153,9 +156,10 @@ soa! {
     /// EMPTY, BUSH, or the id of the agent standing here.
     cell: u8 => cell,
     bush_colour: u8 => cell,
-    bush_ripe: u8 => cell,
-    /// Steps since the bush last became unripe (saturating; used by regrowth).
-    bush_unripe_age: u8 => cell,
+    /// First step of the episode at which the bush is ripe: ripeness is `step >= bush_ripe_at`
+    /// (`NEVER`: not until a ripen action). Storing the time instead of a flag and an age makes
+    /// clean-profile regrowth free: no per-step pass over the bushes.
+    bush_ripe_at: u32 => cell,
     /// Ring of live bushes: cell ids in birth order.
     ring_cell: u16 => cell,
     /// Ring of live bushes: step index after whose bush phase the bush dies.
