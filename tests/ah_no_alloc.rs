@@ -12,25 +12,10 @@ use fairground_kernel::Profile;
 use fairground_kernel::ah::{AhEnv, AhParams, StepOut};
 use fairground_kernel::pool::WorkerPool;
 use fairground_kernel::rng::{Purpose, Stream};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
-struct Counting;
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting_alloc::{Counting, allocations};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -69,7 +54,7 @@ fn stepping_allocates_nothing() {
                 },
                 &pool,
             );
-            let before = ALLOCATIONS.load(Ordering::SeqCst);
+            let before = allocations();
             for _ in 0..STEPS {
                 for a in actions.iter_mut() {
                     *a = rng.below(9) as u8;
@@ -85,7 +70,7 @@ fn stepping_allocates_nothing() {
                 );
                 resets += dones.iter().map(|&d| d as u32).sum::<u32>();
             }
-            let after = ALLOCATIONS.load(Ordering::SeqCst);
+            let after = allocations();
             assert_eq!(
                 after - before,
                 0,

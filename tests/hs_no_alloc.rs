@@ -5,26 +5,10 @@
 use fairground_kernel::Profile;
 use fairground_kernel::hs::{HsActions, HsConfig, HsEnv, HsRound, RandomPolicy};
 use fairground_kernel::pool::WorkerPool;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting_alloc::{Counting, allocations};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -54,14 +38,14 @@ fn stepping_many_days_allocates_nothing() {
         policy.fill(&round, &mut actions);
         env.step(&pool, &actions, &mut round);
 
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let before = allocations();
         let mut days = 0u32;
         while days < 20 * n as u32 {
             policy.fill(&round, &mut actions);
             env.step(&pool, &actions, &mut round);
             days += round.day_done.iter().map(|&d| d as u32).sum::<u32>();
         }
-        let after = ALLOCATIONS.load(Ordering::SeqCst);
+        let after = allocations();
         assert_eq!(
             after - before,
             0,
