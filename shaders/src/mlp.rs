@@ -10,6 +10,16 @@ use crate::registry::Kernel;
 /// sum (and hence every bit) does not depend on the device.
 pub const GRAD_SPLITS: u32 = 32;
 
+/// Rows x outputs of one workgroup's tile in the tiled dense kernels (dense_forward.wgsl,
+/// dense_backward.wgsl); 64 invocations each own an 8 x 8 block.
+pub const TILE: u32 = 64;
+
+/// Invocations to launch for a tiled dense kernel over an `m` x `n` result (`batches` times):
+/// one workgroup of 64 per 64 x 64 tile.
+pub fn tiled_threads(m: u32, n: u32, batches: u32) -> u64 {
+    u64::from(m.div_ceil(TILE)) * u64::from(n.div_ceil(TILE)) * u64::from(batches) * 64
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Activation {
@@ -219,7 +229,7 @@ impl MlpPlacement {
                     group_ids,
                     bufs.activations[l + 1],
                 ],
-                u64::from(self.rows) * u64::from(layer.out_width),
+                tiled_threads(self.rows, layer.out_width, 1),
             );
         }
     }
@@ -262,7 +272,7 @@ impl MlpPlacement {
                     Kernel::InputGrad,
                     &p,
                     &[dz, params, group_ids, dx],
-                    rows * u64::from(layer.in_width),
+                    tiled_threads(self.rows, layer.in_width, 1),
                 );
             }
             let cells = u64::from(self.spec.group_count)
@@ -273,7 +283,11 @@ impl MlpPlacement {
                 Kernel::WeightGradPartial,
                 &p,
                 &[bufs.activations[l], dz, group_ids, bufs.partial],
-                u64::from(GRAD_SPLITS) * cells,
+                tiled_threads(
+                    layer.out_width,
+                    layer.in_width + 1,
+                    GRAD_SPLITS * self.spec.group_count,
+                ),
             );
             program.push(
                 seq,
