@@ -162,7 +162,7 @@ impl MlpPlacement {
             split_count: GRAD_SPLITS,
             rows_per_split: self.rows.div_ceil(GRAD_SPLITS).max(1),
             accumulate: 0,
-            pad0: 0,
+            split_base: 0,
         }
     }
 
@@ -219,7 +219,7 @@ impl MlpPlacement {
     ) {
         for (l, layer) in self.spec.layers().iter().enumerate() {
             let p = self.dense_params(layer);
-            program.push(
+            program.push_rows(
                 seq,
                 Kernel::DenseForward,
                 &p,
@@ -230,6 +230,7 @@ impl MlpPlacement {
                     bufs.activations[l + 1],
                 ],
                 tiled_threads(self.rows, layer.out_width, 1),
+                &[layer.in_width, 0, 1, layer.out_width],
             );
         }
     }
@@ -259,35 +260,35 @@ impl MlpPlacement {
             };
             let dz = bufs.pre_activation_grads[l];
             let rows = u64::from(self.rows);
-            program.push(
+            let (i, o) = (layer.in_width, layer.out_width);
+            program.push_rows(
                 seq,
                 Kernel::ActGrad,
                 &p,
                 &[bufs.activations[l + 1], dy, dz],
-                rows * u64::from(layer.out_width),
+                rows * u64::from(o),
+                &[o, o, o],
             );
             if let Some(dx) = bufs.activation_grads[l] {
-                program.push(
+                program.push_rows(
                     seq,
                     Kernel::InputGrad,
                     &p,
                     &[dz, params, group_ids, dx],
-                    tiled_threads(self.rows, layer.in_width, 1),
+                    tiled_threads(self.rows, i, 1),
+                    &[o, 0, 1, i],
                 );
             }
             let cells = u64::from(self.spec.group_count)
                 * u64::from(layer.out_width)
                 * (u64::from(layer.in_width) + 1);
-            program.push(
+            program.push_rows(
                 seq,
                 Kernel::WeightGradPartial,
                 &p,
                 &[bufs.activations[l], dz, group_ids, bufs.partial],
-                tiled_threads(
-                    layer.out_width,
-                    layer.in_width + 1,
-                    GRAD_SPLITS * self.spec.group_count,
-                ),
+                tiled_threads(o, i + 1, GRAD_SPLITS * self.spec.group_count),
+                &[i, o, 1, 0],
             );
             program.push(
                 seq,

@@ -6,6 +6,9 @@
 //                        sum over the split's rows (ascending) of dz[row, o] * x[row, c]
 //                        (c = in_width is the bias column, x = 1) (tiled GEMM, see below)
 //   weight_grad_reduce:  per (group, o, c): sum of the partials in split order 0, 1, ...
+// A launch may cover a chunk of the batch's rows (see GpuExecutor): its rows are the chunk's,
+// and weight_grad_partial writes the splits split_base, split_base + 1, ... (chunks start on
+// split boundaries, so every split's sum is the same as without chunks).
 // Fixed splits and a fixed-order second pass make the gradients bit-identical run to run:
 // no float atomics anywhere. Layout of DenseParams and parameters as in dense_forward.wgsl.
 
@@ -21,7 +24,7 @@ struct DenseParams {
     split_count: u32,
     rows_per_split: u32,
     accumulate: u32,
-    pad0: u32,
+    split_base: u32,
 }
 
 const LEAKY_SLOPE: f32 = 0.01;
@@ -271,6 +274,10 @@ fn weight_grad_partial(
     t = t / tiles_m;
     let g = t % p.group_count;
     let split = t / p.group_count;
+    // A launch over a chunk of the batch's rows writes the splits from split_base on.
+    if p.split_base + split >= p.split_count {
+        return;
+    }
     let start = min(split * p.rows_per_split, p.rows);
     let end = min(start + p.rows_per_split, p.rows);
     let tx = lid % 8u;
@@ -303,7 +310,7 @@ fn weight_grad_partial(
     }
     let o0 = m0 + ty * 8u;
     let col0 = n0 + tx * 8u;
-    let d0 = split * p.group_count + g;
+    let d0 = (p.split_base + split) * p.group_count + g;
     wp_store_row(d0, o0, col0, c.lo[0], c.hi[0]);
     wp_store_row(d0, o0 + 1u, col0, c.lo[1], c.hi[1]);
     wp_store_row(d0, o0 + 2u, col0, c.lo[2], c.hi[2]);

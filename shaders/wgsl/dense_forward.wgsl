@@ -28,7 +28,7 @@ struct DenseParams {
     split_count: u32,
     rows_per_split: u32,
     accumulate: u32,
-    pad0: u32,
+    split_base: u32,
 }
 
 const LEAKY_SLOPE: f32 = 0.01;
