@@ -125,8 +125,9 @@ pub fn weight_grad_partial(
     let groups = p.group_count as usize;
     let rows = p.rows as usize;
     let per_split = groups * n_out * cols;
-    partial[..p.split_count as usize * per_split].fill(0.0);
-    for split in 0..p.split_count as usize {
+    let base = p.split_base as usize;
+    partial[base * per_split..p.split_count as usize * per_split].fill(0.0);
+    for split in 0..p.split_count as usize - base {
         let start = (split * p.rows_per_split as usize).min(rows);
         let end = (start + p.rows_per_split as usize).min(rows);
         for r in start..end {
@@ -141,7 +142,8 @@ pub fn weight_grad_partial(
             let xr = &x[r * n_in..(r + 1) * n_in];
             for o in 0..n_out {
                 let d = dz[r * n_out + o];
-                let dst = &mut partial[split * per_split + (g * n_out + o) * cols..][..cols];
+                let dst =
+                    &mut partial[(base + split) * per_split + (g * n_out + o) * cols..][..cols];
                 for c in 0..n_in {
                     dst[c] += d * xr[c];
                 }

@@ -72,6 +72,16 @@ impl GpuContext {
     }
 
     pub fn new(choice: BackendChoice) -> Result<Self, ShaderError> {
+        Self::with_limits(choice, |_| {})
+    }
+
+    /// Like [`GpuContext::new`], with the adapter's limits adjusted by `adjust` before the
+    /// device is requested (e.g. a small `max_storage_buffer_binding_size` to exercise
+    /// chunking; limits may only be lowered).
+    pub fn with_limits(
+        choice: BackendChoice,
+        adjust: impl FnOnce(&mut wgpu::Limits),
+    ) -> Result<Self, ShaderError> {
         let backends = choice.backends();
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = backends;
@@ -87,7 +97,8 @@ impl GpuContext {
             detail: format!(": {e}"),
         })?;
         let info = adapter.get_info();
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        adjust(&mut limits);
         let needed = u64::from(max_storage_bindings());
         if u64::from(limits.max_storage_buffers_per_shader_stage) < needed {
             return Err(ShaderError::LimitTooLow {

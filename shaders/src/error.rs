@@ -53,6 +53,15 @@ pub enum ShaderError {
         expected: usize,
         got: usize,
     },
+    #[error(
+        "{values} observation values are not 1 to {batch} whole rows of {width}: a call runs on \
+         at most the batch it was built for"
+    )]
+    RowCount {
+        values: usize,
+        width: usize,
+        batch: usize,
+    },
     #[error("GPU device error: {0}")]
     Device(String),
 }

@@ -4,16 +4,26 @@
 
 use crate::device::GpuContext;
 use crate::error::ShaderError;
+use crate::layout::DenseParams;
 use crate::program::{BufferId, Executor, OpRef, Program, SeqId};
 use crate::registry::Kernel;
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
-struct GpuOp {
-    kernel: Kernel,
+/// One dispatch of a launch: the whole launch, or one chunk of its rows.
+struct Part {
     uniform: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
+    /// First row of the chunk and its row capacity; `None` for an unchunked launch.
+    chunk: Option<(u32, u32)>,
+    /// Whether the chunk holds rows at the current uniform (always true unchunked).
+    active: bool,
+}
+
+struct GpuOp {
+    kernel: Kernel,
+    parts: Vec<Part>,
 }
 
 pub struct GpuExecutor {
@@ -23,24 +33,65 @@ pub struct GpuExecutor {
     sequences: Vec<Vec<GpuOp>>,
 }
 
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn write_u32(bytes: &mut [u8], at: usize, v: u32) {
+    bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The uniform of one chunk (first row `row0`, at most `cap` rows) of a launch whose uniform is
+/// `base`, and whether the chunk has any rows to run. Every row-chunked uniform holds its row
+/// count at byte 0 (asserted in `layout`); the heads also shift `agent_offset` (sampling
+/// counters stay those of the whole batch), and `weight_grad_partial` starts at its chunk's
+/// first split (chunks start on split boundaries). A `weight_grad_partial` chunk without rows
+/// still runs: it writes its splits' zero partials.
+fn chunk_uniform(kernel: Kernel, base: &[u8], row0: u32, cap: u32) -> (Vec<u8>, bool) {
+    let mut bytes = base.to_vec();
+    let rows = read_u32(base, 0).saturating_sub(row0).min(cap);
+    write_u32(&mut bytes, 0, rows);
+    match kernel {
+        Kernel::HeadSample | Kernel::HeadEvaluate | Kernel::HeadBackward => {
+            let at = std::mem::offset_of!(crate::layout::HeadParams, agent_offset);
+            write_u32(&mut bytes, at, read_u32(base, at).wrapping_add(row0));
+            (bytes, rows > 0)
+        }
+        Kernel::WeightGradPartial => {
+            let rps = read_u32(base, std::mem::offset_of!(DenseParams, rows_per_split)).max(1);
+            let at = std::mem::offset_of!(DenseParams, split_base);
+            write_u32(&mut bytes, at, row0 / rps);
+            (bytes, true)
+        }
+        _ => (bytes, rows > 0),
+    }
+}
+
 impl GpuExecutor {
+    /// Creates every buffer, uniform and bind group once. A launch whose binding exceeds
+    /// `max_storage_buffer_binding_size` and that declared its rows ([`Program::push_rows`]) is
+    /// split into chunks of rows: each chunk binds the sub-range of every row-indexed buffer
+    /// (offsets multiples of `min_storage_buffer_offset_alignment`; `weight_grad_partial`
+    /// chunks also start on split boundaries) and gets its own uniform; all chunks are recorded
+    /// into the same pass. Other launches with an oversized binding are a typed error.
     pub fn new(ctx: Arc<GpuContext>, program: Program) -> Result<Self, ShaderError> {
         let limits = &ctx.limits;
+        let binding_limit = limits.max_storage_buffer_binding_size;
+        let align = u64::from(limits.min_storage_buffer_offset_alignment).max(4);
         let mut buffers = Vec::with_capacity(program.buffers.len());
         for decl in &program.buffers {
             let bytes = (decl.words * size_of::<u32>()) as u64;
-            for (limit, what) in [
-                (limits.max_buffer_size, "buffer"),
-                (limits.max_storage_buffer_binding_size, "storage binding"),
-            ] {
-                if bytes > limit {
-                    return Err(ShaderError::BufferTooLarge {
-                        label: decl.label.clone(),
-                        bytes,
-                        limit,
-                        what,
-                    });
-                }
+            if bytes > limits.max_buffer_size {
+                return Err(ShaderError::BufferTooLarge {
+                    label: decl.label.clone(),
+                    bytes,
+                    limit: limits.max_buffer_size,
+                    what: "buffer",
+                });
             }
             buffers.push(ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(&decl.label),
@@ -56,33 +107,132 @@ impl GpuExecutor {
             let mut gpu_ops = Vec::with_capacity(ops.len());
             for op in ops {
                 let (_, layout) = ctx.pipeline(op.kernel);
-                let uniform = ctx
-                    .device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                let workgroups = ctx.dispatch_size(op.kernel, op.threads)?;
+                let sizes: Vec<u64> = op
+                    .buffers
+                    .iter()
+                    .map(|id| buffers[id.0 as usize].size())
+                    .collect();
+                let oversized = sizes.iter().position(|&b| b > binding_limit);
+                let part = |uniform_bytes: &[u8],
+                            ranges: &[(u64, Option<u64>)],
+                            chunk: Option<(u32, u32)>,
+                            active: bool| {
+                    let uniform =
+                        ctx.device
+                            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                                label: Some(op.kernel.entry_point()),
+                                contents: uniform_bytes,
+                                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                            });
+                    let mut entries = vec![wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: uniform.as_entire_binding(),
+                    }];
+                    for (b, (id, &(offset, size))) in op.buffers.iter().zip(ranges).enumerate() {
+                        entries.push(wgpu::BindGroupEntry {
+                            binding: b as u32 + 1,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: &buffers[id.0 as usize],
+                                offset,
+                                size: size.and_then(wgpu::BufferSize::new),
+                            }),
+                        });
+                    }
+                    let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: Some(op.kernel.entry_point()),
-                        contents: &op.uniform,
-                        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                        layout,
+                        entries: &entries,
                     });
-                let mut entries = vec![wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: uniform.as_entire_binding(),
-                }];
-                for (b, id) in op.buffers.iter().enumerate() {
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: b as u32 + 1,
-                        resource: buffers[id.0 as usize].as_entire_binding(),
-                    });
-                }
-                let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(op.kernel.entry_point()),
-                    layout,
-                    entries: &entries,
-                });
+                    Part {
+                        uniform,
+                        bind_group,
+                        workgroups,
+                        chunk,
+                        active,
+                    }
+                };
+                let too_large = |b: usize| {
+                    let decl = &program.buffers[op.buffers[b].0 as usize];
+                    ShaderError::BufferTooLarge {
+                        label: decl.label.clone(),
+                        bytes: sizes[b],
+                        limit: binding_limit,
+                        what: "storage binding",
+                    }
+                };
+                let parts = match (oversized, &op.rows) {
+                    (None, _) => {
+                        let whole = vec![(0, None); op.buffers.len()];
+                        vec![part(&op.uniform, &whole, None, true)]
+                    }
+                    (Some(b), None) => return Err(too_large(b)),
+                    (Some(_), Some(layout)) => {
+                        let total = read_u32(&op.uniform, 0);
+                        // A binding smaller than its rows is not read per row in this launch
+                        // (e.g. a one-word mask buffer with masks off): bound whole.
+                        let per_row: Vec<u64> = layout
+                            .words_per_row
+                            .iter()
+                            .zip(&sizes)
+                            .map(|(&w, &size)| {
+                                let w = u64::from(w) * 4;
+                                if w * u64::from(total) > size { 0 } else { w }
+                            })
+                            .collect();
+                        if let Some(b) =
+                            (0..sizes.len()).find(|&b| per_row[b] == 0 && sizes[b] > binding_limit)
+                        {
+                            return Err(too_large(b));
+                        }
+                        // Chunk rows: a multiple of the offset alignment (in rows of one
+                        // word) and, for the weight gradient, of the rows per split.
+                        let mut unit = align / 4;
+                        if op.kernel == Kernel::WeightGradPartial {
+                            let rps = u64::from(read_u32(
+                                &op.uniform,
+                                std::mem::offset_of!(DenseParams, rows_per_split),
+                            ))
+                            .max(1);
+                            unit = unit / gcd(unit, rps) * rps;
+                        }
+                        let max_rows = per_row
+                            .iter()
+                            .filter(|&&w| w > 0)
+                            .map(|&w| binding_limit / w)
+                            .min()
+                            .unwrap_or(u64::MAX);
+                        let cap = max_rows / unit * unit;
+                        if cap == 0 {
+                            let b = oversized.expect("some binding is oversized");
+                            return Err(too_large(b));
+                        }
+                        let cap = cap.min(u64::from(total)) as u32;
+                        (0..total.div_ceil(cap))
+                            .map(|c| {
+                                let row0 = c * cap;
+                                let ranges: Vec<(u64, Option<u64>)> = per_row
+                                    .iter()
+                                    .zip(&sizes)
+                                    .map(|(&w, &size)| {
+                                        if w == 0 {
+                                            (0, None)
+                                        } else {
+                                            let offset = u64::from(row0) * w;
+                                            (offset, Some((u64::from(cap) * w).min(size - offset)))
+                                        }
+                                    })
+                                    .collect();
+                                let (bytes, active) =
+                                    chunk_uniform(op.kernel, &op.uniform, row0, cap);
+                                part(&bytes, &ranges, Some((row0, cap)), active)
+                            })
+                            .collect()
+                    }
+                };
                 gpu_ops.push(GpuOp {
                     kernel: op.kernel,
-                    uniform,
-                    bind_group,
-                    workgroups: ctx.dispatch_size(op.kernel, op.threads)?,
+                    parts,
                 });
             }
             sequences.push(gpu_ops);
@@ -93,6 +243,14 @@ impl GpuExecutor {
             buffers,
             sequences,
         })
+    }
+
+    /// Dispatches recorded for a sequence (more than its launches when some run in chunks).
+    pub fn dispatch_count(&self, seq: SeqId) -> usize {
+        self.sequences[seq.0 as usize]
+            .iter()
+            .map(|op| op.parts.len())
+            .sum()
     }
 
     pub fn context(&self) -> &Arc<GpuContext> {
@@ -181,8 +339,17 @@ impl Executor for GpuExecutor {
         let dst = &mut self.program.sequences[op.seq as usize][op.index as usize].uniform;
         assert_eq!(dst.len(), bytes.len(), "uniform size");
         dst.copy_from_slice(bytes);
-        let gpu_op = &self.sequences[op.seq as usize][op.index as usize];
-        self.ctx.queue.write_buffer(&gpu_op.uniform, 0, bytes);
+        let gpu_op = &mut self.sequences[op.seq as usize][op.index as usize];
+        for part in &mut gpu_op.parts {
+            match part.chunk {
+                None => self.ctx.queue.write_buffer(&part.uniform, 0, bytes),
+                Some((row0, cap)) => {
+                    let (chunk, active) = chunk_uniform(gpu_op.kernel, bytes, row0, cap);
+                    part.active = active;
+                    self.ctx.queue.write_buffer(&part.uniform, 0, &chunk);
+                }
+            }
+        }
     }
 
     fn run(&mut self, seq: SeqId) -> Result<(), ShaderError> {
@@ -197,14 +364,16 @@ impl Executor for GpuExecutor {
                 timestamp_writes: None,
             });
             for op in ops {
-                if op.workgroups[0] == 0 {
-                    continue;
-                }
                 let (pipeline, _) = self.ctx.pipeline(op.kernel);
-                pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, &op.bind_group, &[]);
-                let [x, y, z] = op.workgroups;
-                pass.dispatch_workgroups(x, y, z);
+                for part in &op.parts {
+                    if part.workgroups[0] == 0 || !part.active {
+                        continue;
+                    }
+                    pass.set_pipeline(pipeline);
+                    pass.set_bind_group(0, &part.bind_group, &[]);
+                    let [x, y, z] = part.workgroups;
+                    pass.dispatch_workgroups(x, y, z);
+                }
             }
         }
         self.ctx.queue.submit([encoder.finish()]);

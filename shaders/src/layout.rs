@@ -22,10 +22,16 @@ pub struct DenseParams {
     pub rows_per_split: u32,
     /// 1: add into the destination instead of overwriting it.
     pub accumulate: u32,
-    pub pad0: u32,
+    /// weight_grad_partial: index of the launch's first split (non-zero only when the
+    /// executor splits the rows into chunks; row 0 of the launch is row
+    /// `split_base * rows_per_split` of the batch).
+    pub split_base: u32,
 }
 const _: () = {
     assert!(size_of::<DenseParams>() == 48);
+    assert!(offset_of!(DenseParams, rows) == 0);
+    assert!(offset_of!(DenseParams, rows_per_split) == 36);
+    assert!(offset_of!(DenseParams, split_base) == 44);
     assert!(offset_of!(DenseParams, activation) == 12);
     assert!(offset_of!(DenseParams, group_count) == 28);
     assert!(offset_of!(DenseParams, accumulate) == 40);
@@ -51,6 +57,7 @@ pub struct HeadParams {
 const _: () = {
     assert!(size_of::<HeadParams>() == 48);
     assert!(offset_of!(HeadParams, seed_lo) == 16);
+    assert!(offset_of!(HeadParams, rows) == 0);
     assert!(offset_of!(HeadParams, agent_offset) == 32);
 };
 
@@ -154,6 +161,7 @@ pub struct ReduceParams {
 }
 const _: () = {
     assert!(size_of::<ReduceParams>() == 48);
+    assert!(offset_of!(ReduceParams, rows) == 0);
     assert!(offset_of!(ReduceParams, mode) == 24);
     assert!(offset_of!(ReduceParams, epsilon) == 32);
     assert!(offset_of!(ReduceParams, output_offset) == 36);

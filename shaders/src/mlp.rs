@@ -10,6 +10,16 @@ use crate::registry::Kernel;
 /// sum (and hence every bit) does not depend on the device.
 pub const GRAD_SPLITS: u32 = 32;
 
+/// Rows x outputs of one workgroup's tile in the tiled dense kernels (dense_forward.wgsl,
+/// dense_backward.wgsl); 64 invocations each own an 8 x 8 block.
+pub const TILE: u32 = 64;
+
+/// Invocations to launch for a tiled dense kernel over an `m` x `n` result (`batches` times):
+/// one workgroup of 64 per 64 x 64 tile.
+pub fn tiled_threads(m: u32, n: u32, batches: u32) -> u64 {
+    u64::from(m.div_ceil(TILE)) * u64::from(n.div_ceil(TILE)) * u64::from(batches) * 64
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Activation {
@@ -152,7 +162,7 @@ impl MlpPlacement {
             split_count: GRAD_SPLITS,
             rows_per_split: self.rows.div_ceil(GRAD_SPLITS).max(1),
             accumulate: 0,
-            pad0: 0,
+            split_base: 0,
         }
     }
 
@@ -209,7 +219,7 @@ impl MlpPlacement {
     ) {
         for (l, layer) in self.spec.layers().iter().enumerate() {
             let p = self.dense_params(layer);
-            program.push(
+            program.push_rows(
                 seq,
                 Kernel::DenseForward,
                 &p,
@@ -219,7 +229,8 @@ impl MlpPlacement {
                     group_ids,
                     bufs.activations[l + 1],
                 ],
-                u64::from(self.rows) * u64::from(layer.out_width),
+                tiled_threads(self.rows, layer.out_width, 1),
+                &[layer.in_width, 0, 1, layer.out_width],
             );
         }
     }
@@ -249,31 +260,35 @@ impl MlpPlacement {
             };
             let dz = bufs.pre_activation_grads[l];
             let rows = u64::from(self.rows);
-            program.push(
+            let (i, o) = (layer.in_width, layer.out_width);
+            program.push_rows(
                 seq,
                 Kernel::ActGrad,
                 &p,
                 &[bufs.activations[l + 1], dy, dz],
-                rows * u64::from(layer.out_width),
+                rows * u64::from(o),
+                &[o, o, o],
             );
             if let Some(dx) = bufs.activation_grads[l] {
-                program.push(
+                program.push_rows(
                     seq,
                     Kernel::InputGrad,
                     &p,
                     &[dz, params, group_ids, dx],
-                    rows * u64::from(layer.in_width),
+                    tiled_threads(self.rows, i, 1),
+                    &[o, 0, 1, i],
                 );
             }
             let cells = u64::from(self.spec.group_count)
                 * u64::from(layer.out_width)
                 * (u64::from(layer.in_width) + 1);
-            program.push(
+            program.push_rows(
                 seq,
                 Kernel::WeightGradPartial,
                 &p,
                 &[bufs.activations[l], dz, group_ids, bufs.partial],
-                u64::from(GRAD_SPLITS) * cells,
+                tiled_threads(o, i + 1, GRAD_SPLITS * self.spec.group_count),
+                &[i, o, 1, 0],
             );
             program.push(
                 seq,

@@ -174,7 +174,8 @@ impl GaeBuffers {
 
 /// The reference's actor-critic: a policy MLP `obs -> hidden.. -> sum(action_components)` and a
 /// separate value MLP `obs -> hidden.. -> 1`, each with `group_count` parameter sets (one per
-/// group of agents), run on exactly `batch` rows per call.
+/// group of agents), run on 1 ..= `batch` rows per call (the rows of a call are those of its
+/// observations: a last, partial minibatch runs as it is).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActorCriticSpec {
     pub obs_width: u32,
@@ -282,7 +283,8 @@ pub struct ActOutput {
     pub values: Vec<f32>,
 }
 
-/// One minibatch of stored rollout data (`batch` rows each).
+/// One minibatch of stored rollout data: `rows` (1 ..= `batch`) rows each, `rows` given by the
+/// length of `obs`.
 #[derive(Clone, Copy, Debug)]
 pub struct Minibatch<'a> {
     pub obs: &'a [f32],
@@ -350,6 +352,12 @@ pub struct ActorCritic<E: Executor> {
     sample_op: OpRef,
     head_params: HeadParams,
     scratch: Vec<f32>,
+    /// Launches whose row count follows each call's rows, with their uniforms for `batch`.
+    row_ops: Vec<(OpRef, Kernel, Vec<u8>)>,
+    /// Rows the row launches are set to now.
+    rows: u32,
+    /// Rows of the last queued act.
+    act_rows: u32,
 }
 
 impl<E: Executor> ActorCritic<E> {
@@ -444,7 +452,10 @@ impl<E: Executor> ActorCritic<E> {
             &bufs.policy,
         );
         value.record_forward(&mut prog, act_seq, bufs.params, bufs.group_ids, &bufs.value);
-        let sample_op = prog.push(
+        let lw = logit_width as u32;
+        let mask_words = if spec.use_masks { lw } else { 0 };
+        let comps = n_comp as u32;
+        let sample_op = prog.push_rows(
             act_seq,
             Kernel::HeadSample,
             &head_params,
@@ -456,6 +467,7 @@ impl<E: Executor> ActorCritic<E> {
                 bufs.sample_out,
             ],
             u64::from(rows),
+            &[lw, mask_words, 0, comps, 2],
         );
 
         // train: forward, evaluate, loss, backward, Adam, statistics.
@@ -474,7 +486,7 @@ impl<E: Executor> ActorCritic<E> {
             bufs.group_ids,
             &bufs.value,
         );
-        prog.push(
+        prog.push_rows(
             train_seq,
             Kernel::HeadEvaluate,
             &head_params,
@@ -486,6 +498,7 @@ impl<E: Executor> ActorCritic<E> {
                 bufs.policy_new,
             ],
             u64::from(rows),
+            &[lw, mask_words, 0, comps, 2],
         );
         let loss = LossParams {
             rows,
@@ -497,7 +510,7 @@ impl<E: Executor> ActorCritic<E> {
             loss_norm: 1.0 / rows as f32,
             pad0: 0,
         };
-        prog.push(
+        prog.push_rows(
             train_seq,
             Kernel::PpoLoss,
             &loss,
@@ -514,8 +527,9 @@ impl<E: Executor> ActorCritic<E> {
                 bufs.terms,
             ],
             u64::from(rows),
+            &[2, 1, 2, 1, 1, 1, 1, 2, 1, 4],
         );
-        prog.push(
+        prog.push_rows(
             train_seq,
             Kernel::HeadBackward,
             &head_params,
@@ -528,6 +542,7 @@ impl<E: Executor> ActorCritic<E> {
                 logit_grad,
             ],
             u64::from(rows),
+            &[lw, mask_words, 0, comps, 2, lw],
         );
         policy.record_backward(
             &mut prog,
@@ -557,6 +572,8 @@ impl<E: Executor> ActorCritic<E> {
             pad0: 0,
             pad1: 0,
         };
+        // From here to the statistics, launches run over parameters, not rows.
+        let params_ops = prog.ops(train_seq).len();
         prog.push(train_seq, Kernel::AdamBegin, &adam, &[bufs.adam_state], 1);
         if hyper.max_grad_norm > 0.0 {
             let norm = ReduceSpec {
@@ -588,6 +605,7 @@ impl<E: Executor> ActorCritic<E> {
             ],
             param_len as u64,
         );
+        let stats_ops = prog.ops(train_seq).len();
         // Statistics: policy loss, value loss, approx KL, clip fraction, entropy.
         for (slot, (values, stride, offset)) in [
             (bufs.terms, 4, 0),
@@ -617,6 +635,22 @@ impl<E: Executor> ActorCritic<E> {
             );
         }
 
+        // Every launch whose uniform holds the row count (at byte 0) follows the rows of each
+        // call; rows_per_split stays that of `batch`, so the fixed split order does not depend
+        // on the call's rows.
+        let mut row_ops = Vec::new();
+        for (seq, skip) in [(act_seq, 0..0), (train_seq, params_ops..stats_ops)] {
+            for (index, op) in prog.ops(seq).iter().enumerate() {
+                if !skip.contains(&index) && op.kernel != Kernel::HeadSample {
+                    let op_ref = OpRef {
+                        seq: seq.0,
+                        index: index as u32,
+                    };
+                    row_ops.push((op_ref, op.kernel, op.uniform.clone()));
+                }
+            }
+        }
+
         let mut exec = make_executor(prog)?;
         exec.write(bufs.params, params)?;
         exec.write(bufs.adam_state, &[AdamState::INITIAL])?;
@@ -630,6 +664,9 @@ impl<E: Executor> ActorCritic<E> {
             sample_op,
             head_params,
             scratch: vec![0.0; n * 2],
+            row_ops,
+            rows,
+            act_rows: rows,
         })
     }
 
@@ -653,14 +690,46 @@ impl<E: Executor> ActorCritic<E> {
         }
     }
 
+    /// Point every row launch at `rows` rows (a no-op when they already are).
+    fn set_rows(&mut self, rows: u32) {
+        if rows == self.rows {
+            return;
+        }
+        for (op, kernel, base) in &self.row_ops {
+            let mut bytes = base.clone();
+            bytes[..4].copy_from_slice(&rows.to_le_bytes());
+            if *kernel == Kernel::PpoLoss {
+                let at = std::mem::offset_of!(LossParams, loss_norm);
+                bytes[at..at + 4].copy_from_slice(&(1.0 / rows as f32).to_le_bytes());
+            }
+            self.exec.set_uniform(*op, &bytes);
+        }
+        self.rows = rows;
+    }
+
+    /// Rows of a call from its observations: 1 ..= batch whole rows.
+    fn rows_of(&self, obs: &[f32]) -> Result<u32, ShaderError> {
+        let width = self.spec.obs_width as usize;
+        let rows = obs.len() / width;
+        if !obs.len().is_multiple_of(width) || rows == 0 || rows > self.spec.batch as usize {
+            return Err(ShaderError::RowCount {
+                values: obs.len(),
+                width,
+                batch: self.spec.batch as usize,
+            });
+        }
+        Ok(rows as u32)
+    }
+
+    /// Upload observations (and group ids, masks) of `rows` rows and set the row launches.
     fn write_common(
         &mut self,
         obs: &[f32],
         group_ids: &[u32],
         masks: &[u32],
-    ) -> Result<(), ShaderError> {
-        let n = self.spec.batch as usize;
-        Self::check("obs", n * self.spec.obs_width as usize, obs.len())?;
+    ) -> Result<usize, ShaderError> {
+        let rows = self.rows_of(obs)?;
+        let n = rows as usize;
         self.exec.write(self.bufs.obs, obs)?;
         if self.spec.group_count > 1 || !group_ids.is_empty() {
             Self::check("group_ids", n, group_ids.len())?;
@@ -670,10 +739,12 @@ impl<E: Executor> ActorCritic<E> {
             Self::check("masks", n * self.spec.logit_width() as usize, masks.len())?;
             self.exec.write(self.bufs.masks, masks)?;
         }
-        Ok(())
+        self.set_rows(rows);
+        Ok(n)
     }
 
-    /// Queue the sampling pass for `batch` rows without waiting; fetch with [`Self::act_output`].
+    /// Queue the sampling pass for the rows of `obs` (at most `batch`) without waiting; fetch
+    /// with [`Self::act_output`].
     pub fn queue_act(
         &mut self,
         obs: &[f32],
@@ -681,7 +752,9 @@ impl<E: Executor> ActorCritic<E> {
         masks: &[u32],
         key: SampleKey,
     ) -> Result<(), ShaderError> {
-        self.write_common(obs, group_ids, masks)?;
+        let n = self.write_common(obs, group_ids, masks)?;
+        self.act_rows = n as u32;
+        self.head_params.rows = n as u32;
         self.head_params.seed_lo = key.seed as u32;
         self.head_params.seed_hi = (key.seed >> 32) as u32;
         self.head_params.iteration = key.iteration;
@@ -694,7 +767,7 @@ impl<E: Executor> ActorCritic<E> {
 
     /// Read back the last queued act: actions, log-probabilities, entropies and values.
     pub fn act_output(&mut self) -> Result<ActOutput, ShaderError> {
-        let n = self.spec.batch as usize;
+        let n = self.act_rows as usize;
         let mut actions: Vec<u32> = self.exec.read(self.bufs.sampled_actions)?;
         actions.truncate(n * self.spec.action_components.len());
         let out: Vec<f32> = self.exec.read(self.bufs.sample_out)?;
@@ -710,7 +783,8 @@ impl<E: Executor> ActorCritic<E> {
         })
     }
 
-    /// Sample actions for `batch` rows and return them with log-probabilities and values.
+    /// Sample actions for the rows of `obs` (at most `batch`) and return them with
+    /// log-probabilities and values.
     pub fn act(
         &mut self,
         obs: &[f32],
@@ -722,10 +796,10 @@ impl<E: Executor> ActorCritic<E> {
         self.act_output()
     }
 
-    /// Queue one PPO minibatch step (forward, loss, backward, Adam) without waiting.
+    /// Queue one PPO minibatch step (forward, loss, backward, Adam) over the minibatch's rows
+    /// (at most `batch`; the loss is their mean) without waiting.
     pub fn train_minibatch(&mut self, mb: &Minibatch<'_>) -> Result<(), ShaderError> {
-        let n = self.spec.batch as usize;
-        self.write_common(mb.obs, mb.group_ids, mb.masks)?;
+        let n = self.write_common(mb.obs, mb.group_ids, mb.masks)?;
         Self::check(
             "actions",
             n * self.spec.action_components.len(),
@@ -744,7 +818,8 @@ impl<E: Executor> ActorCritic<E> {
         for (i, &lp) in mb.old_logp.iter().enumerate() {
             self.scratch[i * 2] = lp;
         }
-        self.exec.write(self.bufs.policy_old, &self.scratch)?;
+        self.exec
+            .write(self.bufs.policy_old, &self.scratch[..n * 2])?;
         self.exec.write(self.bufs.values_old, mb.old_values)?;
         self.exec.write(self.bufs.advantages, mb.advantages)?;
         self.exec.write(self.bufs.adv_adjust, mb.adv_adjust)?;

@@ -35,6 +35,19 @@ pub struct Op {
     pub buffers: Vec<BufferId>,
     /// Invocations to launch (workgroups = threads.div_ceil(workgroup size)).
     pub threads: u64,
+    /// How the launch splits into chunks of rows; `None`: it cannot.
+    pub rows: Option<RowLayout>,
+}
+
+/// The row structure of a launch whose work is independent per row (or, for
+/// `weight_grad_partial`, per fixed split of rows): the GPU executor splits such a launch into
+/// chunks of rows when a binding exceeds the device's storage-binding limit, binding each
+/// chunk's sub-range of the row-indexed buffers (see [`crate::GpuExecutor`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowLayout {
+    /// 4-byte words per row of each storage binding, in binding order; 0: not indexed by row
+    /// (bound whole in every chunk).
+    pub words_per_row: Vec<u32>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -72,6 +85,41 @@ impl Program {
         buffers: &[BufferId],
         threads: u64,
     ) -> OpRef {
+        self.push_op(seq, kernel, uniform, buffers, threads, None)
+    }
+
+    /// [`Program::push`] for a launch that can run in chunks of rows: the uniform's first field
+    /// is its row count, and binding k holds `words_per_row[k]` words per row (0: not indexed by
+    /// row).
+    pub fn push_rows<U: Pod>(
+        &mut self,
+        seq: SeqId,
+        kernel: Kernel,
+        uniform: &U,
+        buffers: &[BufferId],
+        threads: u64,
+        words_per_row: &[u32],
+    ) -> OpRef {
+        assert_eq!(
+            words_per_row.len(),
+            buffers.len(),
+            "{kernel:?}: words per row of every binding"
+        );
+        let rows = RowLayout {
+            words_per_row: words_per_row.to_vec(),
+        };
+        self.push_op(seq, kernel, uniform, buffers, threads, Some(rows))
+    }
+
+    fn push_op<U: Pod>(
+        &mut self,
+        seq: SeqId,
+        kernel: Kernel,
+        uniform: &U,
+        buffers: &[BufferId],
+        threads: u64,
+        rows: Option<RowLayout>,
+    ) -> OpRef {
         let bytes = bytemuck::bytes_of(uniform).to_vec();
         assert_eq!(
             bytes.len() as u64,
@@ -99,6 +147,7 @@ impl Program {
             uniform: bytes,
             buffers: buffers.to_vec(),
             threads,
+            rows,
         });
         OpRef {
             seq: seq.0,

@@ -189,3 +189,95 @@ fn gpu_and_cpu_backends_agree_through_the_same_interface() {
         assert_close("params after 10 steps", &gp, &cp, 1e-4, 0.0);
     }
 }
+
+/// The first `rows` rows of `d` (a partial minibatch).
+fn head(d: &Data, rows: usize, s: &ActorCriticSpec) -> Data {
+    let (w, c) = (s.logit_width() as usize, s.action_components.len());
+    Data {
+        obs: d.obs[..rows * s.obs_width as usize].to_vec(),
+        groups: d.groups[..rows].to_vec(),
+        masks: d.masks[..rows * w].to_vec(),
+        actions: d.actions[..rows * c].to_vec(),
+        old_logp: d.old_logp[..rows].to_vec(),
+        old_values: d.old_values[..rows].to_vec(),
+        adv: d.adv[..rows].to_vec(),
+        adj: d.adj[..rows].to_vec(),
+        ret: d.ret[..rows].to_vec(),
+    }
+}
+
+#[test]
+fn partial_minibatches_run_on_fewer_rows_than_the_batch() {
+    // Built for 64 rows, called with 23 (then 64 again): the same results as a network built
+    // for exactly 23 rows, on both backends.
+    let (big, small) = (spec(64), spec(23));
+    let full = data(&big);
+    let part = head(&full, 23, &big);
+    let p0 = big.init_params(11);
+    let cpu = |s: &ActorCriticSpec| {
+        ActorCritic::new(s.clone(), hyper(), &p0, |p| Ok(CpuExecutor::new(p))).unwrap()
+    };
+    let (mut c64, mut c23) = (cpu(&big), cpu(&small));
+    let key = SampleKey {
+        seed: 5,
+        iteration: 2,
+        step: 3,
+        agent_offset: 8,
+    };
+    let a64 = c64.act(&part.obs, &part.groups, &part.masks, key).unwrap();
+    let a23 = c23.act(&part.obs, &part.groups, &part.masks, key).unwrap();
+    assert_eq!(a64.actions.len(), 23 * 2);
+    // Forward and sampling are per row: bit-identical.
+    assert_eq!(a64, a23, "act on 23 of 64 rows = act on a 23-row network");
+    let p64 = train_10(&mut c64, &part);
+    let p23 = train_10(&mut c23, &part);
+    // The weight gradients sum the same terms in the same row order, but in splits of
+    // ceil(64 / 32) = 2 rows instead of 1, so the sums associate differently: rounding only.
+    // After 10 Adam steps (each <= lr = 5e-4 per parameter) allow 1e-4, as for gpu vs cpu.
+    assert_close("params, 23 of 64 rows vs 23 rows", &p64, &p23, 1e-4, 0.0);
+    let (s64, s23) = (c64.loss_stats().unwrap(), c23.loss_stats().unwrap());
+    // Per-row terms reduced in the same order, at parameters that differ by the rounding above.
+    assert_close(
+        "statistics, 23 of 64 rows vs 23 rows",
+        &[
+            s64.policy_loss,
+            s64.value_loss,
+            s64.entropy,
+            s64.approx_kl,
+            s64.clip_fraction,
+        ],
+        &[
+            s23.policy_loss,
+            s23.value_loss,
+            s23.entropy,
+            s23.approx_kl,
+            s23.clip_fraction,
+        ],
+        1e-5,
+        1e-4,
+    );
+    // Wrong row counts are typed errors.
+    assert!(c23.act(&full.obs, &full.groups, &full.masks, key).is_err());
+    assert!(c64.act(&full.obs[..15], &[], &[], key).is_err());
+
+    let Some(ctx) = gpu("partial_minibatches_run_on_fewer_rows_than_the_batch") else {
+        return;
+    };
+    let mut g64 = ActorCritic::new(big.clone(), hyper(), &p0, |p| {
+        GpuExecutor::new(ctx.clone(), p)
+    })
+    .unwrap();
+    let ga = g64.act(&part.obs, &part.groups, &part.masks, key).unwrap();
+    assert_eq!(
+        ga.actions, a64.actions,
+        "untrained logits are far from CDF ties"
+    );
+    // Same summation order; FMA and exp/log ulps only (as above).
+    assert_close("values", &ga.values, &a64.values, 1e-5, 1e-4);
+    let gp = train_10(&mut g64, &part);
+    assert_close("params after 10 partial steps", &gp, &p64, 1e-4, 0.0);
+    // Back to full minibatches on the same network.
+    let gf = train_10(&mut g64, &full);
+    let cf = train_10(&mut c64, &full);
+    assert_close("params after 10 full steps", &gf, &cf, 1e-4, 0.0);
+}

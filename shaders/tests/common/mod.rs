@@ -65,3 +65,36 @@ pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], atol: f32, rtol: f32) 
         );
     }
 }
+
+/// Bytes per storage binding of the chunking tests' device: small enough that a 4096 x 256
+/// activation buffer (4 MiB) needs four chunks.
+pub const SMALL_BINDING: u64 = 1 << 20;
+
+/// A second kind of shared device (for test binaries that use it instead of [`gpu`]): the
+/// adapter with `max_storage_buffer_binding_size` lowered to [`SMALL_BINDING`]. Same skip rules.
+pub fn gpu_small_bindings(test: &str) -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Result<Arc<GpuContext>, String>> = OnceLock::new();
+    let ctx = CTX.get_or_init(|| {
+        fairground_shaders::BackendChoice::from_env()
+            .and_then(|choice| {
+                GpuContext::with_limits(choice, |l| {
+                    l.max_storage_buffer_binding_size = SMALL_BINDING;
+                })
+            })
+            .map(Arc::new)
+            .map_err(|e: ShaderError| e.to_string())
+    });
+    match ctx {
+        Ok(ctx) => Some(ctx.clone()),
+        Err(e) => {
+            if std::env::var("FAIRGROUND_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("FAIRGROUND_REQUIRE_GPU=1 but: {e}");
+            }
+            eprintln!(
+                "SKIPPED (no GPU adapter): {test} — install mesa-vulkan-drivers or set \
+                 FAIRGROUND_REQUIRE_GPU=1 to fail ({e})"
+            );
+            None
+        }
+    }
+}
