@@ -379,8 +379,11 @@ pub fn gae(
 ) {
     let (steps, agents) = (p.steps as usize, p.agents as usize);
     for a in 0..agents {
-        let mut next_value = last_values[a];
-        let mut running = 0.0f32;
+        let (mut next_value, mut running) = if p.carry != 0 {
+            (values[steps * agents + a], advantages[steps * agents + a])
+        } else {
+            (last_values[a], 0.0f32)
+        };
         for k in 0..steps {
             let i = (steps - 1 - k) * agents + a;
             let nonterminal = 1.0 - dones[i];
@@ -498,7 +501,8 @@ pub fn reduce_partial(
 ) {
     let groups = p.group_count as usize;
     let rows = p.rows as usize;
-    for split in 0..p.split_count as usize {
+    let base = p.split_base as usize;
+    for split in 0..(p.split_count as usize).saturating_sub(base) {
         let start = (split * p.rows_per_split as usize).min(rows);
         let end = (start + p.rows_per_split as usize).min(rows);
         for g in 0..groups {
@@ -519,7 +523,7 @@ pub fn reduce_partial(
                     count += 1;
                 }
             }
-            partial[split * groups + g] = GroupPartial { sum, count };
+            partial[(base + split) * groups + g] = GroupPartial { sum, count };
         }
     }
 }

@@ -4,8 +4,9 @@
 
 use crate::device::GpuContext;
 use crate::error::ShaderError;
-use crate::layout::DenseParams;
-use crate::program::{BufferId, Executor, OpRef, Program, SeqId};
+use crate::layout::{DenseParams, GaeParams, HeadParams, ReduceParams};
+use crate::mlp::tiled_threads;
+use crate::program::{BufferId, Executor, OpRef, Program, RowLayout, SeqId};
 use crate::registry::Kernel;
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
@@ -23,6 +24,8 @@ struct Part {
 
 struct GpuOp {
     kernel: Kernel,
+    /// Invocations of the whole launch.
+    threads: u64,
     parts: Vec<Part>,
 }
 
@@ -37,6 +40,10 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
+fn lcm(a: u64, b: u64) -> u64 {
+    a / gcd(a, b) * b
+}
+
 fn read_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -45,39 +52,110 @@ fn write_u32(bytes: &mut [u8], at: usize, v: u32) {
     bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
+/// Rows per fixed split of a launch whose chunks must start on split boundaries.
+fn rows_per_split(kernel: Kernel, uniform: &[u8]) -> Option<u32> {
+    let at = match kernel {
+        Kernel::WeightGradPartial => std::mem::offset_of!(DenseParams, rows_per_split),
+        Kernel::ReducePartial => std::mem::offset_of!(ReduceParams, rows_per_split),
+        _ => return None,
+    };
+    Some(read_u32(uniform, at).max(1))
+}
+
 /// The uniform of one chunk (first row `row0`, at most `cap` rows) of a launch whose uniform is
 /// `base`, and whether the chunk has any rows to run. Every row-chunked uniform holds its row
 /// count at byte 0 (asserted in `layout`); the heads also shift `agent_offset` (sampling
-/// counters stay those of the whole batch), and `weight_grad_partial` starts at its chunk's
-/// first split (chunks start on split boundaries). A `weight_grad_partial` chunk without rows
-/// still runs: it writes its splits' zero partials.
+/// counters stay those of the whole batch); `weight_grad_partial` and `reduce_partial` start at
+/// their chunk's first split (chunks start on split boundaries) and run even without rows (they
+/// write their splits' zero partials); GAE chunks other than the latest carry the recursion
+/// from the step after them.
 fn chunk_uniform(kernel: Kernel, base: &[u8], row0: u32, cap: u32) -> (Vec<u8>, bool) {
     let mut bytes = base.to_vec();
-    let rows = read_u32(base, 0).saturating_sub(row0).min(cap);
+    let total = read_u32(base, 0);
+    let rows = total.saturating_sub(row0).min(cap);
     write_u32(&mut bytes, 0, rows);
     match kernel {
         Kernel::HeadSample | Kernel::HeadEvaluate | Kernel::HeadBackward => {
-            let at = std::mem::offset_of!(crate::layout::HeadParams, agent_offset);
+            let at = std::mem::offset_of!(HeadParams, agent_offset);
             write_u32(&mut bytes, at, read_u32(base, at).wrapping_add(row0));
             (bytes, rows > 0)
         }
-        Kernel::WeightGradPartial => {
-            let rps = read_u32(base, std::mem::offset_of!(DenseParams, rows_per_split)).max(1);
-            let at = std::mem::offset_of!(DenseParams, split_base);
+        Kernel::WeightGradPartial | Kernel::ReducePartial => {
+            let rps = rows_per_split(kernel, base).expect("a split kernel");
+            let at = match kernel {
+                Kernel::WeightGradPartial => std::mem::offset_of!(DenseParams, split_base),
+                _ => std::mem::offset_of!(ReduceParams, split_base),
+            };
             write_u32(&mut bytes, at, row0 / rps);
             (bytes, true)
         }
+        Kernel::Gae => {
+            let carry = u32::from(total > row0.saturating_add(cap));
+            write_u32(&mut bytes, std::mem::offset_of!(GaeParams, carry), carry);
+            (bytes, rows > 0)
+        }
         _ => (bytes, rows > 0),
     }
+}
+
+/// Invocations one chunk needs (its uniform from [`chunk_uniform`]), at most the whole launch's
+/// `threads`: the rows of the chunk, or for the split kernels its splits (up to the last one of
+/// the launch, which may lie past the rows and still gets its zero partials).
+fn chunk_threads(kernel: Kernel, chunk: &[u8], cap: u32, threads: u64) -> u64 {
+    let rows = read_u32(chunk, 0);
+    let u = |at: usize| read_u32(chunk, at);
+    let splits = |rps: u32, count_at: usize, base_at: usize| {
+        u64::from((cap / rps.max(1)).min(u(count_at).saturating_sub(u(base_at))))
+    };
+    let needed = match kernel {
+        Kernel::DenseForward => {
+            tiled_threads(rows, u(std::mem::offset_of!(DenseParams, out_width)), 1)
+        }
+        Kernel::InputGrad => tiled_threads(rows, u(std::mem::offset_of!(DenseParams, in_width)), 1),
+        Kernel::ActGrad => {
+            u64::from(rows) * u64::from(u(std::mem::offset_of!(DenseParams, out_width)))
+        }
+        Kernel::WeightGradPartial => {
+            let s = splits(
+                u(std::mem::offset_of!(DenseParams, rows_per_split)),
+                std::mem::offset_of!(DenseParams, split_count),
+                std::mem::offset_of!(DenseParams, split_base),
+            );
+            s * tiled_threads(
+                u(std::mem::offset_of!(DenseParams, out_width)),
+                u(std::mem::offset_of!(DenseParams, in_width)) + 1,
+                u(std::mem::offset_of!(DenseParams, group_count)),
+            )
+        }
+        Kernel::ReducePartial => {
+            let s = splits(
+                u(std::mem::offset_of!(ReduceParams, rows_per_split)),
+                std::mem::offset_of!(ReduceParams, split_count),
+                std::mem::offset_of!(ReduceParams, split_base),
+            );
+            s * u64::from(u(std::mem::offset_of!(ReduceParams, group_count)))
+        }
+        Kernel::HeadSample
+        | Kernel::HeadEvaluate
+        | Kernel::HeadBackward
+        | Kernel::PpoLoss
+        | Kernel::Normalize
+        | Kernel::AdamUpdate => u64::from(rows),
+        _ => threads,
+    };
+    needed.min(threads)
 }
 
 impl GpuExecutor {
     /// Creates every buffer, uniform and bind group once. A launch whose binding exceeds
     /// `max_storage_buffer_binding_size` and that declared its rows ([`Program::push_rows`]) is
     /// split into chunks of rows: each chunk binds the sub-range of every row-indexed buffer
-    /// (offsets multiples of `min_storage_buffer_offset_alignment`; `weight_grad_partial`
-    /// chunks also start on split boundaries) and gets its own uniform; all chunks are recorded
-    /// into the same pass. Other launches with an oversized binding are a typed error.
+    /// (offsets multiples of `min_storage_buffer_offset_alignment`; `weight_grad_partial` and
+    /// `reduce_partial` chunks also start on split boundaries, so fixed-split sums do not
+    /// change) and gets its own uniform and a dispatch sized to its rows; all chunks are
+    /// recorded into the same pass. GAE chunks are ranges of time steps, recorded latest first,
+    /// each binding one step more than its own to carry the recursion. Other launches with an
+    /// oversized binding (or a row too wide for any chunk) are a typed error.
     pub fn new(ctx: Arc<GpuContext>, program: Program) -> Result<Self, ShaderError> {
         let limits = &ctx.limits;
         let binding_limit = limits.max_storage_buffer_binding_size;
@@ -117,7 +195,8 @@ impl GpuExecutor {
                 let part = |uniform_bytes: &[u8],
                             ranges: &[(u64, Option<u64>)],
                             chunk: Option<(u32, u32)>,
-                            active: bool| {
+                            active: bool,
+                            workgroups: [u32; 3]| {
                     let uniform =
                         ctx.device
                             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -164,74 +243,85 @@ impl GpuExecutor {
                 let parts = match (oversized, &op.rows) {
                     (None, _) => {
                         let whole = vec![(0, None); op.buffers.len()];
-                        vec![part(&op.uniform, &whole, None, true)]
+                        vec![part(&op.uniform, &whole, None, true, workgroups)]
                     }
                     (Some(b), None) => return Err(too_large(b)),
                     (Some(_), Some(layout)) => {
                         let total = read_u32(&op.uniform, 0);
-                        // A binding smaller than its rows is not read per row in this launch
-                        // (e.g. a one-word mask buffer with masks off): bound whole.
-                        let per_row: Vec<u64> = layout
+                        // Bytes per row of each binding; 0: bound whole (not indexed by row, or
+                        // smaller than its rows, so not read per row in this launch: e.g. a
+                        // one-word mask buffer with masks off); None: not read at all, bound
+                        // as a prefix within the limit.
+                        let per_row: Vec<Option<u64>> = layout
                             .words_per_row
                             .iter()
                             .zip(&sizes)
                             .map(|(&w, &size)| {
+                                if w == RowLayout::UNREAD {
+                                    return None;
+                                }
                                 let w = u64::from(w) * 4;
-                                if w * u64::from(total) > size { 0 } else { w }
+                                Some(if w * u64::from(total) > size { 0 } else { w })
                             })
                             .collect();
-                        if let Some(b) =
-                            (0..sizes.len()).find(|&b| per_row[b] == 0 && sizes[b] > binding_limit)
+                        if let Some(b) = (0..sizes.len())
+                            .find(|&b| per_row[b] == Some(0) && sizes[b] > binding_limit)
                         {
                             return Err(too_large(b));
                         }
-                        // Chunk rows: a multiple of the offset alignment (in rows of one
-                        // word) and, for the weight gradient, of the rows per split.
-                        let mut unit = align / 4;
-                        if op.kernel == Kernel::WeightGradPartial {
-                            let rps = u64::from(read_u32(
-                                &op.uniform,
-                                std::mem::offset_of!(DenseParams, rows_per_split),
-                            ))
-                            .max(1);
-                            unit = unit / gcd(unit, rps) * rps;
+                        // Chunk rows: every row-indexed offset a multiple of the offset
+                        // alignment and, for the split kernels, a split boundary.
+                        let row_bytes = || per_row.iter().flatten().filter(|&&w| w > 0);
+                        let mut unit = row_bytes().fold(1, |u, &w| lcm(u, align / gcd(align, w)));
+                        if let Some(rps) = rows_per_split(op.kernel, &op.uniform) {
+                            unit = lcm(unit, u64::from(rps));
                         }
-                        let max_rows = per_row
-                            .iter()
-                            .filter(|&&w| w > 0)
+                        // GAE chunks also bind the step after them (the carried state).
+                        let extra = u64::from(op.kernel == Kernel::Gae);
+                        let max_rows = row_bytes()
                             .map(|&w| binding_limit / w)
                             .min()
-                            .unwrap_or(u64::MAX);
+                            .unwrap_or(u64::MAX)
+                            .saturating_sub(extra);
                         let cap = max_rows / unit * unit;
                         if cap == 0 {
                             let b = oversized.expect("some binding is oversized");
                             return Err(too_large(b));
                         }
-                        let cap = cap.min(u64::from(total)) as u32;
-                        (0..total.div_ceil(cap))
+                        let cap = cap.min(u64::from(total.max(1))) as u32;
+                        let mut parts = (0..total.div_ceil(cap))
                             .map(|c| {
                                 let row0 = c * cap;
                                 let ranges: Vec<(u64, Option<u64>)> = per_row
                                     .iter()
                                     .zip(&sizes)
-                                    .map(|(&w, &size)| {
-                                        if w == 0 {
-                                            (0, None)
-                                        } else {
+                                    .map(|(&w, &size)| match w {
+                                        None => (0, Some(size.min(binding_limit))),
+                                        Some(0) => (0, None),
+                                        Some(w) => {
                                             let offset = u64::from(row0) * w;
-                                            (offset, Some((u64::from(cap) * w).min(size - offset)))
+                                            let bytes = (u64::from(cap) + extra) * w;
+                                            (offset, Some(bytes.min(size - offset)))
                                         }
                                     })
                                     .collect();
                                 let (bytes, active) =
                                     chunk_uniform(op.kernel, &op.uniform, row0, cap);
-                                part(&bytes, &ranges, Some((row0, cap)), active)
+                                let threads = chunk_threads(op.kernel, &bytes, cap, op.threads);
+                                let workgroups = ctx.dispatch_size(op.kernel, threads)?;
+                                Ok(part(&bytes, &ranges, Some((row0, cap)), active, workgroups))
                             })
-                            .collect()
+                            .collect::<Result<Vec<_>, ShaderError>>()?;
+                        // GAE runs backwards in time: the latest chunk first.
+                        if op.kernel == Kernel::Gae {
+                            parts.reverse();
+                        }
+                        parts
                     }
                 };
                 gpu_ops.push(GpuOp {
                     kernel: op.kernel,
+                    threads: op.threads,
                     parts,
                 });
             }
@@ -338,13 +428,26 @@ impl Executor for GpuExecutor {
     fn set_uniform(&mut self, op: OpRef, bytes: &[u8]) {
         let dst = &mut self.program.sequences[op.seq as usize][op.index as usize].uniform;
         assert_eq!(dst.len(), bytes.len(), "uniform size");
-        dst.copy_from_slice(bytes);
         let gpu_op = &mut self.sequences[op.seq as usize][op.index as usize];
+        if gpu_op.kernel == Kernel::Gae && gpu_op.parts.len() > 1 {
+            let at = std::mem::offset_of!(GaeParams, agents);
+            assert_eq!(
+                read_u32(dst, at),
+                read_u32(bytes, at),
+                "gae: the agent count of a chunked launch is fixed"
+            );
+        }
+        dst.copy_from_slice(bytes);
         for part in &mut gpu_op.parts {
             match part.chunk {
                 None => self.ctx.queue.write_buffer(&part.uniform, 0, bytes),
                 Some((row0, cap)) => {
                     let (chunk, active) = chunk_uniform(gpu_op.kernel, bytes, row0, cap);
+                    let threads = chunk_threads(gpu_op.kernel, &chunk, cap, gpu_op.threads);
+                    part.workgroups = self
+                        .ctx
+                        .dispatch_size(gpu_op.kernel, threads)
+                        .expect("no more workgroups than the whole launch's");
                     part.active = active;
                     self.ctx.queue.write_buffer(&part.uniform, 0, &chunk);
                 }

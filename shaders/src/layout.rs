@@ -69,10 +69,19 @@ pub struct GaeParams {
     pub agents: u32,
     pub gamma: f32,
     pub gae_lambda: f32,
+    /// 1: the launch covers a chunk of steps followed by one already computed step, whose value
+    /// and advantage start the recursion (set by the GPU executor's chunks; 0 otherwise).
+    pub carry: u32,
+    pub pad0: u32,
+    pub pad1: u32,
+    pub pad2: u32,
 }
 const _: () = {
-    assert!(size_of::<GaeParams>() == 16);
+    assert!(size_of::<GaeParams>() == 32);
+    assert!(offset_of!(GaeParams, steps) == 0);
+    assert!(offset_of!(GaeParams, agents) == 4);
     assert!(offset_of!(GaeParams, gae_lambda) == 12);
+    assert!(offset_of!(GaeParams, carry) == 16);
 };
 
 /// `LossParams` in ppo_loss.wgsl.
@@ -156,11 +165,15 @@ pub struct ReduceParams {
     pub epsilon: f32,
     /// reduce_final writes group g's stats at index output_offset + g.
     pub output_offset: u32,
-    pub pad0: u32,
+    /// reduce_partial: index of the launch's first split (non-zero only when the executor
+    /// splits the rows into chunks).
+    pub split_base: u32,
     pub pad1: u32,
 }
 const _: () = {
     assert!(size_of::<ReduceParams>() == 48);
+    assert!(offset_of!(ReduceParams, rows_per_split) == 12);
+    assert!(offset_of!(ReduceParams, split_base) == 40);
     assert!(offset_of!(ReduceParams, rows) == 0);
     assert!(offset_of!(ReduceParams, mode) == 24);
     assert!(offset_of!(ReduceParams, epsilon) == 32);

@@ -5,7 +5,7 @@
 use crate::error::ShaderError;
 use crate::layout::*;
 use crate::mlp::{Activation, MlpBuffers, MlpPlacement, MlpSpec};
-use crate::program::{BufferId, Executor, ExecutorExt, OpRef, Program, SeqId};
+use crate::program::{BufferId, Executor, ExecutorExt, OpRef, Program, RowLayout, SeqId};
 use crate::registry::Kernel;
 
 /// Fixed number of splits of every group reduction (first pass), see group_reduce.wgsl.
@@ -43,6 +43,15 @@ impl ReduceSpec {
         }
     }
 
+    /// Words per row of the group id binding: 1, or [`RowLayout::UNREAD`] when groups are off.
+    fn group_id_words(&self) -> u32 {
+        if self.use_groups {
+            1
+        } else {
+            RowLayout::UNREAD
+        }
+    }
+
     pub fn params(&self) -> ReduceParams {
         ReduceParams {
             rows: self.rows,
@@ -55,7 +64,7 @@ impl ReduceSpec {
             use_groups: u32::from(self.use_groups),
             epsilon: 1e-8,
             output_offset: self.output_offset,
-            pad0: 0,
+            split_base: 0,
             pad1: 0,
         }
     }
@@ -76,12 +85,13 @@ pub fn record_group_reduce(
     stats: BufferId,
 ) {
     let p = spec.params();
-    program.push(
+    program.push_rows(
         seq,
         Kernel::ReducePartial,
         &p,
         &[values, group_ids, center, partial],
         u64::from(REDUCE_SPLITS) * u64::from(spec.group_count),
+        &[spec.value_stride, spec.group_id_words(), 0, 0],
     );
     program.push(
         seq,
@@ -121,13 +131,39 @@ pub fn record_normalize(
     record_group_reduce(
         program, seq, var, values, group_ids, mean_stats, partial, var_stats,
     );
-    program.push(
+    program.push_rows(
         seq,
         Kernel::Normalize,
         &mean.params(),
         &[values, group_ids, mean_stats, var_stats],
         u64::from(spec.rows),
+        &[spec.value_stride, spec.group_id_words(), 0, 0],
     );
+}
+
+/// Record one Adam update over `p.param_count` parameters (after `adam_begin` and, with
+/// clipping, the gradient-norm reduction into `norm_stats`). On the GPU it runs in chunks of
+/// parameters when the parameter, gradient or moment buffers exceed the storage-binding limit.
+#[allow(clippy::too_many_arguments)]
+pub fn record_adam_update(
+    program: &mut Program,
+    seq: SeqId,
+    p: &AdamParams,
+    state: BufferId,
+    norm_stats: BufferId,
+    params: BufferId,
+    grads: BufferId,
+    moment1: BufferId,
+    moment2: BufferId,
+) -> OpRef {
+    program.push_rows(
+        seq,
+        Kernel::AdamUpdate,
+        p,
+        &[state, norm_stats, params, grads, moment1, moment2],
+        u64::from(p.param_count),
+        &[0, 0, 1, 1, 1, 1],
+    )
 }
 
 /// Buffers of GAE over `steps` x `agents` (time-major, agent-minor).
@@ -154,8 +190,11 @@ impl GaeBuffers {
         }
     }
 
+    /// Record GAE. On the GPU it runs in chunks of time steps, latest first, when the buffers
+    /// exceed the storage-binding limit; `p.agents` must then stay that of the first uniform.
     pub fn record(&self, program: &mut Program, seq: SeqId, p: GaeParams) -> OpRef {
-        program.push(
+        let a = p.agents;
+        program.push_rows(
             seq,
             Kernel::Gae,
             &p,
@@ -168,6 +207,7 @@ impl GaeBuffers {
                 self.returns,
             ],
             u64::from(p.agents),
+            &[a, a, a, 0, a, a],
         )
     }
 }
@@ -591,19 +631,16 @@ impl<E: Executor> ActorCritic<E> {
                 bufs.norm_stats,
             );
         }
-        prog.push(
+        record_adam_update(
+            &mut prog,
             train_seq,
-            Kernel::AdamUpdate,
             &adam,
-            &[
-                bufs.adam_state,
-                bufs.norm_stats,
-                bufs.params,
-                bufs.grads,
-                bufs.moment1,
-                bufs.moment2,
-            ],
-            param_len as u64,
+            bufs.adam_state,
+            bufs.norm_stats,
+            bufs.params,
+            bufs.grads,
+            bufs.moment1,
+            bufs.moment2,
         );
         let stats_ops = prog.ops(train_seq).len();
         // Statistics: policy loss, value loss, approx KL, clip fraction, entropy.

@@ -46,8 +46,14 @@ pub struct Op {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RowLayout {
     /// 4-byte words per row of each storage binding, in binding order; 0: not indexed by row
-    /// (bound whole in every chunk).
+    /// (bound whole in every chunk); [`RowLayout::UNREAD`]: not read by this launch at all
+    /// (e.g. group ids with groups off), bound as a prefix within the limit.
     pub words_per_row: Vec<u32>,
+}
+
+impl RowLayout {
+    /// `words_per_row` of a binding the launch does not read.
+    pub const UNREAD: u32 = u32::MAX;
 }
 
 #[derive(Clone, Debug, Default)]
@@ -90,7 +96,7 @@ impl Program {
 
     /// [`Program::push`] for a launch that can run in chunks of rows: the uniform's first field
     /// is its row count, and binding k holds `words_per_row[k]` words per row (0: not indexed by
-    /// row).
+    /// row, [`RowLayout::UNREAD`]: not read).
     pub fn push_rows<U: Pod>(
         &mut self,
         seq: SeqId,

@@ -2,13 +2,20 @@
 //! larger than that run in chunks of rows (sub-range bindings at aligned offsets, several
 //! dispatches per launch) and give the CPU twin's results within the same tolerances as
 //! unchunked launches (gpu_vs_cpu.rs): dense forward, input and weight gradients (whose
-//! fixed-split sums are unchanged by chunking), grouped or not; and a launch that cannot be
-//! chunked fails with the typed error instead.
+//! fixed-split sums are unchanged by chunking), grouped or not; GAE (chunks of steps, latest
+//! first, carrying the recursion), group reductions and normalisation (chunks on split
+//! boundaries) and Adam (chunks of parameters) give results bit-identical to the unchunked run
+//! on the ordinary device; and a launch that cannot be chunked fails with the typed error.
 
 mod common;
 
-use common::{SMALL_BINDING, assert_close, gpu_small_bindings, integers, uniform};
+use common::{SMALL_BINDING, assert_close, gpu, gpu_small_bindings, integers, uniform};
+use fairground_shaders::layout::{AdamParams, AdamState, GaeParams, GroupStats, ReduceMode};
 use fairground_shaders::mlp::{MlpPlacement, MlpSpec};
+use fairground_shaders::ppo::{
+    GaeBuffers, ReduceSpec, record_adam_update, record_group_reduce, record_normalize,
+    reduce_partial_words,
+};
 use fairground_shaders::registry::Kernel;
 use fairground_shaders::{
     Activation, CpuExecutor, Executor, ExecutorExt, GpuExecutor, Program, ShaderError,
@@ -124,10 +131,26 @@ fn a_launch_that_cannot_be_chunked_is_a_typed_error() {
         &[state, state, w, g, m1, m2],
         64,
     );
-    match GpuExecutor::new(ctx, prog) {
+    match GpuExecutor::new(ctx.clone(), prog) {
         Err(ShaderError::BufferTooLarge { label, .. }) => assert_eq!(label, "weights"),
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("an oversized binding of a launch without rows was accepted"),
+    }
+    // GAE over 262_144 agents: one step is the whole binding, with the carried step it cannot
+    // fit any chunk of steps.
+    let mut prog = Program::new();
+    let b = GaeBuffers::declare(&mut prog, 4, 262_144);
+    let seq = prog.sequence();
+    let p = GaeParams {
+        steps: 4,
+        agents: 262_144,
+        ..Default::default()
+    };
+    b.record(&mut prog, seq, p);
+    match GpuExecutor::new(ctx, prog) {
+        Err(ShaderError::BufferTooLarge { label, .. }) => assert!(label.starts_with("gae.")),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a GAE step wider than the binding was accepted"),
     }
 }
 
@@ -211,5 +234,218 @@ fn actor_critic_on_small_bindings_matches_the_cpu_backend_full_and_partial() {
             1e-4,
             0.0,
         );
+    }
+}
+
+/// Runs `prog` on the small-binding device (where it must run in chunks), on the ordinary
+/// device (unchunked) and on the CPU twins, after `setup` on each; `None` after a loud skip.
+fn chunked_unchunked_cpu(
+    name: &str,
+    prog: Program,
+    seq: fairground_shaders::SeqId,
+    setup: impl Fn(&mut dyn Executor),
+) -> Option<(GpuExecutor, GpuExecutor, CpuExecutor)> {
+    let small = gpu_small_bindings(name)?;
+    let full = gpu(name)?;
+    let mut chunked = GpuExecutor::new(small, prog.clone()).expect("chunked executor");
+    let mut whole = GpuExecutor::new(full, prog.clone()).expect("unchunked executor");
+    let launches = prog.ops(seq).len();
+    assert!(
+        chunked.dispatch_count(seq) > launches,
+        "{name}: some launch runs in chunks ({} dispatches for {launches} launches)",
+        chunked.dispatch_count(seq)
+    );
+    assert_eq!(whole.dispatch_count(seq), launches, "{name}: unchunked");
+    let mut cpu = CpuExecutor::new(prog);
+    for e in [&mut chunked as &mut dyn Executor, &mut whole, &mut cpu] {
+        setup(e);
+        e.run(seq).unwrap();
+    }
+    Some((chunked, whole, cpu))
+}
+
+fn assert_bits(what: &str, a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    if let Some(i) = (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()) {
+        panic!(
+            "{what}: element {i}: {} vs {} (bit-identical expected)",
+            a[i], b[i]
+        );
+    }
+}
+
+#[test]
+fn gae_over_oversized_buffers_runs_in_time_chunks_latest_first_bit_identical() {
+    // 600 steps x 1000 agents = 2.4 MB per buffer: three chunks of steps (256, 256, 88), each
+    // starting from the step after it. Done flags every ~10 steps.
+    let (steps, agents) = (600u32, 1000u32);
+    let name = "chunked gae";
+    let n = (steps * agents) as usize;
+    let mut prog = Program::new();
+    let b = GaeBuffers::declare(&mut prog, steps, agents);
+    let seq = prog.sequence();
+    let p = GaeParams {
+        steps,
+        agents,
+        gamma: 0.99,
+        gae_lambda: 0.95,
+        ..Default::default()
+    };
+    let op = b.record(&mut prog, seq, p);
+    let r = uniform(20, n, -1.0, 1.0);
+    let v = uniform(21, n, -2.0, 2.0);
+    let d: Vec<f32> = integers(22, n, 10)
+        .iter()
+        .map(|&k| if k == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let lv = uniform(23, agents as usize, -2.0, 2.0);
+    let Some((mut ch, mut wh, mut cpu)) = chunked_unchunked_cpu(name, prog, seq, |e| {
+        e.write(b.rewards, &r).unwrap();
+        e.write(b.values, &v).unwrap();
+        e.write(b.dones, &d).unwrap();
+        e.write(b.last_values, &lv).unwrap();
+    }) else {
+        return;
+    };
+    // Fewer steps afterwards (the latest chunk partly filled, the chunk above idle): rerun.
+    for (pass, steps) in [(0, steps), (1, 300)] {
+        if pass == 1 {
+            let q = GaeParams { steps, ..p };
+            for e in [&mut ch as &mut dyn Executor, &mut wh, &mut cpu] {
+                e.set_uniform_pod(op, &q);
+                e.write(b.advantages, &vec![0.0f32; n]).unwrap();
+                e.write(b.returns, &vec![0.0f32; n]).unwrap();
+                e.run(seq).unwrap();
+            }
+        }
+        for (label, buf) in [("adv", b.advantages), ("ret", b.returns)] {
+            let what = format!("{name} steps {steps}: {label}");
+            let c = ch.read::<f32>(buf).unwrap();
+            // The same shader on the same driver, the same recursion: chunks change nothing.
+            assert_bits(&what, &c, &wh.read::<f32>(buf).unwrap());
+            // As gae_matches_the_cpu_twin: FMA differences per step decay with gamma * lambda.
+            assert_close(&what, &c, &cpu.read::<f32>(buf).unwrap(), 1e-5, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn group_reductions_and_normalisation_over_oversized_buffers_run_in_split_chunks() {
+    // 300_000 rows (1.2 MB of values and of group ids), 3 groups: splits of 1172 rows, chunks
+    // of 13 splits; and 200_000 rows at stride 2 (1.6 MB) with groups off.
+    for (rows, groups, stride) in [(300_000u32, 3u32, 1u32), (200_000, 1, 2)] {
+        let name = format!("chunked reduce rows {rows} groups {groups} stride {stride}");
+        let n = rows as usize;
+        let mut prog = Program::new();
+        let values = prog.buffer("values", n * stride as usize);
+        // With groups off the ids are not read: an oversized buffer is bound as a prefix.
+        let gids = prog.buffer("groups", n);
+        let partial = prog.buffer("partial", reduce_partial_words(groups));
+        let sums = prog.buffer("sums", 4 * groups as usize);
+        let mean = prog.buffer("mean", 4 * groups as usize);
+        let var = prog.buffer("var", 4 * groups as usize);
+        let seq = prog.sequence();
+        let spec = ReduceSpec {
+            group_count: groups,
+            use_groups: groups > 1,
+            value_stride: stride,
+            value_offset: stride - 1,
+            ..ReduceSpec::plain(rows)
+        };
+        record_group_reduce(&mut prog, seq, spec, values, gids, sums, partial, sums);
+        record_normalize(&mut prog, seq, spec, values, gids, partial, mean, var);
+        let v = uniform(30, n * stride as usize, -5.0, 7.0);
+        let gv = integers(31, n, groups);
+        let Some((mut ch, mut wh, mut cpu)) = chunked_unchunked_cpu(&name, prog, seq, |e| {
+            e.write(values, &v).unwrap();
+            e.write(gids, &gv).unwrap();
+        }) else {
+            return;
+        };
+        for buf in [sums, mean, var] {
+            let c: Vec<GroupStats> = ch.read(buf).unwrap();
+            assert_eq!(c, wh.read::<GroupStats>(buf).unwrap(), "{name}: stats");
+            let k: Vec<GroupStats> = cpu.read(buf).unwrap();
+            for g in 0..groups as usize {
+                assert_eq!(c[g].count, k[g].count, "{name}: count");
+                assert!(c[g].count > 0, "{name}: every group has rows");
+                if buf != var {
+                    // Same fixed order as the CPU twin; plain sums have nothing to contract.
+                    assert_eq!(c[g].sum.to_bits(), k[g].sum.to_bits(), "{name}: sums");
+                }
+            }
+        }
+        let c = ch.read::<f32>(values).unwrap();
+        assert_bits(
+            &format!("{name}: normalised"),
+            &c,
+            &wh.read::<f32>(values).unwrap(),
+        );
+        // As group_reductions_and_normalisation_match_the_cpu_twin: FMA in (v - c)^2 only.
+        assert_close(
+            &format!("{name}: normalised"),
+            &c,
+            &cpu.read::<f32>(values).unwrap(),
+            1e-5,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn adam_over_oversized_parameters_runs_in_chunks_bit_identical() {
+    // 300_000 parameters (1.2 MB per parameter, gradient and moment buffer), clipped by the
+    // global gradient norm (a chunked reduction), two steps in one submission.
+    let count = 300_000u32;
+    let name = "chunked adam";
+    let n = count as usize;
+    let mut prog = Program::new();
+    let params = prog.buffer("params", n);
+    let grads = prog.buffer("grads", n);
+    let m1 = prog.buffer("m1", n);
+    let m2 = prog.buffer("m2", n);
+    let state = prog.buffer("state", 4);
+    let partial = prog.buffer("partial", reduce_partial_words(1));
+    let norm = prog.buffer("norm", 4);
+    let dummy = prog.buffer("dummy_groups", 1);
+    let ap = AdamParams {
+        param_count: count,
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+        max_grad_norm: 0.5,
+        pad0: 0,
+        pad1: 0,
+    };
+    let seq = prog.sequence();
+    for _ in 0..2 {
+        prog.push(seq, Kernel::AdamBegin, &ap, &[state], 1);
+        let spec = ReduceSpec {
+            mode: ReduceMode::Square,
+            ..ReduceSpec::plain(count)
+        };
+        record_group_reduce(&mut prog, seq, spec, grads, dummy, norm, partial, norm);
+        record_adam_update(&mut prog, seq, &ap, state, norm, params, grads, m1, m2);
+    }
+    let p0 = uniform(50, n, -1.0, 1.0);
+    let gr = uniform(51, n, -0.1, 0.1);
+    let Some((mut ch, mut wh, mut cpu)) = chunked_unchunked_cpu(name, prog, seq, |e| {
+        e.write(params, &p0).unwrap();
+        e.write(grads, &gr).unwrap();
+        e.write(state, &[AdamState::INITIAL]).unwrap();
+    }) else {
+        return;
+    };
+    let c: Vec<GroupStats> = ch.read(norm).unwrap();
+    assert_eq!(c, wh.read::<GroupStats>(norm).unwrap(), "{name}: norm");
+    assert!(c[0].sum > 0.25, "{name}: the norm clips");
+    for (label, buf) in [("params", params), ("m1", m1), ("m2", m2)] {
+        let what = format!("{name}: {label}");
+        let c = ch.read::<f32>(buf).unwrap();
+        assert_bits(&what, &c, &wh.read::<f32>(buf).unwrap());
+        // As adam_with_gradient_clipping_matches_the_cpu_twin: sqrt and division may be a few
+        // ulps off on the GPU; a step is ~lr = 1e-3, so 1e-6 absolute is ~1e-3 of a step.
+        assert_close(&what, &c, &cpu.read::<f32>(buf).unwrap(), 1e-6, 1e-5);
     }
 }

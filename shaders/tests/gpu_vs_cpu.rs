@@ -12,7 +12,8 @@ use fairground_shaders::cpu;
 use fairground_shaders::layout::*;
 use fairground_shaders::mlp::{MlpPlacement, MlpSpec};
 use fairground_shaders::ppo::{
-    GaeBuffers, ReduceSpec, record_group_reduce, record_normalize, reduce_partial_words,
+    GaeBuffers, ReduceSpec, record_adam_update, record_group_reduce, record_normalize,
+    reduce_partial_words,
 };
 use fairground_shaders::registry::Kernel;
 use fairground_shaders::{Activation, CpuExecutor, Executor, ExecutorExt, GpuExecutor, Program};
@@ -373,6 +374,7 @@ fn gae_matches_the_cpu_twin() {
                 agents,
                 gamma: 0.99,
                 gae_lambda: 0.95,
+                ..Default::default()
             },
         );
         let r = uniform(20, n, -1.0, 1.0);
@@ -569,13 +571,7 @@ fn adam_with_gradient_clipping_matches_the_cpu_twin() {
                 ..ReduceSpec::plain(count)
             };
             record_group_reduce(&mut prog, seq, spec, grads, dummy, norm, partial, norm);
-            prog.push(
-                seq,
-                Kernel::AdamUpdate,
-                &ap,
-                &[state, norm, params, grads, m1, m2],
-                u64::from(count),
-            );
+            record_adam_update(&mut prog, seq, &ap, state, norm, params, grads, m1, m2);
         }
         let p0 = uniform(50, n, -1.0, 1.0);
         let gr = uniform(51, n, -0.1, 0.1);

@@ -1,6 +1,10 @@
 // Generalised advantage estimation, one invocation per agent trajectory. Buffers are time-major,
 // agent-minor: index t * agents + a. dones[i] = 1 means the episode ended after step t, so the
 // next value is not bootstrapped across it. last_values[a] bootstraps the final step.
+// A launch may cover a chunk of time steps (see GpuExecutor, which runs chunks latest first):
+// with carry == 1 the bound arrays hold one more step after the chunk's, already computed, and
+// the recursion starts from its value and advantage instead of last_values and 0 (the very
+// values the unchunked recursion carries, so the results are bit-identical).
 //   delta_t = r_t + gamma * V_{t+1} * (1 - d_t) - V_t
 //   A_t     = delta_t + gamma * gae_lambda * (1 - d_t) * A_{t+1};   returns_t = A_t + V_t
 
@@ -9,6 +13,10 @@ struct GaeParams {
     agents: u32,
     gamma: f32,
     gae_lambda: f32,
+    carry: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: GaeParams;
@@ -31,6 +39,10 @@ fn gae(
     }
     var next_value = last_values[a];
     var running = 0.0;
+    if p.carry != 0u {
+        next_value = values[p.steps * p.agents + a];
+        running = advantages[p.steps * p.agents + a];
+    }
     for (var k = 0u; k < p.steps; k = k + 1u) {
         let i = (p.steps - 1u - k) * p.agents + a;
         let nonterminal = 1.0 - dones[i];

@@ -6,6 +6,9 @@
 // The value of row r is values[r * value_stride + value_offset]; with use_groups == 0 every row
 // is in group 0. mode 0 reduces the value, mode 1 its squared deviation from center[g].mean,
 // mode 2 its square (for global gradient norms).
+// A reduce_partial or normalize launch may cover a chunk of the rows (see GpuExecutor): its rows
+// are the chunk's, and reduce_partial writes the splits split_base, split_base + 1, ... (chunks
+// start on split boundaries, so every split's sum is the same as without chunks).
 
 struct ReduceParams {
     rows: u32,
@@ -18,7 +21,7 @@ struct ReduceParams {
     use_groups: u32,
     epsilon: f32,
     output_offset: u32,
-    pad0: u32,
+    split_base: u32,
     pad1: u32,
 }
 
@@ -66,6 +69,9 @@ fn reduce_partial(
     }
     let g = idx % p.group_count;
     let split = idx / p.group_count;
+    if p.split_base + split >= p.split_count {
+        return;
+    }
     let start = min(split * p.rows_per_split, p.rows);
     let end = min(start + p.rows_per_split, p.rows);
     var center = 0.0;
@@ -87,7 +93,7 @@ fn reduce_partial(
             count = count + 1u;
         }
     }
-    rp_partial[idx] = GroupPartial(sum, count);
+    rp_partial[(p.split_base + split) * p.group_count + g] = GroupPartial(sum, count);
 }
 
 @compute @workgroup_size(64)
