@@ -125,6 +125,9 @@ pub struct TrainBenchArgs {
     /// Steps per iteration.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rollout_steps: u32,
+    /// Rows per PPO minibatch (the reference's 256 by default).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub minibatch_size: u32,
     /// Timed iterations (after one warm-up iteration).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub iterations: u32,

@@ -60,6 +60,7 @@ pub fn bench(args: &TrainBenchArgs) -> anyhow::Result<String> {
         args.instances,
         backend(args.backend),
         args.rollout_steps,
+        args.minibatch_size,
         args.iterations,
     )?)
 }

@@ -5,7 +5,7 @@
 //!   run ends (same hashes, same metrics), even after a simulated kill mid-write (stale `.tmp`
 //!   files, a metrics line past the last checkpoint);
 //! - the run directory holds the resolved config, the manifest and safetensors checkpoints;
-//! - `eval` writes eval.json with the documented keys;
+//! - `eval` writes eval.json with the documented keys; `bench train` prints one JSON line;
 //! - bad input (unknown env, zero or negative iterations, a config field of the wrong type, an
 //!   existing run directory without --resume) exits non-zero with one line naming the field
 //!   and writes nothing.
@@ -227,4 +227,38 @@ fn bad_input_is_one_line_and_writes_nothing() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--resume"), "{stderr}");
     assert_eq!(std::fs::read_dir(&existing).unwrap().count(), 0);
+}
+
+#[test]
+fn bench_train_prints_one_json_line_with_the_split() {
+    let out = fairground(&[
+        "bench",
+        "train",
+        "--env",
+        "ah",
+        "--instances",
+        "1",
+        "--rollout-steps",
+        "4",
+        "--iterations",
+        "1",
+        "--backend",
+        "cpu",
+    ]);
+    ok(&out);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    for key in [
+        "trained_agent_steps_per_s",
+        "kernel_s",
+        "policy_act_s",
+        "ppo_update_s",
+        "host_s",
+        "transfer_mib",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["trained_agent_steps"], 160);
 }

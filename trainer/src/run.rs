@@ -496,11 +496,13 @@ pub fn bench(
     instances: u32,
     backend: Backend,
     rollout_steps: u32,
+    minibatch_size: u32,
     iterations: u32,
 ) -> Result<String, TrainError> {
     let cfg = TrainConfig {
         instances,
         rollout_steps,
+        minibatch_size,
         iterations,
         backend,
         ..TrainConfig::default()
@@ -533,11 +535,12 @@ fn bench_with<E: Executor + Send>(
     let update = after.update_s - before.update_s;
     let host = after.host_s - before.host_s;
     Ok(format!(
-        "{{\"bench\":\"train\",\"env\":\"ah\",\"backend\":{},\"adapter\":{},\"instances\":{},\"rollout_steps\":{},\"iterations\":{},\"trained_agent_steps\":{},\"trained_agent_steps_per_s\":{},\"wall_s\":{:.3},\"kernel_s\":{:.3},\"policy_act_s\":{:.3},\"ppo_update_s\":{:.3},\"host_s\":{:.3},\"transfer_mib\":{:.1}}}",
+        "{{\"bench\":\"train\",\"env\":\"ah\",\"backend\":{},\"adapter\":{},\"instances\":{},\"rollout_steps\":{},\"minibatch_size\":{},\"iterations\":{},\"trained_agent_steps\":{},\"trained_agent_steps_per_s\":{},\"wall_s\":{:.3},\"kernel_s\":{:.3},\"policy_act_s\":{:.3},\"ppo_update_s\":{:.3},\"host_s\":{:.3},\"transfer_mib\":{:.1}}}",
         serde_json::to_string(backend.name()).expect("json"),
         serde_json::to_string(t.adapter()).expect("json"),
         cfg.instances,
         cfg.rollout_steps,
+        cfg.minibatch_size,
         cfg.iterations,
         steps,
         (steps as f64 / wall).round(),
