@@ -20,6 +20,85 @@ pub enum Command {
     /// Measure throughput; each bench prints exactly one JSON line on stdout.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Train with PPO; writes a run directory (printed on stdout) and can resume it.
+    Train(TrainArgs),
+    /// Run a trained policy for whole episodes; writes eval.json into the run directory.
+    Eval(EvalArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlgoKind {
+    /// Proximal policy optimisation.
+    Ppo,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainBackend {
+    /// gpu if an adapter exists, else cpu.
+    Auto,
+    /// WGSL kernels through wgpu.
+    Gpu,
+    /// The kernels' CPU twins.
+    Cpu,
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(allow_negative_numbers = true)]
+pub struct TrainArgs {
+    /// Environment.
+    #[arg(long, value_enum)]
+    pub env: Option<EnvKind>,
+    /// Learning algorithm.
+    #[arg(long, value_enum)]
+    pub algo: Option<AlgoKind>,
+    /// Rule and trainer profile (clean; reference is not implemented yet).
+    #[arg(long)]
+    pub profile: Option<Profile>,
+    /// Environment instances stepped together [default: 8].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub instances: Option<u32>,
+    /// Steps of every instance per iteration [default: 128].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rollout_steps: Option<u32>,
+    /// Iterations in total (rollout + update each) [default: 6].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub iterations: Option<u32>,
+    /// Root seed of every random stream [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run directory [default: runs/<env>-<profile>-s<seed>-<time>].
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// TOML file with any config fields (flags override it).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// Backend of the networks [default: auto].
+    #[arg(long, value_enum)]
+    pub backend: Option<TrainBackend>,
+    /// Continue the run in --out from its last checkpoint up to --iterations.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// The run directory to evaluate (its latest checkpoint).
+    pub run_dir: std::path::PathBuf,
+    /// Whole episodes to play.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub episodes: u32,
+    /// Take the most probable action instead of sampling.
+    #[arg(long)]
+    pub greedy: bool,
+    /// Play uniform random actions instead (the baseline; writes eval-random.json).
+    #[arg(long, conflicts_with = "greedy")]
+    pub random: bool,
+    /// Steps per episode [default: the run's].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub episode_steps: Option<u32>,
+    /// Backend of the networks [default: the run's].
+    #[arg(long, value_enum)]
+    pub backend: Option<TrainBackend>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -28,6 +107,30 @@ pub enum BenchCommand {
     Env(EnvBenchArgs),
     /// Time the PPO compute core: forward + sampling, and forward + backward + loss + Adam.
     Shaders(ShadersBenchArgs),
+    /// Time PPO training end to end (rollout + update) and split it by phase.
+    Train(TrainBenchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainBenchArgs {
+    /// Environment (ah).
+    #[arg(long, value_enum, default_value = "ah")]
+    pub env: EnvKind,
+    /// Environment instances.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub instances: u32,
+    /// Backend of the networks.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: TrainBackend,
+    /// Steps per iteration.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rollout_steps: u32,
+    /// Rows per PPO minibatch (the reference's 256 by default).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub minibatch_size: u32,
+    /// Timed iterations (after one warm-up iteration).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub iterations: u32,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -38,6 +38,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let line = fairground::bench::shaders::run(&args)?;
             println!("{line}");
         }
+        Command::Bench(BenchCommand::Train(args)) => {
+            let line = fairground::train::bench(&args)?;
+            println!("{line}");
+        }
+        Command::Train(args) => {
+            let dir = fairground::train::train(&args)?;
+            println!("{}", dir.display());
+        }
+        Command::Eval(args) => {
+            let text = fairground::train::eval(&args)?;
+            println!("{text}");
+        }
     }
     Ok(())
 }

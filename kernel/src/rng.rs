@@ -37,6 +37,14 @@ pub enum Purpose {
     HsArrivals = 0x0B02,
     /// HS clerk predictions (priority and assistance guesses).
     HsClerks = 0x0B03,
+    /// Trainer: initial network parameters (indexed by network).
+    TrainInit = 0x0C01,
+    /// Trainer: the key of the policy's counter-based action sampling (indexed by network).
+    TrainSample = 0x0C02,
+    /// Trainer: minibatch shuffling (indexed by network).
+    TrainShuffle = 0x0C03,
+    /// Trainer: the environment seed of a run (training and evaluation differ by index).
+    TrainEnv = 0x0C04,
 }
 
 /// SplitMix64 finaliser: a bijective avalanche on 64 bits, used to derive seeds.

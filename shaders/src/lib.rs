@@ -24,6 +24,9 @@ pub use device::{BackendChoice, GpuContext};
 pub use error::ShaderError;
 pub use gpu_exec::GpuExecutor;
 pub use mlp::{Activation, MlpSpec};
-pub use ppo::{ActOutput, ActorCritic, ActorCriticSpec, LossStats, Minibatch, PpoHyper, SampleKey};
+pub use ppo::{
+    ActOutput, ActorCritic, ActorCriticSpec, LossStats, Minibatch, OptimizerState, PpoHyper,
+    SampleKey,
+};
 pub use program::{BufferId, Executor, ExecutorExt, Program, SeqId};
 pub use registry::{Family, Kernel};

@@ -342,6 +342,14 @@ pub struct Minibatch<'a> {
     pub returns: &'a [f32],
 }
 
+/// Adam's moments and counters of an [`ActorCritic`], as a checkpoint stores them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState {
+    pub moment1: Vec<f32>,
+    pub moment2: Vec<f32>,
+    pub adam: AdamState,
+}
+
 /// Means over the last minibatch.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LossStats {
@@ -886,6 +894,48 @@ impl<E: Executor> ActorCritic<E> {
         let mut p: Vec<f32> = self.exec.read(self.bufs.params)?;
         p.truncate(self.spec.param_len() as usize);
         Ok(p)
+    }
+
+    /// Adam's moments and counters (for checkpoints; see [`Self::restore`]).
+    pub fn optimizer_state(&mut self) -> Result<OptimizerState, ShaderError> {
+        let len = self.spec.param_len() as usize;
+        let mut moment1: Vec<f32> = self.exec.read(self.bufs.moment1)?;
+        moment1.truncate(len);
+        let mut moment2: Vec<f32> = self.exec.read(self.bufs.moment2)?;
+        moment2.truncate(len);
+        let adam: Vec<AdamState> = self.exec.read(self.bufs.adam_state)?;
+        Ok(OptimizerState {
+            moment1,
+            moment2,
+            adam: adam[0],
+        })
+    }
+
+    /// Replace the parameters and Adam's state (a checkpoint written from [`Self::params`] and
+    /// [`Self::optimizer_state`]): training continues exactly as it would have.
+    pub fn restore(&mut self, params: &[f32], state: &OptimizerState) -> Result<(), ShaderError> {
+        let len = self.spec.param_len() as usize;
+        for (what, v) in [
+            ("parameters", params),
+            ("moment1", &state.moment1[..]),
+            ("moment2", &state.moment2[..]),
+        ] {
+            Self::check(what, len, v.len())?;
+        }
+        self.exec.write(self.bufs.params, params)?;
+        self.exec.write(self.bufs.moment1, &state.moment1)?;
+        self.exec.write(self.bufs.moment2, &state.moment2)?;
+        self.exec.write(self.bufs.adam_state, &[state.adam])
+    }
+
+    /// Policy logits of the last act (rows x logit width), e.g. for greedy actions.
+    pub fn logits(&mut self) -> Result<Vec<f32>, ShaderError> {
+        let n = self.act_rows as usize * self.spec.logit_width() as usize;
+        let mut l: Vec<f32> = self
+            .exec
+            .read(*self.bufs.policy.activations.last().expect("policy output"))?;
+        l.truncate(n);
+        Ok(l)
     }
 
     /// Gradients of the last minibatch (same layout as the parameters).

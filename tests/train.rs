@@ -1,0 +1,264 @@
+//! Guarantees for `fairground train` / `eval` as users run them (cpu backend, tiny sizes):
+//! - same seed, same backend: identical `metrics.jsonl` (every key but the wall-clock ones,
+//!   `trained_agent_steps_per_s` and `wall_s`) and parameter hashes;
+//! - a run made with `--iterations 2` and resumed to 4 ends exactly where a straight 4-iteration
+//!   run ends (same hashes, same metrics), even after a simulated kill mid-write (stale `.tmp`
+//!   files, a metrics line past the last checkpoint);
+//! - the run directory holds the resolved config, the manifest and safetensors checkpoints;
+//! - `eval` writes eval.json with the documented keys; `bench train` prints one JSON line;
+//! - bad input (unknown env, zero or negative iterations, a config field of the wrong type, an
+//!   existing run directory without --resume) exits non-zero with one line naming the field
+//!   and writes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fairground(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fairground"))
+        .args(args)
+        .env("FAIRGROUND_BACKEND", "vulkan")
+        .output()
+        .expect("run fairground")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("train-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A tiny config: small networks, short episodes (so done masks are exercised), cpu backend.
+const TINY: &str = "instances = 2\nrollout_steps = 12\nepisode_steps = 10\nhidden = [16, 8]\n\
+                    minibatch_size = 64\nepochs = 2\nbackend = \"cpu\"\nseed = 7\n";
+
+fn tiny_config(dir: &Path) -> PathBuf {
+    let p = dir.join("tiny.toml");
+    std::fs::write(&p, TINY).unwrap();
+    p
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn train(cfg: &Path, run: &Path, iterations: &str, resume: bool) {
+    let mut args = vec![
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--iterations",
+        iterations,
+    ];
+    if resume {
+        args.push("--resume");
+    }
+    let out = fairground(&args);
+    ok(&out);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.trim(), run.to_str().unwrap(), "prints the run dir");
+}
+
+/// metrics.jsonl without the wall-clock keys.
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let m = v.as_object_mut().unwrap();
+            for key in [
+                "iteration",
+                "env_steps",
+                "mean_reward_per_agent_step",
+                "return_by_group",
+                "policy_loss",
+                "value_loss",
+                "entropy",
+                "approx_kl",
+                "clip_fraction",
+                "trained_agent_steps_per_s",
+                "param_hash",
+            ] {
+                assert!(m.contains_key(key), "missing {key} in {l}");
+            }
+            m.remove("trained_agent_steps_per_s");
+            m.remove("wall_s");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn same_seed_is_identical_and_resume_equals_a_straight_run() {
+    let dir = scratch("resume");
+    let cfg = tiny_config(&dir);
+    let straight = dir.join("straight");
+    train(&cfg, &straight, "4", false);
+    let again = dir.join("again");
+    train(&cfg, &again, "4", false);
+    let a = metrics(&straight);
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, metrics(&again), "same seed, same backend: same metrics");
+    assert!(
+        a.iter()
+            .any(|l| l["episodes_completed"].as_u64().unwrap() > 0),
+        "episodes end inside the run (done masks exercised)"
+    );
+    assert_ne!(a[0]["param_hash"], a[3]["param_hash"], "training moves");
+
+    let resumed = dir.join("resumed");
+    train(&cfg, &resumed, "2", false);
+    assert_eq!(metrics(&resumed), a[..2].to_vec());
+    // A kill mid-write: stale temp files, and a metrics line written past the checkpoint.
+    let ck = resumed.join("checkpoints");
+    std::fs::write(ck.join("ckpt-00000003.safetensors.tmp"), b"garbage").unwrap();
+    std::fs::write(ck.join("ckpt-00000003.json.tmp"), b"{\"trunc").unwrap();
+    std::fs::write(resumed.join("metrics.jsonl.tmp"), b"{\"iteration\":").unwrap();
+    let mut text = std::fs::read_to_string(resumed.join("metrics.jsonl")).unwrap();
+    text.push_str("{\"iteration\":3,\"param_hash\":\"bogus\"}\n");
+    std::fs::write(resumed.join("metrics.jsonl"), text).unwrap();
+    train(&cfg, &resumed, "4", true);
+    assert_eq!(metrics(&resumed), a, "resumed 2 -> 4 equals straight 4");
+
+    for f in ["config.toml", "manifest.json", "metrics.jsonl"] {
+        assert!(straight.join(f).exists(), "{f}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(straight.join("manifest.json")).unwrap())
+            .unwrap();
+    for key in [
+        "config",
+        "seeds",
+        "code_version",
+        "backend",
+        "adapter",
+        "start_time",
+    ] {
+        assert!(manifest.get(key).is_some(), "manifest lacks {key}");
+    }
+    assert_eq!(manifest["backend"], "cpu");
+    assert!(
+        straight
+            .join("checkpoints/ckpt-00000004.safetensors")
+            .exists()
+    );
+
+    let out = fairground(&[
+        "eval",
+        straight.to_str().unwrap(),
+        "--episodes",
+        "2",
+        "--greedy",
+    ]);
+    ok(&out);
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(straight.join("eval.json")).unwrap())
+            .unwrap();
+    for key in [
+        "mean_reward_per_agent_step",
+        "return_by_group",
+        "group_totals",
+        "demographic_disparity",
+        "gini",
+        "jain",
+    ] {
+        assert!(eval.get(key).is_some(), "eval.json lacks {key}");
+    }
+    assert_eq!(eval["episodes"], 2);
+}
+
+/// Runs `train` with `args`, expects failure with one stderr line containing every `needle`,
+/// and that `out` was not created.
+fn refused(args: &[&str], out: &Path, needles: &[&str]) {
+    let mut all = args.to_vec();
+    all.extend(["--out", out.to_str().unwrap()]);
+    let o = fairground(&all);
+    assert!(!o.status.success(), "{args:?} should fail");
+    let stderr = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "{args:?}: {stderr:?} should name {n:?}");
+    }
+    assert!(o.stdout.is_empty());
+    assert!(!out.exists(), "{args:?} wrote {}", out.display());
+}
+
+#[test]
+fn bad_input_is_one_line_and_writes_nothing() {
+    let dir = scratch("bad");
+    let out = dir.join("run");
+    refused(&["train", "--env", "chess"], &out, &["--env", "ah"]);
+    refused(&["train", "--iterations", "-3"], &out, &["--iterations"]);
+    refused(&["train", "--iterations", "0"], &out, &["--iterations"]);
+    let wrong = dir.join("wrong.toml");
+    std::fs::write(&wrong, "instances = 2\niterations = \"many\"\n").unwrap();
+    refused(
+        &["train", "--config", wrong.to_str().unwrap()],
+        &out,
+        &["iterations", "line 2"],
+    );
+    let unknown = dir.join("unknown.toml");
+    std::fs::write(&unknown, "learning_rate = 0.1\n").unwrap();
+    refused(
+        &["train", "--config", unknown.to_str().unwrap()],
+        &out,
+        &["learning_rate", "lr"],
+    );
+    let gamma = dir.join("gamma.toml");
+    std::fs::write(&gamma, "gamma = 1.5\n").unwrap();
+    refused(
+        &["train", "--config", gamma.to_str().unwrap()],
+        &out,
+        &["gamma", "0..=1"],
+    );
+    // An existing run directory without --resume: refused, and left untouched.
+    let existing = dir.join("existing");
+    std::fs::create_dir_all(&existing).unwrap();
+    let o = fairground(&["train", "--out", existing.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&existing).unwrap().count(), 0);
+}
+
+#[test]
+fn bench_train_prints_one_json_line_with_the_split() {
+    let out = fairground(&[
+        "bench",
+        "train",
+        "--env",
+        "ah",
+        "--instances",
+        "1",
+        "--rollout-steps",
+        "4",
+        "--iterations",
+        "1",
+        "--backend",
+        "cpu",
+    ]);
+    ok(&out);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    for key in [
+        "trained_agent_steps_per_s",
+        "kernel_s",
+        "policy_act_s",
+        "ppo_update_s",
+        "host_s",
+        "transfer_mib",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["trained_agent_steps"], 160);
+}

@@ -1,0 +1,230 @@
+//! The typed training configuration: every hyperparameter with the reference's default (spec
+//! §3.1, AH), read from TOML (`--config FILE.toml`), overridden by command-line flags, validated
+//! before anything is written, and saved resolved in the run directory (`config.toml`).
+
+use crate::error::TrainError;
+use fairground_kernel::Profile;
+use serde::{Deserialize, Serialize};
+
+/// Which environment to train on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvName {
+    /// Allelopathic Harvest.
+    #[default]
+    Ah,
+    /// HospitalSim (not trainable yet: refused with a clear message).
+    Hs,
+}
+
+/// Which learning algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Algo {
+    /// Proximal policy optimisation (clipped surrogate, GAE).
+    #[default]
+    Ppo,
+}
+
+/// Which backend runs the networks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// `gpu` on a hardware GPU adapter, else `cpu` (a software adapter such as lavapipe is
+    /// slower than the CPU twins at 256-row minibatches); the manifest says which was used.
+    #[default]
+    Auto,
+    /// The WGSL kernels through wgpu.
+    Gpu,
+    /// The kernels' CPU twins.
+    Cpu,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Gpu => "gpu",
+            Backend::Cpu => "cpu",
+        }
+    }
+}
+
+/// Everything that defines a training run. Unknown keys in a TOML file are errors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Environment: "ah" ("hs" is refused until its trainer lands).
+    pub env: EnvName,
+    /// Algorithm: "ppo".
+    pub algo: Algo,
+    /// Rule profile of the environment and the trainer: "clean" (the default). The reference
+    /// trainer's [REPRO] flags are not implemented yet, so "reference" is refused.
+    pub profile: Profile,
+    /// Environment instances stepped together.
+    pub instances: u32,
+    /// T: steps of every instance per iteration (one update after them).
+    pub rollout_steps: u32,
+    /// Iterations to run in total (a resumed run continues up to this number).
+    pub iterations: u32,
+    /// Root seed: every stream (environment, initialisation, sampling, shuffling) derives from it.
+    pub seed: u64,
+    /// "auto", "gpu" or "cpu". The saved config holds the backend actually used.
+    pub backend: Backend,
+    /// Worker threads for the kernel and for running the two group networks side by side
+    /// (results do not depend on it).
+    pub threads: u32,
+    /// Steps per AH episode (instances reset automatically after the last one).
+    pub episode_steps: u32,
+    /// Hidden widths of the policy and the value MLPs (spec §3.1: 256, 128, 64).
+    pub hidden: Vec<u32>,
+    /// Adam learning rate (spec §3.1: 5e-4).
+    pub lr: f32,
+    /// Discount γ.
+    pub gamma: f32,
+    /// GAE λ.
+    pub gae_lambda: f32,
+    /// PPO clip ε.
+    pub clip_coef: f32,
+    /// K: epochs over the rollout per update.
+    pub epochs: u32,
+    /// Rows per minibatch (the last one of an epoch may be partial).
+    pub minibatch_size: u32,
+    /// Value-loss coefficient c_v.
+    pub vf_coef: f32,
+    /// Entropy coefficient.
+    pub ent_coef: f32,
+    /// Standardise advantages over each group's rollout (mean 0, unbiased std 1).
+    pub normalize_advantages: bool,
+    /// Visit each epoch's rows in a fresh seeded order (false: sequential slices, as the
+    /// reference).
+    pub shuffle_minibatches: bool,
+    /// Write a checkpoint every this many iterations (and always after the last).
+    pub checkpoint_every: u32,
+}
+
+impl Default for TrainConfig {
+    /// The reference's hyperparameters with a short run: `cargo run --release -- train --env ah`
+    /// takes about a minute on a 2-core machine.
+    fn default() -> Self {
+        Self {
+            env: EnvName::Ah,
+            algo: Algo::Ppo,
+            profile: Profile::Clean,
+            instances: 8,
+            rollout_steps: 128,
+            iterations: 6,
+            seed: 0,
+            backend: Backend::Auto,
+            threads: 2,
+            episode_steps: 3000,
+            hidden: vec![256, 128, 64],
+            lr: 5e-4,
+            gamma: 0.99,
+            gae_lambda: 0.95,
+            clip_coef: 0.2,
+            epochs: 5,
+            minibatch_size: 256,
+            vf_coef: 1.0,
+            ent_coef: 0.01,
+            normalize_advantages: true,
+            shuffle_minibatches: true,
+            checkpoint_every: 1,
+        }
+    }
+}
+
+fn bad(field: &'static str, message: String) -> TrainError {
+    TrainError::Config { field, message }
+}
+
+fn range_u32(field: &'static str, v: u32, lo: u32, hi: u32) -> Result<(), TrainError> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(bad(field, format!("{v} is not in {lo}..={hi}")))
+    }
+}
+
+fn range_f32(field: &'static str, v: f32, lo: f32, hi: f32) -> Result<(), TrainError> {
+    if v.is_finite() && v >= lo && v <= hi {
+        Ok(())
+    } else {
+        Err(bad(field, format!("{v} is not in {lo}..={hi}")))
+    }
+}
+
+impl TrainConfig {
+    /// Parse a TOML file's text; a wrong type or an unknown key names the field.
+    pub fn from_toml(text: &str, path: &str) -> Result<Self, TrainError> {
+        toml::from_str(text).map_err(|e| {
+            // The toml error's Display spans several lines (a source excerpt); fold it into one
+            // that names the key on the offending line.
+            let line_no = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count());
+            let key = line_no
+                .and_then(|n| text.lines().nth(n))
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim().to_string());
+            TrainError::ConfigFile {
+                path: path.to_string(),
+                line: line_no.map_or(0, |n| n + 1),
+                key: key.unwrap_or_else(|| "?".into()),
+                message: e.message().trim().to_string(),
+            }
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a config always serialises")
+    }
+
+    /// Check every field against what is allowed (before anything is written).
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if self.env == EnvName::Hs {
+            return Err(bad(
+                "env",
+                "hs is not trainable yet (allowed: ah)".to_string(),
+            ));
+        }
+        if self.profile == Profile::Reference {
+            return Err(bad(
+                "profile",
+                "the reference trainer's [REPRO] flags are not implemented yet (allowed: clean)"
+                    .to_string(),
+            ));
+        }
+        range_u32("instances", self.instances, 1, 65_536)?;
+        range_u32("rollout_steps", self.rollout_steps, 1, 100_000)?;
+        range_u32("iterations", self.iterations, 1, 100_000_000)?;
+        range_u32("threads", self.threads, 1, 64)?;
+        range_u32("episode_steps", self.episode_steps, 1, 1_000_000)?;
+        if self.hidden.is_empty() || self.hidden.iter().any(|&w| !(1..=4096).contains(&w)) {
+            return Err(bad(
+                "hidden",
+                format!("{:?}: need 1 or more widths in 1..=4096", self.hidden),
+            ));
+        }
+        range_f32("lr", self.lr, f32::MIN_POSITIVE, 1.0)?;
+        range_f32("gamma", self.gamma, 0.0, 1.0)?;
+        range_f32("gae_lambda", self.gae_lambda, 0.0, 1.0)?;
+        range_f32("clip_coef", self.clip_coef, 0.0, 10.0)?;
+        range_u32("epochs", self.epochs, 1, 1000)?;
+        range_u32("minibatch_size", self.minibatch_size, 1, 65_536)?;
+        range_f32("vf_coef", self.vf_coef, 0.0, 1e6)?;
+        range_f32("ent_coef", self.ent_coef, 0.0, 1e6)?;
+        range_u32("checkpoint_every", self.checkpoint_every, 1, 100_000_000)?;
+        let rows = u64::from(self.instances) * u64::from(self.rollout_steps) * 250;
+        if rows > 64 << 20 {
+            return Err(bad(
+                "rollout_steps",
+                format!(
+                    "instances x rollout_steps x agents = {rows} rows is over the 67,108,864 the \
+                     host rollout buffers allow"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

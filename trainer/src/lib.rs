@@ -1,0 +1,18 @@
+//! fairground-trainer: PPO on the fairground kernels with reproducible run directories.
+//!
+//! - [`config`]: the typed, documented configuration (TOML + flags), validated up front.
+//! - [`ah`]: the AH PPO trainer (kernel on the CPU, one network per group through any
+//!   [`fairground_shaders::Executor`]).
+//! - [`io`]: atomic writes and checkpoints (safetensors + JSON sidecar).
+//! - [`run`]: `train`, `eval` and `bench train` as the binary runs them.
+//! - [`error`]: typed one-line errors.
+
+pub mod ah;
+pub mod config;
+pub mod error;
+pub mod io;
+pub mod run;
+
+pub use config::{Algo, Backend, EnvName, TrainConfig};
+pub use error::TrainError;
+pub use run::{EvalRequest, Overrides, TrainRequest, bench, eval, train};

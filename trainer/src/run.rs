@@ -1,0 +1,554 @@
+//! Run directories: `fairground train`, `fairground eval` and `fairground bench train`.
+//!
+//! A run directory holds `config.toml` (resolved), `manifest.json`, `metrics.jsonl` (one line
+//! per iteration) and `checkpoints/`. Every file is written atomically (see [`crate::io`]).
+//! Everything is validated, and the backend opened, before the directory is created: bad input
+//! writes nothing.
+
+use crate::ah::{ActMode, AhTrainer, EnvUse, GROUP_NAMES, GROUPS, IterStats, Seeds};
+use crate::config::{Backend, TrainConfig};
+use crate::error::TrainError;
+use crate::io::{load_latest_checkpoint, read_to_string, save_checkpoint, write_atomic};
+use fairground_shaders::{CpuExecutor, Executor, GpuContext, GpuExecutor, Program, ShaderError};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Values given on the command line; `Some` overrides the config file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub env: Option<crate::config::EnvName>,
+    pub algo: Option<crate::config::Algo>,
+    pub profile: Option<fairground_kernel::Profile>,
+    pub instances: Option<u32>,
+    pub rollout_steps: Option<u32>,
+    pub iterations: Option<u32>,
+    pub seed: Option<u64>,
+    pub backend: Option<Backend>,
+}
+
+impl Overrides {
+    fn apply(&self, cfg: &mut TrainConfig) {
+        macro_rules! set {
+            ($($f:ident),*) => {$(if let Some(v) = self.$f { cfg.$f = v; })*};
+        }
+        set!(
+            env,
+            algo,
+            profile,
+            instances,
+            rollout_steps,
+            iterations,
+            seed,
+            backend
+        );
+    }
+}
+
+/// What `fairground train` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct TrainRequest {
+    pub overrides: Overrides,
+    pub config_file: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub resume: bool,
+    /// Print nothing but errors (tests).
+    pub quiet: bool,
+}
+
+/// One line of `metrics.jsonl`. Every key but `trained_agent_steps_per_s` and `wall_s` (wall
+/// clock) is bit-identical for the same seed, backend and adapter.
+#[derive(Serialize)]
+struct MetricsLine<'a> {
+    iteration: u32,
+    env_steps: u64,
+    agent_steps: u64,
+    mean_reward_per_agent_step: f64,
+    return_by_group: serde_json::Value,
+    episodes_completed: u32,
+    episode_return_by_group: serde_json::Value,
+    policy_loss: f64,
+    value_loss: f64,
+    entropy: f64,
+    approx_kl: f64,
+    clip_fraction: f64,
+    trained_agent_steps_per_s: f64,
+    wall_s: f64,
+    param_hash: &'a str,
+}
+
+fn by_group(v: [f64; GROUPS]) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (name, x) in GROUP_NAMES.iter().zip(v) {
+        m.insert(name.to_string(), serde_json::json!(x));
+    }
+    serde_json::Value::Object(m)
+}
+
+/// The backend to use: `auto` becomes `gpu` when an adapter exists, else `cpu`.
+fn open_backend(backend: Backend) -> Result<(Backend, Option<Arc<GpuContext>>), TrainError> {
+    match backend {
+        Backend::Cpu => Ok((Backend::Cpu, None)),
+        Backend::Gpu => Ok((Backend::Gpu, Some(Arc::new(GpuContext::from_env()?)))),
+        // A software adapter (lavapipe) is slower than the CPU twins at the reference's
+        // 256-row minibatches, so `auto` takes the gpu backend only on a hardware adapter.
+        Backend::Auto => match GpuContext::from_env() {
+            Ok(ctx) if ctx.info.device_type != wgpu::DeviceType::Cpu => {
+                Ok((Backend::Gpu, Some(Arc::new(ctx))))
+            }
+            Ok(_) => Ok((Backend::Cpu, None)),
+            Err(ShaderError::NoAdapter { .. }) => Ok((Backend::Cpu, None)),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+fn code_version() -> String {
+    let git = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--tags"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    match git {
+        Ok(o) if o.status.success() && !o.stdout.is_empty() => {
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        }
+        _ => format!("fairground-trainer {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time (civil-from-days, proleptic Gregorian).
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn default_out(cfg: &TrainConfig) -> PathBuf {
+    let stamp = utc(now_unix()).replace([':', '-'], "");
+    let base = format!(
+        "runs/{}-{}-s{}-{}",
+        match cfg.env {
+            crate::config::EnvName::Ah => "ah",
+            crate::config::EnvName::Hs => "hs",
+        },
+        cfg.profile,
+        cfg.seed,
+        stamp.trim_end_matches('Z')
+    );
+    let mut p = PathBuf::from(&base);
+    let mut k = 1;
+    while p.exists() {
+        k += 1;
+        p = PathBuf::from(format!("{base}-{k}"));
+    }
+    p
+}
+
+/// Resolve the config of a request (file, then flags; on resume, the saved config).
+fn resolve(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError> {
+    if req.resume {
+        let dir = req.out.clone().ok_or_else(|| TrainError::Resume {
+            dir: "?".into(),
+            why: "--resume needs --out DIR (the run directory to continue)".into(),
+        })?;
+        let saved_path = dir.join("config.toml");
+        if !saved_path.exists() {
+            return Err(TrainError::Resume {
+                dir: dir.display().to_string(),
+                why: "no config.toml there (not a run directory)".into(),
+            });
+        }
+        let saved = TrainConfig::from_toml(
+            &read_to_string(&saved_path)?,
+            &saved_path.display().to_string(),
+        )?;
+        let mut cfg = saved.clone();
+        if let Some(file) = &req.config_file {
+            cfg = TrainConfig::from_toml(&read_to_string(file)?, &file.display().to_string())?;
+        }
+        req.overrides.apply(&mut cfg);
+        if cfg.backend == Backend::Auto {
+            cfg.backend = saved.backend;
+        }
+        let mut cmp = cfg.clone();
+        cmp.iterations = saved.iterations;
+        cmp.threads = saved.threads;
+        if cmp != saved {
+            return Err(TrainError::Resume {
+                dir: dir.display().to_string(),
+                why: "a resumed run keeps its saved config (only --iterations may change)".into(),
+            });
+        }
+        cfg.validate()?;
+        Ok((cfg, dir))
+    } else {
+        let mut cfg = match &req.config_file {
+            Some(file) => {
+                TrainConfig::from_toml(&read_to_string(file)?, &file.display().to_string())?
+            }
+            None => TrainConfig::default(),
+        };
+        req.overrides.apply(&mut cfg);
+        cfg.validate()?;
+        let dir = req.out.clone().unwrap_or_else(|| default_out(&cfg));
+        if dir.exists() {
+            return Err(TrainError::RunDirExists(dir.display().to_string()));
+        }
+        Ok((cfg, dir))
+    }
+}
+
+/// `fairground train`: returns the run directory.
+pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
+    let (mut cfg, dir) = resolve(req)?;
+    let (backend, ctx) = open_backend(cfg.backend)?;
+    cfg.backend = backend;
+    match ctx {
+        Some(ctx) => train_with(&cfg, &dir, req, |p| GpuExecutor::new(ctx.clone(), p)),
+        None => train_with(&cfg, &dir, req, |p| Ok(CpuExecutor::new(p))),
+    }?;
+    Ok(dir)
+}
+
+fn train_with<E: Executor + Send>(
+    cfg: &TrainConfig,
+    dir: &Path,
+    req: &TrainRequest,
+    make: impl Fn(Program) -> Result<E, ShaderError>,
+) -> Result<(), TrainError> {
+    let mut trainer = AhTrainer::new(cfg, EnvUse::Train, make)?;
+    let mut lines: Vec<String> = Vec::new();
+    let metrics_path = dir.join("metrics.jsonl");
+    if req.resume {
+        if let Some((state, nets)) = load_latest_checkpoint(dir)? {
+            let done = state.iteration;
+            trainer.load(state, &nets)?;
+            // Lines past the checkpoint (a kill between metrics and checkpoint) are redone.
+            if metrics_path.exists() {
+                for l in read_to_string(&metrics_path)?.lines() {
+                    let v: serde_json::Value =
+                        serde_json::from_str(l).map_err(|e| TrainError::io(&metrics_path, e))?;
+                    if v["iteration"]
+                        .as_u64()
+                        .is_some_and(|i| i <= u64::from(done))
+                    {
+                        lines.push(l.to_string());
+                    }
+                }
+            }
+        }
+        write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+    } else {
+        std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| TrainError::io(dir, e))?;
+        write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        let start = now_unix();
+        let manifest = serde_json::json!({
+            "config": cfg,
+            "seeds": Seeds::derive(cfg.seed, EnvUse::Train),
+            "code_version": code_version(),
+            "backend": cfg.backend.name(),
+            "adapter": trainer.adapter(),
+            "start_time": utc(start),
+            "start_time_unix_s": start,
+            "threads": cfg.threads,
+        });
+        write_atomic(
+            &dir.join("manifest.json"),
+            serde_json::to_string_pretty(&manifest)
+                .expect("json")
+                .as_bytes(),
+        )?;
+    }
+
+    let total = u64::from(cfg.iterations);
+    let terminal = std::io::stderr().is_terminal() && !req.quiet;
+    let bar = if terminal {
+        let b = ProgressBar::new(total);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} iteration {pos}/{len} [{bar:30}] {msg} ETA {eta}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        b.set_position(u64::from(trainer.iteration));
+        Some(b)
+    } else {
+        None
+    };
+    if !req.quiet {
+        let msg = format!(
+            "training {} on {} ({}) into {}",
+            "ah",
+            cfg.backend.name(),
+            trainer.adapter(),
+            dir.display()
+        );
+        match &bar {
+            Some(b) => b.println(msg),
+            None => eprintln!("{msg}"),
+        }
+    }
+    while trainer.iteration < cfg.iterations {
+        let s: IterStats = trainer.iterate()?;
+        let hash = trainer.param_hash()?;
+        let rate = trainer.agent_steps_per_iteration() as f64 / s.wall_s;
+        let line = MetricsLine {
+            iteration: trainer.iteration,
+            env_steps: trainer.env_steps,
+            agent_steps: trainer.env_steps * trainer.agents() as u64,
+            mean_reward_per_agent_step: s.mean_reward_per_agent_step,
+            return_by_group: by_group(s.return_by_group),
+            episodes_completed: s.episodes_completed,
+            episode_return_by_group: s
+                .episode_return_by_group
+                .map_or(serde_json::Value::Null, by_group),
+            policy_loss: s.policy_loss,
+            value_loss: s.value_loss,
+            entropy: s.entropy,
+            approx_kl: s.approx_kl,
+            clip_fraction: s.clip_fraction,
+            trained_agent_steps_per_s: rate.round(),
+            wall_s: s.wall_s,
+            param_hash: &hash,
+        };
+        lines.push(serde_json::to_string(&line).expect("json"));
+        let mut text = lines.join("\n");
+        text.push('\n');
+        write_atomic(&metrics_path, text.as_bytes())?;
+        if trainer.iteration % cfg.checkpoint_every == 0 || trainer.iteration == cfg.iterations {
+            let (state, nets) = trainer.save()?;
+            save_checkpoint(dir, &state, &nets, &hash)?;
+        }
+        let msg = format!(
+            "reward/agent-step {:.5}, {:.0} trained agent-steps/s",
+            s.mean_reward_per_agent_step, rate
+        );
+        match &bar {
+            Some(b) => {
+                b.set_message(msg);
+                b.set_position(u64::from(trainer.iteration));
+            }
+            None if !req.quiet => {
+                eprintln!("iteration {}/{}: {msg}", trainer.iteration, cfg.iterations)
+            }
+            None => {}
+        }
+    }
+    if let Some(b) = bar {
+        b.finish();
+    }
+    Ok(())
+}
+
+/// What `fairground eval` was asked to do.
+#[derive(Clone, Debug)]
+pub struct EvalRequest {
+    pub run_dir: PathBuf,
+    pub episodes: u32,
+    pub greedy: bool,
+    /// Uniform random actions instead of the trained policy (the baseline).
+    pub random: bool,
+    /// Override the run's episode length.
+    pub episode_steps: Option<u32>,
+    /// Override the run's backend.
+    pub backend: Option<Backend>,
+}
+
+/// `fairground eval`: writes `eval.json` into the run directory and returns its text.
+pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
+    let cfg_path = req.run_dir.join("config.toml");
+    if !cfg_path.exists() {
+        return Err(TrainError::Resume {
+            dir: req.run_dir.display().to_string(),
+            why: "no config.toml there (not a run directory)".into(),
+        });
+    }
+    let mut cfg =
+        TrainConfig::from_toml(&read_to_string(&cfg_path)?, &cfg_path.display().to_string())?;
+    if let Some(s) = req.episode_steps {
+        cfg.episode_steps = s;
+    }
+    if let Some(b) = req.backend {
+        cfg.backend = b;
+    }
+    cfg.instances = cfg.instances.min(req.episodes.max(1));
+    cfg.validate()?;
+    let Some((_, nets)) = load_latest_checkpoint(&req.run_dir)? else {
+        return Err(TrainError::Resume {
+            dir: req.run_dir.display().to_string(),
+            why: "no checkpoint to evaluate".into(),
+        });
+    };
+    let (backend, ctx) = open_backend(cfg.backend)?;
+    let mode = if req.greedy {
+        ActMode::Greedy
+    } else {
+        ActMode::Sample
+    };
+    let totals = match ctx {
+        Some(ctx) => {
+            let mut t = AhTrainer::new(&cfg, EnvUse::Eval, |p| GpuExecutor::new(ctx.clone(), p))?;
+            t.load_nets(&nets)?;
+            t.play_episodes(req.episodes as usize, mode, req.random)?
+        }
+        None => {
+            let mut t = AhTrainer::new(&cfg, EnvUse::Eval, |p| Ok(CpuExecutor::new(p)))?;
+            t.load_nets(&nets)?;
+            t.play_episodes(req.episodes as usize, mode, req.random)?
+        }
+    };
+    let params = crate::ah::ah_params(&cfg);
+    let sensitive = f64::from(params.sensitive_agents());
+    let group_agents = [f64::from(params.agents) - sensitive, sensitive];
+    let e = totals.len() as f64;
+    let mean = |f: &dyn Fn(&[f32; 4]) -> f64| totals.iter().map(f).sum::<f64>() / e;
+    let total = mean(&|t| t.iter().map(|&x| f64::from(x)).sum());
+    let ns = mean(&|t| f64::from(t[0]) + f64::from(t[1]));
+    let s = mean(&|t| f64::from(t[2]) + f64::from(t[3]));
+    // Gini and Jain on [NSr, NSb, Sr, Sb] per episode (spec §6), then averaged.
+    let gini = mean(&|t| {
+        let mut x: Vec<f64> = t.iter().map(|&v| f64::from(v)).collect();
+        x.sort_by(f64::total_cmp);
+        let sum: f64 = x.iter().sum();
+        if sum == 0.0 {
+            return 0.0;
+        }
+        let n = x.len() as f64;
+        2.0 * x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as f64 + 1.0) * v)
+            .sum::<f64>()
+            / (n * sum)
+            - (n + 1.0) / n
+    });
+    let jain = mean(&|t| {
+        let sum: f64 = t.iter().map(|&v| f64::from(v)).sum();
+        let sq: f64 = t.iter().map(|&v| f64::from(v).powi(2)).sum();
+        if sq == 0.0 {
+            0.0
+        } else {
+            sum * sum / (4.0 * sq)
+        }
+    });
+    let policy = if req.random {
+        "uniform_random"
+    } else if req.greedy {
+        "greedy"
+    } else {
+        "stochastic"
+    };
+    let out = serde_json::json!({
+        "run_dir": req.run_dir.display().to_string(),
+        "policy": policy,
+        "backend": backend.name(),
+        "episodes": totals.len(),
+        "episode_steps": cfg.episode_steps,
+        "mean_reward_per_agent_step":
+            total / (f64::from(params.agents) * f64::from(cfg.episode_steps)),
+        "return_by_group": by_group([ns / group_agents[0], s / group_agents[1]]),
+        "group_totals": {
+            "NSr": mean(&|t| f64::from(t[0])),
+            "NSb": mean(&|t| f64::from(t[1])),
+            "Sr": mean(&|t| f64::from(t[2])),
+            "Sb": mean(&|t| f64::from(t[3])),
+        },
+        "demographic_disparity": ns - s,
+        "demographic_disparity_normalised": (ns - s) / total.max(1.0),
+        "gini": gini,
+        "jain": jain,
+    });
+    let text = serde_json::to_string_pretty(&out).expect("json");
+    let name = if req.random {
+        "eval-random.json"
+    } else {
+        "eval.json"
+    };
+    write_atomic(&req.run_dir.join(name), text.as_bytes())?;
+    Ok(text)
+}
+
+/// `fairground bench train`: one JSON line.
+pub fn bench(
+    instances: u32,
+    backend: Backend,
+    rollout_steps: u32,
+    minibatch_size: u32,
+    iterations: u32,
+) -> Result<String, TrainError> {
+    let cfg = TrainConfig {
+        instances,
+        rollout_steps,
+        minibatch_size,
+        iterations,
+        backend,
+        ..TrainConfig::default()
+    };
+    cfg.validate()?;
+    let (backend, ctx) = open_backend(backend)?;
+    match ctx {
+        Some(ctx) => bench_with(&cfg, backend, |p| GpuExecutor::new(ctx.clone(), p)),
+        None => bench_with(&cfg, backend, |p| Ok(CpuExecutor::new(p))),
+    }
+}
+
+fn bench_with<E: Executor + Send>(
+    cfg: &TrainConfig,
+    backend: Backend,
+    make: impl Fn(Program) -> Result<E, ShaderError>,
+) -> Result<String, TrainError> {
+    let mut t = AhTrainer::new(cfg, EnvUse::Train, make)?;
+    // One warm-up iteration (pipelines, first allocations), then the timed ones.
+    t.iterate()?;
+    let before = t.timing;
+    let mut wall = 0.0;
+    for _ in 0..cfg.iterations {
+        wall += t.iterate()?.wall_s;
+    }
+    let after = t.timing;
+    let steps = t.agent_steps_per_iteration() * u64::from(cfg.iterations);
+    let kernel = after.kernel_s - before.kernel_s;
+    let act = after.act_s - before.act_s;
+    let update = after.update_s - before.update_s;
+    let host = after.host_s - before.host_s;
+    Ok(format!(
+        "{{\"bench\":\"train\",\"env\":\"ah\",\"backend\":{},\"adapter\":{},\"instances\":{},\"rollout_steps\":{},\"minibatch_size\":{},\"iterations\":{},\"trained_agent_steps\":{},\"trained_agent_steps_per_s\":{},\"wall_s\":{:.3},\"kernel_s\":{:.3},\"policy_act_s\":{:.3},\"ppo_update_s\":{:.3},\"host_s\":{:.3},\"transfer_mib\":{:.1}}}",
+        serde_json::to_string(backend.name()).expect("json"),
+        serde_json::to_string(t.adapter()).expect("json"),
+        cfg.instances,
+        cfg.rollout_steps,
+        cfg.minibatch_size,
+        cfg.iterations,
+        steps,
+        (steps as f64 / wall).round(),
+        wall,
+        kernel,
+        act,
+        update,
+        host,
+        (after.transfer_bytes - before.transfer_bytes) as f64 / (1024.0 * 1024.0),
+    ))
+}
