@@ -264,16 +264,19 @@ fn train_with<E: Executor + Send>(
         std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| TrainError::io(dir, e))?;
         write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
         let start = now_unix();
-        let manifest = serde_json::json!({
-            "config": cfg,
-            "seeds": Seeds::derive(cfg.seed, EnvUse::Train),
-            "code_version": code_version(),
-            "backend": cfg.backend.name(),
-            "adapter": trainer.adapter(),
-            "start_time": utc(start),
-            "start_time_unix_s": start,
-            "threads": cfg.threads,
-        });
+        // A typed struct, not `json!`: `json!` widens the config's f32 fields to f64 first and
+        // prints `0.20000000298023224` for 0.2.
+        let adapter = trainer.adapter().to_string();
+        let manifest = Manifest {
+            config: cfg,
+            seeds: Seeds::derive(cfg.seed, EnvUse::Train),
+            code_version: code_version(),
+            backend: cfg.backend.name(),
+            adapter: &adapter,
+            start_time: utc(start),
+            start_time_unix_s: start,
+            threads: cfg.threads,
+        };
         write_atomic(
             &dir.join("manifest.json"),
             serde_json::to_string_pretty(&manifest)
@@ -551,4 +554,17 @@ fn bench_with<E: Executor + Send>(
         host,
         (after.transfer_bytes - before.transfer_bytes) as f64 / (1024.0 * 1024.0),
     ))
+}
+
+/// `manifest.json`: what a run directory was made from.
+#[derive(Serialize)]
+struct Manifest<'a> {
+    config: &'a TrainConfig,
+    seeds: Seeds,
+    code_version: String,
+    backend: &'a str,
+    adapter: &'a str,
+    start_time: String,
+    start_time_unix_s: u64,
+    threads: u32,
 }
