@@ -203,7 +203,40 @@ struct RoleNet<E: Executor> {
     stats_count: u32,
 }
 
-const NONE: u32 = u32::MAX;
+/// "No next row" in [`Sequences::next`].
+pub const NONE: u32 = u32::MAX;
+
+/// Interleaved decision sequences: row `k`'s successor in its own sequence is `next[k]`
+/// (greater than `k`, or [`NONE`]); `dones[k]` ends the sequence after row `k` (value 0
+/// follows); a row without successor and not done bootstraps from `boot[k]`.
+pub struct Sequences<'a> {
+    pub rewards: &'a [f32],
+    pub values: &'a [f32],
+    pub dones: &'a [u8],
+    pub next: &'a [u32],
+    pub boot: &'a [f32],
+}
+
+impl Sequences<'_> {
+    /// GAE(γ, λ) of every row; visiting rows in reverse order reaches every row after its
+    /// successor.
+    pub fn gae(&self, gamma: f32, lambda: f32, adv: &mut [f32], ret: &mut [f32]) {
+        for k in (0..self.values.len()).rev() {
+            let (nv, na) = if self.dones[k] != 0 {
+                (0.0, 0.0)
+            } else if self.next[k] != NONE {
+                let j = self.next[k] as usize;
+                (self.values[j], adv[j])
+            } else {
+                (self.boot[k], 0.0)
+            };
+            let nd = 1.0 - f32::from(self.dones[k]);
+            let delta = self.rewards[k] + gamma * nv * nd - self.values[k];
+            adv[k] = delta + gamma * lambda * nd * na;
+            ret[k] = adv[k] + self.values[k];
+        }
+    }
+}
 
 impl<E: Executor> RoleNet<E> {
     fn clear_rollout(&mut self) {
@@ -263,27 +296,21 @@ impl<E: Executor> RoleNet<E> {
         Ok(())
     }
 
-    /// GAE over this role's rows (reverse round order visits every row after its successor).
+    /// GAE over this role's rows.
     fn gae(&mut self, gamma: f32, lambda: f32, boot: &[f32]) {
         let n = self.values.len();
         self.adv.clear();
         self.adv.resize(n, 0.0);
         self.ret.clear();
         self.ret.resize(n, 0.0);
-        for k in (0..n).rev() {
-            let (nv, na) = if self.dones[k] != 0 {
-                (0.0, 0.0)
-            } else if self.next[k] != NONE {
-                let j = self.next[k] as usize;
-                (self.values[j], self.adv[j])
-            } else {
-                (boot[k], 0.0)
-            };
-            let nd = 1.0 - f32::from(self.dones[k]);
-            let delta = self.rewards[k] + gamma * nv * nd - self.values[k];
-            self.adv[k] = delta + gamma * lambda * nd * na;
-            self.ret[k] = self.adv[k] + self.values[k];
-        }
+        let seqs = Sequences {
+            rewards: &self.rewards,
+            values: &self.values,
+            dones: &self.dones,
+            next: &self.next,
+            boot,
+        };
+        seqs.gae(gamma, lambda, &mut self.adv, &mut self.ret);
     }
 
     fn train(&mut self, cfg: &TrainConfig) -> Result<(), ShaderError> {
@@ -723,5 +750,59 @@ impl<E: Executor> HsTrainer<E> {
             t = t.wrapping_add(1);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Two interleaved decision sequences give, row for row, the advantages of the CPU twin
+    //! `cpu::gae` run on each sequence alone (done masks and bootstrap included).
+    use super::*;
+    use fairground_shaders::layout::GaeParams;
+
+    #[test]
+    fn interleaved_sequences_match_the_cpu_twin_per_sequence() {
+        // Sequence A: rows 0, 2, 3 (done after 2, then 3 bootstraps from 0.7);
+        // sequence B: rows 1, 4 (4 bootstraps from -0.2).
+        let rewards = [1.0, -0.5, 2.0, 0.25, 3.0];
+        let values = [0.1, 0.2, -0.3, 0.4, 0.5];
+        let dones = [0, 0, 1, 0, 0];
+        let next = [2, 4, 3, NONE, NONE];
+        let boot = [0.0, 0.0, 0.0, 0.7, -0.2];
+        let seqs = Sequences {
+            rewards: &rewards,
+            values: &values,
+            dones: &dones,
+            next: &next,
+            boot: &boot,
+        };
+        let (mut adv, mut ret) = ([0.0f32; 5], [0.0f32; 5]);
+        seqs.gae(0.9, 0.8, &mut adv, &mut ret);
+        for (rows, last) in [(&[0usize, 2, 3][..], 0.7f32), (&[1, 4][..], -0.2)] {
+            let p = GaeParams {
+                steps: rows.len() as u32,
+                agents: 1,
+                gamma: 0.9,
+                gae_lambda: 0.8,
+                carry: 0,
+                pad0: 0,
+                pad1: 0,
+                pad2: 0,
+            };
+            let r: Vec<f32> = rows.iter().map(|&k| rewards[k]).collect();
+            let v: Vec<f32> = rows.iter().map(|&k| values[k]).collect();
+            let d: Vec<f32> = rows.iter().map(|&k| f32::from(dones[k])).collect();
+            let (mut a, mut rt) = (vec![0.0; rows.len()], vec![0.0; rows.len()]);
+            fairground_shaders::cpu::gae(&p, &r, &v, &d, &[last], &mut a, &mut rt);
+            for (j, &k) in rows.iter().enumerate() {
+                assert!(
+                    (a[j] - adv[k]).abs() < 1e-6,
+                    "row {k}: {} vs {}",
+                    a[j],
+                    adv[k]
+                );
+                assert!((rt[j] - ret[k]).abs() < 1e-6, "row {k}");
+            }
+        }
     }
 }
