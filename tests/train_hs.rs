@@ -7,7 +7,8 @@
 //! - a config file with `env = "hs"` takes the HS defaults (lr 1e-5, value coefficient 0.5)
 //!   for the keys it does not set;
 //! - metrics lines carry the documented keys; `eval` (policy and `--random`) writes
-//!   `patients_treated_mean`, `return_by_group` and the environment statistics.
+//!   `patients_treated_mean`, `return_by_group` and the environment statistics;
+//! - an out-of-range HS field is refused with one line naming it, and nothing is written.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -135,4 +136,29 @@ fn hs_same_seed_is_identical_resume_equals_straight_and_eval_reports() {
         }
         assert_eq!(eval["days"], 3);
     }
+}
+
+#[test]
+fn hs_bad_field_is_one_line_and_writes_nothing() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train-hs-bad");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("big.toml");
+    std::fs::write(&cfg, "env = \"hs\"\nhs_patients = 400\n").unwrap();
+    let out = dir.join("run");
+    let o = fairground(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("hs_patients") && stderr.contains("1..=320"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
 }
