@@ -54,7 +54,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<String> {
 pub fn bench(args: &TrainBenchArgs) -> anyhow::Result<String> {
     anyhow::ensure!(
         args.env == EnvKind::Ah,
-        "--env: only ah is trainable yet (allowed: ah)"
+        "--env: bench train measures ah only (allowed: ah)"
     );
     Ok(fairground_trainer::bench(
         args.instances,

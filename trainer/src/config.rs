@@ -13,7 +13,7 @@ pub enum EnvName {
     /// Allelopathic Harvest.
     #[default]
     Ah,
-    /// HospitalSim (not trainable yet: refused with a clear message).
+    /// HospitalSim (three role networks; HS-specific defaults, see [`TrainConfig::hs_default`]).
     Hs,
 }
 
@@ -54,7 +54,8 @@ impl Backend {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// Environment: "ah" ("hs" is refused until its trainer lands).
+    /// Environment: "ah" or "hs". Fields a config file or flag does not set take the defaults
+    /// of that environment ([`TrainConfig::default`] for AH, [`TrainConfig::hs_default`] for HS).
     pub env: EnvName,
     /// Algorithm: "ppo".
     pub algo: Algo,
@@ -76,6 +77,10 @@ pub struct TrainConfig {
     pub threads: u32,
     /// Steps per AH episode (instances reset automatically after the last one).
     pub episode_steps: u32,
+    /// HS: patients per simulated day (reference 300; at most 320).
+    pub hs_patients: u16,
+    /// HS: minutes per simulated day (reference 720; at most 1440).
+    pub hs_sim_minutes: u16,
     /// Hidden widths of the policy and the value MLPs (spec §3.1: 256, 128, 64).
     pub hidden: Vec<u32>,
     /// Adam learning rate (spec §3.1: 5e-4).
@@ -118,6 +123,8 @@ impl Default for TrainConfig {
             backend: Backend::Auto,
             threads: 2,
             episode_steps: 3000,
+            hs_patients: 300,
+            hs_sim_minutes: 720,
             hidden: vec![256, 128, 64],
             lr: 5e-4,
             gamma: 0.99,
@@ -131,6 +138,57 @@ impl Default for TrainConfig {
             shuffle_minibatches: true,
             checkpoint_every: 1,
         }
+    }
+}
+
+impl TrainConfig {
+    /// HS defaults (spec §3.2): rollout_steps counts decision rounds (one decision of every
+    /// instance each); lr 1e-5, γ 0.99, λ 0.95, clip 0.2, 10 epochs, minibatch 256, value
+    /// coefficient 0.5, entropy 0.01, policy and value MLPs 256 → 128 per role.
+    pub fn hs_default() -> Self {
+        Self {
+            env: EnvName::Hs,
+            instances: 8,
+            rollout_steps: 256,
+            iterations: 4,
+            hidden: vec![256, 128],
+            lr: 1e-5,
+            gamma: 0.99,
+            gae_lambda: 0.95,
+            clip_coef: 0.2,
+            epochs: 10,
+            minibatch_size: 256,
+            vf_coef: 0.5,
+            ent_coef: 0.01,
+            ..Self::default()
+        }
+    }
+
+    /// The defaults of `env`.
+    pub fn default_for(env: EnvName) -> Self {
+        match env {
+            EnvName::Ah => Self::default(),
+            EnvName::Hs => Self::hs_default(),
+        }
+    }
+
+    /// Parse a TOML file's text with the defaults of `env` (when given, else of the file's
+    /// `env`, else AH's) for the keys it does not set.
+    pub fn from_toml_for(text: &str, path: &str, env: Option<EnvName>) -> Result<Self, TrainError> {
+        // Parse once as is: type errors and unknown keys are reported with their line.
+        let parsed = Self::from_toml(text, path)?;
+        let env = env.unwrap_or(parsed.env);
+        if env == EnvName::Ah {
+            return Ok(parsed);
+        }
+        let mut table = toml::Table::try_from(Self::default_for(env)).expect("config table");
+        let file: toml::Table = toml::from_str(text).expect("parsed above");
+        for (k, v) in file {
+            table.insert(k, v);
+        }
+        Ok(toml::Value::Table(table)
+            .try_into()
+            .expect("fields checked above"))
     }
 }
 
@@ -182,12 +240,6 @@ impl TrainConfig {
 
     /// Check every field against what is allowed (before anything is written).
     pub fn validate(&self) -> Result<(), TrainError> {
-        if self.env == EnvName::Hs {
-            return Err(bad(
-                "env",
-                "hs is not trainable yet (allowed: ah)".to_string(),
-            ));
-        }
         if self.profile == Profile::Reference {
             return Err(bad(
                 "profile",
@@ -200,6 +252,8 @@ impl TrainConfig {
         range_u32("iterations", self.iterations, 1, 100_000_000)?;
         range_u32("threads", self.threads, 1, 64)?;
         range_u32("episode_steps", self.episode_steps, 1, 1_000_000)?;
+        range_u32("hs_patients", u32::from(self.hs_patients), 1, 320)?;
+        range_u32("hs_sim_minutes", u32::from(self.hs_sim_minutes), 1, 1440)?;
         if self.hidden.is_empty() || self.hidden.iter().any(|&w| !(1..=4096).contains(&w)) {
             return Err(bad(
                 "hidden",

@@ -5,15 +5,43 @@
 //! Checkpoints: `checkpoints/ckpt-NNNNNNNN.safetensors` (per group: `gN.params`, `gN.adam_m1`,
 //! `gN.adam_m2`, `gN.adam_state` = [beta1_pow, beta2_pow, step]) then its JSON sidecar
 //! `ckpt-NNNNNNNN.json` (counters, RNG streams, the environment's snapshot). The sidecar is
-//! written last, so a checkpoint counts only when both files are complete.
+//! written last, so a checkpoint counts only when both files are complete. HS checkpoints have
+//! the same layout with three networks (`g0` router, `g1` dispatcher, `g2` manager) and the
+//! hospital's snapshot under `hs_env` in the sidecar.
 
 use crate::ah::{NetState, TrainerState};
 use crate::error::TrainError;
+use crate::hs::HsTrainerState;
 use fairground_shaders::OptimizerState;
 use fairground_shaders::layout::AdamState;
 use safetensors::tensor::{Dtype, TensorView};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// What a checkpoint's JSON sidecar holds: AH's [`TrainerState`] or HS's [`HsTrainerState`]
+/// (one network per shuffle stream in both).
+pub trait CheckpointState: serde::Serialize + serde::de::DeserializeOwned {
+    fn iteration(&self) -> u32;
+    fn networks(&self) -> usize;
+}
+
+impl CheckpointState for TrainerState {
+    fn iteration(&self) -> u32 {
+        self.iteration
+    }
+    fn networks(&self) -> usize {
+        self.shuffle_streams.len()
+    }
+}
+
+impl CheckpointState for HsTrainerState {
+    fn iteration(&self) -> u32 {
+        self.iteration
+    }
+    fn networks(&self) -> usize {
+        self.shuffle_streams.len()
+    }
+}
 
 /// Write `bytes` to `path` via `path.tmp` + rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
@@ -46,13 +74,13 @@ fn ckpt_stem(dir: &Path, iteration: u32) -> PathBuf {
 }
 
 /// Write a checkpoint (tensors, then the sidecar) and keep only the two newest.
-pub fn save_checkpoint(
+pub fn save_checkpoint<S: CheckpointState>(
     dir: &Path,
-    state: &TrainerState,
+    state: &S,
     nets: &[NetState],
     param_hash: &str,
 ) -> Result<(), TrainError> {
-    let stem = ckpt_stem(dir, state.iteration);
+    let stem = ckpt_stem(dir, state.iteration());
     let mut named: Vec<(String, Vec<u8>, usize)> = Vec::new();
     for (g, n) in nets.iter().enumerate() {
         let adam = &n.optimizer.adam;
@@ -111,15 +139,15 @@ fn list_checkpoints(dir: &Path) -> Vec<u32> {
 }
 
 /// The newest complete checkpoint, or `None` when there is none.
-pub fn load_latest_checkpoint(
+pub fn load_latest_checkpoint<S: CheckpointState>(
     dir: &Path,
-) -> Result<Option<(TrainerState, Vec<NetState>)>, TrainError> {
+) -> Result<Option<(S, Vec<NetState>)>, TrainError> {
     let Some(iteration) = list_checkpoints(dir).into_iter().max() else {
         return Ok(None);
     };
     let stem = ckpt_stem(dir, iteration);
     let side_path = stem.with_extension("json");
-    let state: TrainerState = serde_json::from_str(&read_to_string(&side_path)?)
+    let state: S = serde_json::from_str(&read_to_string(&side_path)?)
         .map_err(|e| TrainError::io(&side_path, e))?;
     let st_path = stem.with_extension("safetensors");
     let bytes = std::fs::read(&st_path).map_err(|e| TrainError::io(&st_path, e))?;
@@ -133,7 +161,7 @@ pub fn load_latest_checkpoint(
         ))
     };
     let mut nets = Vec::new();
-    for g in 0..state.shuffle_streams.len() {
+    for g in 0..state.networks() {
         let c = get(format!("g{g}.adam_state"))?;
         nets.push(NetState {
             params: get(format!("g{g}.params"))?,

@@ -3,6 +3,7 @@
 //! - [`config`]: the typed, documented configuration (TOML + flags), validated up front.
 //! - [`ah`]: the AH PPO trainer (kernel on the CPU, one network per group through any
 //!   [`fairground_shaders::Executor`]).
+//! - [`hs`]: the HS PPO trainer (one network per role: router, dispatcher, manager).
 //! - [`io`]: atomic writes and checkpoints (safetensors + JSON sidecar).
 //! - [`run`]: `train`, `eval` and `bench train` as the binary runs them.
 //! - [`error`]: typed one-line errors.
@@ -10,6 +11,7 @@
 pub mod ah;
 pub mod config;
 pub mod error;
+pub mod hs;
 pub mod io;
 pub mod run;
 

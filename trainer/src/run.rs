@@ -6,8 +6,9 @@
 //! writes nothing.
 
 use crate::ah::{ActMode, AhTrainer, EnvUse, GROUP_NAMES, GROUPS, IterStats, Seeds};
-use crate::config::{Backend, TrainConfig};
+use crate::config::{Backend, EnvName, TrainConfig};
 use crate::error::TrainError;
+use crate::hs::{HsTrainer, HsTrainerState, IMPAIRMENT_NAMES};
 use crate::io::{load_latest_checkpoint, read_to_string, save_checkpoint, write_atomic};
 use fairground_shaders::{CpuExecutor, Executor, GpuContext, GpuExecutor, Program, ShaderError};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -186,7 +187,11 @@ fn resolve(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError> {
         )?;
         let mut cfg = saved.clone();
         if let Some(file) = &req.config_file {
-            cfg = TrainConfig::from_toml(&read_to_string(file)?, &file.display().to_string())?;
+            cfg = TrainConfig::from_toml_for(
+                &read_to_string(file)?,
+                &file.display().to_string(),
+                req.overrides.env,
+            )?;
         }
         req.overrides.apply(&mut cfg);
         if cfg.backend == Backend::Auto {
@@ -205,10 +210,12 @@ fn resolve(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError> {
         Ok((cfg, dir))
     } else {
         let mut cfg = match &req.config_file {
-            Some(file) => {
-                TrainConfig::from_toml(&read_to_string(file)?, &file.display().to_string())?
-            }
-            None => TrainConfig::default(),
+            Some(file) => TrainConfig::from_toml_for(
+                &read_to_string(file)?,
+                &file.display().to_string(),
+                req.overrides.env,
+            )?,
+            None => TrainConfig::default_for(req.overrides.env.unwrap_or_default()),
         };
         req.overrides.apply(&mut cfg);
         cfg.validate()?;
@@ -225,9 +232,15 @@ pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
     let (mut cfg, dir) = resolve(req)?;
     let (backend, ctx) = open_backend(cfg.backend)?;
     cfg.backend = backend;
-    match ctx {
-        Some(ctx) => train_with(&cfg, &dir, req, |p| GpuExecutor::new(ctx.clone(), p)),
-        None => train_with(&cfg, &dir, req, |p| Ok(CpuExecutor::new(p))),
+    match (cfg.env, ctx) {
+        (EnvName::Ah, Some(ctx)) => {
+            train_with(&cfg, &dir, req, |p| GpuExecutor::new(ctx.clone(), p))
+        }
+        (EnvName::Ah, None) => train_with(&cfg, &dir, req, |p| Ok(CpuExecutor::new(p))),
+        (EnvName::Hs, Some(ctx)) => {
+            train_hs_with(&cfg, &dir, req, |p| GpuExecutor::new(ctx.clone(), p))
+        }
+        (EnvName::Hs, None) => train_hs_with(&cfg, &dir, req, |p| Ok(CpuExecutor::new(p))),
     }?;
     Ok(dir)
 }
@@ -242,7 +255,7 @@ fn train_with<E: Executor + Send>(
     let mut lines: Vec<String> = Vec::new();
     let metrics_path = dir.join("metrics.jsonl");
     if req.resume {
-        if let Some((state, nets)) = load_latest_checkpoint(dir)? {
+        if let Some((state, nets)) = load_latest_checkpoint::<crate::ah::TrainerState>(dir)? {
             let done = state.iteration;
             trainer.load(state, &nets)?;
             // Lines past the checkpoint (a kill between metrics and checkpoint) are redone.
@@ -269,7 +282,7 @@ fn train_with<E: Executor + Send>(
         let adapter = trainer.adapter().to_string();
         let manifest = Manifest {
             config: cfg,
-            seeds: Seeds::derive(cfg.seed, EnvUse::Train),
+            seeds: serde_json::to_value(Seeds::derive(cfg.seed, EnvUse::Train)).expect("json"),
             code_version: code_version(),
             backend: cfg.backend.name(),
             adapter: &adapter,
@@ -399,7 +412,10 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     }
     cfg.instances = cfg.instances.min(req.episodes.max(1));
     cfg.validate()?;
-    let Some((_, nets)) = load_latest_checkpoint(&req.run_dir)? else {
+    if cfg.env == EnvName::Hs {
+        return eval_hs(req, &cfg);
+    }
+    let Some((_, nets)) = load_latest_checkpoint::<crate::ah::TrainerState>(&req.run_dir)? else {
         return Err(TrainError::Resume {
             dir: req.run_dir.display().to_string(),
             why: "no checkpoint to evaluate".into(),
@@ -560,11 +576,239 @@ fn bench_with<E: Executor + Send>(
 #[derive(Serialize)]
 struct Manifest<'a> {
     config: &'a TrainConfig,
-    seeds: Seeds,
+    seeds: serde_json::Value,
     code_version: String,
     backend: &'a str,
     adapter: &'a str,
     start_time: String,
     start_time_unix_s: u64,
     threads: u32,
+}
+
+/// One line of an HS run's `metrics.jsonl`. Every key but `trained_agent_steps_per_s` and
+/// `wall_s` is bit-identical for the same seed, backend and adapter.
+#[derive(Serialize)]
+struct HsMetricsLine<'a> {
+    iteration: u32,
+    /// Decision rounds × instances, cumulative.
+    env_steps: u64,
+    /// Decisions of this iteration by role.
+    decisions_by_role: serde_json::Value,
+    mean_reward_per_decision: f64,
+    days_completed: u32,
+    /// Mean patients treated over the days completed in this iteration (null if none).
+    patients_treated_mean: Option<f64>,
+    /// Mean ledger of finished patients by impairment over those days (null if none).
+    return_by_group: serde_json::Value,
+    policy_loss: f64,
+    value_loss: f64,
+    entropy: f64,
+    approx_kl: f64,
+    clip_fraction: f64,
+    trained_agent_steps_per_s: f64,
+    wall_s: f64,
+    param_hash: &'a str,
+}
+
+fn by_impairment(v: Option<[f64; 3]>) -> serde_json::Value {
+    match v {
+        None => serde_json::Value::Null,
+        Some(v) => {
+            let mut m = serde_json::Map::new();
+            for (name, x) in IMPAIRMENT_NAMES.iter().zip(v) {
+                m.insert(name.to_string(), serde_json::json!(x));
+            }
+            serde_json::Value::Object(m)
+        }
+    }
+}
+
+fn train_hs_with<E: Executor>(
+    cfg: &TrainConfig,
+    dir: &Path,
+    req: &TrainRequest,
+    make: impl Fn(Program) -> Result<E, ShaderError>,
+) -> Result<(), TrainError> {
+    let mut trainer = HsTrainer::new(cfg, EnvUse::Train, make)?;
+    let mut lines: Vec<String> = Vec::new();
+    let metrics_path = dir.join("metrics.jsonl");
+    if req.resume {
+        if let Some((state, nets)) = load_latest_checkpoint::<HsTrainerState>(dir)? {
+            let done = state.iteration;
+            trainer.load(state, &nets)?;
+            if metrics_path.exists() {
+                for l in read_to_string(&metrics_path)?.lines() {
+                    let v: serde_json::Value =
+                        serde_json::from_str(l).map_err(|e| TrainError::io(&metrics_path, e))?;
+                    if v["iteration"]
+                        .as_u64()
+                        .is_some_and(|i| i <= u64::from(done))
+                    {
+                        lines.push(l.to_string());
+                    }
+                }
+            }
+        }
+        write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+    } else {
+        std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| TrainError::io(dir, e))?;
+        write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        let start = now_unix();
+        let adapter = trainer.adapter().to_string();
+        let manifest = Manifest {
+            config: cfg,
+            seeds: serde_json::to_value(crate::hs::Seeds::derive(cfg.seed, EnvUse::Train))
+                .expect("json"),
+            code_version: code_version(),
+            backend: cfg.backend.name(),
+            adapter: &adapter,
+            start_time: utc(start),
+            start_time_unix_s: start,
+            threads: cfg.threads,
+        };
+        write_atomic(
+            &dir.join("manifest.json"),
+            serde_json::to_string_pretty(&manifest)
+                .expect("json")
+                .as_bytes(),
+        )?;
+    }
+    if !req.quiet {
+        eprintln!(
+            "training hs on {} ({}) into {}",
+            cfg.backend.name(),
+            trainer.adapter(),
+            dir.display()
+        );
+    }
+    while trainer.iteration < cfg.iterations {
+        let s = trainer.iterate()?;
+        let hash = trainer.param_hash()?;
+        let rate = trainer.decisions_per_iteration() as f64 / s.wall_s;
+        let mut roles = serde_json::Map::new();
+        for (name, d) in crate::hs::ROLE_NAMES.iter().zip(s.decisions_by_role) {
+            roles.insert(name.to_string(), serde_json::json!(d));
+        }
+        let line = HsMetricsLine {
+            iteration: trainer.iteration,
+            env_steps: trainer.env_steps,
+            decisions_by_role: serde_json::Value::Object(roles),
+            mean_reward_per_decision: s.mean_reward_per_decision,
+            days_completed: s.days_completed,
+            patients_treated_mean: s.patients_treated_mean,
+            return_by_group: by_impairment(s.return_by_group),
+            policy_loss: s.policy_loss,
+            value_loss: s.value_loss,
+            entropy: s.entropy,
+            approx_kl: s.approx_kl,
+            clip_fraction: s.clip_fraction,
+            trained_agent_steps_per_s: rate.round(),
+            wall_s: s.wall_s,
+            param_hash: &hash,
+        };
+        lines.push(serde_json::to_string(&line).expect("json"));
+        let mut text = lines.join("\n");
+        text.push('\n');
+        write_atomic(&metrics_path, text.as_bytes())?;
+        if trainer.iteration % cfg.checkpoint_every == 0 || trainer.iteration == cfg.iterations {
+            let (state, nets) = trainer.save()?;
+            save_checkpoint(dir, &state, &nets, &hash)?;
+        }
+        if !req.quiet {
+            eprintln!(
+                "iteration {}/{}: {} days, patients treated {}, {:.0} decisions/s",
+                trainer.iteration,
+                cfg.iterations,
+                s.days_completed,
+                s.patients_treated_mean
+                    .map_or("-".to_string(), |m| format!("{m:.1}")),
+                rate
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `fairground eval` of an HS run: `episodes` whole days from a fresh hospital.
+fn eval_hs(req: &EvalRequest, cfg: &TrainConfig) -> Result<String, TrainError> {
+    let Some((_, nets)) = load_latest_checkpoint::<HsTrainerState>(&req.run_dir)? else {
+        return Err(TrainError::Resume {
+            dir: req.run_dir.display().to_string(),
+            why: "no checkpoint to evaluate".into(),
+        });
+    };
+    let (backend, ctx) = open_backend(cfg.backend)?;
+    let mode = if req.greedy {
+        ActMode::Greedy
+    } else {
+        ActMode::Sample
+    };
+    let days = req.episodes.max(1) as usize;
+    let stats = match ctx {
+        Some(ctx) => {
+            let mut t = HsTrainer::new(cfg, EnvUse::Eval, |p| GpuExecutor::new(ctx.clone(), p))?;
+            t.load_nets(&nets)?;
+            t.play_days(days, mode, req.random)?
+        }
+        None => {
+            let mut t = HsTrainer::new(cfg, EnvUse::Eval, |p| Ok(CpuExecutor::new(p)))?;
+            t.load_nets(&nets)?;
+            t.play_days(days, mode, req.random)?
+        }
+    };
+    let mut agg = crate::hs::DayAgg::default();
+    for s in &stats {
+        agg.add(s);
+    }
+    let e = stats.len() as f64;
+    let mean = |f: &dyn Fn(&fairground_kernel::hs::HsDayStats) -> f64| {
+        stats.iter().map(f).sum::<f64>() / e
+    };
+    let routing: f64 = mean(&|s| f64::from(s.routing_decisions.iter().sum::<u32>()));
+    let frac = |k: usize| {
+        mean(&|s| f64::from(s.routing_decisions[k])) / if routing > 0.0 { routing } else { 1.0 }
+    };
+    let policy = if req.random {
+        "uniform_random"
+    } else if req.greedy {
+        "greedy"
+    } else {
+        "stochastic"
+    };
+    let out = serde_json::json!({
+        "run_dir": req.run_dir.display().to_string(),
+        "env": "hs",
+        "policy": policy,
+        "backend": backend.name(),
+        "days": stats.len(),
+        "patients_per_day": cfg.hs_patients,
+        "sim_minutes": cfg.hs_sim_minutes,
+        "patients_treated_mean": agg.treated_mean(),
+        "patients_exited_mean": mean(&|s| f64::from(s.patients_exited)),
+        "return_by_group": by_impairment(agg.by_group()),
+        "swing_moves_mean": mean(&|s| f64::from(s.swing_moves)),
+        "routing_decisions_mean": routing,
+        "routing_outcome_fraction": {
+            "perfect": frac(0),
+            "backup": frac(1),
+            "wrong": frac(2),
+        },
+        "decisions_mean": {
+            "router": mean(&|s| f64::from(s.decisions[0])),
+            "dispatcher": mean(&|s| f64::from(s.decisions[1])),
+            "manager": mean(&|s| f64::from(s.decisions[2])),
+        },
+        "empty_dispatches_mean": mean(&|s| f64::from(s.empty_dispatches)),
+        "bounces_mean": mean(&|s| f64::from(s.bounces)),
+        "escort_wait_mean": mean(&|s| s.escort_wait_sum) / mean(&|s| f64::from(s.escort_waits)).max(1.0),
+        "ward_wait_mean": mean(&|s| s.ward_wait_sum) / mean(&|s| f64::from(s.ward_waits)).max(1.0),
+    });
+    let text = serde_json::to_string_pretty(&out).expect("json");
+    let name = if req.random {
+        "eval-random.json"
+    } else {
+        "eval.json"
+    };
+    write_atomic(&req.run_dir.join(name), text.as_bytes())?;
+    Ok(text)
 }

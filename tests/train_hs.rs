@@ -1,0 +1,164 @@
+//! Guarantees for `fairground train --env hs` / `eval` on an HS run (cpu backend, tiny
+//! hospital: 12 patients, 40-minute days, so days end inside the run and done masks apply):
+//! - same seed, same backend: identical `metrics.jsonl` (every key but the wall-clock ones) and
+//!   parameter hashes; training moves the parameters;
+//! - a run made with `--iterations 2` and resumed to 4 ends exactly where a straight 4-iteration
+//!   run ends (same hashes, same metrics), from a checkpoint holding three role networks;
+//! - a config file with `env = "hs"` takes the HS defaults (lr 1e-5, value coefficient 0.5)
+//!   for the keys it does not set;
+//! - metrics lines carry the documented keys; `eval` (policy and `--random`) writes
+//!   `patients_treated_mean`, `return_by_group` and the environment statistics;
+//! - an out-of-range HS field is refused with one line naming it, and nothing is written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fairground(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fairground"))
+        .args(args)
+        .env("FAIRGROUND_BACKEND", "vulkan")
+        .output()
+        .expect("run fairground")
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const TINY: &str = "env = \"hs\"\ninstances = 2\nrollout_steps = 40\nhs_patients = 12\n\
+                    hs_sim_minutes = 40\nhidden = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
+                    backend = \"cpu\"\nseed = 7\n";
+
+fn setup() -> (PathBuf, PathBuf) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train-hs");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("tiny.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    (dir, cfg)
+}
+
+fn train(cfg: &Path, run: &Path, iterations: &str, resume: bool) {
+    let mut args = vec![
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--iterations",
+        iterations,
+    ];
+    if resume {
+        args.push("--resume");
+    }
+    ok(&fairground(&args));
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let m = v.as_object_mut().unwrap();
+            for key in [
+                "iteration",
+                "env_steps",
+                "patients_treated_mean",
+                "return_by_group",
+                "policy_loss",
+                "value_loss",
+                "entropy",
+                "approx_kl",
+                "clip_fraction",
+                "trained_agent_steps_per_s",
+                "param_hash",
+            ] {
+                assert!(m.contains_key(key), "missing {key} in {l}");
+            }
+            m.remove("trained_agent_steps_per_s");
+            m.remove("wall_s");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn hs_same_seed_is_identical_resume_equals_straight_and_eval_reports() {
+    let (dir, cfg) = setup();
+    let straight = dir.join("straight");
+    train(&cfg, &straight, "4", false);
+    let again = dir.join("again");
+    train(&cfg, &again, "4", false);
+    let a = metrics(&straight);
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, metrics(&again), "same seed, same backend: same metrics");
+    assert_eq!(a[0]["env_steps"], 80, "rounds x instances");
+    assert!(
+        a.iter().all(|l| l["days_completed"].as_u64().unwrap() > 0),
+        "days end inside every iteration"
+    );
+    assert!(a[0]["return_by_group"].get("high").is_some());
+    assert_ne!(a[0]["param_hash"], a[3]["param_hash"], "training moves");
+
+    let resumed = dir.join("resumed");
+    train(&cfg, &resumed, "2", false);
+    assert_eq!(metrics(&resumed), a[..2].to_vec());
+    train(&cfg, &resumed, "4", true);
+    assert_eq!(metrics(&resumed), a, "resumed 2 -> 4 equals straight 4");
+
+    let saved = std::fs::read_to_string(straight.join("config.toml")).unwrap();
+    assert!(saved.contains("lr = 0.00001"), "HS default lr: {saved}");
+    assert!(
+        saved.contains("vf_coef = 0.5"),
+        "HS default vf_coef: {saved}"
+    );
+    assert!(saved.contains("epochs = 2"), "the file's own value wins");
+
+    for (flag, file) in [(None, "eval.json"), (Some("--random"), "eval-random.json")] {
+        let mut args = vec!["eval", straight.to_str().unwrap(), "--episodes", "3"];
+        args.extend(flag);
+        ok(&fairground(&args));
+        let eval: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(straight.join(file)).unwrap()).unwrap();
+        for key in [
+            "patients_treated_mean",
+            "return_by_group",
+            "swing_moves_mean",
+            "routing_outcome_fraction",
+            "decisions_mean",
+        ] {
+            assert!(eval.get(key).is_some(), "{file} lacks {key}");
+        }
+        assert_eq!(eval["days"], 3);
+    }
+}
+
+#[test]
+fn hs_bad_field_is_one_line_and_writes_nothing() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train-hs-bad");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("big.toml");
+    std::fs::write(&cfg, "env = \"hs\"\nhs_patients = 400\n").unwrap();
+    let out = dir.join("run");
+    let o = fairground(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("hs_patients") && stderr.contains("1..=320"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}

@@ -1,0 +1,808 @@
+//! PPO on HospitalSim, clean profile.
+//!
+//! One actor-critic per role (router, dispatcher, manager). The shaders have no shared-trunk
+//! model type, so each role's network is the [`ActorCritic`] of separate policy and value MLPs
+//! (`hidden`, HS default 256 → 128, leaky ReLU) with the role's action components as
+//! multi-discrete heads (router 1 × 6, dispatcher 20 × 50, manager `n_swing` × 7).
+//!
+//! Rollout: T decision rounds over N instances. Every round, the instances waiting for a role
+//! go to that role's network in one batch (1..=N rows), the sampled actions are scattered into
+//! [`HsActions`] and the kernel steps. Each role stores, per instance, its own decision
+//! sequence (observation, action components, log-probability, value, reward of that decision,
+//! done at the role's last decision of a day).
+//!
+//! GAE runs on the host per (role, instance) sequence with done masks. The value after a
+//! decision is the role's value of that instance's next decision of the same role in the
+//! rollout; 0 after the role's last decision of a day (done); when the rollout ends first, the
+//! role's value of the instance's pending observation if the instance now waits for that role,
+//! else the value of the decision itself (V(s_last): the next observation of an idle role is
+//! not known until it is asked again).
+
+use crate::config::TrainConfig;
+use crate::error::TrainError;
+use fairground_kernel::hash::TrajectoryHash;
+use fairground_kernel::hs::{
+    DISPATCH_CHOICES, DISPATCH_COMPONENTS, DISPATCHER_OBS, HsActions, HsConfig, HsDayStats, HsEnv,
+    HsParams, HsRound, HsSnapshot, MANAGER_CHOICES, MANAGER_OBS, ROUTER_ACTIONS, ROUTER_OBS,
+    RandomPolicy,
+};
+use fairground_kernel::pool::WorkerPool;
+use fairground_kernel::rng::{Purpose, Stream};
+use fairground_shaders::{
+    Activation, ActorCritic, ActorCriticSpec, Executor, Minibatch, PpoHyper, Program, SampleKey,
+    ShaderError,
+};
+use std::time::Instant;
+
+pub use crate::ah::{ActMode, EnvUse, NetState};
+
+/// Networks, one per role (the kernel's `PENDING_*` values).
+pub const ROLES: usize = 3;
+pub const ROLE_NAMES: [&str; ROLES] = ["router", "dispatcher", "manager"];
+/// Impairment groups of the ledgers (`return_by_group`).
+pub const IMPAIRMENT_NAMES: [&str; 3] = ["none", "low", "high"];
+
+/// Stream path tag that keeps HS's training streams apart from AH's ("HS").
+const HS_TAG: u64 = 0x4853;
+
+/// The hospital the config describes.
+pub fn hs_config(cfg: &TrainConfig, env_use: EnvUse) -> HsConfig {
+    let mut c = HsConfig::new(
+        cfg.instances,
+        Seeds::derive(cfg.seed, env_use).env,
+        cfg.profile,
+    );
+    c.params = HsParams {
+        n_patients: cfg.hs_patients,
+        sim_minutes: cfg.hs_sim_minutes,
+        ..HsParams::default()
+    };
+    c
+}
+
+fn obs_width(role: usize) -> usize {
+    [ROUTER_OBS, DISPATCHER_OBS, MANAGER_OBS][role]
+}
+
+fn components(role: usize, n_swing: usize) -> Vec<u32> {
+    match role {
+        0 => vec![ROUTER_ACTIONS],
+        1 => vec![DISPATCH_CHOICES; DISPATCH_COMPONENTS],
+        _ => vec![MANAGER_CHOICES; n_swing],
+    }
+}
+
+/// The network of one role.
+pub fn net_spec(cfg: &TrainConfig, role: usize, n_swing: usize, batch: u32) -> ActorCriticSpec {
+    ActorCriticSpec {
+        obs_width: obs_width(role) as u32,
+        hidden: cfg.hidden.clone(),
+        action_components: components(role, n_swing),
+        group_count: 1,
+        hidden_activation: Activation::LeakyRelu,
+        batch,
+        use_masks: false,
+    }
+}
+
+fn hyper(cfg: &TrainConfig) -> PpoHyper {
+    PpoHyper {
+        clip_coef: cfg.clip_coef,
+        vf_coef: cfg.vf_coef,
+        ent_coef: cfg.ent_coef,
+        lr: cfg.lr,
+        ..PpoHyper::default()
+    }
+}
+
+/// The seeds an HS run derives from its root seed (recorded in the manifest).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Seeds {
+    pub run: u64,
+    pub env: u64,
+    pub init: [u64; ROLES],
+    pub sample: [u64; ROLES],
+}
+
+impl Seeds {
+    pub fn derive(seed: u64, env_use: EnvUse) -> Self {
+        let one = |p: Purpose, i: u64| Stream::new(seed, p, &[HS_TAG, i]).next_u64();
+        Self {
+            run: seed,
+            env: one(Purpose::TrainEnv, env_use as u64),
+            init: std::array::from_fn(|r| one(Purpose::TrainInit, r as u64)),
+            sample: std::array::from_fn(|r| one(Purpose::TrainSample, r as u64)),
+        }
+    }
+}
+
+/// What one iteration measured (deterministic except `wall_s`).
+#[derive(Clone, Debug)]
+pub struct IterStats {
+    pub days_completed: u32,
+    /// Mean `patients_treated` over the days completed in the iteration.
+    pub patients_treated_mean: Option<f64>,
+    /// Mean ledger of finished patients by impairment (none, low, high) over those days.
+    pub return_by_group: Option<[f64; 3]>,
+    /// Decisions taken per role in the iteration.
+    pub decisions_by_role: [u64; ROLES],
+    pub mean_reward_per_decision: f64,
+    /// Means over the last minibatch of every epoch, then over the roles that trained.
+    pub policy_loss: f64,
+    pub value_loss: f64,
+    pub entropy: f64,
+    pub approx_kl: f64,
+    pub clip_fraction: f64,
+    pub wall_s: f64,
+}
+
+/// Aggregates over finished days.
+#[derive(Clone, Debug, Default)]
+pub struct DayAgg {
+    pub days: u32,
+    pub treated: f64,
+    pub ledger: [f64; 3],
+    pub finished: [f64; 3],
+}
+
+impl DayAgg {
+    pub fn add(&mut self, s: &HsDayStats) {
+        self.days += 1;
+        self.treated += f64::from(s.patients_treated);
+        for imp in 0..3 {
+            for pri in 0..3 {
+                self.ledger[imp] += s.ledger_finished[imp][pri];
+                self.finished[imp] += f64::from(s.finished[imp][pri]);
+            }
+        }
+    }
+    pub fn treated_mean(&self) -> Option<f64> {
+        (self.days > 0).then(|| self.treated / f64::from(self.days))
+    }
+    pub fn by_group(&self) -> Option<[f64; 3]> {
+        (self.days > 0).then(|| {
+            std::array::from_fn(|g| {
+                if self.finished[g] > 0.0 {
+                    self.ledger[g] / self.finished[g]
+                } else {
+                    0.0
+                }
+            })
+        })
+    }
+}
+
+/// One role's network, rollout rows and scratch.
+struct RoleNet<E: Executor> {
+    ac: ActorCritic<E>,
+    width: usize,
+    comps: usize,
+    choices: u32,
+    sample_seed: u64,
+    shuffle: Stream,
+    batch: usize,
+    // Acting scratch.
+    inst: Vec<u32>,
+    act_obs: Vec<f32>,
+    out_actions: Vec<u32>,
+    out_logp: Vec<f32>,
+    out_values: Vec<f32>,
+    // Rollout rows, in round order.
+    obs: Vec<f32>,
+    actions: Vec<u32>,
+    logp: Vec<f32>,
+    values: Vec<f32>,
+    rewards: Vec<f32>,
+    dones: Vec<u8>,
+    row_inst: Vec<u32>,
+    next: Vec<u32>,
+    adv: Vec<f32>,
+    ret: Vec<f32>,
+    order: Vec<u32>,
+    stats: [f64; 5],
+    stats_count: u32,
+}
+
+/// "No next row" in [`Sequences::next`].
+pub const NONE: u32 = u32::MAX;
+
+/// Interleaved decision sequences: row `k`'s successor in its own sequence is `next[k]`
+/// (greater than `k`, or [`NONE`]); `dones[k]` ends the sequence after row `k` (value 0
+/// follows); a row without successor and not done bootstraps from `boot[k]`.
+pub struct Sequences<'a> {
+    pub rewards: &'a [f32],
+    pub values: &'a [f32],
+    pub dones: &'a [u8],
+    pub next: &'a [u32],
+    pub boot: &'a [f32],
+}
+
+impl Sequences<'_> {
+    /// GAE(γ, λ) of every row; visiting rows in reverse order reaches every row after its
+    /// successor.
+    pub fn gae(&self, gamma: f32, lambda: f32, adv: &mut [f32], ret: &mut [f32]) {
+        for k in (0..self.values.len()).rev() {
+            let (nv, na) = if self.dones[k] != 0 {
+                (0.0, 0.0)
+            } else if self.next[k] != NONE {
+                let j = self.next[k] as usize;
+                (self.values[j], adv[j])
+            } else {
+                (self.boot[k], 0.0)
+            };
+            let nd = 1.0 - f32::from(self.dones[k]);
+            let delta = self.rewards[k] + gamma * nv * nd - self.values[k];
+            adv[k] = delta + gamma * lambda * nd * na;
+            ret[k] = adv[k] + self.values[k];
+        }
+    }
+}
+
+impl<E: Executor> RoleNet<E> {
+    fn clear_rollout(&mut self) {
+        for v in [
+            &mut self.obs,
+            &mut self.logp,
+            &mut self.values,
+            &mut self.rewards,
+        ] {
+            v.clear();
+        }
+        self.actions.clear();
+        self.dones.clear();
+        self.row_inst.clear();
+        self.next.clear();
+    }
+
+    /// Act on the gathered rows (`inst`, `act_obs`).
+    fn act(&mut self, iteration: u32, step: u32, mode: ActMode) -> Result<(), ShaderError> {
+        self.out_actions.clear();
+        self.out_logp.clear();
+        self.out_values.clear();
+        let n = self.inst.len();
+        let w = self.width;
+        let mut start = 0;
+        while start < n {
+            let end = (start + self.batch).min(n);
+            let key = SampleKey {
+                seed: self.sample_seed,
+                iteration,
+                step,
+                agent_offset: start as u32,
+            };
+            let out = self
+                .ac
+                .act(&self.act_obs[start * w..end * w], &[], &[], key)?;
+            match mode {
+                ActMode::Sample => self.out_actions.extend_from_slice(&out.actions),
+                ActMode::Greedy => {
+                    let logits = self.ac.logits()?;
+                    let c = self.choices as usize;
+                    for row in logits.chunks_exact(c).take((end - start) * self.comps) {
+                        let mut best = 0;
+                        for (k, &l) in row.iter().enumerate() {
+                            if l > row[best] {
+                                best = k;
+                            }
+                        }
+                        self.out_actions.push(best as u32);
+                    }
+                }
+            }
+            self.out_logp.extend_from_slice(&out.logp);
+            self.out_values.extend_from_slice(&out.values);
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// GAE over this role's rows.
+    fn gae(&mut self, gamma: f32, lambda: f32, boot: &[f32]) {
+        let n = self.values.len();
+        self.adv.clear();
+        self.adv.resize(n, 0.0);
+        self.ret.clear();
+        self.ret.resize(n, 0.0);
+        let seqs = Sequences {
+            rewards: &self.rewards,
+            values: &self.values,
+            dones: &self.dones,
+            next: &self.next,
+            boot,
+        };
+        seqs.gae(gamma, lambda, &mut self.adv, &mut self.ret);
+    }
+
+    fn train(&mut self, cfg: &TrainConfig) -> Result<(), ShaderError> {
+        self.stats = [0.0; 5];
+        self.stats_count = 0;
+        let n = self.values.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let mut adv = self.adv.clone();
+        if cfg.normalize_advantages && n > 1 {
+            let mean = adv.iter().map(|&a| f64::from(a)).sum::<f64>() / n as f64;
+            let var = adv
+                .iter()
+                .map(|&a| (f64::from(a) - mean).powi(2))
+                .sum::<f64>()
+                / (n - 1) as f64;
+            let std = var.sqrt() + 1e-8;
+            for a in &mut adv {
+                *a = ((f64::from(*a) - mean) / std) as f32;
+            }
+        }
+        self.order.clear();
+        self.order.extend(0..n as u32);
+        let mb = cfg.minibatch_size as usize;
+        let (w, c) = (self.width, self.comps);
+        let mut mb_obs = Vec::with_capacity(mb * w);
+        let mut mb_actions = Vec::with_capacity(mb * c);
+        let (mut mb_logp, mut mb_values, mut mb_adv, mut mb_ret) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let zeros = vec![0.0f32; mb];
+        for _ in 0..cfg.epochs {
+            if cfg.shuffle_minibatches {
+                self.shuffle.shuffle(&mut self.order);
+            }
+            let chunks = n.div_ceil(mb);
+            for ch in 0..chunks {
+                let part = &self.order[ch * mb..((ch + 1) * mb).min(n)];
+                mb_obs.clear();
+                mb_actions.clear();
+                mb_logp.clear();
+                mb_values.clear();
+                mb_adv.clear();
+                mb_ret.clear();
+                for &k in part {
+                    let i = k as usize;
+                    mb_obs.extend_from_slice(&self.obs[i * w..(i + 1) * w]);
+                    mb_actions.extend_from_slice(&self.actions[i * c..(i + 1) * c]);
+                    mb_logp.push(self.logp[i]);
+                    mb_values.push(self.values[i]);
+                    mb_adv.push(adv[i]);
+                    mb_ret.push(self.ret[i]);
+                }
+                self.ac.train_minibatch(&Minibatch {
+                    obs: &mb_obs,
+                    group_ids: &[],
+                    masks: &[],
+                    actions: &mb_actions,
+                    old_logp: &mb_logp,
+                    old_values: &mb_values,
+                    advantages: &mb_adv,
+                    adv_adjust: &zeros[..part.len()],
+                    returns: &mb_ret,
+                })?;
+                if ch + 1 == chunks {
+                    let s = self.ac.loss_stats()?;
+                    for (acc, v) in self.stats.iter_mut().zip([
+                        s.policy_loss,
+                        s.value_loss,
+                        s.entropy,
+                        s.approx_kl,
+                        s.clip_fraction,
+                    ]) {
+                        *acc += f64::from(v);
+                    }
+                    self.stats_count += 1;
+                }
+            }
+        }
+        self.ac.finish()
+    }
+}
+
+/// Everything an HS checkpoint holds besides the parameters' bytes.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct HsTrainerState {
+    pub iteration: u32,
+    pub env_steps: u64,
+    pub shuffle_streams: Vec<Stream>,
+    pub hs_env: HsSnapshot,
+}
+
+/// The HS PPO trainer over any executor.
+pub struct HsTrainer<E: Executor> {
+    pub cfg: TrainConfig,
+    env: HsEnv,
+    pool: WorkerPool,
+    nets: Vec<RoleNet<E>>,
+    round: HsRound,
+    actions: HsActions,
+    /// Per role and instance: the last row of its decision sequence in this rollout.
+    last_row: [Vec<u32>; ROLES],
+    /// Per instance: (role, row) of the decision taken this round.
+    cur: Vec<(u8, u32)>,
+    pub iteration: u32,
+    pub env_steps: u64,
+    adapter: String,
+}
+
+impl<E: Executor> HsTrainer<E> {
+    pub fn new(
+        cfg: &TrainConfig,
+        env_use: EnvUse,
+        make_executor: impl Fn(Program) -> Result<E, ShaderError>,
+    ) -> Result<Self, TrainError> {
+        let seeds = Seeds::derive(cfg.seed, env_use);
+        let hc = hs_config(cfg, env_use);
+        let n = hc.instances as usize;
+        let n_swing = hc.params.n_swing as usize;
+        let actions = HsActions::new(n, &hc.params);
+        let env = HsEnv::new(hc);
+        let batch = (cfg.minibatch_size as usize).max(n.min(8192));
+        let mut nets = Vec::with_capacity(ROLES);
+        for r in 0..ROLES {
+            let spec = net_spec(cfg, r, n_swing, batch as u32);
+            let init = spec.init_params(seeds.init[r]);
+            let comps = spec.action_components.len();
+            let choices = spec.action_components[0];
+            let ac = ActorCritic::new(spec, hyper(cfg), &init, &make_executor)?;
+            nets.push(RoleNet {
+                ac,
+                width: obs_width(r),
+                comps,
+                choices,
+                sample_seed: seeds.sample[r],
+                shuffle: Stream::new(cfg.seed, Purpose::TrainShuffle, &[HS_TAG, r as u64]),
+                batch,
+                inst: Vec::new(),
+                act_obs: Vec::new(),
+                out_actions: Vec::new(),
+                out_logp: Vec::new(),
+                out_values: Vec::new(),
+                obs: Vec::new(),
+                actions: Vec::new(),
+                logp: Vec::new(),
+                values: Vec::new(),
+                rewards: Vec::new(),
+                dones: Vec::new(),
+                row_inst: Vec::new(),
+                next: Vec::new(),
+                adv: Vec::new(),
+                ret: Vec::new(),
+                order: Vec::new(),
+                stats: [0.0; 5],
+                stats_count: 0,
+            });
+        }
+        let adapter = nets[0].ac.executor().adapter_name();
+        Ok(Self {
+            cfg: cfg.clone(),
+            pool: WorkerPool::new(cfg.threads as usize),
+            round: HsRound::new(n),
+            actions,
+            last_row: std::array::from_fn(|_| vec![NONE; n]),
+            cur: vec![(0, 0); n],
+            env,
+            nets,
+            iteration: 0,
+            env_steps: 0,
+            adapter,
+        })
+    }
+
+    pub fn adapter(&self) -> &str {
+        &self.adapter
+    }
+
+    pub fn env(&self) -> &HsEnv {
+        &self.env
+    }
+
+    fn obs_row(&self, role: usize, i: usize) -> &[f32] {
+        let w = obs_width(role);
+        let src = match role {
+            0 => &self.round.obs_router,
+            1 => &self.round.obs_dispatcher,
+            _ => &self.round.obs_manager,
+        };
+        &src[i * w..(i + 1) * w]
+    }
+
+    /// Gather the instances waiting for each role and run the role's network on them.
+    fn act_all(&mut self, step: u32, mode: ActMode) -> Result<(), ShaderError> {
+        for r in 0..ROLES {
+            let mut inst = std::mem::take(&mut self.nets[r].inst);
+            let mut obs = std::mem::take(&mut self.nets[r].act_obs);
+            inst.clear();
+            obs.clear();
+            for i in 0..self.round.role.len() {
+                if self.round.role[i] as usize == r {
+                    inst.push(i as u32);
+                    obs.extend_from_slice(self.obs_row(r, i));
+                }
+            }
+            let net = &mut self.nets[r];
+            net.inst = inst;
+            net.act_obs = obs;
+            net.act(self.iteration, step, mode)?;
+        }
+        Ok(())
+    }
+
+    /// Write the sampled actions into `self.actions`.
+    fn scatter(&mut self) {
+        let n_swing = self.actions.n_swing;
+        for (r, net) in self.nets.iter().enumerate() {
+            for (k, &i) in net.inst.iter().enumerate() {
+                let i = i as usize;
+                let a = &net.out_actions[k * net.comps..(k + 1) * net.comps];
+                let dst = match r {
+                    0 => &mut self.actions.router[i..i + 1],
+                    1 => {
+                        &mut self.actions.dispatcher
+                            [i * DISPATCH_COMPONENTS..(i + 1) * DISPATCH_COMPONENTS]
+                    }
+                    _ => &mut self.actions.manager[i * n_swing..(i + 1) * n_swing],
+                };
+                for (d, &s) in dst.iter_mut().zip(a) {
+                    *d = s as u8;
+                }
+            }
+        }
+    }
+
+    /// One iteration: T decision rounds of every instance, GAE, K epochs of PPO per role.
+    pub fn iterate(&mut self) -> Result<IterStats, ShaderError> {
+        let start = Instant::now();
+        let steps = self.cfg.rollout_steps as usize;
+        let n = self.round.role.len();
+        self.env.observe(&mut self.round);
+        for net in &mut self.nets {
+            net.clear_rollout();
+        }
+        for l in &mut self.last_row {
+            l.fill(NONE);
+        }
+        let mut days = DayAgg::default();
+        let mut reward_sum = 0.0f64;
+        for t in 0..steps {
+            self.act_all(t as u32, ActMode::Sample)?;
+            // Record the decisions.
+            for r in 0..ROLES {
+                let net = &mut self.nets[r];
+                for (k, &i) in net.inst.iter().enumerate() {
+                    let row = net.values.len() as u32;
+                    let w = net.width;
+                    net.obs.extend_from_slice(&net.act_obs[k * w..(k + 1) * w]);
+                    net.actions
+                        .extend_from_slice(&net.out_actions[k * net.comps..(k + 1) * net.comps]);
+                    net.logp.push(net.out_logp[k]);
+                    net.values.push(net.out_values[k]);
+                    net.rewards.push(0.0);
+                    net.dones.push(0);
+                    net.row_inst.push(i);
+                    net.next.push(NONE);
+                    let last = &mut self.last_row[r][i as usize];
+                    if *last != NONE {
+                        net.next[*last as usize] = row;
+                    }
+                    *last = row;
+                    self.cur[i as usize] = (r as u8, row);
+                }
+            }
+            self.scatter();
+            self.env.step(&self.pool, &self.actions, &mut self.round);
+            for i in 0..n {
+                let (r, row) = self.cur[i];
+                let reward = self.round.reward[i];
+                self.nets[r as usize].rewards[row as usize] = reward;
+                reward_sum += f64::from(reward);
+                if self.round.day_done[i] != 0 {
+                    days.add(&self.round.day_stats[i]);
+                    for (r, net) in self.nets.iter_mut().enumerate() {
+                        let last = &mut self.last_row[r][i];
+                        if *last != NONE {
+                            net.dones[*last as usize] = 1;
+                            *last = NONE;
+                        }
+                    }
+                }
+            }
+        }
+        // Bootstrap: the pending role's value of its current observation.
+        self.act_all(steps as u32, ActMode::Sample)?;
+        let mut decisions = [0u64; ROLES];
+        for ((net, last_row), d) in self.nets.iter_mut().zip(&self.last_row).zip(&mut decisions) {
+            let mut boot = net.values.clone();
+            for (k, &i) in net.inst.iter().enumerate() {
+                let last = last_row[i as usize];
+                if last != NONE {
+                    boot[last as usize] = net.out_values[k];
+                }
+            }
+            net.gae(self.cfg.gamma, self.cfg.gae_lambda, &boot);
+            *d = net.values.len() as u64;
+        }
+        for net in &mut self.nets {
+            net.train(&self.cfg)?;
+        }
+        let mut loss = [0.0f64; 5];
+        let mut counted = 0.0;
+        for net in &self.nets {
+            if net.stats_count > 0 {
+                for (l, s) in loss.iter_mut().zip(net.stats) {
+                    *l += s / f64::from(net.stats_count);
+                }
+                counted += 1.0;
+            }
+        }
+        if counted > 0.0 {
+            for l in &mut loss {
+                *l /= counted;
+            }
+        }
+        self.iteration += 1;
+        self.env_steps += (n * steps) as u64;
+        Ok(IterStats {
+            days_completed: days.days,
+            patients_treated_mean: days.treated_mean(),
+            return_by_group: days.by_group(),
+            decisions_by_role: decisions,
+            mean_reward_per_decision: reward_sum / (n * steps) as f64,
+            policy_loss: loss[0],
+            value_loss: loss[1],
+            entropy: loss[2],
+            approx_kl: loss[3],
+            clip_fraction: loss[4],
+            wall_s: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Decisions trained per iteration (rounds × instances).
+    pub fn decisions_per_iteration(&self) -> u64 {
+        (self.round.role.len() * self.cfg.rollout_steps as usize) as u64
+    }
+
+    /// Hex digest of the three networks' parameters (router, dispatcher, manager).
+    pub fn param_hash(&mut self) -> Result<String, ShaderError> {
+        let mut h = TrajectoryHash::new();
+        for net in &mut self.nets {
+            h.write_f32s(&net.ac.params()?);
+        }
+        Ok(h.hex())
+    }
+
+    pub fn save(&mut self) -> Result<(HsTrainerState, Vec<NetState>), ShaderError> {
+        let mut nets = Vec::with_capacity(ROLES);
+        for net in &mut self.nets {
+            nets.push(NetState {
+                params: net.ac.params()?,
+                optimizer: net.ac.optimizer_state()?,
+            });
+        }
+        Ok((
+            HsTrainerState {
+                iteration: self.iteration,
+                env_steps: self.env_steps,
+                shuffle_streams: self.nets.iter().map(|n| n.shuffle.clone()).collect(),
+                hs_env: self.env.snapshot(),
+            },
+            nets,
+        ))
+    }
+
+    pub fn load(&mut self, state: HsTrainerState, nets: &[NetState]) -> Result<(), TrainError> {
+        if nets.len() != ROLES || state.shuffle_streams.len() != ROLES {
+            return Err(TrainError::Env(format!(
+                "a checkpoint holds {} networks, HS needs {ROLES}",
+                nets.len()
+            )));
+        }
+        if state.hs_env.config != *self.env.config() {
+            return Err(TrainError::Env(
+                "the checkpoint's hospital differs from the config's".into(),
+            ));
+        }
+        for ((net, s), shuffle) in self.nets.iter_mut().zip(nets).zip(state.shuffle_streams) {
+            net.ac.restore(&s.params, &s.optimizer)?;
+            net.shuffle = shuffle;
+        }
+        self.env = HsEnv::restore(state.hs_env);
+        self.iteration = state.iteration;
+        self.env_steps = state.env_steps;
+        Ok(())
+    }
+
+    pub fn load_nets(&mut self, nets: &[NetState]) -> Result<(), TrainError> {
+        if nets.len() != ROLES {
+            return Err(TrainError::Env(format!(
+                "a checkpoint holds {} networks, HS needs {ROLES}",
+                nets.len()
+            )));
+        }
+        for (net, s) in self.nets.iter_mut().zip(nets) {
+            net.ac.restore(&s.params, &s.optimizer)?;
+        }
+        Ok(())
+    }
+
+    /// Play until `days` days have finished (from the environment as it is: a fresh one for
+    /// evaluation) and return their statistics, first finished first (instance order within a
+    /// round). `random`: the kernel's uniform [`RandomPolicy`] instead of the networks.
+    pub fn play_days(
+        &mut self,
+        days: usize,
+        mode: ActMode,
+        random: bool,
+    ) -> Result<Vec<HsDayStats>, ShaderError> {
+        let n = self.round.role.len();
+        let mut out = Vec::with_capacity(days);
+        let mut rp = RandomPolicy::new(self.env.config().seed, n, false);
+        self.env.observe(&mut self.round);
+        let mut t = 0u32;
+        while out.len() < days {
+            if random {
+                rp.fill(&self.round, &mut self.actions);
+            } else {
+                self.act_all(t, mode)?;
+                self.scatter();
+            }
+            self.env.step(&self.pool, &self.actions, &mut self.round);
+            for i in 0..n {
+                if self.round.day_done[i] != 0 && out.len() < days {
+                    out.push(self.round.day_stats[i]);
+                }
+            }
+            t = t.wrapping_add(1);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Two interleaved decision sequences give, row for row, the advantages of the CPU twin
+    //! `cpu::gae` run on each sequence alone (done masks and bootstrap included).
+    use super::*;
+    use fairground_shaders::layout::GaeParams;
+
+    #[test]
+    fn interleaved_sequences_match_the_cpu_twin_per_sequence() {
+        // Sequence A: rows 0, 2, 3 (done after 2, then 3 bootstraps from 0.7);
+        // sequence B: rows 1, 4 (4 bootstraps from -0.2).
+        let rewards = [1.0, -0.5, 2.0, 0.25, 3.0];
+        let values = [0.1, 0.2, -0.3, 0.4, 0.5];
+        let dones = [0, 0, 1, 0, 0];
+        let next = [2, 4, 3, NONE, NONE];
+        let boot = [0.0, 0.0, 0.0, 0.7, -0.2];
+        let seqs = Sequences {
+            rewards: &rewards,
+            values: &values,
+            dones: &dones,
+            next: &next,
+            boot: &boot,
+        };
+        let (mut adv, mut ret) = ([0.0f32; 5], [0.0f32; 5]);
+        seqs.gae(0.9, 0.8, &mut adv, &mut ret);
+        for (rows, last) in [(&[0usize, 2, 3][..], 0.7f32), (&[1, 4][..], -0.2)] {
+            let p = GaeParams {
+                steps: rows.len() as u32,
+                agents: 1,
+                gamma: 0.9,
+                gae_lambda: 0.8,
+                carry: 0,
+                pad0: 0,
+                pad1: 0,
+                pad2: 0,
+            };
+            let r: Vec<f32> = rows.iter().map(|&k| rewards[k]).collect();
+            let v: Vec<f32> = rows.iter().map(|&k| values[k]).collect();
+            let d: Vec<f32> = rows.iter().map(|&k| f32::from(dones[k])).collect();
+            let (mut a, mut rt) = (vec![0.0; rows.len()], vec![0.0; rows.len()]);
+            fairground_shaders::cpu::gae(&p, &r, &v, &d, &[last], &mut a, &mut rt);
+            for (j, &k) in rows.iter().enumerate() {
+                assert!(
+                    (a[j] - adv[k]).abs() < 1e-6,
+                    "row {k}: {} vs {}",
+                    a[j],
+                    adv[k]
+                );
+                assert!((rt[j] - ret[k]).abs() < 1e-6, "row {k}");
+            }
+        }
+    }
+}
