@@ -10,16 +10,11 @@
 //!   existing run directory without --resume) exits non-zero with one line naming the field
 //!   and writes nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+#[path = "common/train_cli.rs"]
+mod train_cli;
 
-fn fairground(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fairground"))
-        .args(args)
-        .env("FAIRGROUND_BACKEND", "vulkan")
-        .output()
-        .expect("run fairground")
-}
+use std::path::{Path, PathBuf};
+use train_cli::{fairground, ok, train};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("train-{name}"));
@@ -38,61 +33,23 @@ fn tiny_config(dir: &Path) -> PathBuf {
     p
 }
 
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+/// Keys every AH metrics line carries.
+const AH_KEYS: [&str; 11] = [
+    "iteration",
+    "env_steps",
+    "mean_reward_per_agent_step",
+    "return_by_group",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+    "trained_agent_steps_per_s",
+    "param_hash",
+];
 
-fn train(cfg: &Path, run: &Path, iterations: &str, resume: bool) {
-    let mut args = vec![
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--iterations",
-        iterations,
-    ];
-    if resume {
-        args.push("--resume");
-    }
-    let out = fairground(&args);
-    ok(&out);
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.trim(), run.to_str().unwrap(), "prints the run dir");
-}
-
-/// metrics.jsonl without the wall-clock keys.
 fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let m = v.as_object_mut().unwrap();
-            for key in [
-                "iteration",
-                "env_steps",
-                "mean_reward_per_agent_step",
-                "return_by_group",
-                "policy_loss",
-                "value_loss",
-                "entropy",
-                "approx_kl",
-                "clip_fraction",
-                "trained_agent_steps_per_s",
-                "param_hash",
-            ] {
-                assert!(m.contains_key(key), "missing {key} in {l}");
-            }
-            m.remove("trained_agent_steps_per_s");
-            m.remove("wall_s");
-            v
-        })
-        .collect()
+    train_cli::metrics(run, &AH_KEYS)
 }
 
 #[test]

@@ -10,24 +10,11 @@
 //!   `patients_treated_mean`, `return_by_group` and the environment statistics;
 //! - an out-of-range HS field is refused with one line naming it, and nothing is written.
 
+#[path = "common/train_cli.rs"]
+mod train_cli;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn fairground(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fairground"))
-        .args(args)
-        .env("FAIRGROUND_BACKEND", "vulkan")
-        .output()
-        .expect("run fairground")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use train_cli::{fairground, ok, train};
 
 const TINY: &str = "env = \"hs\"\ninstances = 2\nrollout_steps = 40\nhs_patients = 12\n\
                     hs_sim_minutes = 40\nhidden = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
@@ -42,49 +29,23 @@ fn setup() -> (PathBuf, PathBuf) {
     (dir, cfg)
 }
 
-fn train(cfg: &Path, run: &Path, iterations: &str, resume: bool) {
-    let mut args = vec![
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--iterations",
-        iterations,
-    ];
-    if resume {
-        args.push("--resume");
-    }
-    ok(&fairground(&args));
-}
+/// Keys every HS metrics line carries.
+const HS_KEYS: [&str; 11] = [
+    "iteration",
+    "env_steps",
+    "patients_treated_mean",
+    "return_by_group",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+    "trained_agent_steps_per_s",
+    "param_hash",
+];
 
 fn metrics(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let m = v.as_object_mut().unwrap();
-            for key in [
-                "iteration",
-                "env_steps",
-                "patients_treated_mean",
-                "return_by_group",
-                "policy_loss",
-                "value_loss",
-                "entropy",
-                "approx_kl",
-                "clip_fraction",
-                "trained_agent_steps_per_s",
-                "param_hash",
-            ] {
-                assert!(m.contains_key(key), "missing {key} in {l}");
-            }
-            m.remove("trained_agent_steps_per_s");
-            m.remove("wall_s");
-            v
-        })
-        .collect()
+    train_cli::metrics(run, &HS_KEYS)
 }
 
 #[test]

@@ -21,8 +21,8 @@ use fairground_kernel::pool::WorkerPool;
 use fairground_kernel::rng::{Purpose, Stream};
 use fairground_shaders::layout::GaeParams;
 use fairground_shaders::{
-    Activation, ActorCritic, ActorCriticSpec, Executor, Minibatch, OptimizerState, PpoHyper,
-    Program, SampleKey, ShaderError,
+    Activation, ActorCritic, ActorCriticSpec, Executor, Minibatch, OptimizerState, Program,
+    SampleKey, ShaderError,
 };
 use std::time::Instant;
 
@@ -57,16 +57,6 @@ pub fn net_spec(cfg: &TrainConfig, batch: u32) -> ActorCriticSpec {
         hidden_activation: Activation::LeakyRelu,
         batch,
         use_masks: false,
-    }
-}
-
-pub fn hyper(cfg: &TrainConfig) -> PpoHyper {
-    PpoHyper {
-        clip_coef: cfg.clip_coef,
-        vf_coef: cfg.vf_coef,
-        ent_coef: cfg.ent_coef,
-        lr: cfg.lr,
-        ..PpoHyper::default()
     }
 }
 
@@ -391,7 +381,7 @@ impl<E: Executor + Send> AhTrainer<E> {
         let mut nets = Vec::with_capacity(GROUPS);
         for g in 0..GROUPS {
             let init = spec.init_params(seeds.init[g]);
-            let ac = ActorCritic::new(spec.clone(), hyper(cfg), &init, &make_executor)?;
+            let ac = ActorCritic::new(spec.clone(), cfg.ppo_hyper(), &init, &make_executor)?;
             let steps = cfg.rollout_steps as usize;
             nets.push(GroupNet {
                 ac,

@@ -4,6 +4,7 @@
 
 use crate::error::TrainError;
 use fairground_kernel::Profile;
+use fairground_shaders::PpoHyper;
 use serde::{Deserialize, Serialize};
 
 /// Which environment to train on.
@@ -142,6 +143,18 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The PPO hyperparameters the shaders take, from this config (the rest keep their
+    /// defaults, which are the reference's).
+    pub fn ppo_hyper(&self) -> PpoHyper {
+        PpoHyper {
+            clip_coef: self.clip_coef,
+            vf_coef: self.vf_coef,
+            ent_coef: self.ent_coef,
+            lr: self.lr,
+            ..PpoHyper::default()
+        }
+    }
+
     /// HS defaults (spec §3.2): rollout_steps counts decision rounds (one decision of every
     /// instance each); lr 1e-5, γ 0.99, λ 0.95, clip 0.2, 10 epochs, minibatch 256, value
     /// coefficient 0.5, entropy 0.01, policy and value MLPs 256 → 128 per role.

@@ -29,8 +29,7 @@ use fairground_kernel::hs::{
 use fairground_kernel::pool::WorkerPool;
 use fairground_kernel::rng::{Purpose, Stream};
 use fairground_shaders::{
-    Activation, ActorCritic, ActorCriticSpec, Executor, Minibatch, PpoHyper, Program, SampleKey,
-    ShaderError,
+    Activation, ActorCritic, ActorCriticSpec, Executor, Minibatch, Program, SampleKey, ShaderError,
 };
 use std::time::Instant;
 
@@ -82,16 +81,6 @@ pub fn net_spec(cfg: &TrainConfig, role: usize, n_swing: usize, batch: u32) -> A
         hidden_activation: Activation::LeakyRelu,
         batch,
         use_masks: false,
-    }
-}
-
-fn hyper(cfg: &TrainConfig) -> PpoHyper {
-    PpoHyper {
-        clip_coef: cfg.clip_coef,
-        vf_coef: cfg.vf_coef,
-        ent_coef: cfg.ent_coef,
-        lr: cfg.lr,
-        ..PpoHyper::default()
     }
 }
 
@@ -439,7 +428,7 @@ impl<E: Executor> HsTrainer<E> {
             let init = spec.init_params(seeds.init[r]);
             let comps = spec.action_components.len();
             let choices = spec.action_components[0];
-            let ac = ActorCritic::new(spec, hyper(cfg), &init, &make_executor)?;
+            let ac = ActorCritic::new(spec, cfg.ppo_hyper(), &init, &make_executor)?;
             nets.push(RoleNet {
                 ac,
                 width: obs_width(r),

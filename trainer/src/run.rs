@@ -106,6 +106,67 @@ fn open_backend(backend: Backend) -> Result<(Backend, Option<Arc<GpuContext>>), 
     }
 }
 
+/// The metrics lines of iterations `1..=done` (a resumed run redoes any line written after its
+/// last checkpoint: a kill between the metrics write and the checkpoint leaves one).
+fn metrics_up_to(path: &Path, done: u32) -> Result<Vec<String>, TrainError> {
+    let mut kept = Vec::new();
+    if path.exists() {
+        for l in read_to_string(path)?.lines() {
+            let v: serde_json::Value =
+                serde_json::from_str(l).map_err(|e| TrainError::io(path, e))?;
+            if v["iteration"]
+                .as_u64()
+                .is_some_and(|i| i <= u64::from(done))
+            {
+                kept.push(l.to_string());
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// Create a new run directory's files: `checkpoints/`, `config.toml`, `manifest.json`.
+fn start_run_dir(
+    dir: &Path,
+    cfg: &TrainConfig,
+    adapter: &str,
+    seeds: serde_json::Value,
+) -> Result<(), TrainError> {
+    std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| TrainError::io(dir, e))?;
+    write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+    let start = now_unix();
+    // A typed struct, not `json!`: `json!` widens the config's f32 fields to f64 first and
+    // prints `0.20000000298023224` for 0.2.
+    let manifest = Manifest {
+        config: cfg,
+        seeds,
+        code_version: code_version(),
+        backend: cfg.backend.name(),
+        adapter,
+        start_time: utc(start),
+        start_time_unix_s: start,
+        threads: cfg.threads,
+    };
+    write_atomic(
+        &dir.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)
+            .expect("json")
+            .as_bytes(),
+    )
+}
+
+/// Add one metrics line and rewrite `metrics.jsonl` atomically.
+fn append_metrics(
+    path: &Path,
+    lines: &mut Vec<String>,
+    line: &impl Serialize,
+) -> Result<(), TrainError> {
+    lines.push(serde_json::to_string(line).expect("json"));
+    let mut text = lines.join("\n");
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
 fn code_version() -> String {
     let git = std::process::Command::new("git")
         .args(["describe", "--always", "--dirty", "--tags"])
@@ -258,44 +319,12 @@ fn train_with<E: Executor + Send>(
         if let Some((state, nets)) = load_latest_checkpoint::<crate::ah::TrainerState>(dir)? {
             let done = state.iteration;
             trainer.load(state, &nets)?;
-            // Lines past the checkpoint (a kill between metrics and checkpoint) are redone.
-            if metrics_path.exists() {
-                for l in read_to_string(&metrics_path)?.lines() {
-                    let v: serde_json::Value =
-                        serde_json::from_str(l).map_err(|e| TrainError::io(&metrics_path, e))?;
-                    if v["iteration"]
-                        .as_u64()
-                        .is_some_and(|i| i <= u64::from(done))
-                    {
-                        lines.push(l.to_string());
-                    }
-                }
-            }
+            lines = metrics_up_to(&metrics_path, done)?;
         }
         write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
     } else {
-        std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| TrainError::io(dir, e))?;
-        write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-        let start = now_unix();
-        // A typed struct, not `json!`: `json!` widens the config's f32 fields to f64 first and
-        // prints `0.20000000298023224` for 0.2.
-        let adapter = trainer.adapter().to_string();
-        let manifest = Manifest {
-            config: cfg,
-            seeds: serde_json::to_value(Seeds::derive(cfg.seed, EnvUse::Train)).expect("json"),
-            code_version: code_version(),
-            backend: cfg.backend.name(),
-            adapter: &adapter,
-            start_time: utc(start),
-            start_time_unix_s: start,
-            threads: cfg.threads,
-        };
-        write_atomic(
-            &dir.join("manifest.json"),
-            serde_json::to_string_pretty(&manifest)
-                .expect("json")
-                .as_bytes(),
-        )?;
+        let seeds = serde_json::to_value(Seeds::derive(cfg.seed, EnvUse::Train)).expect("json");
+        start_run_dir(dir, cfg, trainer.adapter(), seeds)?;
     }
 
     let total = u64::from(cfg.iterations);
@@ -350,10 +379,7 @@ fn train_with<E: Executor + Send>(
             wall_s: s.wall_s,
             param_hash: &hash,
         };
-        lines.push(serde_json::to_string(&line).expect("json"));
-        let mut text = lines.join("\n");
-        text.push('\n');
-        write_atomic(&metrics_path, text.as_bytes())?;
+        append_metrics(&metrics_path, &mut lines, &line)?;
         if trainer.iteration % cfg.checkpoint_every == 0 || trainer.iteration == cfg.iterations {
             let (state, nets) = trainer.save()?;
             save_checkpoint(dir, &state, &nets, &hash)?;
@@ -636,42 +662,13 @@ fn train_hs_with<E: Executor>(
         if let Some((state, nets)) = load_latest_checkpoint::<HsTrainerState>(dir)? {
             let done = state.iteration;
             trainer.load(state, &nets)?;
-            if metrics_path.exists() {
-                for l in read_to_string(&metrics_path)?.lines() {
-                    let v: serde_json::Value =
-                        serde_json::from_str(l).map_err(|e| TrainError::io(&metrics_path, e))?;
-                    if v["iteration"]
-                        .as_u64()
-                        .is_some_and(|i| i <= u64::from(done))
-                    {
-                        lines.push(l.to_string());
-                    }
-                }
-            }
+            lines = metrics_up_to(&metrics_path, done)?;
         }
         write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
     } else {
-        std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| TrainError::io(dir, e))?;
-        write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-        let start = now_unix();
-        let adapter = trainer.adapter().to_string();
-        let manifest = Manifest {
-            config: cfg,
-            seeds: serde_json::to_value(crate::hs::Seeds::derive(cfg.seed, EnvUse::Train))
-                .expect("json"),
-            code_version: code_version(),
-            backend: cfg.backend.name(),
-            adapter: &adapter,
-            start_time: utc(start),
-            start_time_unix_s: start,
-            threads: cfg.threads,
-        };
-        write_atomic(
-            &dir.join("manifest.json"),
-            serde_json::to_string_pretty(&manifest)
-                .expect("json")
-                .as_bytes(),
-        )?;
+        let seeds =
+            serde_json::to_value(crate::hs::Seeds::derive(cfg.seed, EnvUse::Train)).expect("json");
+        start_run_dir(dir, cfg, trainer.adapter(), seeds)?;
     }
     if !req.quiet {
         eprintln!(
@@ -706,10 +703,7 @@ fn train_hs_with<E: Executor>(
             wall_s: s.wall_s,
             param_hash: &hash,
         };
-        lines.push(serde_json::to_string(&line).expect("json"));
-        let mut text = lines.join("\n");
-        text.push('\n');
-        write_atomic(&metrics_path, text.as_bytes())?;
+        append_metrics(&metrics_path, &mut lines, &line)?;
         if trainer.iteration % cfg.checkpoint_every == 0 || trainer.iteration == cfg.iterations {
             let (state, nets) = trainer.save()?;
             save_checkpoint(dir, &state, &nets, &hash)?;

@@ -1,0 +1,62 @@
+//! Helpers for the tests that drive `fairground train` / `eval` as a user would.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Run the binary (`FAIRGROUND_BACKEND=vulkan`, so an `auto` backend never probes Metal/DX12).
+pub fn fairground(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fairground"))
+        .args(args)
+        .env("FAIRGROUND_BACKEND", "vulkan")
+        .output()
+        .expect("run fairground")
+}
+
+pub fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `fairground train --config CFG --out RUN --iterations N [--resume]`; asserts success and that
+/// the run directory is what it prints on stdout.
+pub fn train(cfg: &Path, run: &Path, iterations: &str, resume: bool) {
+    let mut args = vec![
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--iterations",
+        iterations,
+    ];
+    if resume {
+        args.push("--resume");
+    }
+    let out = fairground(&args);
+    ok(&out);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.trim(), run.to_str().unwrap(), "prints the run dir");
+}
+
+/// metrics.jsonl, each line checked for `keys`, without the wall-clock keys
+/// (`trained_agent_steps_per_s`, `wall_s`), so that two runs compare equal.
+pub fn metrics(run: &Path, keys: &[&str]) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let m = v.as_object_mut().unwrap();
+            for key in keys {
+                assert!(m.contains_key(*key), "missing {key} in {l}");
+            }
+            m.remove("trained_agent_steps_per_s");
+            m.remove("wall_s");
+            v
+        })
+        .collect()
+}
