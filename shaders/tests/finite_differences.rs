@@ -339,9 +339,9 @@ fn ppo_loss_gradient_matches_finite_differences() {
 fn pairwise_surrogate64(lp_new: &[f64], lp_old: &[f64], adv: &[f64], eps: f64) -> f64 {
     let b = lp_new.len();
     let mut sum = 0.0;
-    for i in 0..b {
+    for &old in lp_old {
         for j in 0..b {
-            let r = (lp_new[j] - lp_old[i]).exp();
+            let r = (lp_new[j] - old).exp();
             sum += (-adv[j] * r).max(-adv[j] * r.clamp(1.0 - eps, 1.0 + eps));
         }
     }
