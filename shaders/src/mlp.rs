@@ -6,9 +6,22 @@ use crate::layout::DenseParams;
 use crate::program::{BufferId, Program, SeqId};
 use crate::registry::Kernel;
 
-/// Fixed number of row splits of the weight-gradient reduction. Fixed, so the order of every
-/// sum (and hence every bit) does not depend on the device.
+/// Most row splits of the weight-gradient reduction. The split count depends only on the
+/// placement's rows (see [`grad_splits`]), so the order of every sum (and hence every bit) does
+/// not depend on the device.
 pub const GRAD_SPLITS: u32 = 32;
+
+/// Fewest rows of one weight-gradient split (batches under `GRAD_SPLITS * MIN_SPLIT_ROWS` rows
+/// use fewer splits). Short splits cost more than they parallelise: every split writes a full
+/// gradient-sized partial that the reduction reads back, and the tiled kernel stages 16 rows at
+/// a time, so a split under 16 rows leaves part of each stage empty.
+pub const MIN_SPLIT_ROWS: u32 = 64;
+
+/// Row splits of the weight-gradient reduction over `rows` rows: one per `MIN_SPLIT_ROWS`
+/// rows, at least one and at most `GRAD_SPLITS`.
+pub fn grad_splits(rows: u32) -> u32 {
+    rows.div_ceil(MIN_SPLIT_ROWS).clamp(1, GRAD_SPLITS)
+}
 
 /// Rows x outputs of one workgroup's tile in the tiled dense kernels (dense_forward.wgsl,
 /// dense_backward.wgsl); 64 invocations each own an 8 x 8 block.
@@ -159,8 +172,8 @@ impl MlpPlacement {
             bias_offset: self.param_offset + layer.bias_offset,
             group_stride: self.spec.set_len(),
             group_count: self.spec.group_count,
-            split_count: GRAD_SPLITS,
-            rows_per_split: self.rows.div_ceil(GRAD_SPLITS).max(1),
+            split_count: grad_splits(self.rows),
+            rows_per_split: self.rows.div_ceil(grad_splits(self.rows)).max(1),
             accumulate: 0,
             split_base: 0,
         }
@@ -193,7 +206,7 @@ impl MlpPlacement {
             activation_grads.push(Some(program.buffer(format!("{name}.dy{}", l + 1), n)));
             pre_activation_grads.push(program.buffer(format!("{name}.dz{}", l + 1), n));
             partial_words = partial_words.max(
-                GRAD_SPLITS as usize
+                grad_splits(self.rows) as usize
                     * self.spec.group_count as usize
                     * layer.out_width as usize
                     * (layer.in_width as usize + 1),
@@ -287,7 +300,7 @@ impl MlpPlacement {
                 Kernel::WeightGradPartial,
                 &p,
                 &[bufs.activations[l], dz, group_ids, bufs.partial],
-                tiled_threads(o, i + 1, GRAD_SPLITS * self.spec.group_count),
+                tiled_threads(o, i + 1, grad_splits(self.rows) * self.spec.group_count),
                 &[i, o, 1, 0],
             );
             program.push(

@@ -2,7 +2,8 @@
 //   act_grad:            dz = dy * act'(z), with act' derived from the kept output y
 //   input_grad:          dx[row, i] = sum_o W[o, i] * dz[row, o]          (order o = 0, 1, ...)
 //                        (tiled GEMM, see below)
-//   weight_grad_partial: for a FIXED number of row splits, per (split, group, o, c):
+//   weight_grad_partial: for a fixed number of row splits (split_count, which depends only on
+//                        the batch's rows: see mlp::grad_splits), per (split, group, o, c):
 //                        sum over the split's rows (ascending) of dz[row, o] * x[row, c]
 //                        (c = in_width is the bias column, x = 1) (tiled GEMM, see below)
 //   weight_grad_reduce:  per (group, o, c): sum of the partials in split order 0, 1, ...
