@@ -51,7 +51,8 @@ pub struct TrainArgs {
     /// Learning algorithm.
     #[arg(long, value_enum)]
     pub algo: Option<AlgoKind>,
-    /// Rule and trainer profile (clean; reference is not implemented yet).
+    /// Rule and trainer profile: clean (default) or reference (the Python reference's [REPRO]
+    /// behaviours; their flags default on and are overridable in --config).
     #[arg(long)]
     pub profile: Option<Profile>,
     /// Environment instances stepped together [default: 8].

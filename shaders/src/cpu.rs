@@ -396,7 +396,7 @@ pub fn gae(
     }
 }
 
-/// Twin of `ppo_loss`.
+/// Twin of `ppo_loss` (with `p.pairwise`, the reference's B x B HS ratio; see the shader).
 #[allow(clippy::too_many_arguments)]
 pub fn ppo_loss(
     p: &LossParams,
@@ -411,17 +411,43 @@ pub fn ppo_loss(
     value_grad: &mut [f32],
     terms: &mut [f32],
 ) {
-    for i in 0..p.rows as usize {
+    let rows = p.rows as usize;
+    for i in 0..rows {
         let adv = advantages[i] + adv_adjust[i];
         let log_ratio = policy_new[i * 2] - policy_old[i * 2];
         let ratio = log_ratio.exp();
-        let pg_unclipped = -adv * ratio;
-        let pg_clipped = -adv * ratio.clamp(1.0 - p.clip_coef, 1.0 + p.clip_coef);
-        let pg = pg_unclipped.max(pg_clipped);
-        let d_pg = if pg_unclipped >= pg_clipped {
-            -adv * ratio
+        let (pg, d_pg, clipped) = if p.pairwise != 0 {
+            // Row i's pairs (r_ki = exp(logp_new_i - logp_old_k)), k in order.
+            let lp_new = policy_new[i * 2];
+            let (mut pg_sum, mut d_sum, mut clipped_sum) = (0.0f32, 0.0f32, 0.0f32);
+            for k in 0..rows {
+                let r = (lp_new - policy_old[k * 2]).exp();
+                let u = -adv * r;
+                let c = -adv * r.clamp(1.0 - p.clip_coef, 1.0 + p.clip_coef);
+                pg_sum += u.max(c);
+                d_sum += if u >= c { -adv * r } else { 0.0 };
+                clipped_sum += if (r - 1.0).abs() > p.clip_coef {
+                    1.0
+                } else {
+                    0.0
+                };
+            }
+            let inv_b = 1.0 / p.rows as f32;
+            (pg_sum * inv_b, d_sum * inv_b, clipped_sum * inv_b)
         } else {
-            0.0
+            let pg_unclipped = -adv * ratio;
+            let pg_clipped = -adv * ratio.clamp(1.0 - p.clip_coef, 1.0 + p.clip_coef);
+            let d_pg = if pg_unclipped >= pg_clipped {
+                -adv * ratio
+            } else {
+                0.0
+            };
+            let clipped = if (ratio - 1.0).abs() > p.clip_coef {
+                1.0
+            } else {
+                0.0
+            };
+            (pg_unclipped.max(pg_clipped), d_pg, clipped)
         };
 
         let v = values_new[i];
@@ -449,11 +475,7 @@ pub fn ppo_loss(
         terms[i * 4] = pg;
         terms[i * 4 + 1] = v_loss;
         terms[i * 4 + 2] = (ratio - 1.0) - log_ratio;
-        terms[i * 4 + 3] = if (ratio - 1.0).abs() > p.clip_coef {
-            1.0
-        } else {
-            0.0
-        };
+        terms[i * 4 + 3] = clipped;
     }
 }
 

@@ -132,12 +132,15 @@ pub struct LossParams {
     pub loss_scale: f32,
     /// 1 / rows for a mean over the minibatch.
     pub loss_norm: f32,
-    pub pad0: u32,
+    /// 1: the reference's HS pairwise surrogate (spec §3.2 [REPRO]): the B x B ratio matrix
+    /// r_ij = exp(logp_new_j - logp_old_i), clipped element-wise, mean over all B² pairs.
+    pub pairwise: u32,
 }
 const _: () = {
     assert!(size_of::<LossParams>() == 32);
     assert!(offset_of!(LossParams, clip_vloss) == 16);
     assert!(offset_of!(LossParams, loss_norm) == 24);
+    assert!(offset_of!(LossParams, pairwise) == 28);
 };
 
 /// `AdamParams` in adam.wgsl.

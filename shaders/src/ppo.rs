@@ -284,6 +284,8 @@ pub struct PpoHyper {
     pub epsilon: f32,
     /// <= 0: no gradient clipping.
     pub max_grad_norm: f32,
+    /// The reference's HS pairwise surrogate ([`LossParams::pairwise`], spec §3.2 [REPRO]).
+    pub pairwise_ratio: bool,
 }
 
 impl Default for PpoHyper {
@@ -299,6 +301,7 @@ impl Default for PpoHyper {
             beta2: 0.999,
             epsilon: 1e-8,
             max_grad_norm: 0.0,
+            pairwise_ratio: false,
         }
     }
 }
@@ -621,7 +624,7 @@ impl<E: Executor> ActorCritic<E> {
             clip_vloss: u32::from(hyper.clip_vloss),
             loss_scale: hyper.loss_scale,
             loss_norm: 1.0 / rows as f32,
-            pad0: 0,
+            pairwise: u32::from(hyper.pairwise_ratio),
         };
         prog.push_rows(
             train_seq,

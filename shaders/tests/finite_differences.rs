@@ -1,7 +1,8 @@
 //! Guarantees: the CPU twins' backward passes (MLP weights, biases and inputs; policy head
 //! log-probability and entropy with masks and several components; clipped PPO loss with and
-//! without value clipping) agree with central finite differences of an independent f64
-//! reference forward pass. Since the GPU kernels match the twins (gpu_vs_cpu.rs), this checks
+//! without value clipping; the reference's pairwise HS surrogate) agree with central finite
+//! differences of an independent f64 reference forward pass; the pairwise surrogate also
+//! matches a direct O(B²) formula and hand-computed numbers on a two-sample example. Since the GPU kernels match the twins (gpu_vs_cpu.rs), this checks
 //! the GPU gradients too. Points are chosen away from the loss's kinks.
 
 mod common;
@@ -248,7 +249,7 @@ fn ppo_loss_gradient_matches_finite_differences() {
             clip_vloss,
             loss_scale: 2.0,
             loss_norm: 1.0 / rows as f32,
-            pad0: 0,
+            pairwise: 0,
         };
         let lp_new = uniform(60, rows, -2.0, -1.0);
         let lp_old = uniform(61, rows, -2.0, -1.0);
@@ -330,6 +331,236 @@ fn ppo_loss_gradient_matches_finite_differences() {
             rel_check(&format!("row {i} loss"), total, f(0.0, 0.0, 0.0), 1e-5);
         }
         assert!(checked > rows / 2, "most rows are away from kinks");
+    }
+}
+
+/// The reference's HS surrogate by its definition (spec §3.2): over all B² pairs,
+/// r_ij = exp(logp_new_j - logp_old_i), pg_ij = max(-A_j r_ij, -A_j clip(r_ij)); the mean.
+fn pairwise_surrogate64(lp_new: &[f64], lp_old: &[f64], adv: &[f64], eps: f64) -> f64 {
+    let b = lp_new.len();
+    let mut sum = 0.0;
+    for &old in lp_old {
+        for j in 0..b {
+            let r = (lp_new[j] - old).exp();
+            sum += (-adv[j] * r).max(-adv[j] * r.clamp(1.0 - eps, 1.0 + eps));
+        }
+    }
+    sum / (b * b) as f64
+}
+
+fn pairwise_params(rows: usize, clip_vloss: u32, loss_scale: f32) -> LossParams {
+    LossParams {
+        rows: rows as u32,
+        clip_coef: 0.2,
+        vf_coef: 0.7,
+        ent_coef: 0.01,
+        clip_vloss,
+        loss_scale,
+        loss_norm: 1.0 / rows as f32,
+        pairwise: 1,
+    }
+}
+
+/// (policy_grad, value_grad, terms) of the CPU twin.
+#[allow(clippy::too_many_arguments)]
+fn twin(
+    p: &LossParams,
+    lp_new: &[f32],
+    ent: &[f32],
+    v: &[f32],
+    lp_old: &[f32],
+    v_old: &[f32],
+    adv: &[f32],
+    adj: &[f32],
+    ret: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let rows = lp_new.len();
+    let policy_new: Vec<f32> = lp_new.iter().zip(ent).flat_map(|(&a, &b)| [a, b]).collect();
+    let policy_old: Vec<f32> = lp_old.iter().flat_map(|&a| [a, 0.0]).collect();
+    let (mut pg, mut vg, mut terms) = (vec![0.0; 2 * rows], vec![0.0; rows], vec![0.0; 4 * rows]);
+    cpu::ppo_loss(
+        p,
+        &policy_new,
+        v,
+        &policy_old,
+        v_old,
+        adv,
+        adj,
+        ret,
+        &mut pg,
+        &mut vg,
+        &mut terms,
+    );
+    (pg, vg, terms)
+}
+
+#[test]
+fn ppo_loss_pairwise_matches_the_direct_formula_on_a_hand_example() {
+    // B = 2, clip 0.2. r_ij = exp(lp_new_j - lp_old_i):
+    //   j = 0 (A = 1):  r_00 = 1.1, r_10 = 0.55 -> pg -1.1 (unclipped), -0.55 (unclipped)
+    //   j = 1 (A = -2): r_01 = 1.0, r_11 = 0.5  -> pg  2.0 (unclipped),  1.6 (clipped: 2 x 0.8)
+    // Surrogate = (-1.1 - 0.55 + 2.0 + 1.6) / 4 = 0.4875 (the per-sample ratio would give
+    // (-1.1 + 1.6) / 2 = 0.25). d/dlp_new_0 = (-1.1 - 0.55) / 4, d/dlp_new_1 = (2.0 + 0) / 4.
+    let lp_new = [1.1f32.ln(), 0.0];
+    let lp_old = [0.0f32, 2.0f32.ln()];
+    let adv = [1.0f32, -2.0];
+    let zeros = [0.0f32; 2];
+    let ent = [0.5f32, 0.5];
+    let p = LossParams {
+        vf_coef: 0.0,
+        ent_coef: 0.0,
+        ..pairwise_params(2, 0, 1.0)
+    };
+    let (pg, vg, terms) = twin(
+        &p, &lp_new, &ent, &zeros, &lp_old, &zeros, &adv, &zeros, &zeros,
+    );
+    let direct = pairwise_surrogate64(
+        &lp_new.map(f64::from),
+        &lp_old.map(f64::from),
+        &adv.map(f64::from),
+        0.2,
+    );
+    assert!((direct - 0.4875).abs() < 1e-6, "direct formula {direct}");
+    // terms[4j] is row j's mean over i, so the mean of the rows' terms is the B² mean.
+    let twin_mean = (f64::from(terms[0]) + f64::from(terms[4])) / 2.0;
+    assert!(
+        (twin_mean - direct).abs() < 1e-6,
+        "twin {twin_mean} vs {direct}"
+    );
+    assert!((terms[0] - (-0.825)).abs() < 1e-6, "row 0: {}", terms[0]);
+    assert!((terms[4] - 1.8).abs() < 1e-6, "row 1: {}", terms[4]);
+    assert!(
+        (pg[0] - (-1.65 / 4.0)).abs() < 1e-6,
+        "d/dlp_new_0 {}",
+        pg[0]
+    );
+    assert!((pg[2] - 0.5).abs() < 1e-6, "d/dlp_new_1 {}", pg[2]);
+    // Clipped fraction per row: one of two pairs (r = 0.55, r = 0.5) lies outside [0.8, 1.2].
+    assert_eq!([terms[3], terms[7]], [0.5, 0.5]);
+    // approx_kl stays the diagonal's: (r_jj - 1) - ln r_jj.
+    let kl0 = (1.1f32 - 1.0) - 1.1f32.ln();
+    let kl1 = (0.5f32 - 1.0) - 0.5f32.ln();
+    assert!((terms[2] - kl0).abs() < 1e-6 && (terms[6] - kl1).abs() < 1e-6);
+    assert_eq!(vg, [0.0, 0.0]);
+    // The per-sample loss on the same data differs: the flag changes the surrogate.
+    let plain = LossParams { pairwise: 0, ..p };
+    let (_, _, plain_terms) = twin(
+        &plain, &lp_new, &ent, &zeros, &lp_old, &zeros, &adv, &zeros, &zeros,
+    );
+    assert!((plain_terms[0] - (-1.1)).abs() < 1e-6 && (plain_terms[4] - 1.6).abs() < 1e-6);
+
+    // A larger random minibatch: the twin's row means average to the direct B² mean.
+    let rows = 37;
+    let lp_new = uniform(80, rows, -2.5, -1.5);
+    let lp_old = uniform(81, rows, -2.5, -1.5);
+    let adv = uniform(82, rows, -1.0, 1.0);
+    let adj = uniform(83, rows, -0.2, 0.2);
+    let z = vec![0.0f32; rows];
+    let (_, _, terms) = twin(
+        &pairwise_params(rows, 0, 1.0),
+        &lp_new,
+        &z,
+        &z,
+        &lp_old,
+        &z,
+        &adv,
+        &adj,
+        &z,
+    );
+    let a: Vec<f64> = adv
+        .iter()
+        .zip(&adj)
+        .map(|(&a, &j)| f64::from(a + j))
+        .collect();
+    let direct = pairwise_surrogate64(
+        &lp_new.iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
+        &lp_old.iter().map(|&x| f64::from(x)).collect::<Vec<_>>(),
+        &a,
+        0.2,
+    );
+    let twin_mean = (0..rows).map(|j| f64::from(terms[4 * j])).sum::<f64>() / rows as f64;
+    rel_check("37-row pairwise mean", twin_mean, direct, 1e-5);
+}
+
+#[test]
+fn ppo_loss_pairwise_gradient_matches_finite_differences() {
+    let rows = 24usize;
+    for clip_vloss in [0u32, 1] {
+        let p = pairwise_params(rows, clip_vloss, 2.0);
+        let lp_new = uniform(70, rows, -2.0, -1.0);
+        let lp_old = uniform(71, rows, -2.0, -1.0);
+        let v = uniform(72, rows, -1.0, 1.0);
+        let v_old = uniform(73, rows, -1.0, 1.0);
+        let adv = uniform(74, rows, -1.0, 1.0);
+        let adj = uniform(75, rows, -0.2, 0.2);
+        let ret = uniform(76, rows, -1.0, 1.0);
+        let ent = uniform(77, rows, 0.5, 2.0);
+        let (pg, vg, _) = twin(&p, &lp_new, &ent, &v, &lp_old, &v_old, &adv, &adj, &ret);
+        let a: Vec<f64> = adv
+            .iter()
+            .zip(&adj)
+            .map(|(&a, &j)| f64::from(a + j))
+            .collect();
+        let lo: Vec<f64> = lp_old.iter().map(|&x| f64::from(x)).collect();
+        let eps = f64::from(p.clip_coef);
+        // The whole minibatch loss in f64: scale * (B² mean surrogate + per-row value and
+        // entropy means), loss_norm = 1/B.
+        let total = |ln: &[f64], vv: &[f64], ee: &[f64]| {
+            let mut rest = 0.0;
+            for j in 0..rows {
+                let mut vl = (vv[j] - f64::from(ret[j])).powi(2);
+                if clip_vloss != 0 {
+                    let vo = f64::from(v_old[j]);
+                    vl = vl.max((vo + (vv[j] - vo).clamp(-eps, eps) - f64::from(ret[j])).powi(2));
+                }
+                rest += f64::from(p.vf_coef) * vl - f64::from(p.ent_coef) * ee[j];
+            }
+            f64::from(p.loss_scale)
+                * (pairwise_surrogate64(ln, &lo, &a, eps) + rest * f64::from(p.loss_norm))
+        };
+        let ln0: Vec<f64> = lp_new.iter().map(|&x| f64::from(x)).collect();
+        let v0: Vec<f64> = v.iter().map(|&x| f64::from(x)).collect();
+        let e0: Vec<f64> = ent.iter().map(|&x| f64::from(x)).collect();
+        let h = 1e-6;
+        let mut checked = 0;
+        for j in 0..rows {
+            // Skip rows with a pair within 1e-4 of a clip boundary, or a value kink.
+            let near = lo.iter().any(|&o| {
+                let r = (ln0[j] - o).exp();
+                (r - 0.8).abs() < 1e-4 || (r - 1.2).abs() < 1e-4
+            }) || ((v0[j] - f64::from(v_old[j])).abs() - 0.2).abs() < 1e-4;
+            if near {
+                continue;
+            }
+            checked += 1;
+            let bump = |x: &[f64], d: f64| {
+                let mut y = x.to_vec();
+                y[j] += d;
+                y
+            };
+            rel_check(
+                &format!("row {j} d/dlogp"),
+                f64::from(pg[2 * j]),
+                (total(&bump(&ln0, h), &v0, &e0) - total(&bump(&ln0, -h), &v0, &e0)) / (2.0 * h),
+                1e-4,
+            );
+            rel_check(
+                &format!("row {j} d/dentropy"),
+                f64::from(pg[2 * j + 1]),
+                (total(&ln0, &v0, &bump(&e0, h)) - total(&ln0, &v0, &bump(&e0, -h))) / (2.0 * h),
+                1e-4,
+            );
+            rel_check(
+                &format!("row {j} d/dvalue"),
+                f64::from(vg[j]),
+                (total(&ln0, &bump(&v0, h), &e0) - total(&ln0, &bump(&v0, -h), &e0)) / (2.0 * h),
+                1e-4,
+            );
+        }
+        assert!(
+            checked > rows / 2,
+            "most rows are away from kinks ({checked})"
+        );
     }
 }
 

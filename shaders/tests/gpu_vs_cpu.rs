@@ -1,7 +1,8 @@
 //! Guarantees: every kernel gives the same results on the GPU as its CPU twin, over a table of
 //! shapes (batch 1, 7, 64, 1000, 65537; widths 1, 9, 64, 256; grouped and not), within the
 //! tolerances written beside each comparison; sampling draws the same actions for the same keys
-//! (away from CDF ties); batch 65537 exercises dispatches folded past 65535 workgroups per
+//! (away from CDF ties); the pairwise (reference HS) PPO loss matches its twin over batches 1, 7,
+//! 64, 256 and 300; batch 65537 exercises dispatches folded past 65535 workgroups per
 //! dimension. Without an adapter these tests print a loud SKIPPED line (or fail under
 //! FAIRGROUND_REQUIRE_GPU=1).
 
@@ -472,70 +473,82 @@ fn group_reductions_and_normalisation_match_the_cpu_twin() {
 #[test]
 fn ppo_loss_matches_the_cpu_twin() {
     for (rows, clip_vloss) in [(1u32, 0u32), (7, 1), (1000, 0), (65537, 1)] {
-        let name = format!("ppo_loss rows {rows} clip_vloss {clip_vloss}");
-        let n = rows as usize;
-        let mut prog = Program::new();
-        let ins: Vec<_> = [
-            "policy_new",
-            "values_new",
-            "policy_old",
-            "values_old",
-            "adv",
-            "adj",
-            "ret",
-        ]
+        check_ppo_loss(rows, clip_vloss, 0);
+    }
+}
+
+/// The reference's HS pairwise surrogate (B x B ratios; every row loops over all rows).
+#[test]
+fn ppo_loss_pairwise_matches_the_cpu_twin() {
+    for (rows, clip_vloss) in [(1u32, 0u32), (7, 1), (64, 0), (256, 1), (300, 0)] {
+        check_ppo_loss(rows, clip_vloss, 1);
+    }
+}
+
+fn check_ppo_loss(rows: u32, clip_vloss: u32, pairwise: u32) {
+    let name = format!("ppo_loss rows {rows} clip_vloss {clip_vloss} pairwise {pairwise}");
+    let n = rows as usize;
+    let mut prog = Program::new();
+    let ins: Vec<_> = [
+        "policy_new",
+        "values_new",
+        "policy_old",
+        "values_old",
+        "adv",
+        "adj",
+        "ret",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(k, s)| prog.buffer(*s, if k == 0 || k == 2 { 2 * n } else { n }))
+    .collect();
+    let pg = prog.buffer("policy_grad", 2 * n);
+    let vg = prog.buffer("value_grad", n);
+    let terms = prog.buffer("terms", 4 * n);
+    let lp = LossParams {
+        rows,
+        clip_coef: 0.2,
+        vf_coef: 0.5,
+        ent_coef: 0.01,
+        clip_vloss,
+        loss_scale: 1.5,
+        loss_norm: 1.0 / rows as f32,
+        pairwise,
+    };
+    let seq = prog.sequence();
+    let mut bufs = ins.clone();
+    bufs.extend([pg, vg, terms]);
+    prog.push(seq, Kernel::PpoLoss, &lp, &bufs, u64::from(rows));
+    let data: Vec<Vec<f32>> = ins
         .iter()
         .enumerate()
-        .map(|(k, s)| prog.buffer(*s, if k == 0 || k == 2 { 2 * n } else { n }))
+        .map(|(k, _)| {
+            let len = if k == 0 || k == 2 { 2 * n } else { n };
+            let (lo, hi) = if k <= 2 { (-2.5, -1.5) } else { (-1.0, 1.0) };
+            uniform(40 + k as u32, len, lo, hi)
+        })
         .collect();
-        let pg = prog.buffer("policy_grad", 2 * n);
-        let vg = prog.buffer("value_grad", n);
-        let terms = prog.buffer("terms", 4 * n);
-        let lp = LossParams {
-            rows,
-            clip_coef: 0.2,
-            vf_coef: 0.5,
-            ent_coef: 0.01,
-            clip_vloss,
-            loss_scale: 1.5,
-            loss_norm: 1.0 / rows as f32,
-            pad0: 0,
-        };
-        let seq = prog.sequence();
-        let mut bufs = ins.clone();
-        bufs.extend([pg, vg, terms]);
-        prog.push(seq, Kernel::PpoLoss, &lp, &bufs, u64::from(rows));
-        let data: Vec<Vec<f32>> = ins
-            .iter()
-            .enumerate()
-            .map(|(k, _)| {
-                let len = if k == 0 || k == 2 { 2 * n } else { n };
-                let (lo, hi) = if k <= 2 { (-2.5, -1.5) } else { (-1.0, 1.0) };
-                uniform(40 + k as u32, len, lo, hi)
-            })
-            .collect();
-        let Some((mut g, mut c)) = both(
-            &name,
-            prog,
-            |e| {
-                for (b, d) in ins.iter().zip(&data) {
-                    e.write(*b, d).unwrap();
-                }
-            },
-            seq,
-        ) else {
-            return;
-        };
-        // exp/log of the ratio: a few ulps on the GPU.
-        for (what, b) in [("policy_grad", pg), ("value_grad", vg), ("terms", terms)] {
-            assert_close(
-                &format!("{name}: {what}"),
-                &read_f32(&mut g, b),
-                &read_f32(&mut c, b),
-                1e-5,
-                1e-5,
-            );
-        }
+    let Some((mut g, mut c)) = both(
+        &name,
+        prog,
+        |e| {
+            for (b, d) in ins.iter().zip(&data) {
+                e.write(*b, d).unwrap();
+            }
+        },
+        seq,
+    ) else {
+        return;
+    };
+    // exp/log of the ratio: a few ulps on the GPU.
+    for (what, b) in [("policy_grad", pg), ("value_grad", vg), ("terms", terms)] {
+        assert_close(
+            &format!("{name}: {what}"),
+            &read_f32(&mut g, b),
+            &read_f32(&mut c, b),
+            1e-5,
+            1e-5,
+        );
     }
 }
 

@@ -7,6 +7,17 @@
 // Outputs the gradient of the loss with respect to logp_new and H (policy_grad, per row 2 floats,
 // the input of head_backward), with respect to V (value_grad), and per-sample terms for
 // statistics: (pg, v, approx_kl = (rho - 1) - log rho, clipped = |rho - 1| > clip_coef).
+//
+// pairwise != 0 (the reference's HS importance-ratio broadcasting, spec §3.2 [REPRO]): the
+// ratio of a minibatch of B = rows samples is the B x B matrix
+//   r_ij = exp(logp_new_j - logp_old_i),
+// multiplied by A_j, clipped element-wise, and the surrogate is the mean over all B^2 pairs:
+//   pg_j  = (1/B) sum_i max(-A_j r_ij, -A_j clip(r_ij, 1 - clip_coef, 1 + clip_coef))
+// so that loss_norm * sum_j pg_j is the B^2 mean. Row j loops over i = 0 .. B-1 in that fixed
+// order (no atomics); the old log-probs are constants, so only logp_new_j gets a gradient. The
+// value and entropy terms are unchanged; the statistics keep approx_kl of the diagonal
+// (r_jj) and report as clipped the fraction of row j's pairs outside the clip range. The launch
+// must not be split into chunks of rows (every row reads all B old log-probs).
 
 struct LossParams {
     rows: u32,
@@ -16,7 +27,7 @@ struct LossParams {
     clip_vloss: u32,
     loss_scale: f32,
     loss_norm: f32,
-    pad0: u32,
+    pairwise: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: LossParams;
@@ -44,11 +55,34 @@ fn ppo_loss(
     let adv = advantages[i] + adv_adjust[i];
     let log_ratio = policy_new[i * 2u] - policy_old[i * 2u];
     let ratio = exp(log_ratio);
-    let pg_unclipped = -adv * ratio;
-    let pg_clipped = -adv * clamp(ratio, 1.0 - p.clip_coef, 1.0 + p.clip_coef);
-    let pg = max(pg_unclipped, pg_clipped);
-    // When the clipped term is strictly larger, rho lies outside the clip range: gradient 0.
-    let d_pg = select(0.0, -adv * ratio, pg_unclipped >= pg_clipped);
+    var pg: f32;
+    var d_pg: f32;
+    var clipped: f32;
+    if p.pairwise != 0u {
+        let lp_new = policy_new[i * 2u];
+        var pg_sum = 0.0;
+        var d_sum = 0.0;
+        var clipped_sum = 0.0;
+        for (var k = 0u; k < p.rows; k = k + 1u) {
+            let r = exp(lp_new - policy_old[k * 2u]);
+            let u = -adv * r;
+            let c = -adv * clamp(r, 1.0 - p.clip_coef, 1.0 + p.clip_coef);
+            pg_sum = pg_sum + max(u, c);
+            d_sum = d_sum + select(0.0, -adv * r, u >= c);
+            clipped_sum = clipped_sum + select(0.0, 1.0, abs(r - 1.0) > p.clip_coef);
+        }
+        let inv_b = 1.0 / f32(p.rows);
+        pg = pg_sum * inv_b;
+        d_pg = d_sum * inv_b;
+        clipped = clipped_sum * inv_b;
+    } else {
+        let pg_unclipped = -adv * ratio;
+        let pg_clipped = -adv * clamp(ratio, 1.0 - p.clip_coef, 1.0 + p.clip_coef);
+        pg = max(pg_unclipped, pg_clipped);
+        // When the clipped term is strictly larger, rho lies outside the clip range: gradient 0.
+        d_pg = select(0.0, -adv * ratio, pg_unclipped >= pg_clipped);
+        clipped = select(0.0, 1.0, abs(ratio - 1.0) > p.clip_coef);
+    }
 
     let v = values_new[i];
     let err = v - returns[i];
@@ -72,5 +106,5 @@ fn ppo_loss(
     terms[i * 4u] = pg;
     terms[i * 4u + 1u] = v_loss;
     terms[i * 4u + 2u] = (ratio - 1.0) - log_ratio;
-    terms[i * 4u + 3u] = select(0.0, 1.0, abs(ratio - 1.0) > p.clip_coef);
+    terms[i * 4u + 3u] = clipped;
 }

@@ -1,4 +1,4 @@
-//! PPO on Allelopathic Harvest, clean profile.
+//! PPO on Allelopathic Harvest, both profiles.
 //!
 //! One actor-critic per group (0 = non-sensitive, 1 = sensitive; spec §3.1: parameters shared
 //! by the players of a group, none across groups). Every step, each agent's observation goes to
@@ -9,15 +9,32 @@
 //! last step bootstraps with 0), advantages standardised per group, then K epochs of
 //! minibatch PPO per network. The two networks run side by side on two threads.
 //!
-//! Where the data lives: the kernel steps the instances on the CPU; each group network keeps its
-//! rollout in an on-device store (`ActorCritic::with_store`, a `T x slots` grid in which the
-//! other group's rows are holes marked done). A rollout step uploads the group's observations
-//! and reads back only its actions; GAE, advantage standardisation, the minibatch gathers, the
-//! losses, backward passes and Adam all run through the [`Executor`] (WGSL on the GPU, or the
-//! CPU twins). The host keeps only rewards, dones and groups (for GAE's inputs and the metrics).
-//! A group changes only at an episode reset, where `done = 1`, so GAE over a network's grid with
-//! holes is exactly GAE per agent trajectory. The host-side path (`GroupNet::train`, GAE with
-//! [`fairground_shaders::cpu::gae`]) stays for the rollouts the store cannot express.
+//! The reference trainer's [REPRO] behaviours, each a [`TrainConfig`] flag (all on in the
+//! `reference` profile):
+//! - `ah_action_misalignment` ([`concat_group_actions`]): the environment receives each
+//!   instance's actions as [non-sensitive players' actions, then sensitive players'], applied to
+//!   players in order; the rollout still records each player's own sampled action.
+//! - `ah_interleaved_gae` ([`interleaved_gae`]): GAE over a group's whole memory as one
+//!   trajectory (no done masks, last entry bootstraps with 0).
+//! - `ah_standardized_returns` ([`group_memory`], [`standardize`]): returns = standardised
+//!   advantage + stored value, standardised again inside each minibatch.
+//! - `ah_cross_group_training` ([`training_passes`]): each network also trains on the other
+//!   group's memory, with the stored (other network's) log-probabilities as the old ones. The
+//!   networks share no state, so running each network's passes (in the listed order) side by
+//!   side gives the same parameters as the reference's one-after-the-other schedule.
+//!
+//! Where the data lives: the kernel steps the instances on the CPU. With no [REPRO] flag on
+//! ([`uses_store`]), each group network keeps its rollout in an on-device store
+//! (`ActorCritic::with_store`, a `T x slots` grid in which the other group's rows are holes
+//! marked done): a rollout step uploads the group's observations and reads back only its
+//! actions; GAE, advantage standardisation, the minibatch gathers, the losses, backward passes
+//! and Adam all run through the [`Executor`] (WGSL on the GPU, or the CPU twins), and the host
+//! keeps only rewards, dones and groups (GAE's inputs and the metrics). A group changes only at
+//! an episode reset, where `done = 1`, so GAE over a network's grid with holes is exactly GAE per
+//! agent trajectory. The reference's flags need memories the grid cannot express (one
+//! interleaved trajectory, the other group's rows, misaligned actions), so with any of them the
+//! rollout is kept on the host ([`GroupMemory`], GAE with [`fairground_shaders::cpu::gae`], the
+//! twin the GAE shader is tested against) and minibatches are uploaded.
 
 use crate::config::TrainConfig;
 use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepOut};
@@ -53,10 +70,13 @@ pub fn ah_params(cfg: &TrainConfig) -> AhParams {
     p
 }
 
-/// Whether the rollout lives in the networks' device stores (everything the store can express:
-/// GAE per agent trajectory over the `T x slots` grid); otherwise the host-side buffers.
-pub fn uses_store(_cfg: &TrainConfig) -> bool {
-    true
+/// Whether the rollout lives in the networks' device stores: yes unless a [REPRO] flag asks for
+/// a memory the `T x slots` grid cannot express (see the module documentation).
+pub fn uses_store(cfg: &TrainConfig) -> bool {
+    !(cfg.ah_action_misalignment
+        || cfg.ah_interleaved_gae
+        || cfg.ah_standardized_returns
+        || cfg.ah_cross_group_training)
 }
 
 /// The network of each group (spec §3.1: separate policy and value MLPs, leaky ReLU).
@@ -137,8 +157,6 @@ struct GroupNet<E: Executor> {
     out_actions: Vec<u32>,
     out_logp: Vec<f32>,
     out_values: Vec<f32>,
-    rows: Vec<u32>,
-    adv: Vec<f32>,
     order: Vec<u32>,
     mb_obs: Vec<f32>,
     mb_actions: Vec<u32>,
@@ -156,6 +174,8 @@ struct GroupNet<E: Executor> {
     /// 1 = hole.
     store_dones: Vec<f32>,
     store_valid: Vec<u32>,
+    /// This network's store rows (store path).
+    rows: Vec<u32>,
     mb_rows: Vec<u32>,
 }
 
@@ -371,35 +391,30 @@ impl<E: Executor> GroupNet<E> {
         Ok(())
     }
 
-    /// K epochs of minibatch PPO on this group's rows of the rollout.
-    fn train(&mut self, g: u8, ro: &Rollout, cfg: &TrainConfig) -> Result<(), ShaderError> {
-        self.rows.clear();
-        for (idx, &grp) in ro.groups.iter().enumerate() {
-            if grp == g {
-                self.rows.push(idx as u32);
-            }
-        }
+    /// K epochs of minibatch PPO on each of `memories` in turn (see [`training_passes`]).
+    fn train(
+        &mut self,
+        memories: &[&GroupMemory],
+        ro: &Rollout,
+        cfg: &TrainConfig,
+    ) -> Result<(), ShaderError> {
         self.stats = [0.0; 5];
         self.stats_count = 0;
-        let n = self.rows.len();
+        for mem in memories {
+            self.train_on(mem, ro, cfg)?;
+        }
+        self.ac.finish()
+    }
+
+    fn train_on(
+        &mut self,
+        mem: &GroupMemory,
+        ro: &Rollout,
+        cfg: &TrainConfig,
+    ) -> Result<(), ShaderError> {
+        let n = mem.rows.len();
         if n == 0 {
             return Ok(());
-        }
-        self.adv.clear();
-        self.adv
-            .extend(self.rows.iter().map(|&i| ro.advantages[i as usize]));
-        if cfg.normalize_advantages && n > 1 {
-            let mean = self.adv.iter().map(|&a| f64::from(a)).sum::<f64>() / n as f64;
-            let var = self
-                .adv
-                .iter()
-                .map(|&a| (f64::from(a) - mean).powi(2))
-                .sum::<f64>()
-                / (n - 1) as f64;
-            let std = var.sqrt() + 1e-8;
-            for a in &mut self.adv {
-                *a = ((f64::from(*a) - mean) / std) as f32;
-            }
         }
         self.order.clear();
         self.order.extend(0..n as u32);
@@ -411,22 +426,15 @@ impl<E: Executor> GroupNet<E> {
             let chunks = n.div_ceil(mb);
             for c in 0..chunks {
                 let part = &self.order[c * mb..((c + 1) * mb).min(n)];
-                self.mb_obs.clear();
-                self.mb_actions.clear();
-                self.mb_logp.clear();
-                self.mb_values.clear();
-                self.mb_adv.clear();
-                self.mb_ret.clear();
-                for &k in part {
-                    let i = self.rows[k as usize] as usize;
-                    self.mb_obs
-                        .extend_from_slice(&ro.obs[i * OBS_DIM..(i + 1) * OBS_DIM]);
-                    self.mb_actions.push(ro.actions[i]);
-                    self.mb_logp.push(ro.logp[i]);
-                    self.mb_values.push(ro.values[i]);
-                    self.mb_adv.push(self.adv[k as usize]);
-                    self.mb_ret.push(ro.returns[i]);
-                }
+                let mut scratch = MinibatchRows {
+                    obs: &mut self.mb_obs,
+                    actions: &mut self.mb_actions,
+                    logp: &mut self.mb_logp,
+                    values: &mut self.mb_values,
+                    adv: &mut self.mb_adv,
+                    ret: &mut self.mb_ret,
+                };
+                fill_minibatch(mem, ro, part, cfg.ah_standardized_returns, &mut scratch);
                 self.mb_adj.resize(part.len(), 0.0);
                 self.ac.train_minibatch(&Minibatch {
                     obs: &self.mb_obs,
@@ -445,7 +453,194 @@ impl<E: Executor> GroupNet<E> {
                 }
             }
         }
-        self.ac.finish()
+        Ok(())
+    }
+}
+
+/// One group's memory for an update: its rows of the rollout (indices into the rollout, in
+/// time-major, then slot order) with the advantages and returns the update trains on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GroupMemory {
+    pub rows: Vec<u32>,
+    pub adv: Vec<f32>,
+    pub ret: Vec<f32>,
+}
+
+/// Standardise in place: (x − mean) / (unbiased std + 1e-8), in f64; one value becomes 0.
+pub fn standardize(x: &mut [f32]) {
+    let n = x.len();
+    if n == 0 {
+        return;
+    }
+    let mean = x.iter().map(|&a| f64::from(a)).sum::<f64>() / n as f64;
+    if n == 1 {
+        x[0] = 0.0;
+        return;
+    }
+    let var = x
+        .iter()
+        .map(|&a| (f64::from(a) - mean).powi(2))
+        .sum::<f64>()
+        / (n - 1) as f64;
+    let std = var.sqrt() + 1e-8;
+    for a in x {
+        *a = ((f64::from(*a) - mean) / std) as f32;
+    }
+}
+
+/// `ah_interleaved_gae`: GAE over `rewards` / `values` as ONE trajectory (the CPU twin
+/// `cpu::gae` with one agent, no done masks, bootstrap value 0 after the last entry).
+pub fn interleaved_gae(
+    gamma: f32,
+    lambda: f32,
+    rewards: &[f32],
+    values: &[f32],
+    adv: &mut [f32],
+    ret: &mut [f32],
+) {
+    let n = values.len();
+    let p = GaeParams {
+        steps: n as u32,
+        agents: 1,
+        gamma,
+        gae_lambda: lambda,
+        carry: 0,
+        pad0: 0,
+        pad1: 0,
+        pad2: 0,
+    };
+    let dones = vec![0.0f32; n];
+    fairground_shaders::cpu::gae(&p, rewards, values, &dones, &[0.0], adv, ret);
+}
+
+/// Build group `g`'s memory from a rollout of `groups` / `rewards` / `values` (time-major,
+/// slot-minor) and the per-player GAE results `clean_adv` / `clean_ret` (used unless
+/// `cfg.ah_interleaved_gae`): advantages standardised over the memory with
+/// `cfg.normalize_advantages`; with `cfg.ah_standardized_returns`, returns = those advantages +
+/// stored values.
+#[allow(clippy::too_many_arguments)]
+pub fn group_memory(
+    g: u8,
+    groups: &[u8],
+    rewards: &[f32],
+    values: &[f32],
+    clean_adv: &[f32],
+    clean_ret: &[f32],
+    cfg: &TrainConfig,
+    mem: &mut GroupMemory,
+) {
+    mem.rows.clear();
+    mem.rows.extend(
+        groups
+            .iter()
+            .enumerate()
+            .filter(|&(_, &grp)| grp == g)
+            .map(|(i, _)| i as u32),
+    );
+    let n = mem.rows.len();
+    mem.adv.clear();
+    mem.ret.clear();
+    if cfg.ah_interleaved_gae {
+        let r: Vec<f32> = mem.rows.iter().map(|&i| rewards[i as usize]).collect();
+        let v: Vec<f32> = mem.rows.iter().map(|&i| values[i as usize]).collect();
+        mem.adv.resize(n, 0.0);
+        mem.ret.resize(n, 0.0);
+        interleaved_gae(
+            cfg.gamma,
+            cfg.gae_lambda,
+            &r,
+            &v,
+            &mut mem.adv,
+            &mut mem.ret,
+        );
+    } else {
+        mem.adv
+            .extend(mem.rows.iter().map(|&i| clean_adv[i as usize]));
+        mem.ret
+            .extend(mem.rows.iter().map(|&i| clean_ret[i as usize]));
+    }
+    if cfg.normalize_advantages && n > 1 {
+        standardize(&mut mem.adv);
+    }
+    if cfg.ah_standardized_returns {
+        for ((r, &a), &i) in mem.ret.iter_mut().zip(&mem.adv).zip(&mem.rows) {
+            *r = a + values[i as usize];
+        }
+    }
+}
+
+/// The PPO passes of one update, in order: (network, memory) with 0 = non-sensitive and
+/// 1 = sensitive. `ah_cross_group_training`: each network trains on its own memory, then on the
+/// other group's.
+pub fn training_passes(cross_group: bool) -> &'static [(usize, usize)] {
+    if cross_group {
+        &[(0, 0), (0, 1), (1, 1), (1, 0)]
+    } else {
+        &[(0, 0), (1, 1)]
+    }
+}
+
+/// Minibatch scratch that [`fill_minibatch`] fills.
+pub struct MinibatchRows<'a> {
+    pub obs: &'a mut Vec<f32>,
+    pub actions: &'a mut Vec<u32>,
+    pub logp: &'a mut Vec<f32>,
+    pub values: &'a mut Vec<f32>,
+    pub adv: &'a mut Vec<f32>,
+    pub ret: &'a mut Vec<f32>,
+}
+
+/// Gather the memory rows `part` (indices into `mem`): observations, actions, the STORED
+/// log-probabilities and values (those of the network that acted, whichever network trains),
+/// the memory's advantages and returns; with `standardize_returns` the minibatch's returns are
+/// standardised over the minibatch ([`standardize`]).
+fn fill_minibatch(
+    mem: &GroupMemory,
+    ro: &Rollout,
+    part: &[u32],
+    standardize_returns: bool,
+    out: &mut MinibatchRows<'_>,
+) {
+    out.obs.clear();
+    out.actions.clear();
+    out.logp.clear();
+    out.values.clear();
+    out.adv.clear();
+    out.ret.clear();
+    for &k in part {
+        let i = mem.rows[k as usize] as usize;
+        out.obs
+            .extend_from_slice(&ro.obs[i * OBS_DIM..(i + 1) * OBS_DIM]);
+        out.actions.push(ro.actions[i]);
+        out.logp.push(ro.logp[i]);
+        out.values.push(ro.values[i]);
+        out.adv.push(mem.adv[k as usize]);
+        out.ret.push(mem.ret[k as usize]);
+    }
+    if standardize_returns {
+        standardize(out.ret);
+    }
+}
+
+/// `ah_action_misalignment` (spec §1.7): per instance (`agents` slots each), the actions sampled
+/// for the non-sensitive players (`groups` 0) in player order, then those for the sensitive
+/// ones, written to players 0, 1, … in order. `own[slot]` is the action sampled for `slot`'s own
+/// observation.
+pub fn concat_group_actions(groups: &[u8], own: &[u8], agents: usize, out: &mut [u8]) {
+    for ((g, o), dst) in groups
+        .chunks_exact(agents)
+        .zip(own.chunks_exact(agents))
+        .zip(out.chunks_exact_mut(agents))
+    {
+        let mut k = 0;
+        for grp in 0..GROUPS as u8 {
+            for (&gi, &a) in g.iter().zip(o) {
+                if gi == grp {
+                    dst[k] = a;
+                    k += 1;
+                }
+            }
+        }
     }
 }
 
@@ -507,8 +702,12 @@ pub struct AhTrainer<E: Executor> {
     rewards: Vec<f32>,
     dones: Vec<u8>,
     actions: Vec<u8>,
+    /// The action sampled for each slot's own observation (equal to `actions` unless
+    /// `ah_action_misalignment`).
+    own_actions: Vec<u8>,
     groups: Vec<u8>,
     ro: Rollout,
+    mems: [GroupMemory; GROUPS],
     pub iteration: u32,
     pub env_steps: u64,
     pub timing: Timing,
@@ -533,17 +732,21 @@ impl<E: Executor + Send> AhTrainer<E> {
         for g in 0..GROUPS {
             let init = spec.init_params(seeds.init[g]);
             let steps = cfg.rollout_steps as usize;
-            let store = StoreSpec {
-                steps: cfg.rollout_steps,
-                slots: slots as u32,
+            let ac = if uses_store(cfg) {
+                let store = StoreSpec {
+                    steps: cfg.rollout_steps,
+                    slots: slots as u32,
+                };
+                ActorCritic::with_store(
+                    spec.clone(),
+                    cfg.ppo_hyper(),
+                    &init,
+                    store,
+                    &make_executor,
+                )?
+            } else {
+                ActorCritic::new(spec.clone(), cfg.ppo_hyper(), &init, &make_executor)?
             };
-            let ac = ActorCritic::with_store(
-                spec.clone(),
-                cfg.ppo_hyper(),
-                &init,
-                store,
-                &make_executor,
-            )?;
             nets.push(GroupNet {
                 ac,
                 sample_seed: seeds.sample[g],
@@ -554,8 +757,6 @@ impl<E: Executor + Send> AhTrainer<E> {
                 out_actions: Vec::with_capacity(slots),
                 out_logp: Vec::with_capacity(slots),
                 out_values: Vec::with_capacity(slots),
-                rows: Vec::with_capacity(slots * steps),
-                adv: Vec::with_capacity(slots * steps),
                 order: Vec::with_capacity(slots * steps),
                 mb_obs: Vec::with_capacity(cfg.minibatch_size as usize * OBS_DIM),
                 mb_actions: Vec::with_capacity(cfg.minibatch_size as usize),
@@ -570,6 +771,7 @@ impl<E: Executor + Send> AhTrainer<E> {
                 dst: Vec::with_capacity(slots),
                 store_dones: Vec::with_capacity(slots * steps),
                 store_valid: Vec::with_capacity(slots * steps),
+                rows: Vec::with_capacity(slots * steps),
                 mb_rows: Vec::with_capacity(cfg.minibatch_size as usize),
             });
         }
@@ -580,8 +782,10 @@ impl<E: Executor + Send> AhTrainer<E> {
             rewards: vec![0.0; slots],
             dones: vec![0; env.instances()],
             actions: vec![0; slots],
+            own_actions: vec![0; slots],
             groups: vec![0; slots],
             ro: Rollout::new(cfg.rollout_steps as usize, slots),
+            mems: Default::default(),
             pool: WorkerPool::new(cfg.threads as usize),
             env,
             nets,
@@ -657,21 +861,34 @@ impl<E: Executor + Send> AhTrainer<E> {
     }
 
     /// Sample actions for the current observations into `self.actions` (and, with `record`,
-    /// the host rollout's step `t`).
+    /// the rollout's step `t`: each slot's own observation, sampled action, log-probability and
+    /// value). With `ah_action_misalignment` the environment's actions are the concatenation
+    /// of [`concat_group_actions`].
     fn policy_step(&mut self, t: usize, mode: ActMode, record: bool) -> Result<(), ShaderError> {
         let t0 = Instant::now();
         self.act_all(t as u32, mode)?;
-        self.scatter_actions();
-        if record {
-            let m = self.actions.len();
-            for net in &self.nets {
-                for (k, &slot) in net.slots.iter().enumerate() {
-                    let i = t * m + slot as usize;
+        let m = self.actions.len();
+        for net in &self.nets {
+            for (k, &slot) in net.slots.iter().enumerate() {
+                let slot = slot as usize;
+                self.own_actions[slot] = net.out_actions[k] as u8;
+                if record {
+                    let i = t * m + slot;
                     self.ro.actions[i] = net.out_actions[k];
                     self.ro.logp[i] = net.out_logp[k];
                     self.ro.values[i] = net.out_values[k];
                 }
             }
+        }
+        if self.cfg.ah_action_misalignment {
+            concat_group_actions(
+                &self.groups,
+                &self.own_actions,
+                self.env.agents(),
+                &mut self.actions,
+            );
+        } else {
+            self.actions.copy_from_slice(&self.own_actions);
         }
         self.timing.act_s += t0.elapsed().as_secs_f64();
         Ok(())
@@ -745,14 +962,14 @@ impl<E: Executor + Send> AhTrainer<E> {
             self.refresh_groups();
             self.timing.host_s += h0.elapsed().as_secs_f64();
         }
-        // Bootstrap values of the observations after the last step.
+        // Bootstrap values of the observations after the last step (per-player GAE only).
         let t0 = Instant::now();
         if stored {
             let (obs, groups, iteration) = (&self.obs, &self.groups, self.iteration);
             Self::run_nets(&mut self.nets, self.cfg.threads, |g, net| {
                 net.bootstrap_stored(g, obs, groups, iteration, steps as u32)
             })?;
-        } else {
+        } else if !self.cfg.ah_interleaved_gae {
             self.act_all(steps as u32, ActMode::Sample)?;
             for net in &self.nets {
                 for (k, &slot) in net.slots.iter().enumerate() {
@@ -765,22 +982,36 @@ impl<E: Executor + Send> AhTrainer<E> {
         let h0 = Instant::now();
         let ro = &mut self.ro;
         if !stored {
-            let gae = GaeParams {
-                steps: steps as u32,
-                agents: m as u32,
-                gamma: self.cfg.gamma,
-                gae_lambda: self.cfg.gae_lambda,
-                ..GaeParams::default()
-            };
-            fairground_shaders::cpu::gae(
-                &gae,
-                &ro.rewards,
-                &ro.values,
-                &ro.dones,
-                &ro.last_values,
-                &mut ro.advantages,
-                &mut ro.returns,
-            );
+            if !self.cfg.ah_interleaved_gae {
+                let gae = GaeParams {
+                    steps: steps as u32,
+                    agents: m as u32,
+                    gamma: self.cfg.gamma,
+                    gae_lambda: self.cfg.gae_lambda,
+                    ..GaeParams::default()
+                };
+                fairground_shaders::cpu::gae(
+                    &gae,
+                    &ro.rewards,
+                    &ro.values,
+                    &ro.dones,
+                    &ro.last_values,
+                    &mut ro.advantages,
+                    &mut ro.returns,
+                );
+            }
+            for (g, mem) in self.mems.iter_mut().enumerate() {
+                group_memory(
+                    g as u8,
+                    &ro.groups,
+                    &ro.rewards,
+                    &ro.values,
+                    &ro.advantages,
+                    &ro.returns,
+                    &self.cfg,
+                    mem,
+                );
+            }
         }
         let mut reward_sum = [0.0f64; GROUPS];
         let mut rows = [0u64; GROUPS];
@@ -790,14 +1021,22 @@ impl<E: Executor + Send> AhTrainer<E> {
         }
         self.timing.host_s += h0.elapsed().as_secs_f64();
 
-        // On the device path GAE runs inside the update (per network, over its store).
+        // On the device path GAE runs inside the update (each network over its store).
         let t0 = Instant::now();
-        let (ro, cfg) = (&self.ro, &self.cfg);
+        let (ro, cfg, mems) = (&self.ro, &self.cfg, &self.mems);
+        let passes = training_passes(cfg.ah_cross_group_training);
+        let memories_of = |g: usize| -> Vec<&GroupMemory> {
+            passes
+                .iter()
+                .filter(|&&(net, _)| net == g)
+                .map(|&(_, mem)| &mems[mem])
+                .collect()
+        };
         Self::run_nets(&mut self.nets, cfg.threads, |g, net| {
             if stored {
                 net.train_stored(g, ro, cfg)
             } else {
-                net.train(g, ro, cfg)
+                net.train(&memories_of(g as usize), ro, cfg)
             }
         })?;
         self.timing.update_s += t0.elapsed().as_secs_f64();
@@ -936,5 +1175,296 @@ impl<E: Executor + Send> AhTrainer<E> {
             t += 1;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The reference profile's AH flags on tiny hand-built data: the action concatenation
+    //! order, interleaved GAE as one trajectory, standardised returns, the cross-group pass
+    //! order and the stored (acting network's) log-probabilities in a minibatch.
+    use super::*;
+    use fairground_kernel::Profile;
+    use fairground_shaders::CpuExecutor;
+
+    fn reference() -> TrainConfig {
+        TrainConfig::defaults(crate::config::EnvName::Ah, Profile::Reference)
+    }
+
+    #[test]
+    fn concatenation_puts_non_sensitive_actions_first_per_instance() {
+        // Two instances of four players; groups 1 = sensitive.
+        let groups = [0, 1, 0, 1, 1, 1, 0, 0];
+        let own = [10, 11, 12, 13, 20, 21, 22, 23];
+        let mut out = [0u8; 8];
+        concat_group_actions(&groups, &own, 4, &mut out);
+        // Instance 0: non-sensitive players 0, 2 then sensitive 1, 3; instance 1: 6, 7 then 4, 5.
+        assert_eq!(out, [10, 12, 11, 13, 22, 23, 20, 21]);
+        // All of one group: the identity.
+        let mut same = [0u8; 4];
+        concat_group_actions(&[1, 1, 1, 1], &[1, 2, 3, 4], 4, &mut same);
+        assert_eq!(same, [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn misaligned_step_applies_the_concatenation_and_records_own_actions() {
+        let cfg = TrainConfig {
+            hidden: vec![8],
+            rollout_steps: 2,
+            episode_steps: 2,
+            backend: crate::config::Backend::Cpu,
+            threads: 1,
+            ..reference()
+        };
+        assert!(cfg.ah_action_misalignment);
+        let mut t = AhTrainer::new(&cfg, EnvUse::Train, |p| Ok(CpuExecutor::new(p))).unwrap();
+        t.env.observe(&mut t.obs);
+        t.refresh_groups();
+        t.policy_step(0, ActMode::Sample, true).unwrap();
+        let m = t.actions.len();
+        let recorded: Vec<u8> = t.ro.actions[..m].iter().map(|&a| a as u8).collect();
+        assert_eq!(
+            recorded, t.own_actions,
+            "memory: each player's own sampled action"
+        );
+        let mut expected = vec![0u8; m];
+        concat_group_actions(&t.groups, &t.own_actions, t.env.agents(), &mut expected);
+        assert_eq!(t.actions, expected, "environment: the concatenation");
+        // Both groups are present, so the concatenation is not the identity here.
+        assert!(t.groups.contains(&0) && t.groups.contains(&1));
+        assert_ne!(t.actions, t.own_actions, "40 sampled actions, misaligned");
+    }
+
+    /// 3 steps x 3 slots; group 1 holds slots (0,1), (1,0), (1,2), (2,1) in rollout order.
+    const GROUPS_3X3: [u8; 9] = [0, 1, 0, 1, 0, 1, 0, 1, 0];
+    const REWARDS: [f32; 9] = [0.5, 1.0, -1.0, 2.0, 0.0, -0.5, 0.25, 3.0, 1.5];
+    const VALUES: [f32; 9] = [0.1, 0.2, 0.3, -0.4, 0.5, 0.6, 0.7, 0.8, -0.9];
+
+    #[test]
+    fn interleaved_gae_is_cpu_gae_over_the_flat_group_memory() {
+        let cfg = TrainConfig {
+            gamma: 0.9,
+            gae_lambda: 0.8,
+            normalize_advantages: false,
+            ah_standardized_returns: false,
+            ..reference()
+        };
+        let clean = [f32::NAN; 9];
+        let mut mem = GroupMemory::default();
+        group_memory(
+            1,
+            &GROUPS_3X3,
+            &REWARDS,
+            &VALUES,
+            &clean,
+            &clean,
+            &cfg,
+            &mut mem,
+        );
+        assert_eq!(mem.rows, [1, 3, 5, 7]);
+        let r: Vec<f32> = mem.rows.iter().map(|&i| REWARDS[i as usize]).collect();
+        let v: Vec<f32> = mem.rows.iter().map(|&i| VALUES[i as usize]).collect();
+        let p = GaeParams {
+            steps: 4,
+            agents: 1,
+            gamma: 0.9,
+            gae_lambda: 0.8,
+            carry: 0,
+            pad0: 0,
+            pad1: 0,
+            pad2: 0,
+        };
+        let (mut a, mut rt) = ([0.0f32; 4], [0.0f32; 4]);
+        fairground_shaders::cpu::gae(&p, &r, &v, &[0.0; 4], &[0.0], &mut a, &mut rt);
+        assert_eq!(mem.adv, a);
+        assert_eq!(mem.ret, rt);
+        // By hand: the last entry bootstraps with 0; each earlier one with the next entry's
+        // value (another player's), no done mask.
+        let last = 3.0 - 0.8;
+        assert!((mem.adv[3] - last).abs() < 1e-6);
+        let d2 = -0.5 + 0.9 * 0.8 - 0.6;
+        assert!((mem.adv[2] - (d2 + 0.9 * 0.8 * last)).abs() < 1e-6);
+        // The clean path takes the per-player results as given.
+        let clean_adv: Vec<f32> = (0..9).map(|i| i as f32).collect();
+        let clean_ret: Vec<f32> = (0..9).map(|i| 10.0 + i as f32).collect();
+        let off = TrainConfig {
+            ah_interleaved_gae: false,
+            ..cfg
+        };
+        group_memory(
+            1,
+            &GROUPS_3X3,
+            &REWARDS,
+            &VALUES,
+            &clean_adv,
+            &clean_ret,
+            &off,
+            &mut mem,
+        );
+        assert_eq!(mem.adv, [1.0, 3.0, 5.0, 7.0]);
+        assert_eq!(mem.ret, [11.0, 13.0, 15.0, 17.0]);
+    }
+
+    #[test]
+    fn standardized_returns_are_standardized_advantage_plus_value_then_per_minibatch() {
+        let cfg = reference();
+        assert!(cfg.normalize_advantages && cfg.ah_standardized_returns);
+        let clean = [f32::NAN; 9];
+        let mut mem = GroupMemory::default();
+        group_memory(
+            0,
+            &GROUPS_3X3,
+            &REWARDS,
+            &VALUES,
+            &clean,
+            &clean,
+            &cfg,
+            &mut mem,
+        );
+        assert_eq!(mem.rows, [0, 2, 4, 6, 8]);
+        let mean = mem.adv.iter().sum::<f32>() / 5.0;
+        let var = mem.adv.iter().map(|a| (a - mean).powi(2)).sum::<f32>() / 4.0;
+        assert!(
+            mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5,
+            "{mean} {var}"
+        );
+        for (k, &i) in mem.rows.iter().enumerate() {
+            assert_eq!(mem.ret[k], mem.adv[k] + VALUES[i as usize]);
+        }
+        // Inside a minibatch the returns are standardised again; the rest is as stored.
+        let mut ro = Rollout::new(3, 3);
+        ro.values.copy_from_slice(&VALUES);
+        let (mut obs, mut actions, mut logp, mut values, mut adv, mut ret) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let mut out = MinibatchRows {
+            obs: &mut obs,
+            actions: &mut actions,
+            logp: &mut logp,
+            values: &mut values,
+            adv: &mut adv,
+            ret: &mut ret,
+        };
+        fill_minibatch(&mem, &ro, &[1, 2, 4], true, &mut out);
+        let mut expected = vec![mem.ret[1], mem.ret[2], mem.ret[4]];
+        standardize(&mut expected);
+        assert_eq!(ret, expected);
+        let m = ret.iter().sum::<f32>() / 3.0;
+        assert!(m.abs() < 1e-6);
+        assert_eq!(adv, [mem.adv[1], mem.adv[2], mem.adv[4]]);
+        // A one-row minibatch standardises to 0.
+        let mut one = [4.0f32];
+        standardize(&mut one);
+        assert_eq!(one, [0.0]);
+    }
+
+    #[test]
+    fn cross_group_passes_run_own_then_other_with_the_stored_log_probs() {
+        assert_eq!(training_passes(true), [(0, 0), (0, 1), (1, 1), (1, 0)]);
+        assert_eq!(training_passes(false), [(0, 0), (1, 1)]);
+        // The non-sensitive network's second pass reads the sensitive memory with the
+        // log-probabilities and values the sensitive network stored when it acted.
+        let mut ro = Rollout::new(3, 3);
+        for i in 0..9 {
+            ro.logp[i] = -(i as f32) - 0.5;
+            ro.values[i] = 100.0 + i as f32;
+            ro.actions[i] = i as u32;
+            ro.obs[i * OBS_DIM] = i as f32;
+        }
+        let cfg = TrainConfig {
+            normalize_advantages: false,
+            ah_standardized_returns: false,
+            ..reference()
+        };
+        let clean = [0.0f32; 9];
+        let mut sensitive = GroupMemory::default();
+        group_memory(
+            1,
+            &GROUPS_3X3,
+            &REWARDS,
+            &VALUES,
+            &clean,
+            &clean,
+            &cfg,
+            &mut sensitive,
+        );
+        let (mut obs, mut actions, mut logp, mut values, mut adv, mut ret) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let mut out = MinibatchRows {
+            obs: &mut obs,
+            actions: &mut actions,
+            logp: &mut logp,
+            values: &mut values,
+            adv: &mut adv,
+            ret: &mut ret,
+        };
+        // Sequential slice: memory rows 0..4 in order.
+        fill_minibatch(&sensitive, &ro, &[0, 1, 2, 3], false, &mut out);
+        assert_eq!(
+            logp,
+            [-1.5, -3.5, -5.5, -7.5],
+            "stored log-probs of rows 1, 3, 5, 7"
+        );
+        assert_eq!(values, [101.0, 103.0, 105.0, 107.0]);
+        assert_eq!(actions, [1, 3, 5, 7]);
+        assert_eq!(
+            obs.iter().step_by(OBS_DIM).copied().collect::<Vec<_>>(),
+            [1.0, 3.0, 5.0, 7.0]
+        );
+        assert_eq!(adv, sensitive.adv);
+        assert_eq!(ret, sensitive.ret);
+    }
+
+    #[test]
+    fn reference_defaults_turn_every_flag_on_and_clean_off() {
+        use crate::config::EnvName;
+        for env in [EnvName::Ah, EnvName::Hs] {
+            let r = TrainConfig::defaults(env, Profile::Reference);
+            assert!(
+                r.ah_action_misalignment
+                    && r.ah_interleaved_gae
+                    && r.ah_standardized_returns
+                    && r.ah_cross_group_training
+                    && r.hs_pairwise_ratio
+                    && !r.shuffle_minibatches
+            );
+            assert_eq!(r.profile, Profile::Reference);
+            let c = TrainConfig::defaults(env, Profile::Clean);
+            assert!(
+                !(c.ah_action_misalignment
+                    || c.ah_interleaved_gae
+                    || c.ah_standardized_returns
+                    || c.ah_cross_group_training
+                    || c.hs_pairwise_ratio)
+            );
+            assert_eq!(c, TrainConfig::default_for(env));
+        }
+        let ah = TrainConfig::defaults(EnvName::Ah, Profile::Reference);
+        assert_eq!((ah.instances, ah.rollout_steps), (1, 3000));
+        assert!(
+            !ah.ppo_hyper().pairwise_ratio,
+            "the pairwise ratio is HS only"
+        );
+        let hs = TrainConfig::defaults(EnvName::Hs, Profile::Reference);
+        assert!(hs.ppo_hyper().pairwise_ratio && !hs.normalize_advantages);
+        // Each flag is overridable; an AH reference file setting episode_steps only gets
+        // one episode per rollout.
+        let cfg = TrainConfig::from_toml_for(
+            "profile = \"reference\"\nepisode_steps = 50\nah_cross_group_training = false\n",
+            "t.toml",
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(cfg.rollout_steps, 50);
+        assert!(!cfg.ah_cross_group_training && cfg.ah_interleaved_gae);
+        let cfg = TrainConfig::from_toml_for(
+            "episode_steps = 50\nrollout_steps = 10\n",
+            "t.toml",
+            None,
+            Some(Profile::Reference),
+        )
+        .unwrap();
+        assert_eq!((cfg.rollout_steps, cfg.profile), (10, Profile::Reference));
+        assert!(cfg.validate().is_ok());
     }
 }

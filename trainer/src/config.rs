@@ -1,6 +1,12 @@
 //! The typed training configuration: every hyperparameter with the reference's default (spec
 //! §3.1, AH), read from TOML (`--config FILE.toml`), overridden by command-line flags, validated
 //! before anything is written, and saved resolved in the run directory (`config.toml`).
+//!
+//! Profiles: `profile` selects both the environment's rules (`fairground_kernel::Profile`, passed
+//! to `AhParams` / `HsConfig`) and the defaults of the trainer's [REPRO] flags
+//! (`ah_action_misalignment`, `ah_interleaved_gae`, `ah_standardized_returns`,
+//! `ah_cross_group_training`, `hs_pairwise_ratio`): all on for `reference`, all off for `clean`,
+//! each overridable in the TOML. See [`TrainConfig::defaults`].
 
 use crate::error::TrainError;
 use fairground_kernel::Profile;
@@ -60,8 +66,10 @@ pub struct TrainConfig {
     pub env: EnvName,
     /// Algorithm: "ppo".
     pub algo: Algo,
-    /// Rule profile of the environment and the trainer: "clean" (the default). The reference
-    /// trainer's [REPRO] flags are not implemented yet, so "reference" is refused.
+    /// Rule profile of the environment and the trainer: "clean" (the default) or "reference".
+    /// The environment follows it; it also sets the defaults of the [REPRO] flags below (on for
+    /// "reference", off for "clean") and, for "reference", the reference's rollout shape and
+    /// minibatch order (see [`TrainConfig::defaults`]).
     pub profile: Profile,
     /// Environment instances stepped together.
     pub instances: u32,
@@ -107,6 +115,34 @@ pub struct TrainConfig {
     pub shuffle_minibatches: bool,
     /// Write a checkpoint every this many iterations (and always after the last).
     pub checkpoint_every: u32,
+    /// AH [REPRO] (spec §1.7, §9 item 3): action misalignment. Every step, each instance's
+    /// actions are concatenated as [the actions sampled for its non-sensitive players, in player
+    /// order, then those for its sensitive players] and applied to players 0, 1, … in order, so
+    /// player k generally acts with another player's action; the rollout still records, per
+    /// player, its own observation, the action sampled for it and the reward it actually got.
+    /// Also applies to `fairground eval`. false: each player gets its own action.
+    pub ah_action_misalignment: bool,
+    /// AH [REPRO] (spec §3.1, §9 item 4): GAE over each group's memory (its rows in time-major,
+    /// then instance, then player order) as ONE trajectory: an entry's next value is the next
+    /// entry's, the last entry bootstraps with 0, no done masks. false: GAE per player
+    /// trajectory with done masks and bootstrap values.
+    pub ah_interleaved_gae: bool,
+    /// AH [REPRO] (spec §3.1): returns := the (standardised, with `normalize_advantages`)
+    /// advantage + stored value, and inside every minibatch the returns are standardised again
+    /// (the minibatch's mean and unbiased std + 1e-8; a one-row minibatch gets 0) before the
+    /// value regression. false: returns = raw GAE advantage + stored value.
+    pub ah_standardized_returns: bool,
+    /// AH [REPRO] (spec §3.1, §9 item 5): cross-group training. Per update the non-sensitive
+    /// network trains on its own memory then on the sensitive memory, and the sensitive network
+    /// on its own then on the non-sensitive memory (K epochs each pass); on the other group's
+    /// memory the "old" log-probabilities and values are the stored ones, i.e. the other
+    /// network's. false: each network trains on its own memory only.
+    pub ah_cross_group_training: bool,
+    /// HS [REPRO] (spec §3.2): the reference's importance-ratio broadcasting. In every minibatch
+    /// of B rows the ratio is the B × B matrix r_ij = exp(logπ_new(a_j|s_j) − logπ_old(a_i|s_i)),
+    /// multiplied by A_j, clipped element-wise, and the surrogate is the mean over all B² pairs
+    /// (value and entropy terms unchanged). false: the per-sample ratio.
+    pub hs_pairwise_ratio: bool,
 }
 
 impl Default for TrainConfig {
@@ -138,6 +174,11 @@ impl Default for TrainConfig {
             normalize_advantages: true,
             shuffle_minibatches: true,
             checkpoint_every: 1,
+            ah_action_misalignment: false,
+            ah_interleaved_gae: false,
+            ah_standardized_returns: false,
+            ah_cross_group_training: false,
+            hs_pairwise_ratio: false,
         }
     }
 }
@@ -151,6 +192,7 @@ impl TrainConfig {
             vf_coef: self.vf_coef,
             ent_coef: self.ent_coef,
             lr: self.lr,
+            pairwise_ratio: self.env == EnvName::Hs && self.hs_pairwise_ratio,
             ..PpoHyper::default()
         }
     }
@@ -185,23 +227,64 @@ impl TrainConfig {
         }
     }
 
-    /// Parse a TOML file's text with the defaults of `env` (when given, else of the file's
-    /// `env`, else AH's) for the keys it does not set.
-    pub fn from_toml_for(text: &str, path: &str, env: Option<EnvName>) -> Result<Self, TrainError> {
+    /// The defaults of `env` under `profile`. `reference` turns every [REPRO] flag on (the AH
+    /// ones only act in AH runs, the HS one only in HS runs), visits minibatches as sequential
+    /// slices (`shuffle_minibatches = false`), and:
+    /// - AH: one instance whose whole episode is one rollout (`instances = 1`,
+    ///   `rollout_steps = episode_steps`, 3000), one update per episode, as the reference;
+    /// - HS: advantages not standardised (`normalize_advantages = false`; returns are the raw
+    ///   advantage + stored value in both profiles).
+    pub fn defaults(env: EnvName, profile: Profile) -> Self {
+        let mut c = Self::default_for(env);
+        if profile == Profile::Reference {
+            c.profile = Profile::Reference;
+            c.ah_action_misalignment = true;
+            c.ah_interleaved_gae = true;
+            c.ah_standardized_returns = true;
+            c.ah_cross_group_training = true;
+            c.hs_pairwise_ratio = true;
+            c.shuffle_minibatches = false;
+            match env {
+                EnvName::Ah => {
+                    c.instances = 1;
+                    c.rollout_steps = c.episode_steps;
+                }
+                EnvName::Hs => c.normalize_advantages = false,
+            }
+        }
+        c
+    }
+
+    /// Parse a TOML file's text with the defaults of `env` and `profile` (each when given, else
+    /// the file's, else AH's and clean's; see [`Self::defaults`]) for the keys it does not set.
+    /// An AH reference config that sets `episode_steps` but not `rollout_steps` gets
+    /// `rollout_steps = episode_steps` (one rollout per episode).
+    pub fn from_toml_for(
+        text: &str,
+        path: &str,
+        env: Option<EnvName>,
+        profile: Option<Profile>,
+    ) -> Result<Self, TrainError> {
         // Parse once as is: type errors and unknown keys are reported with their line.
         let parsed = Self::from_toml(text, path)?;
         let env = env.unwrap_or(parsed.env);
-        if env == EnvName::Ah {
+        let profile = profile.unwrap_or(parsed.profile);
+        if env == EnvName::Ah && profile == Profile::Clean {
             return Ok(parsed);
         }
-        let mut table = toml::Table::try_from(Self::default_for(env)).expect("config table");
+        let mut table = toml::Table::try_from(Self::defaults(env, profile)).expect("config table");
         let file: toml::Table = toml::from_str(text).expect("parsed above");
+        let sets_rollout = file.contains_key("rollout_steps");
         for (k, v) in file {
             table.insert(k, v);
         }
-        Ok(toml::Value::Table(table)
+        let mut cfg: Self = toml::Value::Table(table)
             .try_into()
-            .expect("fields checked above"))
+            .expect("fields checked above");
+        if env == EnvName::Ah && profile == Profile::Reference && !sets_rollout {
+            cfg.rollout_steps = cfg.episode_steps;
+        }
+        Ok(cfg)
     }
 }
 
@@ -253,13 +336,6 @@ impl TrainConfig {
 
     /// Check every field against what is allowed (before anything is written).
     pub fn validate(&self) -> Result<(), TrainError> {
-        if self.profile == Profile::Reference {
-            return Err(bad(
-                "profile",
-                "the reference trainer's [REPRO] flags are not implemented yet (allowed: clean)"
-                    .to_string(),
-            ));
-        }
         range_u32("instances", self.instances, 1, 65_536)?;
         range_u32("rollout_steps", self.rollout_steps, 1, 100_000)?;
         range_u32("iterations", self.iterations, 1, 100_000_000)?;

@@ -1,4 +1,10 @@
-//! PPO on HospitalSim, clean profile.
+//! PPO on HospitalSim, both profiles.
+//!
+//! The `reference` profile (spec §3.2) differs only in its config: `hs_pairwise_ratio` (the
+//! reference's B × B importance ratio in every minibatch, computed by the `ppo_loss` kernel with
+//! `LossParams::pairwise`, see [`TrainConfig::ppo_hyper`]), `normalize_advantages = false`
+//! (raw advantages; returns are the raw advantage + stored value in both profiles) and
+//! sequential minibatches (`shuffle_minibatches = false`).
 //!
 //! One actor-critic per role (router, dispatcher, manager). The shaders have no shared-trunk
 //! model type, so each role's network is the [`ActorCritic`] of separate policy and value MLPs

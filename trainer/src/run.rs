@@ -252,6 +252,7 @@ fn resolve(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError> {
                 &read_to_string(file)?,
                 &file.display().to_string(),
                 req.overrides.env,
+                req.overrides.profile,
             )?;
         }
         req.overrides.apply(&mut cfg);
@@ -275,8 +276,12 @@ fn resolve(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError> {
                 &read_to_string(file)?,
                 &file.display().to_string(),
                 req.overrides.env,
+                req.overrides.profile,
             )?,
-            None => TrainConfig::default_for(req.overrides.env.unwrap_or_default()),
+            None => TrainConfig::defaults(
+                req.overrides.env.unwrap_or_default(),
+                req.overrides.profile.unwrap_or_default(),
+            ),
         };
         req.overrides.apply(&mut cfg);
         cfg.validate()?;

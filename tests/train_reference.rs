@@ -1,0 +1,153 @@
+//! Guarantees for `fairground train --profile reference` (cpu backend, tiny sizes):
+//! - `--env ah --profile reference` and `--env hs --profile reference` run and write a run
+//!   directory whose `config.toml` and `manifest.json` show the profile and every [REPRO] flag
+//!   on (`ah_action_misalignment`, `ah_interleaved_gae`, `ah_standardized_returns`,
+//!   `ah_cross_group_training`, `hs_pairwise_ratio`), sequential minibatches, and for AH one
+//!   instance whose whole episode is one rollout;
+//! - the same seed gives an identical `metrics.jsonl` (every key but the wall-clock ones);
+//! - a flag overridden in the config file is saved as given and changes the training (HS
+//!   without the pairwise ratio ends with other parameters).
+
+#[path = "common/train_cli.rs"]
+mod train_cli;
+
+use std::path::{Path, PathBuf};
+use train_cli::{fairground, ok};
+
+/// No env or profile here: the command line brings them.
+const TINY_AH: &str = "episode_steps = 20\nhidden = [16, 8]\nminibatch_size = 64\nepochs = 2\n\
+                       backend = \"cpu\"\nseed = 3\n";
+const TINY_HS: &str = "instances = 2\nrollout_steps = 40\nhs_patients = 12\nhs_sim_minutes = 40\n\
+                       hidden = [16, 8]\nminibatch_size = 32\nepochs = 2\nbackend = \"cpu\"\n\
+                       seed = 7\n";
+
+const FLAGS: [&str; 5] = [
+    "ah_action_misalignment",
+    "ah_interleaved_gae",
+    "ah_standardized_returns",
+    "ah_cross_group_training",
+    "hs_pairwise_ratio",
+];
+
+fn setup(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (f, text) in files {
+        std::fs::write(dir.join(f), text).unwrap();
+    }
+    dir
+}
+
+fn train(env: &str, cfg: &Path, run: &Path) {
+    let out = fairground(&[
+        "train",
+        "--env",
+        env,
+        "--profile",
+        "reference",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--iterations",
+        "2",
+    ]);
+    ok(&out);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        run.to_str().unwrap(),
+        "prints the run dir"
+    );
+}
+
+/// `config.toml`'s top-level `key = value` lines (values as written).
+fn saved_config(run: &Path) -> std::collections::HashMap<String, String> {
+    std::fs::read_to_string(run.join("config.toml"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn manifest_config(run: &Path) -> serde_json::Value {
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+    m["config"].clone()
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    train_cli::metrics(run, &["iteration", "policy_loss", "param_hash"])
+}
+
+fn check_flags_on(run: &Path) {
+    let cfg = saved_config(run);
+    let manifest = manifest_config(run);
+    assert_eq!(cfg["profile"], "\"reference\"");
+    assert_eq!(manifest["profile"], "reference");
+    for flag in FLAGS {
+        assert_eq!(cfg[flag], "true", "config.toml: {flag}");
+        assert_eq!(manifest[flag], true, "manifest.json: {flag}");
+    }
+    assert_eq!(cfg["shuffle_minibatches"], "false");
+}
+
+#[test]
+fn ah_reference_runs_shows_its_flags_and_is_deterministic() {
+    let dir = setup("train-ref-ah", &[("tiny.toml", TINY_AH)]);
+    let cfg = dir.join("tiny.toml");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    train("ah", &cfg, &a);
+    train("ah", &cfg, &b);
+    check_flags_on(&a);
+    let saved = saved_config(&a);
+    assert_eq!(saved["instances"], "1");
+    assert_eq!(
+        saved["rollout_steps"], "20",
+        "one whole episode per rollout"
+    );
+    let ma = metrics(&a);
+    assert_eq!(ma.len(), 2);
+    assert_eq!(ma, metrics(&b), "same seed: identical metrics.jsonl");
+    // Every rollout is exactly one episode.
+    for line in &ma {
+        assert_eq!(line["episodes_completed"], 1, "{line}");
+        assert!(line["policy_loss"].as_f64().unwrap().is_finite());
+    }
+    assert_ne!(ma[0]["param_hash"], ma[1]["param_hash"], "training moves");
+}
+
+#[test]
+fn hs_reference_runs_shows_its_flags_is_deterministic_and_the_flag_matters() {
+    let off = format!("{TINY_HS}hs_pairwise_ratio = false\n");
+    let dir = setup(
+        "train-ref-hs",
+        &[("tiny.toml", TINY_HS), ("off.toml", off.as_str())],
+    );
+    let (a, b, c) = (dir.join("a"), dir.join("b"), dir.join("c"));
+    train("hs", &dir.join("tiny.toml"), &a);
+    train("hs", &dir.join("tiny.toml"), &b);
+    check_flags_on(&a);
+    assert_eq!(
+        saved_config(&a)["normalize_advantages"],
+        "false",
+        "HS reference: raw advantages"
+    );
+    let ma = metrics(&a);
+    assert_eq!(ma.len(), 2);
+    assert_eq!(ma, metrics(&b), "same seed: identical metrics.jsonl");
+    for line in &ma {
+        assert!(line["policy_loss"].as_f64().unwrap().is_finite(), "{line}");
+    }
+    // Overridden in the file: saved as given, and the surrogate is another one.
+    train("hs", &dir.join("off.toml"), &c);
+    let saved = saved_config(&c);
+    assert_eq!(saved["hs_pairwise_ratio"], "false");
+    assert_eq!(saved["ah_interleaved_gae"], "true");
+    let mc = metrics(&c);
+    assert_ne!(
+        ma[1]["param_hash"], mc[1]["param_hash"],
+        "the pairwise ratio changes the updates"
+    );
+}
