@@ -189,6 +189,7 @@ impl Executor for CpuExecutor {
                     cast_slice(b(2)),
                     cast_slice(b(3)),
                 ),
+                Kernel::CopyRows => cpu::copy_rows(&uni(u), b(0), b(1), &mut taken[0]),
             }
             for (i, buf) in writable.into_iter().zip(taken) {
                 bufs[i] = buf;

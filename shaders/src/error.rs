@@ -62,6 +62,12 @@ pub enum ShaderError {
         width: usize,
         batch: usize,
     },
+    #[error("this actor-critic was built without a rollout store (use ActorCritic::with_store)")]
+    NoStore,
+    #[error("store row {row} is out of range: the store has {rows}")]
+    StoreRow { row: usize, rows: usize },
+    #[error("{rows} store rows in one call: allowed 1 to {batch} (the batch it was built for)")]
+    StoreRows { rows: usize, batch: usize },
     #[error("GPU device error: {0}")]
     Device(String),
 }

@@ -84,6 +84,40 @@ const _: () = {
     assert!(offset_of!(GaeParams, carry) == 16);
 };
 
+/// `CopyParams` in rollout.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct CopyParams {
+    pub rows: u32,
+    /// Words per row.
+    pub width: u32,
+    pub src_base: u32,
+    pub dst_base: u32,
+    /// [`CopyMode`] as u32.
+    pub mode: u32,
+    pub pad0: u32,
+    pub pad1: u32,
+    pub pad2: u32,
+}
+const _: () = {
+    assert!(size_of::<CopyParams>() == 32);
+    assert!(offset_of!(CopyParams, rows) == 0);
+    assert!(offset_of!(CopyParams, dst_base) == 12);
+    assert!(offset_of!(CopyParams, mode) == 16);
+};
+
+/// How `copy_rows` picks its source and destination rows (see rollout.wgsl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum CopyMode {
+    /// Row r of `src_base + r` to row `dst_base + r`.
+    Range = 0,
+    /// Row `index[r]` to row `dst_base + r`.
+    Gather = 1,
+    /// Row `src_base + r` to row `index[r]` (distinct indices).
+    Scatter = 2,
+}
+
 /// `LossParams` in ppo_loss.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]

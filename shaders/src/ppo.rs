@@ -353,6 +353,45 @@ pub struct OptimizerState {
     pub adam: AdamState,
 }
 
+/// Shape of an [`ActorCritic`]'s on-device rollout store: `steps` x `slots` rows, time-major
+/// (row `t * slots + s`), so GAE runs over it as `slots` trajectories of `steps` steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreSpec {
+    pub steps: u32,
+    pub slots: u32,
+}
+
+impl StoreSpec {
+    pub fn rows(&self) -> usize {
+        self.steps as usize * self.slots as usize
+    }
+}
+
+/// The rollout store: what acting produced and what the update reads, kept on the device so a
+/// rollout step sends observations and brings back only actions (see [`ActorCritic::with_store`]).
+struct Store {
+    spec: StoreSpec,
+    obs: BufferId,
+    masks: BufferId,
+    actions: BufferId,
+    /// (log-probability, entropy) per row: the layout of `policy_old`.
+    policy: BufferId,
+    gae: GaeBuffers,
+    adv_adjust: BufferId,
+    /// 0: the row holds this network's data; 1: a hole (another network's agent).
+    valid: BufferId,
+    /// Rows of the current call: scatter destinations or gather sources.
+    index: BufferId,
+    store_seq: SeqId,
+    boot_seq: SeqId,
+    gae_seq: SeqId,
+    norm_seq: SeqId,
+    gather_seq: SeqId,
+    gae_op: OpRef,
+    /// Copy launches whose row count follows each call.
+    copies: Vec<(OpRef, CopyParams)>,
+}
+
 /// Means over the last minibatch.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LossStats {
@@ -409,6 +448,7 @@ pub struct ActorCritic<E: Executor> {
     rows: u32,
     /// Rows of the last queued act.
     act_rows: u32,
+    store: Option<Store>,
 }
 
 impl<E: Executor> ActorCritic<E> {
@@ -419,6 +459,31 @@ impl<E: Executor> ActorCritic<E> {
         spec: ActorCriticSpec,
         hyper: PpoHyper,
         params: &[f32],
+        make_executor: impl FnOnce(Program) -> Result<E, ShaderError>,
+    ) -> Result<Self, ShaderError> {
+        Self::build(spec, hyper, params, None, make_executor)
+    }
+
+    /// [`Self::new`] with an on-device rollout store of `store` rows: acting writes its
+    /// observations, actions, log-probabilities and values into the store
+    /// ([`Self::queue_act_stored`]), GAE and advantage standardisation run over it
+    /// ([`Self::store_advantages`]) and minibatches are gathered from it
+    /// ([`Self::train_stored`]), so only actions cross back to the host during a rollout.
+    pub fn with_store(
+        spec: ActorCriticSpec,
+        hyper: PpoHyper,
+        params: &[f32],
+        store: StoreSpec,
+        make_executor: impl FnOnce(Program) -> Result<E, ShaderError>,
+    ) -> Result<Self, ShaderError> {
+        Self::build(spec, hyper, params, Some(store), make_executor)
+    }
+
+    fn build(
+        spec: ActorCriticSpec,
+        hyper: PpoHyper,
+        params: &[f32],
+        store: Option<StoreSpec>,
         make_executor: impl FnOnce(Program) -> Result<E, ShaderError>,
     ) -> Result<Self, ShaderError> {
         let rows = spec.batch;
@@ -699,6 +764,8 @@ impl<E: Executor> ActorCritic<E> {
             }
         }
 
+        let store = store.map(|st| Self::declare_store(&mut prog, &spec, &bufs, st));
+
         let mut exec = make_executor(prog)?;
         exec.write(bufs.params, params)?;
         exec.write(bufs.adam_state, &[AdamState::INITIAL])?;
@@ -715,7 +782,138 @@ impl<E: Executor> ActorCritic<E> {
             row_ops,
             rows,
             act_rows: rows,
+            store,
         })
+    }
+
+    /// Declare the store's buffers and its sequences: scatter of an act's outputs, scatter of
+    /// bootstrap values, GAE, standardisation, and the gather of a minibatch.
+    fn declare_store(
+        prog: &mut Program,
+        spec: &ActorCriticSpec,
+        bufs: &Buffers,
+        st: StoreSpec,
+    ) -> Store {
+        let n = st.rows();
+        let comps = spec.action_components.len() as u32;
+        let lw = spec.logit_width();
+        let ow = spec.obs_width;
+        let gae = GaeBuffers::declare(prog, st.steps, st.slots);
+        let store = Store {
+            spec: st,
+            obs: prog.buffer("store.obs", n * ow as usize),
+            masks: prog.buffer(
+                "store.masks",
+                if spec.use_masks { n * lw as usize } else { 1 },
+            ),
+            actions: prog.buffer("store.actions", n * comps as usize),
+            policy: prog.buffer("store.policy", n * 2),
+            gae,
+            adv_adjust: prog.buffer("store.adv_adjust", n),
+            valid: prog.buffer("store.valid", n),
+            index: prog.buffer("store.index", spec.batch as usize),
+            store_seq: prog.sequence(),
+            boot_seq: prog.sequence(),
+            gae_seq: prog.sequence(),
+            norm_seq: prog.sequence(),
+            gather_seq: prog.sequence(),
+            gae_op: OpRef { seq: 0, index: 0 },
+            copies: Vec::new(),
+        };
+        let mut copies = Vec::new();
+        let mut copy = |prog: &mut Program, seq: SeqId, mode: CopyMode, width, src, dst| {
+            let p = CopyParams {
+                rows: spec.batch,
+                width,
+                mode: mode as u32,
+                ..CopyParams::default()
+            };
+            let threads = u64::from(spec.batch) * u64::from(width);
+            let op = prog.push(seq, Kernel::CopyRows, &p, &[src, store.index, dst], threads);
+            copies.push((op, p));
+        };
+        let values_new = *bufs.value.activations.last().expect("value output");
+        let scatter = CopyMode::Scatter;
+        copy(prog, store.store_seq, scatter, ow, bufs.obs, store.obs);
+        if spec.use_masks {
+            copy(prog, store.store_seq, scatter, lw, bufs.masks, store.masks);
+        }
+        copy(
+            prog,
+            store.store_seq,
+            scatter,
+            comps,
+            bufs.sampled_actions,
+            store.actions,
+        );
+        copy(
+            prog,
+            store.store_seq,
+            scatter,
+            2,
+            bufs.sample_out,
+            store.policy,
+        );
+        copy(
+            prog,
+            store.store_seq,
+            scatter,
+            1,
+            values_new,
+            store.gae.values,
+        );
+        copy(
+            prog,
+            store.boot_seq,
+            scatter,
+            1,
+            values_new,
+            store.gae.last_values,
+        );
+        let gather = CopyMode::Gather;
+        let g = store.gather_seq;
+        copy(prog, g, gather, ow, store.obs, bufs.obs);
+        if spec.use_masks {
+            copy(prog, g, gather, lw, store.masks, bufs.masks);
+        }
+        copy(prog, g, gather, comps, store.actions, bufs.actions);
+        copy(prog, g, gather, 2, store.policy, bufs.policy_old);
+        copy(prog, g, gather, 1, store.gae.values, bufs.values_old);
+        copy(prog, g, gather, 1, store.gae.advantages, bufs.advantages);
+        copy(prog, g, gather, 1, store.adv_adjust, bufs.adv_adjust);
+        copy(prog, g, gather, 1, store.gae.returns, bufs.returns);
+        let gae_op = store.gae.record(
+            prog,
+            store.gae_seq,
+            GaeParams {
+                steps: st.steps,
+                agents: st.slots,
+                ..GaeParams::default()
+            },
+        );
+        let norm = ReduceSpec {
+            group_count: 2,
+            use_groups: true,
+            ..ReduceSpec::plain(n as u32)
+        };
+        let partial = prog.buffer("store.norm_partial", reduce_partial_words(2));
+        let mean = prog.buffer("store.mean", 2 * size_of::<GroupStats>() / 4);
+        let var = prog.buffer("store.var", 2 * size_of::<GroupStats>() / 4);
+        record_normalize(
+            prog,
+            store.norm_seq,
+            norm,
+            store.gae.advantages,
+            store.valid,
+            partial,
+            mean,
+            var,
+        );
+        Store {
+            gae_op,
+            copies,
+            ..store
+        }
     }
 
     pub fn spec(&self) -> &ActorCriticSpec {
@@ -939,6 +1137,147 @@ impl<E: Executor> ActorCritic<E> {
             .read(*self.bufs.policy.activations.last().expect("policy output"))?;
         l.truncate(n);
         Ok(l)
+    }
+
+    fn store(&self) -> Result<&Store, ShaderError> {
+        self.store.as_ref().ok_or(ShaderError::NoStore)
+    }
+
+    /// Point the copy launches of `seq` at `rows` rows.
+    fn set_copy_rows(&mut self, seq: SeqId, rows: u32) {
+        let Some(store) = &self.store else { return };
+        for (op, base) in &store.copies {
+            if op.seq == seq.0 {
+                let p = CopyParams { rows, ..*base };
+                self.exec.set_uniform_pod(*op, &p);
+            }
+        }
+    }
+
+    /// Write the store rows of the current call (distinct, each below the store's rows).
+    fn write_index(&mut self, rows: &[u32]) -> Result<(), ShaderError> {
+        let store = self.store()?;
+        let (index, limit) = (store.index, store.spec.rows());
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= limit) {
+            return Err(ShaderError::StoreRow {
+                row: bad as usize,
+                rows: limit,
+            });
+        }
+        self.exec.write(index, rows)
+    }
+
+    /// [`Self::queue_act`], then write the act's observations, masks, actions, (log-probability,
+    /// entropy) and values into store rows `dst` (one per observation row). Fetch the actions
+    /// with [`Self::act_actions`].
+    pub fn queue_act_stored(
+        &mut self,
+        obs: &[f32],
+        group_ids: &[u32],
+        masks: &[u32],
+        key: SampleKey,
+        dst: &[u32],
+    ) -> Result<(), ShaderError> {
+        let seq = self.store()?.store_seq;
+        self.queue_act(obs, group_ids, masks, key)?;
+        Self::check("store rows", self.act_rows as usize, dst.len())?;
+        self.write_index(dst)?;
+        self.set_copy_rows(seq, dst.len() as u32);
+        self.exec.run(seq)
+    }
+
+    /// The actions of the last queued act (rows x components): the only thing a stored
+    /// rollout step reads back.
+    pub fn act_actions(&mut self) -> Result<Vec<u32>, ShaderError> {
+        let n = self.act_rows as usize * self.spec.action_components.len();
+        let mut actions: Vec<u32> = self.exec.read(self.bufs.sampled_actions)?;
+        actions.truncate(n);
+        Ok(actions)
+    }
+
+    /// After a [`Self::queue_act`] on the observations that follow the rollout's last step,
+    /// write their values as the bootstrap values of store slots `slots`.
+    pub fn store_bootstrap(&mut self, slots: &[u32]) -> Result<(), ShaderError> {
+        let store = self.store()?;
+        let (seq, limit) = (store.boot_seq, store.spec.slots as usize);
+        Self::check("bootstrap slots", self.act_rows as usize, slots.len())?;
+        if let Some(&bad) = slots.iter().find(|&&s| s as usize >= limit) {
+            return Err(ShaderError::StoreRow {
+                row: bad as usize,
+                rows: limit,
+            });
+        }
+        let index = store.index;
+        self.exec.write(index, slots)?;
+        self.set_copy_rows(seq, slots.len() as u32);
+        self.exec.run(seq)
+    }
+
+    /// GAE over the whole store (rewards and dones per row, time-major; a hole must have
+    /// `done = 1`, so no trajectory bootstraps through it), then, with `normalize`, the
+    /// standardisation of the advantages of the rows with `valid[row] == 0` (mean 0, unbiased
+    /// std 1; holes are standardised apart and never read). Returns are advantage + value,
+    /// before standardisation, as in the host path.
+    pub fn store_advantages(
+        &mut self,
+        rewards: &[f32],
+        dones: &[f32],
+        valid: &[u32],
+        gamma: f32,
+        gae_lambda: f32,
+        normalize: bool,
+    ) -> Result<(), ShaderError> {
+        let store = self.store()?;
+        let n = store.spec.rows();
+        let (gae, valid_buf, gae_op, st) = (store.gae, store.valid, store.gae_op, store.spec);
+        let (gae_seq, norm_seq) = (store.gae_seq, store.norm_seq);
+        Self::check("store rewards", n, rewards.len())?;
+        Self::check("store dones", n, dones.len())?;
+        Self::check("store valid", n, valid.len())?;
+        self.exec.write(gae.rewards, rewards)?;
+        self.exec.write(gae.dones, dones)?;
+        self.exec.write(valid_buf, valid)?;
+        let p = GaeParams {
+            steps: st.steps,
+            agents: st.slots,
+            gamma,
+            gae_lambda,
+            ..GaeParams::default()
+        };
+        self.exec.set_uniform_pod(gae_op, &p);
+        self.exec.run(gae_seq)?;
+        if normalize {
+            self.exec.run(norm_seq)?;
+        }
+        Ok(())
+    }
+
+    /// Queue one PPO minibatch step over store rows `rows` (1 ..= batch, any order), gathered
+    /// on the device.
+    pub fn train_stored(&mut self, rows: &[u32]) -> Result<(), ShaderError> {
+        let seq = self.store()?.gather_seq;
+        if rows.is_empty() || rows.len() > self.spec.batch as usize {
+            return Err(ShaderError::StoreRows {
+                rows: rows.len(),
+                batch: self.spec.batch as usize,
+            });
+        }
+        self.write_index(rows)?;
+        self.set_copy_rows(seq, rows.len() as u32);
+        self.set_rows(rows.len() as u32);
+        self.exec.run(seq)?;
+        self.exec.run(self.train_seq)
+    }
+
+    /// The store's advantages and returns (rows of the whole store; for tests and audits).
+    pub fn stored_advantages(&mut self) -> Result<(Vec<f32>, Vec<f32>), ShaderError> {
+        let store = self.store()?;
+        let (gae, n) = (store.gae, store.spec.rows());
+        let mut adv: Vec<f32> = self.exec.read(gae.advantages)?;
+        adv.truncate(n);
+        let mut ret: Vec<f32> = self.exec.read(gae.returns)?;
+        ret.truncate(n);
+        Ok((adv, ret))
     }
 
     /// Gradients of the last minibatch (same layout as the parameters).

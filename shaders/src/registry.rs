@@ -11,10 +11,11 @@ pub enum Family {
     PpoLoss,
     Adam,
     GroupReduce,
+    Rollout,
 }
 
 impl Family {
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 8] = [
         Family::DenseForward,
         Family::DenseBackward,
         Family::PolicyHead,
@@ -22,6 +23,7 @@ impl Family {
         Family::PpoLoss,
         Family::Adam,
         Family::GroupReduce,
+        Family::Rollout,
     ];
 
     /// The file name under `shaders/wgsl/`.
@@ -34,6 +36,7 @@ impl Family {
             Family::PpoLoss => "ppo_loss.wgsl",
             Family::Adam => "adam.wgsl",
             Family::GroupReduce => "group_reduce.wgsl",
+            Family::Rollout => "rollout.wgsl",
         }
     }
 
@@ -46,6 +49,7 @@ impl Family {
             Family::PpoLoss => include_str!("../wgsl/ppo_loss.wgsl"),
             Family::Adam => include_str!("../wgsl/adam.wgsl"),
             Family::GroupReduce => include_str!("../wgsl/group_reduce.wgsl"),
+            Family::Rollout => include_str!("../wgsl/rollout.wgsl"),
         }
     }
 }
@@ -81,10 +85,11 @@ pub enum Kernel {
     ReducePartial,
     ReduceFinal,
     Normalize,
+    CopyRows,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 15] = [
+    pub const ALL: [Kernel; 16] = [
         Kernel::DenseForward,
         Kernel::ActGrad,
         Kernel::InputGrad,
@@ -100,6 +105,7 @@ impl Kernel {
         Kernel::ReducePartial,
         Kernel::ReduceFinal,
         Kernel::Normalize,
+        Kernel::CopyRows,
     ];
 
     pub fn family(self) -> Family {
@@ -114,6 +120,7 @@ impl Kernel {
             Kernel::PpoLoss => Family::PpoLoss,
             Kernel::AdamBegin | Kernel::AdamUpdate => Family::Adam,
             Kernel::ReducePartial | Kernel::ReduceFinal | Kernel::Normalize => Family::GroupReduce,
+            Kernel::CopyRows => Family::Rollout,
         }
     }
 
@@ -134,6 +141,7 @@ impl Kernel {
             Kernel::ReducePartial => "reduce_partial",
             Kernel::ReduceFinal => "reduce_final",
             Kernel::Normalize => "normalize",
+            Kernel::CopyRows => "copy_rows",
         }
     }
 
@@ -155,6 +163,7 @@ impl Kernel {
             Kernel::ReducePartial | Kernel::ReduceFinal | Kernel::Normalize => {
                 size_of::<ReduceParams>()
             }
+            Kernel::CopyRows => size_of::<CopyParams>(),
         }) as u64
     }
 
@@ -230,6 +239,8 @@ impl Kernel {
             Kernel::ReduceFinal => &[Read(PARTIAL), ReadWrite(STATS)],
             // values, group_ids, mean, variance
             Kernel::Normalize => &[ReadWrite(F32), Read(F32), Read(STATS), Read(STATS)],
+            // src, index, dst
+            Kernel::CopyRows => &[Read(F32), Read(F32), ReadWrite(F32)],
         }
     }
 

@@ -23,10 +23,18 @@
 //!   networks share no state, so running each network's passes (in the listed order) side by
 //!   side gives the same parameters as the reference's one-after-the-other schedule.
 //!
-//! Where the data lives: the rollout buffers are host-side (filled by the kernel on the CPU);
-//! the networks' forward passes, sampling, losses, backward passes and Adam run through the
-//! [`Executor`] interface (WGSL on the GPU, or the CPU twins). GAE runs on the host with
-//! [`fairground_shaders::cpu::gae`], the CPU twin that the GAE shader is tested against.
+//! Where the data lives: the kernel steps the instances on the CPU. With no [REPRO] flag on
+//! ([`uses_store`]), each group network keeps its rollout in an on-device store
+//! (`ActorCritic::with_store`, a `T x slots` grid in which the other group's rows are holes
+//! marked done): a rollout step uploads the group's observations and reads back only its
+//! actions; GAE, advantage standardisation, the minibatch gathers, the losses, backward passes
+//! and Adam all run through the [`Executor`] (WGSL on the GPU, or the CPU twins), and the host
+//! keeps only rewards, dones and groups (GAE's inputs and the metrics). A group changes only at
+//! an episode reset, where `done = 1`, so GAE over a network's grid with holes is exactly GAE per
+//! agent trajectory. The reference's flags need memories the grid cannot express (one
+//! interleaved trajectory, the other group's rows, misaligned actions), so with any of them the
+//! rollout is kept on the host ([`GroupMemory`], GAE with [`fairground_shaders::cpu::gae`], the
+//! twin the GAE shader is tested against) and minibatches are uploaded.
 
 use crate::config::TrainConfig;
 use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepOut};
@@ -34,6 +42,7 @@ use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::pool::WorkerPool;
 use fairground_kernel::rng::{Purpose, Stream};
 use fairground_shaders::layout::GaeParams;
+use fairground_shaders::ppo::StoreSpec;
 use fairground_shaders::{
     Activation, ActorCritic, ActorCriticSpec, Executor, Minibatch, OptimizerState, Program,
     SampleKey, ShaderError,
@@ -59,6 +68,15 @@ pub fn ah_params(cfg: &TrainConfig) -> AhParams {
     let mut p = AhParams::new(cfg.profile);
     p.episode_steps = cfg.episode_steps;
     p
+}
+
+/// Whether the rollout lives in the networks' device stores: yes unless a [REPRO] flag asks for
+/// a memory the `T x slots` grid cannot express (see the module documentation).
+pub fn uses_store(cfg: &TrainConfig) -> bool {
+    !(cfg.ah_action_misalignment
+        || cfg.ah_interleaved_gae
+        || cfg.ah_standardized_returns
+        || cfg.ah_cross_group_training)
 }
 
 /// The network of each group (spec §3.1: separate policy and value MLPs, leaky ReLU).
@@ -150,6 +168,15 @@ struct GroupNet<E: Executor> {
     stats: [f64; 5],
     stats_count: u32,
     transfer_bytes: u64,
+    /// Store rows of the current act call (`t * slots + slot`).
+    dst: Vec<u32>,
+    /// This network's view of the rollout: done (or a hole) per store row, and 0 = own row,
+    /// 1 = hole.
+    store_dones: Vec<f32>,
+    store_valid: Vec<u32>,
+    /// This network's store rows (store path).
+    rows: Vec<u32>,
+    mb_rows: Vec<u32>,
 }
 
 /// How actions are chosen.
@@ -172,15 +199,7 @@ impl<E: Executor> GroupNet<E> {
         step: u32,
         mode: ActMode,
     ) -> Result<(), ShaderError> {
-        self.slots.clear();
-        self.act_obs.clear();
-        for (slot, &grp) in groups.iter().enumerate() {
-            if grp == g {
-                self.slots.push(slot as u32);
-                self.act_obs
-                    .extend_from_slice(&obs[slot * OBS_DIM..(slot + 1) * OBS_DIM]);
-            }
-        }
+        self.gather_group(g, obs, groups);
         self.out_actions.clear();
         self.out_logp.clear();
         self.out_values.clear();
@@ -218,6 +237,157 @@ impl<E: Executor> GroupNet<E> {
             self.out_values.extend_from_slice(&out.values);
             start = end;
         }
+        Ok(())
+    }
+
+    /// Collect the slots of group `g` and their observations.
+    fn gather_group(&mut self, g: u8, obs: &[f32], groups: &[u8]) {
+        self.slots.clear();
+        self.act_obs.clear();
+        for (slot, &grp) in groups.iter().enumerate() {
+            if grp == g {
+                self.slots.push(slot as u32);
+                self.act_obs
+                    .extend_from_slice(&obs[slot * OBS_DIM..(slot + 1) * OBS_DIM]);
+            }
+        }
+    }
+
+    /// Rollout step `step`: sample actions for group `g`'s agents and keep everything but the
+    /// actions in the device store (rows `step * slots + slot`).
+    fn act_stored(
+        &mut self,
+        g: u8,
+        obs: &[f32],
+        groups: &[u8],
+        iteration: u32,
+        step: u32,
+    ) -> Result<(), ShaderError> {
+        self.gather_group(g, obs, groups);
+        let base = step * groups.len() as u32;
+        self.dst.clear();
+        self.dst.extend(self.slots.iter().map(|&s| base + s));
+        self.out_actions.clear();
+        let n = self.slots.len();
+        let mut start = 0;
+        while start < n {
+            let end = (start + self.batch).min(n);
+            let key = SampleKey {
+                seed: self.sample_seed,
+                iteration,
+                step,
+                agent_offset: start as u32,
+            };
+            self.ac.queue_act_stored(
+                &self.act_obs[start * OBS_DIM..end * OBS_DIM],
+                &[],
+                &[],
+                key,
+                &self.dst[start..end],
+            )?;
+            self.out_actions.extend(self.ac.act_actions()?);
+            self.transfer_bytes += ((end - start) * (OBS_DIM + 2) * 4) as u64;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Values of the observations after the rollout's last step, stored as the bootstrap of
+    /// group `g`'s slots.
+    fn bootstrap_stored(
+        &mut self,
+        g: u8,
+        obs: &[f32],
+        groups: &[u8],
+        iteration: u32,
+        step: u32,
+    ) -> Result<(), ShaderError> {
+        self.gather_group(g, obs, groups);
+        let n = self.slots.len();
+        let mut start = 0;
+        while start < n {
+            let end = (start + self.batch).min(n);
+            let key = SampleKey {
+                seed: self.sample_seed,
+                iteration,
+                step,
+                agent_offset: start as u32,
+            };
+            self.ac
+                .queue_act(&self.act_obs[start * OBS_DIM..end * OBS_DIM], &[], &[], key)?;
+            self.ac.store_bootstrap(&self.slots[start..end])?;
+            self.transfer_bytes += ((end - start) * (OBS_DIM + 1) * 4) as u64;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// GAE over the device store, then K epochs of minibatch PPO on this group's rows, gathered
+    /// on the device.
+    fn train_stored(&mut self, g: u8, ro: &Rollout, cfg: &TrainConfig) -> Result<(), ShaderError> {
+        self.rows.clear();
+        self.store_dones.clear();
+        self.store_valid.clear();
+        for (idx, (&grp, &d)) in ro.groups.iter().zip(&ro.dones).enumerate() {
+            let own = grp == g;
+            if own {
+                self.rows.push(idx as u32);
+            }
+            self.store_dones.push(if own { d } else { 1.0 });
+            self.store_valid.push(u32::from(!own));
+        }
+        self.stats = [0.0; 5];
+        self.stats_count = 0;
+        let n = self.rows.len();
+        if n == 0 {
+            return Ok(());
+        }
+        self.ac.store_advantages(
+            &ro.rewards,
+            &self.store_dones,
+            &self.store_valid,
+            cfg.gamma,
+            cfg.gae_lambda,
+            cfg.normalize_advantages && n > 1,
+        )?;
+        self.transfer_bytes += (ro.rewards.len() * 12) as u64;
+        self.order.clear();
+        self.order.extend(0..n as u32);
+        let mb = cfg.minibatch_size as usize;
+        for _ in 0..cfg.epochs {
+            if cfg.shuffle_minibatches {
+                self.shuffle.shuffle(&mut self.order);
+            }
+            let chunks = n.div_ceil(mb);
+            for c in 0..chunks {
+                let part = &self.order[c * mb..((c + 1) * mb).min(n)];
+                self.mb_rows.clear();
+                self.mb_rows
+                    .extend(part.iter().map(|&k| self.rows[k as usize]));
+                self.ac.train_stored(&self.mb_rows)?;
+                self.transfer_bytes += (part.len() * 4) as u64;
+                if c + 1 == chunks {
+                    self.add_loss_stats()?;
+                }
+            }
+        }
+        self.ac.finish()
+    }
+
+    /// Add the last minibatch's loss statistics to this update's sums.
+    fn add_loss_stats(&mut self) -> Result<(), ShaderError> {
+        let s = self.ac.loss_stats()?;
+        self.transfer_bytes += 80;
+        for (acc, v) in self.stats.iter_mut().zip([
+            s.policy_loss,
+            s.value_loss,
+            s.entropy,
+            s.approx_kl,
+            s.clip_fraction,
+        ]) {
+            *acc += f64::from(v);
+        }
+        self.stats_count += 1;
         Ok(())
     }
 
@@ -279,18 +449,7 @@ impl<E: Executor> GroupNet<E> {
                 })?;
                 self.transfer_bytes += (part.len() * (OBS_DIM + 8) * 4) as u64;
                 if c + 1 == chunks {
-                    let s = self.ac.loss_stats()?;
-                    self.transfer_bytes += 80;
-                    for (acc, v) in self.stats.iter_mut().zip([
-                        s.policy_loss,
-                        s.value_loss,
-                        s.entropy,
-                        s.approx_kl,
-                        s.clip_fraction,
-                    ]) {
-                        *acc += f64::from(v);
-                    }
-                    self.stats_count += 1;
+                    self.add_loss_stats()?;
                 }
             }
         }
@@ -572,8 +731,22 @@ impl<E: Executor + Send> AhTrainer<E> {
         let mut nets = Vec::with_capacity(GROUPS);
         for g in 0..GROUPS {
             let init = spec.init_params(seeds.init[g]);
-            let ac = ActorCritic::new(spec.clone(), cfg.ppo_hyper(), &init, &make_executor)?;
             let steps = cfg.rollout_steps as usize;
+            let ac = if uses_store(cfg) {
+                let store = StoreSpec {
+                    steps: cfg.rollout_steps,
+                    slots: slots as u32,
+                };
+                ActorCritic::with_store(
+                    spec.clone(),
+                    cfg.ppo_hyper(),
+                    &init,
+                    store,
+                    &make_executor,
+                )?
+            } else {
+                ActorCritic::new(spec.clone(), cfg.ppo_hyper(), &init, &make_executor)?
+            };
             nets.push(GroupNet {
                 ac,
                 sample_seed: seeds.sample[g],
@@ -595,6 +768,11 @@ impl<E: Executor + Send> AhTrainer<E> {
                 stats: [0.0; 5],
                 stats_count: 0,
                 transfer_bytes: 0,
+                dst: Vec::with_capacity(slots),
+                store_dones: Vec::with_capacity(slots * steps),
+                store_valid: Vec::with_capacity(slots * steps),
+                rows: Vec::with_capacity(slots * steps),
+                mb_rows: Vec::with_capacity(cfg.minibatch_size as usize),
             });
         }
         let adapter = nets[0].ac.executor().adapter_name();
@@ -640,28 +818,45 @@ impl<E: Executor + Send> AhTrainer<E> {
         }
     }
 
-    /// Run both networks on the current observations (in parallel with 2+ threads).
-    fn act_all(&mut self, step: u32, mode: ActMode) -> Result<(), ShaderError> {
-        let (obs, groups, iteration) = (&self.obs, &self.groups, self.iteration);
-        if self.cfg.threads > 1 {
+    /// Run `f` on each group's network: side by side on scoped threads with 2+ threads.
+    fn run_nets(
+        nets: &mut [GroupNet<E>],
+        threads: u32,
+        f: impl Fn(u8, &mut GroupNet<E>) -> Result<(), ShaderError> + Sync,
+    ) -> Result<(), ShaderError> {
+        if threads > 1 {
+            let f = &f;
             std::thread::scope(|s| {
-                let handles: Vec<_> = self
-                    .nets
+                let handles: Vec<_> = nets
                     .iter_mut()
                     .enumerate()
-                    .map(|(g, net)| {
-                        s.spawn(move || net.act(g as u8, obs, groups, iteration, step, mode))
-                    })
+                    .map(|(g, net)| s.spawn(move || f(g as u8, net)))
                     .collect();
                 handles
                     .into_iter()
                     .try_for_each(|h| h.join().expect("a network thread panicked"))
             })
         } else {
-            for (g, net) in self.nets.iter_mut().enumerate() {
-                net.act(g as u8, obs, groups, iteration, step, mode)?;
+            nets.iter_mut()
+                .enumerate()
+                .try_for_each(|(g, net)| f(g as u8, net))
+        }
+    }
+
+    /// Run both networks on the current observations.
+    fn act_all(&mut self, step: u32, mode: ActMode) -> Result<(), ShaderError> {
+        let (obs, groups, iteration) = (&self.obs, &self.groups, self.iteration);
+        Self::run_nets(&mut self.nets, self.cfg.threads, |g, net| {
+            net.act(g, obs, groups, iteration, step, mode)
+        })
+    }
+
+    /// Copy each network's sampled actions to its agents.
+    fn scatter_actions(&mut self) {
+        for net in &self.nets {
+            for (k, &slot) in net.slots.iter().enumerate() {
+                self.actions[slot as usize] = net.out_actions[k] as u8;
             }
-            Ok(())
         }
     }
 
@@ -699,6 +894,18 @@ impl<E: Executor + Send> AhTrainer<E> {
         Ok(())
     }
 
+    /// Rollout step `t` through the device stores: sample actions into `self.actions`.
+    fn stored_step(&mut self, t: usize) -> Result<(), ShaderError> {
+        let t0 = Instant::now();
+        let (obs, groups, iteration) = (&self.obs, &self.groups, self.iteration);
+        Self::run_nets(&mut self.nets, self.cfg.threads, |g, net| {
+            net.act_stored(g, obs, groups, iteration, t as u32)
+        })?;
+        self.scatter_actions();
+        self.timing.act_s += t0.elapsed().as_secs_f64();
+        Ok(())
+    }
+
     fn kernel_step(&mut self) {
         let t0 = Instant::now();
         self.env.step(
@@ -725,12 +932,19 @@ impl<E: Executor + Send> AhTrainer<E> {
         let mut episode_sums = [0.0f64; GROUPS];
         let sensitive = self.env.params().sensitive_agents() as f64;
         let group_agents = [agents as f64 - sensitive, sensitive];
+        let stored = uses_store(&self.cfg);
         for t in 0..steps {
             let h0 = Instant::now();
-            self.ro.obs[t * m * OBS_DIM..(t + 1) * m * OBS_DIM].copy_from_slice(&self.obs);
+            if !stored {
+                self.ro.obs[t * m * OBS_DIM..(t + 1) * m * OBS_DIM].copy_from_slice(&self.obs);
+            }
             self.ro.groups[t * m..(t + 1) * m].copy_from_slice(&self.groups);
             self.timing.host_s += h0.elapsed().as_secs_f64();
-            self.policy_step(t, ActMode::Sample, true)?;
+            if stored {
+                self.stored_step(t)?;
+            } else {
+                self.policy_step(t, ActMode::Sample, true)?;
+            }
             self.kernel_step();
             let h0 = Instant::now();
             self.ro.rewards[t * m..(t + 1) * m].copy_from_slice(&self.rewards);
@@ -749,51 +963,55 @@ impl<E: Executor + Send> AhTrainer<E> {
             self.timing.host_s += h0.elapsed().as_secs_f64();
         }
         // Bootstrap values of the observations after the last step (per-player GAE only).
-        if !self.cfg.ah_interleaved_gae {
-            let t0 = Instant::now();
+        let t0 = Instant::now();
+        if stored {
+            let (obs, groups, iteration) = (&self.obs, &self.groups, self.iteration);
+            Self::run_nets(&mut self.nets, self.cfg.threads, |g, net| {
+                net.bootstrap_stored(g, obs, groups, iteration, steps as u32)
+            })?;
+        } else if !self.cfg.ah_interleaved_gae {
             self.act_all(steps as u32, ActMode::Sample)?;
             for net in &self.nets {
                 for (k, &slot) in net.slots.iter().enumerate() {
                     self.ro.last_values[slot as usize] = net.out_values[k];
                 }
             }
-            self.timing.act_s += t0.elapsed().as_secs_f64();
         }
+        self.timing.act_s += t0.elapsed().as_secs_f64();
 
         let h0 = Instant::now();
-        let gae = GaeParams {
-            steps: steps as u32,
-            agents: m as u32,
-            gamma: self.cfg.gamma,
-            gae_lambda: self.cfg.gae_lambda,
-            carry: 0,
-            pad0: 0,
-            pad1: 0,
-            pad2: 0,
-        };
         let ro = &mut self.ro;
-        if !self.cfg.ah_interleaved_gae {
-            fairground_shaders::cpu::gae(
-                &gae,
-                &ro.rewards,
-                &ro.values,
-                &ro.dones,
-                &ro.last_values,
-                &mut ro.advantages,
-                &mut ro.returns,
-            );
-        }
-        for (g, mem) in self.mems.iter_mut().enumerate() {
-            group_memory(
-                g as u8,
-                &ro.groups,
-                &ro.rewards,
-                &ro.values,
-                &ro.advantages,
-                &ro.returns,
-                &self.cfg,
-                mem,
-            );
+        if !stored {
+            if !self.cfg.ah_interleaved_gae {
+                let gae = GaeParams {
+                    steps: steps as u32,
+                    agents: m as u32,
+                    gamma: self.cfg.gamma,
+                    gae_lambda: self.cfg.gae_lambda,
+                    ..GaeParams::default()
+                };
+                fairground_shaders::cpu::gae(
+                    &gae,
+                    &ro.rewards,
+                    &ro.values,
+                    &ro.dones,
+                    &ro.last_values,
+                    &mut ro.advantages,
+                    &mut ro.returns,
+                );
+            }
+            for (g, mem) in self.mems.iter_mut().enumerate() {
+                group_memory(
+                    g as u8,
+                    &ro.groups,
+                    &ro.rewards,
+                    &ro.values,
+                    &ro.advantages,
+                    &ro.returns,
+                    &self.cfg,
+                    mem,
+                );
+            }
         }
         let mut reward_sum = [0.0f64; GROUPS];
         let mut rows = [0u64; GROUPS];
@@ -803,6 +1021,7 @@ impl<E: Executor + Send> AhTrainer<E> {
         }
         self.timing.host_s += h0.elapsed().as_secs_f64();
 
+        // On the device path GAE runs inside the update (each network over its store).
         let t0 = Instant::now();
         let (ro, cfg, mems) = (&self.ro, &self.cfg, &self.mems);
         let passes = training_passes(cfg.ah_cross_group_training);
@@ -813,26 +1032,13 @@ impl<E: Executor + Send> AhTrainer<E> {
                 .map(|&(_, mem)| &mems[mem])
                 .collect()
         };
-        if cfg.threads > 1 {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = self
-                    .nets
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(g, net)| {
-                        let memories = memories_of(g);
-                        s.spawn(move || net.train(&memories, ro, cfg))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .try_for_each(|h| h.join().expect("a network thread panicked"))
-            })?;
-        } else {
-            for (g, net) in self.nets.iter_mut().enumerate() {
-                net.train(&memories_of(g), ro, cfg)?;
+        Self::run_nets(&mut self.nets, cfg.threads, |g, net| {
+            if stored {
+                net.train_stored(g, ro, cfg)
+            } else {
+                net.train(&memories_of(g as usize), ro, cfg)
             }
-        }
+        })?;
         self.timing.update_s += t0.elapsed().as_secs_f64();
 
         let mut loss = [0.0f64; 5];
