@@ -8,7 +8,8 @@
 //!   for the keys it does not set;
 //! - metrics lines carry the documented keys; `eval` (policy and `--random`) writes
 //!   `patients_treated_mean`, `return_by_group` and the environment statistics;
-//! - an out-of-range HS field is refused with one line naming it, and nothing is written.
+//! - an out-of-range HS field (`hs_patients`, `trunk` widths, no layer at all) is refused with
+//!   one line naming it and its allowed range, and nothing is written.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use train_cli::{fairground, ok, train};
 
 const TINY: &str = "env = \"hs\"\ninstances = 2\nrollout_steps = 40\nhs_patients = 12\n\
-                    hs_sim_minutes = 40\nhidden = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
+                    hs_sim_minutes = 40\ntrunk = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
                     backend = \"cpu\"\nseed = 7\n";
 
 fn setup() -> (PathBuf, PathBuf) {
@@ -104,22 +105,28 @@ fn hs_bad_field_is_one_line_and_writes_nothing() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train-hs-bad");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("big.toml");
-    std::fs::write(&cfg, "env = \"hs\"\nhs_patients = 400\n").unwrap();
-    let out = dir.join("run");
-    let o = fairground(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(!o.status.success());
-    let stderr = String::from_utf8(o.stderr).unwrap();
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("hs_patients") && stderr.contains("1..=320"),
-        "{stderr}"
-    );
-    assert!(!out.exists());
+    for (text, needles) in [
+        ("hs_patients = 400\n", ["hs_patients", "1..=320"]),
+        ("trunk = [256, 0]\n", ["trunk", "1..=4096"]),
+        ("trunk = []\nhidden = []\n", ["hidden", "1..=4096"]),
+    ] {
+        let cfg = dir.join("bad.toml");
+        std::fs::write(&cfg, format!("env = \"hs\"\n{text}")).unwrap();
+        let out = dir.join("run");
+        let o = fairground(&[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(!o.status.success(), "{text}");
+        let stderr = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        for n in needles {
+            assert!(stderr.contains(n), "{text}: {stderr:?} should name {n:?}");
+        }
+        assert!(!out.exists());
+    }
 }
+

@@ -51,6 +51,7 @@ pub fn ah_params(cfg: &TrainConfig) -> AhParams {
 pub fn net_spec(cfg: &TrainConfig, batch: u32) -> ActorCriticSpec {
     ActorCriticSpec {
         obs_width: OBS_DIM as u32,
+        trunk: cfg.trunk.clone(),
         hidden: cfg.hidden.clone(),
         action_components: vec![ACTIONS],
         group_count: 1,

@@ -1,9 +1,9 @@
 //! PPO on HospitalSim, clean profile.
 //!
-//! One actor-critic per role (router, dispatcher, manager). The shaders have no shared-trunk
-//! model type, so each role's network is the [`ActorCritic`] of separate policy and value MLPs
-//! (`hidden`, HS default 256 → 128, leaky ReLU) with the role's action components as
-//! multi-discrete heads (router 1 × 6, dispatcher 20 × 50, manager `n_swing` × 7).
+//! One actor-critic per role (router, dispatcher, manager), spec §3.2: a shared trunk
+//! (`trunk`, HS default 256 → 128, leaky ReLU) feeding a linear actor head (`hidden` empty by
+//! default) with the role's action components as multi-discrete logits (router 1 × 6,
+//! dispatcher 20 × 50, manager `n_swing` × 7) and a linear critic head.
 //!
 //! Rollout: T decision rounds over N instances. Every round, the instances waiting for a role
 //! go to that role's network in one batch (1..=N rows), the sampled actions are scattered into
@@ -75,6 +75,7 @@ fn components(role: usize, n_swing: usize) -> Vec<u32> {
 pub fn net_spec(cfg: &TrainConfig, role: usize, n_swing: usize, batch: u32) -> ActorCriticSpec {
     ActorCriticSpec {
         obs_width: obs_width(role) as u32,
+        trunk: cfg.trunk.clone(),
         hidden: cfg.hidden.clone(),
         action_components: components(role, n_swing),
         group_count: 1,
