@@ -9,7 +9,10 @@
 //! - metrics lines carry the documented keys; `eval` (policy and `--random`) writes
 //!   `patients_treated_mean`, `return_by_group` and the environment statistics;
 //! - an out-of-range HS field (`hs_patients`, `trunk` widths, no layer at all) is refused with
-//!   one line naming it and its allowed range, and nothing is written.
+//!   one line naming it and its allowed range, and nothing is written;
+//! - `bench train --env hs` prints one JSON line: decisions trained per second and the split
+//!   between kernel, policy acting, PPO update, host and transfers, with HS's default networks
+//!   (shared trunk 256 → 128, linear heads).
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -130,3 +133,47 @@ fn hs_bad_field_is_one_line_and_writes_nothing() {
     }
 }
 
+#[test]
+fn hs_bench_train_prints_one_json_line_with_the_split() {
+    let out = fairground(&[
+        "bench",
+        "train",
+        "--env",
+        "hs",
+        "--instances",
+        "2",
+        "--rollout-steps",
+        "4",
+        "--minibatch-size",
+        "8",
+        "--iterations",
+        "1",
+        "--backend",
+        "cpu",
+    ]);
+    ok(&out);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    for key in [
+        "trained_decisions_per_s",
+        "wall_s",
+        "kernel_s",
+        "policy_act_s",
+        "ppo_update_s",
+        "host_s",
+        "transfer_mib",
+    ] {
+        let x = v.get(key).and_then(|x| x.as_f64());
+        assert!(x.is_some_and(|x| x >= 0.0), "{key} in {v}");
+    }
+    assert_eq!(v["env"], "hs");
+    assert_eq!(v["backend"], "cpu");
+    // 2 instances x 4 decision rounds x 1 timed iteration.
+    assert_eq!(v["trained_decisions"], 8);
+    assert!(v["trained_decisions_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["transfer_mib"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(v["trunk"], serde_json::json!([256, 128]), "spec §3.2 trunk");
+    assert_eq!(v["hidden"], serde_json::json!([]), "linear heads");
+}

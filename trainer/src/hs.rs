@@ -33,7 +33,7 @@ use fairground_shaders::{
 };
 use std::time::Instant;
 
-pub use crate::ah::{ActMode, EnvUse, NetState};
+pub use crate::ah::{ActMode, EnvUse, NetState, Timing};
 
 /// Networks, one per role (the kernel's `PENDING_*` values).
 pub const ROLES: usize = 3;
@@ -191,6 +191,8 @@ struct RoleNet<E: Executor> {
     order: Vec<u32>,
     stats: [f64; 5],
     stats_count: u32,
+    /// Bytes moved to and from the executor since the last iteration's end.
+    transfer_bytes: u64,
 }
 
 /// "No next row" in [`Sequences::next`].
@@ -263,10 +265,14 @@ impl<E: Executor> RoleNet<E> {
             let out = self
                 .ac
                 .act(&self.act_obs[start * w..end * w], &[], &[], key)?;
+            // Observations up; actions, log-probabilities, entropies and values back.
+            self.transfer_bytes +=
+                ((end - start) * w * 4 + self.batch * (self.comps + 3) * 4) as u64;
             match mode {
                 ActMode::Sample => self.out_actions.extend_from_slice(&out.actions),
                 ActMode::Greedy => {
                     let logits = self.ac.logits()?;
+                    self.transfer_bytes += (logits.len() * 4) as u64;
                     let c = self.choices as usize;
                     for row in logits.chunks_exact(c).take((end - start) * self.comps) {
                         let mut best = 0;
@@ -365,8 +371,12 @@ impl<E: Executor> RoleNet<E> {
                     adv_adjust: &zeros[..part.len()],
                     returns: &mb_ret,
                 })?;
+                // Observations, actions, old log-probabilities (2 words), old values,
+                // advantages, their adjustment and returns.
+                self.transfer_bytes += (part.len() * (w + c + 6) * 4) as u64;
                 if ch + 1 == chunks {
                     let s = self.ac.loss_stats()?;
+                    self.transfer_bytes += 80;
                     for (acc, v) in self.stats.iter_mut().zip([
                         s.policy_loss,
                         s.value_loss,
@@ -407,6 +417,8 @@ pub struct HsTrainer<E: Executor> {
     cur: Vec<(u8, u32)>,
     pub iteration: u32,
     pub env_steps: u64,
+    /// Wall time by phase, cumulative (`fairground bench train --env hs`).
+    pub timing: Timing,
     adapter: String,
 }
 
@@ -456,6 +468,7 @@ impl<E: Executor> HsTrainer<E> {
                 order: Vec::new(),
                 stats: [0.0; 5],
                 stats_count: 0,
+                transfer_bytes: 0,
             });
         }
         let adapter = nets[0].ac.executor().adapter_name();
@@ -470,6 +483,7 @@ impl<E: Executor> HsTrainer<E> {
             nets,
             iteration: 0,
             env_steps: 0,
+            timing: Timing::default(),
             adapter,
         })
     }
@@ -550,8 +564,11 @@ impl<E: Executor> HsTrainer<E> {
         let mut days = DayAgg::default();
         let mut reward_sum = 0.0f64;
         for t in 0..steps {
+            let t0 = Instant::now();
             self.act_all(t as u32, ActMode::Sample)?;
+            self.timing.act_s += t0.elapsed().as_secs_f64();
             // Record the decisions.
+            let h0 = Instant::now();
             for r in 0..ROLES {
                 let net = &mut self.nets[r];
                 for (k, &i) in net.inst.iter().enumerate() {
@@ -575,7 +592,11 @@ impl<E: Executor> HsTrainer<E> {
                 }
             }
             self.scatter();
+            self.timing.host_s += h0.elapsed().as_secs_f64();
+            let k0 = Instant::now();
             self.env.step(&self.pool, &self.actions, &mut self.round);
+            self.timing.kernel_s += k0.elapsed().as_secs_f64();
+            let h0 = Instant::now();
             for i in 0..n {
                 let (r, row) = self.cur[i];
                 let reward = self.round.reward[i];
@@ -592,9 +613,13 @@ impl<E: Executor> HsTrainer<E> {
                     }
                 }
             }
+            self.timing.host_s += h0.elapsed().as_secs_f64();
         }
         // Bootstrap: the pending role's value of its current observation.
+        let t0 = Instant::now();
         self.act_all(steps as u32, ActMode::Sample)?;
+        self.timing.act_s += t0.elapsed().as_secs_f64();
+        let h0 = Instant::now();
         let mut decisions = [0u64; ROLES];
         for ((net, last_row), d) in self.nets.iter_mut().zip(&self.last_row).zip(&mut decisions) {
             let mut boot = net.values.clone();
@@ -607,8 +632,14 @@ impl<E: Executor> HsTrainer<E> {
             net.gae(self.cfg.gamma, self.cfg.gae_lambda, &boot);
             *d = net.values.len() as u64;
         }
+        self.timing.host_s += h0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
         for net in &mut self.nets {
             net.train(&self.cfg)?;
+        }
+        self.timing.update_s += t0.elapsed().as_secs_f64();
+        for net in &mut self.nets {
+            self.timing.transfer_bytes += std::mem::take(&mut net.transfer_bytes);
         }
         let mut loss = [0.0f64; 5];
         let mut counted = 0.0;

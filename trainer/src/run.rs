@@ -536,8 +536,10 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     Ok(text)
 }
 
-/// `fairground bench train`: one JSON line.
+/// `fairground bench train`: one JSON line. The environment's default config (AH's or HS's,
+/// networks included) with these sizes; `rollout_steps` counts decision rounds for HS.
 pub fn bench(
+    env: EnvName,
     instances: u32,
     backend: Backend,
     rollout_steps: u32,
@@ -550,14 +552,68 @@ pub fn bench(
         minibatch_size,
         iterations,
         backend,
-        ..TrainConfig::default()
+        ..TrainConfig::default_for(env)
     };
     cfg.validate()?;
     let (backend, ctx) = open_backend(backend)?;
-    match ctx {
-        Some(ctx) => bench_with(&cfg, backend, |p| GpuExecutor::new(ctx.clone(), p)),
-        None => bench_with(&cfg, backend, |p| Ok(CpuExecutor::new(p))),
+    match (env, ctx) {
+        (EnvName::Ah, Some(ctx)) => bench_with(&cfg, backend, |p| GpuExecutor::new(ctx.clone(), p)),
+        (EnvName::Ah, None) => bench_with(&cfg, backend, |p| Ok(CpuExecutor::new(p))),
+        (EnvName::Hs, Some(ctx)) => {
+            bench_hs_with(&cfg, backend, |p| GpuExecutor::new(ctx.clone(), p))
+        }
+        (EnvName::Hs, None) => bench_hs_with(&cfg, backend, |p| Ok(CpuExecutor::new(p))),
     }
+}
+
+/// `bench train --env hs`: decisions trained per second (rollout + update), split by phase.
+fn bench_hs_with<E: Executor>(
+    cfg: &TrainConfig,
+    backend: Backend,
+    make: impl Fn(Program) -> Result<E, ShaderError>,
+) -> Result<String, TrainError> {
+    let mut t = HsTrainer::new(cfg, EnvUse::Train, make)?;
+    // One warm-up iteration (pipelines, first allocations), then the timed ones.
+    t.iterate()?;
+    let before = t.timing;
+    let (mut wall, mut days) = (0.0, 0u32);
+    for _ in 0..cfg.iterations {
+        let s = t.iterate()?;
+        wall += s.wall_s;
+        days += s.days_completed;
+    }
+    let after = t.timing;
+    let decisions = t.decisions_per_iteration() * u64::from(cfg.iterations);
+    let line = serde_json::json!({
+        "bench": "train",
+        "env": "hs",
+        "backend": backend.name(),
+        "adapter": t.adapter(),
+        "instances": cfg.instances,
+        "rollout_steps": cfg.rollout_steps,
+        "minibatch_size": cfg.minibatch_size,
+        "iterations": cfg.iterations,
+        "trunk": cfg.trunk,
+        "hidden": cfg.hidden,
+        "hs_patients": cfg.hs_patients,
+        "hs_sim_minutes": cfg.hs_sim_minutes,
+        "days_completed": days,
+        "trained_decisions": decisions,
+        "trained_decisions_per_s": (decisions as f64 / wall).round(),
+        "wall_s": round3(wall),
+        "kernel_s": round3(after.kernel_s - before.kernel_s),
+        "policy_act_s": round3(after.act_s - before.act_s),
+        "ppo_update_s": round3(after.update_s - before.update_s),
+        "host_s": round3(after.host_s - before.host_s),
+        "transfer_mib": round3((after.transfer_bytes - before.transfer_bytes) as f64 / MIB),
+    });
+    Ok(line.to_string())
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 fn bench_with<E: Executor + Send>(
