@@ -584,36 +584,32 @@ fn bench_hs_with<E: Executor>(
     }
     let after = t.timing;
     let decisions = t.decisions_per_iteration() * u64::from(cfg.iterations);
-    let line = serde_json::json!({
-        "bench": "train",
-        "env": "hs",
-        "backend": backend.name(),
-        "adapter": t.adapter(),
-        "instances": cfg.instances,
-        "rollout_steps": cfg.rollout_steps,
-        "minibatch_size": cfg.minibatch_size,
-        "iterations": cfg.iterations,
-        "trunk": cfg.trunk,
-        "hidden": cfg.hidden,
-        "hs_patients": cfg.hs_patients,
-        "hs_sim_minutes": cfg.hs_sim_minutes,
-        "days_completed": days,
-        "trained_decisions": decisions,
-        "trained_decisions_per_s": (decisions as f64 / wall).round(),
-        "wall_s": round3(wall),
-        "kernel_s": round3(after.kernel_s - before.kernel_s),
-        "policy_act_s": round3(after.act_s - before.act_s),
-        "ppo_update_s": round3(after.update_s - before.update_s),
-        "host_s": round3(after.host_s - before.host_s),
-        "transfer_mib": round3((after.transfer_bytes - before.transfer_bytes) as f64 / MIB),
-    });
-    Ok(line.to_string())
-}
-
-const MIB: f64 = 1024.0 * 1024.0;
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
+    fn js(v: &impl Serialize) -> String {
+        serde_json::to_string(v).expect("json")
+    }
+    // Keys in the order of the AH line (serde_json's maps would sort them).
+    Ok(format!(
+        "{{\"bench\":\"train\",\"env\":\"hs\",\"backend\":{},\"adapter\":{},\"instances\":{},\"rollout_steps\":{},\"minibatch_size\":{},\"iterations\":{},\"trunk\":{},\"hidden\":{},\"hs_patients\":{},\"hs_sim_minutes\":{},\"days_completed\":{},\"trained_decisions\":{},\"trained_decisions_per_s\":{},\"wall_s\":{:.3},\"kernel_s\":{:.3},\"policy_act_s\":{:.3},\"ppo_update_s\":{:.3},\"host_s\":{:.3},\"transfer_mib\":{:.3}}}",
+        js(&backend.name()),
+        js(&t.adapter()),
+        cfg.instances,
+        cfg.rollout_steps,
+        cfg.minibatch_size,
+        cfg.iterations,
+        js(&cfg.trunk),
+        js(&cfg.hidden),
+        cfg.hs_patients,
+        cfg.hs_sim_minutes,
+        days,
+        decisions,
+        (decisions as f64 / wall).round(),
+        wall,
+        after.kernel_s - before.kernel_s,
+        after.act_s - before.act_s,
+        after.update_s - before.update_s,
+        after.host_s - before.host_s,
+        (after.transfer_bytes - before.transfer_bytes) as f64 / (1024.0 * 1024.0),
+    ))
 }
 
 fn bench_with<E: Executor + Send>(
