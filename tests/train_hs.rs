@@ -4,6 +4,10 @@
 //!   parameter hashes; training moves the parameters;
 //! - a run made with `--iterations 2` and resumed to 4 ends exactly where a straight 4-iteration
 //!   run ends (same hashes, same metrics), from a checkpoint holding three role networks;
+//! - the same holds after a simulated kill mid-write during iteration 3: torn temp files of
+//!   the checkpoint (`.safetensors.tmp`, `.json.tmp`) and of `metrics.jsonl`, a complete
+//!   safetensors file whose sidecar was never written, a metrics line written past the last
+//!   checkpoint and a half-written line after it; the resumed run equals the straight one;
 //! - a config file with `env = "hs"` takes the HS defaults (lr 1e-5, value coefficient 0.5)
 //!   for the keys it does not set;
 //! - metrics lines carry the documented keys; `eval` (policy and `--random`) writes
@@ -176,4 +180,65 @@ fn hs_bench_train_prints_one_json_line_with_the_split() {
     assert!(v["transfer_mib"].as_f64().unwrap() > 0.0, "{v}");
     assert_eq!(v["trunk"], serde_json::json!([256, 128]), "spec §3.2 trunk");
     assert_eq!(v["hidden"], serde_json::json!([]), "linear heads");
+}
+
+#[test]
+fn hs_resume_after_a_kill_mid_write_equals_a_straight_run() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train-hs-kill");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("tiny.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    let straight = dir.join("straight");
+    train(&cfg, &straight, "4", false);
+    let a = metrics(&straight);
+    assert_eq!(a.len(), 4);
+
+    let resumed = dir.join("resumed");
+    train(&cfg, &resumed, "2", false);
+    assert_eq!(metrics(&resumed), a[..2].to_vec());
+    // The kill, during iteration 3's writes.
+    let ck = resumed.join("checkpoints");
+    let good = std::fs::read(ck.join("ckpt-00000002.safetensors")).unwrap();
+    // Torn temp files: half a safetensors file, a truncated sidecar and metrics file.
+    std::fs::write(
+        ck.join("ckpt-00000003.safetensors.tmp"),
+        &good[..good.len() / 2],
+    )
+    .unwrap();
+    std::fs::write(
+        ck.join("ckpt-00000003.json.tmp"),
+        b"{\"iteration\":3,\"env_st",
+    )
+    .unwrap();
+    std::fs::write(resumed.join("metrics.jsonl.tmp"), b"{\"iteration\":").unwrap();
+    // Tensors renamed into place but the sidecar never written: not a checkpoint.
+    std::fs::write(ck.join("ckpt-00000003.safetensors"), &good).unwrap();
+    // A metrics line past the checkpoint, then a half-written one.
+    let mut text = std::fs::read_to_string(resumed.join("metrics.jsonl")).unwrap();
+    text.push_str("{\"iteration\":3,\"param_hash\":\"bogus\"}\n{\"iteration\":4,\"env_ste");
+    std::fs::write(resumed.join("metrics.jsonl"), text).unwrap();
+
+    train(&cfg, &resumed, "4", true);
+    assert_eq!(
+        metrics(&resumed),
+        a,
+        "resumed 2 -> 4 after a kill equals straight 4"
+    );
+    let last = |run: &Path| {
+        std::fs::read(run.join("checkpoints/ckpt-00000004.safetensors")).expect("checkpoint 4")
+    };
+    assert_eq!(
+        last(&resumed),
+        last(&straight),
+        "the final checkpoints (parameters, Adam state) are byte-identical"
+    );
+    // The resumed run's own writes replaced every stale temp file.
+    for stale in [
+        ck.join("ckpt-00000003.safetensors.tmp"),
+        ck.join("ckpt-00000003.json.tmp"),
+        resumed.join("metrics.jsonl.tmp"),
+    ] {
+        assert!(!stale.exists(), "{} is left", stale.display());
+    }
 }

@@ -107,13 +107,20 @@ fn open_backend(backend: Backend) -> Result<(Backend, Option<Arc<GpuContext>>), 
 }
 
 /// The metrics lines of iterations `1..=done` (a resumed run redoes any line written after its
-/// last checkpoint: a kill between the metrics write and the checkpoint leaves one).
+/// last checkpoint: a kill between the metrics write and the checkpoint leaves one). A torn
+/// last line (a kill mid-append where renames are not atomic, or a truncated copy) is dropped
+/// when the lines of `1..=done` are all intact before it; any other unreadable line is an error.
 fn metrics_up_to(path: &Path, done: u32) -> Result<Vec<String>, TrainError> {
     let mut kept = Vec::new();
     if path.exists() {
-        for l in read_to_string(path)?.lines() {
-            let v: serde_json::Value =
-                serde_json::from_str(l).map_err(|e| TrainError::io(path, e))?;
+        let text = read_to_string(path)?;
+        let lines: Vec<&str> = text.lines().collect();
+        for (k, l) in lines.iter().enumerate() {
+            let v: serde_json::Value = match serde_json::from_str(l) {
+                Ok(v) => v,
+                Err(_) if k + 1 == lines.len() && kept.len() == done as usize => continue,
+                Err(e) => return Err(TrainError::io(path, format!("line {}: {e}", k + 1))),
+            };
             if v["iteration"]
                 .as_u64()
                 .is_some_and(|i| i <= u64::from(done))
@@ -857,4 +864,41 @@ fn eval_hs(req: &EvalRequest, cfg: &TrainConfig) -> Result<String, TrainError> {
     };
     write_atomic(&req.run_dir.join(name), text.as_bytes())?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    //! `metrics_up_to` keeps the lines up to the checkpoint, drops a torn last line only when
+    //! those are all intact before it, and refuses any other unreadable line.
+    use super::*;
+
+    fn lines_of(text: &str, done: u32) -> Result<Vec<String>, TrainError> {
+        let dir = std::env::temp_dir().join(format!(
+            "fairground-metrics-up-to-{}-{done}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let out = metrics_up_to(&path, done);
+        std::fs::remove_dir_all(&dir).unwrap();
+        out
+    }
+
+    #[test]
+    fn torn_last_line_is_dropped_only_after_every_kept_line() {
+        let l1 = "{\"iteration\":1}";
+        let l2 = "{\"iteration\":2}";
+        let l3 = "{\"iteration\":3}";
+        let torn = "{\"iteration\":4,\"env";
+        assert_eq!(
+            lines_of(&format!("{l1}\n{l2}\n{l3}\n{torn}"), 2).unwrap(),
+            [l1, l2]
+        );
+        assert_eq!(lines_of(&format!("{l1}\n{l2}\n"), 2).unwrap(), [l1, l2]);
+        // A torn line inside the file, or one that stands where a kept line should be.
+        assert!(lines_of(&format!("{l1}\n{torn}\n{l3}\n"), 1).is_err());
+        assert!(lines_of(&format!("{l1}\n{torn}"), 2).is_err());
+    }
 }
