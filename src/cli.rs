@@ -114,7 +114,7 @@ pub enum BenchCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainBenchArgs {
-    /// Environment (ah).
+    /// Environment (its default config and networks; for hs, steps are decision rounds).
     #[arg(long, value_enum, default_value = "ah")]
     pub env: EnvKind,
     /// Environment instances.
@@ -123,7 +123,7 @@ pub struct TrainBenchArgs {
     /// Backend of the networks.
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: TrainBackend,
-    /// Steps per iteration.
+    /// Steps (hs: decision rounds) per iteration.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rollout_steps: u32,
     /// Rows per PPO minibatch (the reference's 256 by default).

@@ -52,11 +52,8 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<String> {
 }
 
 pub fn bench(args: &TrainBenchArgs) -> anyhow::Result<String> {
-    anyhow::ensure!(
-        args.env == EnvKind::Ah,
-        "--env: bench train measures ah only (allowed: ah)"
-    );
     Ok(fairground_trainer::bench(
+        env(args.env),
         args.instances,
         backend(args.backend),
         args.rollout_steps,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 pub fn reference_spec(batch: u32) -> ActorCriticSpec {
     ActorCriticSpec {
         obs_width: 10,
+        trunk: vec![],
         hidden: vec![256, 128, 64],
         action_components: vec![9],
         group_count: 1,

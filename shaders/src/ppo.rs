@@ -1,6 +1,7 @@
 //! PPO building blocks recorded into a [`Program`] (GAE, fixed-order reductions, advantage
-//! normalisation) and [`ActorCritic`]: the reference's separate policy and value MLPs with a
-//! categorical / multi-discrete head, run by any [`Executor`] (the `gpu` or the `cpu` backend).
+//! normalisation) and [`ActorCritic`]: separate policy and value MLPs (AH, spec §3.1) or a
+//! shared trunk with policy and value heads (HS, spec §3.2), with a categorical /
+//! multi-discrete head, run by any [`Executor`] (the `gpu` or the `cpu` backend).
 
 use crate::error::ShaderError;
 use crate::layout::*;
@@ -212,13 +213,27 @@ impl GaeBuffers {
     }
 }
 
-/// The reference's actor-critic: a policy MLP `obs -> hidden.. -> sum(action_components)` and a
-/// separate value MLP `obs -> hidden.. -> 1`, each with `group_count` parameter sets (one per
-/// group of agents), run on 1 ..= `batch` rows per call (the rows of a call are those of its
-/// observations: a last, partial minibatch runs as it is).
+/// The actor-critic: an optional shared trunk `obs -> trunk..` feeding a policy head
+/// `-> hidden.. -> sum(action_components)` and a value head `-> hidden.. -> 1`, each with
+/// `group_count` parameter sets (one per group of agents), run on 1 ..= `batch` rows per call
+/// (the rows of a call are those of its observations: a last, partial minibatch runs as it is).
+///
+/// - `trunk` empty: the reference's AH model, two separate MLPs `obs -> hidden.. -> out`
+///   (spec §3.1).
+/// - `trunk` non-empty: the HS model of spec §3.2 with `trunk = [256, 128]` and `hidden = []`
+///   (linear heads). Every trunk layer, its last included, applies `hidden_activation`; in
+///   backward the two heads' input gradients are summed into the trunk's output gradient
+///   (policy head first, the value head's added to it) before the trunk's backward.
+///
+/// Parameter layout (floats, see [`ActorCriticSpec::param_offsets`]): the trunk's sets, then
+/// the policy head's, then the value head's, each an [`MlpSpec`] layout (set after set, layer
+/// after layer, weights `out x in` row-major then biases).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActorCriticSpec {
     pub obs_width: u32,
+    /// Hidden widths of the shared trunk; empty: no trunk (separate networks).
+    pub trunk: Vec<u32>,
+    /// Hidden widths of each head (after the trunk, if any).
     pub hidden: Vec<u32>,
     /// Categorical: one entry (the action count). Multi-discrete: one entry per component.
     pub action_components: Vec<u32>,
@@ -228,11 +243,37 @@ pub struct ActorCriticSpec {
     pub use_masks: bool,
 }
 
+/// Seed salt of the trunk's initialisation (the heads keep theirs, so a spec without trunk
+/// initialises exactly as before trunks existed).
+const TRUNK_SEED_SALT: u64 = 0x5452_554e_4b00_0000;
+/// Seed salt of the value network's initialisation.
+const VALUE_SEED_SALT: u64 = 0x5641_4c55_4500_0000;
+
 impl ActorCriticSpec {
-    pub fn policy(&self) -> MlpSpec {
+    /// The shared trunk `obs -> trunk..` (every layer activated), or `None` without one.
+    pub fn trunk(&self) -> Option<MlpSpec> {
+        if self.trunk.is_empty() {
+            return None;
+        }
         let mut widths = vec![self.obs_width];
+        widths.extend(&self.trunk);
+        Some(MlpSpec {
+            widths,
+            hidden_activation: self.hidden_activation,
+            output_activation: self.hidden_activation,
+            group_count: self.group_count,
+        })
+    }
+
+    /// Width of the heads' input: the trunk's output, or the observation.
+    pub fn head_input_width(&self) -> u32 {
+        self.trunk.last().copied().unwrap_or(self.obs_width)
+    }
+
+    fn head(&self, out: u32) -> MlpSpec {
+        let mut widths = vec![self.head_input_width()];
         widths.extend(&self.hidden);
-        widths.push(self.logit_width());
+        widths.push(out);
         MlpSpec {
             widths,
             hidden_activation: self.hidden_activation,
@@ -241,30 +282,37 @@ impl ActorCriticSpec {
         }
     }
 
+    /// The policy head (the whole policy network without a trunk).
+    pub fn policy(&self) -> MlpSpec {
+        self.head(self.logit_width())
+    }
+
+    /// The value head (the whole value network without a trunk).
     pub fn value(&self) -> MlpSpec {
-        let mut widths = vec![self.obs_width];
-        widths.extend(&self.hidden);
-        widths.push(1);
-        MlpSpec {
-            widths,
-            hidden_activation: self.hidden_activation,
-            output_activation: Activation::Identity,
-            group_count: self.group_count,
-        }
+        self.head(1)
     }
 
     pub fn logit_width(&self) -> u32 {
         self.action_components.iter().sum()
     }
 
-    /// Policy parameters first, then value parameters.
+    /// Where the trunk, the policy head and the value head start in the parameters.
+    pub fn param_offsets(&self) -> [u32; 3] {
+        let trunk = self.trunk().map_or(0, |t| t.param_len());
+        [0, trunk, trunk + self.policy().param_len()]
+    }
+
+    /// Trunk parameters first, then policy head, then value head.
     pub fn param_len(&self) -> u32 {
-        self.policy().param_len() + self.value().param_len()
+        self.param_offsets()[2] + self.value().param_len()
     }
 
     pub fn init_params(&self, seed: u64) -> Vec<f32> {
-        let mut p = self.policy().init_params(seed);
-        p.extend(self.value().init_params(seed ^ 0x5641_4c55_4500_0000));
+        let mut p = self
+            .trunk()
+            .map_or_else(Vec::new, |t| t.init_params(seed ^ TRUNK_SEED_SALT));
+        p.extend(self.policy().init_params(seed));
+        p.extend(self.value().init_params(seed ^ VALUE_SEED_SALT));
         p
     }
 }
@@ -428,11 +476,13 @@ struct Buffers {
     norm_stats: BufferId,
     stats_partial: BufferId,
     stats: BufferId,
+    trunk: Option<MlpBuffers>,
     policy: MlpBuffers,
     value: MlpBuffers,
 }
 
-/// Policy + value networks, sampling and one PPO minibatch step, on any [`Executor`].
+/// Trunk (optional), policy and value heads, sampling and one PPO minibatch step, on any
+/// [`Executor`].
 pub struct ActorCritic<E: Executor> {
     exec: E,
     spec: ActorCriticSpec,
@@ -490,14 +540,20 @@ impl<E: Executor> ActorCritic<E> {
         let n = rows as usize;
         let n_comp = spec.action_components.len();
         let logit_width = spec.logit_width() as usize;
+        let [_, policy_offset, value_offset] = spec.param_offsets();
+        let trunk = spec.trunk().map(|t| MlpPlacement {
+            spec: t,
+            param_offset: 0,
+            rows,
+        });
         let policy = MlpPlacement {
             spec: spec.policy(),
-            param_offset: 0,
+            param_offset: policy_offset,
             rows,
         };
         let value = MlpPlacement {
             spec: spec.value(),
-            param_offset: spec.policy().param_len(),
+            param_offset: value_offset,
             rows,
         };
         let param_len = spec.param_len() as usize;
@@ -510,8 +566,18 @@ impl<E: Executor> ActorCritic<E> {
         }
         let mut prog = Program::new();
         let obs = prog.buffer("obs", n * spec.obs_width as usize);
-        let policy_bufs = policy.declare_buffers(&mut prog, "policy", obs, false);
-        let value_bufs = value.declare_buffers(&mut prog, "value", obs, false);
+        let trunk_bufs = trunk
+            .as_ref()
+            .map(|t| t.declare_buffers(&mut prog, "trunk", obs, false));
+        // With a trunk, both heads read its output and write their input gradients into one
+        // buffer: the policy head's (declared with it), the value head's added to it.
+        let head_input = trunk_bufs
+            .as_ref()
+            .map_or(obs, |b| *b.activations.last().expect("trunk output"));
+        let policy_bufs = policy.declare_buffers(&mut prog, "policy", head_input, trunk.is_some());
+        let mut value_bufs = value.declare_buffers(&mut prog, "value", head_input, false);
+        let trunk_grad = policy_bufs.activation_grads[0];
+        value_bufs.activation_grads[0] = trunk_grad;
         let stats_words = 5 * size_of::<GroupStats>() / 4;
         let bufs = Buffers {
             obs,
@@ -539,6 +605,7 @@ impl<E: Executor> ActorCritic<E> {
             norm_stats: prog.buffer("norm_stats", size_of::<GroupStats>() / 4),
             stats_partial: prog.buffer("stats_partial", reduce_partial_words(1)),
             stats: prog.buffer("stats", stats_words),
+            trunk: trunk_bufs,
             policy: policy_bufs,
             value: value_bufs,
         };
@@ -558,8 +625,11 @@ impl<E: Executor> ActorCritic<E> {
             .expect("policy output")
             .expect("declared");
 
-        // act: forward both networks, sample.
+        // act: forward the trunk and both heads, sample.
         let act_seq = prog.sequence();
+        if let (Some(t), Some(tb)) = (&trunk, &bufs.trunk) {
+            t.record_forward(&mut prog, act_seq, bufs.params, bufs.group_ids, tb);
+        }
         policy.record_forward(
             &mut prog,
             act_seq,
@@ -588,6 +658,9 @@ impl<E: Executor> ActorCritic<E> {
 
         // train: forward, evaluate, loss, backward, Adam, statistics.
         let train_seq = prog.sequence();
+        if let (Some(t), Some(tb)) = (&trunk, &bufs.trunk) {
+            t.record_forward(&mut prog, train_seq, bufs.params, bufs.group_ids, tb);
+        }
         policy.record_forward(
             &mut prog,
             train_seq,
@@ -669,6 +742,7 @@ impl<E: Executor> ActorCritic<E> {
             &bufs.policy,
             logit_grad,
         );
+        let value_ops = prog.ops(train_seq).len();
         value.record_backward(
             &mut prog,
             train_seq,
@@ -678,6 +752,30 @@ impl<E: Executor> ActorCritic<E> {
             &bufs.value,
             bufs.value_grad,
         );
+        if let (Some(t), Some(tb), Some(dx)) = (&trunk, &bufs.trunk, trunk_grad) {
+            // The value head's input gradient adds to the policy head's (dense `accumulate`).
+            let at = std::mem::offset_of!(DenseParams, accumulate);
+            let mut patched = 0;
+            for op in &mut prog.sequences[train_seq.0 as usize][value_ops..] {
+                if op.kernel == Kernel::InputGrad && op.buffers[3] == dx {
+                    op.uniform[at..at + 4].copy_from_slice(&1u32.to_le_bytes());
+                    patched += 1;
+                }
+            }
+            assert_eq!(
+                patched, 1,
+                "one value-head launch writes the trunk's gradient"
+            );
+            t.record_backward(
+                &mut prog,
+                train_seq,
+                bufs.params,
+                bufs.grads,
+                bufs.group_ids,
+                tb,
+                dx,
+            );
+        }
         let adam = AdamParams {
             param_count: param_len as u32,
             lr: hyper.lr,
@@ -1090,7 +1188,7 @@ impl<E: Executor> ActorCritic<E> {
         self.exec.finish()
     }
 
-    /// Current parameters (policy, then value).
+    /// Current parameters (trunk, then policy head, then value head).
     pub fn params(&mut self) -> Result<Vec<f32>, ShaderError> {
         let mut p: Vec<f32> = self.exec.read(self.bufs.params)?;
         p.truncate(self.spec.param_len() as usize);

@@ -2,7 +2,8 @@
 //! clipped loss with the fairness hooks, backward, Adam with gradient clipping) is
 //! bit-reproducible on the GPU (parameters after 10 Adam steps hashed, two independent runs),
 //! and the GPU and cpu backends, driven through the same `ActorCritic` interface, agree on
-//! sampled actions, values, loss statistics and parameters after 10 steps.
+//! sampled actions, values, loss statistics and parameters after 10 steps. The same holds for
+//! the shared-trunk model (trunk feeding both heads, the heads' input gradients summed).
 
 mod common;
 
@@ -15,6 +16,7 @@ use fairground_shaders::{
 fn spec(batch: u32) -> ActorCriticSpec {
     ActorCriticSpec {
         obs_width: 10,
+        trunk: vec![],
         hidden: vec![64, 32],
         action_components: vec![9, 3],
         group_count: 2,
@@ -22,6 +24,24 @@ fn spec(batch: u32) -> ActorCriticSpec {
         batch,
         use_masks: true,
     }
+}
+
+/// The HS model's shape (spec §3.2) at small widths: a shared trunk with linear heads, and a
+/// trunk with a hidden layer in each head (the value head's input gradient then comes from a
+/// hidden layer's backward).
+fn trunk_specs(batch: u32) -> [ActorCriticSpec; 2] {
+    [
+        ActorCriticSpec {
+            trunk: vec![48, 32],
+            hidden: vec![],
+            ..spec(batch)
+        },
+        ActorCriticSpec {
+            trunk: vec![24],
+            hidden: vec![16],
+            ..spec(batch)
+        },
+    ]
 }
 
 fn hyper() -> PpoHyper {
@@ -280,4 +300,98 @@ fn partial_minibatches_run_on_fewer_rows_than_the_batch() {
     let gf = train_10(&mut g64, &full);
     let cf = train_10(&mut c64, &full);
     assert_close("params after 10 full steps", &gf, &cf, 1e-4, 0.0);
+}
+
+#[test]
+fn trunk_model_gpu_and_cpu_agree_and_gpu_training_is_bit_reproducible() {
+    let Some(ctx) = gpu("trunk_model_gpu_and_cpu_agree_and_gpu_training_is_bit_reproducible")
+    else {
+        return;
+    };
+    for batch in [7u32, 1000] {
+        for s in trunk_specs(batch) {
+            let what = format!("batch {batch}, trunk {:?}, heads {:?}", s.trunk, s.hidden);
+            let d = data(&s);
+            let p0 = s.init_params(7);
+            assert_eq!(p0.len(), s.param_len() as usize);
+            let gpu_ac = || {
+                ActorCritic::new(s.clone(), hyper(), &p0, |p| {
+                    GpuExecutor::new(ctx.clone(), p)
+                })
+                .unwrap()
+            };
+            let mut g = gpu_ac();
+            let mut c =
+                ActorCritic::new(s.clone(), hyper(), &p0, |p| Ok(CpuExecutor::new(p))).unwrap();
+            let key = SampleKey {
+                seed: 99,
+                iteration: 1,
+                step: 2,
+                agent_offset: 0,
+            };
+            let ga = g.act(&d.obs, &d.groups, &d.masks, key).unwrap();
+            let ca = c.act(&d.obs, &d.groups, &d.masks, key).unwrap();
+            // Untrained logits are near-uniform and well away from CDF ties at these keys.
+            let same = ga
+                .actions
+                .iter()
+                .zip(&ca.actions)
+                .filter(|(a, b)| a == b)
+                .count();
+            assert!(
+                same * 1000 >= ga.actions.len() * 999,
+                "{what}: {same} of {} actions agree",
+                ga.actions.len()
+            );
+            // Same summation order; FMA and exp/log ulps only (as for separate networks).
+            assert_close(
+                &format!("{what}: values"),
+                &ga.values,
+                &ca.values,
+                1e-5,
+                1e-4,
+            );
+            let gp = train_10(&mut g, &d);
+            let cp = train_10(&mut c, &d);
+            assert_ne!(gp, p0, "{what}: training moved the parameters");
+            let trunk_len = s.param_offsets()[1] as usize;
+            assert_ne!(gp[..trunk_len], p0[..trunk_len], "{what}: the trunk trains");
+            let (gs, cs) = (g.loss_stats().unwrap(), c.loss_stats().unwrap());
+            assert_close(
+                &format!("{what}: loss stats"),
+                &[
+                    gs.policy_loss,
+                    gs.value_loss,
+                    gs.entropy,
+                    gs.approx_kl,
+                    gs.clip_fraction,
+                ],
+                &[
+                    cs.policy_loss,
+                    cs.value_loss,
+                    cs.entropy,
+                    cs.approx_kl,
+                    cs.clip_fraction,
+                ],
+                1e-4,
+                1e-3,
+            );
+            // As for separate networks: ten Adam steps of lr 5e-4 move a parameter by at most
+            // ~5e-3; rounding differences change that by far less than one step.
+            assert_close(
+                &format!("{what}: params after 10 steps"),
+                &gp,
+                &cp,
+                1e-4,
+                0.0,
+            );
+            // A second, independent GPU run: the same bits.
+            let again = train_10(&mut gpu_ac(), &d);
+            assert_eq!(
+                fnv1a(&gp),
+                fnv1a(&again),
+                "{what}: parameter hashes after 10 Adam steps differ run to run"
+            );
+        }
+    }
 }

@@ -163,6 +163,7 @@ fn actor_critic_on_small_bindings_matches_the_cpu_backend_full_and_partial() {
     use fairground_shaders::{ActorCritic, ActorCriticSpec, Minibatch, PpoHyper, SampleKey};
     let s = ActorCriticSpec {
         obs_width: 10,
+        trunk: vec![],
         hidden: vec![256, 16],
         // 4096 x 70 logits (1.1 MiB): the head launches run in chunks too.
         action_components: vec![70],

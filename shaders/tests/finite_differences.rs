@@ -1,8 +1,10 @@
 //! Guarantees: the CPU twins' backward passes (MLP weights, biases and inputs; policy head
 //! log-probability and entropy with masks and several components; clipped PPO loss with and
-//! without value clipping; the reference's pairwise HS surrogate) agree with central finite
-//! differences of an independent f64 reference forward pass; the pairwise surrogate also
-//! matches a direct O(B²) formula and hand-computed numbers on a two-sample example. Since the GPU kernels match the twins (gpu_vs_cpu.rs), this checks
+//! without value clipping; the reference's pairwise HS surrogate; the whole PPO loss of a
+//! shared-trunk `ActorCritic` with respect to every parameter, trunk included) agree with central
+//! finite differences of an independent f64 reference forward pass; the pairwise surrogate also
+//! matches a direct O(B²) formula and hand-computed numbers on a two-sample example. Since the
+//! GPU kernels match the twins (gpu_vs_cpu.rs), this checks
 //! the GPU gradients too. Points are chosen away from the loss's kinks.
 
 mod common;
@@ -11,7 +13,10 @@ use common::{integers, uniform};
 use fairground_shaders::cpu;
 use fairground_shaders::layout::*;
 use fairground_shaders::mlp::{MlpPlacement, MlpSpec};
-use fairground_shaders::{Activation, CpuExecutor, Executor, ExecutorExt, Program};
+use fairground_shaders::{
+    Activation, ActorCritic, ActorCriticSpec, CpuExecutor, Executor, ExecutorExt, Minibatch,
+    PpoHyper, Program,
+};
 
 fn act64(z: f64, a: Activation) -> f64 {
     match a {
@@ -561,6 +566,237 @@ fn ppo_loss_pairwise_gradient_matches_finite_differences() {
             checked > rows / 2,
             "most rows are away from kinks ({checked})"
         );
+    }
+}
+
+/// f64 forward of one row through one parameter set of an MLP placed at `offset`; `min_z`
+/// tracks the smallest |pre-activation| of the layers with a kink (ReLU, leaky ReLU).
+fn mlp_row64(
+    spec: &MlpSpec,
+    params: &[f64],
+    offset: usize,
+    group: usize,
+    x: &[f64],
+    min_z: &mut f64,
+) -> Vec<f64> {
+    let base = offset + group * spec.set_len() as usize;
+    let mut h = x.to_vec();
+    for l in &spec.layers() {
+        let (ni, no) = (l.in_width as usize, l.out_width as usize);
+        h = (0..no)
+            .map(|o| {
+                let mut z = params[base + l.bias_offset as usize + o];
+                for i in 0..ni {
+                    z += params[base + l.weight_offset as usize + o * ni + i] * h[i];
+                }
+                if matches!(l.activation, Activation::Relu | Activation::LeakyRelu) {
+                    *min_z = min_z.min(z.abs());
+                }
+                act64(z, l.activation)
+            })
+            .collect();
+    }
+    h
+}
+
+/// One minibatch of an actor-critic loss check.
+struct AcBatch {
+    obs: Vec<f32>,
+    groups: Vec<u32>,
+    masks: Vec<u32>,
+    actions: Vec<u32>,
+    old_logp: Vec<f32>,
+    old_values: Vec<f32>,
+    adv: Vec<f32>,
+    adj: Vec<f32>,
+    ret: Vec<f32>,
+}
+
+/// Per row of the f64 reference forward: (log-prob, entropy, value); and the smallest
+/// |pre-activation| at a ReLU kink.
+fn ac_forward64(s: &ActorCriticSpec, p: &[f64], b: &AcBatch) -> (Vec<[f64; 3]>, f64) {
+    let (ow, lw, nc) = (
+        s.obs_width as usize,
+        s.logit_width() as usize,
+        s.action_components.len(),
+    );
+    let [_, policy_at, value_at] = s.param_offsets().map(|o| o as usize);
+    let mut min_z = f64::MAX;
+    let rows = (0..b.groups.len())
+        .map(|r| {
+            let g = b.groups[r] as usize;
+            let x: Vec<f64> = b.obs[r * ow..][..ow]
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
+            let h = match s.trunk() {
+                Some(t) => mlp_row64(&t, p, 0, g, &x, &mut min_z),
+                None => x,
+            };
+            let z = mlp_row64(&s.policy(), p, policy_at, g, &h, &mut min_z);
+            let v = mlp_row64(&s.value(), p, value_at, g, &h, &mut min_z)[0];
+            let (lp, ent) = head64(
+                &z,
+                &b.masks[r * lw..][..lw],
+                &s.action_components,
+                &b.actions[r * nc..][..nc],
+            );
+            [lp, ent, v]
+        })
+        .collect();
+    (rows, min_z)
+}
+
+/// The f64 minibatch loss: the sum over rows of [`ppo64`] (which carries the 1 / rows mean).
+fn ac_loss64(s: &ActorCriticSpec, p: &[f64], b: &AcBatch, lp: &LossParams) -> f64 {
+    let (rows, _) = ac_forward64(s, p, b);
+    rows.iter()
+        .enumerate()
+        .map(|(r, &[logp, ent, v])| {
+            ppo64(
+                logp,
+                v,
+                f64::from(b.old_logp[r]),
+                f64::from(b.old_values[r]),
+                f64::from(b.adv[r]) + f64::from(b.adj[r]),
+                f64::from(b.ret[r]),
+                ent,
+                lp,
+            )
+        })
+        .sum()
+}
+
+#[test]
+fn actor_critic_trunk_loss_gradient_matches_finite_differences() {
+    let rows = 12usize;
+    for (trunk, hidden) in [(vec![7u32, 6], vec![]), (vec![6], vec![4u32])] {
+        let s = ActorCriticSpec {
+            obs_width: 5,
+            trunk: trunk.clone(),
+            hidden: hidden.clone(),
+            action_components: vec![3, 2],
+            group_count: 2,
+            hidden_activation: Activation::LeakyRelu,
+            batch: rows as u32,
+            use_masks: true,
+        };
+        let what = format!("trunk {trunk:?}, heads {hidden:?}");
+        let hyper = PpoHyper {
+            clip_coef: 0.2,
+            vf_coef: 0.7,
+            ent_coef: 0.01,
+            clip_vloss: true,
+            loss_scale: 1.25,
+            max_grad_norm: 0.0,
+            ..PpoHyper::default()
+        };
+        let lp = LossParams {
+            rows: rows as u32,
+            clip_coef: hyper.clip_coef,
+            vf_coef: hyper.vf_coef,
+            ent_coef: hyper.ent_coef,
+            clip_vloss: u32::from(hyper.clip_vloss),
+            loss_scale: hyper.loss_scale,
+            loss_norm: 1.0 / rows as f32,
+            pairwise: 0,
+        };
+        let (lw, nc) = (s.logit_width() as usize, s.action_components.len());
+        let actions: Vec<u32> = integers(71, rows, 3)
+            .into_iter()
+            .zip(integers(72, rows, 2))
+            .flat_map(|(a, b)| [a, b])
+            .collect();
+        // Masks with about a third of the logits forbidden, the stored actions always allowed.
+        let mut masks: Vec<u32> = integers(73, rows * lw, 3)
+            .iter()
+            .map(|&v| u32::from(v != 0))
+            .collect();
+        for r in 0..rows {
+            masks[r * lw + actions[r * nc] as usize] = 1;
+            masks[r * lw + 3 + actions[r * nc + 1] as usize] = 1;
+        }
+        let mut b = AcBatch {
+            obs: uniform(70, rows * 5, -1.5, 1.5),
+            groups: integers(74, rows, 2),
+            masks,
+            actions,
+            old_logp: vec![0.0; rows],
+            old_values: vec![0.0; rows],
+            adv: uniform(75, rows, -1.0, 1.0),
+            adj: uniform(76, rows, -0.1, 0.1),
+            ret: uniform(79, rows, -1.0, 1.0),
+        };
+        let p0 = s.init_params(5);
+        let p64: Vec<f64> = p0.iter().map(|&v| f64::from(v)).collect();
+        // Old log-probs and values relative to the current ones, away from every kink: rows
+        // 0, 3, .. far below the clip range, rows 1, 4, .. far above (clipped surrogate and
+        // clipped value branches), the rest well inside.
+        let (now, min_z) = ac_forward64(&s, &p64, &b);
+        let near = uniform(78, rows, -0.1, 0.1);
+        for (r, &[logp, _, v]) in now.iter().enumerate() {
+            let off = match r % 3 {
+                0 => 0.5,
+                1 => -0.5,
+                _ => f64::from(near[r]),
+            };
+            b.old_logp[r] = (logp + off) as f32;
+            b.old_values[r] = (v + off) as f32;
+            let ratio = (logp - f64::from(b.old_logp[r])).exp();
+            assert!(
+                (ratio - 0.8).abs() > 1e-2 && (ratio - 1.2).abs() > 1e-2,
+                "{what}: row {r} ratio {ratio} is away from the clip kinks"
+            );
+            let dv = v - f64::from(b.old_values[r]);
+            let clipped = f64::from(b.old_values[r]) + dv.clamp(-0.2, 0.2);
+            let ret = f64::from(b.ret[r]);
+            assert!(
+                dv.abs() < 0.2 || ((v - ret).powi(2) - (clipped - ret).powi(2)).abs() > 1e-3,
+                "{what}: row {r} is away from the value-clip kink"
+            );
+        }
+        // Central differences of h = 1e-6 never cross a leaky ReLU kink.
+        assert!(
+            min_z > 1e-4,
+            "{what}: a pre-activation {min_z} is at a kink"
+        );
+
+        let mut ac = ActorCritic::new(s.clone(), hyper, &p0, |p| Ok(CpuExecutor::new(p))).unwrap();
+        ac.train_minibatch(&Minibatch {
+            obs: &b.obs,
+            group_ids: &b.groups,
+            masks: &b.masks,
+            actions: &b.actions,
+            old_logp: &b.old_logp,
+            old_values: &b.old_values,
+            advantages: &b.adv,
+            adv_adjust: &b.adj,
+            returns: &b.ret,
+        })
+        .unwrap();
+        let g = ac.grads().unwrap();
+        assert_eq!(g.len(), p64.len());
+        let trunk_len = s.param_offsets()[1] as usize;
+        assert!(trunk_len > 0);
+        assert!(
+            g[..trunk_len].iter().any(|v| v.abs() > 1e-3),
+            "{what}: the trunk's gradient is not negligible"
+        );
+        let h = 1e-6;
+        for k in 0..p64.len() {
+            let (mut a, mut c) = (p64.clone(), p64.clone());
+            a[k] += h;
+            c[k] -= h;
+            let fd = (ac_loss64(&s, &a, &b, &lp) - ac_loss64(&s, &c, &b, &lp)) / (2.0 * h);
+            let part = if k < trunk_len { "trunk" } else { "head" };
+            // f32 analytic gradient against an f64 derivative: 1e-4 relative.
+            rel_check(
+                &format!("{what}: {part} param {k}"),
+                f64::from(g[k]),
+                fd,
+                1e-4,
+            );
+        }
     }
 }
 

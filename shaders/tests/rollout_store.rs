@@ -76,6 +76,7 @@ const SLOTS: u32 = 6;
 fn spec() -> ActorCriticSpec {
     ActorCriticSpec {
         obs_width: 5,
+        trunk: vec![],
         hidden: vec![16, 8],
         action_components: vec![4, 3],
         group_count: 1,

@@ -120,6 +120,7 @@ fn bench<E: Executor>(
 pub fn run(args: &ShadersBenchArgs) -> anyhow::Result<String> {
     let spec = ActorCriticSpec {
         obs_width: args.obs,
+        trunk: vec![],
         hidden: args.hidden.clone(),
         action_components: vec![args.actions],
         group_count: 1,

@@ -83,6 +83,7 @@ pub fn uses_store(cfg: &TrainConfig) -> bool {
 pub fn net_spec(cfg: &TrainConfig, batch: u32) -> ActorCriticSpec {
     ActorCriticSpec {
         obs_width: OBS_DIM as u32,
+        trunk: cfg.trunk.clone(),
         hidden: cfg.hidden.clone(),
         action_components: vec![ACTIONS],
         group_count: 1,

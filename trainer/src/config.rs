@@ -90,7 +90,12 @@ pub struct TrainConfig {
     pub hs_patients: u16,
     /// HS: minutes per simulated day (reference 720; at most 1440).
     pub hs_sim_minutes: u16,
-    /// Hidden widths of the policy and the value MLPs (spec §3.1: 256, 128, 64).
+    /// Hidden widths of the shared trunk feeding the policy and value heads, each layer leaky
+    /// ReLU (spec §3.2, HS: 256, 128); empty: no trunk, separate networks (spec §3.1, AH).
+    /// Widths in 1..=4096.
+    pub trunk: Vec<u32>,
+    /// Hidden widths of the policy and the value MLPs, after the trunk if any (spec §3.1, AH:
+    /// 256, 128, 64; HS: none, linear heads). Widths in 1..=4096; at least one without a trunk.
     pub hidden: Vec<u32>,
     /// Adam learning rate (spec §3.1: 5e-4).
     pub lr: f32,
@@ -162,6 +167,7 @@ impl Default for TrainConfig {
             episode_steps: 3000,
             hs_patients: 300,
             hs_sim_minutes: 720,
+            trunk: vec![],
             hidden: vec![256, 128, 64],
             lr: 5e-4,
             gamma: 0.99,
@@ -199,14 +205,16 @@ impl TrainConfig {
 
     /// HS defaults (spec §3.2): rollout_steps counts decision rounds (one decision of every
     /// instance each); lr 1e-5, γ 0.99, λ 0.95, clip 0.2, 10 epochs, minibatch 256, value
-    /// coefficient 0.5, entropy 0.01, policy and value MLPs 256 → 128 per role.
+    /// coefficient 0.5, entropy 0.01; per role a shared trunk 256 → 128 with linear policy and
+    /// value heads.
     pub fn hs_default() -> Self {
         Self {
             env: EnvName::Hs,
             instances: 8,
             rollout_steps: 256,
             iterations: 4,
-            hidden: vec![256, 128],
+            trunk: vec![256, 128],
+            hidden: vec![],
             lr: 1e-5,
             gamma: 0.99,
             gae_lambda: 0.95,
@@ -343,10 +351,21 @@ impl TrainConfig {
         range_u32("episode_steps", self.episode_steps, 1, 1_000_000)?;
         range_u32("hs_patients", u32::from(self.hs_patients), 1, 320)?;
         range_u32("hs_sim_minutes", u32::from(self.hs_sim_minutes), 1, 1440)?;
-        if self.hidden.is_empty() || self.hidden.iter().any(|&w| !(1..=4096).contains(&w)) {
+        if self.trunk.iter().any(|&w| !(1..=4096).contains(&w)) {
+            return Err(bad(
+                "trunk",
+                format!("{:?}: need 0 or more widths in 1..=4096", self.trunk),
+            ));
+        }
+        let least = usize::from(self.trunk.is_empty());
+        if self.hidden.len() < least || self.hidden.iter().any(|&w| !(1..=4096).contains(&w)) {
             return Err(bad(
                 "hidden",
-                format!("{:?}: need 1 or more widths in 1..=4096", self.hidden),
+                format!(
+                    "{:?}: need {least} or more widths in 1..=4096{}",
+                    self.hidden,
+                    if least > 0 { " without a trunk" } else { "" }
+                ),
             ));
         }
         range_f32("lr", self.lr, f32::MIN_POSITIVE, 1.0)?;

@@ -6,10 +6,10 @@
 //! (raw advantages; returns are the raw advantage + stored value in both profiles) and
 //! sequential minibatches (`shuffle_minibatches = false`).
 //!
-//! One actor-critic per role (router, dispatcher, manager). The shaders have no shared-trunk
-//! model type, so each role's network is the [`ActorCritic`] of separate policy and value MLPs
-//! (`hidden`, HS default 256 → 128, leaky ReLU) with the role's action components as
-//! multi-discrete heads (router 1 × 6, dispatcher 20 × 50, manager `n_swing` × 7).
+//! One actor-critic per role (router, dispatcher, manager), spec §3.2: a shared trunk
+//! (`trunk`, HS default 256 → 128, leaky ReLU) feeding a linear actor head (`hidden` empty by
+//! default) with the role's action components as multi-discrete logits (router 1 × 6,
+//! dispatcher 20 × 50, manager `n_swing` × 7) and a linear critic head.
 //!
 //! Rollout: T decision rounds over N instances. Every round, the instances waiting for a role
 //! go to that role's network in one batch (1..=N rows), the sampled actions are scattered into
@@ -39,7 +39,7 @@ use fairground_shaders::{
 };
 use std::time::Instant;
 
-pub use crate::ah::{ActMode, EnvUse, NetState};
+pub use crate::ah::{ActMode, EnvUse, NetState, Timing};
 
 /// Networks, one per role (the kernel's `PENDING_*` values).
 pub const ROLES: usize = 3;
@@ -81,6 +81,7 @@ fn components(role: usize, n_swing: usize) -> Vec<u32> {
 pub fn net_spec(cfg: &TrainConfig, role: usize, n_swing: usize, batch: u32) -> ActorCriticSpec {
     ActorCriticSpec {
         obs_width: obs_width(role) as u32,
+        trunk: cfg.trunk.clone(),
         hidden: cfg.hidden.clone(),
         action_components: components(role, n_swing),
         group_count: 1,
@@ -196,6 +197,8 @@ struct RoleNet<E: Executor> {
     order: Vec<u32>,
     stats: [f64; 5],
     stats_count: u32,
+    /// Bytes moved to and from the executor since the last iteration's end.
+    transfer_bytes: u64,
 }
 
 /// "No next row" in [`Sequences::next`].
@@ -268,10 +271,14 @@ impl<E: Executor> RoleNet<E> {
             let out = self
                 .ac
                 .act(&self.act_obs[start * w..end * w], &[], &[], key)?;
+            // Observations up; actions, log-probabilities, entropies and values back.
+            self.transfer_bytes +=
+                ((end - start) * w * 4 + self.batch * (self.comps + 3) * 4) as u64;
             match mode {
                 ActMode::Sample => self.out_actions.extend_from_slice(&out.actions),
                 ActMode::Greedy => {
                     let logits = self.ac.logits()?;
+                    self.transfer_bytes += (logits.len() * 4) as u64;
                     let c = self.choices as usize;
                     for row in logits.chunks_exact(c).take((end - start) * self.comps) {
                         let mut best = 0;
@@ -370,8 +377,12 @@ impl<E: Executor> RoleNet<E> {
                     adv_adjust: &zeros[..part.len()],
                     returns: &mb_ret,
                 })?;
+                // Observations, actions, old log-probabilities (2 words), old values,
+                // advantages, their adjustment and returns.
+                self.transfer_bytes += (part.len() * (w + c + 6) * 4) as u64;
                 if ch + 1 == chunks {
                     let s = self.ac.loss_stats()?;
+                    self.transfer_bytes += 80;
                     for (acc, v) in self.stats.iter_mut().zip([
                         s.policy_loss,
                         s.value_loss,
@@ -412,6 +423,8 @@ pub struct HsTrainer<E: Executor> {
     cur: Vec<(u8, u32)>,
     pub iteration: u32,
     pub env_steps: u64,
+    /// Wall time by phase, cumulative (`fairground bench train --env hs`).
+    pub timing: Timing,
     adapter: String,
 }
 
@@ -461,6 +474,7 @@ impl<E: Executor> HsTrainer<E> {
                 order: Vec::new(),
                 stats: [0.0; 5],
                 stats_count: 0,
+                transfer_bytes: 0,
             });
         }
         let adapter = nets[0].ac.executor().adapter_name();
@@ -475,6 +489,7 @@ impl<E: Executor> HsTrainer<E> {
             nets,
             iteration: 0,
             env_steps: 0,
+            timing: Timing::default(),
             adapter,
         })
     }
@@ -555,8 +570,11 @@ impl<E: Executor> HsTrainer<E> {
         let mut days = DayAgg::default();
         let mut reward_sum = 0.0f64;
         for t in 0..steps {
+            let t0 = Instant::now();
             self.act_all(t as u32, ActMode::Sample)?;
+            self.timing.act_s += t0.elapsed().as_secs_f64();
             // Record the decisions.
+            let h0 = Instant::now();
             for r in 0..ROLES {
                 let net = &mut self.nets[r];
                 for (k, &i) in net.inst.iter().enumerate() {
@@ -580,7 +598,11 @@ impl<E: Executor> HsTrainer<E> {
                 }
             }
             self.scatter();
+            self.timing.host_s += h0.elapsed().as_secs_f64();
+            let k0 = Instant::now();
             self.env.step(&self.pool, &self.actions, &mut self.round);
+            self.timing.kernel_s += k0.elapsed().as_secs_f64();
+            let h0 = Instant::now();
             for i in 0..n {
                 let (r, row) = self.cur[i];
                 let reward = self.round.reward[i];
@@ -597,9 +619,13 @@ impl<E: Executor> HsTrainer<E> {
                     }
                 }
             }
+            self.timing.host_s += h0.elapsed().as_secs_f64();
         }
         // Bootstrap: the pending role's value of its current observation.
+        let t0 = Instant::now();
         self.act_all(steps as u32, ActMode::Sample)?;
+        self.timing.act_s += t0.elapsed().as_secs_f64();
+        let h0 = Instant::now();
         let mut decisions = [0u64; ROLES];
         for ((net, last_row), d) in self.nets.iter_mut().zip(&self.last_row).zip(&mut decisions) {
             let mut boot = net.values.clone();
@@ -612,8 +638,14 @@ impl<E: Executor> HsTrainer<E> {
             net.gae(self.cfg.gamma, self.cfg.gae_lambda, &boot);
             *d = net.values.len() as u64;
         }
+        self.timing.host_s += h0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
         for net in &mut self.nets {
             net.train(&self.cfg)?;
+        }
+        self.timing.update_s += t0.elapsed().as_secs_f64();
+        for net in &mut self.nets {
+            self.timing.transfer_bytes += std::mem::take(&mut net.transfer_bytes);
         }
         let mut loss = [0.0f64; 5];
         let mut counted = 0.0;

@@ -3,8 +3,9 @@
 //! which readers ignore and the next write replaces.
 //!
 //! Checkpoints: `checkpoints/ckpt-NNNNNNNN.safetensors` (per group: `gN.params`, `gN.adam_m1`,
-//! `gN.adam_m2`, `gN.adam_state` = [beta1_pow, beta2_pow, step]) then its JSON sidecar
-//! `ckpt-NNNNNNNN.json` (counters, RNG streams, the environment's snapshot). The sidecar is
+//! `gN.adam_m2`, `gN.adam_state` = [beta1_pow, beta2_pow, step]; `params` and the moments in
+//! the `ActorCriticSpec` layout: trunk if any, then policy head, then value head) then its JSON
+//! sidecar `ckpt-NNNNNNNN.json` (counters, RNG streams, the environment's snapshot). The sidecar is
 //! written last, so a checkpoint counts only when both files are complete. HS checkpoints have
 //! the same layout with three networks (`g0` router, `g1` dispatcher, `g2` manager) and the
 //! hospital's snapshot under `hs_env` in the sidecar.

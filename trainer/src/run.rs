@@ -107,13 +107,20 @@ fn open_backend(backend: Backend) -> Result<(Backend, Option<Arc<GpuContext>>), 
 }
 
 /// The metrics lines of iterations `1..=done` (a resumed run redoes any line written after its
-/// last checkpoint: a kill between the metrics write and the checkpoint leaves one).
+/// last checkpoint: a kill between the metrics write and the checkpoint leaves one). A torn
+/// last line (a kill mid-append where renames are not atomic, or a truncated copy) is dropped
+/// when the lines of `1..=done` are all intact before it; any other unreadable line is an error.
 fn metrics_up_to(path: &Path, done: u32) -> Result<Vec<String>, TrainError> {
     let mut kept = Vec::new();
     if path.exists() {
-        for l in read_to_string(path)?.lines() {
-            let v: serde_json::Value =
-                serde_json::from_str(l).map_err(|e| TrainError::io(path, e))?;
+        let text = read_to_string(path)?;
+        let lines: Vec<&str> = text.lines().collect();
+        for (k, l) in lines.iter().enumerate() {
+            let v: serde_json::Value = match serde_json::from_str(l) {
+                Ok(v) => v,
+                Err(_) if k + 1 == lines.len() && kept.len() == done as usize => continue,
+                Err(e) => return Err(TrainError::io(path, format!("line {}: {e}", k + 1))),
+            };
             if v["iteration"]
                 .as_u64()
                 .is_some_and(|i| i <= u64::from(done))
@@ -541,8 +548,10 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     Ok(text)
 }
 
-/// `fairground bench train`: one JSON line.
+/// `fairground bench train`: one JSON line. The environment's default config (AH's or HS's,
+/// networks included) with these sizes; `rollout_steps` counts decision rounds for HS.
 pub fn bench(
+    env: EnvName,
     instances: u32,
     backend: Backend,
     rollout_steps: u32,
@@ -555,14 +564,64 @@ pub fn bench(
         minibatch_size,
         iterations,
         backend,
-        ..TrainConfig::default()
+        ..TrainConfig::default_for(env)
     };
     cfg.validate()?;
     let (backend, ctx) = open_backend(backend)?;
-    match ctx {
-        Some(ctx) => bench_with(&cfg, backend, |p| GpuExecutor::new(ctx.clone(), p)),
-        None => bench_with(&cfg, backend, |p| Ok(CpuExecutor::new(p))),
+    match (env, ctx) {
+        (EnvName::Ah, Some(ctx)) => bench_with(&cfg, backend, |p| GpuExecutor::new(ctx.clone(), p)),
+        (EnvName::Ah, None) => bench_with(&cfg, backend, |p| Ok(CpuExecutor::new(p))),
+        (EnvName::Hs, Some(ctx)) => {
+            bench_hs_with(&cfg, backend, |p| GpuExecutor::new(ctx.clone(), p))
+        }
+        (EnvName::Hs, None) => bench_hs_with(&cfg, backend, |p| Ok(CpuExecutor::new(p))),
     }
+}
+
+/// `bench train --env hs`: decisions trained per second (rollout + update), split by phase.
+fn bench_hs_with<E: Executor>(
+    cfg: &TrainConfig,
+    backend: Backend,
+    make: impl Fn(Program) -> Result<E, ShaderError>,
+) -> Result<String, TrainError> {
+    let mut t = HsTrainer::new(cfg, EnvUse::Train, make)?;
+    // One warm-up iteration (pipelines, first allocations), then the timed ones.
+    t.iterate()?;
+    let before = t.timing;
+    let (mut wall, mut days) = (0.0, 0u32);
+    for _ in 0..cfg.iterations {
+        let s = t.iterate()?;
+        wall += s.wall_s;
+        days += s.days_completed;
+    }
+    let after = t.timing;
+    let decisions = t.decisions_per_iteration() * u64::from(cfg.iterations);
+    fn js(v: &impl Serialize) -> String {
+        serde_json::to_string(v).expect("json")
+    }
+    // Keys in the order of the AH line (serde_json's maps would sort them).
+    Ok(format!(
+        "{{\"bench\":\"train\",\"env\":\"hs\",\"backend\":{},\"adapter\":{},\"instances\":{},\"rollout_steps\":{},\"minibatch_size\":{},\"iterations\":{},\"trunk\":{},\"hidden\":{},\"hs_patients\":{},\"hs_sim_minutes\":{},\"days_completed\":{},\"trained_decisions\":{},\"trained_decisions_per_s\":{},\"wall_s\":{:.3},\"kernel_s\":{:.3},\"policy_act_s\":{:.3},\"ppo_update_s\":{:.3},\"host_s\":{:.3},\"transfer_mib\":{:.3}}}",
+        js(&backend.name()),
+        js(&t.adapter()),
+        cfg.instances,
+        cfg.rollout_steps,
+        cfg.minibatch_size,
+        cfg.iterations,
+        js(&cfg.trunk),
+        js(&cfg.hidden),
+        cfg.hs_patients,
+        cfg.hs_sim_minutes,
+        days,
+        decisions,
+        (decisions as f64 / wall).round(),
+        wall,
+        after.kernel_s - before.kernel_s,
+        after.act_s - before.act_s,
+        after.update_s - before.update_s,
+        after.host_s - before.host_s,
+        (after.transfer_bytes - before.transfer_bytes) as f64 / (1024.0 * 1024.0),
+    ))
 }
 
 fn bench_with<E: Executor + Send>(
@@ -810,4 +869,41 @@ fn eval_hs(req: &EvalRequest, cfg: &TrainConfig) -> Result<String, TrainError> {
     };
     write_atomic(&req.run_dir.join(name), text.as_bytes())?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    //! `metrics_up_to` keeps the lines up to the checkpoint, drops a torn last line only when
+    //! those are all intact before it, and refuses any other unreadable line.
+    use super::*;
+
+    fn lines_of(text: &str, done: u32) -> Result<Vec<String>, TrainError> {
+        let dir = std::env::temp_dir().join(format!(
+            "fairground-metrics-up-to-{}-{done}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let out = metrics_up_to(&path, done);
+        std::fs::remove_dir_all(&dir).unwrap();
+        out
+    }
+
+    #[test]
+    fn torn_last_line_is_dropped_only_after_every_kept_line() {
+        let l1 = "{\"iteration\":1}";
+        let l2 = "{\"iteration\":2}";
+        let l3 = "{\"iteration\":3}";
+        let torn = "{\"iteration\":4,\"env";
+        assert_eq!(
+            lines_of(&format!("{l1}\n{l2}\n{l3}\n{torn}"), 2).unwrap(),
+            [l1, l2]
+        );
+        assert_eq!(lines_of(&format!("{l1}\n{l2}\n"), 2).unwrap(), [l1, l2]);
+        // A torn line inside the file, or one that stands where a kept line should be.
+        assert!(lines_of(&format!("{l1}\n{torn}\n{l3}\n"), 1).is_err());
+        assert!(lines_of(&format!("{l1}\n{torn}"), 2).is_err());
+    }
 }
