@@ -544,6 +544,34 @@ pub fn gae(
     }
 }
 
+/// Twin of `gae_ragged`.
+#[allow(clippy::too_many_arguments)]
+pub fn gae_ragged(
+    p: &GaeParams,
+    rewards: &[f32],
+    values: &[f32],
+    dones: &[f32],
+    last_values: &[f32],
+    advantages: &mut [f32],
+    returns: &mut [f32],
+    lengths: &[u32],
+) {
+    let (steps, agents) = (p.steps as usize, p.agents as usize);
+    for a in 0..agents {
+        let len = (lengths[a] as usize).min(steps);
+        let (mut next_value, mut running) = (last_values[a], 0.0f32);
+        for k in 0..len {
+            let i = (len - 1 - k) * agents + a;
+            let nonterminal = 1.0 - dones[i];
+            let delta = rewards[i] + p.gamma * next_value * nonterminal - values[i];
+            running = delta + p.gamma * p.gae_lambda * nonterminal * running;
+            advantages[i] = running;
+            returns[i] = running + values[i];
+            next_value = values[i];
+        }
+    }
+}
+
 /// Twin of `ppo_loss` (with `p.pairwise`, the reference's B x B HS ratio; see the shader).
 #[allow(clippy::too_many_arguments)]
 pub fn ppo_loss(

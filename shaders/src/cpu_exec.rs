@@ -134,6 +134,19 @@ impl Executor for CpuExecutor {
                         fm(&mut rest[0]),
                     )
                 }
+                Kernel::GaeRagged => {
+                    let (a, rest) = taken.split_at_mut(1);
+                    cpu::gae_ragged(
+                        &uni(u),
+                        f(b(0)),
+                        f(b(1)),
+                        f(b(2)),
+                        f(b(3)),
+                        fm(&mut a[0]),
+                        fm(&mut rest[0]),
+                        b(6),
+                    )
+                }
                 Kernel::PpoLoss => {
                     let [pg, vg, terms] = &mut taken[..] else {
                         unreachable!("ppo_loss writes three buffers")

@@ -407,6 +407,9 @@ pub struct OptimizerState {
 pub struct StoreSpec {
     pub steps: u32,
     pub slots: u32,
+    /// Slot `s`'s trajectory is only its first `lengths[s]` steps, given per rollout with
+    /// [`ActorCritic::store_lengths`] (agents that act a varying number of times: HS decisions).
+    pub ragged: bool,
 }
 
 impl StoreSpec {
@@ -430,8 +433,14 @@ struct Store {
     valid: BufferId,
     /// Rows of the current call: scatter destinations or gather sources.
     index: BufferId,
+    /// Per slot, its trajectory's length (ragged stores).
+    lengths: BufferId,
+    /// Per slot, the store row of its last step (ragged stores).
+    tail_index: BufferId,
     store_seq: SeqId,
     boot_seq: SeqId,
+    /// Ragged stores: each slot's last value becomes its default bootstrap value.
+    tail_seq: SeqId,
     gae_seq: SeqId,
     norm_seq: SeqId,
     gather_seq: SeqId,
@@ -910,8 +919,11 @@ impl<E: Executor> ActorCritic<E> {
             adv_adjust: prog.buffer("store.adv_adjust", n),
             valid: prog.buffer("store.valid", n),
             index: prog.buffer("store.index", spec.batch as usize),
+            lengths: prog.buffer("store.lengths", st.slots as usize),
+            tail_index: prog.buffer("store.tail_index", st.slots as usize),
             store_seq: prog.sequence(),
             boot_seq: prog.sequence(),
+            tail_seq: prog.sequence(),
             gae_seq: prog.sequence(),
             norm_seq: prog.sequence(),
             gather_seq: prog.sequence(),
@@ -980,15 +992,45 @@ impl<E: Executor> ActorCritic<E> {
         copy(prog, g, gather, 1, store.gae.advantages, bufs.advantages);
         copy(prog, g, gather, 1, store.adv_adjust, bufs.adv_adjust);
         copy(prog, g, gather, 1, store.gae.returns, bufs.returns);
-        let gae_op = store.gae.record(
-            prog,
-            store.gae_seq,
-            GaeParams {
-                steps: st.steps,
-                agents: st.slots,
-                ..GaeParams::default()
-            },
-        );
+        let gae_params = GaeParams {
+            steps: st.steps,
+            agents: st.slots,
+            ..GaeParams::default()
+        };
+        let gae_op = if st.ragged {
+            let tail = CopyParams {
+                rows: st.slots,
+                width: 1,
+                mode: CopyMode::Gather as u32,
+                ..CopyParams::default()
+            };
+            prog.push(
+                store.tail_seq,
+                Kernel::CopyRows,
+                &tail,
+                &[store.gae.values, store.tail_index, store.gae.last_values],
+                u64::from(st.slots),
+            );
+            let g = store.gae;
+            // Not chunkable (a slot's rows span the whole store): bound whole.
+            prog.push(
+                store.gae_seq,
+                Kernel::GaeRagged,
+                &gae_params,
+                &[
+                    g.rewards,
+                    g.values,
+                    g.dones,
+                    g.last_values,
+                    g.advantages,
+                    g.returns,
+                    store.lengths,
+                ],
+                u64::from(st.slots),
+            )
+        } else {
+            store.gae.record(prog, store.gae_seq, gae_params)
+        };
         let norm = ReduceSpec {
             group_count: 2,
             use_groups: true,
@@ -1311,8 +1353,39 @@ impl<E: Executor> ActorCritic<E> {
         self.exec.run(seq)
     }
 
+    /// Ragged stores, once per rollout before [`Self::store_bootstrap`] and
+    /// [`Self::store_advantages`]: slot `s`'s trajectory is its first `lengths[s]` steps
+    /// (rows `t * slots + s`, `t < lengths[s]`), and its bootstrap value defaults to the value of
+    /// its own last step (what a trajectory still waiting for a decision of another kind keeps;
+    /// [`Self::store_bootstrap`] then overwrites the slots that have a pending observation).
+    pub fn store_lengths(&mut self, lengths: &[u32]) -> Result<(), ShaderError> {
+        let store = self.store()?;
+        let st = store.spec;
+        let (len_buf, tail_buf, seq) = (store.lengths, store.tail_index, store.tail_seq);
+        if !st.ragged {
+            return Err(ShaderError::NotRagged);
+        }
+        Self::check("store lengths", st.slots as usize, lengths.len())?;
+        if let Some(&bad) = lengths.iter().find(|&&l| l > st.steps) {
+            return Err(ShaderError::StoreRow {
+                row: bad as usize,
+                rows: st.steps as usize,
+            });
+        }
+        let tail: Vec<u32> = lengths
+            .iter()
+            .enumerate()
+            .map(|(s, &l)| l.saturating_sub(1) * st.slots + s as u32)
+            .collect();
+        self.exec.write(len_buf, lengths)?;
+        self.exec.write(tail_buf, &tail)?;
+        self.exec.run(seq)
+    }
+
     /// GAE over the whole store (rewards and dones per row, time-major; a hole must have
-    /// `done = 1`, so no trajectory bootstraps through it), then, with `normalize`, the
+    /// `done = 1`, so no trajectory bootstraps through it; a ragged store covers only each
+    /// slot's first `lengths[s]` steps and leaves its later rows, which must be marked invalid,
+    /// untouched), then, with `normalize`, the
     /// standardisation of the advantages of the rows with `valid[row] == 0` (mean 0, unbiased
     /// std 1; holes are standardised apart and never read). Returns are advantage + value,
     /// before standardisation, as in the host path.

@@ -79,6 +79,7 @@ pub enum Kernel {
     HeadEvaluate,
     HeadBackward,
     Gae,
+    GaeRagged,
     PpoLoss,
     AdamBegin,
     AdamUpdate,
@@ -89,7 +90,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 16] = [
+    pub const ALL: [Kernel; 17] = [
         Kernel::DenseForward,
         Kernel::ActGrad,
         Kernel::InputGrad,
@@ -99,6 +100,7 @@ impl Kernel {
         Kernel::HeadEvaluate,
         Kernel::HeadBackward,
         Kernel::Gae,
+        Kernel::GaeRagged,
         Kernel::PpoLoss,
         Kernel::AdamBegin,
         Kernel::AdamUpdate,
@@ -116,7 +118,7 @@ impl Kernel {
             | Kernel::WeightGradPartial
             | Kernel::WeightGradReduce => Family::DenseBackward,
             Kernel::HeadSample | Kernel::HeadEvaluate | Kernel::HeadBackward => Family::PolicyHead,
-            Kernel::Gae => Family::Gae,
+            Kernel::Gae | Kernel::GaeRagged => Family::Gae,
             Kernel::PpoLoss => Family::PpoLoss,
             Kernel::AdamBegin | Kernel::AdamUpdate => Family::Adam,
             Kernel::ReducePartial | Kernel::ReduceFinal | Kernel::Normalize => Family::GroupReduce,
@@ -135,6 +137,7 @@ impl Kernel {
             Kernel::HeadEvaluate => "head_evaluate",
             Kernel::HeadBackward => "head_backward",
             Kernel::Gae => "gae",
+            Kernel::GaeRagged => "gae_ragged",
             Kernel::PpoLoss => "ppo_loss",
             Kernel::AdamBegin => "adam_begin",
             Kernel::AdamUpdate => "adam_update",
@@ -157,7 +160,7 @@ impl Kernel {
             Kernel::HeadSample | Kernel::HeadEvaluate | Kernel::HeadBackward => {
                 size_of::<HeadParams>()
             }
-            Kernel::Gae => size_of::<GaeParams>(),
+            Kernel::Gae | Kernel::GaeRagged => size_of::<GaeParams>(),
             Kernel::PpoLoss => size_of::<LossParams>(),
             Kernel::AdamBegin | Kernel::AdamUpdate => size_of::<AdamParams>(),
             Kernel::ReducePartial | Kernel::ReduceFinal | Kernel::Normalize => {
@@ -210,6 +213,16 @@ impl Kernel {
             ],
             // policy_new, values_new, policy_old, values_old, advantages, adv_adjust, returns,
             // policy_grad, value_grad, terms
+            // the Gae bindings, then lengths
+            Kernel::GaeRagged => &[
+                Read(F32),
+                Read(F32),
+                Read(F32),
+                Read(F32),
+                ReadWrite(F32),
+                ReadWrite(F32),
+                Read(F32),
+            ],
             Kernel::PpoLoss => &[
                 Read(F32),
                 Read(F32),

@@ -4,7 +4,10 @@
 //! done) and trained through `ActorCritic::with_store` gives bit-identical actions, advantages,
 //! returns and parameters to the same rollout kept on the host and fed through
 //! `train_minibatch`; the store's standardisation leaves the valid rows with mean 0 and unbiased
-//! std 1; and the stored path agrees between the GPU and the cpu backend.
+//! std 1; the stored path agrees between the GPU and the cpu backend; and a ragged store (slot
+//! s's trajectory is its first lengths[s] rows, HS decisions) gives, per slot, exactly the GAE of
+//! that slot's sequence alone, bootstrapped from its pending value or else its own last value,
+//! on both backends, leaving the rows past each length untouched.
 
 mod common;
 
@@ -215,6 +218,7 @@ fn stored_cpu() -> ActorCritic<CpuExecutor> {
     let store = StoreSpec {
         steps: STEPS,
         slots: SLOTS,
+        ragged: false,
     };
     ActorCritic::with_store(s.clone(), hyper(), &s.init_params(3), store, |p| {
         Ok(CpuExecutor::new(p))
@@ -354,6 +358,7 @@ fn the_stored_path_agrees_between_gpu_and_cpu() {
     let store = StoreSpec {
         steps: STEPS,
         slots: SLOTS,
+        ragged: false,
     };
     let mut g = ActorCritic::with_store(s.clone(), hyper(), &s.init_params(3), store, |p| {
         GpuExecutor::new(ctx.clone(), p)
@@ -396,4 +401,127 @@ impl<E: Executor> StoreRun for ActorCritic<E> {
         self.store_advantages(rewards, dones, valid, 0.99, 0.95, true)
             .unwrap();
     }
+}
+
+/// Ragged: slot s acts `LENS[s]` times (its k-th decision is row k * SLOTS + s); slot 3 never.
+const LENS: [u32; SLOTS as usize] = [4, 1, 3, 0, 2, 4];
+
+fn ragged_store<E: Executor>(
+    make: impl FnOnce(Program) -> Result<E, ShaderError>,
+) -> ActorCritic<E> {
+    let s = spec();
+    let store = StoreSpec {
+        steps: STEPS,
+        slots: SLOTS,
+        ragged: true,
+    };
+    ActorCritic::with_store(s.clone(), hyper(), &s.init_params(4), store, make).unwrap()
+}
+
+/// Act the ragged rollout: at decision round k every slot with k < LENS[s] acts; then slots
+/// 0 and 2 have a pending observation (the others bootstrap from their own last value). Returns
+/// (values per store row as the host saw them, pending values by slot).
+fn act_ragged<E: Executor>(ac: &mut ActorCritic<E>) -> (Vec<f32>, Vec<(u32, f32)>) {
+    let mut values = vec![0.0; (STEPS * SLOTS) as usize];
+    for k in 0..STEPS {
+        let slots: Vec<u32> = (0..SLOTS).filter(|&s| k < LENS[s as usize]).collect();
+        let obs = obs_at(20 + k, slots.len());
+        let dst: Vec<u32> = slots.iter().map(|s| k * SLOTS + s).collect();
+        ac.queue_act_stored(&obs, &[], &[], key(k), &dst).unwrap();
+        ac.act_actions().unwrap();
+        // The same rows again through the host path, for the expected values.
+        let out = ac.act(&obs, &[], &[], key(k)).unwrap();
+        for (j, &row) in dst.iter().enumerate() {
+            values[row as usize] = out.values[j];
+        }
+    }
+    ac.store_lengths(&LENS).unwrap();
+    let pending = [0u32, 2];
+    let out = ac
+        .act(&obs_at(40, pending.len()), &[], &[], key(STEPS))
+        .unwrap();
+    ac.store_bootstrap(&pending).unwrap();
+    (values, pending.iter().copied().zip(out.values).collect())
+}
+
+fn ragged_inputs() -> (Vec<f32>, Vec<f32>, Vec<u32>) {
+    let n = (STEPS * SLOTS) as usize;
+    let rewards = uniform(50, n, -1.0, 1.0);
+    let mut dones = vec![0.0; n];
+    dones[SLOTS as usize] = 1.0; // slot 0's second decision ends its day
+    let valid = (0..n as u32)
+        .map(|row| u32::from(row / SLOTS >= LENS[(row % SLOTS) as usize]))
+        .collect();
+    (rewards, dones, valid)
+}
+
+#[test]
+fn a_ragged_store_is_gae_of_each_slot_sequence_alone() {
+    let mut ac = ragged_store(|p| Ok(CpuExecutor::new(p)));
+    let (values, pending) = act_ragged(&mut ac);
+    let (rewards, dones, valid) = ragged_inputs();
+    let before = ac.stored_advantages().unwrap();
+    let (gamma, lambda) = (0.9, 0.7);
+    ac.store_advantages(&rewards, &dones, &valid, gamma, lambda, false)
+        .unwrap();
+    let (adv, ret) = ac.stored_advantages().unwrap();
+    for s in 0..SLOTS {
+        let len = LENS[s as usize];
+        let rows: Vec<usize> = (0..len).map(|k| (k * SLOTS + s) as usize).collect();
+        let boot = pending
+            .iter()
+            .find(|&&(p, _)| p == s)
+            .map(|&(_, v)| v)
+            .or(rows.last().map(|&r| values[r]))
+            .unwrap_or(0.0);
+        let pick = |v: &[f32]| rows.iter().map(|&r| v[r]).collect::<Vec<f32>>();
+        let (mut a1, mut r1) = (vec![0.0; rows.len()], vec![0.0; rows.len()]);
+        let p = GaeParams {
+            steps: len,
+            agents: 1,
+            gamma,
+            gae_lambda: lambda,
+            ..GaeParams::default()
+        };
+        cpu::gae(
+            &p,
+            &pick(&rewards),
+            &pick(&values),
+            &pick(&dones),
+            &[boot],
+            &mut a1,
+            &mut r1,
+        );
+        assert_eq!(pick(&adv), a1, "slot {s} advantages");
+        assert_eq!(pick(&ret), r1, "slot {s} returns");
+        for k in len..STEPS {
+            let row = (k * SLOTS + s) as usize;
+            assert_eq!(adv[row], before.0[row], "row {row} past slot {s}'s length");
+        }
+    }
+    // Slot 1's only decision bootstraps from its own value: its advantage is its reward plus
+    // (gamma - 1) times that value.
+    let v = values[1];
+    assert_eq!(adv[1], rewards[1] + gamma * v - v);
+    let err = stored_cpu().store_lengths(&LENS).unwrap_err();
+    assert!(matches!(err, ShaderError::NotRagged));
+}
+
+#[test]
+fn the_ragged_store_agrees_between_gpu_and_cpu() {
+    let Some(ctx) = gpu("the_ragged_store_agrees_between_gpu_and_cpu") else {
+        return;
+    };
+    let mut g = ragged_store(|p| GpuExecutor::new(ctx.clone(), p));
+    let mut c = ragged_store(|p| Ok(CpuExecutor::new(p)));
+    act_ragged(&mut g);
+    act_ragged(&mut c);
+    let (rewards, dones, valid) = ragged_inputs();
+    for e in [&mut g as &mut dyn StoreRun, &mut c] {
+        e.advantages(&rewards, &dones, &valid);
+    }
+    let (gadv, gret) = g.stored_advantages().unwrap();
+    let (cadv, cret) = c.stored_advantages().unwrap();
+    assert_close("advantages", &gadv, &cadv, 1e-5, 1e-4);
+    assert_close("returns", &gret, &cret, 1e-5, 1e-4);
 }

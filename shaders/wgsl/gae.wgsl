@@ -53,3 +53,35 @@ fn gae(
         next_value = values[i];
     }
 }
+
+// Ragged GAE: agent a's trajectory is only its first lengths[a] steps (rows t * agents + a for
+// t < lengths[a]); later rows are not read or written. The last of them bootstraps from
+// last_values[a] (unless done), as a full-length trajectory's last step does. This is the
+// rollout store of a trainer whose agents act a varying number of times per rollout (HS: the
+// k-th decision of instance a for a role is row k * agents + a). Never launched in chunks (the
+// executor binds its buffers whole), so carry is unused.
+@group(0) @binding(7) var<storage, read> lengths: array<u32>;
+
+@compute @workgroup_size(64)
+fn gae_ragged(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let a = (wg.y * nwg.x + wg.x) * 64u + lid;
+    if a >= p.agents {
+        return;
+    }
+    let len = min(lengths[a], p.steps);
+    var next_value = last_values[a];
+    var running = 0.0;
+    for (var k = 0u; k < len; k = k + 1u) {
+        let i = (len - 1u - k) * p.agents + a;
+        let nonterminal = 1.0 - dones[i];
+        let delta = rewards[i] + p.gamma * next_value * nonterminal - values[i];
+        running = delta + p.gamma * p.gae_lambda * nonterminal * running;
+        advantages[i] = running;
+        returns[i] = running + values[i];
+        next_value = values[i];
+    }
+}

@@ -737,6 +737,7 @@ impl<E: Executor + Send> AhTrainer<E> {
                 let store = StoreSpec {
                     steps: cfg.rollout_steps,
                     slots: slots as u32,
+                    ragged: false,
                 };
                 ActorCritic::with_store(
                     spec.clone(),

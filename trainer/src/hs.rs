@@ -13,11 +13,14 @@
 //!
 //! Rollout: T decision rounds over N instances. Every round, the instances waiting for a role
 //! go to that role's network in one batch (1..=N rows), the sampled actions are scattered into
-//! [`HsActions`] and the kernel steps. Each role stores, per instance, its own decision
-//! sequence (observation, action components, log-probability, value, reward of that decision,
-//! done at the role's last decision of a day).
+//! [`HsActions`] and the kernel steps. Each role keeps, per instance, its own decision sequence
+//! in the network's on-device rollout store (`ActorCritic::with_store`, ragged): the k-th
+//! decision of instance i this rollout is store row `k * N + i` (observation, action
+//! components, log-probability, value); only the actions come back. The host keeps the reward
+//! of each decision, the done flag at the role's last decision of a day, and the rows in round
+//! order (the minibatch order).
 //!
-//! GAE runs on the host per (role, instance) sequence with done masks. The value after a
+//! GAE runs in the shaders per (role, instance) sequence with done masks (`gae_ragged`). The value after a
 //! decision is the role's value of that instance's next decision of the same role in the
 //! rollout; 0 after the role's last decision of a day (done); when the rollout ends first, the
 //! role's value of the instance's pending observation if the instance now waits for that role,
@@ -34,8 +37,9 @@ use fairground_kernel::hs::{
 };
 use fairground_kernel::pool::WorkerPool;
 use fairground_kernel::rng::{Purpose, Stream};
+use fairground_shaders::ppo::StoreSpec;
 use fairground_shaders::{
-    Activation, ActorCritic, ActorCriticSpec, Executor, Minibatch, Program, SampleKey, ShaderError,
+    Activation, ActorCritic, ActorCriticSpec, Executor, Program, SampleKey, ShaderError,
 };
 use std::time::Instant;
 
@@ -183,17 +187,19 @@ struct RoleNet<E: Executor> {
     out_actions: Vec<u32>,
     out_logp: Vec<f32>,
     out_values: Vec<f32>,
-    // Rollout rows, in round order.
-    obs: Vec<f32>,
-    actions: Vec<u32>,
-    logp: Vec<f32>,
-    values: Vec<f32>,
+    // Rollout bookkeeping; the rows themselves live in the device store.
+    /// Store rows of this rollout's decisions, in round order (the minibatch order).
+    rows: Vec<u32>,
+    /// Per instance: its decisions this rollout (the store's ragged lengths).
+    count: Vec<u32>,
+    /// Per store row: the decision's reward, and 1 at the role's last decision of a day.
     rewards: Vec<f32>,
-    dones: Vec<u8>,
-    row_inst: Vec<u32>,
-    next: Vec<u32>,
-    adv: Vec<f32>,
-    ret: Vec<f32>,
+    dones: Vec<f32>,
+    /// Per store row: 0 for a decision of this rollout, 1 for a row past its instance's count.
+    valid: Vec<u32>,
+    /// Store rows of the current act call.
+    dst: Vec<u32>,
+    mb_rows: Vec<u32>,
     order: Vec<u32>,
     stats: [f64; 5],
     stats_count: u32,
@@ -204,7 +210,7 @@ struct RoleNet<E: Executor> {
 /// "No next row" in [`Sequences::next`].
 pub const NONE: u32 = u32::MAX;
 
-/// Interleaved decision sequences: row `k`'s successor in its own sequence is `next[k]`
+/// The definition of HS's GAE, on rows in round order. Interleaved decision sequences: row `k`'s successor in its own sequence is `next[k]`
 /// (greater than `k`, or [`NONE`]); `dones[k]` ends the sequence after row `k` (value 0
 /// follows); a row without successor and not done bootstraps from `boot[k]`.
 pub struct Sequences<'a> {
@@ -214,6 +220,9 @@ pub struct Sequences<'a> {
     pub next: &'a [u32],
     pub boot: &'a [f32],
 }
+// The trainer computes this GAE in the shaders over its ragged store (`gae_ragged`, row
+// `k * N + i` for the k-th decision of instance i); the test
+// `the_ragged_store_layout_computes_the_interleaved_sequences` pins that the two agree bit for bit.
 
 impl Sequences<'_> {
     /// GAE(γ, λ) of every row; visiting rows in reverse order reaches every row after its
@@ -238,18 +247,74 @@ impl Sequences<'_> {
 
 impl<E: Executor> RoleNet<E> {
     fn clear_rollout(&mut self) {
-        for v in [
-            &mut self.obs,
-            &mut self.logp,
-            &mut self.values,
-            &mut self.rewards,
-        ] {
-            v.clear();
+        self.rows.clear();
+        self.count.fill(0);
+        self.rewards.fill(0.0);
+        self.dones.fill(0.0);
+    }
+
+    /// Rollout round `step`: act on the gathered rows (`inst`, `act_obs`), keeping everything
+    /// but the actions in the store (the k-th decision of instance i goes to row `k * N + i`).
+    fn act_stored(&mut self, iteration: u32, step: u32) -> Result<(), ShaderError> {
+        let slots = self.count.len() as u32;
+        self.dst.clear();
+        for &i in &self.inst {
+            let row = self.count[i as usize] * slots + i;
+            self.count[i as usize] += 1;
+            self.dst.push(row);
         }
-        self.actions.clear();
-        self.dones.clear();
-        self.row_inst.clear();
-        self.next.clear();
+        self.rows.extend_from_slice(&self.dst);
+        self.out_actions.clear();
+        let n = self.inst.len();
+        let w = self.width;
+        let mut start = 0;
+        while start < n {
+            let end = (start + self.batch).min(n);
+            let key = SampleKey {
+                seed: self.sample_seed,
+                iteration,
+                step,
+                agent_offset: start as u32,
+            };
+            self.ac.queue_act_stored(
+                &self.act_obs[start * w..end * w],
+                &[],
+                &[],
+                key,
+                &self.dst[start..end],
+            )?;
+            self.out_actions.extend(self.ac.act_actions()?);
+            // Observations and store rows up, actions down.
+            self.transfer_bytes += ((end - start) * (w + 1 + self.comps) * 4) as u64;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// After the last round: each instance's sequence length, then the value of the pending
+    /// observation of the instances now waiting for this role (gathered in `inst`, `act_obs`)
+    /// as their bootstrap; the others bootstrap from their last decision's own value.
+    fn bootstrap_stored(&mut self, iteration: u32, step: u32) -> Result<(), ShaderError> {
+        self.ac.store_lengths(&self.count)?;
+        let n = self.inst.len();
+        let w = self.width;
+        let mut start = 0;
+        while start < n {
+            let end = (start + self.batch).min(n);
+            let key = SampleKey {
+                seed: self.sample_seed,
+                iteration,
+                step,
+                agent_offset: start as u32,
+            };
+            self.ac
+                .queue_act(&self.act_obs[start * w..end * w], &[], &[], key)?;
+            self.ac.store_bootstrap(&self.inst[start..end])?;
+            self.transfer_bytes += ((end - start) * (w + 1) * 4) as u64;
+            start = end;
+        }
+        self.transfer_bytes += (self.count.len() * 8) as u64;
+        Ok(())
     }
 
     /// Act on the gathered rows (`inst`, `act_obs`).
@@ -298,52 +363,31 @@ impl<E: Executor> RoleNet<E> {
         Ok(())
     }
 
-    /// GAE over this role's rows.
-    fn gae(&mut self, gamma: f32, lambda: f32, boot: &[f32]) {
-        let n = self.values.len();
-        self.adv.clear();
-        self.adv.resize(n, 0.0);
-        self.ret.clear();
-        self.ret.resize(n, 0.0);
-        let seqs = Sequences {
-            rewards: &self.rewards,
-            values: &self.values,
-            dones: &self.dones,
-            next: &self.next,
-            boot,
-        };
-        seqs.gae(gamma, lambda, &mut self.adv, &mut self.ret);
-    }
-
+    /// GAE over the store, then K epochs of minibatch PPO over this rollout's rows, gathered on
+    /// the device.
     fn train(&mut self, cfg: &TrainConfig) -> Result<(), ShaderError> {
         self.stats = [0.0; 5];
         self.stats_count = 0;
-        let n = self.values.len();
+        let n = self.rows.len();
         if n == 0 {
             return Ok(());
         }
-        let mut adv = self.adv.clone();
-        if cfg.normalize_advantages && n > 1 {
-            let mean = adv.iter().map(|&a| f64::from(a)).sum::<f64>() / n as f64;
-            let var = adv
-                .iter()
-                .map(|&a| (f64::from(a) - mean).powi(2))
-                .sum::<f64>()
-                / (n - 1) as f64;
-            let std = var.sqrt() + 1e-8;
-            for a in &mut adv {
-                *a = ((f64::from(*a) - mean) / std) as f32;
-            }
+        let slots = self.count.len();
+        for (row, v) in self.valid.iter_mut().enumerate() {
+            *v = u32::from(row / slots >= self.count[row % slots] as usize);
         }
+        self.ac.store_advantages(
+            &self.rewards,
+            &self.dones,
+            &self.valid,
+            cfg.gamma,
+            cfg.gae_lambda,
+            cfg.normalize_advantages && n > 1,
+        )?;
+        self.transfer_bytes += (self.rewards.len() * 12) as u64;
         self.order.clear();
         self.order.extend(0..n as u32);
         let mb = cfg.minibatch_size as usize;
-        let (w, c) = (self.width, self.comps);
-        let mut mb_obs = Vec::with_capacity(mb * w);
-        let mut mb_actions = Vec::with_capacity(mb * c);
-        let (mut mb_logp, mut mb_values, mut mb_adv, mut mb_ret) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let zeros = vec![0.0f32; mb];
         for _ in 0..cfg.epochs {
             if cfg.shuffle_minibatches {
                 self.shuffle.shuffle(&mut self.order);
@@ -351,35 +395,11 @@ impl<E: Executor> RoleNet<E> {
             let chunks = n.div_ceil(mb);
             for ch in 0..chunks {
                 let part = &self.order[ch * mb..((ch + 1) * mb).min(n)];
-                mb_obs.clear();
-                mb_actions.clear();
-                mb_logp.clear();
-                mb_values.clear();
-                mb_adv.clear();
-                mb_ret.clear();
-                for &k in part {
-                    let i = k as usize;
-                    mb_obs.extend_from_slice(&self.obs[i * w..(i + 1) * w]);
-                    mb_actions.extend_from_slice(&self.actions[i * c..(i + 1) * c]);
-                    mb_logp.push(self.logp[i]);
-                    mb_values.push(self.values[i]);
-                    mb_adv.push(adv[i]);
-                    mb_ret.push(self.ret[i]);
-                }
-                self.ac.train_minibatch(&Minibatch {
-                    obs: &mb_obs,
-                    group_ids: &[],
-                    masks: &[],
-                    actions: &mb_actions,
-                    old_logp: &mb_logp,
-                    old_values: &mb_values,
-                    advantages: &mb_adv,
-                    adv_adjust: &zeros[..part.len()],
-                    returns: &mb_ret,
-                })?;
-                // Observations, actions, old log-probabilities (2 words), old values,
-                // advantages, their adjustment and returns.
-                self.transfer_bytes += (part.len() * (w + c + 6) * 4) as u64;
+                self.mb_rows.clear();
+                self.mb_rows
+                    .extend(part.iter().map(|&k| self.rows[k as usize]));
+                self.ac.train_stored(&self.mb_rows)?;
+                self.transfer_bytes += (part.len() * 4) as u64;
                 if ch + 1 == chunks {
                     let s = self.ac.loss_stats()?;
                     self.transfer_bytes += 80;
@@ -447,7 +467,13 @@ impl<E: Executor> HsTrainer<E> {
             let init = spec.init_params(seeds.init[r]);
             let comps = spec.action_components.len();
             let choices = spec.action_components[0];
-            let ac = ActorCritic::new(spec, cfg.ppo_hyper(), &init, &make_executor)?;
+            let store = StoreSpec {
+                steps: cfg.rollout_steps,
+                slots: n as u32,
+                ragged: true,
+            };
+            let ac = ActorCritic::with_store(spec, cfg.ppo_hyper(), &init, store, &make_executor)?;
+            let rows = n * cfg.rollout_steps as usize;
             nets.push(RoleNet {
                 ac,
                 width: obs_width(r),
@@ -461,17 +487,14 @@ impl<E: Executor> HsTrainer<E> {
                 out_actions: Vec::new(),
                 out_logp: Vec::new(),
                 out_values: Vec::new(),
-                obs: Vec::new(),
-                actions: Vec::new(),
-                logp: Vec::new(),
-                values: Vec::new(),
-                rewards: Vec::new(),
-                dones: Vec::new(),
-                row_inst: Vec::new(),
-                next: Vec::new(),
-                adv: Vec::new(),
-                ret: Vec::new(),
-                order: Vec::new(),
+                rows: Vec::with_capacity(rows),
+                count: vec![0; n],
+                rewards: vec![0.0; rows],
+                dones: vec![0.0; rows],
+                valid: vec![0; rows],
+                dst: Vec::with_capacity(n),
+                mb_rows: Vec::with_capacity(cfg.minibatch_size as usize),
+                order: Vec::with_capacity(rows),
                 stats: [0.0; 5],
                 stats_count: 0,
                 transfer_bytes: 0,
@@ -512,23 +535,28 @@ impl<E: Executor> HsTrainer<E> {
         &src[i * w..(i + 1) * w]
     }
 
+    /// Gather the instances waiting for role `r` and their observations into its network.
+    fn gather(&mut self, r: usize) {
+        let mut inst = std::mem::take(&mut self.nets[r].inst);
+        let mut obs = std::mem::take(&mut self.nets[r].act_obs);
+        inst.clear();
+        obs.clear();
+        for i in 0..self.round.role.len() {
+            if self.round.role[i] as usize == r {
+                inst.push(i as u32);
+                obs.extend_from_slice(self.obs_row(r, i));
+            }
+        }
+        let net = &mut self.nets[r];
+        net.inst = inst;
+        net.act_obs = obs;
+    }
+
     /// Gather the instances waiting for each role and run the role's network on them.
     fn act_all(&mut self, step: u32, mode: ActMode) -> Result<(), ShaderError> {
         for r in 0..ROLES {
-            let mut inst = std::mem::take(&mut self.nets[r].inst);
-            let mut obs = std::mem::take(&mut self.nets[r].act_obs);
-            inst.clear();
-            obs.clear();
-            for i in 0..self.round.role.len() {
-                if self.round.role[i] as usize == r {
-                    inst.push(i as u32);
-                    obs.extend_from_slice(self.obs_row(r, i));
-                }
-            }
-            let net = &mut self.nets[r];
-            net.inst = inst;
-            net.act_obs = obs;
-            net.act(self.iteration, step, mode)?;
+            self.gather(r);
+            self.nets[r].act(self.iteration, step, mode)?;
         }
         Ok(())
     }
@@ -571,29 +599,17 @@ impl<E: Executor> HsTrainer<E> {
         let mut reward_sum = 0.0f64;
         for t in 0..steps {
             let t0 = Instant::now();
-            self.act_all(t as u32, ActMode::Sample)?;
+            for r in 0..ROLES {
+                self.gather(r);
+                self.nets[r].act_stored(self.iteration, t as u32)?;
+            }
             self.timing.act_s += t0.elapsed().as_secs_f64();
-            // Record the decisions.
+            // Where each decision went.
             let h0 = Instant::now();
             for r in 0..ROLES {
-                let net = &mut self.nets[r];
-                for (k, &i) in net.inst.iter().enumerate() {
-                    let row = net.values.len() as u32;
-                    let w = net.width;
-                    net.obs.extend_from_slice(&net.act_obs[k * w..(k + 1) * w]);
-                    net.actions
-                        .extend_from_slice(&net.out_actions[k * net.comps..(k + 1) * net.comps]);
-                    net.logp.push(net.out_logp[k]);
-                    net.values.push(net.out_values[k]);
-                    net.rewards.push(0.0);
-                    net.dones.push(0);
-                    net.row_inst.push(i);
-                    net.next.push(NONE);
-                    let last = &mut self.last_row[r][i as usize];
-                    if *last != NONE {
-                        net.next[*last as usize] = row;
-                    }
-                    *last = row;
+                let net = &self.nets[r];
+                for (&i, &row) in net.inst.iter().zip(&net.dst) {
+                    self.last_row[r][i as usize] = row;
                     self.cur[i as usize] = (r as u8, row);
                 }
             }
@@ -613,7 +629,7 @@ impl<E: Executor> HsTrainer<E> {
                     for (r, net) in self.nets.iter_mut().enumerate() {
                         let last = &mut self.last_row[r][i];
                         if *last != NONE {
-                            net.dones[*last as usize] = 1;
+                            net.dones[*last as usize] = 1.0;
                             *last = NONE;
                         }
                     }
@@ -621,24 +637,16 @@ impl<E: Executor> HsTrainer<E> {
             }
             self.timing.host_s += h0.elapsed().as_secs_f64();
         }
-        // Bootstrap: the pending role's value of its current observation.
+        // Bootstrap: the pending role's value of its current observation (a sequence whose last
+        // decision ended a day has done = 1 there, so its bootstrap is never read).
         let t0 = Instant::now();
-        self.act_all(steps as u32, ActMode::Sample)?;
-        self.timing.act_s += t0.elapsed().as_secs_f64();
-        let h0 = Instant::now();
-        let mut decisions = [0u64; ROLES];
-        for ((net, last_row), d) in self.nets.iter_mut().zip(&self.last_row).zip(&mut decisions) {
-            let mut boot = net.values.clone();
-            for (k, &i) in net.inst.iter().enumerate() {
-                let last = last_row[i as usize];
-                if last != NONE {
-                    boot[last as usize] = net.out_values[k];
-                }
-            }
-            net.gae(self.cfg.gamma, self.cfg.gae_lambda, &boot);
-            *d = net.values.len() as u64;
+        for r in 0..ROLES {
+            self.gather(r);
+            self.nets[r].bootstrap_stored(self.iteration, steps as u32)?;
         }
-        self.timing.host_s += h0.elapsed().as_secs_f64();
+        self.timing.act_s += t0.elapsed().as_secs_f64();
+        let decisions: [u64; ROLES] = std::array::from_fn(|r| self.nets[r].rows.len() as u64);
+        // GAE runs inside each role's update, over its store.
         let t0 = Instant::now();
         for net in &mut self.nets {
             net.train(&self.cfg)?;
@@ -831,5 +839,95 @@ mod tests {
                 assert!((rt[j] - ret[k]).abs() < 1e-6, "row {k}");
             }
         }
+    }
+
+    #[test]
+    fn the_ragged_store_layout_computes_the_interleaved_sequences() {
+        // 3 instances, 6 rounds; instance i decides for this role in round t when
+        // (i + t) % 3 != 0; the 4th round-order row ends a day; instances 0 and 2 are pending
+        // for this role at the end (bootstrap from their pending value), instance 1 is not (its
+        // last decision bootstraps from its own value).
+        let (n, rounds) = (3usize, 6usize);
+        let pending = [Some(0.35f32), None, Some(-0.6)];
+        let (mut rewards, mut values, mut dones, mut inst) = (vec![], vec![], vec![], vec![]);
+        for t in 0..rounds {
+            for i in 0..n {
+                if (i + t) % 3 != 0 {
+                    let j = rewards.len();
+                    rewards.push(((j * 37 % 11) as f32 - 5.0) / 4.0);
+                    values.push(((j * 53 % 13) as f32 - 6.0) / 7.0);
+                    dones.push(u8::from(j == 3));
+                    inst.push(i);
+                }
+            }
+        }
+        let rows = rewards.len();
+        let (mut next, mut boot) = (vec![NONE; rows], values.clone());
+        let mut last = vec![NONE; n];
+        for j in 0..rows {
+            let i = inst[j];
+            if last[i] != NONE {
+                next[last[i] as usize] = j as u32;
+            }
+            last[i] = if dones[j] != 0 { NONE } else { j as u32 };
+        }
+        for i in 0..n {
+            if let (Some(v), true) = (pending[i], last[i] != NONE) {
+                boot[last[i] as usize] = v;
+            }
+        }
+        let seqs = Sequences {
+            rewards: &rewards,
+            values: &values,
+            dones: &dones,
+            next: &next,
+            boot: &boot,
+        };
+        let (mut adv, mut ret) = (vec![0.0; rows], vec![0.0; rows]);
+        seqs.gae(0.9, 0.8, &mut adv, &mut ret);
+
+        // The store: the k-th decision of instance i at row k * n + i.
+        let cells = rounds * n;
+        let (mut sr, mut sv, mut sd) = (vec![0.0; cells], vec![0.0; cells], vec![0.0; cells]);
+        let (mut count, mut at) = (vec![0u32; n], vec![0usize; rows]);
+        for j in 0..rows {
+            let i = inst[j];
+            let row = count[i] as usize * n + i;
+            count[i] += 1;
+            at[j] = row;
+            sr[row] = rewards[j];
+            sv[row] = values[j];
+            sd[row] = f32::from(dones[j]);
+        }
+        let last_values: Vec<f32> = (0..n)
+            .map(|i| match (pending[i], count[i]) {
+                (Some(v), _) => v,
+                (None, 0) => 0.0,
+                (None, c) => sv[(c as usize - 1) * n + i],
+            })
+            .collect();
+        let p = GaeParams {
+            steps: rounds as u32,
+            agents: n as u32,
+            gamma: 0.9,
+            gae_lambda: 0.8,
+            ..GaeParams::default()
+        };
+        let (mut sa, mut st) = (vec![0.0; cells], vec![0.0; cells]);
+        fairground_shaders::cpu::gae_ragged(
+            &p,
+            &sr,
+            &sv,
+            &sd,
+            &last_values,
+            &mut sa,
+            &mut st,
+            &count,
+        );
+        for j in 0..rows {
+            assert_eq!(sa[at[j]], adv[j], "advantage of round-order row {j}");
+            assert_eq!(st[at[j]], ret[j], "return of round-order row {j}");
+        }
+        assert!(dones.iter().any(|&d| d != 0) && pending.iter().any(Option::is_none));
     }
 }
