@@ -37,6 +37,7 @@
 //! twin the GAE shader is tested against) and minibatches are uploaded.
 
 use crate::config::TrainConfig;
+use crate::update::{LossSums, act_chunks};
 use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepOut};
 use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::pool::WorkerPool;
@@ -45,7 +46,7 @@ use fairground_shaders::layout::GaeParams;
 use fairground_shaders::ppo::StoreSpec;
 use fairground_shaders::{
     Activation, ActorCritic, ActorCriticSpec, Executor, Minibatch, OptimizerState, Program,
-    SampleKey, ShaderError,
+    ShaderError,
 };
 use std::time::Instant;
 
@@ -166,8 +167,8 @@ struct GroupNet<E: Executor> {
     mb_adv: Vec<f32>,
     mb_adj: Vec<f32>,
     mb_ret: Vec<f32>,
-    stats: [f64; 5],
-    stats_count: u32,
+    /// Loss statistics of the current update.
+    loss: LossSums,
     transfer_bytes: u64,
     /// Store rows of the current act call (`t * slots + slot`).
     dst: Vec<u32>,
@@ -205,39 +206,38 @@ impl<E: Executor> GroupNet<E> {
         self.out_logp.clear();
         self.out_values.clear();
         let n = self.slots.len();
-        let mut start = 0;
-        while start < n {
-            let end = (start + self.batch).min(n);
-            let key = SampleKey {
-                seed: self.sample_seed,
-                iteration,
-                step,
-                agent_offset: start as u32,
-            };
-            let out = self
-                .ac
-                .act(&self.act_obs[start * OBS_DIM..end * OBS_DIM], &[], &[], key)?;
-            self.transfer_bytes += ((end - start) * OBS_DIM * 4 + self.batch * 16) as u64;
-            match mode {
-                ActMode::Sample => self.out_actions.extend_from_slice(&out.actions),
-                ActMode::Greedy => {
-                    let logits = self.ac.logits()?;
-                    self.transfer_bytes += (logits.len() * 4) as u64;
-                    for row in logits.chunks_exact(ACTIONS as usize) {
-                        let mut best = 0;
-                        for (k, &l) in row.iter().enumerate() {
-                            if l > row[best] {
-                                best = k;
+        act_chunks(
+            n,
+            self.batch,
+            self.sample_seed,
+            iteration,
+            step,
+            |start, end, key| {
+                let out =
+                    self.ac
+                        .act(&self.act_obs[start * OBS_DIM..end * OBS_DIM], &[], &[], key)?;
+                self.transfer_bytes += ((end - start) * OBS_DIM * 4 + self.batch * 16) as u64;
+                match mode {
+                    ActMode::Sample => self.out_actions.extend_from_slice(&out.actions),
+                    ActMode::Greedy => {
+                        let logits = self.ac.logits()?;
+                        self.transfer_bytes += (logits.len() * 4) as u64;
+                        for row in logits.chunks_exact(ACTIONS as usize) {
+                            let mut best = 0;
+                            for (k, &l) in row.iter().enumerate() {
+                                if l > row[best] {
+                                    best = k;
+                                }
                             }
+                            self.out_actions.push(best as u32);
                         }
-                        self.out_actions.push(best as u32);
                     }
                 }
-            }
-            self.out_logp.extend_from_slice(&out.logp);
-            self.out_values.extend_from_slice(&out.values);
-            start = end;
-        }
+                self.out_logp.extend_from_slice(&out.logp);
+                self.out_values.extend_from_slice(&out.values);
+                Ok(())
+            },
+        )?;
         Ok(())
     }
 
@@ -270,26 +270,25 @@ impl<E: Executor> GroupNet<E> {
         self.dst.extend(self.slots.iter().map(|&s| base + s));
         self.out_actions.clear();
         let n = self.slots.len();
-        let mut start = 0;
-        while start < n {
-            let end = (start + self.batch).min(n);
-            let key = SampleKey {
-                seed: self.sample_seed,
-                iteration,
-                step,
-                agent_offset: start as u32,
-            };
-            self.ac.queue_act_stored(
-                &self.act_obs[start * OBS_DIM..end * OBS_DIM],
-                &[],
-                &[],
-                key,
-                &self.dst[start..end],
-            )?;
-            self.out_actions.extend(self.ac.act_actions()?);
-            self.transfer_bytes += ((end - start) * (OBS_DIM + 2) * 4) as u64;
-            start = end;
-        }
+        act_chunks(
+            n,
+            self.batch,
+            self.sample_seed,
+            iteration,
+            step,
+            |start, end, key| {
+                self.ac.queue_act_stored(
+                    &self.act_obs[start * OBS_DIM..end * OBS_DIM],
+                    &[],
+                    &[],
+                    key,
+                    &self.dst[start..end],
+                )?;
+                self.out_actions.extend(self.ac.act_actions()?);
+                self.transfer_bytes += ((end - start) * (OBS_DIM + 2) * 4) as u64;
+                Ok(())
+            },
+        )?;
         Ok(())
     }
 
@@ -305,21 +304,20 @@ impl<E: Executor> GroupNet<E> {
     ) -> Result<(), ShaderError> {
         self.gather_group(g, obs, groups);
         let n = self.slots.len();
-        let mut start = 0;
-        while start < n {
-            let end = (start + self.batch).min(n);
-            let key = SampleKey {
-                seed: self.sample_seed,
-                iteration,
-                step,
-                agent_offset: start as u32,
-            };
-            self.ac
-                .queue_act(&self.act_obs[start * OBS_DIM..end * OBS_DIM], &[], &[], key)?;
-            self.ac.store_bootstrap(&self.slots[start..end])?;
-            self.transfer_bytes += ((end - start) * (OBS_DIM + 1) * 4) as u64;
-            start = end;
-        }
+        act_chunks(
+            n,
+            self.batch,
+            self.sample_seed,
+            iteration,
+            step,
+            |start, end, key| {
+                self.ac
+                    .queue_act(&self.act_obs[start * OBS_DIM..end * OBS_DIM], &[], &[], key)?;
+                self.ac.store_bootstrap(&self.slots[start..end])?;
+                self.transfer_bytes += ((end - start) * (OBS_DIM + 1) * 4) as u64;
+                Ok(())
+            },
+        )?;
         Ok(())
     }
 
@@ -337,8 +335,7 @@ impl<E: Executor> GroupNet<E> {
             self.store_dones.push(if own { d } else { 1.0 });
             self.store_valid.push(u32::from(!own));
         }
-        self.stats = [0.0; 5];
-        self.stats_count = 0;
+        self.loss = LossSums::default();
         let n = self.rows.len();
         if n == 0 {
             return Ok(());
@@ -377,18 +374,8 @@ impl<E: Executor> GroupNet<E> {
 
     /// Add the last minibatch's loss statistics to this update's sums.
     fn add_loss_stats(&mut self) -> Result<(), ShaderError> {
-        let s = self.ac.loss_stats()?;
+        self.loss.add(&self.ac.loss_stats()?);
         self.transfer_bytes += 80;
-        for (acc, v) in self.stats.iter_mut().zip([
-            s.policy_loss,
-            s.value_loss,
-            s.entropy,
-            s.approx_kl,
-            s.clip_fraction,
-        ]) {
-            *acc += f64::from(v);
-        }
-        self.stats_count += 1;
         Ok(())
     }
 
@@ -399,8 +386,7 @@ impl<E: Executor> GroupNet<E> {
         ro: &Rollout,
         cfg: &TrainConfig,
     ) -> Result<(), ShaderError> {
-        self.stats = [0.0; 5];
-        self.stats_count = 0;
+        self.loss = LossSums::default();
         for mem in memories {
             self.train_on(mem, ro, cfg)?;
         }
@@ -767,8 +753,7 @@ impl<E: Executor + Send> AhTrainer<E> {
                 mb_adv: Vec::with_capacity(cfg.minibatch_size as usize),
                 mb_adj: Vec::with_capacity(cfg.minibatch_size as usize),
                 mb_ret: Vec::with_capacity(cfg.minibatch_size as usize),
-                stats: [0.0; 5],
-                stats_count: 0,
+                loss: LossSums::default(),
                 transfer_bytes: 0,
                 dst: Vec::with_capacity(slots),
                 store_dones: Vec::with_capacity(slots * steps),
@@ -1043,21 +1028,9 @@ impl<E: Executor + Send> AhTrainer<E> {
         })?;
         self.timing.update_s += t0.elapsed().as_secs_f64();
 
-        let mut loss = [0.0f64; 5];
-        let mut counted = 0.0;
+        let loss = LossSums::mean_over(self.nets.iter().map(|n| &n.loss));
         for net in &mut self.nets {
-            if net.stats_count > 0 {
-                for (l, s) in loss.iter_mut().zip(net.stats) {
-                    *l += s / f64::from(net.stats_count);
-                }
-                counted += 1.0;
-            }
             self.timing.transfer_bytes += std::mem::take(&mut net.transfer_bytes);
-        }
-        if counted > 0.0 {
-            for l in &mut loss {
-                *l /= counted;
-            }
         }
         self.iteration += 1;
         self.env_steps += (self.env.instances() * steps) as u64;

@@ -29,6 +29,7 @@
 
 use crate::config::TrainConfig;
 use crate::error::TrainError;
+use crate::update::{LossSums, act_chunks};
 use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::hs::{
     DISPATCH_CHOICES, DISPATCH_COMPONENTS, DISPATCHER_OBS, HsActions, HsConfig, HsDayStats, HsEnv,
@@ -39,7 +40,7 @@ use fairground_kernel::pool::WorkerPool;
 use fairground_kernel::rng::{Purpose, Stream};
 use fairground_shaders::ppo::StoreSpec;
 use fairground_shaders::{
-    Activation, ActorCritic, ActorCriticSpec, Executor, Program, SampleKey, ShaderError,
+    Activation, ActorCritic, ActorCriticSpec, Executor, Program, ShaderError,
 };
 use std::time::Instant;
 
@@ -201,8 +202,8 @@ struct RoleNet<E: Executor> {
     dst: Vec<u32>,
     mb_rows: Vec<u32>,
     order: Vec<u32>,
-    stats: [f64; 5],
-    stats_count: u32,
+    /// Loss statistics of the current update.
+    loss: LossSums,
     /// Bytes moved to and from the executor since the last iteration's end.
     transfer_bytes: u64,
 }
@@ -267,27 +268,26 @@ impl<E: Executor> RoleNet<E> {
         self.out_actions.clear();
         let n = self.inst.len();
         let w = self.width;
-        let mut start = 0;
-        while start < n {
-            let end = (start + self.batch).min(n);
-            let key = SampleKey {
-                seed: self.sample_seed,
-                iteration,
-                step,
-                agent_offset: start as u32,
-            };
-            self.ac.queue_act_stored(
-                &self.act_obs[start * w..end * w],
-                &[],
-                &[],
-                key,
-                &self.dst[start..end],
-            )?;
-            self.out_actions.extend(self.ac.act_actions()?);
-            // Observations and store rows up, actions down.
-            self.transfer_bytes += ((end - start) * (w + 1 + self.comps) * 4) as u64;
-            start = end;
-        }
+        act_chunks(
+            n,
+            self.batch,
+            self.sample_seed,
+            iteration,
+            step,
+            |start, end, key| {
+                self.ac.queue_act_stored(
+                    &self.act_obs[start * w..end * w],
+                    &[],
+                    &[],
+                    key,
+                    &self.dst[start..end],
+                )?;
+                self.out_actions.extend(self.ac.act_actions()?);
+                // Observations and store rows up, actions down.
+                self.transfer_bytes += ((end - start) * (w + 1 + self.comps) * 4) as u64;
+                Ok(())
+            },
+        )?;
         Ok(())
     }
 
@@ -298,21 +298,20 @@ impl<E: Executor> RoleNet<E> {
         self.ac.store_lengths(&self.count)?;
         let n = self.inst.len();
         let w = self.width;
-        let mut start = 0;
-        while start < n {
-            let end = (start + self.batch).min(n);
-            let key = SampleKey {
-                seed: self.sample_seed,
-                iteration,
-                step,
-                agent_offset: start as u32,
-            };
-            self.ac
-                .queue_act(&self.act_obs[start * w..end * w], &[], &[], key)?;
-            self.ac.store_bootstrap(&self.inst[start..end])?;
-            self.transfer_bytes += ((end - start) * (w + 1) * 4) as u64;
-            start = end;
-        }
+        act_chunks(
+            n,
+            self.batch,
+            self.sample_seed,
+            iteration,
+            step,
+            |start, end, key| {
+                self.ac
+                    .queue_act(&self.act_obs[start * w..end * w], &[], &[], key)?;
+                self.ac.store_bootstrap(&self.inst[start..end])?;
+                self.transfer_bytes += ((end - start) * (w + 1) * 4) as u64;
+                Ok(())
+            },
+        )?;
         self.transfer_bytes += (self.count.len() * 8) as u64;
         Ok(())
     }
@@ -324,50 +323,48 @@ impl<E: Executor> RoleNet<E> {
         self.out_values.clear();
         let n = self.inst.len();
         let w = self.width;
-        let mut start = 0;
-        while start < n {
-            let end = (start + self.batch).min(n);
-            let key = SampleKey {
-                seed: self.sample_seed,
-                iteration,
-                step,
-                agent_offset: start as u32,
-            };
-            let out = self
-                .ac
-                .act(&self.act_obs[start * w..end * w], &[], &[], key)?;
-            // Observations up; actions, log-probabilities, entropies and values back.
-            self.transfer_bytes +=
-                ((end - start) * w * 4 + self.batch * (self.comps + 3) * 4) as u64;
-            match mode {
-                ActMode::Sample => self.out_actions.extend_from_slice(&out.actions),
-                ActMode::Greedy => {
-                    let logits = self.ac.logits()?;
-                    self.transfer_bytes += (logits.len() * 4) as u64;
-                    let c = self.choices as usize;
-                    for row in logits.chunks_exact(c).take((end - start) * self.comps) {
-                        let mut best = 0;
-                        for (k, &l) in row.iter().enumerate() {
-                            if l > row[best] {
-                                best = k;
+        act_chunks(
+            n,
+            self.batch,
+            self.sample_seed,
+            iteration,
+            step,
+            |start, end, key| {
+                let out = self
+                    .ac
+                    .act(&self.act_obs[start * w..end * w], &[], &[], key)?;
+                // Observations up; actions, log-probabilities, entropies and values back.
+                self.transfer_bytes +=
+                    ((end - start) * w * 4 + self.batch * (self.comps + 3) * 4) as u64;
+                match mode {
+                    ActMode::Sample => self.out_actions.extend_from_slice(&out.actions),
+                    ActMode::Greedy => {
+                        let logits = self.ac.logits()?;
+                        self.transfer_bytes += (logits.len() * 4) as u64;
+                        let c = self.choices as usize;
+                        for row in logits.chunks_exact(c).take((end - start) * self.comps) {
+                            let mut best = 0;
+                            for (k, &l) in row.iter().enumerate() {
+                                if l > row[best] {
+                                    best = k;
+                                }
                             }
+                            self.out_actions.push(best as u32);
                         }
-                        self.out_actions.push(best as u32);
                     }
                 }
-            }
-            self.out_logp.extend_from_slice(&out.logp);
-            self.out_values.extend_from_slice(&out.values);
-            start = end;
-        }
+                self.out_logp.extend_from_slice(&out.logp);
+                self.out_values.extend_from_slice(&out.values);
+                Ok(())
+            },
+        )?;
         Ok(())
     }
 
     /// GAE over the store, then K epochs of minibatch PPO over this rollout's rows, gathered on
     /// the device.
     fn train(&mut self, cfg: &TrainConfig) -> Result<(), ShaderError> {
-        self.stats = [0.0; 5];
-        self.stats_count = 0;
+        self.loss = LossSums::default();
         let n = self.rows.len();
         if n == 0 {
             return Ok(());
@@ -401,18 +398,8 @@ impl<E: Executor> RoleNet<E> {
                 self.ac.train_stored(&self.mb_rows)?;
                 self.transfer_bytes += (part.len() * 4) as u64;
                 if ch + 1 == chunks {
-                    let s = self.ac.loss_stats()?;
+                    self.loss.add(&self.ac.loss_stats()?);
                     self.transfer_bytes += 80;
-                    for (acc, v) in self.stats.iter_mut().zip([
-                        s.policy_loss,
-                        s.value_loss,
-                        s.entropy,
-                        s.approx_kl,
-                        s.clip_fraction,
-                    ]) {
-                        *acc += f64::from(v);
-                    }
-                    self.stats_count += 1;
                 }
             }
         }
@@ -495,8 +482,7 @@ impl<E: Executor> HsTrainer<E> {
                 dst: Vec::with_capacity(n),
                 mb_rows: Vec::with_capacity(cfg.minibatch_size as usize),
                 order: Vec::with_capacity(rows),
-                stats: [0.0; 5],
-                stats_count: 0,
+                loss: LossSums::default(),
                 transfer_bytes: 0,
             });
         }
@@ -655,21 +641,7 @@ impl<E: Executor> HsTrainer<E> {
         for net in &mut self.nets {
             self.timing.transfer_bytes += std::mem::take(&mut net.transfer_bytes);
         }
-        let mut loss = [0.0f64; 5];
-        let mut counted = 0.0;
-        for net in &self.nets {
-            if net.stats_count > 0 {
-                for (l, s) in loss.iter_mut().zip(net.stats) {
-                    *l += s / f64::from(net.stats_count);
-                }
-                counted += 1.0;
-            }
-        }
-        if counted > 0.0 {
-            for l in &mut loss {
-                *l /= counted;
-            }
-        }
+        let loss = LossSums::mean_over(self.nets.iter().map(|n| &n.loss));
         self.iteration += 1;
         self.env_steps += (n * steps) as u64;
         Ok(IterStats {

@@ -6,6 +6,7 @@
 //! - [`hs`]: the HS PPO trainer (one network per role: router, dispatcher, manager).
 //! - [`io`]: atomic writes and checkpoints (safetensors + JSON sidecar).
 //! - [`run`]: `train`, `eval` and `bench train` as the binary runs them.
+//! - [`update`]: the chunked act loop and the loss statistics both trainers share.
 //! - [`error`]: typed one-line errors.
 
 pub mod ah;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod hs;
 pub mod io;
 pub mod run;
+pub mod update;
 
 pub use config::{Algo, Backend, EnvName, TrainConfig};
 pub use error::TrainError;

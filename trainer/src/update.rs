@@ -1,0 +1,116 @@
+//! Pieces both trainers share around the networks: the chunked act loop (a group or role with
+//! more rows than the network's batch acts in several calls, each with its own sample key) and
+//! the loss statistics of an update (the last minibatch of every epoch, averaged).
+
+use fairground_shaders::{LossStats, SampleKey, ShaderError};
+
+/// Call `f(start, end, key)` for the rows `start..end` of each chunk of at most `batch` of `n`
+/// rows; row r of a chunk samples with counter (iteration, step, start + r), so the actions do
+/// not depend on how the rows are chunked.
+pub fn act_chunks(
+    n: usize,
+    batch: usize,
+    seed: u64,
+    iteration: u32,
+    step: u32,
+    mut f: impl FnMut(usize, usize, SampleKey) -> Result<(), ShaderError>,
+) -> Result<(), ShaderError> {
+    let mut start = 0;
+    while start < n {
+        let end = (start + batch).min(n);
+        let key = SampleKey {
+            seed,
+            iteration,
+            step,
+            agent_offset: start as u32,
+        };
+        f(start, end, key)?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// Sums of [`LossStats`] over one update.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LossSums {
+    /// policy loss, value loss, entropy, approx KL, clip fraction.
+    pub sums: [f64; 5],
+    pub count: u32,
+}
+
+impl LossSums {
+    pub fn add(&mut self, s: &LossStats) {
+        let terms = [
+            s.policy_loss,
+            s.value_loss,
+            s.entropy,
+            s.approx_kl,
+            s.clip_fraction,
+        ];
+        for (acc, v) in self.sums.iter_mut().zip(terms) {
+            *acc += f64::from(v);
+        }
+        self.count += 1;
+    }
+
+    /// The mean over the networks that trained of each network's mean (zeros when none did).
+    pub fn mean_over<'a>(all: impl IntoIterator<Item = &'a LossSums>) -> [f64; 5] {
+        let mut loss = [0.0f64; 5];
+        let mut counted = 0.0;
+        for s in all {
+            if s.count > 0 {
+                for (l, v) in loss.iter_mut().zip(s.sums) {
+                    *l += v / f64::from(s.count);
+                }
+                counted += 1.0;
+            }
+        }
+        if counted > 0.0 {
+            for l in &mut loss {
+                *l /= counted;
+            }
+        }
+        loss
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Chunks cover every row once with offsets equal to their first row; loss means weigh
+    //! every network that trained equally and ignore the ones that did not.
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_rows_with_their_offsets() {
+        let mut seen = Vec::new();
+        act_chunks(10, 4, 9, 1, 2, |s, e, k| {
+            assert_eq!((k.seed, k.iteration, k.step), (9, 1, 2));
+            seen.push((s, e, k.agent_offset));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [(0, 4, 0), (4, 8, 4), (8, 10, 8)]);
+    }
+
+    #[test]
+    fn loss_means_skip_networks_that_did_not_train() {
+        let mut a = LossSums::default();
+        for p in [1.0, 3.0] {
+            a.add(&LossStats {
+                policy_loss: p,
+                ..LossStats::default()
+            });
+        }
+        let idle = LossSums::default();
+        let mut b = LossSums::default();
+        b.add(&LossStats {
+            policy_loss: 6.0,
+            clip_fraction: 0.5,
+            ..LossStats::default()
+        });
+        let m = LossSums::mean_over([&a, &idle, &b]);
+        assert_eq!(m[0], (2.0 + 6.0) / 2.0);
+        assert_eq!(m[4], 0.25);
+        assert_eq!(LossSums::mean_over([&idle]), [0.0; 5]);
+    }
+}
