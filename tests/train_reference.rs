@@ -2,8 +2,10 @@
 //! - `--env ah --profile reference` and `--env hs --profile reference` run and write a run
 //!   directory whose `config.toml` and `manifest.json` show the profile and every [REPRO] flag
 //!   on (`ah_action_misalignment`, `ah_interleaved_gae`, `ah_standardized_returns`,
-//!   `ah_cross_group_training`, `hs_pairwise_ratio`), sequential minibatches, and for AH one
-//!   instance whose whole episode is one rollout;
+//!   `ah_cross_group_training`, `hs_pairwise_ratio`, `hs_whole_days`), sequential minibatches,
+//!   and for AH one instance whose whole episode is one rollout;
+//! - HS reference with its defaults trains one instance for exactly one whole day per iteration
+//!   (one update per episode), however many decision rounds the day takes;
 //! - the same seed gives an identical `metrics.jsonl` (every key but the wall-clock ones);
 //! - a flag overridden in the config file is saved as given and changes the training (HS
 //!   without the pairwise ratio ends with other parameters).
@@ -21,12 +23,13 @@ const TINY_HS: &str = "instances = 2\nrollout_steps = 40\nhs_patients = 12\nhs_s
                        hidden = [16, 8]\nminibatch_size = 32\nepochs = 2\nbackend = \"cpu\"\n\
                        seed = 7\n";
 
-const FLAGS: [&str; 5] = [
+const FLAGS: [&str; 6] = [
     "ah_action_misalignment",
     "ah_interleaved_gae",
     "ah_standardized_returns",
     "ah_cross_group_training",
     "hs_pairwise_ratio",
+    "hs_whole_days",
 ];
 
 fn setup(name: &str, files: &[(&str, &str)]) -> PathBuf {
@@ -149,5 +152,31 @@ fn hs_reference_runs_shows_its_flags_is_deterministic_and_the_flag_matters() {
     assert_ne!(
         ma[1]["param_hash"], mc[1]["param_hash"],
         "the pairwise ratio changes the updates"
+    );
+}
+
+#[test]
+fn hs_reference_trains_one_whole_day_per_iteration() {
+    let tiny = "hs_patients = 12\nhs_sim_minutes = 40\ntrunk = [16, 8]\nhidden = []\n\
+                minibatch_size = 32\nepochs = 1\nbackend = \"cpu\"\nseed = 5\n";
+    let dir = setup("train-ref-hs-days", &[("tiny.toml", tiny)]);
+    let run = dir.join("run");
+    train("hs", &dir.join("tiny.toml"), &run);
+    let saved = saved_config(&run);
+    assert_eq!(saved["instances"], "1");
+    assert_eq!(saved["hs_whole_days"], "true");
+    let m = metrics(&run);
+    assert_eq!(m.len(), 2);
+    let mut before = 0;
+    let mut rounds = Vec::new();
+    for line in &m {
+        assert_eq!(line["days_completed"], 1, "one day per iteration: {line}");
+        let steps = line["env_steps"].as_u64().unwrap();
+        rounds.push(steps - before);
+        before = steps;
+    }
+    assert!(
+        rounds.iter().all(|&r| r > 1 && r < 16_384),
+        "each iteration took the rounds of one day: {rounds:?}"
     );
 }

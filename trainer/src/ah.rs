@@ -1400,6 +1400,7 @@ mod tests {
                     && r.ah_standardized_returns
                     && r.ah_cross_group_training
                     && r.hs_pairwise_ratio
+                    && r.hs_whole_days
                     && !r.shuffle_minibatches
             );
             assert_eq!(r.profile, Profile::Reference);
@@ -1409,7 +1410,8 @@ mod tests {
                     || c.ah_interleaved_gae
                     || c.ah_standardized_returns
                     || c.ah_cross_group_training
-                    || c.hs_pairwise_ratio)
+                    || c.hs_pairwise_ratio
+                    || c.hs_whole_days)
             );
             assert_eq!(c, TrainConfig::default_for(env));
         }
@@ -1421,6 +1423,10 @@ mod tests {
         );
         let hs = TrainConfig::defaults(EnvName::Hs, Profile::Reference);
         assert!(hs.ppo_hyper().pairwise_ratio && !hs.normalize_advantages);
+        assert_eq!(
+            (hs.instances, hs.rollout_steps),
+            (1, crate::config::HS_DAY_ROUNDS_CAP)
+        );
         // Each flag is overridable; an AH reference file setting episode_steps only gets
         // one episode per rollout.
         let cfg = TrainConfig::from_toml_for(

@@ -148,6 +148,12 @@ pub struct TrainConfig {
     /// multiplied by A_j, clipped element-wise, and the surrogate is the mean over all B² pairs
     /// (value and entropy terms unchanged). false: the per-sample ratio.
     pub hs_pairwise_ratio: bool,
+    /// HS: each iteration runs decision rounds until every instance has ended the day it was in
+    /// (one update per episode, as the reference, spec §3.2); `rollout_steps` then caps the
+    /// rounds of one iteration (a day longer than that is cut and continues in the next). With
+    /// `instances = 1`, the reference profile's default, an iteration is exactly one day; with
+    /// more, instances that end their day early go on into the next until the last one ends.
+    pub hs_whole_days: bool,
 }
 
 impl Default for TrainConfig {
@@ -185,6 +191,7 @@ impl Default for TrainConfig {
             ah_standardized_returns: false,
             ah_cross_group_training: false,
             hs_pairwise_ratio: false,
+            hs_whole_days: false,
         }
     }
 }
@@ -241,7 +248,8 @@ impl TrainConfig {
     /// - AH: one instance whose whole episode is one rollout (`instances = 1`,
     ///   `rollout_steps = episode_steps`, 3000), one update per episode, as the reference;
     /// - HS: advantages not standardised (`normalize_advantages = false`; returns are the raw
-    ///   advantage + stored value in both profiles).
+    ///   advantage + stored value in both profiles); one instance whose whole day is one rollout
+    ///   (`instances = 1`, `hs_whole_days`, `rollout_steps` = [`HS_DAY_ROUNDS_CAP`] as the cap).
     pub fn defaults(env: EnvName, profile: Profile) -> Self {
         let mut c = Self::default_for(env);
         if profile == Profile::Reference {
@@ -251,13 +259,18 @@ impl TrainConfig {
             c.ah_standardized_returns = true;
             c.ah_cross_group_training = true;
             c.hs_pairwise_ratio = true;
+            c.hs_whole_days = true;
             c.shuffle_minibatches = false;
             match env {
                 EnvName::Ah => {
                     c.instances = 1;
                     c.rollout_steps = c.episode_steps;
                 }
-                EnvName::Hs => c.normalize_advantages = false,
+                EnvName::Hs => {
+                    c.normalize_advantages = false;
+                    c.instances = 1;
+                    c.rollout_steps = HS_DAY_ROUNDS_CAP;
+                }
             }
         }
         c
@@ -295,6 +308,10 @@ impl TrainConfig {
         Ok(cfg)
     }
 }
+
+/// The reference profile's cap on the decision rounds of one HS whole-day rollout: a day of the
+/// spec's hospital takes about 3,600 rounds.
+pub const HS_DAY_ROUNDS_CAP: u32 = 16_384;
 
 fn bad(field: &'static str, message: String) -> TrainError {
     TrainError::Config { field, message }

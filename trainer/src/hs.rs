@@ -428,6 +428,10 @@ pub struct HsTrainer<E: Executor> {
     last_row: [Vec<u32>; ROLES],
     /// Per instance: (role, row) of the decision taken this round.
     cur: Vec<(u8, u32)>,
+    /// Per instance: whether it ended a day in this iteration (`hs_whole_days`).
+    day_ended: Vec<bool>,
+    /// Decision rounds of the last iteration (`rollout_steps`, or fewer with `hs_whole_days`).
+    last_rounds: u32,
     pub iteration: u32,
     pub env_steps: u64,
     /// Wall time by phase, cumulative (`fairground bench train --env hs`).
@@ -494,6 +498,8 @@ impl<E: Executor> HsTrainer<E> {
             actions,
             last_row: std::array::from_fn(|_| vec![NONE; n]),
             cur: vec![(0, 0); n],
+            day_ended: vec![false; n],
+            last_rounds: cfg.rollout_steps,
             env,
             nets,
             iteration: 0,
@@ -572,7 +578,9 @@ impl<E: Executor> HsTrainer<E> {
     /// One iteration: T decision rounds of every instance, GAE, K epochs of PPO per role.
     pub fn iterate(&mut self) -> Result<IterStats, ShaderError> {
         let start = Instant::now();
-        let steps = self.cfg.rollout_steps as usize;
+        let cap = self.cfg.rollout_steps as usize;
+        let whole_days = self.cfg.hs_whole_days;
+        self.day_ended.fill(false);
         let n = self.round.role.len();
         self.env.observe(&mut self.round);
         for net in &mut self.nets {
@@ -583,7 +591,9 @@ impl<E: Executor> HsTrainer<E> {
         }
         let mut days = DayAgg::default();
         let mut reward_sum = 0.0f64;
-        for t in 0..steps {
+        let mut steps = 0;
+        while steps < cap {
+            let t = steps;
             let t0 = Instant::now();
             for r in 0..ROLES {
                 self.gather(r);
@@ -611,6 +621,7 @@ impl<E: Executor> HsTrainer<E> {
                 self.nets[r as usize].rewards[row as usize] = reward;
                 reward_sum += f64::from(reward);
                 if self.round.day_done[i] != 0 {
+                    self.day_ended[i] = true;
                     days.add(&self.round.day_stats[i]);
                     for (r, net) in self.nets.iter_mut().enumerate() {
                         let last = &mut self.last_row[r][i];
@@ -622,7 +633,12 @@ impl<E: Executor> HsTrainer<E> {
                 }
             }
             self.timing.host_s += h0.elapsed().as_secs_f64();
+            steps += 1;
+            if whole_days && self.day_ended.iter().all(|&e| e) {
+                break;
+            }
         }
+        self.last_rounds = steps as u32;
         // Bootstrap: the pending role's value of its current observation (a sequence whose last
         // decision ended a day has done = 1 there, so its bootstrap is never read).
         let t0 = Instant::now();
@@ -661,7 +677,7 @@ impl<E: Executor> HsTrainer<E> {
 
     /// Decisions trained per iteration (rounds × instances).
     pub fn decisions_per_iteration(&self) -> u64 {
-        (self.round.role.len() * self.cfg.rollout_steps as usize) as u64
+        (self.round.role.len() * self.last_rounds as usize) as u64
     }
 
     /// Hex digest of the three networks' parameters (router, dispatcher, manager).

@@ -588,14 +588,14 @@ fn bench_hs_with<E: Executor>(
     // One warm-up iteration (pipelines, first allocations), then the timed ones.
     t.iterate()?;
     let before = t.timing;
-    let (mut wall, mut days) = (0.0, 0u32);
+    let (mut wall, mut days, mut decisions) = (0.0, 0u32, 0u64);
     for _ in 0..cfg.iterations {
         let s = t.iterate()?;
         wall += s.wall_s;
         days += s.days_completed;
+        decisions += t.decisions_per_iteration();
     }
     let after = t.timing;
-    let decisions = t.decisions_per_iteration() * u64::from(cfg.iterations);
     fn js(v: &impl Serialize) -> String {
         serde_json::to_string(v).expect("json")
     }
