@@ -63,6 +63,32 @@ pub struct GpuContext {
     /// The limits the device was created with (the adapter's own).
     pub limits: wgpu::Limits,
     kernels: Vec<KernelPipeline>,
+    /// Pipelines of the subgroup variants of the dense matrix kernels, in the order of
+    /// [`SUBGROUP_KERNELS`]; empty unless [`GpuContext::subgroup_dense`].
+    subgroup_kernels: Vec<wgpu::ComputePipeline>,
+}
+
+/// The dense matrix kernels that have a subgroup variant in `wgsl_subgroup/dense_subgroup.wgsl`,
+/// with the variant's entry point. The variants take the same bindings and uniform and compute
+/// the same sums in the same order; see that file for when the executor uses them.
+pub const SUBGROUP_KERNELS: [(Kernel, &str); 3] = [
+    (Kernel::DenseForward, "dense_forward_sg"),
+    (Kernel::InputGrad, "input_grad_sg"),
+    (Kernel::WeightGradPartial, "weight_grad_partial_sg"),
+];
+
+/// Source of the subgroup variants. It lives outside `shaders/wgsl/` because it needs naga's
+/// subgroup capability, which the portable kernels must not use.
+pub const DENSE_SUBGROUP_SOURCE: &str = include_str!("../wgsl_subgroup/dense_subgroup.wgsl");
+
+/// The only subgroup width the variants are written for: the lanes of one 256-bit SIMD
+/// register of f32 (llvmpipe on AVX2). Each workgroup of the variants is one subgroup.
+pub const SUBGROUP_WIDTH: u32 = 8;
+
+/// `FAIRGROUND_DENSE_KERNELS=tiled` keeps the portable tiled kernels on every device (for
+/// comparing the two, or to rule the variants out).
+fn subgroup_kernels_allowed() -> bool {
+    std::env::var("FAIRGROUND_DENSE_KERNELS").map_or(true, |v| v.trim() != "tiled")
 }
 
 impl GpuContext {
@@ -81,6 +107,16 @@ impl GpuContext {
     pub fn with_limits(
         choice: BackendChoice,
         adjust: impl FnOnce(&mut wgpu::Limits),
+    ) -> Result<Self, ShaderError> {
+        Self::with_options(choice, adjust, subgroup_kernels_allowed())
+    }
+
+    /// Like [`GpuContext::with_limits`]; `subgroup_dense: false` keeps the tiled dense kernels
+    /// even where the subgroup variants could run (see [`GpuContext::subgroup_dense`]).
+    pub fn with_options(
+        choice: BackendChoice,
+        adjust: impl FnOnce(&mut wgpu::Limits),
+        subgroup_dense: bool,
     ) -> Result<Self, ShaderError> {
         let backends = choice.backends();
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
@@ -108,9 +144,20 @@ impl GpuContext {
                 needed,
             });
         }
+        // The subgroup variants run only where every subgroup is exactly SUBGROUP_WIDTH wide:
+        // they broadcast from fixed lanes 0..8 and make each workgroup one subgroup.
+        let subgroup_dense = subgroup_dense
+            && adapter.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == SUBGROUP_WIDTH
+            && info.subgroup_max_size == SUBGROUP_WIDTH;
+        let required_features = if subgroup_dense {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("fairground"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             // Explicitly the adapter's limits: wgpu's defaults cap storage bindings at 128 MiB.
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
@@ -122,18 +169,37 @@ impl GpuContext {
             detail: e.to_string(),
         })?;
         let kernels = build_pipelines(&device)?;
+        let subgroup_kernels = if subgroup_dense {
+            build_subgroup_pipelines(&device, &kernels)?
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             device,
             queue,
             info,
             limits,
             kernels,
+            subgroup_kernels,
         })
     }
 
     /// The adapter's name (e.g. "llvmpipe (LLVM 19.1.7, 256 bits)").
     pub fn adapter_name(&self) -> String {
         self.info.name.clone()
+    }
+
+    /// Whether the subgroup variants of the dense matrix kernels are built (the device has
+    /// subgroups of exactly [`SUBGROUP_WIDTH`] lanes and they were not turned off). The executor
+    /// then runs ungrouped, unchunked dense launches with them.
+    pub fn subgroup_dense(&self) -> bool {
+        !self.subgroup_kernels.is_empty()
+    }
+
+    /// The subgroup variant's pipeline of `kernel`, when it has one and it is built.
+    pub(crate) fn subgroup_pipeline(&self, kernel: Kernel) -> Option<&wgpu::ComputePipeline> {
+        let i = SUBGROUP_KERNELS.iter().position(|&(k, _)| k == kernel)?;
+        self.subgroup_kernels.get(i)
     }
 
     pub(crate) fn pipeline(
@@ -254,6 +320,44 @@ fn build_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>, ShaderE
         });
     }
     Ok(kernels)
+}
+
+/// Pipelines of [`SUBGROUP_KERNELS`], each with the bind group layout of the kernel it stands
+/// in for (so the executor's bind groups serve both).
+fn build_subgroup_pipelines(
+    device: &wgpu::Device,
+    kernels: &[KernelPipeline],
+) -> Result<Vec<wgpu::ComputePipeline>, ShaderError> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("dense_subgroup.wgsl"),
+        source: wgpu::ShaderSource::Wgsl(DENSE_SUBGROUP_SOURCE.into()),
+    });
+    let pipelines = SUBGROUP_KERNELS
+        .iter()
+        .map(|&(kernel, entry)| {
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(entry),
+                bind_group_layouts: &[Some(&kernels[kernel as usize].layout)],
+                immediate_size: 0,
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                cache: None,
+            })
+        })
+        .collect();
+    if let Some(error) = pollster::block_on(scope.pop()) {
+        return Err(ShaderError::Compile {
+            file: "dense_subgroup.wgsl",
+            message: error.to_string(),
+        });
+    }
+    Ok(pipelines)
 }
 
 #[cfg(test)]

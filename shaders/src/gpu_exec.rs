@@ -20,6 +20,8 @@ struct Part {
     chunk: Option<(u32, u32)>,
     /// Whether the chunk holds rows at the current uniform (always true unchunked).
     active: bool,
+    /// Whether the dispatch runs the kernel's subgroup variant (see [`subgroup_blocks`]).
+    subgroup: bool,
 }
 
 struct GpuOp {
@@ -95,6 +97,55 @@ fn chunk_uniform(kernel: Kernel, base: &[u8], row0: u32, cap: u32) -> (Vec<u8>, 
             (bytes, rows > 0)
         }
         _ => (bytes, rows > 0),
+    }
+}
+
+/// Result rows and columns of one workgroup of the dense subgroup variants (BM, BN in
+/// wgsl_subgroup/dense_subgroup.wgsl).
+const SUBGROUP_BLOCK: u32 = 32;
+
+/// Workgroups (one subgroup each) of the subgroup variant of a dense launch with uniform
+/// `uniform`, one per 32 x 32 block of its result, or `None` when the launch keeps the tiled
+/// kernel: the device has no variants, the kernel has none, or the layer is grouped (the
+/// variants read one parameter set). Only for launches that are not split into chunks.
+fn subgroup_blocks(ctx: &GpuContext, kernel: Kernel, uniform: &[u8]) -> Option<u64> {
+    ctx.subgroup_pipeline(kernel)?;
+    let u = |at: usize| read_u32(uniform, at);
+    if u(std::mem::offset_of!(DenseParams, group_count)) != 1 {
+        return None;
+    }
+    let blocks = |n: u32| u64::from(n.div_ceil(SUBGROUP_BLOCK));
+    let rows = u(std::mem::offset_of!(DenseParams, rows));
+    let in_width = u(std::mem::offset_of!(DenseParams, in_width));
+    let out_width = u(std::mem::offset_of!(DenseParams, out_width));
+    Some(match kernel {
+        Kernel::DenseForward => blocks(rows) * blocks(out_width),
+        Kernel::InputGrad => blocks(rows) * blocks(in_width),
+        Kernel::WeightGradPartial => {
+            u64::from(u(std::mem::offset_of!(DenseParams, split_count)))
+                * blocks(out_width)
+                * blocks(in_width + 1)
+        }
+        _ => return None,
+    })
+}
+
+/// Workgroups and variant of an unchunked launch: the subgroup variant's blocks where it
+/// applies (see [`subgroup_blocks`]), else the tiled kernel's `threads`.
+fn whole_dispatch(
+    ctx: &GpuContext,
+    kernel: Kernel,
+    uniform: &[u8],
+    threads: u64,
+) -> Result<([u32; 3], bool), ShaderError> {
+    match subgroup_blocks(ctx, kernel, uniform) {
+        // dispatch_size counts invocations of the kernel's 64-wide workgroups; the variant's
+        // workgroups are single subgroups, one per block.
+        Some(blocks) => Ok((
+            ctx.dispatch_size(kernel, blocks * u64::from(kernel.workgroup_size()))?,
+            true,
+        )),
+        None => Ok((ctx.dispatch_size(kernel, threads)?, false)),
     }
 }
 
@@ -185,7 +236,8 @@ impl GpuExecutor {
             let mut gpu_ops = Vec::with_capacity(ops.len());
             for op in ops {
                 let (_, layout) = ctx.pipeline(op.kernel);
-                let workgroups = ctx.dispatch_size(op.kernel, op.threads)?;
+                let (workgroups, subgroup) =
+                    whole_dispatch(&ctx, op.kernel, &op.uniform, op.threads)?;
                 let sizes: Vec<u64> = op
                     .buffers
                     .iter()
@@ -196,7 +248,8 @@ impl GpuExecutor {
                             ranges: &[(u64, Option<u64>)],
                             chunk: Option<(u32, u32)>,
                             active: bool,
-                            workgroups: [u32; 3]| {
+                            workgroups: [u32; 3],
+                            subgroup: bool| {
                     let uniform =
                         ctx.device
                             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -229,6 +282,7 @@ impl GpuExecutor {
                         workgroups,
                         chunk,
                         active,
+                        subgroup,
                     }
                 };
                 let too_large = |b: usize| {
@@ -243,7 +297,7 @@ impl GpuExecutor {
                 let parts = match (oversized, &op.rows) {
                     (None, _) => {
                         let whole = vec![(0, None); op.buffers.len()];
-                        vec![part(&op.uniform, &whole, None, true, workgroups)]
+                        vec![part(&op.uniform, &whole, None, true, workgroups, subgroup)]
                     }
                     (Some(b), None) => return Err(too_large(b)),
                     (Some(_), Some(layout)) => {
@@ -309,7 +363,14 @@ impl GpuExecutor {
                                     chunk_uniform(op.kernel, &op.uniform, row0, cap);
                                 let threads = chunk_threads(op.kernel, &bytes, cap, op.threads);
                                 let workgroups = ctx.dispatch_size(op.kernel, threads)?;
-                                Ok(part(&bytes, &ranges, Some((row0, cap)), active, workgroups))
+                                Ok(part(
+                                    &bytes,
+                                    &ranges,
+                                    Some((row0, cap)),
+                                    active,
+                                    workgroups,
+                                    false,
+                                ))
                             })
                             .collect::<Result<Vec<_>, ShaderError>>()?;
                         // GAE runs backwards in time: the latest chunk first.
@@ -440,7 +501,16 @@ impl Executor for GpuExecutor {
         dst.copy_from_slice(bytes);
         for part in &mut gpu_op.parts {
             match part.chunk {
-                None => self.ctx.queue.write_buffer(&part.uniform, 0, bytes),
+                None => {
+                    // The subgroup variant's dispatch follows the rows (the tiled kernel's is
+                    // sized once, for the launch's declared threads).
+                    let (workgroups, subgroup) =
+                        whole_dispatch(&self.ctx, gpu_op.kernel, bytes, gpu_op.threads)
+                            .expect("no more workgroups than the whole launch's");
+                    part.workgroups = workgroups;
+                    part.subgroup = subgroup;
+                    self.ctx.queue.write_buffer(&part.uniform, 0, bytes);
+                }
                 Some((row0, cap)) => {
                     let (chunk, active) = chunk_uniform(gpu_op.kernel, bytes, row0, cap);
                     let threads = chunk_threads(gpu_op.kernel, &chunk, cap, gpu_op.threads);
@@ -467,11 +537,18 @@ impl Executor for GpuExecutor {
                 timestamp_writes: None,
             });
             for op in ops {
-                let (pipeline, _) = self.ctx.pipeline(op.kernel);
+                let (tiled, _) = self.ctx.pipeline(op.kernel);
                 for part in &op.parts {
                     if part.workgroups[0] == 0 || !part.active {
                         continue;
                     }
+                    let pipeline = if part.subgroup {
+                        self.ctx
+                            .subgroup_pipeline(op.kernel)
+                            .expect("subgroup parts only where the variant is built")
+                    } else {
+                        tiled
+                    };
                     pass.set_pipeline(pipeline);
                     pass.set_bind_group(0, &part.bind_group, &[]);
                     let [x, y, z] = part.workgroups;
