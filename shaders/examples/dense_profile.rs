@@ -3,7 +3,7 @@
 //! --example dense_profile`. For tuning the tiled WGSL kernels on a given adapter.
 
 use fairground_shaders::layout::DenseParams;
-use fairground_shaders::mlp::{MlpPlacement, grad_splits, tiled_threads};
+use fairground_shaders::mlp::{MlpPlacement, act_grad_threads, grad_splits, tiled_threads};
 use fairground_shaders::{
     Activation, Executor, ExecutorExt, GpuContext, GpuExecutor, Kernel, MlpSpec, Program, SeqId,
 };
@@ -54,7 +54,7 @@ fn main() -> anyhow_free::Result {
                 "act_grad",
                 Kernel::ActGrad,
                 vec![y, dz, dx],
-                u64::from(ROWS * o),
+                act_grad_threads(u64::from(ROWS * o)),
             ),
             (
                 "input_grad",
@@ -133,7 +133,7 @@ fn main() -> anyhow_free::Result {
         exec.run(*seq).map_err(|e| e.to_string())?;
         exec.finish().map_err(|e| e.to_string())?;
         let mut best = f64::MAX;
-        for _ in 0..3 {
+        for _ in 0..8 {
             let t = Instant::now();
             exec.run(*seq).map_err(|e| e.to_string())?;
             exec.finish().map_err(|e| e.to_string())?;

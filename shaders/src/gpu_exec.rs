@@ -5,7 +5,7 @@
 use crate::device::GpuContext;
 use crate::error::ShaderError;
 use crate::layout::{DenseParams, GaeParams, HeadParams, ReduceParams};
-use crate::mlp::tiled_threads;
+use crate::mlp::{act_grad_threads, tiled_threads};
 use crate::program::{BufferId, Executor, OpRef, Program, RowLayout, SeqId};
 use crate::registry::Kernel;
 use std::sync::Arc;
@@ -163,9 +163,9 @@ fn chunk_threads(kernel: Kernel, chunk: &[u8], cap: u32, threads: u64) -> u64 {
             tiled_threads(rows, u(std::mem::offset_of!(DenseParams, out_width)), 1)
         }
         Kernel::InputGrad => tiled_threads(rows, u(std::mem::offset_of!(DenseParams, in_width)), 1),
-        Kernel::ActGrad => {
-            u64::from(rows) * u64::from(u(std::mem::offset_of!(DenseParams, out_width)))
-        }
+        Kernel::ActGrad => act_grad_threads(
+            u64::from(rows) * u64::from(u(std::mem::offset_of!(DenseParams, out_width))),
+        ),
         Kernel::WeightGradPartial => {
             let s = splits(
                 u(std::mem::offset_of!(DenseParams, rows_per_split)),

@@ -186,6 +186,26 @@ fn f_w(w: vec4<u32>, k: u32) -> vec4<f32> {
     return vec4<f32>(f_weights[w.x + k], f_weights[w.y + k], f_weights[w.z + k], f_weights[w.w + k]);
 }
 
+// Outputs o .. o + 24 (step 8) of one row.
+fn f_store(row: u32, o: u32, v: vec4<f32>) {
+    if row >= p.rows {
+        return;
+    }
+    let at = row * p.out_width;
+    if o < p.out_width {
+        f_y[at + o] = activate(v.x, p.activation);
+    }
+    if o + 8u < p.out_width {
+        f_y[at + o + 8u] = activate(v.y, p.activation);
+    }
+    if o + 16u < p.out_width {
+        f_y[at + o + 16u] = activate(v.z, p.activation);
+    }
+    if o + 24u < p.out_width {
+        f_y[at + o + 24u] = activate(v.w, p.activation);
+    }
+}
+
 @compute @workgroup_size(8)
 fn dense_forward_sg(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -233,20 +253,40 @@ fn dense_forward_sg(
     for (var k = k4; k < p.in_width; k = k + 1u) {
         add1(&acc, f_x[xr.x + k], f_x[xr.y + k], f_x[xr.z + k], f_x[xr.w + k], f_w(w, k));
     }
-    // The stores index by r and j at run time: they read a copy, so acc itself is only ever
-    // indexed by constants and stays in registers.
-    var res = acc;
-    for (var r = 0u; r < BM; r = r + 1u) {
-        let row = m0 + r;
-        if row < p.rows {
-            for (var j = 0u; j < 4u; j = j + 1u) {
-                let oj = n0 + lane + 8u * j;
-                if oj < p.out_width {
-                    f_y[row * p.out_width + oj] = activate(res[r][j], p.activation);
-                }
-            }
-        }
-    }
+    // One call per accumulator: acc is only ever indexed by constants, so it stays in
+    // registers (a run-time index would put it in memory).
+    f_store(m0 + 0u, n0 + lane, acc[0]);
+    f_store(m0 + 1u, n0 + lane, acc[1]);
+    f_store(m0 + 2u, n0 + lane, acc[2]);
+    f_store(m0 + 3u, n0 + lane, acc[3]);
+    f_store(m0 + 4u, n0 + lane, acc[4]);
+    f_store(m0 + 5u, n0 + lane, acc[5]);
+    f_store(m0 + 6u, n0 + lane, acc[6]);
+    f_store(m0 + 7u, n0 + lane, acc[7]);
+    f_store(m0 + 8u, n0 + lane, acc[8]);
+    f_store(m0 + 9u, n0 + lane, acc[9]);
+    f_store(m0 + 10u, n0 + lane, acc[10]);
+    f_store(m0 + 11u, n0 + lane, acc[11]);
+    f_store(m0 + 12u, n0 + lane, acc[12]);
+    f_store(m0 + 13u, n0 + lane, acc[13]);
+    f_store(m0 + 14u, n0 + lane, acc[14]);
+    f_store(m0 + 15u, n0 + lane, acc[15]);
+    f_store(m0 + 16u, n0 + lane, acc[16]);
+    f_store(m0 + 17u, n0 + lane, acc[17]);
+    f_store(m0 + 18u, n0 + lane, acc[18]);
+    f_store(m0 + 19u, n0 + lane, acc[19]);
+    f_store(m0 + 20u, n0 + lane, acc[20]);
+    f_store(m0 + 21u, n0 + lane, acc[21]);
+    f_store(m0 + 22u, n0 + lane, acc[22]);
+    f_store(m0 + 23u, n0 + lane, acc[23]);
+    f_store(m0 + 24u, n0 + lane, acc[24]);
+    f_store(m0 + 25u, n0 + lane, acc[25]);
+    f_store(m0 + 26u, n0 + lane, acc[26]);
+    f_store(m0 + 27u, n0 + lane, acc[27]);
+    f_store(m0 + 28u, n0 + lane, acc[28]);
+    f_store(m0 + 29u, n0 + lane, acc[29]);
+    f_store(m0 + 30u, n0 + lane, acc[30]);
+    f_store(m0 + 31u, n0 + lane, acc[31]);
 }
 
 // ---- input_grad_sg: rows x inputs, k = output ----
@@ -259,6 +299,29 @@ fn ig_dz4(i: u32) -> vec4<f32> {
 fn ig_w(w: vec4<u32>, k: u32) -> vec4<f32> {
     let at = k * p.in_width;
     return vec4<f32>(ig_weights[w.x + at], ig_weights[w.y + at], ig_weights[w.z + at], ig_weights[w.w + at]);
+}
+
+// dx[row, i] (= or +=) v for one i.
+fn ig_store1(row: u32, i: u32, v: f32) {
+    if i < p.in_width {
+        let idx = row * p.in_width + i;
+        if p.accumulate != 0u {
+            ig_dx[idx] = ig_dx[idx] + v;
+        } else {
+            ig_dx[idx] = v;
+        }
+    }
+}
+
+// Inputs i .. i + 24 (step 8) of one row.
+fn ig_store(row: u32, i: u32, v: vec4<f32>) {
+    if row >= p.rows {
+        return;
+    }
+    ig_store1(row, i, v.x);
+    ig_store1(row, i + 8u, v.y);
+    ig_store1(row, i + 16u, v.z);
+    ig_store1(row, i + 24u, v.w);
 }
 
 @compute @workgroup_size(8)
@@ -298,25 +361,40 @@ fn input_grad_sg(
     for (var k = k4; k < p.out_width; k = k + 1u) {
         add1(&acc, ig_dz[dr.x + k], ig_dz[dr.y + k], ig_dz[dr.z + k], ig_dz[dr.w + k], ig_w(w, k));
     }
-    // The stores index by r and j at run time: they read a copy, so acc itself is only ever
-    // indexed by constants and stays in registers.
-    var res = acc;
-    for (var r = 0u; r < BM; r = r + 1u) {
-        let row = m0 + r;
-        if row < p.rows {
-            for (var j = 0u; j < 4u; j = j + 1u) {
-                let i = n0 + lane + 8u * j;
-                if i < p.in_width {
-                    let idx = row * p.in_width + i;
-                    if p.accumulate != 0u {
-                        ig_dx[idx] = ig_dx[idx] + res[r][j];
-                    } else {
-                        ig_dx[idx] = res[r][j];
-                    }
-                }
-            }
-        }
-    }
+    // One call per accumulator: acc is only ever indexed by constants, so it stays in
+    // registers (a run-time index would put it in memory).
+    ig_store(m0 + 0u, n0 + lane, acc[0]);
+    ig_store(m0 + 1u, n0 + lane, acc[1]);
+    ig_store(m0 + 2u, n0 + lane, acc[2]);
+    ig_store(m0 + 3u, n0 + lane, acc[3]);
+    ig_store(m0 + 4u, n0 + lane, acc[4]);
+    ig_store(m0 + 5u, n0 + lane, acc[5]);
+    ig_store(m0 + 6u, n0 + lane, acc[6]);
+    ig_store(m0 + 7u, n0 + lane, acc[7]);
+    ig_store(m0 + 8u, n0 + lane, acc[8]);
+    ig_store(m0 + 9u, n0 + lane, acc[9]);
+    ig_store(m0 + 10u, n0 + lane, acc[10]);
+    ig_store(m0 + 11u, n0 + lane, acc[11]);
+    ig_store(m0 + 12u, n0 + lane, acc[12]);
+    ig_store(m0 + 13u, n0 + lane, acc[13]);
+    ig_store(m0 + 14u, n0 + lane, acc[14]);
+    ig_store(m0 + 15u, n0 + lane, acc[15]);
+    ig_store(m0 + 16u, n0 + lane, acc[16]);
+    ig_store(m0 + 17u, n0 + lane, acc[17]);
+    ig_store(m0 + 18u, n0 + lane, acc[18]);
+    ig_store(m0 + 19u, n0 + lane, acc[19]);
+    ig_store(m0 + 20u, n0 + lane, acc[20]);
+    ig_store(m0 + 21u, n0 + lane, acc[21]);
+    ig_store(m0 + 22u, n0 + lane, acc[22]);
+    ig_store(m0 + 23u, n0 + lane, acc[23]);
+    ig_store(m0 + 24u, n0 + lane, acc[24]);
+    ig_store(m0 + 25u, n0 + lane, acc[25]);
+    ig_store(m0 + 26u, n0 + lane, acc[26]);
+    ig_store(m0 + 27u, n0 + lane, acc[27]);
+    ig_store(m0 + 28u, n0 + lane, acc[28]);
+    ig_store(m0 + 29u, n0 + lane, acc[29]);
+    ig_store(m0 + 30u, n0 + lane, acc[30]);
+    ig_store(m0 + 31u, n0 + lane, acc[31]);
 }
 
 // ---- weight_grad_partial_sg: outputs x columns, k = row of the split ----
@@ -333,6 +411,27 @@ fn wp_xc(r: u32, c: vec4<u32>, bias_col: vec4<bool>) -> vec4<f32> {
     let at = r * p.in_width;
     let v = vec4<f32>(wp_x[at + c.x], wp_x[at + c.y], wp_x[at + c.z], wp_x[at + c.w]);
     return select(v, vec4<f32>(1.0), bias_col);
+}
+
+// Columns c .. c + 24 (step 8) of output o of the partial whose outputs start at row d.
+fn wp_store(d: u32, o: u32, c: u32, v: vec4<f32>) {
+    let cols = p.in_width + 1u;
+    if o >= p.out_width {
+        return;
+    }
+    let at = (d + o) * cols;
+    if c < cols {
+        wp_partial[at + c] = v.x;
+    }
+    if c + 8u < cols {
+        wp_partial[at + c + 8u] = v.y;
+    }
+    if c + 16u < cols {
+        wp_partial[at + c + 16u] = v.z;
+    }
+    if c + 24u < cols {
+        wp_partial[at + c + 24u] = v.w;
+    }
 }
 
 @compute @workgroup_size(8)
@@ -379,17 +478,39 @@ fn weight_grad_partial_sg(
         add1(&acc, wp_dz[r * n + o.x], wp_dz[r * n + o.y], wp_dz[r * n + o.z], wp_dz[r * n + o.w],
             wp_xc(r, c, bias_col));
     }
-    let d = p.split_base + split;
-    var res = acc;
-    for (var m = 0u; m < BM; m = m + 1u) {
-        let om = m0 + m;
-        if om < p.out_width {
-            for (var j = 0u; j < 4u; j = j + 1u) {
-                let cc = n0 + lane + 8u * j;
-                if cc < cols {
-                    wp_partial[(d * p.out_width + om) * cols + cc] = res[m][j];
-                }
-            }
-        }
-    }
+    let d = (p.split_base + split) * p.out_width;
+    // One call per accumulator: acc is only ever indexed by constants, so it stays in
+    // registers (a run-time index would put it in memory).
+    wp_store(d, m0 + 0u, n0 + lane, acc[0]);
+    wp_store(d, m0 + 1u, n0 + lane, acc[1]);
+    wp_store(d, m0 + 2u, n0 + lane, acc[2]);
+    wp_store(d, m0 + 3u, n0 + lane, acc[3]);
+    wp_store(d, m0 + 4u, n0 + lane, acc[4]);
+    wp_store(d, m0 + 5u, n0 + lane, acc[5]);
+    wp_store(d, m0 + 6u, n0 + lane, acc[6]);
+    wp_store(d, m0 + 7u, n0 + lane, acc[7]);
+    wp_store(d, m0 + 8u, n0 + lane, acc[8]);
+    wp_store(d, m0 + 9u, n0 + lane, acc[9]);
+    wp_store(d, m0 + 10u, n0 + lane, acc[10]);
+    wp_store(d, m0 + 11u, n0 + lane, acc[11]);
+    wp_store(d, m0 + 12u, n0 + lane, acc[12]);
+    wp_store(d, m0 + 13u, n0 + lane, acc[13]);
+    wp_store(d, m0 + 14u, n0 + lane, acc[14]);
+    wp_store(d, m0 + 15u, n0 + lane, acc[15]);
+    wp_store(d, m0 + 16u, n0 + lane, acc[16]);
+    wp_store(d, m0 + 17u, n0 + lane, acc[17]);
+    wp_store(d, m0 + 18u, n0 + lane, acc[18]);
+    wp_store(d, m0 + 19u, n0 + lane, acc[19]);
+    wp_store(d, m0 + 20u, n0 + lane, acc[20]);
+    wp_store(d, m0 + 21u, n0 + lane, acc[21]);
+    wp_store(d, m0 + 22u, n0 + lane, acc[22]);
+    wp_store(d, m0 + 23u, n0 + lane, acc[23]);
+    wp_store(d, m0 + 24u, n0 + lane, acc[24]);
+    wp_store(d, m0 + 25u, n0 + lane, acc[25]);
+    wp_store(d, m0 + 26u, n0 + lane, acc[26]);
+    wp_store(d, m0 + 27u, n0 + lane, acc[27]);
+    wp_store(d, m0 + 28u, n0 + lane, acc[28]);
+    wp_store(d, m0 + 29u, n0 + lane, acc[29]);
+    wp_store(d, m0 + 30u, n0 + lane, acc[30]);
+    wp_store(d, m0 + 31u, n0 + lane, acc[31]);
 }
