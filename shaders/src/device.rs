@@ -65,7 +65,7 @@ pub struct GpuContext {
     kernels: Vec<KernelPipeline>,
     /// Pipelines of the subgroup variants of the dense matrix kernels, in the order of
     /// [`SUBGROUP_KERNELS`]; empty unless [`GpuContext::subgroup_dense`].
-    subgroup_kernels: Vec<wgpu::ComputePipeline>,
+    subgroup_kernels: Vec<KernelPipeline>,
 }
 
 /// The dense matrix kernels that have a subgroup variant in `wgsl_subgroup/dense_subgroup.wgsl`,
@@ -170,7 +170,7 @@ impl GpuContext {
         })?;
         let kernels = build_pipelines(&device)?;
         let subgroup_kernels = if subgroup_dense {
-            build_subgroup_pipelines(&device, &kernels)?
+            build_subgroup_pipelines(&device)?
         } else {
             Vec::new()
         };
@@ -196,10 +196,16 @@ impl GpuContext {
         !self.subgroup_kernels.is_empty()
     }
 
-    /// The subgroup variant's pipeline of `kernel`, when it has one and it is built.
-    pub(crate) fn subgroup_pipeline(&self, kernel: Kernel) -> Option<&wgpu::ComputePipeline> {
+    /// The subgroup variant's pipeline and bind group layout of `kernel`, when it has one and
+    /// it is built.
+    pub(crate) fn subgroup_pipeline(
+        &self,
+        kernel: Kernel,
+    ) -> Option<(&wgpu::ComputePipeline, &wgpu::BindGroupLayout)> {
         let i = SUBGROUP_KERNELS.iter().position(|&(k, _)| k == kernel)?;
-        self.subgroup_kernels.get(i)
+        self.subgroup_kernels
+            .get(i)
+            .map(|k| (&k.pipeline, &k.layout))
     }
 
     pub(crate) fn pipeline(
@@ -322,12 +328,10 @@ fn build_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>, ShaderE
     Ok(kernels)
 }
 
-/// Pipelines of [`SUBGROUP_KERNELS`], each with the bind group layout of the kernel it stands
-/// in for (so the executor's bind groups serve both).
-fn build_subgroup_pipelines(
-    device: &wgpu::Device,
-    kernels: &[KernelPipeline],
-) -> Result<Vec<wgpu::ComputePipeline>, ShaderError> {
+/// Pipelines of [`SUBGROUP_KERNELS`]. Each has the bindings of the kernel it stands in for,
+/// except that the inputs it reads as arrays of vec4 (bindings 1 and 2) need at least 16 bytes
+/// (the executor pads every buffer to a multiple of 16 bytes).
+fn build_subgroup_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>, ShaderError> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("dense_subgroup.wgsl"),
@@ -336,19 +340,51 @@ fn build_subgroup_pipelines(
     let pipelines = SUBGROUP_KERNELS
         .iter()
         .map(|&(kernel, entry)| {
+            let mut entries = vec![wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: NonZeroU64::new(kernel.uniform_size()),
+                },
+                count: None,
+            }];
+            for (b, access) in kernel.storage().iter().enumerate() {
+                let (read_only, elem) = match *access {
+                    Access::Read(e) => (true, e),
+                    Access::ReadWrite(e) => (false, e),
+                };
+                let vec4_input = read_only && b < 2;
+                entries.push(wgpu::BindGroupLayoutEntry {
+                    binding: b as u32 + 1,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only },
+                        has_dynamic_offset: false,
+                        min_binding_size: NonZeroU64::new(if vec4_input { 16 } else { elem }),
+                    },
+                    count: None,
+                });
+            }
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(entry),
+                entries: &entries,
+            });
             let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some(entry),
-                bind_group_layouts: &[Some(&kernels[kernel as usize].layout)],
+                bind_group_layouts: &[Some(&layout)],
                 immediate_size: 0,
             });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
                 layout: Some(&pipeline_layout),
                 module: &module,
                 entry_point: Some(entry),
                 compilation_options: wgpu::PipelineCompilationOptions::default(),
                 cache: None,
-            })
+            });
+            KernelPipeline { layout, pipeline }
         })
         .collect();
     if let Some(error) = pollster::block_on(scope.pop()) {

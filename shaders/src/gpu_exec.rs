@@ -22,6 +22,9 @@ struct Part {
     active: bool,
     /// Whether the dispatch runs the kernel's subgroup variant (see [`subgroup_blocks`]).
     subgroup: bool,
+    /// The bind group of the subgroup variant (its own layout), for unchunked launches of a
+    /// kernel that has one on this device.
+    subgroup_bind_group: Option<wgpu::BindGroup>,
 }
 
 struct GpuOp {
@@ -222,9 +225,11 @@ impl GpuExecutor {
                     what: "buffer",
                 });
             }
+            // A multiple of 16 bytes, so that the dense subgroup variants can read every
+            // declared word through arrays of vec4. Everything else uses the declared size.
             buffers.push(ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(&decl.label),
-                size: bytes,
+                size: bytes.next_multiple_of(16),
                 usage: wgpu::BufferUsages::STORAGE
                     | wgpu::BufferUsages::COPY_DST
                     | wgpu::BufferUsages::COPY_SRC,
@@ -241,7 +246,7 @@ impl GpuExecutor {
                 let sizes: Vec<u64> = op
                     .buffers
                     .iter()
-                    .map(|id| buffers[id.0 as usize].size())
+                    .map(|id| (program.buffers[id.0 as usize].words * size_of::<u32>()) as u64)
                     .collect();
                 let oversized = sizes.iter().position(|&b| b > binding_limit);
                 let part = |uniform_bytes: &[u8],
@@ -276,6 +281,16 @@ impl GpuExecutor {
                         layout,
                         entries: &entries,
                     });
+                    let subgroup_bind_group = match (chunk, ctx.subgroup_pipeline(op.kernel)) {
+                        (None, Some((_, sg_layout))) => {
+                            Some(ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                                label: Some(op.kernel.entry_point()),
+                                layout: sg_layout,
+                                entries: &entries,
+                            }))
+                        }
+                        _ => None,
+                    };
                     Part {
                         uniform,
                         bind_group,
@@ -283,6 +298,7 @@ impl GpuExecutor {
                         chunk,
                         active,
                         subgroup,
+                        subgroup_bind_group,
                     }
                 };
                 let too_large = |b: usize| {
@@ -452,7 +468,8 @@ impl Executor for GpuExecutor {
 
     fn read_words(&mut self, buffer: BufferId) -> Result<Vec<u32>, ShaderError> {
         let src = &self.buffers[buffer.0 as usize];
-        let size = src.size();
+        // The declared words, not the padding (see `new`).
+        let size = (self.program.buffers[buffer.0 as usize].words * size_of::<u32>()) as u64;
         let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size,
@@ -542,15 +559,20 @@ impl Executor for GpuExecutor {
                     if part.workgroups[0] == 0 || !part.active {
                         continue;
                     }
-                    let pipeline = if part.subgroup {
-                        self.ctx
-                            .subgroup_pipeline(op.kernel)
-                            .expect("subgroup parts only where the variant is built")
-                    } else {
-                        tiled
-                    };
-                    pass.set_pipeline(pipeline);
-                    pass.set_bind_group(0, &part.bind_group, &[]);
+                    match (&part.subgroup_bind_group, part.subgroup) {
+                        (Some(bind_group), true) => {
+                            let (pipeline, _) = self
+                                .ctx
+                                .subgroup_pipeline(op.kernel)
+                                .expect("subgroup parts only where the variant is built");
+                            pass.set_pipeline(pipeline);
+                            pass.set_bind_group(0, bind_group, &[]);
+                        }
+                        _ => {
+                            pass.set_pipeline(tiled);
+                            pass.set_bind_group(0, &part.bind_group, &[]);
+                        }
+                    }
                     let [x, y, z] = part.workgroups;
                     pass.dispatch_workgroups(x, y, z);
                 }

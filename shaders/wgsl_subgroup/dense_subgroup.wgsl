@@ -12,22 +12,31 @@
 //
 // Why a separate file: llvmpipe runs the invocations of a subgroup as the lanes of one SIMD
 // register, and every storage or workgroup-memory load is a loop over the lanes with a branch
-// per lane, so a load costs several cycles per lane while an FMA costs one instruction for all
-// 8 lanes. The tiled kernels share operands through workgroup memory, which costs the same per
-// lane as reading them from the buffer again. Here operands are shared through registers
-// instead: each lane loads one of 8 rows and subgroupBroadcast hands it to the others (an
-// element extract and a splat on llvmpipe). No workgroup memory and no barriers.
+// per lane, so a load costs several cycles per lane (a vec4 load little more than a scalar
+// one) while an FMA costs one instruction for all 8 lanes. The tiled kernels share operands
+// through workgroup memory, which costs the same per lane as reading them from the buffer
+// again. Here operands are shared through registers instead: each lane loads part of the shared
+// operand and subgroupBroadcast hands it to the others (an element extract and a splat on
+// llvmpipe). No workgroup memory and no barriers; every load is a vec4.
 //
 // Shape of one workgroup (= one subgroup of 8 lanes): a block of 32 "rows" x 32 "columns" of
-// the result, with the reduction over k:
-//   acc[r][j] (r < 32, j < 4) = result at row m0 + r, column n0 + lane + 8 j
-//   for each k in ascending order: acc[r][j] += A[m0 + r, k] * B[k, n0 + lane + 8 j]
-// A is loaded by the lanes, row m0 + lane + 8 q (q < 4) per lane, and broadcast; B is the lane's
-// own four columns. For forward A = x (k = input), B = W^T; for input_grad A = dz (k = output),
-// B = W; for weight_grad_partial A = dz^T (k = row, "rows" = outputs) and B = [x | 1].
-// The reduction runs four k at a time (A as one vec4 per lane and q, B as four vec4 over j),
-// then one at a time for the remainder; each accumulator still adds its terms one at a time in
-// ascending k (a + t0 + t1 + t2 + t3 in WGSL is ((a + t0) + t1) + t2) + t3).
+// the result, with the reduction over k. Each lane keeps acc[a] (a < 32) with four columns in
+// its components; for each k in ascending order acc[a][j] += A[row(a), k] * B[k, col(lane, j)]:
+//   dense_forward_sg:        row(a) = m0 + a (A = x),  col = n0 + lane + 8 j (B = W^T),
+//                            A row m0 + lane + 8 q loaded by lane, broadcast to acc[8 q + lane]
+//   input_grad_sg:           row(a) = m0 + a (A = dz), col = n0 + 4 lane + j (B = W),
+//                            A loaded and broadcast as in forward
+//   weight_grad_partial_sg:  "rows" are outputs, row(8 e + l) = m0 + 4 l + e (A = dz^T: lane l
+//                            loads outputs m0 + 4 l .. + 4 of each row), col = n0 + 4 lane + j
+//                            (B = [x | 1]), k = the rows of the split
+// The reduction runs four k at a time, then one at a time for the remainder; each accumulator
+// still adds its terms one at a time in ascending k (a + t0 + t1 + t2 + t3 in WGSL is
+// (((a + t0) + t1) + t2) + t3).
+//
+// Vec4 loads at any float offset: the buffers are bound as arrays of vec4 (the executor sizes
+// every buffer to a multiple of 16 bytes), and four floats from offset s are cut out of the
+// vec4s s / 4 and s / 4 + 1 (funnel). Along a row, the second vec4 of one step is the first of
+// the next, so a row costs one load per four floats whatever its alignment.
 
 struct DenseParams {
     rows: u32,
@@ -54,25 +63,22 @@ const BN: u32 = 32u;
 
 @group(0) @binding(0) var<uniform> p: DenseParams;
 
-// dense_forward_sg (bindings of dense_forward)
-@group(0) @binding(1) var<storage, read> f_x: array<f32>;
-@group(0) @binding(2) var<storage, read> f_weights: array<f32>;
-@group(0) @binding(3) var<storage, read> f_group_ids: array<u32>;
+// dense_forward_sg (bindings of dense_forward; group ids unused)
+@group(0) @binding(1) var<storage, read> f_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> f_weights: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> f_y: array<f32>;
 
-// input_grad_sg (bindings of input_grad)
-@group(0) @binding(1) var<storage, read> ig_dz: array<f32>;
-@group(0) @binding(2) var<storage, read> ig_weights: array<f32>;
-@group(0) @binding(3) var<storage, read> ig_group_ids: array<u32>;
+// input_grad_sg (bindings of input_grad; group ids unused)
+@group(0) @binding(1) var<storage, read> ig_dz: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> ig_weights: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> ig_dx: array<f32>;
 
-// weight_grad_partial_sg (bindings of weight_grad_partial)
-@group(0) @binding(1) var<storage, read> wp_x: array<f32>;
-@group(0) @binding(2) var<storage, read> wp_dz: array<f32>;
-@group(0) @binding(3) var<storage, read> wp_group_ids: array<u32>;
+// weight_grad_partial_sg (bindings of weight_grad_partial; group ids unused)
+@group(0) @binding(1) var<storage, read> wp_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> wp_dz: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> wp_partial: array<f32>;
 
-// The 32 x 4 accumulators of a lane: acc[r] holds columns n0 + lane + 8 j in its components j.
+// The 32 accumulators of a lane, four columns each.
 alias Acc = array<vec4<f32>, 32>;
 
 fn activate(z: f32, activation: u32) -> f32 {
@@ -95,13 +101,26 @@ fn block_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wg.y * nwg.x + wg.x;
 }
 
+// Floats s .. s + 4 of a buffer, from lo = its vec4 s / 4, hi = vec4 s / 4 + 1 and sh = s % 4.
+fn funnel(lo: vec4<f32>, hi: vec4<f32>, sh: u32) -> vec4<f32> {
+    let s1 = vec4<f32>(lo.yzw, hi.x);
+    let s2 = vec4<f32>(lo.zw, hi.xy);
+    let s3 = vec4<f32>(lo.w, hi.xyz);
+    return select(select(select(lo, s1, sh == 1u), s2, sh == 2u), s3, sh == 3u);
+}
+
+// Column c of a 4 x 4 block given as its rows: (r0[c], r1[c], r2[c], r3[c]).
+fn column(r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32>, c: u32) -> vec4<f32> {
+    return vec4<f32>(r0[c], r1[c], r2[c], r3[c]);
+}
+
 // Four steps k .. k + 4 for one accumulator: a, A's four values, B's four columns per step.
 fn step4(a: vec4<f32>, av: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
     return a + av.x * b0 + av.y * b1 + av.z * b2 + av.w * b3;
 }
 
-// Four steps of all 32 rows: a_q holds A[m0 + lane + 8 q, k .. k + 4] of this lane, b_c the
-// lane's B[k + c, columns].
+// Four steps of all 32 accumulators: lane l's a_q (q < 4) holds the four A values of
+// accumulator 8 q + l, b_c the lane's B values of step k + c.
 fn add4(acc: ptr<function, Acc>, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>,
         b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) {
     (*acc)[0] = step4((*acc)[0], subgroupBroadcast(a0, 0u), b0, b1, b2, b3);
@@ -138,7 +157,8 @@ fn add4(acc: ptr<function, Acc>, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3
     (*acc)[31] = step4((*acc)[31], subgroupBroadcast(a3, 7u), b0, b1, b2, b3);
 }
 
-// One step of all 32 rows: a_q = A[m0 + lane + 8 q, k], b = the lane's B[k, columns].
+// One step of all 32 accumulators: lane l's a_q = the A value of accumulator 8 q + l, b the
+// lane's B values.
 fn add1(acc: ptr<function, Acc>, a0: f32, a1: f32, a2: f32, a3: f32, b: vec4<f32>) {
     (*acc)[0] = (*acc)[0] + subgroupBroadcast(a0, 0u) * b;
     (*acc)[1] = (*acc)[1] + subgroupBroadcast(a0, 1u) * b;
@@ -174,16 +194,14 @@ fn add1(acc: ptr<function, Acc>, a0: f32, a1: f32, a2: f32, a3: f32, b: vec4<f32
     (*acc)[31] = (*acc)[31] + subgroupBroadcast(a3, 7u) * b;
 }
 
-// ---- dense_forward_sg: rows x outputs, k = input ----
+// ---- dense_forward_sg ----
 
-// Four consecutive inputs of one row of x starting at index i (a valid row start + k).
-fn f_x4(i: u32) -> vec4<f32> {
-    return vec4<f32>(f_x[i], f_x[i + 1u], f_x[i + 2u], f_x[i + 3u]);
+fn f_x1(s: u32) -> f32 {
+    return f_x[s >> 2u][s & 3u];
 }
 
-// W[o_j, k] for the lane's four outputs, whose rows of W start at w.
-fn f_w(w: vec4<u32>, k: u32) -> vec4<f32> {
-    return vec4<f32>(f_weights[w.x + k], f_weights[w.y + k], f_weights[w.z + k], f_weights[w.w + k]);
+fn f_w1(s: u32) -> f32 {
+    return f_weights[s >> 2u][s & 3u];
 }
 
 // Outputs o .. o + 24 (step 8) of one row.
@@ -224,34 +242,57 @@ fn dense_forward_sg(
     // Loads are clamped into the matrix; rows and outputs past it are computed and not stored.
     let last_row = p.rows - 1u;
     let last_o = p.out_width - 1u;
-    let xr = vec4<u32>(
-        min(m0 + lane, last_row),
-        min(m0 + lane + 8u, last_row),
-        min(m0 + lane + 16u, last_row),
-        min(m0 + lane + 24u, last_row),
-    ) * p.in_width;
-    let o = vec4<u32>(
-        min(n0 + lane, last_o),
-        min(n0 + lane + 8u, last_o),
-        min(n0 + lane + 16u, last_o),
-        min(n0 + lane + 24u, last_o),
-    );
-    let w = o * p.in_width + vec4<u32>(p.weight_offset);
-    let bias = vec4<f32>(
-        f_weights[p.bias_offset + o.x],
-        f_weights[p.bias_offset + o.y],
-        f_weights[p.bias_offset + o.z],
-        f_weights[p.bias_offset + o.w],
-    );
+    let rows = min(vec4<u32>(m0 + lane) + vec4<u32>(0u, 8u, 16u, 24u), vec4<u32>(last_row));
+    let o = min(vec4<u32>(n0 + lane) + vec4<u32>(0u, 8u, 16u, 24u), vec4<u32>(last_o));
+    // Float offsets of this lane's four rows of x and four rows of W, split for the funnel.
+    let xs = rows * p.in_width;
+    let ws = o * p.in_width + vec4<u32>(p.weight_offset);
+    let xq = xs >> vec4<u32>(2u);
+    let xsh = xs & vec4<u32>(3u);
+    let wq = ws >> vec4<u32>(2u);
+    let wsh = ws & vec4<u32>(3u);
+    let bo = vec4<u32>(p.bias_offset) + o;
     // Every sum starts at its bias.
-    var acc = filled(bias);
-    let k4 = p.in_width & ~3u;
-    for (var k = 0u; k < k4; k = k + 4u) {
-        add4(&acc, f_x4(xr.x + k), f_x4(xr.y + k), f_x4(xr.z + k), f_x4(xr.w + k),
-            f_w(w, k), f_w(w, k + 1u), f_w(w, k + 2u), f_w(w, k + 3u));
+    var acc = filled(vec4<f32>(f_w1(bo.x), f_w1(bo.y), f_w1(bo.z), f_w1(bo.w)));
+    // The first vec4 of each row; each step loads the next one.
+    var x0 = f_x[xq.x];
+    var x1 = f_x[xq.y];
+    var x2 = f_x[xq.z];
+    var x3 = f_x[xq.w];
+    var w0 = f_weights[wq.x];
+    var w1 = f_weights[wq.y];
+    var w2 = f_weights[wq.z];
+    var w3 = f_weights[wq.w];
+    let steps = p.in_width / 4u;
+    for (var t = 1u; t <= steps; t = t + 1u) {
+        let xn0 = f_x[xq.x + t];
+        let xn1 = f_x[xq.y + t];
+        let xn2 = f_x[xq.z + t];
+        let xn3 = f_x[xq.w + t];
+        let wn0 = f_weights[wq.x + t];
+        let wn1 = f_weights[wq.y + t];
+        let wn2 = f_weights[wq.z + t];
+        let wn3 = f_weights[wq.w + t];
+        // W[o_j, k .. k + 4] as rows j; add4 wants its columns (one step, four outputs).
+        let v0 = funnel(w0, wn0, wsh.x);
+        let v1 = funnel(w1, wn1, wsh.y);
+        let v2 = funnel(w2, wn2, wsh.z);
+        let v3 = funnel(w3, wn3, wsh.w);
+        add4(&acc, funnel(x0, xn0, xsh.x), funnel(x1, xn1, xsh.y), funnel(x2, xn2, xsh.z),
+            funnel(x3, xn3, xsh.w), column(v0, v1, v2, v3, 0u), column(v0, v1, v2, v3, 1u),
+            column(v0, v1, v2, v3, 2u), column(v0, v1, v2, v3, 3u));
+        x0 = xn0;
+        x1 = xn1;
+        x2 = xn2;
+        x3 = xn3;
+        w0 = wn0;
+        w1 = wn1;
+        w2 = wn2;
+        w3 = wn3;
     }
-    for (var k = k4; k < p.in_width; k = k + 1u) {
-        add1(&acc, f_x[xr.x + k], f_x[xr.y + k], f_x[xr.z + k], f_x[xr.w + k], f_w(w, k));
+    for (var k = steps * 4u; k < p.in_width; k = k + 1u) {
+        add1(&acc, f_x1(xs.x + k), f_x1(xs.y + k), f_x1(xs.z + k), f_x1(xs.w + k),
+            vec4<f32>(f_w1(ws.x + k), f_w1(ws.y + k), f_w1(ws.z + k), f_w1(ws.w + k)));
     }
     // One call per accumulator: acc is only ever indexed by constants, so it stays in
     // registers (a run-time index would put it in memory).
@@ -289,16 +330,16 @@ fn dense_forward_sg(
     f_store(m0 + 31u, n0 + lane, acc[31]);
 }
 
-// ---- input_grad_sg: rows x inputs, k = output ----
+// ---- input_grad_sg ----
 
-fn ig_dz4(i: u32) -> vec4<f32> {
-    return vec4<f32>(ig_dz[i], ig_dz[i + 1u], ig_dz[i + 2u], ig_dz[i + 3u]);
+fn ig_dz1(s: u32) -> f32 {
+    return ig_dz[s >> 2u][s & 3u];
 }
 
-// W[k, i_j] for the lane's four inputs (w: weight_offset + i_j).
-fn ig_w(w: vec4<u32>, k: u32) -> vec4<f32> {
-    let at = k * p.in_width;
-    return vec4<f32>(ig_weights[w.x + at], ig_weights[w.y + at], ig_weights[w.z + at], ig_weights[w.w + at]);
+// W[k, i .. i + 4] for the float offset s of W[k, i].
+fn ig_w4(s: u32) -> vec4<f32> {
+    let q = s >> 2u;
+    return funnel(ig_weights[q], ig_weights[q + 1u], s & 3u);
 }
 
 // dx[row, i] (= or +=) v for one i.
@@ -313,15 +354,15 @@ fn ig_store1(row: u32, i: u32, v: f32) {
     }
 }
 
-// Inputs i .. i + 24 (step 8) of one row.
+// Inputs i .. i + 4 of one row.
 fn ig_store(row: u32, i: u32, v: vec4<f32>) {
     if row >= p.rows {
         return;
     }
     ig_store1(row, i, v.x);
-    ig_store1(row, i + 8u, v.y);
-    ig_store1(row, i + 16u, v.z);
-    ig_store1(row, i + 24u, v.w);
+    ig_store1(row, i + 1u, v.y);
+    ig_store1(row, i + 2u, v.z);
+    ig_store1(row, i + 3u, v.w);
 }
 
 @compute @workgroup_size(8)
@@ -339,81 +380,94 @@ fn input_grad_sg(
     let m0 = (tile / tiles_n) * BM;
     let n0 = (tile % tiles_n) * BN;
     let last_row = p.rows - 1u;
-    let last_i = p.in_width - 1u;
-    let dr = vec4<u32>(
-        min(m0 + lane, last_row),
-        min(m0 + lane + 8u, last_row),
-        min(m0 + lane + 16u, last_row),
-        min(m0 + lane + 24u, last_row),
-    ) * p.out_width;
-    let w = vec4<u32>(
-        min(n0 + lane, last_i),
-        min(n0 + lane + 8u, last_i),
-        min(n0 + lane + 16u, last_i),
-        min(n0 + lane + 24u, last_i),
-    ) + vec4<u32>(p.weight_offset);
+    let rows = min(vec4<u32>(m0 + lane) + vec4<u32>(0u, 8u, 16u, 24u), vec4<u32>(last_row));
+    let ds = rows * p.out_width;
+    let dq = ds >> vec4<u32>(2u);
+    let dsh = ds & vec4<u32>(3u);
+    // This lane's inputs i0 .. i0 + 4: W[k, i0 ..] starts at ws + k * in_width. Inputs past
+    // in_width read whatever follows (finite data or zero) into sums that are not stored.
+    let i0 = n0 + 4u * lane;
+    let ws = p.weight_offset + i0;
     var acc = filled(vec4<f32>(0.0));
-    let k4 = p.out_width & ~3u;
-    for (var k = 0u; k < k4; k = k + 4u) {
-        add4(&acc, ig_dz4(dr.x + k), ig_dz4(dr.y + k), ig_dz4(dr.z + k), ig_dz4(dr.w + k),
-            ig_w(w, k), ig_w(w, k + 1u), ig_w(w, k + 2u), ig_w(w, k + 3u));
+    var d0 = ig_dz[dq.x];
+    var d1 = ig_dz[dq.y];
+    var d2 = ig_dz[dq.z];
+    var d3 = ig_dz[dq.w];
+    let steps = p.out_width / 4u;
+    for (var t = 1u; t <= steps; t = t + 1u) {
+        let dn0 = ig_dz[dq.x + t];
+        let dn1 = ig_dz[dq.y + t];
+        let dn2 = ig_dz[dq.z + t];
+        let dn3 = ig_dz[dq.w + t];
+        let k = 4u * (t - 1u);
+        let s = ws + k * p.in_width;
+        add4(&acc, funnel(d0, dn0, dsh.x), funnel(d1, dn1, dsh.y), funnel(d2, dn2, dsh.z),
+            funnel(d3, dn3, dsh.w), ig_w4(s), ig_w4(s + p.in_width), ig_w4(s + 2u * p.in_width),
+            ig_w4(s + 3u * p.in_width));
+        d0 = dn0;
+        d1 = dn1;
+        d2 = dn2;
+        d3 = dn3;
     }
-    for (var k = k4; k < p.out_width; k = k + 1u) {
-        add1(&acc, ig_dz[dr.x + k], ig_dz[dr.y + k], ig_dz[dr.z + k], ig_dz[dr.w + k], ig_w(w, k));
+    for (var k = steps * 4u; k < p.out_width; k = k + 1u) {
+        add1(&acc, ig_dz1(ds.x + k), ig_dz1(ds.y + k), ig_dz1(ds.z + k), ig_dz1(ds.w + k),
+            ig_w4(ws + k * p.in_width));
     }
-    // One call per accumulator: acc is only ever indexed by constants, so it stays in
-    // registers (a run-time index would put it in memory).
-    ig_store(m0 + 0u, n0 + lane, acc[0]);
-    ig_store(m0 + 1u, n0 + lane, acc[1]);
-    ig_store(m0 + 2u, n0 + lane, acc[2]);
-    ig_store(m0 + 3u, n0 + lane, acc[3]);
-    ig_store(m0 + 4u, n0 + lane, acc[4]);
-    ig_store(m0 + 5u, n0 + lane, acc[5]);
-    ig_store(m0 + 6u, n0 + lane, acc[6]);
-    ig_store(m0 + 7u, n0 + lane, acc[7]);
-    ig_store(m0 + 8u, n0 + lane, acc[8]);
-    ig_store(m0 + 9u, n0 + lane, acc[9]);
-    ig_store(m0 + 10u, n0 + lane, acc[10]);
-    ig_store(m0 + 11u, n0 + lane, acc[11]);
-    ig_store(m0 + 12u, n0 + lane, acc[12]);
-    ig_store(m0 + 13u, n0 + lane, acc[13]);
-    ig_store(m0 + 14u, n0 + lane, acc[14]);
-    ig_store(m0 + 15u, n0 + lane, acc[15]);
-    ig_store(m0 + 16u, n0 + lane, acc[16]);
-    ig_store(m0 + 17u, n0 + lane, acc[17]);
-    ig_store(m0 + 18u, n0 + lane, acc[18]);
-    ig_store(m0 + 19u, n0 + lane, acc[19]);
-    ig_store(m0 + 20u, n0 + lane, acc[20]);
-    ig_store(m0 + 21u, n0 + lane, acc[21]);
-    ig_store(m0 + 22u, n0 + lane, acc[22]);
-    ig_store(m0 + 23u, n0 + lane, acc[23]);
-    ig_store(m0 + 24u, n0 + lane, acc[24]);
-    ig_store(m0 + 25u, n0 + lane, acc[25]);
-    ig_store(m0 + 26u, n0 + lane, acc[26]);
-    ig_store(m0 + 27u, n0 + lane, acc[27]);
-    ig_store(m0 + 28u, n0 + lane, acc[28]);
-    ig_store(m0 + 29u, n0 + lane, acc[29]);
-    ig_store(m0 + 30u, n0 + lane, acc[30]);
-    ig_store(m0 + 31u, n0 + lane, acc[31]);
+    // One call per accumulator (constant indices keep acc in registers).
+    ig_store(m0 + 0u, i0, acc[0]);
+    ig_store(m0 + 1u, i0, acc[1]);
+    ig_store(m0 + 2u, i0, acc[2]);
+    ig_store(m0 + 3u, i0, acc[3]);
+    ig_store(m0 + 4u, i0, acc[4]);
+    ig_store(m0 + 5u, i0, acc[5]);
+    ig_store(m0 + 6u, i0, acc[6]);
+    ig_store(m0 + 7u, i0, acc[7]);
+    ig_store(m0 + 8u, i0, acc[8]);
+    ig_store(m0 + 9u, i0, acc[9]);
+    ig_store(m0 + 10u, i0, acc[10]);
+    ig_store(m0 + 11u, i0, acc[11]);
+    ig_store(m0 + 12u, i0, acc[12]);
+    ig_store(m0 + 13u, i0, acc[13]);
+    ig_store(m0 + 14u, i0, acc[14]);
+    ig_store(m0 + 15u, i0, acc[15]);
+    ig_store(m0 + 16u, i0, acc[16]);
+    ig_store(m0 + 17u, i0, acc[17]);
+    ig_store(m0 + 18u, i0, acc[18]);
+    ig_store(m0 + 19u, i0, acc[19]);
+    ig_store(m0 + 20u, i0, acc[20]);
+    ig_store(m0 + 21u, i0, acc[21]);
+    ig_store(m0 + 22u, i0, acc[22]);
+    ig_store(m0 + 23u, i0, acc[23]);
+    ig_store(m0 + 24u, i0, acc[24]);
+    ig_store(m0 + 25u, i0, acc[25]);
+    ig_store(m0 + 26u, i0, acc[26]);
+    ig_store(m0 + 27u, i0, acc[27]);
+    ig_store(m0 + 28u, i0, acc[28]);
+    ig_store(m0 + 29u, i0, acc[29]);
+    ig_store(m0 + 30u, i0, acc[30]);
+    ig_store(m0 + 31u, i0, acc[31]);
 }
 
-// ---- weight_grad_partial_sg: outputs x columns, k = row of the split ----
+// ---- weight_grad_partial_sg ----
 
-// dz[r .. r + 4, o] (rows valid, o clamped).
-fn wp_dz4(r: u32, o: u32) -> vec4<f32> {
-    let n = p.out_width;
-    return vec4<f32>(wp_dz[r * n + o], wp_dz[(r + 1u) * n + o], wp_dz[(r + 2u) * n + o], wp_dz[(r + 3u) * n + o]);
+// Four floats from offset s of dz or x.
+fn wp_dz4(s: u32) -> vec4<f32> {
+    let q = s >> 2u;
+    return funnel(wp_dz[q], wp_dz[q + 1u], s & 3u);
 }
 
-// [x | 1][r, c_j] for the lane's four columns: c holds min(c_j, in_width - 1), bias_col marks
-// c_j == in_width (reads 1).
-fn wp_xc(r: u32, c: vec4<u32>, bias_col: vec4<bool>) -> vec4<f32> {
-    let at = r * p.in_width;
-    let v = vec4<f32>(wp_x[at + c.x], wp_x[at + c.y], wp_x[at + c.z], wp_x[at + c.w]);
-    return select(v, vec4<f32>(1.0), bias_col);
+fn wp_x4(s: u32) -> vec4<f32> {
+    let q = s >> 2u;
+    return funnel(wp_x[q], wp_x[q + 1u], s & 3u);
 }
 
-// Columns c .. c + 24 (step 8) of output o of the partial whose outputs start at row d.
+// [x | 1][r, c0 .. c0 + 4]: bias marks the component whose column is in_width (reads 1);
+// columns past it read whatever follows, into sums that are not stored.
+fn wp_xb(r: u32, c0: u32, bias: vec4<bool>) -> vec4<f32> {
+    return select(wp_x4(r * p.in_width + c0), vec4<f32>(1.0), bias);
+}
+
+// Columns c .. c + 4 of output o of the partial whose outputs start at row d.
 fn wp_store(d: u32, o: u32, c: u32, v: vec4<f32>) {
     let cols = p.in_width + 1u;
     if o >= p.out_width {
@@ -423,14 +477,14 @@ fn wp_store(d: u32, o: u32, c: u32, v: vec4<f32>) {
     if c < cols {
         wp_partial[at + c] = v.x;
     }
-    if c + 8u < cols {
-        wp_partial[at + c + 8u] = v.y;
+    if c + 1u < cols {
+        wp_partial[at + c + 1u] = v.y;
     }
-    if c + 16u < cols {
-        wp_partial[at + c + 16u] = v.z;
+    if c + 2u < cols {
+        wp_partial[at + c + 2u] = v.z;
     }
-    if c + 24u < cols {
-        wp_partial[at + c + 24u] = v.w;
+    if c + 3u < cols {
+        wp_partial[at + c + 3u] = v.w;
     }
 }
 
@@ -456,61 +510,60 @@ fn weight_grad_partial_sg(
     }
     let start = min(split * p.rows_per_split, p.rows);
     let end = min(start + p.rows_per_split, p.rows);
-    let last_o = p.out_width - 1u;
-    let o = vec4<u32>(
-        min(m0 + lane, last_o),
-        min(m0 + lane + 8u, last_o),
-        min(m0 + lane + 16u, last_o),
-        min(m0 + lane + 24u, last_o),
-    );
-    let cj = vec4<u32>(n0 + lane) + vec4<u32>(0u, 8u, 16u, 24u);
-    let bias_col = cj == vec4<u32>(p.in_width);
-    let c = min(cj, vec4<u32>(p.in_width - 1u));
+    // This lane loads outputs m0 + 4 lane .. + 4 of dz (for accumulators 8 e + lane, e < 4)
+    // and owns columns c0 .. c0 + 4.
+    let o0 = m0 + 4u * lane;
+    let c0 = n0 + 4u * lane;
+    let bias = vec4<u32>(c0) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(p.in_width);
     var acc = filled(vec4<f32>(0.0));
     let r4 = start + ((end - start) & ~3u);
     for (var r = start; r < r4; r = r + 4u) {
-        add4(&acc, wp_dz4(r, o.x), wp_dz4(r, o.y), wp_dz4(r, o.z), wp_dz4(r, o.w),
-            wp_xc(r, c, bias_col), wp_xc(r + 1u, c, bias_col), wp_xc(r + 2u, c, bias_col),
-            wp_xc(r + 3u, c, bias_col));
+        // dz[r + t, o0 .. o0 + 4] as rows t; accumulator 8 e + lane wants column e.
+        let g0 = wp_dz4(r * p.out_width + o0);
+        let g1 = wp_dz4((r + 1u) * p.out_width + o0);
+        let g2 = wp_dz4((r + 2u) * p.out_width + o0);
+        let g3 = wp_dz4((r + 3u) * p.out_width + o0);
+        add4(&acc, column(g0, g1, g2, g3, 0u), column(g0, g1, g2, g3, 1u),
+            column(g0, g1, g2, g3, 2u), column(g0, g1, g2, g3, 3u), wp_xb(r, c0, bias),
+            wp_xb(r + 1u, c0, bias), wp_xb(r + 2u, c0, bias), wp_xb(r + 3u, c0, bias));
     }
     for (var r = r4; r < end; r = r + 1u) {
-        let n = p.out_width;
-        add1(&acc, wp_dz[r * n + o.x], wp_dz[r * n + o.y], wp_dz[r * n + o.z], wp_dz[r * n + o.w],
-            wp_xc(r, c, bias_col));
+        let g = wp_dz4(r * p.out_width + o0);
+        add1(&acc, g.x, g.y, g.z, g.w, wp_xb(r, c0, bias));
     }
     let d = (p.split_base + split) * p.out_width;
-    // One call per accumulator: acc is only ever indexed by constants, so it stays in
-    // registers (a run-time index would put it in memory).
-    wp_store(d, m0 + 0u, n0 + lane, acc[0]);
-    wp_store(d, m0 + 1u, n0 + lane, acc[1]);
-    wp_store(d, m0 + 2u, n0 + lane, acc[2]);
-    wp_store(d, m0 + 3u, n0 + lane, acc[3]);
-    wp_store(d, m0 + 4u, n0 + lane, acc[4]);
-    wp_store(d, m0 + 5u, n0 + lane, acc[5]);
-    wp_store(d, m0 + 6u, n0 + lane, acc[6]);
-    wp_store(d, m0 + 7u, n0 + lane, acc[7]);
-    wp_store(d, m0 + 8u, n0 + lane, acc[8]);
-    wp_store(d, m0 + 9u, n0 + lane, acc[9]);
-    wp_store(d, m0 + 10u, n0 + lane, acc[10]);
-    wp_store(d, m0 + 11u, n0 + lane, acc[11]);
-    wp_store(d, m0 + 12u, n0 + lane, acc[12]);
-    wp_store(d, m0 + 13u, n0 + lane, acc[13]);
-    wp_store(d, m0 + 14u, n0 + lane, acc[14]);
-    wp_store(d, m0 + 15u, n0 + lane, acc[15]);
-    wp_store(d, m0 + 16u, n0 + lane, acc[16]);
-    wp_store(d, m0 + 17u, n0 + lane, acc[17]);
-    wp_store(d, m0 + 18u, n0 + lane, acc[18]);
-    wp_store(d, m0 + 19u, n0 + lane, acc[19]);
-    wp_store(d, m0 + 20u, n0 + lane, acc[20]);
-    wp_store(d, m0 + 21u, n0 + lane, acc[21]);
-    wp_store(d, m0 + 22u, n0 + lane, acc[22]);
-    wp_store(d, m0 + 23u, n0 + lane, acc[23]);
-    wp_store(d, m0 + 24u, n0 + lane, acc[24]);
-    wp_store(d, m0 + 25u, n0 + lane, acc[25]);
-    wp_store(d, m0 + 26u, n0 + lane, acc[26]);
-    wp_store(d, m0 + 27u, n0 + lane, acc[27]);
-    wp_store(d, m0 + 28u, n0 + lane, acc[28]);
-    wp_store(d, m0 + 29u, n0 + lane, acc[29]);
-    wp_store(d, m0 + 30u, n0 + lane, acc[30]);
-    wp_store(d, m0 + 31u, n0 + lane, acc[31]);
+    // One call per accumulator (constant indices keep acc in registers); accumulator 8 e + l
+    // is output m0 + 4 l + e.
+    wp_store(d, m0 + 0u, c0, acc[0]);
+    wp_store(d, m0 + 4u, c0, acc[1]);
+    wp_store(d, m0 + 8u, c0, acc[2]);
+    wp_store(d, m0 + 12u, c0, acc[3]);
+    wp_store(d, m0 + 16u, c0, acc[4]);
+    wp_store(d, m0 + 20u, c0, acc[5]);
+    wp_store(d, m0 + 24u, c0, acc[6]);
+    wp_store(d, m0 + 28u, c0, acc[7]);
+    wp_store(d, m0 + 1u, c0, acc[8]);
+    wp_store(d, m0 + 5u, c0, acc[9]);
+    wp_store(d, m0 + 9u, c0, acc[10]);
+    wp_store(d, m0 + 13u, c0, acc[11]);
+    wp_store(d, m0 + 17u, c0, acc[12]);
+    wp_store(d, m0 + 21u, c0, acc[13]);
+    wp_store(d, m0 + 25u, c0, acc[14]);
+    wp_store(d, m0 + 29u, c0, acc[15]);
+    wp_store(d, m0 + 2u, c0, acc[16]);
+    wp_store(d, m0 + 6u, c0, acc[17]);
+    wp_store(d, m0 + 10u, c0, acc[18]);
+    wp_store(d, m0 + 14u, c0, acc[19]);
+    wp_store(d, m0 + 18u, c0, acc[20]);
+    wp_store(d, m0 + 22u, c0, acc[21]);
+    wp_store(d, m0 + 26u, c0, acc[22]);
+    wp_store(d, m0 + 30u, c0, acc[23]);
+    wp_store(d, m0 + 3u, c0, acc[24]);
+    wp_store(d, m0 + 7u, c0, acc[25]);
+    wp_store(d, m0 + 11u, c0, acc[26]);
+    wp_store(d, m0 + 15u, c0, acc[27]);
+    wp_store(d, m0 + 19u, c0, acc[28]);
+    wp_store(d, m0 + 23u, c0, acc[29]);
+    wp_store(d, m0 + 27u, c0, acc[30]);
+    wp_store(d, m0 + 31u, c0, acc[31]);
 }
