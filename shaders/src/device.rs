@@ -68,13 +68,51 @@ pub struct GpuContext {
     subgroup_kernels: Vec<KernelPipeline>,
 }
 
-/// The dense matrix kernels that have a subgroup variant in `wgsl_subgroup/dense_subgroup.wgsl`,
-/// with the variant's entry point. The variants take the same bindings and uniform and compute
-/// the same sums in the same order; see that file for when the executor uses them.
-pub const SUBGROUP_KERNELS: [(Kernel, &str); 3] = [
-    (Kernel::DenseForward, "dense_forward_sg"),
-    (Kernel::InputGrad, "input_grad_sg"),
-    (Kernel::WeightGradPartial, "weight_grad_partial_sg"),
+/// A variant of a dense kernel in `wgsl_subgroup/dense_subgroup.wgsl`.
+#[derive(Clone, Copy, Debug)]
+pub struct Variant {
+    /// The kernel it stands in for: same bindings and uniform, same values in the same order.
+    pub kernel: Kernel,
+    pub entry_point: &'static str,
+    /// Storage bindings (1-based) it reads or writes as arrays of vec4.
+    pub vec4_bindings: &'static [u32],
+    pub workgroup_size: u32,
+}
+
+/// The dense kernels that have a variant: the matrix kernels sharing operands through
+/// subgroups (one subgroup per workgroup), the elementwise ones with vec4 loads. See that file
+/// for when the executor uses them.
+pub const SUBGROUP_KERNELS: [Variant; 5] = [
+    Variant {
+        kernel: Kernel::DenseForward,
+        entry_point: "dense_forward_sg",
+        vec4_bindings: &[1, 2],
+        workgroup_size: SUBGROUP_WIDTH,
+    },
+    Variant {
+        kernel: Kernel::InputGrad,
+        entry_point: "input_grad_sg",
+        vec4_bindings: &[1, 2],
+        workgroup_size: SUBGROUP_WIDTH,
+    },
+    Variant {
+        kernel: Kernel::WeightGradPartial,
+        entry_point: "weight_grad_partial_sg",
+        vec4_bindings: &[1, 2],
+        workgroup_size: SUBGROUP_WIDTH,
+    },
+    Variant {
+        kernel: Kernel::ActGrad,
+        entry_point: "act_grad_v4",
+        vec4_bindings: &[1, 2, 3],
+        workgroup_size: 64,
+    },
+    Variant {
+        kernel: Kernel::WeightGradReduce,
+        entry_point: "weight_grad_reduce_v4",
+        vec4_bindings: &[1],
+        workgroup_size: 64,
+    },
 ];
 
 /// Source of the subgroup variants. It lives outside `shaders/wgsl/` because it needs naga's
@@ -202,7 +240,7 @@ impl GpuContext {
         &self,
         kernel: Kernel,
     ) -> Option<(&wgpu::ComputePipeline, &wgpu::BindGroupLayout)> {
-        let i = SUBGROUP_KERNELS.iter().position(|&(k, _)| k == kernel)?;
+        let i = SUBGROUP_KERNELS.iter().position(|v| v.kernel == kernel)?;
         self.subgroup_kernels
             .get(i)
             .map(|k| (&k.pipeline, &k.layout))
@@ -329,8 +367,8 @@ fn build_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>, ShaderE
 }
 
 /// Pipelines of [`SUBGROUP_KERNELS`]. Each has the bindings of the kernel it stands in for,
-/// except that the inputs it reads as arrays of vec4 (bindings 1 and 2) need at least 16 bytes
-/// (the executor pads every buffer to a multiple of 16 bytes).
+/// except that those it uses as arrays of vec4 need at least 16 bytes (the executor pads every
+/// buffer to a multiple of 16 bytes).
 fn build_subgroup_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>, ShaderError> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -339,7 +377,8 @@ fn build_subgroup_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>
     });
     let pipelines = SUBGROUP_KERNELS
         .iter()
-        .map(|&(kernel, entry)| {
+        .map(|v| {
+            let (kernel, entry) = (v.kernel, v.entry_point);
             let mut entries = vec![wgpu::BindGroupLayoutEntry {
                 binding: 0,
                 visibility: wgpu::ShaderStages::COMPUTE,
@@ -355,14 +394,14 @@ fn build_subgroup_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>
                     Access::Read(e) => (true, e),
                     Access::ReadWrite(e) => (false, e),
                 };
-                let vec4_input = read_only && b < 2;
+                let vec4 = v.vec4_bindings.contains(&(b as u32 + 1));
                 entries.push(wgpu::BindGroupLayoutEntry {
                     binding: b as u32 + 1,
                     visibility: wgpu::ShaderStages::COMPUTE,
                     ty: wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Storage { read_only },
                         has_dynamic_offset: false,
-                        min_binding_size: NonZeroU64::new(if vec4_input { 16 } else { elem }),
+                        min_binding_size: NonZeroU64::new(if vec4 { 16 } else { elem }),
                     },
                     count: None,
                 });

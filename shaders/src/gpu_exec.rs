@@ -2,7 +2,7 @@
 //! groups are created once, in [`GpuExecutor::new`]; a run records one compute pass and makes one
 //! submission.
 
-use crate::device::GpuContext;
+use crate::device::{GpuContext, SUBGROUP_KERNELS};
 use crate::error::ShaderError;
 use crate::layout::{DenseParams, GaeParams, HeadParams, ReduceParams};
 use crate::mlp::{act_grad_threads, tiled_threads};
@@ -107,10 +107,11 @@ fn chunk_uniform(kernel: Kernel, base: &[u8], row0: u32, cap: u32) -> (Vec<u8>, 
 /// wgsl_subgroup/dense_subgroup.wgsl).
 const SUBGROUP_BLOCK: u32 = 32;
 
-/// Workgroups (one subgroup each) of the subgroup variant of a dense launch with uniform
-/// `uniform`, one per 32 x 32 block of its result, or `None` when the launch keeps the tiled
-/// kernel: the device has no variants, the kernel has none, or the layer is grouped (the
-/// variants read one parameter set). Only for launches that are not split into chunks.
+/// Workgroups (one subgroup each) of the variant of a dense launch with uniform `uniform`:
+/// for the matrix kernels one per 32 x 32 block of the result, for the elementwise ones one
+/// per 32 elements. `None` when the launch keeps the portable kernel: the device has no
+/// variants, the kernel has none, or the layer is grouped (the variants read one parameter
+/// set). Only for launches that are not split into chunks.
 fn subgroup_blocks(ctx: &GpuContext, kernel: Kernel, uniform: &[u8]) -> Option<u64> {
     ctx.subgroup_pipeline(kernel)?;
     let u = |at: usize| read_u32(uniform, at);
@@ -118,6 +119,10 @@ fn subgroup_blocks(ctx: &GpuContext, kernel: Kernel, uniform: &[u8]) -> Option<u
         return None;
     }
     let blocks = |n: u32| u64::from(n.div_ceil(SUBGROUP_BLOCK));
+    let variant_size = SUBGROUP_KERNELS
+        .iter()
+        .find(|v| v.kernel == kernel)
+        .map_or(1, |v| u64::from(v.workgroup_size));
     let rows = u(std::mem::offset_of!(DenseParams, rows));
     let in_width = u(std::mem::offset_of!(DenseParams, in_width));
     let out_width = u(std::mem::offset_of!(DenseParams, out_width));
@@ -128,6 +133,11 @@ fn subgroup_blocks(ctx: &GpuContext, kernel: Kernel, uniform: &[u8]) -> Option<u
             u64::from(u(std::mem::offset_of!(DenseParams, split_count)))
                 * blocks(out_width)
                 * blocks(in_width + 1)
+        }
+        // The elementwise variants: four elements per invocation.
+        Kernel::ActGrad => (u64::from(rows) * u64::from(out_width)).div_ceil(4 * variant_size),
+        Kernel::WeightGradReduce => {
+            (u64::from(out_width) * u64::from(in_width + 1)).div_ceil(4 * variant_size)
         }
         _ => return None,
     })
@@ -142,8 +152,8 @@ fn whole_dispatch(
     threads: u64,
 ) -> Result<([u32; 3], bool), ShaderError> {
     match subgroup_blocks(ctx, kernel, uniform) {
-        // dispatch_size counts invocations of the kernel's 64-wide workgroups; the variant's
-        // workgroups are single subgroups, one per block.
+        // dispatch_size counts invocations in the portable kernel's workgroups: ask for as
+        // many of those as the variant has workgroups.
         Some(blocks) => Ok((
             ctx.dispatch_size(kernel, blocks * u64::from(kernel.workgroup_size()))?,
             true,

@@ -12,7 +12,8 @@ use common::{assert_close, gpu, integers, uniform};
 use fairground_shaders::device::{DENSE_SUBGROUP_SOURCE, SUBGROUP_KERNELS, SUBGROUP_WIDTH};
 use fairground_shaders::mlp::{MlpPlacement, MlpSpec};
 use fairground_shaders::{
-    Activation, BackendChoice, CpuExecutor, Executor, ExecutorExt, GpuContext, GpuExecutor, Program,
+    Activation, BackendChoice, CpuExecutor, Executor, ExecutorExt, GpuContext, GpuExecutor, Kernel,
+    Program,
 };
 use std::sync::Arc;
 
@@ -29,13 +30,29 @@ fn subgroup_variants_validate_with_the_subgroup_capability() {
     .unwrap_or_else(|e| panic!("dense_subgroup.wgsl: {}", e.emit_to_string(src)));
     assert!(!src.contains("vec3<f32>") && !src.contains("vec3f"));
     assert!(!src.contains("atomic<f32>"), "no float atomics");
-    for (kernel, entry) in SUBGROUP_KERNELS {
+    for v in SUBGROUP_KERNELS {
         let ep = module
             .entry_points
             .iter()
-            .find(|e| e.name == entry)
-            .unwrap_or_else(|| panic!("no entry point {entry} for {kernel:?}"));
-        assert_eq!(ep.workgroup_size, [SUBGROUP_WIDTH, 1, 1], "{entry}");
+            .find(|e| e.name == v.entry_point)
+            .unwrap_or_else(|| panic!("no entry point {} for {:?}", v.entry_point, v.kernel));
+        assert_eq!(
+            ep.workgroup_size,
+            [v.workgroup_size, 1, 1],
+            "{}",
+            v.entry_point
+        );
+        // The matrix variants broadcast within a workgroup: it must be one subgroup.
+        if src.contains(&format!("fn {}(", v.entry_point))
+            && [
+                Kernel::DenseForward,
+                Kernel::InputGrad,
+                Kernel::WeightGradPartial,
+            ]
+            .contains(&v.kernel)
+        {
+            assert_eq!(v.workgroup_size, SUBGROUP_WIDTH, "{}", v.entry_point);
+        }
     }
 }
 

@@ -6,6 +6,9 @@
 //   input_grad_sg:           dx[row, i] = sum_o W[o, i] * dz[row, o]              (o ascending)
 //   weight_grad_partial_sg:  per (split, o, c): sum over the split's rows (ascending) of
 //                            dz[row, o] * x[row, c] (c = in_width: the bias column, x = 1)
+// and two elementwise kernels of dense_backward.wgsl with vec4 loads (end of the file):
+//   act_grad_v4:             dz = dy * act'(y)
+//   weight_grad_reduce_v4:   per (o, c): sum of the partials in split order 0, 1, ...
 // Only ungrouped layers (group_count = 1) run here, and only launches that are not split into
 // row chunks; everything else runs the tiled kernels. Layout of DenseParams and parameters as in
 // dense_forward.wgsl.
@@ -72,6 +75,15 @@ const BN: u32 = 32u;
 @group(0) @binding(1) var<storage, read> ig_dz: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> ig_weights: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> ig_dx: array<f32>;
+
+// act_grad_v4 (bindings of act_grad)
+@group(0) @binding(1) var<storage, read> ag_y: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> ag_dy: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> ag_dz: array<vec4<f32>>;
+
+// weight_grad_reduce_v4 (bindings of weight_grad_reduce)
+@group(0) @binding(1) var<storage, read> wr_partial: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> wr_grads: array<f32>;
 
 // weight_grad_partial_sg (bindings of weight_grad_partial; group ids unused)
 @group(0) @binding(1) var<storage, read> wp_x: array<vec4<f32>>;
@@ -566,4 +578,93 @@ fn weight_grad_partial_sg(
     wp_store(d, m0 + 23u, c0, acc[29]);
     wp_store(d, m0 + 27u, c0, acc[30]);
     wp_store(d, m0 + 31u, c0, acc[31]);
+}
+
+// ---- act_grad_v4 and weight_grad_reduce_v4 ----
+// The elementwise kernels of dense_backward.wgsl with vec4 loads: four elements per
+// invocation, same arithmetic per element (ungrouped, unchunked launches only, as above).
+
+fn act_derivative4(y: vec4<f32>, activation: u32) -> vec4<f32> {
+    switch activation {
+        case 1u: { return select(vec4<f32>(0.0), vec4<f32>(1.0), y > vec4<f32>(0.0)); }
+        case 2u: { return select(vec4<f32>(LEAKY_SLOPE), vec4<f32>(1.0), y > vec4<f32>(0.0)); }
+        case 3u: { return vec4<f32>(1.0) - y * y; }
+        default: { return vec4<f32>(1.0); }
+    }
+}
+
+@compute @workgroup_size(64)
+fn act_grad_v4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = block_index(wg, nwg) * 64u + lid;
+    let n = p.rows * p.out_width;
+    if 4u * i >= n {
+        return;
+    }
+    let dz = ag_dy[i] * act_derivative4(ag_y[i], p.activation);
+    if 4u * i + 4u <= n {
+        ag_dz[i] = dz;
+    } else {
+        // The last, partial vec4: words past n are not the launch's to write.
+        for (var c = 0u; 4u * i + c < n; c = c + 1u) {
+            ag_dz[i][c] = dz[c];
+        }
+    }
+}
+
+// The reduced gradient of partial element (o, c) into its parameter's gradient; idx is its
+// partial index (past the partial: nothing to store).
+fn wr_store(idx: u32, o: u32, c: u32, v: f32) {
+    if idx >= p.out_width * (p.in_width + 1u) {
+        return;
+    }
+    var dst = p.bias_offset + o;
+    if c < p.in_width {
+        dst = p.weight_offset + o * p.in_width + c;
+    }
+    if p.accumulate != 0u {
+        wr_grads[dst] = wr_grads[dst] + v;
+    } else {
+        wr_grads[dst] = v;
+    }
+}
+
+// (o, c + 1) after (o, c), wrapping at cols columns (integer division costs llvmpipe a scalar
+// loop over the lanes; one per invocation is enough).
+fn wr_next(oc: vec2<u32>, cols: u32) -> vec2<u32> {
+    let c = oc.y + 1u;
+    return select(vec2<u32>(oc.x, c), vec2<u32>(oc.x + 1u, c - cols), c >= cols);
+}
+
+@compute @workgroup_size(64)
+fn weight_grad_reduce_v4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i0 = (block_index(wg, nwg) * 64u + lid) * 4u;
+    let cols = p.in_width + 1u;
+    let per_split = p.out_width * cols;
+    if i0 >= per_split {
+        return;
+    }
+    // Partials i0 .. i0 + 4 of every split, summed in split order.
+    var acc = vec4<f32>(0.0);
+    for (var s = 0u; s < p.split_count; s = s + 1u) {
+        let at = s * per_split + i0;
+        let q = at >> 2u;
+        acc = acc + funnel(wr_partial[q], wr_partial[q + 1u], at & 3u);
+    }
+    let o0 = i0 / cols;
+    let oc0 = vec2<u32>(o0, i0 - o0 * cols);
+    let oc1 = wr_next(oc0, cols);
+    let oc2 = wr_next(oc1, cols);
+    let oc3 = wr_next(oc2, cols);
+    wr_store(i0, oc0.x, oc0.y, acc.x);
+    wr_store(i0 + 1u, oc1.x, oc1.y, acc.y);
+    wr_store(i0 + 2u, oc2.x, oc2.y, acc.z);
+    wr_store(i0 + 3u, oc3.x, oc3.y, acc.w);
 }
