@@ -77,41 +77,63 @@ pub struct Variant {
     /// Storage bindings (1-based) it reads or writes as arrays of vec4.
     pub vec4_bindings: &'static [u32],
     pub workgroup_size: u32,
+    /// Only for launches whose operands start on vec4 boundaries (see gpu_exec's
+    /// `aligned_operands`); the executor prefers it there over the kernel's general variant.
+    pub aligned: bool,
 }
 
 /// The dense kernels that have a variant: the matrix kernels sharing operands through
 /// subgroups (one subgroup per workgroup), the elementwise ones with vec4 loads. See that file
 /// for when the executor uses them.
-pub const SUBGROUP_KERNELS: [Variant; 5] = [
+pub const SUBGROUP_KERNELS: [Variant; 7] = [
     Variant {
         kernel: Kernel::DenseForward,
         entry_point: "dense_forward_sg",
         vec4_bindings: &[1, 2],
         workgroup_size: SUBGROUP_WIDTH,
+        aligned: false,
     },
     Variant {
         kernel: Kernel::InputGrad,
         entry_point: "input_grad_sg",
         vec4_bindings: &[1, 2],
         workgroup_size: SUBGROUP_WIDTH,
+        aligned: false,
     },
     Variant {
         kernel: Kernel::WeightGradPartial,
         entry_point: "weight_grad_partial_sg",
         vec4_bindings: &[1, 2],
         workgroup_size: SUBGROUP_WIDTH,
+        aligned: false,
+    },
+    Variant {
+        kernel: Kernel::InputGrad,
+        entry_point: "input_grad_sg_aligned",
+        vec4_bindings: &[1, 2],
+        workgroup_size: SUBGROUP_WIDTH,
+        aligned: true,
+    },
+    Variant {
+        kernel: Kernel::WeightGradPartial,
+        entry_point: "weight_grad_partial_sg_aligned",
+        vec4_bindings: &[1, 2],
+        workgroup_size: SUBGROUP_WIDTH,
+        aligned: true,
     },
     Variant {
         kernel: Kernel::ActGrad,
         entry_point: "act_grad_v4",
         vec4_bindings: &[1, 2, 3],
         workgroup_size: 64,
+        aligned: false,
     },
     Variant {
         kernel: Kernel::WeightGradReduce,
         entry_point: "weight_grad_reduce_v4",
         vec4_bindings: &[1],
         workgroup_size: 64,
+        aligned: false,
     },
 ];
 
@@ -234,13 +256,24 @@ impl GpuContext {
         !self.subgroup_kernels.is_empty()
     }
 
-    /// The subgroup variant's pipeline and bind group layout of `kernel`, when it has one and
-    /// it is built.
+    /// The pipeline and bind group layout of `kernel`'s variant, when it has one and it is
+    /// built: the aligned one when `aligned` and there is one, else the general one. (Both
+    /// variants of a kernel have the same bind group layout.)
     pub(crate) fn subgroup_pipeline(
         &self,
         kernel: Kernel,
+        aligned: bool,
     ) -> Option<(&wgpu::ComputePipeline, &wgpu::BindGroupLayout)> {
-        let i = SUBGROUP_KERNELS.iter().position(|v| v.kernel == kernel)?;
+        let find = |want: bool| {
+            SUBGROUP_KERNELS
+                .iter()
+                .position(|v| v.kernel == kernel && v.aligned == want)
+        };
+        let i = if aligned {
+            find(true).or_else(|| find(false))
+        } else {
+            find(false)
+        }?;
         self.subgroup_kernels
             .get(i)
             .map(|k| (&k.pipeline, &k.layout))

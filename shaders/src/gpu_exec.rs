@@ -20,8 +20,10 @@ struct Part {
     chunk: Option<(u32, u32)>,
     /// Whether the chunk holds rows at the current uniform (always true unchunked).
     active: bool,
-    /// Whether the dispatch runs the kernel's subgroup variant (see [`subgroup_blocks`]).
+    /// Whether the dispatch runs the kernel's subgroup variant (see [`subgroup_blocks`]), and
+    /// then whether its aligned one (see [`aligned_operands`]).
     subgroup: bool,
+    aligned: bool,
     /// The bind group of the subgroup variant (its own layout), for unchunked launches of a
     /// kernel that has one on this device.
     subgroup_bind_group: Option<wgpu::BindGroup>,
@@ -113,7 +115,7 @@ const SUBGROUP_BLOCK: u32 = 32;
 /// variants, the kernel has none, or the layer is grouped (the variants read one parameter
 /// set). Only for launches that are not split into chunks.
 fn subgroup_blocks(ctx: &GpuContext, kernel: Kernel, uniform: &[u8]) -> Option<u64> {
-    ctx.subgroup_pipeline(kernel)?;
+    ctx.subgroup_pipeline(kernel, false)?;
     let u = |at: usize| read_u32(uniform, at);
     if u(std::mem::offset_of!(DenseParams, group_count)) != 1 {
         return None;
@@ -143,6 +145,24 @@ fn subgroup_blocks(ctx: &GpuContext, kernel: Kernel, uniform: &[u8]) -> Option<u
     })
 }
 
+/// Whether every vec4 operand of the aligned variant of `kernel` starts on a vec4 boundary
+/// (the launch binds whole buffers, so offsets are the ones in the uniform).
+fn aligned_operands(kernel: Kernel, uniform: &[u8]) -> bool {
+    let u = |at: usize| read_u32(uniform, at);
+    let in4 = u(std::mem::offset_of!(DenseParams, in_width)).is_multiple_of(4);
+    match kernel {
+        // W[k, i0 ..] at weight_offset + k * in_width + i0 (i0 a multiple of 4).
+        Kernel::InputGrad => {
+            in4 && u(std::mem::offset_of!(DenseParams, weight_offset)).is_multiple_of(4)
+        }
+        // dz[r, o0 ..] and x[r, c0 ..] (o0, c0 multiples of 4).
+        Kernel::WeightGradPartial => {
+            in4 && u(std::mem::offset_of!(DenseParams, out_width)).is_multiple_of(4)
+        }
+        _ => false,
+    }
+}
+
 /// Workgroups and variant of an unchunked launch: the subgroup variant's blocks where it
 /// applies (see [`subgroup_blocks`]), else the tiled kernel's `threads`.
 fn whole_dispatch(
@@ -150,15 +170,16 @@ fn whole_dispatch(
     kernel: Kernel,
     uniform: &[u8],
     threads: u64,
-) -> Result<([u32; 3], bool), ShaderError> {
+) -> Result<([u32; 3], bool, bool), ShaderError> {
     match subgroup_blocks(ctx, kernel, uniform) {
         // dispatch_size counts invocations in the portable kernel's workgroups: ask for as
         // many of those as the variant has workgroups.
         Some(blocks) => Ok((
             ctx.dispatch_size(kernel, blocks * u64::from(kernel.workgroup_size()))?,
             true,
+            aligned_operands(kernel, uniform),
         )),
-        None => Ok((ctx.dispatch_size(kernel, threads)?, false)),
+        None => Ok((ctx.dispatch_size(kernel, threads)?, false, false)),
     }
 }
 
@@ -251,7 +272,7 @@ impl GpuExecutor {
             let mut gpu_ops = Vec::with_capacity(ops.len());
             for op in ops {
                 let (_, layout) = ctx.pipeline(op.kernel);
-                let (workgroups, subgroup) =
+                let (workgroups, subgroup, aligned) =
                     whole_dispatch(&ctx, op.kernel, &op.uniform, op.threads)?;
                 let sizes: Vec<u64> = op
                     .buffers
@@ -264,7 +285,8 @@ impl GpuExecutor {
                             chunk: Option<(u32, u32)>,
                             active: bool,
                             workgroups: [u32; 3],
-                            subgroup: bool| {
+                            subgroup: bool,
+                            aligned: bool| {
                     let uniform =
                         ctx.device
                             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -291,7 +313,8 @@ impl GpuExecutor {
                         layout,
                         entries: &entries,
                     });
-                    let subgroup_bind_group = match (chunk, ctx.subgroup_pipeline(op.kernel)) {
+                    let subgroup_bind_group = match (chunk, ctx.subgroup_pipeline(op.kernel, false))
+                    {
                         (None, Some((_, sg_layout))) => {
                             Some(ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                                 label: Some(op.kernel.entry_point()),
@@ -308,6 +331,7 @@ impl GpuExecutor {
                         chunk,
                         active,
                         subgroup,
+                        aligned,
                         subgroup_bind_group,
                     }
                 };
@@ -323,7 +347,15 @@ impl GpuExecutor {
                 let parts = match (oversized, &op.rows) {
                     (None, _) => {
                         let whole = vec![(0, None); op.buffers.len()];
-                        vec![part(&op.uniform, &whole, None, true, workgroups, subgroup)]
+                        vec![part(
+                            &op.uniform,
+                            &whole,
+                            None,
+                            true,
+                            workgroups,
+                            subgroup,
+                            aligned,
+                        )]
                     }
                     (Some(b), None) => return Err(too_large(b)),
                     (Some(_), Some(layout)) => {
@@ -395,6 +427,7 @@ impl GpuExecutor {
                                     Some((row0, cap)),
                                     active,
                                     workgroups,
+                                    false,
                                     false,
                                 ))
                             })
@@ -531,11 +564,12 @@ impl Executor for GpuExecutor {
                 None => {
                     // The subgroup variant's dispatch follows the rows (the tiled kernel's is
                     // sized once, for the launch's declared threads).
-                    let (workgroups, subgroup) =
+                    let (workgroups, subgroup, aligned) =
                         whole_dispatch(&self.ctx, gpu_op.kernel, bytes, gpu_op.threads)
                             .expect("no more workgroups than the whole launch's");
                     part.workgroups = workgroups;
                     part.subgroup = subgroup;
+                    part.aligned = aligned;
                     self.ctx.queue.write_buffer(&part.uniform, 0, bytes);
                 }
                 Some((row0, cap)) => {
@@ -573,7 +607,7 @@ impl Executor for GpuExecutor {
                         (Some(bind_group), true) => {
                             let (pipeline, _) = self
                                 .ctx
-                                .subgroup_pipeline(op.kernel)
+                                .subgroup_pipeline(op.kernel, part.aligned)
                                 .expect("subgroup parts only where the variant is built");
                             pass.set_pipeline(pipeline);
                             pass.set_bind_group(0, bind_group, &[]);

@@ -58,8 +58,8 @@ fn subgroup_variants_validate_with_the_subgroup_capability() {
 
 /// Forward and backward of one MLP on `ctx` and on the CPU twins, compared with the tolerances
 /// of gpu_vs_cpu.rs.
-fn check_mlp(ctx: Arc<GpuContext>, what: &str, rows: u32, widths: &[u32]) {
-    let name = format!("{what}: rows {rows} widths {widths:?}");
+fn check_mlp(ctx: Arc<GpuContext>, what: &str, rows: u32, widths: &[u32], offset: u32) {
+    let name = format!("{what}: rows {rows} widths {widths:?} parameter offset {offset}");
     let spec = MlpSpec {
         widths: widths.to_vec(),
         hidden_activation: Activation::LeakyRelu,
@@ -68,14 +68,14 @@ fn check_mlp(ctx: Arc<GpuContext>, what: &str, rows: u32, widths: &[u32]) {
     };
     let place = MlpPlacement {
         spec: spec.clone(),
-        param_offset: 3, // unaligned, as for the value net after the policy net
+        param_offset: offset,
         rows,
     };
     let n = rows as usize;
     let mut prog = Program::new();
     let input = prog.buffer("x", n * spec.input_width() as usize);
-    let params = prog.buffer("params", 3 + spec.param_len() as usize);
-    let grads = prog.buffer("grads", 3 + spec.param_len() as usize);
+    let params = prog.buffer("params", (offset + spec.param_len()) as usize);
+    let grads = prog.buffer("grads", (offset + spec.param_len()) as usize);
     let groups = prog.buffer("groups", n);
     let dy = prog.buffer("dy", n * spec.output_width() as usize);
     let bufs = place.declare_buffers(&mut prog, "net", input, true);
@@ -83,7 +83,7 @@ fn check_mlp(ctx: Arc<GpuContext>, what: &str, rows: u32, widths: &[u32]) {
     place.record_forward(&mut prog, seq, params, groups, &bufs);
     place.record_backward(&mut prog, seq, params, grads, groups, &bufs, dy);
     let x = uniform(1, n * spec.input_width() as usize, -2.0, 2.0);
-    let mut p = vec![0.0; 3];
+    let mut p = vec![0.0; offset as usize];
     p.extend(spec.init_params(5));
     let gids = integers(2, n, 1);
     let dyv = uniform(3, n * spec.output_width() as usize, -1.0, 1.0);
@@ -124,14 +124,17 @@ fn tiled_and_subgroup_kernels_both_match_the_cpu_twin() {
         );
     }
     // Shapes with partial 32 x 32 blocks, remainders of the four-wide steps (widths 1, 9, 10)
-    // and split remainders (1000 rows in 16 splits of 63).
-    let cases: [(u32, &[u32]); 3] = [
-        (7, &[1, 9, 64]),
-        (256, &[10, 256, 128, 64, 9]),
-        (1000, &[9, 64, 33, 1]),
+    // and split remainders (1000 rows in 16 splits of 63); parameters at offset 0 (vec4
+    // aligned, as the policy net) and 3 (not, as the value net after it).
+    let cases: [(u32, &[u32], u32); 5] = [
+        (7, &[1, 9, 64], 3),
+        (256, &[10, 256, 128, 64, 9], 0),
+        (256, &[10, 256, 128, 64, 9], 3),
+        (1000, &[9, 64, 33, 1], 0),
+        (1000, &[9, 64, 33, 1], 3),
     ];
-    for (rows, widths) in cases {
-        check_mlp(tiled.clone(), "tiled", rows, widths);
-        check_mlp(default_ctx.clone(), "default", rows, widths);
+    for (rows, widths, offset) in cases {
+        check_mlp(tiled.clone(), "tiled", rows, widths, offset);
+        check_mlp(default_ctx.clone(), "default", rows, widths, offset);
     }
 }

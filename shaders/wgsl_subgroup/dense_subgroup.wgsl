@@ -348,9 +348,13 @@ fn ig_dz1(s: u32) -> f32 {
     return ig_dz[s >> 2u][s & 3u];
 }
 
-// W[k, i .. i + 4] for the float offset s of W[k, i].
-fn ig_w4(s: u32) -> vec4<f32> {
+// W[k, i .. i + 4] for the float offset s of W[k, i]; aligned: s is a multiple of 4 (a
+// constant of each entry point, so the other path compiles away).
+fn ig_w4(s: u32, aligned: bool) -> vec4<f32> {
     let q = s >> 2u;
+    if aligned {
+        return ig_weights[q];
+    }
     return funnel(ig_weights[q], ig_weights[q + 1u], s & 3u);
 }
 
@@ -377,12 +381,27 @@ fn ig_store(row: u32, i: u32, v: vec4<f32>) {
     ig_store1(row, i + 3u, v.w);
 }
 
+// input_grad_sg_aligned: weight_offset and in_width multiples of 4, so every W[k, i0 ..]
+// starts a vec4 (one load instead of two).
 @compute @workgroup_size(8)
 fn input_grad_sg(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
+    input_grad_body(wg, nwg, lane, false);
+}
+
+@compute @workgroup_size(8)
+fn input_grad_sg_aligned(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    input_grad_body(wg, nwg, lane, true);
+}
+
+fn input_grad_body(wg: vec3<u32>, nwg: vec3<u32>, lane: u32, aligned: bool) {
     let tiles_n = (p.in_width + BN - 1u) / BN;
     let tiles_m = (p.rows + BM - 1u) / BM;
     let tile = block_index(wg, nwg);
@@ -414,8 +433,8 @@ fn input_grad_sg(
         let k = 4u * (t - 1u);
         let s = ws + k * p.in_width;
         add4(&acc, funnel(d0, dn0, dsh.x), funnel(d1, dn1, dsh.y), funnel(d2, dn2, dsh.z),
-            funnel(d3, dn3, dsh.w), ig_w4(s), ig_w4(s + p.in_width), ig_w4(s + 2u * p.in_width),
-            ig_w4(s + 3u * p.in_width));
+            funnel(d3, dn3, dsh.w), ig_w4(s, aligned), ig_w4(s + p.in_width, aligned),
+            ig_w4(s + 2u * p.in_width, aligned), ig_w4(s + 3u * p.in_width, aligned));
         d0 = dn0;
         d1 = dn1;
         d2 = dn2;
@@ -423,7 +442,7 @@ fn input_grad_sg(
     }
     for (var k = steps * 4u; k < p.out_width; k = k + 1u) {
         add1(&acc, ig_dz1(ds.x + k), ig_dz1(ds.y + k), ig_dz1(ds.z + k), ig_dz1(ds.w + k),
-            ig_w4(ws + k * p.in_width));
+            ig_w4(ws + k * p.in_width, aligned));
     }
     // One call per accumulator (constant indices keep acc in registers).
     ig_store(m0 + 0u, i0, acc[0]);
@@ -462,21 +481,27 @@ fn input_grad_sg(
 
 // ---- weight_grad_partial_sg ----
 
-// Four floats from offset s of dz or x.
-fn wp_dz4(s: u32) -> vec4<f32> {
+// Four floats from offset s of dz or x (aligned: s is a multiple of 4, as in ig_w4).
+fn wp_dz4(s: u32, aligned: bool) -> vec4<f32> {
     let q = s >> 2u;
+    if aligned {
+        return wp_dz[q];
+    }
     return funnel(wp_dz[q], wp_dz[q + 1u], s & 3u);
 }
 
-fn wp_x4(s: u32) -> vec4<f32> {
+fn wp_x4(s: u32, aligned: bool) -> vec4<f32> {
     let q = s >> 2u;
+    if aligned {
+        return wp_x[q];
+    }
     return funnel(wp_x[q], wp_x[q + 1u], s & 3u);
 }
 
 // [x | 1][r, c0 .. c0 + 4]: bias marks the component whose column is in_width (reads 1);
 // columns past it read whatever follows, into sums that are not stored.
-fn wp_xb(r: u32, c0: u32, bias: vec4<bool>) -> vec4<f32> {
-    return select(wp_x4(r * p.in_width + c0), vec4<f32>(1.0), bias);
+fn wp_xb(r: u32, c0: u32, bias: vec4<bool>, aligned: bool) -> vec4<f32> {
+    return select(wp_x4(r * p.in_width + c0, aligned), vec4<f32>(1.0), bias);
 }
 
 // Columns c .. c + 4 of output o of the partial whose outputs start at row d.
@@ -500,12 +525,27 @@ fn wp_store(d: u32, o: u32, c: u32, v: vec4<f32>) {
     }
 }
 
+// weight_grad_partial_sg_aligned: in_width and out_width multiples of 4, so every row's
+// four outputs of dz and four columns of x start a vec4.
 @compute @workgroup_size(8)
 fn weight_grad_partial_sg(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(subgroup_invocation_id) lane: u32,
 ) {
+    weight_grad_partial_body(wg, nwg, lane, false);
+}
+
+@compute @workgroup_size(8)
+fn weight_grad_partial_sg_aligned(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(subgroup_invocation_id) lane: u32,
+) {
+    weight_grad_partial_body(wg, nwg, lane, true);
+}
+
+fn weight_grad_partial_body(wg: vec3<u32>, nwg: vec3<u32>, lane: u32, aligned: bool) {
     let cols = p.in_width + 1u;
     let tiles_n = (cols + BN - 1u) / BN;
     let tiles_m = (p.out_width + BM - 1u) / BM;
@@ -531,17 +571,18 @@ fn weight_grad_partial_sg(
     let r4 = start + ((end - start) & ~3u);
     for (var r = start; r < r4; r = r + 4u) {
         // dz[r + t, o0 .. o0 + 4] as rows t; accumulator 8 e + lane wants column e.
-        let g0 = wp_dz4(r * p.out_width + o0);
-        let g1 = wp_dz4((r + 1u) * p.out_width + o0);
-        let g2 = wp_dz4((r + 2u) * p.out_width + o0);
-        let g3 = wp_dz4((r + 3u) * p.out_width + o0);
+        let g0 = wp_dz4(r * p.out_width + o0, aligned);
+        let g1 = wp_dz4((r + 1u) * p.out_width + o0, aligned);
+        let g2 = wp_dz4((r + 2u) * p.out_width + o0, aligned);
+        let g3 = wp_dz4((r + 3u) * p.out_width + o0, aligned);
         add4(&acc, column(g0, g1, g2, g3, 0u), column(g0, g1, g2, g3, 1u),
-            column(g0, g1, g2, g3, 2u), column(g0, g1, g2, g3, 3u), wp_xb(r, c0, bias),
-            wp_xb(r + 1u, c0, bias), wp_xb(r + 2u, c0, bias), wp_xb(r + 3u, c0, bias));
+            column(g0, g1, g2, g3, 2u), column(g0, g1, g2, g3, 3u), wp_xb(r, c0, bias, aligned),
+            wp_xb(r + 1u, c0, bias, aligned), wp_xb(r + 2u, c0, bias, aligned),
+            wp_xb(r + 3u, c0, bias, aligned));
     }
     for (var r = r4; r < end; r = r + 1u) {
-        let g = wp_dz4(r * p.out_width + o0);
-        add1(&acc, g.x, g.y, g.z, g.w, wp_xb(r, c0, bias));
+        let g = wp_dz4(r * p.out_width + o0, aligned);
+        add1(&acc, g.x, g.y, g.z, g.w, wp_xb(r, c0, bias, aligned));
     }
     let d = (p.split_base + split) * p.out_width;
     // One call per accumulator (constant indices keep acc in registers); accumulator 8 e + l
