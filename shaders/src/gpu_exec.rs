@@ -109,9 +109,9 @@ fn chunk_uniform(kernel: Kernel, base: &[u8], row0: u32, cap: u32) -> (Vec<u8>, 
 /// wgsl_subgroup/dense_subgroup.wgsl).
 const SUBGROUP_BLOCK: u32 = 32;
 
-/// Workgroups (one subgroup each) of the variant of a dense launch with uniform `uniform`:
-/// for the matrix kernels one per 32 x 32 block of the result, for the elementwise ones one
-/// per 32 elements. `None` when the launch keeps the portable kernel: the device has no
+/// Workgroups of the variant of a dense launch with uniform `uniform`: for the matrix
+/// kernels one subgroup per 32 x 32 block of the result, for the elementwise ones one per
+/// four elements per invocation of the variant's workgroup. `None` when the launch keeps the portable kernel: the device has no
 /// variants, the kernel has none, or the layer is grouped (the variants read one parameter
 /// set). Only for launches that are not split into chunks.
 fn subgroup_blocks(ctx: &GpuContext, kernel: Kernel, uniform: &[u8]) -> Option<u64> {
