@@ -63,6 +63,92 @@ pub struct GpuContext {
     /// The limits the device was created with (the adapter's own).
     pub limits: wgpu::Limits,
     kernels: Vec<KernelPipeline>,
+    /// Pipelines of the subgroup variants of the dense matrix kernels, in the order of
+    /// [`SUBGROUP_KERNELS`]; empty unless [`GpuContext::subgroup_dense`].
+    subgroup_kernels: Vec<KernelPipeline>,
+}
+
+/// A variant of a dense kernel in `wgsl_subgroup/dense_subgroup.wgsl`.
+#[derive(Clone, Copy, Debug)]
+pub struct Variant {
+    /// The kernel it stands in for: same bindings and uniform, same values in the same order.
+    pub kernel: Kernel,
+    pub entry_point: &'static str,
+    /// Storage bindings (1-based) it reads or writes as arrays of vec4.
+    pub vec4_bindings: &'static [u32],
+    pub workgroup_size: u32,
+    /// Only for launches whose operands start on vec4 boundaries (see gpu_exec's
+    /// `aligned_operands`); the executor prefers it there over the kernel's general variant.
+    pub aligned: bool,
+}
+
+/// The dense kernels that have a variant: the matrix kernels sharing operands through
+/// subgroups (one subgroup per workgroup), the elementwise ones with vec4 loads. See that file
+/// for when the executor uses them.
+pub const SUBGROUP_KERNELS: [Variant; 7] = [
+    Variant {
+        kernel: Kernel::DenseForward,
+        entry_point: "dense_forward_sg",
+        vec4_bindings: &[1, 2],
+        workgroup_size: SUBGROUP_WIDTH,
+        aligned: false,
+    },
+    Variant {
+        kernel: Kernel::InputGrad,
+        entry_point: "input_grad_sg",
+        vec4_bindings: &[1, 2],
+        workgroup_size: SUBGROUP_WIDTH,
+        aligned: false,
+    },
+    Variant {
+        kernel: Kernel::WeightGradPartial,
+        entry_point: "weight_grad_partial_sg",
+        vec4_bindings: &[1, 2],
+        workgroup_size: SUBGROUP_WIDTH,
+        aligned: false,
+    },
+    Variant {
+        kernel: Kernel::InputGrad,
+        entry_point: "input_grad_sg_aligned",
+        vec4_bindings: &[1, 2],
+        workgroup_size: SUBGROUP_WIDTH,
+        aligned: true,
+    },
+    Variant {
+        kernel: Kernel::WeightGradPartial,
+        entry_point: "weight_grad_partial_sg_aligned",
+        vec4_bindings: &[1, 2],
+        workgroup_size: SUBGROUP_WIDTH,
+        aligned: true,
+    },
+    Variant {
+        kernel: Kernel::ActGrad,
+        entry_point: "act_grad_v4",
+        vec4_bindings: &[1, 2, 3],
+        workgroup_size: 64,
+        aligned: false,
+    },
+    Variant {
+        kernel: Kernel::WeightGradReduce,
+        entry_point: "weight_grad_reduce_v4",
+        vec4_bindings: &[1],
+        workgroup_size: 64,
+        aligned: false,
+    },
+];
+
+/// Source of the subgroup variants. It lives outside `shaders/wgsl/` because it needs naga's
+/// subgroup capability, which the portable kernels must not use.
+pub const DENSE_SUBGROUP_SOURCE: &str = include_str!("../wgsl_subgroup/dense_subgroup.wgsl");
+
+/// The only subgroup width the variants are written for: the lanes of one 256-bit SIMD
+/// register of f32 (llvmpipe on AVX2). Each workgroup of the variants is one subgroup.
+pub const SUBGROUP_WIDTH: u32 = 8;
+
+/// `FAIRGROUND_DENSE_KERNELS=tiled` keeps the portable tiled kernels on every device (for
+/// comparing the two, or to rule the variants out).
+fn subgroup_kernels_allowed() -> bool {
+    std::env::var("FAIRGROUND_DENSE_KERNELS").map_or(true, |v| v.trim() != "tiled")
 }
 
 impl GpuContext {
@@ -81,6 +167,16 @@ impl GpuContext {
     pub fn with_limits(
         choice: BackendChoice,
         adjust: impl FnOnce(&mut wgpu::Limits),
+    ) -> Result<Self, ShaderError> {
+        Self::with_options(choice, adjust, subgroup_kernels_allowed())
+    }
+
+    /// Like [`GpuContext::with_limits`]; `subgroup_dense: false` keeps the tiled dense kernels
+    /// even where the subgroup variants could run (see [`GpuContext::subgroup_dense`]).
+    pub fn with_options(
+        choice: BackendChoice,
+        adjust: impl FnOnce(&mut wgpu::Limits),
+        subgroup_dense: bool,
     ) -> Result<Self, ShaderError> {
         let backends = choice.backends();
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
@@ -108,9 +204,20 @@ impl GpuContext {
                 needed,
             });
         }
+        // The subgroup variants run only where every subgroup is exactly SUBGROUP_WIDTH wide:
+        // they broadcast from fixed lanes 0..8 and make each workgroup one subgroup.
+        let subgroup_dense = subgroup_dense
+            && adapter.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == SUBGROUP_WIDTH
+            && info.subgroup_max_size == SUBGROUP_WIDTH;
+        let required_features = if subgroup_dense {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("fairground"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             // Explicitly the adapter's limits: wgpu's defaults cap storage bindings at 128 MiB.
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
@@ -122,18 +229,54 @@ impl GpuContext {
             detail: e.to_string(),
         })?;
         let kernels = build_pipelines(&device)?;
+        let subgroup_kernels = if subgroup_dense {
+            build_subgroup_pipelines(&device)?
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             device,
             queue,
             info,
             limits,
             kernels,
+            subgroup_kernels,
         })
     }
 
     /// The adapter's name (e.g. "llvmpipe (LLVM 19.1.7, 256 bits)").
     pub fn adapter_name(&self) -> String {
         self.info.name.clone()
+    }
+
+    /// Whether the subgroup variants of the dense matrix kernels are built (the device has
+    /// subgroups of exactly [`SUBGROUP_WIDTH`] lanes and they were not turned off). The executor
+    /// then runs ungrouped, unchunked dense launches with them.
+    pub fn subgroup_dense(&self) -> bool {
+        !self.subgroup_kernels.is_empty()
+    }
+
+    /// The pipeline and bind group layout of `kernel`'s variant, when it has one and it is
+    /// built: the aligned one when `aligned` and there is one, else the general one. (Both
+    /// variants of a kernel have the same bind group layout.)
+    pub(crate) fn subgroup_pipeline(
+        &self,
+        kernel: Kernel,
+        aligned: bool,
+    ) -> Option<(&wgpu::ComputePipeline, &wgpu::BindGroupLayout)> {
+        let find = |want: bool| {
+            SUBGROUP_KERNELS
+                .iter()
+                .position(|v| v.kernel == kernel && v.aligned == want)
+        };
+        let i = if aligned {
+            find(true).or_else(|| find(false))
+        } else {
+            find(false)
+        }?;
+        self.subgroup_kernels
+            .get(i)
+            .map(|k| (&k.pipeline, &k.layout))
     }
 
     pub(crate) fn pipeline(
@@ -254,6 +397,75 @@ fn build_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>, ShaderE
         });
     }
     Ok(kernels)
+}
+
+/// Pipelines of [`SUBGROUP_KERNELS`]. Each has the bindings of the kernel it stands in for,
+/// except that those it uses as arrays of vec4 need at least 16 bytes (the executor pads every
+/// buffer to a multiple of 16 bytes).
+fn build_subgroup_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>, ShaderError> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("dense_subgroup.wgsl"),
+        source: wgpu::ShaderSource::Wgsl(DENSE_SUBGROUP_SOURCE.into()),
+    });
+    let pipelines = SUBGROUP_KERNELS
+        .iter()
+        .map(|v| {
+            let (kernel, entry) = (v.kernel, v.entry_point);
+            let mut entries = vec![wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: NonZeroU64::new(kernel.uniform_size()),
+                },
+                count: None,
+            }];
+            for (b, access) in kernel.storage().iter().enumerate() {
+                let (read_only, elem) = match *access {
+                    Access::Read(e) => (true, e),
+                    Access::ReadWrite(e) => (false, e),
+                };
+                let vec4 = v.vec4_bindings.contains(&(b as u32 + 1));
+                entries.push(wgpu::BindGroupLayoutEntry {
+                    binding: b as u32 + 1,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only },
+                        has_dynamic_offset: false,
+                        min_binding_size: NonZeroU64::new(if vec4 { 16 } else { elem }),
+                    },
+                    count: None,
+                });
+            }
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(entry),
+                entries: &entries,
+            });
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(entry),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                cache: None,
+            });
+            KernelPipeline { layout, pipeline }
+        })
+        .collect();
+    if let Some(error) = pollster::block_on(scope.pop()) {
+        return Err(ShaderError::Compile {
+            file: "dense_subgroup.wgsl",
+            message: error.to_string(),
+        });
+    }
+    Ok(pipelines)
 }
 
 #[cfg(test)]

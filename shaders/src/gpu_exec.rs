@@ -2,10 +2,10 @@
 //! groups are created once, in [`GpuExecutor::new`]; a run records one compute pass and makes one
 //! submission.
 
-use crate::device::GpuContext;
+use crate::device::{GpuContext, SUBGROUP_KERNELS};
 use crate::error::ShaderError;
 use crate::layout::{DenseParams, GaeParams, HeadParams, ReduceParams};
-use crate::mlp::tiled_threads;
+use crate::mlp::{act_grad_threads, tiled_threads};
 use crate::program::{BufferId, Executor, OpRef, Program, RowLayout, SeqId};
 use crate::registry::Kernel;
 use std::sync::Arc;
@@ -20,6 +20,13 @@ struct Part {
     chunk: Option<(u32, u32)>,
     /// Whether the chunk holds rows at the current uniform (always true unchunked).
     active: bool,
+    /// Whether the dispatch runs the kernel's subgroup variant (see [`subgroup_blocks`]), and
+    /// then whether its aligned one (see [`aligned_operands`]).
+    subgroup: bool,
+    aligned: bool,
+    /// The bind group of the subgroup variant (its own layout), for unchunked launches of a
+    /// kernel that has one on this device.
+    subgroup_bind_group: Option<wgpu::BindGroup>,
 }
 
 struct GpuOp {
@@ -98,6 +105,84 @@ fn chunk_uniform(kernel: Kernel, base: &[u8], row0: u32, cap: u32) -> (Vec<u8>, 
     }
 }
 
+/// Result rows and columns of one workgroup of the dense subgroup variants (BM, BN in
+/// wgsl_subgroup/dense_subgroup.wgsl).
+const SUBGROUP_BLOCK: u32 = 32;
+
+/// Workgroups of the variant of a dense launch with uniform `uniform`: for the matrix
+/// kernels one subgroup per 32 x 32 block of the result, for the elementwise ones one per
+/// four elements per invocation of the variant's workgroup. `None` when the launch keeps the portable kernel: the device has no
+/// variants, the kernel has none, or the layer is grouped (the variants read one parameter
+/// set). Only for launches that are not split into chunks.
+fn subgroup_blocks(ctx: &GpuContext, kernel: Kernel, uniform: &[u8]) -> Option<u64> {
+    ctx.subgroup_pipeline(kernel, false)?;
+    let u = |at: usize| read_u32(uniform, at);
+    if u(std::mem::offset_of!(DenseParams, group_count)) != 1 {
+        return None;
+    }
+    let blocks = |n: u32| u64::from(n.div_ceil(SUBGROUP_BLOCK));
+    let variant_size = SUBGROUP_KERNELS
+        .iter()
+        .find(|v| v.kernel == kernel)
+        .map_or(1, |v| u64::from(v.workgroup_size));
+    let rows = u(std::mem::offset_of!(DenseParams, rows));
+    let in_width = u(std::mem::offset_of!(DenseParams, in_width));
+    let out_width = u(std::mem::offset_of!(DenseParams, out_width));
+    Some(match kernel {
+        Kernel::DenseForward => blocks(rows) * blocks(out_width),
+        Kernel::InputGrad => blocks(rows) * blocks(in_width),
+        Kernel::WeightGradPartial => {
+            u64::from(u(std::mem::offset_of!(DenseParams, split_count)))
+                * blocks(out_width)
+                * blocks(in_width + 1)
+        }
+        // The elementwise variants: four elements per invocation.
+        Kernel::ActGrad => (u64::from(rows) * u64::from(out_width)).div_ceil(4 * variant_size),
+        Kernel::WeightGradReduce => {
+            (u64::from(out_width) * u64::from(in_width + 1)).div_ceil(4 * variant_size)
+        }
+        _ => return None,
+    })
+}
+
+/// Whether every vec4 operand of the aligned variant of `kernel` starts on a vec4 boundary
+/// (the launch binds whole buffers, so offsets are the ones in the uniform).
+fn aligned_operands(kernel: Kernel, uniform: &[u8]) -> bool {
+    let u = |at: usize| read_u32(uniform, at);
+    let in4 = u(std::mem::offset_of!(DenseParams, in_width)).is_multiple_of(4);
+    match kernel {
+        // W[k, i0 ..] at weight_offset + k * in_width + i0 (i0 a multiple of 4).
+        Kernel::InputGrad => {
+            in4 && u(std::mem::offset_of!(DenseParams, weight_offset)).is_multiple_of(4)
+        }
+        // dz[r, o0 ..] and x[r, c0 ..] (o0, c0 multiples of 4).
+        Kernel::WeightGradPartial => {
+            in4 && u(std::mem::offset_of!(DenseParams, out_width)).is_multiple_of(4)
+        }
+        _ => false,
+    }
+}
+
+/// Workgroups and variant of an unchunked launch: the subgroup variant's blocks where it
+/// applies (see [`subgroup_blocks`]), else the tiled kernel's `threads`.
+fn whole_dispatch(
+    ctx: &GpuContext,
+    kernel: Kernel,
+    uniform: &[u8],
+    threads: u64,
+) -> Result<([u32; 3], bool, bool), ShaderError> {
+    match subgroup_blocks(ctx, kernel, uniform) {
+        // dispatch_size counts invocations in the portable kernel's workgroups: ask for as
+        // many of those as the variant has workgroups.
+        Some(blocks) => Ok((
+            ctx.dispatch_size(kernel, blocks * u64::from(kernel.workgroup_size()))?,
+            true,
+            aligned_operands(kernel, uniform),
+        )),
+        None => Ok((ctx.dispatch_size(kernel, threads)?, false, false)),
+    }
+}
+
 /// Invocations one chunk needs (its uniform from [`chunk_uniform`]), at most the whole launch's
 /// `threads`: the rows of the chunk, or for the split kernels its splits (up to the last one of
 /// the launch, which may lie past the rows and still gets its zero partials).
@@ -112,9 +197,9 @@ fn chunk_threads(kernel: Kernel, chunk: &[u8], cap: u32, threads: u64) -> u64 {
             tiled_threads(rows, u(std::mem::offset_of!(DenseParams, out_width)), 1)
         }
         Kernel::InputGrad => tiled_threads(rows, u(std::mem::offset_of!(DenseParams, in_width)), 1),
-        Kernel::ActGrad => {
-            u64::from(rows) * u64::from(u(std::mem::offset_of!(DenseParams, out_width)))
-        }
+        Kernel::ActGrad => act_grad_threads(
+            u64::from(rows) * u64::from(u(std::mem::offset_of!(DenseParams, out_width))),
+        ),
         Kernel::WeightGradPartial => {
             let s = splits(
                 u(std::mem::offset_of!(DenseParams, rows_per_split)),
@@ -171,9 +256,11 @@ impl GpuExecutor {
                     what: "buffer",
                 });
             }
+            // A multiple of 16 bytes, so that the dense subgroup variants can read every
+            // declared word through arrays of vec4. Everything else uses the declared size.
             buffers.push(ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(&decl.label),
-                size: bytes,
+                size: bytes.next_multiple_of(16),
                 usage: wgpu::BufferUsages::STORAGE
                     | wgpu::BufferUsages::COPY_DST
                     | wgpu::BufferUsages::COPY_SRC,
@@ -185,18 +272,21 @@ impl GpuExecutor {
             let mut gpu_ops = Vec::with_capacity(ops.len());
             for op in ops {
                 let (_, layout) = ctx.pipeline(op.kernel);
-                let workgroups = ctx.dispatch_size(op.kernel, op.threads)?;
+                let (workgroups, subgroup, aligned) =
+                    whole_dispatch(&ctx, op.kernel, &op.uniform, op.threads)?;
                 let sizes: Vec<u64> = op
                     .buffers
                     .iter()
-                    .map(|id| buffers[id.0 as usize].size())
+                    .map(|id| (program.buffers[id.0 as usize].words * size_of::<u32>()) as u64)
                     .collect();
                 let oversized = sizes.iter().position(|&b| b > binding_limit);
                 let part = |uniform_bytes: &[u8],
                             ranges: &[(u64, Option<u64>)],
                             chunk: Option<(u32, u32)>,
                             active: bool,
-                            workgroups: [u32; 3]| {
+                            workgroups: [u32; 3],
+                            subgroup: bool,
+                            aligned: bool| {
                     let uniform =
                         ctx.device
                             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -223,12 +313,26 @@ impl GpuExecutor {
                         layout,
                         entries: &entries,
                     });
+                    let subgroup_bind_group = match (chunk, ctx.subgroup_pipeline(op.kernel, false))
+                    {
+                        (None, Some((_, sg_layout))) => {
+                            Some(ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                                label: Some(op.kernel.entry_point()),
+                                layout: sg_layout,
+                                entries: &entries,
+                            }))
+                        }
+                        _ => None,
+                    };
                     Part {
                         uniform,
                         bind_group,
                         workgroups,
                         chunk,
                         active,
+                        subgroup,
+                        aligned,
+                        subgroup_bind_group,
                     }
                 };
                 let too_large = |b: usize| {
@@ -243,7 +347,15 @@ impl GpuExecutor {
                 let parts = match (oversized, &op.rows) {
                     (None, _) => {
                         let whole = vec![(0, None); op.buffers.len()];
-                        vec![part(&op.uniform, &whole, None, true, workgroups)]
+                        vec![part(
+                            &op.uniform,
+                            &whole,
+                            None,
+                            true,
+                            workgroups,
+                            subgroup,
+                            aligned,
+                        )]
                     }
                     (Some(b), None) => return Err(too_large(b)),
                     (Some(_), Some(layout)) => {
@@ -309,7 +421,15 @@ impl GpuExecutor {
                                     chunk_uniform(op.kernel, &op.uniform, row0, cap);
                                 let threads = chunk_threads(op.kernel, &bytes, cap, op.threads);
                                 let workgroups = ctx.dispatch_size(op.kernel, threads)?;
-                                Ok(part(&bytes, &ranges, Some((row0, cap)), active, workgroups))
+                                Ok(part(
+                                    &bytes,
+                                    &ranges,
+                                    Some((row0, cap)),
+                                    active,
+                                    workgroups,
+                                    false,
+                                    false,
+                                ))
                             })
                             .collect::<Result<Vec<_>, ShaderError>>()?;
                         // GAE runs backwards in time: the latest chunk first.
@@ -391,7 +511,8 @@ impl Executor for GpuExecutor {
 
     fn read_words(&mut self, buffer: BufferId) -> Result<Vec<u32>, ShaderError> {
         let src = &self.buffers[buffer.0 as usize];
-        let size = src.size();
+        // The declared words, not the padding (see `new`).
+        let size = (self.program.buffers[buffer.0 as usize].words * size_of::<u32>()) as u64;
         let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size,
@@ -440,7 +561,17 @@ impl Executor for GpuExecutor {
         dst.copy_from_slice(bytes);
         for part in &mut gpu_op.parts {
             match part.chunk {
-                None => self.ctx.queue.write_buffer(&part.uniform, 0, bytes),
+                None => {
+                    // The subgroup variant's dispatch follows the rows (the tiled kernel's is
+                    // sized once, for the launch's declared threads).
+                    let (workgroups, subgroup, aligned) =
+                        whole_dispatch(&self.ctx, gpu_op.kernel, bytes, gpu_op.threads)
+                            .expect("no more workgroups than the whole launch's");
+                    part.workgroups = workgroups;
+                    part.subgroup = subgroup;
+                    part.aligned = aligned;
+                    self.ctx.queue.write_buffer(&part.uniform, 0, bytes);
+                }
                 Some((row0, cap)) => {
                     let (chunk, active) = chunk_uniform(gpu_op.kernel, bytes, row0, cap);
                     let threads = chunk_threads(gpu_op.kernel, &chunk, cap, gpu_op.threads);
@@ -467,13 +598,25 @@ impl Executor for GpuExecutor {
                 timestamp_writes: None,
             });
             for op in ops {
-                let (pipeline, _) = self.ctx.pipeline(op.kernel);
+                let (tiled, _) = self.ctx.pipeline(op.kernel);
                 for part in &op.parts {
                     if part.workgroups[0] == 0 || !part.active {
                         continue;
                     }
-                    pass.set_pipeline(pipeline);
-                    pass.set_bind_group(0, &part.bind_group, &[]);
+                    match (&part.subgroup_bind_group, part.subgroup) {
+                        (Some(bind_group), true) => {
+                            let (pipeline, _) = self
+                                .ctx
+                                .subgroup_pipeline(op.kernel, part.aligned)
+                                .expect("subgroup parts only where the variant is built");
+                            pass.set_pipeline(pipeline);
+                            pass.set_bind_group(0, bind_group, &[]);
+                        }
+                        _ => {
+                            pass.set_pipeline(tiled);
+                            pass.set_bind_group(0, &part.bind_group, &[]);
+                        }
+                    }
                     let [x, y, z] = part.workgroups;
                     pass.dispatch_workgroups(x, y, z);
                 }

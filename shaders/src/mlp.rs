@@ -27,6 +27,14 @@ pub fn grad_splits(rows: u32) -> u32 {
 /// dense_backward.wgsl); 64 invocations each own an 8 x 8 block.
 pub const TILE: u32 = 64;
 
+/// Elements of `act_grad` per invocation (AG_ELEMENTS in dense_backward.wgsl).
+pub const ACT_GRAD_ELEMENTS: u64 = 4;
+
+/// Invocations of an `act_grad` launch over `elements` elements.
+pub fn act_grad_threads(elements: u64) -> u64 {
+    elements.div_ceil(ACT_GRAD_ELEMENTS)
+}
+
 /// Invocations to launch for a tiled dense kernel over an `m` x `n` result (`batches` times):
 /// one workgroup of 64 per 64 x 64 tile.
 pub fn tiled_threads(m: u32, n: u32, batches: u32) -> u64 {
@@ -279,7 +287,7 @@ impl MlpPlacement {
                 Kernel::ActGrad,
                 &p,
                 &[bufs.activations[l + 1], dy, dz],
-                rows * u64::from(o),
+                act_grad_threads(rows * u64::from(o)),
                 &[o, o, o],
             );
             if let Some(dx) = bufs.activation_grads[l] {

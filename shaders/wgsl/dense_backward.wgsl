@@ -1,5 +1,6 @@
 // Dense layer backward, four entry points recorded in this order for each layer:
 //   act_grad:            dz = dy * act'(z), with act' derived from the kept output y
+//                        (four elements per invocation)
 //   input_grad:          dx[row, i] = sum_o W[o, i] * dz[row, o]          (order o = 0, 1, ...)
 //                        (tiled GEMM, see below)
 //   weight_grad_partial: for a fixed number of row splits (split_count, which depends only on
@@ -66,17 +67,29 @@ fn act_derivative(y: f32, activation: u32) -> f32 {
     }
 }
 
+// Elements of act_grad per invocation: four independent elements in straight-line code, so
+// llvmpipe's per-lane load loops run back to back instead of one per shader invocation (see
+// mlp::ACT_GRAD_ELEMENTS, which sizes the launch).
+const AG_ELEMENTS: u32 = 4u;
+
+fn act_grad_one(idx: u32, n: u32) {
+    if idx < n {
+        ag_dz[idx] = ag_dy[idx] * act_derivative(ag_y[idx], p.activation);
+    }
+}
+
 @compute @workgroup_size(64)
 fn act_grad(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let idx = linear_index(wg, nwg, lid);
-    if idx >= p.rows * p.out_width {
-        return;
-    }
-    ag_dz[idx] = ag_dy[idx] * act_derivative(ag_y[idx], p.activation);
+    let idx = linear_index(wg, nwg, lid) * AG_ELEMENTS;
+    let n = p.rows * p.out_width;
+    act_grad_one(idx, n);
+    act_grad_one(idx + 1u, n);
+    act_grad_one(idx + 2u, n);
+    act_grad_one(idx + 3u, n);
 }
 
 fn group_bit(g: u32) -> u32 {
