@@ -443,8 +443,11 @@ struct Store {
     tail_seq: SeqId,
     gae_seq: SeqId,
     norm_seq: SeqId,
+    /// A stored minibatch: the gathers, then a copy of the training launches.
     gather_seq: SeqId,
     gae_op: OpRef,
+    /// Launches of `gather_seq` before its copy of the training launches.
+    train_offset: usize,
     /// Copy launches whose row count follows each call.
     copies: Vec<(OpRef, CopyParams)>,
 }
@@ -858,10 +861,24 @@ impl<E: Executor> ActorCritic<E> {
         // Every launch whose uniform holds the row count (at byte 0) follows the rows of each
         // call; rows_per_split stays that of `batch`, so the fixed split order does not depend
         // on the call's rows.
+        let store = store.map(|st| Self::declare_store(&mut prog, &spec, &bufs, train_seq, st));
+        let mut row_seqs = vec![
+            (act_seq, 0..0, 0..0),
+            (train_seq, params_ops..stats_ops, 0..0),
+        ];
+        if let Some(st) = &store {
+            // The stored minibatch sequence: the gathers (rows set by `set_copy_rows`), then a
+            // copy of the training launches.
+            let g = st.train_offset;
+            row_seqs.push((st.gather_seq, g + params_ops..g + stats_ops, 0..g));
+        }
         let mut row_ops = Vec::new();
-        for (seq, skip) in [(act_seq, 0..0), (train_seq, params_ops..stats_ops)] {
+        for (seq, skip, copies) in row_seqs {
             for (index, op) in prog.ops(seq).iter().enumerate() {
-                if !skip.contains(&index) && op.kernel != Kernel::HeadSample {
+                if !skip.contains(&index)
+                    && !copies.contains(&index)
+                    && op.kernel != Kernel::HeadSample
+                {
                     let op_ref = OpRef {
                         seq: seq.0,
                         index: index as u32,
@@ -870,8 +887,6 @@ impl<E: Executor> ActorCritic<E> {
                 }
             }
         }
-
-        let store = store.map(|st| Self::declare_store(&mut prog, &spec, &bufs, st));
 
         let mut exec = make_executor(prog)?;
         exec.write(bufs.params, params)?;
@@ -899,6 +914,7 @@ impl<E: Executor> ActorCritic<E> {
         prog: &mut Program,
         spec: &ActorCriticSpec,
         bufs: &Buffers,
+        train_seq: SeqId,
         st: StoreSpec,
     ) -> Store {
         let n = st.rows();
@@ -928,6 +944,7 @@ impl<E: Executor> ActorCritic<E> {
             norm_seq: prog.sequence(),
             gather_seq: prog.sequence(),
             gae_op: OpRef { seq: 0, index: 0 },
+            train_offset: 0,
             copies: Vec::new(),
         };
         let mut copies = Vec::new();
@@ -992,6 +1009,10 @@ impl<E: Executor> ActorCritic<E> {
         copy(prog, g, gather, 1, store.gae.advantages, bufs.advantages);
         copy(prog, g, gather, 1, store.adv_adjust, bufs.adv_adjust);
         copy(prog, g, gather, 1, store.gae.returns, bufs.returns);
+        // One submission per stored minibatch: the training launches follow the gathers.
+        let train_offset = prog.ops(g).len();
+        let train_ops = prog.ops(train_seq).to_vec();
+        prog.sequences[g.0 as usize].extend(train_ops);
         let gae_params = GaeParams {
             steps: st.steps,
             agents: st.slots,
@@ -1052,6 +1073,7 @@ impl<E: Executor> ActorCritic<E> {
         Store {
             gae_op,
             copies,
+            train_offset,
             ..store
         }
     }
@@ -1436,8 +1458,7 @@ impl<E: Executor> ActorCritic<E> {
         self.write_index(rows)?;
         self.set_copy_rows(seq, rows.len() as u32);
         self.set_rows(rows.len() as u32);
-        self.exec.run(seq)?;
-        self.exec.run(self.train_seq)
+        self.exec.run(seq)
     }
 
     /// The store's advantages and returns (rows of the whole store; for tests and audits).
