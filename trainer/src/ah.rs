@@ -37,7 +37,7 @@
 //! twin the GAE shader is tested against) and minibatches are uploaded.
 
 use crate::config::TrainConfig;
-use crate::update::{LossSums, act_chunks};
+use crate::update::{EpochScratch, LossSums, act_chunks, train_stored_epochs};
 use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepOut};
 use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::pool::WorkerPool;
@@ -178,7 +178,7 @@ struct GroupNet<E: Executor> {
     store_valid: Vec<u32>,
     /// This network's store rows (store path).
     rows: Vec<u32>,
-    mb_rows: Vec<u32>,
+    epochs: EpochScratch,
 }
 
 /// How actions are chosen.
@@ -349,26 +349,14 @@ impl<E: Executor> GroupNet<E> {
             cfg.normalize_advantages && n > 1,
         )?;
         self.transfer_bytes += (ro.rewards.len() * 12) as u64;
-        self.order.clear();
-        self.order.extend(0..n as u32);
-        let mb = cfg.minibatch_size as usize;
-        for _ in 0..cfg.epochs {
-            if cfg.shuffle_minibatches {
-                self.shuffle.shuffle(&mut self.order);
-            }
-            let chunks = n.div_ceil(mb);
-            for c in 0..chunks {
-                let part = &self.order[c * mb..((c + 1) * mb).min(n)];
-                self.mb_rows.clear();
-                self.mb_rows
-                    .extend(part.iter().map(|&k| self.rows[k as usize]));
-                self.ac.train_stored(&self.mb_rows)?;
-                self.transfer_bytes += (part.len() * 4) as u64;
-                if c + 1 == chunks {
-                    self.add_loss_stats()?;
-                }
-            }
-        }
+        self.transfer_bytes += train_stored_epochs(
+            &mut self.ac,
+            &self.rows,
+            cfg,
+            &mut self.shuffle,
+            &mut self.epochs,
+            &mut self.loss,
+        )?;
         self.ac.finish()
     }
 
@@ -759,7 +747,7 @@ impl<E: Executor + Send> AhTrainer<E> {
                 store_dones: Vec::with_capacity(slots * steps),
                 store_valid: Vec::with_capacity(slots * steps),
                 rows: Vec::with_capacity(slots * steps),
-                mb_rows: Vec::with_capacity(cfg.minibatch_size as usize),
+                epochs: EpochScratch::default(),
             });
         }
         let adapter = nets[0].ac.executor().adapter_name();

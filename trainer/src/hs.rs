@@ -29,7 +29,7 @@
 
 use crate::config::TrainConfig;
 use crate::error::TrainError;
-use crate::update::{LossSums, act_chunks};
+use crate::update::{EpochScratch, LossSums, act_chunks, train_stored_epochs};
 use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::hs::{
     DISPATCH_CHOICES, DISPATCH_COMPONENTS, DISPATCHER_OBS, HsActions, HsConfig, HsDayStats, HsEnv,
@@ -200,8 +200,7 @@ struct RoleNet<E: Executor> {
     valid: Vec<u32>,
     /// Store rows of the current act call.
     dst: Vec<u32>,
-    mb_rows: Vec<u32>,
-    order: Vec<u32>,
+    epochs: EpochScratch,
     /// Loss statistics of the current update.
     loss: LossSums,
     /// Bytes moved to and from the executor since the last iteration's end.
@@ -382,27 +381,14 @@ impl<E: Executor> RoleNet<E> {
             cfg.normalize_advantages && n > 1,
         )?;
         self.transfer_bytes += (self.rewards.len() * 12) as u64;
-        self.order.clear();
-        self.order.extend(0..n as u32);
-        let mb = cfg.minibatch_size as usize;
-        for _ in 0..cfg.epochs {
-            if cfg.shuffle_minibatches {
-                self.shuffle.shuffle(&mut self.order);
-            }
-            let chunks = n.div_ceil(mb);
-            for ch in 0..chunks {
-                let part = &self.order[ch * mb..((ch + 1) * mb).min(n)];
-                self.mb_rows.clear();
-                self.mb_rows
-                    .extend(part.iter().map(|&k| self.rows[k as usize]));
-                self.ac.train_stored(&self.mb_rows)?;
-                self.transfer_bytes += (part.len() * 4) as u64;
-                if ch + 1 == chunks {
-                    self.loss.add(&self.ac.loss_stats()?);
-                    self.transfer_bytes += 80;
-                }
-            }
-        }
+        self.transfer_bytes += train_stored_epochs(
+            &mut self.ac,
+            &self.rows,
+            cfg,
+            &mut self.shuffle,
+            &mut self.epochs,
+            &mut self.loss,
+        )?;
         self.ac.finish()
     }
 }
@@ -484,8 +470,7 @@ impl<E: Executor> HsTrainer<E> {
                 dones: vec![0.0; rows],
                 valid: vec![0; rows],
                 dst: Vec::with_capacity(n),
-                mb_rows: Vec::with_capacity(cfg.minibatch_size as usize),
-                order: Vec::with_capacity(rows),
+                epochs: EpochScratch::default(),
                 loss: LossSums::default(),
                 transfer_bytes: 0,
             });

@@ -2,7 +2,9 @@
 //! more rows than the network's batch acts in several calls, each with its own sample key) and
 //! the loss statistics of an update (the last minibatch of every epoch, averaged).
 
-use fairground_shaders::{LossStats, SampleKey, ShaderError};
+use crate::config::TrainConfig;
+use fairground_kernel::rng::Stream;
+use fairground_shaders::{ActorCritic, Executor, LossStats, SampleKey, ShaderError};
 
 /// Call `f(start, end, key)` for the rows `start..end` of each chunk of at most `batch` of `n`
 /// rows; row r of a chunk samples with counter (iteration, step, start + r), so the actions do
@@ -28,6 +30,53 @@ pub fn act_chunks(
         start = end;
     }
     Ok(())
+}
+
+/// Scratch of [`train_stored_epochs`], allocated once per network.
+#[derive(Debug, Default)]
+pub struct EpochScratch {
+    pub order: Vec<u32>,
+    pub mb_rows: Vec<u32>,
+}
+
+/// K = `cfg.epochs` epochs of minibatch PPO over the store rows `rows` (after
+/// `store_advantages`): each epoch visits them in minibatches of `cfg.minibatch_size` (the last
+/// one partial), in a fresh order from `shuffle` when `cfg.shuffle_minibatches`, else in the
+/// given order; the last minibatch of every epoch adds its statistics to `loss`. Returns the
+/// bytes sent to and read from the executor.
+pub fn train_stored_epochs<E: Executor>(
+    ac: &mut ActorCritic<E>,
+    rows: &[u32],
+    cfg: &TrainConfig,
+    shuffle: &mut Stream,
+    scratch: &mut EpochScratch,
+    loss: &mut LossSums,
+) -> Result<u64, ShaderError> {
+    let n = rows.len();
+    let mb = cfg.minibatch_size as usize;
+    let mut bytes = 0u64;
+    scratch.order.clear();
+    scratch.order.extend(0..n as u32);
+    for _ in 0..cfg.epochs {
+        if cfg.shuffle_minibatches {
+            shuffle.shuffle(&mut scratch.order);
+        }
+        let chunks = n.div_ceil(mb);
+        for c in 0..chunks {
+            let part = &scratch.order[c * mb..((c + 1) * mb).min(n)];
+            scratch.mb_rows.clear();
+            scratch
+                .mb_rows
+                .extend(part.iter().map(|&k| rows[k as usize]));
+            ac.train_stored(&scratch.mb_rows)?;
+            bytes += (part.len() * 4) as u64;
+            if c + 1 == chunks {
+                loss.add(&ac.loss_stats()?);
+                bytes += 80;
+            }
+        }
+    }
+    Ok(bytes)
 }
 
 /// Sums of [`LossStats`] over one update.
