@@ -1,6 +1,7 @@
 //! Guarantees for `fairground train` / `eval` as users run them (cpu backend, tiny sizes):
 //! - same seed, same backend: identical `metrics.jsonl` (every key but the wall-clock ones,
-//!   `trained_agent_steps_per_s` and `wall_s`) and parameter hashes;
+//!   `trained_agent_steps_per_s` and `wall_s`) and parameter hashes, with 1 thread or 2 (the
+//!   group networks and the kernel share the worker pool);
 //! - a run made with `--iterations 2` and resumed to 4 ends exactly where a straight 4-iteration
 //!   run ends (same hashes, same metrics), even after a simulated kill mid-write (stale `.tmp`
 //!   files, a metrics line past the last checkpoint);
@@ -69,6 +70,12 @@ fn same_seed_is_identical_and_resume_equals_a_straight_run() {
         "episodes end inside the run (done masks exercised)"
     );
     assert_ne!(a[0]["param_hash"], a[3]["param_hash"], "training moves");
+    // The tiny config uses 2 threads; one thread gives the same bits.
+    let one = dir.join("tiny-1-thread.toml");
+    std::fs::write(&one, format!("{TINY}threads = 1\n")).unwrap();
+    let single = dir.join("single");
+    train(&one, &single, "4", false);
+    assert_eq!(metrics(&single), a, "1 thread or 2: same metrics");
 
     let resumed = dir.join("resumed");
     train(&cfg, &resumed, "2", false);

@@ -40,7 +40,7 @@ use crate::config::TrainConfig;
 use crate::update::{EpochScratch, LossSums, act_chunks, train_stored_epochs};
 use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepOut};
 use fairground_kernel::hash::TrajectoryHash;
-use fairground_kernel::pool::WorkerPool;
+use fairground_kernel::pool::{Split, WorkerPool};
 use fairground_kernel::rng::{Purpose, Stream};
 use fairground_shaders::layout::GaeParams;
 use fairground_shaders::ppo::StoreSpec;
@@ -48,6 +48,7 @@ use fairground_shaders::{
     Activation, ActorCritic, ActorCriticSpec, Executor, Minibatch, OptimizerState, Program,
     ShaderError,
 };
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Networks (and agent groups): 0 = non-sensitive, 1 = sensitive.
@@ -179,6 +180,32 @@ struct GroupNet<E: Executor> {
     /// This network's store rows (store path).
     rows: Vec<u32>,
     epochs: EpochScratch,
+}
+
+/// Group networks `first..first + nets.len()`: how [`WorkerPool::run_split`] hands them out.
+struct NetView<'a, E: Executor> {
+    nets: &'a mut [GroupNet<E>],
+    first: usize,
+}
+
+impl<E: Executor + Send> Split for NetView<'_, E> {
+    fn instances(&self) -> usize {
+        self.nets.len()
+    }
+
+    fn split_at(self, at: usize) -> (Self, Self) {
+        let (a, b) = self.nets.split_at_mut(at);
+        (
+            NetView {
+                nets: a,
+                first: self.first,
+            },
+            NetView {
+                nets: b,
+                first: self.first + at,
+            },
+        )
+    }
 }
 
 /// How actions are chosen.
@@ -793,35 +820,38 @@ impl<E: Executor + Send> AhTrainer<E> {
         }
     }
 
-    /// Run `f` on each group's network: side by side on scoped threads with 2+ threads.
+    /// Run `f` on each group's network, side by side on the kernel's worker pool (which the
+    /// environment steps on too) when it has 2+ threads. The networks share nothing, so the
+    /// results do not depend on the thread count; of several errors, the lowest group's is
+    /// returned.
     fn run_nets(
+        pool: &WorkerPool,
         nets: &mut [GroupNet<E>],
-        threads: u32,
         f: impl Fn(u8, &mut GroupNet<E>) -> Result<(), ShaderError> + Sync,
     ) -> Result<(), ShaderError> {
-        if threads > 1 {
-            let f = &f;
-            std::thread::scope(|s| {
-                let handles: Vec<_> = nets
-                    .iter_mut()
-                    .enumerate()
-                    .map(|(g, net)| s.spawn(move || f(g as u8, net)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .try_for_each(|h| h.join().expect("a network thread panicked"))
-            })
-        } else {
-            nets.iter_mut()
-                .enumerate()
-                .try_for_each(|(g, net)| f(g as u8, net))
+        let errors: [Mutex<Option<ShaderError>>; GROUPS] = Default::default();
+        let work = |view: NetView<'_, E>| {
+            for (k, net) in view.nets.iter_mut().enumerate() {
+                let g = view.first + k;
+                if let Err(e) = f(g as u8, net) {
+                    *errors[g].lock().expect("error slot") = Some(e);
+                }
+            }
+        };
+        pool.run_split(NetView { nets, first: 0 }, &work);
+        match errors
+            .into_iter()
+            .find_map(|e| e.into_inner().expect("error slot"))
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 
     /// Run both networks on the current observations.
     fn act_all(&mut self, step: u32, mode: ActMode) -> Result<(), ShaderError> {
         let (obs, groups, iteration) = (&self.obs, &self.groups, self.iteration);
-        Self::run_nets(&mut self.nets, self.cfg.threads, |g, net| {
+        Self::run_nets(&self.pool, &mut self.nets, |g, net| {
             net.act(g, obs, groups, iteration, step, mode)
         })
     }
@@ -873,7 +903,7 @@ impl<E: Executor + Send> AhTrainer<E> {
     fn stored_step(&mut self, t: usize) -> Result<(), ShaderError> {
         let t0 = Instant::now();
         let (obs, groups, iteration) = (&self.obs, &self.groups, self.iteration);
-        Self::run_nets(&mut self.nets, self.cfg.threads, |g, net| {
+        Self::run_nets(&self.pool, &mut self.nets, |g, net| {
             net.act_stored(g, obs, groups, iteration, t as u32)
         })?;
         self.scatter_actions();
@@ -941,7 +971,7 @@ impl<E: Executor + Send> AhTrainer<E> {
         let t0 = Instant::now();
         if stored {
             let (obs, groups, iteration) = (&self.obs, &self.groups, self.iteration);
-            Self::run_nets(&mut self.nets, self.cfg.threads, |g, net| {
+            Self::run_nets(&self.pool, &mut self.nets, |g, net| {
                 net.bootstrap_stored(g, obs, groups, iteration, steps as u32)
             })?;
         } else if !self.cfg.ah_interleaved_gae {
@@ -1007,7 +1037,7 @@ impl<E: Executor + Send> AhTrainer<E> {
                 .map(|&(_, mem)| &mems[mem])
                 .collect()
         };
-        Self::run_nets(&mut self.nets, cfg.threads, |g, net| {
+        Self::run_nets(&self.pool, &mut self.nets, |g, net| {
             if stored {
                 net.train_stored(g, ro, cfg)
             } else {
