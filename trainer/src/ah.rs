@@ -7,7 +7,8 @@
 //!
 //! After T steps: GAE per agent trajectory (time-major, agent-minor, done masks: an episode's
 //! last step bootstraps with 0), advantages standardised per group, then K epochs of
-//! minibatch PPO per network. The two networks run side by side on the kernel's worker pool (2+ threads).
+//! minibatch PPO per network. The two networks run side by side on the kernel's worker pool
+//! (with 2+ threads).
 //!
 //! The reference trainer's [REPRO] behaviours, each a [`TrainConfig`] flag (all on in the
 //! `reference` profile):
