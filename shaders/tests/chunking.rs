@@ -3,7 +3,8 @@
 //! dispatches per launch) and give the CPU twin's results within the same tolerances as
 //! unchunked launches (gpu_vs_cpu.rs): dense forward, input and weight gradients (whose
 //! fixed-split sums are unchanged by chunking), grouped or not; GAE (chunks of steps, latest
-//! first, carrying the recursion), group reductions and normalisation (chunks on split
+//! first, carrying the recursion), a whole actor-critic step with and without a shared trunk
+//! (whose heads' input gradients add up across chunks), group reductions and normalisation (chunks on split
 //! boundaries) and Adam (chunks of parameters) give results bit-identical to the unchunked run
 //! on the ordinary device; and a launch that cannot be chunked fails with the typed error.
 
@@ -160,8 +161,8 @@ fn actor_critic_on_small_bindings_matches_the_cpu_backend_full_and_partial() {
     else {
         return;
     };
-    use fairground_shaders::{ActorCritic, ActorCriticSpec, Minibatch, PpoHyper, SampleKey};
-    let s = ActorCriticSpec {
+    use fairground_shaders::ActorCriticSpec;
+    let separate = ActorCriticSpec {
         obs_width: 10,
         trunk: vec![],
         hidden: vec![256, 16],
@@ -172,6 +173,24 @@ fn actor_critic_on_small_bindings_matches_the_cpu_backend_full_and_partial() {
         batch: 4096,
         use_masks: false,
     };
+    // A shared trunk whose 4096 x 256 output (4 MiB) runs in chunks: the value head's input
+    // gradient is added into the policy head's, chunk by chunk, before the trunk's backward.
+    let trunk = ActorCriticSpec {
+        trunk: vec![256],
+        hidden: vec![16],
+        ..separate.clone()
+    };
+    for s in [separate, trunk] {
+        check_actor_critic_on_small_bindings(&ctx, &s);
+    }
+}
+
+fn check_actor_critic_on_small_bindings(
+    ctx: &std::sync::Arc<fairground_shaders::GpuContext>,
+    s: &fairground_shaders::ActorCriticSpec,
+) {
+    use fairground_shaders::{ActorCritic, Minibatch, PpoHyper, SampleKey};
+    let s = s.clone();
     let n = s.batch as usize;
     let obs = uniform(1, n * 10, -1.0, 1.0);
     let actions = integers(2, n, 70);
@@ -187,7 +206,8 @@ fn actor_critic_on_small_bindings_matches_the_cpu_backend_full_and_partial() {
         ..PpoHyper::default()
     };
     let p0 = s.init_params(3);
-    let mut g = ActorCritic::new(s.clone(), hyper, &p0, |p| GpuExecutor::new(ctx, p)).unwrap();
+    let mut g =
+        ActorCritic::new(s.clone(), hyper, &p0, |p| GpuExecutor::new(ctx.clone(), p)).unwrap();
     let mut c = ActorCritic::new(s.clone(), hyper, &p0, |p| Ok(CpuExecutor::new(p))).unwrap();
     for rows in [4096usize, 3000] {
         let key = SampleKey {
@@ -229,7 +249,7 @@ fn actor_critic_on_small_bindings_matches_the_cpu_backend_full_and_partial() {
         // Three Adam steps of lr 5e-4; rounding differences of the gradients move the steps by
         // far less (as in actor_critic.rs, where ten steps get 1e-4).
         assert_close(
-            &format!("params after {rows}-row steps"),
+            &format!("params after {rows}-row steps (trunk {:?})", s.trunk),
             &g.params().unwrap(),
             &c.params().unwrap(),
             1e-4,
