@@ -38,7 +38,9 @@
 //! twin the GAE shader is tested against) and minibatches are uploaded.
 
 use crate::config::TrainConfig;
-use crate::update::{EpochScratch, LossSums, act_chunks, train_stored_epochs};
+use crate::update::{
+    EpochScratch, LossMetrics, LossSums, act_chunks, actor_critic_spec, train_stored_epochs,
+};
 use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepOut};
 use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::pool::{Split, WorkerPool};
@@ -46,8 +48,7 @@ use fairground_kernel::rng::{Purpose, Stream};
 use fairground_shaders::layout::GaeParams;
 use fairground_shaders::ppo::StoreSpec;
 use fairground_shaders::{
-    Activation, ActorCritic, ActorCriticSpec, Executor, Minibatch, OptimizerState, Program,
-    ShaderError,
+    ActorCritic, ActorCriticSpec, Executor, Minibatch, OptimizerState, Program, ShaderError,
 };
 use std::sync::Mutex;
 use std::time::Instant;
@@ -84,16 +85,7 @@ pub fn uses_store(cfg: &TrainConfig) -> bool {
 
 /// The network of each group (spec §3.1: separate policy and value MLPs, leaky ReLU).
 pub fn net_spec(cfg: &TrainConfig, batch: u32) -> ActorCriticSpec {
-    ActorCriticSpec {
-        obs_width: OBS_DIM as u32,
-        trunk: cfg.trunk.clone(),
-        hidden: cfg.hidden.clone(),
-        action_components: vec![ACTIONS],
-        group_count: 1,
-        hidden_activation: Activation::LeakyRelu,
-        batch,
-        use_masks: false,
-    }
+    actor_critic_spec(cfg, OBS_DIM as u32, vec![ACTIONS], batch)
 }
 
 /// The seeds a run derives from its root seed (recorded in the manifest).
@@ -142,11 +134,7 @@ pub struct IterStats {
     /// Per group: the mean per-agent return of the episodes completed this iteration.
     pub episode_return_by_group: Option<[f64; GROUPS]>,
     /// Means over the last minibatch of every epoch, then over the two networks.
-    pub policy_loss: f64,
-    pub value_loss: f64,
-    pub entropy: f64,
-    pub approx_kl: f64,
-    pub clip_fraction: f64,
+    pub loss: LossMetrics,
     pub wall_s: f64,
 }
 
@@ -1065,11 +1053,7 @@ impl<E: Executor + Send> AhTrainer<E> {
                     episode_sums[g] / (f64::from(episodes) * group_agents[g].max(1.0))
                 })
             }),
-            policy_loss: loss[0],
-            value_loss: loss[1],
-            entropy: loss[2],
-            approx_kl: loss[3],
-            clip_fraction: loss[4],
+            loss,
             wall_s: start.elapsed().as_secs_f64(),
         })
     }

@@ -29,7 +29,9 @@
 
 use crate::config::TrainConfig;
 use crate::error::TrainError;
-use crate::update::{EpochScratch, LossSums, act_chunks, train_stored_epochs};
+use crate::update::{
+    EpochScratch, LossMetrics, LossSums, act_chunks, actor_critic_spec, train_stored_epochs,
+};
 use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::hs::{
     DISPATCH_CHOICES, DISPATCH_COMPONENTS, DISPATCHER_OBS, HsActions, HsConfig, HsDayStats, HsEnv,
@@ -39,9 +41,7 @@ use fairground_kernel::hs::{
 use fairground_kernel::pool::WorkerPool;
 use fairground_kernel::rng::{Purpose, Stream};
 use fairground_shaders::ppo::StoreSpec;
-use fairground_shaders::{
-    Activation, ActorCritic, ActorCriticSpec, Executor, Program, ShaderError,
-};
+use fairground_shaders::{ActorCritic, ActorCriticSpec, Executor, Program, ShaderError};
 use std::time::Instant;
 
 pub use crate::ah::{ActMode, EnvUse, NetState, Timing};
@@ -84,16 +84,12 @@ fn components(role: usize, n_swing: usize) -> Vec<u32> {
 
 /// The network of one role.
 pub fn net_spec(cfg: &TrainConfig, role: usize, n_swing: usize, batch: u32) -> ActorCriticSpec {
-    ActorCriticSpec {
-        obs_width: obs_width(role) as u32,
-        trunk: cfg.trunk.clone(),
-        hidden: cfg.hidden.clone(),
-        action_components: components(role, n_swing),
-        group_count: 1,
-        hidden_activation: Activation::LeakyRelu,
+    actor_critic_spec(
+        cfg,
+        obs_width(role) as u32,
+        components(role, n_swing),
         batch,
-        use_masks: false,
-    }
+    )
 }
 
 /// The seeds an HS run derives from its root seed (recorded in the manifest).
@@ -129,11 +125,7 @@ pub struct IterStats {
     pub decisions_by_role: [u64; ROLES],
     pub mean_reward_per_decision: f64,
     /// Means over the last minibatch of every epoch, then over the roles that trained.
-    pub policy_loss: f64,
-    pub value_loss: f64,
-    pub entropy: f64,
-    pub approx_kl: f64,
-    pub clip_fraction: f64,
+    pub loss: LossMetrics,
     pub wall_s: f64,
 }
 
@@ -651,11 +643,7 @@ impl<E: Executor> HsTrainer<E> {
             return_by_group: days.by_group(),
             decisions_by_role: decisions,
             mean_reward_per_decision: reward_sum / (n * steps) as f64,
-            policy_loss: loss[0],
-            value_loss: loss[1],
-            entropy: loss[2],
-            approx_kl: loss[3],
-            clip_fraction: loss[4],
+            loss,
             wall_s: start.elapsed().as_secs_f64(),
         })
     }

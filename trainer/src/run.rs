@@ -10,6 +10,7 @@ use crate::config::{Backend, EnvName, TrainConfig};
 use crate::error::TrainError;
 use crate::hs::{HsTrainer, HsTrainerState, IMPAIRMENT_NAMES};
 use crate::io::{load_latest_checkpoint, read_to_string, save_checkpoint, write_atomic};
+use crate::update::LossMetrics;
 use fairground_shaders::{CpuExecutor, Executor, GpuContext, GpuExecutor, Program, ShaderError};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -70,11 +71,8 @@ struct MetricsLine<'a> {
     return_by_group: serde_json::Value,
     episodes_completed: u32,
     episode_return_by_group: serde_json::Value,
-    policy_loss: f64,
-    value_loss: f64,
-    entropy: f64,
-    approx_kl: f64,
-    clip_fraction: f64,
+    #[serde(flatten)]
+    loss: LossMetrics,
     trained_agent_steps_per_s: f64,
     wall_s: f64,
     param_hash: &'a str,
@@ -382,11 +380,7 @@ fn train_with<E: Executor + Send>(
             episode_return_by_group: s
                 .episode_return_by_group
                 .map_or(serde_json::Value::Null, by_group),
-            policy_loss: s.policy_loss,
-            value_loss: s.value_loss,
-            entropy: s.entropy,
-            approx_kl: s.approx_kl,
-            clip_fraction: s.clip_fraction,
+            loss: s.loss,
             trained_agent_steps_per_s: rate.round(),
             wall_s: s.wall_s,
             param_hash: &hash,
@@ -690,11 +684,8 @@ struct HsMetricsLine<'a> {
     patients_treated_mean: Option<f64>,
     /// Mean ledger of finished patients by impairment over those days (null if none).
     return_by_group: serde_json::Value,
-    policy_loss: f64,
-    value_loss: f64,
-    entropy: f64,
-    approx_kl: f64,
-    clip_fraction: f64,
+    #[serde(flatten)]
+    loss: LossMetrics,
     trained_agent_steps_per_s: f64,
     wall_s: f64,
     param_hash: &'a str,
@@ -758,11 +749,7 @@ fn train_hs_with<E: Executor>(
             days_completed: s.days_completed,
             patients_treated_mean: s.patients_treated_mean,
             return_by_group: by_impairment(s.return_by_group),
-            policy_loss: s.policy_loss,
-            value_loss: s.value_loss,
-            entropy: s.entropy,
-            approx_kl: s.approx_kl,
-            clip_fraction: s.clip_fraction,
+            loss: s.loss,
             trained_agent_steps_per_s: rate.round(),
             wall_s: s.wall_s,
             param_hash: &hash,

@@ -4,7 +4,40 @@
 
 use crate::config::TrainConfig;
 use fairground_kernel::rng::Stream;
-use fairground_shaders::{ActorCritic, Executor, LossStats, SampleKey, ShaderError};
+use fairground_shaders::{
+    Activation, ActorCritic, ActorCriticSpec, Executor, LossStats, SampleKey, ShaderError,
+};
+
+/// A network of the config's shape (spec §3: leaky ReLU; `trunk` shared by both heads, `hidden`
+/// the heads' own widths) for `obs_width` inputs and the action components of a group or role.
+pub fn actor_critic_spec(
+    cfg: &TrainConfig,
+    obs_width: u32,
+    action_components: Vec<u32>,
+    batch: u32,
+) -> ActorCriticSpec {
+    ActorCriticSpec {
+        obs_width,
+        trunk: cfg.trunk.clone(),
+        hidden: cfg.hidden.clone(),
+        action_components,
+        group_count: 1,
+        hidden_activation: Activation::LeakyRelu,
+        batch,
+        use_masks: false,
+    }
+}
+
+/// The loss statistics of one update as the metrics report them (means over the last minibatch
+/// of every epoch, then over the networks that trained).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct LossMetrics {
+    pub policy_loss: f64,
+    pub value_loss: f64,
+    pub entropy: f64,
+    pub approx_kl: f64,
+    pub clip_fraction: f64,
+}
 
 /// Call `f(start, end, key)` for the rows `start..end` of each chunk of at most `batch` of `n`
 /// rows; row r of a chunk samples with counter (iteration, step, start + r), so the actions do
@@ -103,7 +136,7 @@ impl LossSums {
     }
 
     /// The mean over the networks that trained of each network's mean (zeros when none did).
-    pub fn mean_over<'a>(all: impl IntoIterator<Item = &'a LossSums>) -> [f64; 5] {
+    pub fn mean_over<'a>(all: impl IntoIterator<Item = &'a LossSums>) -> LossMetrics {
         let mut loss = [0.0f64; 5];
         let mut counted = 0.0;
         for s in all {
@@ -119,7 +152,14 @@ impl LossSums {
                 *l /= counted;
             }
         }
-        loss
+        let [policy_loss, value_loss, entropy, approx_kl, clip_fraction] = loss;
+        LossMetrics {
+            policy_loss,
+            value_loss,
+            entropy,
+            approx_kl,
+            clip_fraction,
+        }
     }
 }
 
@@ -158,8 +198,8 @@ mod tests {
             ..LossStats::default()
         });
         let m = LossSums::mean_over([&a, &idle, &b]);
-        assert_eq!(m[0], (2.0 + 6.0) / 2.0);
-        assert_eq!(m[4], 0.25);
-        assert_eq!(LossSums::mean_over([&idle]), [0.0; 5]);
+        assert_eq!(m.policy_loss, (2.0 + 6.0) / 2.0);
+        assert_eq!(m.clip_fraction, 0.25);
+        assert_eq!(LossSums::mean_over([&idle]), LossMetrics::default());
     }
 }
