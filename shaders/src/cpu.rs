@@ -515,6 +515,29 @@ pub fn head_backward(
     }
 }
 
+/// Agent `a`'s recursion over its first `len` steps, latest first, from the (value, advantage)
+/// that follow them: the WGSL `walk` both GAE entry points share.
+fn gae_walk(
+    p: &GaeParams,
+    a: usize,
+    len: usize,
+    (mut next_value, mut running): (f32, f32),
+    (rewards, values, dones): (&[f32], &[f32], &[f32]),
+    advantages: &mut [f32],
+    returns: &mut [f32],
+) {
+    let agents = p.agents as usize;
+    for k in 0..len {
+        let i = (len - 1 - k) * agents + a;
+        let nonterminal = 1.0 - dones[i];
+        let delta = rewards[i] + p.gamma * next_value * nonterminal - values[i];
+        running = delta + p.gamma * p.gae_lambda * nonterminal * running;
+        advantages[i] = running;
+        returns[i] = running + values[i];
+        next_value = values[i];
+    }
+}
+
 /// Twin of `gae`.
 pub fn gae(
     p: &GaeParams,
@@ -527,20 +550,21 @@ pub fn gae(
 ) {
     let (steps, agents) = (p.steps as usize, p.agents as usize);
     for a in 0..agents {
-        let (mut next_value, mut running) = if p.carry != 0 {
+        let (next_value, running) = if p.carry != 0 {
             (values[steps * agents + a], advantages[steps * agents + a])
         } else {
             (last_values[a], 0.0f32)
         };
-        for k in 0..steps {
-            let i = (steps - 1 - k) * agents + a;
-            let nonterminal = 1.0 - dones[i];
-            let delta = rewards[i] + p.gamma * next_value * nonterminal - values[i];
-            running = delta + p.gamma * p.gae_lambda * nonterminal * running;
-            advantages[i] = running;
-            returns[i] = running + values[i];
-            next_value = values[i];
-        }
+        let inputs = (rewards, values, dones);
+        gae_walk(
+            p,
+            a,
+            steps,
+            (next_value, running),
+            inputs,
+            advantages,
+            returns,
+        );
     }
 }
 
@@ -559,16 +583,16 @@ pub fn gae_ragged(
     let (steps, agents) = (p.steps as usize, p.agents as usize);
     for a in 0..agents {
         let len = (lengths[a] as usize).min(steps);
-        let (mut next_value, mut running) = (last_values[a], 0.0f32);
-        for k in 0..len {
-            let i = (len - 1 - k) * agents + a;
-            let nonterminal = 1.0 - dones[i];
-            let delta = rewards[i] + p.gamma * next_value * nonterminal - values[i];
-            running = delta + p.gamma * p.gae_lambda * nonterminal * running;
-            advantages[i] = running;
-            returns[i] = running + values[i];
-            next_value = values[i];
-        }
+        let inputs = (rewards, values, dones);
+        gae_walk(
+            p,
+            a,
+            len,
+            (last_values[a], 0.0),
+            inputs,
+            advantages,
+            returns,
+        );
     }
 }
 

@@ -27,6 +27,22 @@ struct GaeParams {
 @group(0) @binding(5) var<storage, read_write> advantages: array<f32>;
 @group(0) @binding(6) var<storage, read_write> returns: array<f32>;
 
+// Agent a's recursion over its first `len` steps, latest first, from the value and advantage
+// that follow them. Both entry points use it, so their arithmetic is the same.
+fn walk(a: u32, len: u32, next_value0: f32, running0: f32) {
+    var next_value = next_value0;
+    var running = running0;
+    for (var k = 0u; k < len; k = k + 1u) {
+        let i = (len - 1u - k) * p.agents + a;
+        let nonterminal = 1.0 - dones[i];
+        let delta = rewards[i] + p.gamma * next_value * nonterminal - values[i];
+        running = delta + p.gamma * p.gae_lambda * nonterminal * running;
+        advantages[i] = running;
+        returns[i] = running + values[i];
+        next_value = values[i];
+    }
+}
+
 @compute @workgroup_size(64)
 fn gae(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -43,15 +59,7 @@ fn gae(
         next_value = values[p.steps * p.agents + a];
         running = advantages[p.steps * p.agents + a];
     }
-    for (var k = 0u; k < p.steps; k = k + 1u) {
-        let i = (p.steps - 1u - k) * p.agents + a;
-        let nonterminal = 1.0 - dones[i];
-        let delta = rewards[i] + p.gamma * next_value * nonterminal - values[i];
-        running = delta + p.gamma * p.gae_lambda * nonterminal * running;
-        advantages[i] = running;
-        returns[i] = running + values[i];
-        next_value = values[i];
-    }
+    walk(a, p.steps, next_value, running);
 }
 
 // Ragged GAE: agent a's trajectory is only its first lengths[a] steps (rows t * agents + a for
@@ -72,16 +80,5 @@ fn gae_ragged(
     if a >= p.agents {
         return;
     }
-    let len = min(lengths[a], p.steps);
-    var next_value = last_values[a];
-    var running = 0.0;
-    for (var k = 0u; k < len; k = k + 1u) {
-        let i = (len - 1u - k) * p.agents + a;
-        let nonterminal = 1.0 - dones[i];
-        let delta = rewards[i] + p.gamma * next_value * nonterminal - values[i];
-        running = delta + p.gamma * p.gae_lambda * nonterminal * running;
-        advantages[i] = running;
-        returns[i] = running + values[i];
-        next_value = values[i];
-    }
+    walk(a, min(lengths[a], p.steps), last_values[a], 0.0);
 }
