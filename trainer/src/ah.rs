@@ -39,7 +39,8 @@
 
 use crate::config::TrainConfig;
 use crate::update::{
-    EpochScratch, LossMetrics, LossSums, act_chunks, actor_critic_spec, train_stored_epochs,
+    EpochScratch, LossMetrics, LossSums, act_chunks, actor_critic_spec, push_argmax,
+    train_stored_epochs,
 };
 use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepOut};
 use fairground_kernel::hash::TrajectoryHash;
@@ -238,15 +239,12 @@ impl<E: Executor> GroupNet<E> {
                     ActMode::Greedy => {
                         let logits = self.ac.logits()?;
                         self.transfer_bytes += (logits.len() * 4) as u64;
-                        for row in logits.chunks_exact(ACTIONS as usize) {
-                            let mut best = 0;
-                            for (k, &l) in row.iter().enumerate() {
-                                if l > row[best] {
-                                    best = k;
-                                }
-                            }
-                            self.out_actions.push(best as u32);
-                        }
+                        push_argmax(
+                            &logits,
+                            ACTIONS as usize,
+                            end - start,
+                            &mut self.out_actions,
+                        );
                     }
                 }
                 self.out_logp.extend_from_slice(&out.logp);

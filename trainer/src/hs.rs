@@ -30,7 +30,8 @@
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::update::{
-    EpochScratch, LossMetrics, LossSums, act_chunks, actor_critic_spec, train_stored_epochs,
+    EpochScratch, LossMetrics, LossSums, act_chunks, actor_critic_spec, push_argmax,
+    train_stored_epochs,
 };
 use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::hs::{
@@ -332,16 +333,8 @@ impl<E: Executor> RoleNet<E> {
                     ActMode::Greedy => {
                         let logits = self.ac.logits()?;
                         self.transfer_bytes += (logits.len() * 4) as u64;
-                        let c = self.choices as usize;
-                        for row in logits.chunks_exact(c).take((end - start) * self.comps) {
-                            let mut best = 0;
-                            for (k, &l) in row.iter().enumerate() {
-                                if l > row[best] {
-                                    best = k;
-                                }
-                            }
-                            self.out_actions.push(best as u32);
-                        }
+                        let (c, rows) = (self.choices as usize, (end - start) * self.comps);
+                        push_argmax(&logits, c, rows, &mut self.out_actions);
                     }
                 }
                 self.out_logp.extend_from_slice(&out.logp);

@@ -447,18 +447,7 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     if cfg.env == EnvName::Hs {
         return eval_hs(req, &cfg);
     }
-    let Some((_, nets)) = load_latest_checkpoint::<crate::ah::TrainerState>(&req.run_dir)? else {
-        return Err(TrainError::Resume {
-            dir: req.run_dir.display().to_string(),
-            why: "no checkpoint to evaluate".into(),
-        });
-    };
-    let (backend, ctx) = open_backend(cfg.backend)?;
-    let mode = if req.greedy {
-        ActMode::Greedy
-    } else {
-        ActMode::Sample
-    };
+    let (nets, backend, ctx, mode) = eval_setup::<crate::ah::TrainerState>(req, &cfg)?;
     let totals = match ctx {
         Some(ctx) => {
             let mut t = AhTrainer::new(&cfg, EnvUse::Eval, |p| GpuExecutor::new(ctx.clone(), p))?;
@@ -774,9 +763,21 @@ fn train_hs_with<E: Executor>(
     Ok(())
 }
 
-/// `fairground eval` of an HS run: `episodes` whole days from a fresh hospital.
-fn eval_hs(req: &EvalRequest, cfg: &TrainConfig) -> Result<String, TrainError> {
-    let Some((_, nets)) = load_latest_checkpoint::<HsTrainerState>(&req.run_dir)? else {
+/// What every eval starts from: the run's last checkpoint, the backend, and how to act.
+#[allow(clippy::type_complexity)]
+fn eval_setup<S: crate::io::CheckpointState>(
+    req: &EvalRequest,
+    cfg: &TrainConfig,
+) -> Result<
+    (
+        Vec<crate::ah::NetState>,
+        Backend,
+        Option<Arc<GpuContext>>,
+        ActMode,
+    ),
+    TrainError,
+> {
+    let Some((_, nets)) = load_latest_checkpoint::<S>(&req.run_dir)? else {
         return Err(TrainError::Resume {
             dir: req.run_dir.display().to_string(),
             why: "no checkpoint to evaluate".into(),
@@ -788,6 +789,12 @@ fn eval_hs(req: &EvalRequest, cfg: &TrainConfig) -> Result<String, TrainError> {
     } else {
         ActMode::Sample
     };
+    Ok((nets, backend, ctx, mode))
+}
+
+/// `fairground eval` of an HS run: `episodes` whole days from a fresh hospital.
+fn eval_hs(req: &EvalRequest, cfg: &TrainConfig) -> Result<String, TrainError> {
+    let (nets, backend, ctx, mode) = eval_setup::<HsTrainerState>(req, cfg)?;
     let days = req.episodes.max(1) as usize;
     let stats = match ctx {
         Some(ctx) => {

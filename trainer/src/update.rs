@@ -65,6 +65,20 @@ pub fn act_chunks(
     Ok(())
 }
 
+/// Greedy actions: the index of the largest logit (the first on ties) of each of the first
+/// `rows` rows of `choices` logits, pushed onto `out`.
+pub fn push_argmax(logits: &[f32], choices: usize, rows: usize, out: &mut Vec<u32>) {
+    for row in logits.chunks_exact(choices).take(rows) {
+        let mut best = 0;
+        for (k, &l) in row.iter().enumerate() {
+            if l > row[best] {
+                best = k;
+            }
+        }
+        out.push(best as u32);
+    }
+}
+
 /// Scratch of [`train_stored_epochs`], allocated once per network.
 #[derive(Debug, Default)]
 pub struct EpochScratch {
@@ -165,9 +179,25 @@ impl LossSums {
 
 #[cfg(test)]
 mod tests {
-    //! Chunks cover every row once with offsets equal to their first row; loss means weigh
+    //! Greedy actions take the first largest logit of each row; chunks cover every row once with offsets equal to their first row; loss means weigh
     //! every network that trained equally and ignore the ones that did not.
     use super::*;
+
+    #[test]
+    fn argmax_takes_the_first_largest_of_each_row() {
+        let mut out = vec![7];
+        push_argmax(
+            &[0.1, 0.5, 0.5, -1.0, -2.0, -0.5, 9.0, 9.0, 9.0],
+            3,
+            2,
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [7, 1, 2],
+            "ties go to the first; the third row is not taken"
+        );
+    }
 
     #[test]
     fn chunks_cover_the_rows_with_their_offsets() {
