@@ -807,3 +807,22 @@ pub fn copy_rows(p: &CopyParams, src: &[u32], index: &[u32], dst: &mut [u32]) {
         dst[to * w..(to + 1) * w].copy_from_slice(&src[from * w..(from + 1) * w]);
     }
 }
+
+/// fairness.wgsl `fair_adjust`: `adv_adjust[r] = (weights[cell_ids[r]] - 1) * advantages[r]` for
+/// rows whose cell is below `p.cells`, else 0.
+pub fn fair_adjust(
+    p: &FairParams,
+    advantages: &[f32],
+    cell_ids: &[u32],
+    weights: &[f32],
+    adv_adjust: &mut [f32],
+) {
+    for r in 0..p.rows as usize {
+        let c = cell_ids[r];
+        adv_adjust[r] = if c < p.cells {
+            (weights[c as usize] - 1.0) * advantages[r]
+        } else {
+            0.0
+        };
+    }
+}

@@ -64,6 +64,8 @@ pub enum ShaderError {
     },
     #[error("this actor-critic was built without a rollout store (use ActorCritic::with_store)")]
     NoStore,
+    #[error("fairness cells need a store built with StoreSpec::cells > 0")]
+    NoFairCells,
     #[error("store_lengths needs a store built with StoreSpec::ragged")]
     NotRagged,
     #[error("store row {row} is out of range: the store has {rows}")]

@@ -225,6 +225,7 @@ fn chunk_threads(kernel: Kernel, chunk: &[u8], cap: u32, threads: u64) -> u64 {
         | Kernel::HeadBackward
         | Kernel::PpoLoss
         | Kernel::Normalize
+        | Kernel::FairAdjust
         | Kernel::AdamUpdate => u64::from(rows),
         _ => threads,
     };

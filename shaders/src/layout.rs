@@ -84,6 +84,22 @@ const _: () = {
     assert!(offset_of!(GaeParams, carry) == 16);
 };
 
+/// `FairParams` in fairness.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct FairParams {
+    pub rows: u32,
+    /// Cells with a weight; a row whose cell id is `cells` or more is not adjusted.
+    pub cells: u32,
+    pub pad0: u32,
+    pub pad1: u32,
+}
+const _: () = {
+    assert!(size_of::<FairParams>() == 16);
+    assert!(offset_of!(FairParams, rows) == 0);
+    assert!(offset_of!(FairParams, cells) == 4);
+};
+
 /// `CopyParams` in rollout.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]

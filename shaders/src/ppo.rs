@@ -410,6 +410,9 @@ pub struct StoreSpec {
     /// Slot `s`'s trajectory is only its first `lengths[s]` steps, given per rollout with
     /// [`ActorCritic::store_lengths`] (agents that act a varying number of times: HS decisions).
     pub ragged: bool,
+    /// Fairness cells (0: none): the rows' cells of [`ActorCritic::store_cell_stats`] and the
+    /// weights of [`ActorCritic::store_fair_adjust`] (Fair-PPO's shaped penalty).
+    pub cells: u32,
 }
 
 impl StoreSpec {
@@ -450,6 +453,28 @@ struct Store {
     train_offset: usize,
     /// Copy launches whose row count follows each call.
     copies: Vec<(OpRef, CopyParams)>,
+    fair: Option<FairStore>,
+}
+
+/// Fairness buffers of a store with cells (see fairness.wgsl).
+struct FairStore {
+    cells: u32,
+    cell_ids: BufferId,
+    weights: BufferId,
+    reward_stats: BufferId,
+    value_stats: BufferId,
+    /// Per-cell reductions of the stored rewards and values.
+    stats_seq: SeqId,
+    /// The advantage adjustment of every store row.
+    adjust_seq: SeqId,
+}
+
+/// Per fairness cell: sum, count and mean of the stored rewards and of the stored values (the
+/// critic's values at acting time) of the rows in that cell.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellStats {
+    pub rewards: Vec<GroupStats>,
+    pub values: Vec<GroupStats>,
 }
 
 /// Means over the last minibatch.
@@ -946,6 +971,7 @@ impl<E: Executor> ActorCritic<E> {
             gae_op: OpRef { seq: 0, index: 0 },
             train_offset: 0,
             copies: Vec::new(),
+            fair: None,
         };
         let mut copies = Vec::new();
         let mut copy = |prog: &mut Program, seq: SeqId, mode: CopyMode, width, src, dst| {
@@ -1070,12 +1096,70 @@ impl<E: Executor> ActorCritic<E> {
             mean,
             var,
         );
+        let fair = (st.cells > 0).then(|| Self::declare_fair(prog, &store, st));
         Store {
             gae_op,
             copies,
             train_offset,
+            fair,
             ..store
         }
+    }
+
+    /// The fairness sequences of a store with cells: per-cell reductions of the stored rewards
+    /// and values (cell ids as group ids), and the per-row advantage adjustment.
+    fn declare_fair(prog: &mut Program, store: &Store, st: StoreSpec) -> FairStore {
+        let n = st.rows() as u32;
+        let stats_words = st.cells as usize * size_of::<GroupStats>() / 4;
+        let fair = FairStore {
+            cells: st.cells,
+            cell_ids: prog.buffer("store.cell_ids", n as usize),
+            weights: prog.buffer("store.cell_weights", st.cells as usize),
+            reward_stats: prog.buffer("store.cell_reward_stats", stats_words),
+            value_stats: prog.buffer("store.cell_value_stats", stats_words),
+            stats_seq: prog.sequence(),
+            adjust_seq: prog.sequence(),
+        };
+        let partial = prog.buffer("store.cell_partial", reduce_partial_words(st.cells));
+        let spec = ReduceSpec {
+            group_count: st.cells,
+            use_groups: true,
+            ..ReduceSpec::plain(n)
+        };
+        for (values, stats) in [
+            (store.gae.rewards, fair.reward_stats),
+            (store.gae.values, fair.value_stats),
+        ] {
+            record_group_reduce(
+                prog,
+                fair.stats_seq,
+                spec,
+                values,
+                fair.cell_ids,
+                stats,
+                partial,
+                stats,
+            );
+        }
+        let p = FairParams {
+            rows: n,
+            cells: st.cells,
+            ..FairParams::default()
+        };
+        prog.push_rows(
+            fair.adjust_seq,
+            Kernel::FairAdjust,
+            &p,
+            &[
+                store.gae.advantages,
+                fair.cell_ids,
+                fair.weights,
+                store.adv_adjust,
+            ],
+            u64::from(n),
+            &[1, 1, 0, 1],
+        );
+        fair
     }
 
     pub fn spec(&self) -> &ActorCriticSpec {
@@ -1103,6 +1187,27 @@ impl<E: Executor> ActorCritic<E> {
         if rows == self.rows {
             return;
         }
+        self.write_row_uniforms(rows);
+    }
+
+    /// Scale the whole minibatch loss (its policy, value and entropy gradients) by `scale` from
+    /// the next training launch on (`PpoHyper::loss_scale`; Fair-PPO's reference penalty sets
+    /// the dynamic-λ factor of spec §4.1 here).
+    pub fn set_loss_scale(&mut self, scale: f32) {
+        let at = std::mem::offset_of!(LossParams, loss_scale);
+        let mut changed = false;
+        for (_, kernel, base) in &mut self.row_ops {
+            if *kernel == Kernel::PpoLoss && base[at..at + 4] != scale.to_le_bytes() {
+                base[at..at + 4].copy_from_slice(&scale.to_le_bytes());
+                changed = true;
+            }
+        }
+        if changed {
+            self.write_row_uniforms(self.rows);
+        }
+    }
+
+    fn write_row_uniforms(&mut self, rows: u32) {
         for (op, kernel, base) in &self.row_ops {
             let mut bytes = base.clone();
             bytes[..4].copy_from_slice(&rows.to_le_bytes());
@@ -1459,6 +1564,56 @@ impl<E: Executor> ActorCritic<E> {
         self.set_copy_rows(seq, rows.len() as u32);
         self.set_rows(rows.len() as u32);
         self.exec.run(seq)
+    }
+
+    fn fair_store(&self) -> Result<&FairStore, ShaderError> {
+        self.store()?.fair.as_ref().ok_or(ShaderError::NoFairCells)
+    }
+
+    /// After [`Self::store_advantages`] (any time before the update), give each store row its
+    /// fairness cell (`cell_ids[row] < cells`, or `cells` and above for a row in none) and
+    /// return the per-cell sums, counts and means of the stored rewards and values, reduced in
+    /// a fixed order on the device. [`Self::store_fair_adjust`] uses these cell ids.
+    pub fn store_cell_stats(&mut self, cell_ids: &[u32]) -> Result<CellStats, ShaderError> {
+        let n = self.store()?.spec.rows();
+        let fair = self.fair_store()?;
+        let (ids, seq, rs, vs, cells) = (
+            fair.cell_ids,
+            fair.stats_seq,
+            fair.reward_stats,
+            fair.value_stats,
+            fair.cells as usize,
+        );
+        Self::check("store cell ids", n, cell_ids.len())?;
+        self.exec.write(ids, cell_ids)?;
+        self.exec.run(seq)?;
+        let mut rewards: Vec<GroupStats> = self.exec.read(rs)?;
+        rewards.truncate(cells);
+        let mut values: Vec<GroupStats> = self.exec.read(vs)?;
+        values.truncate(cells);
+        Ok(CellStats { rewards, values })
+    }
+
+    /// Fair-PPO's shaped penalty: multiply every store row's advantage by its cell's weight
+    /// for the update (the `adv_adjust` the loss adds: `(weight - 1) * advantage`), with the
+    /// cells of the last [`Self::store_cell_stats`]. Run after [`Self::store_advantages`] (the
+    /// weights apply to the standardised advantages); a weight of 1 changes nothing, bit for
+    /// bit.
+    pub fn store_fair_adjust(&mut self, weights: &[f32]) -> Result<(), ShaderError> {
+        let fair = self.fair_store()?;
+        let (buf, seq, cells) = (fair.weights, fair.adjust_seq, fair.cells as usize);
+        Self::check("cell weights", cells, weights.len())?;
+        self.exec.write(buf, weights)?;
+        self.exec.run(seq)
+    }
+
+    /// The store's advantage adjustments (rows of the whole store; for tests and audits).
+    pub fn stored_adjustments(&mut self) -> Result<Vec<f32>, ShaderError> {
+        let store = self.store()?;
+        let (buf, n) = (store.adv_adjust, store.spec.rows());
+        let mut adj: Vec<f32> = self.exec.read(buf)?;
+        adj.truncate(n);
+        Ok(adj)
     }
 
     /// The store's advantages and returns (rows of the whole store; for tests and audits).

@@ -12,10 +12,11 @@ pub enum Family {
     Adam,
     GroupReduce,
     Rollout,
+    Fairness,
 }
 
 impl Family {
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 9] = [
         Family::DenseForward,
         Family::DenseBackward,
         Family::PolicyHead,
@@ -24,6 +25,7 @@ impl Family {
         Family::Adam,
         Family::GroupReduce,
         Family::Rollout,
+        Family::Fairness,
     ];
 
     /// The file name under `shaders/wgsl/`.
@@ -37,6 +39,7 @@ impl Family {
             Family::Adam => "adam.wgsl",
             Family::GroupReduce => "group_reduce.wgsl",
             Family::Rollout => "rollout.wgsl",
+            Family::Fairness => "fairness.wgsl",
         }
     }
 
@@ -50,6 +53,7 @@ impl Family {
             Family::Adam => include_str!("../wgsl/adam.wgsl"),
             Family::GroupReduce => include_str!("../wgsl/group_reduce.wgsl"),
             Family::Rollout => include_str!("../wgsl/rollout.wgsl"),
+            Family::Fairness => include_str!("../wgsl/fairness.wgsl"),
         }
     }
 }
@@ -87,10 +91,11 @@ pub enum Kernel {
     ReduceFinal,
     Normalize,
     CopyRows,
+    FairAdjust,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 17] = [
+    pub const ALL: [Kernel; 18] = [
         Kernel::DenseForward,
         Kernel::ActGrad,
         Kernel::InputGrad,
@@ -108,6 +113,7 @@ impl Kernel {
         Kernel::ReduceFinal,
         Kernel::Normalize,
         Kernel::CopyRows,
+        Kernel::FairAdjust,
     ];
 
     pub fn family(self) -> Family {
@@ -123,6 +129,7 @@ impl Kernel {
             Kernel::AdamBegin | Kernel::AdamUpdate => Family::Adam,
             Kernel::ReducePartial | Kernel::ReduceFinal | Kernel::Normalize => Family::GroupReduce,
             Kernel::CopyRows => Family::Rollout,
+            Kernel::FairAdjust => Family::Fairness,
         }
     }
 
@@ -145,6 +152,7 @@ impl Kernel {
             Kernel::ReduceFinal => "reduce_final",
             Kernel::Normalize => "normalize",
             Kernel::CopyRows => "copy_rows",
+            Kernel::FairAdjust => "fair_adjust",
         }
     }
 
@@ -167,6 +175,7 @@ impl Kernel {
                 size_of::<ReduceParams>()
             }
             Kernel::CopyRows => size_of::<CopyParams>(),
+            Kernel::FairAdjust => size_of::<FairParams>(),
         }) as u64
     }
 
@@ -254,6 +263,8 @@ impl Kernel {
             Kernel::Normalize => &[ReadWrite(F32), Read(F32), Read(STATS), Read(STATS)],
             // src, index, dst
             Kernel::CopyRows => &[Read(F32), Read(F32), ReadWrite(F32)],
+            // advantages, cell_ids, weights, adv_adjust
+            Kernel::FairAdjust => &[Read(F32), Read(F32), Read(F32), ReadWrite(F32)],
         }
     }
 

@@ -219,6 +219,7 @@ fn stored_cpu() -> ActorCritic<CpuExecutor> {
         steps: STEPS,
         slots: SLOTS,
         ragged: false,
+        cells: 0,
     };
     ActorCritic::with_store(s.clone(), hyper(), &s.init_params(3), store, |p| {
         Ok(CpuExecutor::new(p))
@@ -359,6 +360,7 @@ fn the_stored_path_agrees_between_gpu_and_cpu() {
         steps: STEPS,
         slots: SLOTS,
         ragged: false,
+        cells: 0,
     };
     let mut g = ActorCritic::with_store(s.clone(), hyper(), &s.init_params(3), store, |p| {
         GpuExecutor::new(ctx.clone(), p)
@@ -414,6 +416,7 @@ fn ragged_store<E: Executor>(
         steps: STEPS,
         slots: SLOTS,
         ragged: true,
+        cells: 0,
     };
     ActorCritic::with_store(s.clone(), hyper(), &s.init_params(4), store, make).unwrap()
 }

@@ -726,6 +726,7 @@ impl<E: Executor + Send> AhTrainer<E> {
                     steps: cfg.rollout_steps,
                     slots: slots as u32,
                     ragged: false,
+                    cells: 0,
                 };
                 ActorCritic::with_store(
                     spec.clone(),

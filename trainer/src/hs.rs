@@ -433,6 +433,7 @@ impl<E: Executor> HsTrainer<E> {
                 steps: cfg.rollout_steps,
                 slots: n as u32,
                 ragged: true,
+                cells: 0,
             };
             let ac = ActorCritic::with_store(spec, cfg.ppo_hyper(), &init, store, &make_executor)?;
             let rows = n * cfg.rollout_steps as usize;
