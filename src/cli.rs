@@ -20,7 +20,7 @@ pub enum Command {
     /// Measure throughput; each bench prints exactly one JSON line on stdout.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Train with PPO; writes a run directory (printed on stdout) and can resume it.
+    /// Train with PPO or Fair-PPO; writes a run directory (printed on stdout) and can resume it.
     Train(TrainArgs),
     /// Run a trained policy for whole episodes; writes eval.json into the run directory.
     Eval(EvalArgs),
@@ -30,6 +30,39 @@ pub enum Command {
 pub enum AlgoKind {
     /// Proximal policy optimisation.
     Ppo,
+    /// PPO with the fairness penalty (--fairness, --alpha, --beta, --penalty).
+    FairPpo,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FairnessKind {
+    /// Demographic parity (sensitive vs non-sensitive).
+    Dp,
+    /// Conditional statistical parity (within each level of the legitimate factor).
+    Csp,
+    /// Counterfactual fairness (each world against its twin; HS).
+    Cf,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PenaltyKind {
+    /// The gaps weight the policy gradient (docs/fair-ppo.md).
+    Shaped,
+    /// The reference code's semantics (spec §4).
+    Reference,
+}
+
+/// A penalty weight: a number in 0..=10.
+fn parse_weight(s: &str) -> Result<f32, String> {
+    let w: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if w.is_finite() && (0.0..=10.0).contains(&w) {
+        Ok(w)
+    } else {
+        Err(format!("{w} is not in 0..=10"))
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +84,19 @@ pub struct TrainArgs {
     /// Learning algorithm.
     #[arg(long, value_enum)]
     pub algo: Option<AlgoKind>,
+    /// Fair-PPO's fairness notion [default: dp]; also chooses the disparities the metrics lead
+    /// with (cf runs every HS instance with its twin).
+    #[arg(long, value_enum)]
+    pub fairness: Option<FairnessKind>,
+    /// Weight of the retrospective term, realised group-return gap, in 0..=10 [default: 0.5].
+    #[arg(long, value_parser = parse_weight)]
+    pub alpha: Option<f32>,
+    /// Weight of the prospective term, critic-value gap, in 0..=10 [default: 0.5].
+    #[arg(long, value_parser = parse_weight)]
+    pub beta: Option<f32>,
+    /// How the penalty enters the update [default: shaped].
+    #[arg(long, value_enum)]
+    pub penalty: Option<PenaltyKind>,
     /// Rule and trainer profile: clean (default) or reference (the Python reference's [REPRO]
     /// behaviours; their flags default on and are overridable in --config).
     #[arg(long)]

@@ -1,8 +1,12 @@
 //! `fairground train`, `eval` and `bench train`: map the command-line arguments onto
 //! fairground-trainer's requests.
 
-use crate::cli::{AlgoKind, EnvKind, EvalArgs, TrainArgs, TrainBackend, TrainBenchArgs};
-use fairground_trainer::{Algo, Backend, EnvName, EvalRequest, Overrides, TrainRequest};
+use crate::cli::{
+    AlgoKind, EnvKind, EvalArgs, FairnessKind, PenaltyKind, TrainArgs, TrainBackend, TrainBenchArgs,
+};
+use fairground_trainer::{
+    Algo, Backend, EnvName, EvalRequest, Fairness, Overrides, Penalty, TrainRequest,
+};
 use std::path::PathBuf;
 
 fn backend(b: TrainBackend) -> Backend {
@@ -24,7 +28,21 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<PathBuf> {
     let req = TrainRequest {
         overrides: Overrides {
             env: args.env.map(env),
-            algo: args.algo.map(|AlgoKind::Ppo| Algo::Ppo),
+            algo: args.algo.map(|a| match a {
+                AlgoKind::Ppo => Algo::Ppo,
+                AlgoKind::FairPpo => Algo::FairPpo,
+            }),
+            fairness: args.fairness.map(|f| match f {
+                FairnessKind::Dp => Fairness::Dp,
+                FairnessKind::Csp => Fairness::Csp,
+                FairnessKind::Cf => Fairness::Cf,
+            }),
+            alpha: args.alpha,
+            beta: args.beta,
+            penalty: args.penalty.map(|p| match p {
+                PenaltyKind::Shaped => Penalty::Shaped,
+                PenaltyKind::Reference => Penalty::Reference,
+            }),
             profile: args.profile,
             instances: args.instances,
             rollout_steps: args.rollout_steps,

@@ -151,15 +151,8 @@ fn rollout<E: Executor>(ac: &mut ActorCritic<E>) {
     let slots: Vec<u32> = (0..SLOTS).collect();
     ac.store_bootstrap(&slots).unwrap();
     let n = (STEPS * SLOTS) as usize;
-    ac.store_advantages(
-        &rewards(),
-        &vec![0.0; n],
-        &vec![0; n],
-        0.99,
-        0.95,
-        true,
-    )
-    .unwrap();
+    ac.store_advantages(&rewards(), &vec![0.0; n], &vec![0; n], 0.99, 0.95, true)
+        .unwrap();
 }
 
 fn rewards() -> Vec<f32> {
@@ -198,7 +191,11 @@ fn cell_stats_are_the_host_sums_of_rewards_and_values_by_cell() {
         let sum: f32 = rows.iter().map(|&i| r[i]).sum();
         let got = stats.rewards[c as usize];
         assert_eq!(got.count as usize, rows.len(), "cell {c} count");
-        assert!((got.sum - sum).abs() < 1e-5, "cell {c} sum {} vs {sum}", got.sum);
+        assert!(
+            (got.sum - sum).abs() < 1e-5,
+            "cell {c} sum {} vs {sum}",
+            got.sum
+        );
         assert!((got.mean - sum / rows.len() as f32).abs() < 1e-6);
         let vsum: f32 = rows.iter().map(|&i| v[i]).sum();
         let got = stats.values[c as usize];

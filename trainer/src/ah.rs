@@ -37,7 +37,11 @@
 //! rollout is kept on the host ([`GroupMemory`], GAE with [`fairground_shaders::cpu::gae`], the
 //! twin the GAE shader is tested against) and minibatches are uploaded.
 
-use crate::config::TrainConfig;
+use crate::config::{Fairness, Penalty, TrainConfig};
+use crate::fair::{
+    Comparison, FairMetrics, FairSpec, MinMax, Shaper, csp_value, reference_factor, shaped_json,
+    side_weights,
+};
 use crate::update::{
     EpochScratch, LossMetrics, LossSums, act_chunks, actor_critic_spec, push_argmax,
     train_stored_epochs,
@@ -46,8 +50,9 @@ use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepO
 use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::pool::{Split, WorkerPool};
 use fairground_kernel::rng::{Purpose, Stream};
+use fairground_shaders::layout::FairParams;
 use fairground_shaders::layout::GaeParams;
-use fairground_shaders::ppo::StoreSpec;
+use fairground_shaders::ppo::{CellStats, StoreSpec};
 use fairground_shaders::{
     ActorCritic, ActorCriticSpec, Executor, Minibatch, OptimizerState, Program, ShaderError,
 };
@@ -136,6 +141,8 @@ pub struct IterStats {
     pub episode_return_by_group: Option<[f64; GROUPS]>,
     /// Means over the last minibatch of every epoch, then over the two networks.
     pub loss: LossMetrics,
+    /// Disparities of the rollout and what the penalty did.
+    pub fair: FairMetrics,
     pub wall_s: f64,
 }
 
@@ -170,6 +177,12 @@ struct GroupNet<E: Executor> {
     /// This network's store rows (store path).
     rows: Vec<u32>,
     epochs: EpochScratch,
+    /// Fair-PPO: the fairness cell of every store row (the other group's rows: none) and the
+    /// device's per-cell reductions of this update.
+    cell_ids: Vec<u32>,
+    cell_stats: Option<CellStats>,
+    /// Host path: the cells of the current minibatch's rows.
+    mb_cells: Vec<u32>,
 }
 
 /// Group networks `first..first + nets.len()`: how [`WorkerPool::run_split`] hands them out.
@@ -335,9 +348,14 @@ impl<E: Executor> GroupNet<E> {
         Ok(())
     }
 
-    /// GAE over the device store, then K epochs of minibatch PPO on this group's rows, gathered
-    /// on the device.
-    fn train_stored(&mut self, g: u8, ro: &Rollout, cfg: &TrainConfig) -> Result<(), ShaderError> {
+    /// GAE over the device store (standardised per group); for Fair-PPO also the per-cell
+    /// reductions of this group's rows.
+    fn advantages_stored(
+        &mut self,
+        g: u8,
+        ro: &Rollout,
+        cfg: &TrainConfig,
+    ) -> Result<(), ShaderError> {
         self.rows.clear();
         self.store_dones.clear();
         self.store_valid.clear();
@@ -363,6 +381,35 @@ impl<E: Executor> GroupNet<E> {
             cfg.normalize_advantages && n > 1,
         )?;
         self.transfer_bytes += (ro.rewards.len() * 12) as u64;
+        self.cell_stats = None;
+        if let Some(spec) = FairSpec::of(cfg) {
+            let none = fair_cells(spec.fairness);
+            self.cell_ids.clear();
+            self.cell_ids
+                .extend(ro.groups.iter().zip(&ro.prefs).map(|(&grp, &pref)| {
+                    if grp == g {
+                        cell_of(spec.fairness, grp, pref)
+                    } else {
+                        none
+                    }
+                }));
+            self.cell_stats = Some(self.ac.store_cell_stats(&self.cell_ids)?);
+            self.transfer_bytes += (self.cell_ids.len() * 4 + none as usize * 32) as u64;
+        }
+        Ok(())
+    }
+
+    /// K epochs of minibatch PPO on this group's store rows, gathered on the device, with the
+    /// penalty's weights or loss scale.
+    fn epochs_stored(&mut self, cfg: &TrainConfig, plan: &NetPlan) -> Result<(), ShaderError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        if let Some(w) = &plan.weights {
+            self.ac.store_fair_adjust(w)?;
+            self.transfer_bytes += (w.len() * 4) as u64;
+        }
+        self.ac.set_loss_scale(plan.loss_scale[0]);
         self.transfer_bytes += train_stored_epochs(
             &mut self.ac,
             &self.rows,
@@ -381,16 +428,19 @@ impl<E: Executor> GroupNet<E> {
         Ok(())
     }
 
-    /// K epochs of minibatch PPO on each of `memories` in turn (see [`training_passes`]).
+    /// K epochs of minibatch PPO on each of `memories` in turn (see [`training_passes`]), pass
+    /// k with `plan.loss_scale[k]` and, for Fair-PPO shaped, the cell weights.
     fn train(
         &mut self,
         memories: &[&GroupMemory],
         ro: &Rollout,
         cfg: &TrainConfig,
+        plan: &NetPlan,
     ) -> Result<(), ShaderError> {
         self.loss = LossSums::default();
-        for mem in memories {
-            self.train_on(mem, ro, cfg)?;
+        for (k, mem) in memories.iter().enumerate() {
+            self.ac.set_loss_scale(plan.loss_scale[k]);
+            self.train_on(mem, ro, cfg, plan.weights.as_deref())?;
         }
         self.ac.finish()
     }
@@ -400,6 +450,7 @@ impl<E: Executor> GroupNet<E> {
         mem: &GroupMemory,
         ro: &Rollout,
         cfg: &TrainConfig,
+        weights: Option<&[f32]>,
     ) -> Result<(), ShaderError> {
         let n = mem.rows.len();
         if n == 0 {
@@ -425,6 +476,26 @@ impl<E: Executor> GroupNet<E> {
                 };
                 fill_minibatch(mem, ro, part, cfg.ah_standardized_returns, &mut scratch);
                 self.mb_adj.resize(part.len(), 0.0);
+                if let (Some(w), Some(spec)) = (weights, FairSpec::of(cfg)) {
+                    // The shaped penalty on the host path: the same twin the device runs.
+                    self.mb_cells.clear();
+                    self.mb_cells.extend(part.iter().map(|&k| {
+                        let i = mem.rows[k as usize] as usize;
+                        cell_of(spec.fairness, ro.groups[i], ro.prefs[i])
+                    }));
+                    let p = FairParams {
+                        rows: part.len() as u32,
+                        cells: w.len() as u32,
+                        ..FairParams::default()
+                    };
+                    fairground_shaders::cpu::fair_adjust(
+                        &p,
+                        &self.mb_adv,
+                        &self.mb_cells,
+                        w,
+                        &mut self.mb_adj,
+                    );
+                }
                 self.ac.train_minibatch(&Minibatch {
                     obs: &self.mb_obs,
                     group_ids: &[],
@@ -569,6 +640,183 @@ pub fn training_passes(cross_group: bool) -> &'static [(usize, usize)] {
     }
 }
 
+/// Fairness cells of AH rows: demographic parity compares the groups (cell = group: 0
+/// non-sensitive, 1 sensitive); conditional statistical parity compares them within each
+/// berry preference (cell = 2 · group + preference, preference 0 red, 1 blue).
+pub fn fair_cells(fairness: Fairness) -> u32 {
+    match fairness {
+        Fairness::Csp => 4,
+        _ => 2,
+    }
+}
+
+pub fn cell_of(fairness: Fairness, group: u8, pref: u8) -> u32 {
+    match fairness {
+        Fairness::Csp => 2 * u32::from(group) + u32::from(pref),
+        _ => u32::from(group),
+    }
+}
+
+/// The comparisons of a notion: (level name, side-a cell, side-b cell).
+pub fn comparisons(fairness: Fairness) -> &'static [(&'static str, u32, u32)] {
+    match fairness {
+        Fairness::Csp => &[("red", 0, 2), ("blue", 1, 3)],
+        _ => &[("all", 0, 1)],
+    }
+}
+
+/// Per-cell sums and counts of a rollout's rewards and values (the host's copy of what the
+/// device reduces; the reference profile's host path and the metrics use it).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CellSums {
+    pub reward: Vec<f64>,
+    pub value: Vec<f64>,
+    pub count: Vec<u64>,
+}
+
+impl CellSums {
+    pub fn new(cells: usize) -> Self {
+        Self {
+            reward: vec![0.0; cells],
+            value: vec![0.0; cells],
+            count: vec![0; cells],
+        }
+    }
+
+    fn add_device(&mut self, s: &CellStats) {
+        for (c, (r, v)) in s.rewards.iter().zip(&s.values).enumerate() {
+            self.reward[c] += f64::from(r.sum);
+            self.value[c] += f64::from(v.sum);
+            self.count[c] += u64::from(r.count);
+        }
+    }
+
+    /// Mean per row, None for an empty cell.
+    fn mean(&self, sums: &[f64], c: u32) -> Option<f64> {
+        let n = self.count[c as usize];
+        (n > 0).then(|| sums[c as usize] / n as f64)
+    }
+}
+
+/// The comparisons of an update from per-cell sums: retro = T · (mean reward per row of side
+/// a − of side b), the per-agent return gap over the rollout's T steps; pro = mean value of
+/// a − of b.
+pub fn ah_comparisons(fairness: Fairness, sums: &CellSums, steps: u32) -> Vec<Comparison> {
+    comparisons(fairness)
+        .iter()
+        .map(|&(level, a, b)| {
+            let gap = |v: &[f64]| Some(sums.mean(v, a)? - sums.mean(v, b)?);
+            Comparison {
+                level: level.to_string(),
+                retro: gap(&sums.reward).map(|g| g * f64::from(steps)),
+                pro: gap(&sums.value),
+            }
+        })
+        .collect()
+}
+
+/// The reference's penalty of one pass of the network of group `own` on the memory of group
+/// `mem` (spec §4.2, §4.3): per comparison level, retro = max(Σ rewards of the memory's side −
+/// Σ of the other side, 0) on totals, pro = max(mean value of the memory's side − of the other,
+/// 0); P = α·Σ normalise_R(retro) + β·Σ normalise_V(pro) with one normaliser per component and
+/// level (`norms`: [R levels..., V levels...]), each updated just before normalising. Returns
+/// P. (In the reference the "other memory" is the other group's, so side b is 1 − mem.)
+pub fn reference_penalty(
+    fairness: Fairness,
+    sums: &CellSums,
+    mem: u8,
+    spec: &FairSpec,
+    norms: &mut [MinMax],
+) -> f64 {
+    let levels = comparisons(fairness);
+    let mut p = 0.0;
+    for (k, &(_, a, b)) in levels.iter().enumerate() {
+        let (own, other) = if mem == 0 { (a, b) } else { (b, a) };
+        let retro = (sums.reward[own as usize] - sums.reward[other as usize]).max(0.0);
+        // An empty side's mean is NaN in the reference (spec §9 item 22); clean treats it as 0.
+        let mean = |c: u32| sums.mean(&sums.value, c).unwrap_or(0.0);
+        let pro = (mean(own) - mean(other)).max(0.0);
+        p += f64::from(spec.alpha) * norms[k].update_normalise(retro);
+        p += f64::from(spec.beta) * norms[levels.len() + k].update_normalise(pro);
+    }
+    p
+}
+
+/// What a network's update uses from the penalty: per-cell advantage weights (shaped), and a
+/// loss scale per pass (reference; 1 otherwise).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetPlan {
+    pub weights: Option<Vec<f32>>,
+    pub loss_scale: Vec<f32>,
+}
+
+/// The Fair-PPO state a checkpoint keeps: the shaped penalty's running scales and the
+/// reference's normalisers (per network: R then V, one per level).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FairState {
+    pub shaper: Shaper,
+    pub reference: Vec<Vec<MinMax>>,
+}
+
+/// The penalty's plan for each network from this update's per-cell sums: shaped weights,
+/// or the reference's loss scale per pass (1 for plain PPO). Also returns the penalty's
+/// metrics.
+pub fn plan(
+    fair: &mut FairState,
+    cfg: &TrainConfig,
+    sums: &CellSums,
+    passes: &[(usize, usize)],
+) -> ([NetPlan; GROUPS], Option<serde_json::Value>) {
+    let steps = cfg.rollout_steps;
+    let passes_of = |g: usize| passes.iter().filter(|&&(n, _)| n == g).count();
+    let mut plans: [NetPlan; GROUPS] = std::array::from_fn(|g| NetPlan {
+        weights: None,
+        loss_scale: vec![1.0; passes_of(g)],
+    });
+    let Some(spec) = FairSpec::of(cfg) else {
+        return (plans, None);
+    };
+    match spec.penalty {
+        Penalty::Shaped => {
+            let comps = ah_comparisons(spec.fairness, sums, steps);
+            let terms = fair.shaper.update(&comps, spec.alpha, spec.beta);
+            let mut w = vec![1.0f32; fair_cells(spec.fairness) as usize];
+            for (&(_, a, b), &d) in comparisons(spec.fairness).iter().zip(&terms.delta) {
+                let [wa, wb] = side_weights(d);
+                w[a as usize] = wa;
+                w[b as usize] = wb;
+            }
+            let mut json = shaped_json(&comps, &terms);
+            json["weights"] = serde_json::json!(w);
+            for plan in &mut plans {
+                plan.weights = Some(w.clone());
+            }
+            (plans, Some(json))
+        }
+        Penalty::Reference => {
+            let mut p_all = Vec::new();
+            for (g, plan) in plans.iter_mut().enumerate() {
+                let mut scales = Vec::new();
+                for &(net, mem) in passes.iter().filter(|&&(n, _)| n == g) {
+                    let norms = &mut fair.reference[net];
+                    let p = reference_penalty(spec.fairness, sums, mem as u8, &spec, norms);
+                    p_all.push(p);
+                    // AH DP and CSP: λ is not detached (spec §4.1).
+                    scales.push(reference_factor(p, false));
+                }
+                plan.loss_scale = scales;
+            }
+            let json = serde_json::json!({
+                "mode": "reference",
+                "passes": passes,
+                "p": p_all,
+                "loss_scale": plans.iter().flat_map(|p| p.loss_scale.clone()).collect::<Vec<_>>(),
+            });
+            (plans, Some(json))
+        }
+    }
+}
+
 /// Minibatch scratch that [`fill_minibatch`] fills.
 pub struct MinibatchRows<'a> {
     pub obs: &'a mut Vec<f32>,
@@ -642,6 +890,8 @@ struct Rollout {
     rewards: Vec<f32>,
     dones: Vec<f32>,
     groups: Vec<u8>,
+    /// Berry preference of each row's agent (0 red, 1 blue).
+    prefs: Vec<u8>,
     last_values: Vec<f32>,
     advantages: Vec<f32>,
     returns: Vec<f32>,
@@ -658,6 +908,7 @@ impl Rollout {
             rewards: vec![0.0; n],
             dones: vec![0.0; n],
             groups: vec![0; n],
+            prefs: vec![0; n],
             last_values: vec![0.0; slots],
             advantages: vec![0.0; n],
             returns: vec![0.0; n],
@@ -672,6 +923,9 @@ pub struct TrainerState {
     pub env_steps: u64,
     pub shuffle_streams: Vec<Stream>,
     pub env: AhSnapshot,
+    /// Fair-PPO's running normalisers (absent in checkpoints of older versions: fresh).
+    #[serde(default)]
+    pub fair: FairState,
 }
 
 /// Parameters and Adam state of one network.
@@ -695,8 +949,11 @@ pub struct AhTrainer<E: Executor> {
     /// `ah_action_misalignment`).
     own_actions: Vec<u8>,
     groups: Vec<u8>,
+    /// Berry preference per slot (0 red, 1 blue).
+    prefs: Vec<u8>,
     ro: Rollout,
     mems: [GroupMemory; GROUPS],
+    fair: FairState,
     pub iteration: u32,
     pub env_steps: u64,
     pub timing: Timing,
@@ -726,7 +983,7 @@ impl<E: Executor + Send> AhTrainer<E> {
                     steps: cfg.rollout_steps,
                     slots: slots as u32,
                     ragged: false,
-                    cells: 0,
+                    cells: FairSpec::of(cfg).map_or(0, |f| fair_cells(f.fairness)),
                 };
                 ActorCritic::with_store(
                     spec.clone(),
@@ -763,6 +1020,9 @@ impl<E: Executor + Send> AhTrainer<E> {
                 store_valid: Vec::with_capacity(slots * steps),
                 rows: Vec::with_capacity(slots * steps),
                 epochs: EpochScratch::default(),
+                cell_ids: Vec::with_capacity(slots * steps),
+                cell_stats: None,
+                mb_cells: Vec::with_capacity(cfg.minibatch_size as usize),
             });
         }
         let adapter = nets[0].ac.executor().adapter_name();
@@ -774,8 +1034,13 @@ impl<E: Executor + Send> AhTrainer<E> {
             actions: vec![0; slots],
             own_actions: vec![0; slots],
             groups: vec![0; slots],
+            prefs: vec![0; slots],
             ro: Rollout::new(cfg.rollout_steps as usize, slots),
             mems: Default::default(),
+            fair: FairState {
+                shaper: Shaper::default(),
+                reference: vec![vec![MinMax::default(); 4]; GROUPS],
+            },
             pool: WorkerPool::new(cfg.threads as usize),
             env,
             nets,
@@ -803,7 +1068,9 @@ impl<E: Executor + Send> AhTrainer<E> {
         for i in 0..self.env.instances() {
             let inst = self.env.instance(i);
             for a in 0..agents {
-                self.groups[i * agents + a] = u8::from(inst.agent(a).sensitive);
+                let agent = inst.agent(a);
+                self.groups[i * agents + a] = u8::from(agent.sensitive);
+                self.prefs[i * agents + a] = agent.pref;
             }
         }
     }
@@ -932,6 +1199,7 @@ impl<E: Executor + Send> AhTrainer<E> {
                 self.ro.obs[t * m * OBS_DIM..(t + 1) * m * OBS_DIM].copy_from_slice(&self.obs);
             }
             self.ro.groups[t * m..(t + 1) * m].copy_from_slice(&self.groups);
+            self.ro.prefs[t * m..(t + 1) * m].copy_from_slice(&self.prefs);
             self.timing.host_s += h0.elapsed().as_secs_f64();
             if stored {
                 self.stored_step(t)?;
@@ -1018,18 +1286,51 @@ impl<E: Executor + Send> AhTrainer<E> {
         let t0 = Instant::now();
         let (ro, cfg, mems) = (&self.ro, &self.cfg, &self.mems);
         let passes = training_passes(cfg.ah_cross_group_training);
-        let memories_of = |g: usize| -> Vec<&GroupMemory> {
+        let memories_of = |g: usize| -> Vec<(usize, &GroupMemory)> {
             passes
                 .iter()
                 .filter(|&&(net, _)| net == g)
-                .map(|&(_, mem)| &mems[mem])
+                .map(|&(_, mem)| (mem, &mems[mem]))
                 .collect()
         };
-        Self::run_nets(&self.pool, &mut self.nets, |g, net| {
+        if stored {
+            Self::run_nets(&self.pool, &mut self.nets, |g, net| {
+                net.advantages_stored(g, ro, cfg)
+            })?;
+        }
+        let fair = FairSpec::of(cfg);
+        let mut sums = CellSums::new(fair.map_or(2, |f| fair_cells(f.fairness)) as usize);
+        if let Some(spec) = fair {
             if stored {
-                net.train_stored(g, ro, cfg)
+                for net in &self.nets {
+                    sums.add_device(net.cell_stats.as_ref().expect("reduced above"));
+                }
             } else {
-                net.train(&memories_of(g as usize), ro, cfg)
+                for ((&r, &v), (&grp, &pref)) in ro
+                    .rewards
+                    .iter()
+                    .zip(&ro.values)
+                    .zip(ro.groups.iter().zip(&ro.prefs))
+                {
+                    let c = cell_of(spec.fairness, grp, pref) as usize;
+                    sums.reward[c] += f64::from(r);
+                    sums.value[c] += f64::from(v);
+                    sums.count[c] += 1;
+                }
+            }
+        }
+        let (plans, penalty) = plan(&mut self.fair, cfg, &sums, passes);
+        let ro = &self.ro;
+        Self::run_nets(&self.pool, &mut self.nets, |g, net| {
+            let plan = &plans[g as usize];
+            if stored {
+                net.epochs_stored(cfg, plan)
+            } else {
+                let memories: Vec<&GroupMemory> = memories_of(g as usize)
+                    .into_iter()
+                    .map(|(_, m)| m)
+                    .collect();
+                net.train(&memories, ro, cfg, plan)
             }
         })?;
         self.timing.update_s += t0.elapsed().as_secs_f64();
@@ -1043,6 +1344,7 @@ impl<E: Executor + Send> AhTrainer<E> {
         let total_rows = (m * steps) as f64;
         let return_by_group =
             std::array::from_fn(|g| reward_sum[g] * steps as f64 / (rows[g].max(1) as f64));
+        let fair = self.measure(steps as u32, penalty);
         Ok(IterStats {
             mean_reward_per_agent_step: reward_sum.iter().sum::<f64>() / total_rows,
             return_by_group,
@@ -1053,8 +1355,36 @@ impl<E: Executor + Send> AhTrainer<E> {
                 })
             }),
             loss,
+            fair,
             wall_s: start.elapsed().as_secs_f64(),
         })
+    }
+
+    /// The disparities of this rollout (every algorithm): dp = per-agent return over the
+    /// rollout of the non-sensitive group minus the sensitive group; csp per berry preference.
+    fn measure(&self, steps: u32, penalty: Option<serde_json::Value>) -> FairMetrics {
+        let ro = &self.ro;
+        let mut sums = CellSums::new(4);
+        for ((&r, &grp), &pref) in ro.rewards.iter().zip(&ro.groups).zip(&ro.prefs) {
+            let c = cell_of(Fairness::Csp, grp, pref) as usize;
+            sums.reward[c] += f64::from(r);
+            sums.count[c] += 1;
+        }
+        let mut dp_sums = CellSums::new(2);
+        for c in 0..4 {
+            dp_sums.reward[c / 2] += sums.reward[c];
+            dp_sums.count[c / 2] += sums.count[c];
+        }
+        let dp = ah_comparisons(Fairness::Dp, &dp_sums, steps)[0].retro;
+        let csp = ah_comparisons(Fairness::Csp, &sums, steps);
+        let levels: Vec<(&str, Option<f64>)> =
+            csp.iter().map(|c| (c.level.as_str(), c.retro)).collect();
+        FairMetrics {
+            dp,
+            csp: csp_value(&levels),
+            cf: None,
+            penalty,
+        }
     }
 
     /// Agent-steps trained per iteration.
@@ -1085,6 +1415,7 @@ impl<E: Executor + Send> AhTrainer<E> {
             env_steps: self.env_steps,
             shuffle_streams: self.nets.iter().map(|n| n.shuffle.clone()).collect(),
             env: self.env.snapshot(),
+            fair: self.fair.clone(),
         };
         Ok((state, nets))
     }
@@ -1109,6 +1440,9 @@ impl<E: Executor + Send> AhTrainer<E> {
             .map_err(|e| crate::TrainError::Env(format!("{}: {}", e.field, e.message)))?;
         self.iteration = state.iteration;
         self.env_steps = state.env_steps;
+        if !state.fair.reference.is_empty() {
+            self.fair = state.fair;
+        }
         Ok(())
     }
 

@@ -31,6 +31,42 @@ pub enum Algo {
     /// Proximal policy optimisation (clipped surrogate, GAE).
     #[default]
     Ppo,
+    /// PPO with the fairness penalty (`fairness`, `alpha`, `beta`, `penalty`; see
+    /// docs/fair-ppo.md).
+    #[serde(rename = "fair-ppo")]
+    FairPpo,
+}
+
+impl Algo {
+    pub fn is_fair(self) -> bool {
+        self == Algo::FairPpo
+    }
+}
+
+/// Which fairness notion Fair-PPO penalises (and which disparities the metrics lead with).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Fairness {
+    /// Demographic parity: sensitive vs non-sensitive group means.
+    #[default]
+    Dp,
+    /// Conditional statistical parity: demographic parity within each level of the legitimate
+    /// factor (AH: berry preference; HS: patient priority), summed.
+    Csp,
+    /// Counterfactual fairness: each world against its twin with the attribute flipped
+    /// (common random numbers, stepped in lock-step with the same policies).
+    Cf,
+}
+
+/// How the penalty enters the update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Penalty {
+    /// The retrospective and prospective gaps weight the policy gradient (docs/fair-ppo.md).
+    #[default]
+    Shaped,
+    /// The reference code's semantics exactly (spec §4): normalisers, dynamic λ, sign.
+    Reference,
 }
 
 /// Which backend runs the networks.
@@ -64,8 +100,17 @@ pub struct TrainConfig {
     /// Environment: "ah" or "hs". Fields a config file or flag does not set take the defaults
     /// of that environment ([`TrainConfig::default`] for AH, [`TrainConfig::hs_default`] for HS).
     pub env: EnvName,
-    /// Algorithm: "ppo".
+    /// Algorithm: "ppo" or "fair-ppo".
     pub algo: Algo,
+    /// Fair-PPO: the fairness notion, "dp", "csp" or "cf" ("cf" runs every instance with a
+    /// counterfactual twin; HS only for now, with an even number of instances).
+    pub fairness: Fairness,
+    /// Fair-PPO: weight of the retrospective term (realised group-return gap), 0..=10.
+    pub alpha: f32,
+    /// Fair-PPO: weight of the prospective term (critic-value gap), 0..=10.
+    pub beta: f32,
+    /// Fair-PPO: "shaped" (the gaps weight the policy gradient) or "reference" (spec §4).
+    pub penalty: Penalty,
     /// Rule profile of the environment and the trainer: "clean" (the default) or "reference".
     /// The environment follows it; it also sets the defaults of the [REPRO] flags below (on for
     /// "reference", off for "clean") and, for "reference", the reference's rollout shape and
@@ -163,6 +208,10 @@ impl Default for TrainConfig {
         Self {
             env: EnvName::Ah,
             algo: Algo::Ppo,
+            fairness: Fairness::Dp,
+            alpha: 0.5,
+            beta: 0.5,
+            penalty: Penalty::Shaped,
             profile: Profile::Clean,
             instances: 8,
             rollout_steps: 128,
@@ -394,6 +443,28 @@ impl TrainConfig {
         range_f32("vf_coef", self.vf_coef, 0.0, 1e6)?;
         range_f32("ent_coef", self.ent_coef, 0.0, 1e6)?;
         range_u32("checkpoint_every", self.checkpoint_every, 1, 100_000_000)?;
+        range_f32("alpha", self.alpha, 0.0, 10.0)?;
+        range_f32("beta", self.beta, 0.0, 10.0)?;
+        if self.fairness == Fairness::Cf {
+            if self.env == EnvName::Ah {
+                return Err(bad(
+                    "fairness",
+                    "cf on AH is not implemented yet (the AH trainer steps no twin world); \
+                     allowed on AH: dp, csp"
+                        .into(),
+                ));
+            }
+            if !self.instances.is_multiple_of(2) {
+                return Err(bad(
+                    "instances",
+                    format!(
+                        "{} with fairness = cf: need an even number (each factual hospital \
+                         has its twin)",
+                        self.instances
+                    ),
+                ));
+            }
+        }
         let rows = u64::from(self.instances) * u64::from(self.rollout_steps) * 250;
         if rows > 64 << 20 {
             return Err(bad(

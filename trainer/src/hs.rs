@@ -27,8 +27,11 @@
 //! else the value of the decision itself (V(s_last): the next observation of an idle role is
 //! not known until it is asked again).
 
-use crate::config::TrainConfig;
+use crate::config::{Fairness, Penalty, TrainConfig};
 use crate::error::TrainError;
+use crate::fair::{
+    Comparison, FairMetrics, FairSpec, MinMax, Shaper, csp_value, shaped_json, side_weights,
+};
 use crate::update::{
     EpochScratch, LossMetrics, LossSums, act_chunks, actor_critic_spec, push_argmax,
     train_stored_epochs,
@@ -41,7 +44,7 @@ use fairground_kernel::hs::{
 };
 use fairground_kernel::pool::WorkerPool;
 use fairground_kernel::rng::{Purpose, Stream};
-use fairground_shaders::ppo::StoreSpec;
+use fairground_shaders::ppo::{CellStats, StoreSpec};
 use fairground_shaders::{ActorCritic, ActorCriticSpec, Executor, Program, ShaderError};
 use std::time::Instant;
 
@@ -68,7 +71,105 @@ pub fn hs_config(cfg: &TrainConfig, env_use: EnvUse) -> HsConfig {
         sim_minutes: cfg.hs_sim_minutes,
         ..HsParams::default()
     };
+    // Counterfactual fairness steps every hospital with its twin (instance 2k + 1 of 2k).
+    c.twins = cfg.fairness == Fairness::Cf;
     c
+}
+
+/// Fairness cells of HS decisions. DP: 0 = a non-impaired patient, 1 = an impaired one (the
+/// router's patient; every dispatcher decision escorts impaired patients); CSP: impaired · 3 +
+/// priority of the router's patient; CF: the instance (its world). A decision in no cell (the
+/// manager's for DP and CSP, the dispatcher's for CSP) gets `cells`.
+pub fn fair_cells(fairness: Fairness, instances: usize) -> u32 {
+    match fairness {
+        Fairness::Dp => 2,
+        Fairness::Csp => 6,
+        Fairness::Cf => instances as u32,
+    }
+}
+
+/// The comparisons of a notion: (level, side-a cell, side-b cell).
+pub fn comparisons(fairness: Fairness, instances: usize) -> Vec<(String, u32, u32)> {
+    match fairness {
+        Fairness::Dp => vec![("all".into(), 0, 1)],
+        Fairness::Csp => PRIORITY_NAMES
+            .iter()
+            .enumerate()
+            .map(|(p, name)| (name.to_string(), p as u32, 3 + p as u32))
+            .collect(),
+        Fairness::Cf => (0..instances / 2)
+            .map(|k| (format!("pair{k}"), 2 * k as u32, 2 * k as u32 + 1))
+            .collect(),
+    }
+}
+
+/// Patient priorities (the CSP factor).
+pub const PRIORITY_NAMES: [&str; 3] = ["low", "medium", "high"];
+
+/// Realised patient outcomes of the days finished in one iteration: ledger sums and finished
+/// counts by [impairment][priority], and per instance.
+#[derive(Clone, Debug, Default)]
+pub struct Outcomes {
+    pub ledger: [[f64; 3]; 3],
+    pub finished: [[f64; 3]; 3],
+    pub inst_ledger: Vec<f64>,
+    pub inst_finished: Vec<f64>,
+}
+
+impl Outcomes {
+    fn new(instances: usize) -> Self {
+        Self {
+            inst_ledger: vec![0.0; instances],
+            inst_finished: vec![0.0; instances],
+            ..Self::default()
+        }
+    }
+
+    fn add(&mut self, i: usize, s: &HsDayStats) {
+        for imp in 0..3 {
+            for pri in 0..3 {
+                self.ledger[imp][pri] += s.ledger_finished[imp][pri];
+                self.finished[imp][pri] += f64::from(s.finished[imp][pri]);
+                self.inst_ledger[i] += s.ledger_finished[imp][pri];
+                self.inst_finished[i] += f64::from(s.finished[imp][pri]);
+            }
+        }
+    }
+
+    /// Mean ledger of finished non-impaired minus impaired patients, within priority `pri`
+    /// (None: all priorities); None when a side has no finished patient.
+    pub fn gap(&self, pri: Option<usize>) -> Option<f64> {
+        let pris: Vec<usize> = pri.map_or(vec![0, 1, 2], |p| vec![p]);
+        let side = |imps: &[usize]| {
+            let (mut l, mut n) = (0.0, 0.0);
+            for &i in imps {
+                for &p in &pris {
+                    l += self.ledger[i][p];
+                    n += self.finished[i][p];
+                }
+            }
+            (n > 0.0).then(|| l / n)
+        };
+        Some(side(&[0])? - side(&[1, 2])?)
+    }
+
+    /// Mean ledger of finished patients of instance 2k minus its twin 2k + 1.
+    pub fn pair_gap(&self, k: usize) -> Option<f64> {
+        let mean = |i: usize| {
+            (self.inst_finished[i] > 0.0).then(|| self.inst_ledger[i] / self.inst_finished[i])
+        };
+        Some(mean(2 * k)? - mean(2 * k + 1)?)
+    }
+}
+
+/// HS Fair-PPO state a checkpoint keeps: the shaped scales, the reference's normalisers (per
+/// role: R then V, one per level), and the last measured retrospective gap per level (an
+/// iteration that finishes no day keeps the latest).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HsFairState {
+    pub shaper: Shaper,
+    pub reference: Vec<Vec<MinMax>>,
+    pub last_retro: Vec<Option<f64>>,
 }
 
 fn obs_width(role: usize) -> usize {
@@ -127,6 +228,8 @@ pub struct IterStats {
     pub mean_reward_per_decision: f64,
     /// Means over the last minibatch of every epoch, then over the roles that trained.
     pub loss: LossMetrics,
+    /// Disparities of the days finished in the iteration and what the penalty did.
+    pub fair: FairMetrics,
     pub wall_s: f64,
 }
 
@@ -198,6 +301,11 @@ struct RoleNet<E: Executor> {
     loss: LossSums,
     /// Bytes moved to and from the executor since the last iteration's end.
     transfer_bytes: u64,
+    /// Fair-PPO: the fairness cell of every store row (rows past a count: none), the cells of
+    /// the current act call, and the device's per-cell reductions of this update.
+    cell_ids: Vec<u32>,
+    act_cells: Vec<u32>,
+    cell_stats: Option<CellStats>,
 }
 
 /// "No next row" in [`Sequences::next`].
@@ -239,11 +347,12 @@ impl Sequences<'_> {
 }
 
 impl<E: Executor> RoleNet<E> {
-    fn clear_rollout(&mut self) {
+    fn clear_rollout(&mut self, no_cell: u32) {
         self.rows.clear();
         self.count.fill(0);
         self.rewards.fill(0.0);
         self.dones.fill(0.0);
+        self.cell_ids.fill(no_cell);
     }
 
     /// Rollout round `step`: act on the gathered rows (`inst`, `act_obs`), keeping everything
@@ -257,6 +366,11 @@ impl<E: Executor> RoleNet<E> {
             self.dst.push(row);
         }
         self.rows.extend_from_slice(&self.dst);
+        if !self.cell_ids.is_empty() {
+            for (&row, &c) in self.dst.iter().zip(&self.act_cells) {
+                self.cell_ids[row as usize] = c;
+            }
+        }
         self.out_actions.clear();
         let n = self.inst.len();
         let w = self.width;
@@ -345,10 +459,11 @@ impl<E: Executor> RoleNet<E> {
         Ok(())
     }
 
-    /// GAE over the store, then K epochs of minibatch PPO over this rollout's rows, gathered on
-    /// the device.
-    fn train(&mut self, cfg: &TrainConfig) -> Result<(), ShaderError> {
+    /// GAE over the store (and, for Fair-PPO, the per-cell reductions), then K epochs of
+    /// minibatch PPO over this rollout's rows, gathered on the device.
+    fn advantages(&mut self, cfg: &TrainConfig) -> Result<(), ShaderError> {
         self.loss = LossSums::default();
+        self.cell_stats = None;
         let n = self.rows.len();
         if n == 0 {
             return Ok(());
@@ -366,6 +481,22 @@ impl<E: Executor> RoleNet<E> {
             cfg.normalize_advantages && n > 1,
         )?;
         self.transfer_bytes += (self.rewards.len() * 12) as u64;
+        if !self.cell_ids.is_empty() {
+            self.cell_stats = Some(self.ac.store_cell_stats(&self.cell_ids)?);
+            self.transfer_bytes += (self.cell_ids.len() * 4) as u64;
+        }
+        Ok(())
+    }
+
+    /// K epochs of minibatch PPO (after [`Self::advantages`]), with the shaped penalty's cell
+    /// weights when given.
+    fn epochs(&mut self, cfg: &TrainConfig, weights: Option<&[f32]>) -> Result<(), ShaderError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        if let Some(w) = weights {
+            self.ac.store_fair_adjust(w)?;
+        }
         self.transfer_bytes += train_stored_epochs(
             &mut self.ac,
             &self.rows,
@@ -385,6 +516,9 @@ pub struct HsTrainerState {
     pub env_steps: u64,
     pub shuffle_streams: Vec<Stream>,
     pub hs_env: HsSnapshot,
+    /// Fair-PPO's running state (absent in checkpoints of older versions: fresh).
+    #[serde(default)]
+    pub fair: HsFairState,
 }
 
 /// The HS PPO trainer over any executor.
@@ -403,6 +537,7 @@ pub struct HsTrainer<E: Executor> {
     day_ended: Vec<bool>,
     /// Decision rounds of the last iteration (`rollout_steps`, or fewer with `hs_whole_days`).
     last_rounds: u32,
+    fair: HsFairState,
     pub iteration: u32,
     pub env_steps: u64,
     /// Wall time by phase, cumulative (`fairground bench train --env hs`).
@@ -429,11 +564,12 @@ impl<E: Executor> HsTrainer<E> {
             let init = spec.init_params(seeds.init[r]);
             let comps = spec.action_components.len();
             let choices = spec.action_components[0];
+            let cells = FairSpec::of(cfg).map_or(0, |f| fair_cells(f.fairness, n));
             let store = StoreSpec {
                 steps: cfg.rollout_steps,
                 slots: n as u32,
                 ragged: true,
-                cells: 0,
+                cells,
             };
             let ac = ActorCritic::with_store(spec, cfg.ppo_hyper(), &init, store, &make_executor)?;
             let rows = n * cfg.rollout_steps as usize;
@@ -459,6 +595,13 @@ impl<E: Executor> HsTrainer<E> {
                 epochs: EpochScratch::default(),
                 loss: LossSums::default(),
                 transfer_bytes: 0,
+                cell_ids: if cells > 0 {
+                    vec![cells; rows]
+                } else {
+                    Vec::new()
+                },
+                act_cells: Vec::with_capacity(n),
+                cell_stats: None,
             });
         }
         let adapter = nets[0].ac.executor().adapter_name();
@@ -471,6 +614,11 @@ impl<E: Executor> HsTrainer<E> {
             cur: vec![(0, 0); n],
             day_ended: vec![false; n],
             last_rounds: cfg.rollout_steps,
+            fair: HsFairState {
+                shaper: Shaper::default(),
+                reference: vec![vec![MinMax::default(); 8]; ROLES],
+                last_retro: Vec::new(),
+            },
             env,
             nets,
             iteration: 0,
@@ -515,6 +663,23 @@ impl<E: Executor> HsTrainer<E> {
         net.act_obs = obs;
     }
 
+    /// The fairness cell of role `r`'s pending decision in instance `i` (see [`fair_cells`]).
+    fn decision_cell(&self, fairness: Fairness, r: usize, i: usize) -> u32 {
+        let n = self.round.role.len();
+        let none = fair_cells(fairness, n);
+        let inst = self.env.instance(i);
+        let patient = inst.pending_patient();
+        match (fairness, r) {
+            (Fairness::Cf, _) => i as u32,
+            (Fairness::Dp, 0) => patient.map_or(none, |p| u32::from(inst.impairment(p) > 0)),
+            (Fairness::Dp, 1) => 1,
+            (Fairness::Csp, 0) => patient.map_or(none, |p| {
+                3 * u32::from(inst.impairment(p) > 0) + u32::from(inst.priority(p))
+            }),
+            _ => none,
+        }
+    }
+
     /// Gather the instances waiting for each role and run the role's network on them.
     fn act_all(&mut self, step: u32, mode: ActMode) -> Result<(), ShaderError> {
         for r in 0..ROLES {
@@ -554,9 +719,12 @@ impl<E: Executor> HsTrainer<E> {
         self.day_ended.fill(false);
         let n = self.round.role.len();
         self.env.observe(&mut self.round);
+        let fair = FairSpec::of(&self.cfg);
+        let no_cell = fair.map_or(0, |f| fair_cells(f.fairness, n));
         for net in &mut self.nets {
-            net.clear_rollout();
+            net.clear_rollout(no_cell);
         }
+        let mut outcomes = Outcomes::new(n);
         for l in &mut self.last_row {
             l.fill(NONE);
         }
@@ -568,6 +736,14 @@ impl<E: Executor> HsTrainer<E> {
             let t0 = Instant::now();
             for r in 0..ROLES {
                 self.gather(r);
+                if let Some(f) = fair {
+                    let mut cells = std::mem::take(&mut self.nets[r].act_cells);
+                    cells.clear();
+                    for &i in &self.nets[r].inst {
+                        cells.push(self.decision_cell(f.fairness, r, i as usize));
+                    }
+                    self.nets[r].act_cells = cells;
+                }
                 self.nets[r].act_stored(self.iteration, t as u32)?;
             }
             self.timing.act_s += t0.elapsed().as_secs_f64();
@@ -594,6 +770,7 @@ impl<E: Executor> HsTrainer<E> {
                 if self.round.day_done[i] != 0 {
                     self.day_ended[i] = true;
                     days.add(&self.round.day_stats[i]);
+                    outcomes.add(i, &self.round.day_stats[i]);
                     for (r, net) in self.nets.iter_mut().enumerate() {
                         let last = &mut self.last_row[r][i];
                         if *last != NONE {
@@ -622,9 +799,14 @@ impl<E: Executor> HsTrainer<E> {
         // GAE runs inside each role's update, over its store.
         let t0 = Instant::now();
         for net in &mut self.nets {
-            net.train(&self.cfg)?;
+            net.advantages(&self.cfg)?;
+        }
+        let (weights, penalty) = self.plan(&outcomes);
+        for net in &mut self.nets {
+            net.epochs(&self.cfg, weights.as_deref())?;
         }
         self.timing.update_s += t0.elapsed().as_secs_f64();
+        let fair_metrics = self.measure(&outcomes, penalty);
         for net in &mut self.nets {
             self.timing.transfer_bytes += std::mem::take(&mut net.transfer_bytes);
         }
@@ -638,8 +820,158 @@ impl<E: Executor> HsTrainer<E> {
             decisions_by_role: decisions,
             mean_reward_per_decision: reward_sum / (n * steps) as f64,
             loss,
+            fair: fair_metrics,
             wall_s: start.elapsed().as_secs_f64(),
         })
+    }
+
+    /// The comparisons of this update: retro from the patients of the days finished in it
+    /// (the latest measured when none finished), pro from the router's stored values by cell.
+    fn comparisons(&mut self, f: &FairSpec, outcomes: &Outcomes) -> Vec<Comparison> {
+        let n = self.round.role.len();
+        let levels = comparisons(f.fairness, n);
+        self.fair.last_retro.resize(levels.len(), None);
+        let router = self.nets[0].cell_stats.as_ref();
+        levels
+            .iter()
+            .enumerate()
+            .map(|(k, (level, a, b))| {
+                let retro = match f.fairness {
+                    Fairness::Dp => outcomes.gap(None),
+                    Fairness::Csp => outcomes.gap(Some(k)),
+                    Fairness::Cf => outcomes.pair_gap(k),
+                };
+                if retro.is_some() {
+                    self.fair.last_retro[k] = retro;
+                }
+                let pro = router.and_then(|s| {
+                    let (va, vb) = (s.values[*a as usize], s.values[*b as usize]);
+                    (va.count > 0 && vb.count > 0).then(|| f64::from(va.mean) - f64::from(vb.mean))
+                });
+                Comparison {
+                    level: level.clone(),
+                    retro: self.fair.last_retro[k],
+                    pro,
+                }
+            })
+            .collect()
+    }
+
+    /// The penalty of this update: shaped cell weights, or the reference's P per role (spec
+    /// §4.5–4.7; λ is detached in every HS variant, so the gradient factor is 1 and training
+    /// is PPO's: P is only reported).
+    fn plan(&mut self, outcomes: &Outcomes) -> (Option<Vec<f32>>, Option<serde_json::Value>) {
+        let Some(f) = FairSpec::of(&self.cfg) else {
+            return (None, None);
+        };
+        let n = self.round.role.len();
+        let comps = self.comparisons(&f, outcomes);
+        match f.penalty {
+            Penalty::Shaped => {
+                let terms = self.fair.shaper.update(&comps, f.alpha, f.beta);
+                let mut w = vec![1.0f32; fair_cells(f.fairness, n) as usize];
+                for ((_, a, b), &d) in comparisons(f.fairness, n).iter().zip(&terms.delta) {
+                    let [wa, wb] = side_weights(d);
+                    w[*a as usize] = wa;
+                    w[*b as usize] = wb;
+                }
+                let mut json = shaped_json(&comps, &terms);
+                json["weights"] = serde_json::json!(w);
+                (Some(w), Some(json))
+            }
+            Penalty::Reference => {
+                let (alpha, beta) = (f64::from(f.alpha), f64::from(f.beta));
+                let mut p = Vec::with_capacity(ROLES);
+                for r in 0..ROLES {
+                    let norms = &mut self.fair.reference[r];
+                    let value = match f.fairness {
+                        // §4.5: |gaps|, β term 0 without values of both groups.
+                        Fairness::Dp => {
+                            let c = &comps[0];
+                            let mut v =
+                                alpha * norms[0].update_normalise(c.retro.unwrap_or(0.0).abs());
+                            if let Some(pro) = c.pro {
+                                v += beta * norms[4].update_normalise(pro.abs());
+                            }
+                            v
+                        }
+                        // §4.6: normalisers updated with max(d, 0), applied to the signed d;
+                        // the β part is always 0 in the reference.
+                        Fairness::Csp => {
+                            let mut retro = 0.0;
+                            for (k, c) in comps.iter().enumerate() {
+                                let d = c.retro.unwrap_or(0.0);
+                                norms[k].update(d.max(0.0));
+                                retro += norms[k].normalise(d);
+                            }
+                            (alpha * retro).max(0.0)
+                        }
+                        // §4.7: per role, |Σ rewards of world 0 − of world 1| and |mean V|.
+                        Fairness::Cf => {
+                            let s = self.nets[r].cell_stats.as_ref();
+                            let (mut r0, mut r1, mut v0, mut v1, mut n0, mut n1) =
+                                (0.0, 0.0, 0.0, 0.0, 0u32, 0u32);
+                            if let Some(s) = s {
+                                for (c, (rw, vl)) in s.rewards.iter().zip(&s.values).enumerate() {
+                                    if c % 2 == 0 {
+                                        (r0, v0, n0) = (
+                                            r0 + f64::from(rw.sum),
+                                            v0 + f64::from(vl.sum),
+                                            n0 + vl.count,
+                                        );
+                                    } else {
+                                        (r1, v1, n1) = (
+                                            r1 + f64::from(rw.sum),
+                                            v1 + f64::from(vl.sum),
+                                            n1 + vl.count,
+                                        );
+                                    }
+                                }
+                            }
+                            let mean = |v: f64, k: u32| if k > 0 { v / f64::from(k) } else { 0.0 };
+                            let retro = norms[0].update_normalise((r0 - r1).abs());
+                            let pro =
+                                norms[4].update_normalise((mean(v0, n0) - mean(v1, n1)).abs());
+                            (alpha * retro + beta * pro).max(0.0)
+                        }
+                    };
+                    p.push(value);
+                }
+                let json = serde_json::json!({
+                    "mode": "reference",
+                    "roles": ROLE_NAMES,
+                    "p": p,
+                    "retro": comps.iter().map(|c| c.retro).collect::<Vec<_>>(),
+                    "pro": comps.iter().map(|c| c.pro).collect::<Vec<_>>(),
+                    "loss_scale": vec![1.0; ROLES],
+                });
+                (None, Some(json))
+            }
+        }
+    }
+
+    /// The disparities of the days finished this iteration (every algorithm): dp = mean ledger
+    /// of finished non-impaired minus impaired patients; csp per priority; cf (with twins) the
+    /// mean over pairs of |factual − twin|.
+    fn measure(&self, o: &Outcomes, penalty: Option<serde_json::Value>) -> FairMetrics {
+        let levels: Vec<(&str, Option<f64>)> = PRIORITY_NAMES
+            .iter()
+            .enumerate()
+            .map(|(p, name)| (*name, o.gap(Some(p))))
+            .collect();
+        let cf = self.env.config().twins.then(|| {
+            let gaps: Vec<f64> = (0..o.inst_ledger.len() / 2)
+                .filter_map(|k| o.pair_gap(k))
+                .map(f64::abs)
+                .collect();
+            (!gaps.is_empty()).then(|| gaps.iter().sum::<f64>() / gaps.len() as f64)
+        });
+        FairMetrics {
+            dp: o.gap(None),
+            csp: csp_value(&levels),
+            cf: cf.flatten(),
+            penalty,
+        }
     }
 
     /// Decisions trained per iteration (rounds × instances).
@@ -670,6 +1002,7 @@ impl<E: Executor> HsTrainer<E> {
                 env_steps: self.env_steps,
                 shuffle_streams: self.nets.iter().map(|n| n.shuffle.clone()).collect(),
                 hs_env: self.env.snapshot(),
+                fair: self.fair.clone(),
             },
             nets,
         ))
@@ -692,6 +1025,9 @@ impl<E: Executor> HsTrainer<E> {
             net.shuffle = shuffle;
         }
         self.env = HsEnv::restore(state.hs_env);
+        if !state.fair.reference.is_empty() {
+            self.fair = state.fair;
+        }
         self.iteration = state.iteration;
         self.env_steps = state.env_steps;
         Ok(())

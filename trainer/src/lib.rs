@@ -12,11 +12,12 @@
 pub mod ah;
 pub mod config;
 pub mod error;
+pub mod fair;
 pub mod hs;
 pub mod io;
 pub mod run;
 pub mod update;
 
-pub use config::{Algo, Backend, EnvName, TrainConfig};
+pub use config::{Algo, Backend, EnvName, Fairness, Penalty, TrainConfig};
 pub use error::TrainError;
 pub use run::{EvalRequest, Overrides, TrainRequest, bench, eval, train};

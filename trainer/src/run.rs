@@ -23,6 +23,10 @@ use std::sync::Arc;
 pub struct Overrides {
     pub env: Option<crate::config::EnvName>,
     pub algo: Option<crate::config::Algo>,
+    pub fairness: Option<crate::config::Fairness>,
+    pub alpha: Option<f32>,
+    pub beta: Option<f32>,
+    pub penalty: Option<crate::config::Penalty>,
     pub profile: Option<fairground_kernel::Profile>,
     pub instances: Option<u32>,
     pub rollout_steps: Option<u32>,
@@ -39,6 +43,10 @@ impl Overrides {
         set!(
             env,
             algo,
+            fairness,
+            alpha,
+            beta,
+            penalty,
             profile,
             instances,
             rollout_steps,
@@ -73,6 +81,8 @@ struct MetricsLine<'a> {
     episode_return_by_group: serde_json::Value,
     #[serde(flatten)]
     loss: LossMetrics,
+    #[serde(flatten)]
+    fair: crate::fair::FairMetrics,
     trained_agent_steps_per_s: f64,
     wall_s: f64,
     param_hash: &'a str,
@@ -381,6 +391,7 @@ fn train_with<E: Executor + Send>(
                 .episode_return_by_group
                 .map_or(serde_json::Value::Null, by_group),
             loss: s.loss,
+            fair: s.fair,
             trained_agent_steps_per_s: rate.round(),
             wall_s: s.wall_s,
             param_hash: &hash,
@@ -675,6 +686,8 @@ struct HsMetricsLine<'a> {
     return_by_group: serde_json::Value,
     #[serde(flatten)]
     loss: LossMetrics,
+    #[serde(flatten)]
+    fair: crate::fair::FairMetrics,
     trained_agent_steps_per_s: f64,
     wall_s: f64,
     param_hash: &'a str,
@@ -739,6 +752,7 @@ fn train_hs_with<E: Executor>(
             patients_treated_mean: s.patients_treated_mean,
             return_by_group: by_impairment(s.return_by_group),
             loss: s.loss,
+            fair: s.fair,
             trained_agent_steps_per_s: rate.round(),
             wall_s: s.wall_s,
             param_hash: &hash,

@@ -246,6 +246,13 @@ impl InstanceRef<'_> {
         self.sc[0].clock
     }
 
+    /// The patient the pending router decision routes (None when another role is pending).
+    pub fn pending_patient(&self) -> Option<usize> {
+        let s = &self.sc[0];
+        (s.pending == PENDING_ROUTER && s.pending_patient != PATIENT_NONE)
+            .then_some(s.pending_patient as usize)
+    }
+
     pub fn status(&self, patient: usize) -> Status {
         Status::from_u8(self.p_status[patient])
     }
