@@ -1454,15 +1454,16 @@ impl<E: Executor + Send> AhTrainer<E> {
         Ok(())
     }
 
-    /// Play `episodes` whole episodes from a fresh environment and return per-episode group
-    /// totals `[NSr, NSb, Sr, Sb]` (first `episodes` completed, in instance order).
-    /// `random`: uniform random actions from the `RandomActions` stream instead of the policy.
+    /// Play `episodes` whole episodes from a fresh environment and return, per episode, the
+    /// group totals `[NSr, NSb, Sr, Sb]` and the number of agents in each of those four cells
+    /// (first `episodes` completed, in instance order). `random`: uniform random actions from
+    /// the `RandomActions` stream instead of the policy.
     pub fn play_episodes(
         &mut self,
         episodes: usize,
         mode: ActMode,
         random: bool,
-    ) -> Result<Vec<[f32; 4]>, ShaderError> {
+    ) -> Result<Vec<([f32; 4], [u32; 4])>, ShaderError> {
         let mut out = Vec::with_capacity(episodes);
         let mut rng = Stream::new(self.env.seed(), Purpose::RandomActions, &[]);
         self.env.observe(&mut self.obs);
@@ -1479,7 +1480,14 @@ impl<E: Executor + Send> AhTrainer<E> {
             self.kernel_step();
             for (i, &d) in self.dones.iter().enumerate() {
                 if d != 0 && out.len() < episodes {
-                    out.push(self.env.instance(i).last_episode_group_returns());
+                    // The groups are still the finished episode's (refreshed below).
+                    let agents = self.env.agents();
+                    let mut counts = [0u32; 4];
+                    for slot in i * agents..(i + 1) * agents {
+                        let c = 2 * usize::from(self.groups[slot]) + usize::from(self.prefs[slot]);
+                        counts[c] += 1;
+                    }
+                    out.push((self.env.instance(i).last_episode_group_returns(), counts));
                 }
             }
             self.refresh_groups();

@@ -24,26 +24,45 @@ pub const DECAY: f64 = 0.99;
 
 /// The reference's running min–max normaliser (spec §4.1): state (max, min) from (−∞, +∞);
 /// `update(x)`: max := max(x, 0.99·max), min := min(x, 0.99·min); `normalise(x)` :=
-/// (x − min)/(max − min) if max > min, else 0.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// (x − min)/(max − min) if max > min, else 0. The infinite start is kept as `seen = false`
+/// (the first update sets both bounds to x, exactly what the infinities give), so the state
+/// is finite and round-trips through a JSON checkpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "MinMaxRepr")]
 pub struct MinMax {
     pub max: f64,
     pub min: f64,
+    pub seen: bool,
 }
 
-impl Default for MinMax {
-    fn default() -> Self {
+/// What a checkpoint may hold: also the first format, whose fresh bounds were ±∞ written as
+/// JSON null (read back as a fresh normaliser).
+#[derive(Deserialize)]
+struct MinMaxRepr {
+    max: Option<f64>,
+    min: Option<f64>,
+    seen: Option<bool>,
+}
+
+impl From<MinMaxRepr> for MinMax {
+    fn from(r: MinMaxRepr) -> Self {
+        let seen = r.seen.unwrap_or(r.max.is_some() && r.min.is_some());
         Self {
-            max: f64::NEG_INFINITY,
-            min: f64::INFINITY,
+            max: r.max.unwrap_or(0.0),
+            min: r.min.unwrap_or(0.0),
+            seen,
         }
     }
 }
 
 impl MinMax {
     pub fn update(&mut self, x: f64) {
-        self.max = x.max(DECAY * self.max);
-        self.min = x.min(DECAY * self.min);
+        if self.seen {
+            self.max = x.max(DECAY * self.max);
+            self.min = x.min(DECAY * self.min);
+        } else {
+            (self.max, self.min, self.seen) = (x, x, true);
+        }
     }
 
     pub fn normalise(&self, x: f64) -> f64 {
@@ -253,6 +272,16 @@ mod tests {
         assert_eq!((n.max, n.min), (4.95, 0.0));
         let x = n.update_normalise(2.0);
         assert!((x - 2.0 / (0.99 * 4.95)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn min_max_round_trips_and_reads_the_infinite_start_as_fresh() {
+        let mut n = MinMax::default();
+        n.update(3.0);
+        let back: MinMax = serde_json::from_str(&serde_json::to_string(&n).unwrap()).unwrap();
+        assert_eq!(back, n);
+        let fresh: MinMax = serde_json::from_str(r#"{"max":null,"min":null}"#).unwrap();
+        assert_eq!(fresh, MinMax::default());
     }
 
     #[test]

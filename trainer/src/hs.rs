@@ -1047,14 +1047,14 @@ impl<E: Executor> HsTrainer<E> {
     }
 
     /// Play until `days` days have finished (from the environment as it is: a fresh one for
-    /// evaluation) and return their statistics, first finished first (instance order within a
-    /// round). `random`: the kernel's uniform [`RandomPolicy`] instead of the networks.
+    /// evaluation) and return (instance, statistics) of each, first finished first (instance
+    /// order within a round). `random`: the kernel's uniform [`RandomPolicy`] instead of the networks.
     pub fn play_days(
         &mut self,
         days: usize,
         mode: ActMode,
         random: bool,
-    ) -> Result<Vec<HsDayStats>, ShaderError> {
+    ) -> Result<Vec<(usize, HsDayStats)>, ShaderError> {
         let n = self.round.role.len();
         let mut out = Vec::with_capacity(days);
         let mut rp = RandomPolicy::new(self.env.config().seed, n, false);
@@ -1070,7 +1070,7 @@ impl<E: Executor> HsTrainer<E> {
             self.env.step(&self.pool, &self.actions, &mut self.round);
             for i in 0..n {
                 if self.round.day_done[i] != 0 && out.len() < days {
-                    out.push(self.round.day_stats[i]);
+                    out.push((i, self.round.day_stats[i]));
                 }
             }
             t = t.wrapping_add(1);

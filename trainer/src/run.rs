@@ -454,6 +454,10 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
         cfg.backend = b;
     }
     cfg.instances = cfg.instances.min(req.episodes.max(1));
+    if cfg.fairness == crate::config::Fairness::Cf && cfg.env == EnvName::Hs {
+        // Every factual hospital keeps its twin.
+        cfg.instances = cfg.instances.max(2).next_multiple_of(2);
+    }
     cfg.validate()?;
     if cfg.env == EnvName::Hs {
         return eval_hs(req, &cfg);
@@ -475,6 +479,8 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     let sensitive = f64::from(params.sensitive_agents());
     let group_agents = [f64::from(params.agents) - sensitive, sensitive];
     let e = totals.len() as f64;
+    let fair = ah_eval_disparities(&totals);
+    let totals: Vec<[f32; 4]> = totals.iter().map(|(t, _)| *t).collect();
     let mean = |f: &dyn Fn(&[f32; 4]) -> f64| totals.iter().map(f).sum::<f64>() / e;
     let total = mean(&|t| t.iter().map(|&x| f64::from(x)).sum());
     let ns = mean(&|t| f64::from(t[0]) + f64::from(t[1]));
@@ -529,6 +535,10 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
         },
         "demographic_disparity": ns - s,
         "demographic_disparity_normalised": (ns - s) / total.max(1.0),
+        "dp": fair["dp"],
+        "dp_abs": fair["dp_abs"],
+        "csp": fair["csp"],
+        "cf": serde_json::Value::Null,
         "gini": gini,
         "jain": jain,
     });
@@ -540,6 +550,94 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     };
     write_atomic(&req.run_dir.join(name), text.as_bytes())?;
     Ok(text)
+}
+
+/// AH eval disparities in per-agent return units (spec §6's group gaps, divided by each
+/// cell's agents): `dp` = mean over episodes of (non-sensitive mean return − sensitive),
+/// `dp_abs` = mean of its |·|; `csp` per berry preference c the mean of (NS_c mean − S_c mean),
+/// and `sum` = mean over episodes of Σ_c |·| (the paper's Eq. 4).
+fn ah_eval_disparities(episodes: &[([f32; 4], [u32; 4])]) -> serde_json::Value {
+    let e = episodes.len().max(1) as f64;
+    let per_agent = |t: &[f32; 4], n: &[u32; 4], cells: &[usize]| {
+        let total: f64 = cells.iter().map(|&c| f64::from(t[c])).sum();
+        let count: u32 = cells.iter().map(|&c| n[c]).sum();
+        if count > 0 {
+            total / f64::from(count)
+        } else {
+            0.0
+        }
+    };
+    let (mut dp, mut dp_abs, mut csp_sum) = (0.0, 0.0, 0.0);
+    let mut colour = [0.0; 2];
+    for (t, n) in episodes {
+        let g = per_agent(t, n, &[0, 1]) - per_agent(t, n, &[2, 3]);
+        dp += g / e;
+        dp_abs += g.abs() / e;
+        for (c, acc) in colour.iter_mut().enumerate() {
+            let gc = per_agent(t, n, &[c]) - per_agent(t, n, &[2 + c]);
+            *acc += gc / e;
+            csp_sum += gc.abs() / e;
+        }
+    }
+    serde_json::json!({
+        "dp": dp,
+        "dp_abs": dp_abs,
+        "csp": {"red": colour[0], "blue": colour[1], "sum": csp_sum},
+    })
+}
+
+/// HS eval disparities (spec §6): per day `dp` = |mean ledger of finished non-impaired −
+/// impaired| (`dp_signed` without |·|); `csp` per priority the same within the priority (an
+/// empty cell's mean counts as 0, as the reference's tables) and their sum; `cf` (twin runs)
+/// per pair of days of the same number |mean ledger of the factual hospital − its twin|. Each
+/// is the mean over the days (pairs) that have it.
+fn hs_eval_disparities(days: &[(usize, fairground_kernel::hs::HsDayStats)]) -> serde_json::Value {
+    let mean_of = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    let cell = |s: &fairground_kernel::hs::HsDayStats, imps: &[usize], pris: &[usize]| {
+        let (mut l, mut n) = (0.0, 0.0);
+        for &i in imps {
+            for &p in pris {
+                l += s.ledger_finished[i][p];
+                n += f64::from(s.finished[i][p]);
+            }
+        }
+        (n > 0.0).then(|| l / n)
+    };
+    let (mut dp, mut dp_signed) = (Vec::new(), Vec::new());
+    let mut pri: [Vec<f64>; 3] = Default::default();
+    for (_, s) in days {
+        if let (Some(a), Some(b)) = (cell(s, &[0], &[0, 1, 2]), cell(s, &[1, 2], &[0, 1, 2])) {
+            dp.push((a - b).abs());
+            dp_signed.push(a - b);
+        }
+        for (p, acc) in pri.iter_mut().enumerate() {
+            let a = cell(s, &[0], &[p]).unwrap_or(0.0);
+            let b = cell(s, &[1, 2], &[p]).unwrap_or(0.0);
+            acc.push((a - b).abs());
+        }
+    }
+    let mut cf = Vec::new();
+    for (i, s) in days.iter().filter(|(i, _)| i % 2 == 0) {
+        let twin = days.iter().find(|(j, t)| *j == i + 1 && t.day == s.day);
+        if let Some((_, t)) = twin {
+            let all = |x: &fairground_kernel::hs::HsDayStats| cell(x, &[0, 1, 2], &[0, 1, 2]);
+            if let (Some(a), Some(b)) = (all(s), all(t)) {
+                cf.push((a - b).abs());
+            }
+        }
+    }
+    let csp: Vec<Option<f64>> = pri.iter().map(|v| mean_of(v)).collect();
+    serde_json::json!({
+        "dp": mean_of(&dp),
+        "dp_signed": mean_of(&dp_signed),
+        "csp": {
+            "low": csp[0],
+            "medium": csp[1],
+            "high": csp[2],
+            "sum": csp.iter().flatten().sum::<f64>(),
+        },
+        "cf": mean_of(&cf),
+    })
 }
 
 /// `fairground bench train`: one JSON line. The environment's default config (AH's or HS's,
@@ -822,6 +920,9 @@ fn eval_hs(req: &EvalRequest, cfg: &TrainConfig) -> Result<String, TrainError> {
             t.play_days(days, mode, req.random)?
         }
     };
+    let fair = hs_eval_disparities(&stats);
+    let twins = cfg.fairness == crate::config::Fairness::Cf;
+    let stats: Vec<fairground_kernel::hs::HsDayStats> = stats.into_iter().map(|(_, s)| s).collect();
     let mut agg = crate::hs::DayAgg::default();
     for s in &stats {
         agg.add(s);
@@ -852,6 +953,10 @@ fn eval_hs(req: &EvalRequest, cfg: &TrainConfig) -> Result<String, TrainError> {
         "patients_treated_mean": agg.treated_mean(),
         "patients_exited_mean": mean(&|s| f64::from(s.patients_exited)),
         "return_by_group": by_impairment(agg.by_group()),
+        "dp": fair["dp"],
+        "dp_signed": fair["dp_signed"],
+        "csp": fair["csp"],
+        "cf": if twins { fair["cf"].clone() } else { serde_json::Value::Null },
         "swing_moves_mean": mean(&|s| f64::from(s.swing_moves)),
         "routing_decisions_mean": routing,
         "routing_outcome_fraction": {
