@@ -881,6 +881,9 @@ pub fn concat_group_actions(groups: &[u8], own: &[u8], agents: usize, out: &mut 
     }
 }
 
+/// One finished episode: group totals `[NSr, NSb, Sr, Sb]` and the agents in each cell.
+pub type EpisodeTotals = ([f32; 4], [u32; 4]);
+
 /// Host-side rollout buffers, time-major then slot (`instance * agents + agent`).
 struct Rollout {
     obs: Vec<f32>,
@@ -1463,7 +1466,7 @@ impl<E: Executor + Send> AhTrainer<E> {
         episodes: usize,
         mode: ActMode,
         random: bool,
-    ) -> Result<Vec<([f32; 4], [u32; 4])>, ShaderError> {
+    ) -> Result<Vec<EpisodeTotals>, ShaderError> {
         let mut out = Vec::with_capacity(episodes);
         let mut rng = Stream::new(self.env.seed(), Purpose::RandomActions, &[]);
         self.env.observe(&mut self.obs);

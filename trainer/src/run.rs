@@ -556,7 +556,7 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
 /// cell's agents): `dp` = mean over episodes of (non-sensitive mean return − sensitive),
 /// `dp_abs` = mean of its |·|; `csp` per berry preference c the mean of (NS_c mean − S_c mean),
 /// and `sum` = mean over episodes of Σ_c |·| (the paper's Eq. 4).
-fn ah_eval_disparities(episodes: &[([f32; 4], [u32; 4])]) -> serde_json::Value {
+fn ah_eval_disparities(episodes: &[crate::ah::EpisodeTotals]) -> serde_json::Value {
     let e = episodes.len().max(1) as f64;
     let per_agent = |t: &[f32; 4], n: &[u32; 4], cells: &[usize]| {
         let total: f64 = cells.iter().map(|&c| f64::from(t[c])).sum();
