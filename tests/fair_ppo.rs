@@ -10,7 +10,10 @@
 //! - every metrics line carries `dp`, `csp` (levels and sum) and `cf`, and Fair-PPO lines the
 //!   penalty's terms; eval.json carries `dp`, `csp` and `cf` for PPO runs too; an HS
 //!   counterfactual run pairs each hospital with its twin;
-//! - bad penalty input (alpha out of range, cf on AH, cf with an odd number of HS instances)
+//! - an AH counterfactual run steps a twin world in lock-step: alpha = beta = 0 and the
+//!   reference penalty (λ detached, spec §4.4) are PPO-with-twin bit for bit, metrics and
+//!   eval.json carry `cf`;
+//! - bad penalty input (alpha or beta out of range, cf with an odd number of HS instances)
 //!   exits non-zero with one line naming the field and writes nothing.
 
 #[path = "common/train_cli.rs"]
@@ -223,6 +226,48 @@ fn hs_counterfactual_runs_pair_every_hospital_with_its_twin() {
 }
 
 #[test]
+fn ah_counterfactual_runs_step_a_twin_world() {
+    let dir = scratch("ah-cf");
+    let ppo = run(&dir, "ppo", AH, "fairness = \"cf\"\n");
+    let zero = run(
+        &dir,
+        "zero",
+        AH,
+        "fairness = \"cf\"\nalgo = \"fair-ppo\"\nalpha = 0.0\nbeta = 0.0\n",
+    );
+    let reference = run(
+        &dir,
+        "reference",
+        AH,
+        "fairness = \"cf\"\nalgo = \"fair-ppo\"\npenalty = \"reference\"\n",
+    );
+    let half = run(&dir, "half", AH, "fairness = \"cf\"\nalgo = \"fair-ppo\"\n");
+    assert_eq!(without_penalty(&zero), without_penalty(&ppo));
+    assert_eq!(without_penalty(&reference), without_penalty(&ppo));
+    assert_ne!(
+        hashes(&half)[2],
+        hashes(&ppo)[2],
+        "the penalty moves training"
+    );
+    for l in &ppo {
+        assert!(l["cf"].as_f64().unwrap() >= 0.0, "cf is measured: {l}");
+    }
+    // Two instances of 40 agents: one comparison per agent.
+    assert_eq!(half[0]["penalty"]["levels"], 80);
+    let out = fairground(&[
+        "eval",
+        dir.join("half").to_str().unwrap(),
+        "--episodes",
+        "2",
+    ]);
+    ok(&out);
+    let e: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("half/eval.json")).unwrap())
+            .unwrap();
+    assert!(e["cf"].as_f64().unwrap() >= 0.0);
+}
+
+#[test]
 fn bad_penalty_input_names_the_field_and_writes_nothing() {
     let dir = scratch("bad");
     let cases: [(&[&str], &str); 3] = [
@@ -231,8 +276,8 @@ fn bad_penalty_input_names_the_field_and_writes_nothing() {
             "alpha",
         ),
         (
-            &["--env", "ah", "--algo", "fair-ppo", "--fairness", "cf"],
-            "fairness",
+            &["--env", "ah", "--algo", "fair-ppo", "--beta", "-0.5"],
+            "beta",
         ),
         (
             &["--env", "hs", "--fairness", "cf", "--instances", "3"],

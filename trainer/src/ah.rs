@@ -383,16 +383,27 @@ impl<E: Executor> GroupNet<E> {
         self.transfer_bytes += (ro.rewards.len() * 12) as u64;
         self.cell_stats = None;
         if let Some(spec) = FairSpec::of(cfg) {
-            let none = fair_cells(spec.fairness);
+            let slots = ro.last_values.len();
+            let cells = FairCells {
+                fairness: spec.fairness,
+                world_slots: ro.world_slots,
+            };
+            let none = cells.count();
             self.cell_ids.clear();
             self.cell_ids
-                .extend(ro.groups.iter().zip(&ro.prefs).map(|(&grp, &pref)| {
-                    if grp == g {
-                        cell_of(spec.fairness, grp, pref)
-                    } else {
-                        none
-                    }
-                }));
+                .extend(
+                    ro.groups
+                        .iter()
+                        .zip(&ro.prefs)
+                        .enumerate()
+                        .map(|(row, (&grp, &pref))| {
+                            if grp == g {
+                                cells.cell(grp, pref, row % slots)
+                            } else {
+                                none
+                            }
+                        }),
+                );
             self.cell_stats = Some(self.ac.store_cell_stats(&self.cell_ids)?);
             self.transfer_bytes += (self.cell_ids.len() * 4 + none as usize * 32) as u64;
         }
@@ -478,10 +489,15 @@ impl<E: Executor> GroupNet<E> {
                 self.mb_adj.resize(part.len(), 0.0);
                 if let (Some(w), Some(spec)) = (weights, FairSpec::of(cfg)) {
                     // The shaped penalty on the host path: the same twin the device runs.
+                    let cells = FairCells {
+                        fairness: spec.fairness,
+                        world_slots: ro.world_slots,
+                    };
+                    let slots = ro.last_values.len();
                     self.mb_cells.clear();
                     self.mb_cells.extend(part.iter().map(|&k| {
                         let i = mem.rows[k as usize] as usize;
-                        cell_of(spec.fairness, ro.groups[i], ro.prefs[i])
+                        cells.cell(ro.groups[i], ro.prefs[i], i % slots)
                     }));
                     let p = FairParams {
                         rows: part.len() as u32,
@@ -640,28 +656,45 @@ pub fn training_passes(cross_group: bool) -> &'static [(usize, usize)] {
     }
 }
 
-/// Fairness cells of AH rows: demographic parity compares the groups (cell = group: 0
+/// Fairness cells of AH rows. Demographic parity compares the groups (cell = group: 0
 /// non-sensitive, 1 sensitive); conditional statistical parity compares them within each
-/// berry preference (cell = 2 · group + preference, preference 0 red, 1 blue).
-pub fn fair_cells(fairness: Fairness) -> u32 {
-    match fairness {
-        Fairness::Csp => 4,
-        _ => 2,
-    }
+/// berry preference (cell = 2 · group + preference, preference 0 red, 1 blue); counterfactual
+/// fairness compares every agent with itself in the twin world (cell = slot: the factual
+/// world's `world_slots` slots, then the twin's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FairCells {
+    pub fairness: Fairness,
+    /// Slots (instances × agents) of one world.
+    pub world_slots: u32,
 }
 
-pub fn cell_of(fairness: Fairness, group: u8, pref: u8) -> u32 {
-    match fairness {
-        Fairness::Csp => 2 * u32::from(group) + u32::from(pref),
-        _ => u32::from(group),
+impl FairCells {
+    pub fn count(&self) -> u32 {
+        match self.fairness {
+            Fairness::Dp => 2,
+            Fairness::Csp => 4,
+            Fairness::Cf => 2 * self.world_slots,
+        }
     }
-}
 
-/// The comparisons of a notion: (level name, side-a cell, side-b cell).
-pub fn comparisons(fairness: Fairness) -> &'static [(&'static str, u32, u32)] {
-    match fairness {
-        Fairness::Csp => &[("red", 0, 2), ("blue", 1, 3)],
-        _ => &[("all", 0, 1)],
+    /// The cell of a row of `slot` (of both worlds' slot order), its group and preference.
+    pub fn cell(&self, group: u8, pref: u8, slot: usize) -> u32 {
+        match self.fairness {
+            Fairness::Dp => u32::from(group),
+            Fairness::Csp => 2 * u32::from(group) + u32::from(pref),
+            Fairness::Cf => slot as u32,
+        }
+    }
+
+    /// The comparisons: (level name, side-a cell, side-b cell).
+    pub fn comparisons(&self) -> Vec<(String, u32, u32)> {
+        match self.fairness {
+            Fairness::Dp => vec![("all".into(), 0, 1)],
+            Fairness::Csp => vec![("red".into(), 0, 2), ("blue".into(), 1, 3)],
+            Fairness::Cf => (0..self.world_slots)
+                .map(|s| (format!("slot{s}"), s, self.world_slots + s))
+                .collect(),
+        }
     }
 }
 
@@ -701,13 +734,14 @@ impl CellSums {
 /// The comparisons of an update from per-cell sums: retro = T · (mean reward per row of side
 /// a − of side b), the per-agent return gap over the rollout's T steps; pro = mean value of
 /// a − of b.
-pub fn ah_comparisons(fairness: Fairness, sums: &CellSums, steps: u32) -> Vec<Comparison> {
-    comparisons(fairness)
-        .iter()
-        .map(|&(level, a, b)| {
+pub fn ah_comparisons(cells: FairCells, sums: &CellSums, steps: u32) -> Vec<Comparison> {
+    cells
+        .comparisons()
+        .into_iter()
+        .map(|(level, a, b)| {
             let gap = |v: &[f64]| Some(sums.mean(v, a)? - sums.mean(v, b)?);
             Comparison {
-                level: level.to_string(),
+                level,
                 retro: gap(&sums.reward).map(|g| g * f64::from(steps)),
                 pro: gap(&sums.value),
             }
@@ -722,19 +756,40 @@ pub fn ah_comparisons(fairness: Fairness, sums: &CellSums, steps: u32) -> Vec<Co
 /// level (`norms`: [R levels..., V levels...]), each updated just before normalising. Returns
 /// P. (In the reference the "other memory" is the other group's, so side b is 1 − mem.)
 pub fn reference_penalty(
-    fairness: Fairness,
+    cells: FairCells,
     sums: &CellSums,
     mem: u8,
     spec: &FairSpec,
     norms: &mut [MinMax],
 ) -> f64 {
-    let levels = comparisons(fairness);
+    // Counterfactual fairness (spec §4.4) compares whole worlds: side a = the factual world's
+    // cells, side b = the twin's.
+    let levels: Vec<(Vec<u32>, Vec<u32>)> = match cells.fairness {
+        Fairness::Cf => vec![(
+            (0..cells.world_slots).collect(),
+            (cells.world_slots..2 * cells.world_slots).collect(),
+        )],
+        _ => cells
+            .comparisons()
+            .into_iter()
+            .map(|(_, a, b)| (vec![a], vec![b]))
+            .collect(),
+    };
+    let total = |v: &[f64], cs: &[u32]| cs.iter().map(|&c| v[c as usize]).sum::<f64>();
+    let count = |cs: &[u32]| cs.iter().map(|&c| sums.count[c as usize]).sum::<u64>();
     let mut p = 0.0;
-    for (k, &(_, a, b)) in levels.iter().enumerate() {
+    for (k, (a, b)) in levels.iter().enumerate() {
         let (own, other) = if mem == 0 { (a, b) } else { (b, a) };
-        let retro = (sums.reward[own as usize] - sums.reward[other as usize]).max(0.0);
+        let retro = (total(&sums.reward, own) - total(&sums.reward, other)).max(0.0);
         // An empty side's mean is NaN in the reference (spec §9 item 22); clean treats it as 0.
-        let mean = |c: u32| sums.mean(&sums.value, c).unwrap_or(0.0);
+        let mean = |cs: &[u32]| {
+            let n = count(cs);
+            if n > 0 {
+                total(&sums.value, cs) / n as f64
+            } else {
+                0.0
+            }
+        };
         let pro = (mean(own) - mean(other)).max(0.0);
         p += f64::from(spec.alpha) * norms[k].update_normalise(retro);
         p += f64::from(spec.beta) * norms[levels.len() + k].update_normalise(pro);
@@ -764,6 +819,7 @@ pub struct FairState {
 pub fn plan(
     fair: &mut FairState,
     cfg: &TrainConfig,
+    world_slots: u32,
     sums: &CellSums,
     passes: &[(usize, usize)],
 ) -> ([NetPlan; GROUPS], Option<serde_json::Value>) {
@@ -778,16 +834,22 @@ pub fn plan(
     };
     match spec.penalty {
         Penalty::Shaped => {
-            let comps = ah_comparisons(spec.fairness, sums, steps);
+            let cells = FairCells {
+                fairness: spec.fairness,
+                world_slots,
+            };
+            let comps = ah_comparisons(cells, sums, steps);
             let terms = fair.shaper.update(&comps, spec.alpha, spec.beta);
-            let mut w = vec![1.0f32; fair_cells(spec.fairness) as usize];
-            for (&(_, a, b), &d) in comparisons(spec.fairness).iter().zip(&terms.delta) {
+            let mut w = vec![1.0f32; cells.count() as usize];
+            for ((_, a, b), &d) in cells.comparisons().iter().zip(&terms.delta) {
                 let [wa, wb] = side_weights(d);
-                w[a as usize] = wa;
-                w[b as usize] = wb;
+                w[*a as usize] = wa;
+                w[*b as usize] = wb;
             }
             let mut json = shaped_json(&comps, &terms);
-            json["weights"] = serde_json::json!(w);
+            if spec.fairness != Fairness::Cf {
+                json["weights"] = serde_json::json!(w);
+            }
             for plan in &mut plans {
                 plan.weights = Some(w.clone());
             }
@@ -799,10 +861,14 @@ pub fn plan(
                 let mut scales = Vec::new();
                 for &(net, mem) in passes.iter().filter(|&&(n, _)| n == g) {
                     let norms = &mut fair.reference[net];
-                    let p = reference_penalty(spec.fairness, sums, mem as u8, &spec, norms);
+                    let cells = FairCells {
+                        fairness: spec.fairness,
+                        world_slots,
+                    };
+                    let p = reference_penalty(cells, sums, mem as u8, &spec, norms);
                     p_all.push(p);
-                    // AH DP and CSP: λ is not detached (spec §4.1).
-                    scales.push(reference_factor(p, false));
+                    // AH DP and CSP: λ is not detached; AH CF: detached (spec §4.1).
+                    scales.push(reference_factor(p, spec.fairness == Fairness::Cf));
                 }
                 plan.loss_scale = scales;
             }
@@ -881,8 +947,17 @@ pub fn concat_group_actions(groups: &[u8], own: &[u8], agents: usize, out: &mut 
     }
 }
 
-/// One finished episode: group totals `[NSr, NSb, Sr, Sb]` and the agents in each cell.
-pub type EpisodeTotals = ([f32; 4], [u32; 4]);
+/// One finished episode of the factual world.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpisodeTotals {
+    /// Group totals `[NSr, NSb, Sr, Sb]`.
+    pub totals: [f32; 4],
+    /// Agents in each of those cells.
+    pub counts: [u32; 4],
+    /// Counterfactual runs: mean over agents of |return − the twin's return| (the twin's
+    /// episode ends on the same step).
+    pub cf: Option<f64>,
+}
 
 /// Host-side rollout buffers, time-major then slot (`instance * agents + agent`).
 struct Rollout {
@@ -895,15 +970,18 @@ struct Rollout {
     groups: Vec<u8>,
     /// Berry preference of each row's agent (0 red, 1 blue).
     prefs: Vec<u8>,
+    /// Slots of the factual world (the twin's follow in counterfactual runs).
+    world_slots: u32,
     last_values: Vec<f32>,
     advantages: Vec<f32>,
     returns: Vec<f32>,
 }
 
 impl Rollout {
-    fn new(steps: usize, slots: usize) -> Self {
+    fn new(steps: usize, slots: usize, world_slots: usize) -> Self {
         let n = steps * slots;
         Self {
+            world_slots: world_slots as u32,
             obs: vec![0.0; n * OBS_DIM],
             actions: vec![0; n],
             logp: vec![0.0; n],
@@ -926,6 +1004,9 @@ pub struct TrainerState {
     pub env_steps: u64,
     pub shuffle_streams: Vec<Stream>,
     pub env: AhSnapshot,
+    /// The counterfactual twin world (runs with `fairness = "cf"`).
+    #[serde(default)]
+    pub twin: Option<AhSnapshot>,
     /// Fair-PPO's running normalisers (absent in checkpoints of older versions: fresh).
     #[serde(default)]
     pub fair: FairState,
@@ -942,6 +1023,10 @@ pub struct NetState {
 pub struct AhTrainer<E: Executor> {
     pub cfg: TrainConfig,
     env: AhEnv,
+    /// Counterfactual fairness: the twin world (every agent's sensitive attribute flipped,
+    /// common random numbers), stepped in lock-step with the same networks. Its slots follow
+    /// the factual world's in every per-slot buffer.
+    twin: Option<AhEnv>,
     pool: WorkerPool,
     nets: Vec<GroupNet<E>>,
     obs: Vec<f32>,
@@ -974,7 +1059,9 @@ impl<E: Executor + Send> AhTrainer<E> {
         let params = ah_params(cfg);
         let env = AhEnv::new(params, cfg.instances as usize, seeds.env)
             .map_err(|e| crate::TrainError::Env(format!("{}: {}", e.field, e.message)))?;
-        let slots = env.instances() * env.agents();
+        let twin = (cfg.fairness == Fairness::Cf).then(|| env.twin());
+        let worlds = 1 + usize::from(twin.is_some());
+        let slots = worlds * env.instances() * env.agents();
         let batch = (cfg.minibatch_size as usize).max(slots.min(ACT_CHUNK_MAX));
         let spec = net_spec(cfg, batch as u32);
         let mut nets = Vec::with_capacity(GROUPS);
@@ -986,7 +1073,13 @@ impl<E: Executor + Send> AhTrainer<E> {
                     steps: cfg.rollout_steps,
                     slots: slots as u32,
                     ragged: false,
-                    cells: FairSpec::of(cfg).map_or(0, |f| fair_cells(f.fairness)),
+                    cells: FairSpec::of(cfg).map_or(0, |f| {
+                        FairCells {
+                            fairness: f.fairness,
+                            world_slots: (env.instances() * env.agents()) as u32,
+                        }
+                        .count()
+                    }),
                 };
                 ActorCritic::with_store(
                     spec.clone(),
@@ -1031,14 +1124,18 @@ impl<E: Executor + Send> AhTrainer<E> {
         let adapter = nets[0].ac.executor().adapter_name();
         Ok(Self {
             cfg: cfg.clone(),
-            obs: vec![0.0; env.obs_len()],
+            obs: vec![0.0; worlds * env.obs_len()],
             rewards: vec![0.0; slots],
-            dones: vec![0; env.instances()],
+            dones: vec![0; worlds * env.instances()],
             actions: vec![0; slots],
             own_actions: vec![0; slots],
             groups: vec![0; slots],
             prefs: vec![0; slots],
-            ro: Rollout::new(cfg.rollout_steps as usize, slots),
+            ro: Rollout::new(
+                cfg.rollout_steps as usize,
+                slots,
+                env.instances() * env.agents(),
+            ),
             mems: Default::default(),
             fair: FairState {
                 shaper: Shaper::default(),
@@ -1046,6 +1143,7 @@ impl<E: Executor + Send> AhTrainer<E> {
             },
             pool: WorkerPool::new(cfg.threads as usize),
             env,
+            twin,
             nets,
             iteration: 0,
             env_steps: 0,
@@ -1066,10 +1164,36 @@ impl<E: Executor + Send> AhTrainer<E> {
         &self.env
     }
 
+    /// Instance `i` of the slot order: the factual world's, then the twin's.
+    fn instance_of<'a>(
+        env: &'a AhEnv,
+        twin: &'a Option<AhEnv>,
+        i: usize,
+    ) -> fairground_kernel::ah::InstanceRef<'a> {
+        let n = env.instances();
+        match twin {
+            Some(twin) if i >= n => twin.instance(i - n),
+            _ => env.instance(i),
+        }
+    }
+
+    /// Instances of both worlds.
+    fn all_instances(&self) -> usize {
+        self.env.instances() * (1 + usize::from(self.twin.is_some()))
+    }
+
+    fn observe_all(&mut self) {
+        let half = self.env.obs_len();
+        self.env.observe(&mut self.obs[..half]);
+        if let Some(twin) = &mut self.twin {
+            twin.observe(&mut self.obs[half..]);
+        }
+    }
+
     fn refresh_groups(&mut self) {
         let agents = self.env.agents();
-        for i in 0..self.env.instances() {
-            let inst = self.env.instance(i);
+        for i in 0..self.all_instances() {
+            let inst = Self::instance_of(&self.env, &self.twin, i);
             for a in 0..agents {
                 let agent = inst.agent(a);
                 self.groups[i * agents + a] = u8::from(agent.sensitive);
@@ -1171,15 +1295,31 @@ impl<E: Executor + Send> AhTrainer<E> {
 
     fn kernel_step(&mut self) {
         let t0 = Instant::now();
+        let (n, slots, obs) = (
+            self.env.instances(),
+            self.env.instances() * self.env.agents(),
+            self.env.obs_len(),
+        );
         self.env.step(
-            &self.actions,
+            &self.actions[..slots],
             StepOut {
-                obs: &mut self.obs,
-                rewards: &mut self.rewards,
-                dones: &mut self.dones,
+                obs: &mut self.obs[..obs],
+                rewards: &mut self.rewards[..slots],
+                dones: &mut self.dones[..n],
             },
             &self.pool,
         );
+        if let Some(twin) = &mut self.twin {
+            twin.step(
+                &self.actions[slots..],
+                StepOut {
+                    obs: &mut self.obs[obs..],
+                    rewards: &mut self.rewards[slots..],
+                    dones: &mut self.dones[n..],
+                },
+                &self.pool,
+            );
+        }
         self.timing.kernel_s += t0.elapsed().as_secs_f64();
     }
 
@@ -1189,7 +1329,7 @@ impl<E: Executor + Send> AhTrainer<E> {
         let steps = self.cfg.rollout_steps as usize;
         let agents = self.env.agents();
         let m = self.actions.len();
-        self.env.observe(&mut self.obs);
+        self.observe_all();
         self.refresh_groups();
         let mut episodes = 0u32;
         let mut episode_sums = [0.0f64; GROUPS];
@@ -1215,7 +1355,7 @@ impl<E: Executor + Send> AhTrainer<E> {
             for (slot, d) in self.ro.dones[t * m..(t + 1) * m].iter_mut().enumerate() {
                 *d = f32::from(self.dones[slot / agents]);
             }
-            for (i, &d) in self.dones.iter().enumerate() {
+            for (i, &d) in self.dones.iter().enumerate().take(self.env.instances()) {
                 if d != 0 {
                     episodes += 1;
                     let r = self.env.instance(i).last_episode_group_returns();
@@ -1277,11 +1417,16 @@ impl<E: Executor + Send> AhTrainer<E> {
                 );
             }
         }
+        // The factual world's rows (a counterfactual run's twin rows train too, but the
+        // metrics describe the factual world).
         let mut reward_sum = [0.0f64; GROUPS];
         let mut rows = [0u64; GROUPS];
-        for (&r, &g) in ro.rewards.iter().zip(&ro.groups) {
-            reward_sum[g as usize] += f64::from(r);
-            rows[g as usize] += 1;
+        let world = ro.world_slots as usize;
+        for (row, (&r, &g)) in ro.rewards.iter().zip(&ro.groups).enumerate() {
+            if row % m < world {
+                reward_sum[g as usize] += f64::from(r);
+                rows[g as usize] += 1;
+            }
         }
         self.timing.host_s += h0.elapsed().as_secs_f64();
 
@@ -1302,27 +1447,34 @@ impl<E: Executor + Send> AhTrainer<E> {
             })?;
         }
         let fair = FairSpec::of(cfg);
-        let mut sums = CellSums::new(fair.map_or(2, |f| fair_cells(f.fairness)) as usize);
+        let world_slots = ro.world_slots;
+        let cells_of = |f: FairSpec| FairCells {
+            fairness: f.fairness,
+            world_slots,
+        };
+        let mut sums = CellSums::new(fair.map_or(2, |f| cells_of(f).count()) as usize);
         if let Some(spec) = fair {
             if stored {
                 for net in &self.nets {
                     sums.add_device(net.cell_stats.as_ref().expect("reduced above"));
                 }
             } else {
-                for ((&r, &v), (&grp, &pref)) in ro
+                let slots = ro.last_values.len();
+                for (row, ((&r, &v), (&grp, &pref))) in ro
                     .rewards
                     .iter()
                     .zip(&ro.values)
                     .zip(ro.groups.iter().zip(&ro.prefs))
+                    .enumerate()
                 {
-                    let c = cell_of(spec.fairness, grp, pref) as usize;
+                    let c = cells_of(spec).cell(grp, pref, row % slots) as usize;
                     sums.reward[c] += f64::from(r);
                     sums.value[c] += f64::from(v);
                     sums.count[c] += 1;
                 }
             }
         }
-        let (plans, penalty) = plan(&mut self.fair, cfg, &sums, passes);
+        let (plans, penalty) = plan(&mut self.fair, cfg, world_slots, &sums, passes);
         let ro = &self.ro;
         Self::run_nets(&self.pool, &mut self.nets, |g, net| {
             let plan = &plans[g as usize];
@@ -1343,8 +1495,8 @@ impl<E: Executor + Send> AhTrainer<E> {
             self.timing.transfer_bytes += std::mem::take(&mut net.transfer_bytes);
         }
         self.iteration += 1;
-        self.env_steps += (self.env.instances() * steps) as u64;
-        let total_rows = (m * steps) as f64;
+        self.env_steps += (self.all_instances() * steps) as u64;
+        let total_rows = (world * steps) as f64;
         let return_by_group =
             std::array::from_fn(|g| reward_sum[g] * steps as f64 / (rows[g].max(1) as f64));
         let fair = self.measure(steps as u32, penalty);
@@ -1363,29 +1515,51 @@ impl<E: Executor + Send> AhTrainer<E> {
         })
     }
 
-    /// The disparities of this rollout (every algorithm): dp = per-agent return over the
-    /// rollout of the non-sensitive group minus the sensitive group; csp per berry preference.
+    /// The disparities of this rollout (every algorithm), in the factual world: dp = per-agent
+    /// return over the rollout of the non-sensitive group minus the sensitive group; csp per
+    /// berry preference; cf (with a twin) the mean over agents of |return − twin's return|.
     fn measure(&self, steps: u32, penalty: Option<serde_json::Value>) -> FairMetrics {
         let ro = &self.ro;
+        let (m, world) = (ro.last_values.len(), ro.world_slots as usize);
+        let csp_cells = FairCells {
+            fairness: Fairness::Csp,
+            world_slots: ro.world_slots,
+        };
         let mut sums = CellSums::new(4);
-        for ((&r, &grp), &pref) in ro.rewards.iter().zip(&ro.groups).zip(&ro.prefs) {
-            let c = cell_of(Fairness::Csp, grp, pref) as usize;
-            sums.reward[c] += f64::from(r);
-            sums.count[c] += 1;
+        let mut per_slot = vec![0.0f64; m];
+        for (row, ((&r, &grp), &pref)) in
+            ro.rewards.iter().zip(&ro.groups).zip(&ro.prefs).enumerate()
+        {
+            per_slot[row % m] += f64::from(r);
+            if row % m < world {
+                let c = csp_cells.cell(grp, pref, row % m) as usize;
+                sums.reward[c] += f64::from(r);
+                sums.count[c] += 1;
+            }
         }
         let mut dp_sums = CellSums::new(2);
         for c in 0..4 {
             dp_sums.reward[c / 2] += sums.reward[c];
             dp_sums.count[c / 2] += sums.count[c];
         }
-        let dp = ah_comparisons(Fairness::Dp, &dp_sums, steps)[0].retro;
-        let csp = ah_comparisons(Fairness::Csp, &sums, steps);
+        let dp_cells = FairCells {
+            fairness: Fairness::Dp,
+            ..csp_cells
+        };
+        let dp = ah_comparisons(dp_cells, &dp_sums, steps)[0].retro;
+        let csp = ah_comparisons(csp_cells, &sums, steps);
         let levels: Vec<(&str, Option<f64>)> =
             csp.iter().map(|c| (c.level.as_str(), c.retro)).collect();
+        let cf = self.twin.is_some().then(|| {
+            (0..world)
+                .map(|s| (per_slot[s] - per_slot[world + s]).abs())
+                .sum::<f64>()
+                / world as f64
+        });
         FairMetrics {
             dp,
             csp: csp_value(&levels),
-            cf: None,
+            cf,
             penalty,
         }
     }
@@ -1418,6 +1592,7 @@ impl<E: Executor + Send> AhTrainer<E> {
             env_steps: self.env_steps,
             shuffle_streams: self.nets.iter().map(|n| n.shuffle.clone()).collect(),
             env: self.env.snapshot(),
+            twin: self.twin.as_ref().map(AhEnv::snapshot),
             fair: self.fair.clone(),
         };
         Ok((state, nets))
@@ -1439,8 +1614,19 @@ impl<E: Executor + Send> AhTrainer<E> {
             net.ac.restore(&s.params, &s.optimizer)?;
             net.shuffle = shuffle;
         }
-        self.env = AhEnv::restore(state.env)
-            .map_err(|e| crate::TrainError::Env(format!("{}: {}", e.field, e.message)))?;
+        let restore = |s| {
+            AhEnv::restore(s)
+                .map_err(|e| crate::TrainError::Env(format!("{}: {}", e.field, e.message)))
+        };
+        if state.twin.is_some() != self.twin.is_some() {
+            return Err(crate::TrainError::Env(
+                "the checkpoint's twin world does not match the config's fairness".into(),
+            ));
+        }
+        self.env = restore(state.env)?;
+        if let Some(t) = state.twin {
+            self.twin = Some(restore(t)?);
+        }
         self.iteration = state.iteration;
         self.env_steps = state.env_steps;
         if !state.fair.reference.is_empty() {
@@ -1469,7 +1655,7 @@ impl<E: Executor + Send> AhTrainer<E> {
     ) -> Result<Vec<EpisodeTotals>, ShaderError> {
         let mut out = Vec::with_capacity(episodes);
         let mut rng = Stream::new(self.env.seed(), Purpose::RandomActions, &[]);
-        self.env.observe(&mut self.obs);
+        self.observe_all();
         self.refresh_groups();
         let mut t = 0u32;
         while out.len() < episodes {
@@ -1481,7 +1667,7 @@ impl<E: Executor + Send> AhTrainer<E> {
                 self.policy_step(t as usize, mode, false)?;
             }
             self.kernel_step();
-            for (i, &d) in self.dones.iter().enumerate() {
+            for (i, &d) in self.dones.iter().enumerate().take(self.env.instances()) {
                 if d != 0 && out.len() < episodes {
                     // The groups are still the finished episode's (refreshed below).
                     let agents = self.env.agents();
@@ -1490,7 +1676,21 @@ impl<E: Executor + Send> AhTrainer<E> {
                         let c = 2 * usize::from(self.groups[slot]) + usize::from(self.prefs[slot]);
                         counts[c] += 1;
                     }
-                    out.push((self.env.instance(i).last_episode_group_returns(), counts));
+                    let inst = self.env.instance(i);
+                    let cf = self.twin.as_ref().map(|twin| {
+                        let twin = twin.instance(i);
+                        let (a, b) = (inst.last_episode_returns(), twin.last_episode_returns());
+                        a.iter()
+                            .zip(b)
+                            .map(|(x, y)| f64::from((x - y).abs()))
+                            .sum::<f64>()
+                            / agents as f64
+                    });
+                    out.push(EpisodeTotals {
+                        totals: inst.last_episode_group_returns(),
+                        counts,
+                        cf,
+                    });
                 }
             }
             self.refresh_groups();

@@ -102,8 +102,9 @@ pub struct TrainConfig {
     pub env: EnvName,
     /// Algorithm: "ppo" or "fair-ppo".
     pub algo: Algo,
-    /// Fair-PPO: the fairness notion, "dp", "csp" or "cf" ("cf" runs every instance with a
-    /// counterfactual twin; HS only for now, with an even number of instances).
+    /// Fair-PPO: the fairness notion, "dp", "csp" or "cf" ("cf" steps every instance with its
+    /// counterfactual twin, for every algorithm: AH a twin world, HS twin hospitals, which
+    /// need an even number of instances).
     pub fairness: Fairness,
     /// Fair-PPO: weight of the retrospective term (realised group-return gap), 0..=10.
     pub alpha: f32,
@@ -445,25 +446,18 @@ impl TrainConfig {
         range_u32("checkpoint_every", self.checkpoint_every, 1, 100_000_000)?;
         range_f32("alpha", self.alpha, 0.0, 10.0)?;
         range_f32("beta", self.beta, 0.0, 10.0)?;
-        if self.fairness == Fairness::Cf {
-            if self.env == EnvName::Ah {
-                return Err(bad(
-                    "fairness",
-                    "cf on AH is not implemented yet (the AH trainer steps no twin world); \
-                     allowed on AH: dp, csp"
-                        .into(),
-                ));
-            }
-            if !self.instances.is_multiple_of(2) {
-                return Err(bad(
-                    "instances",
-                    format!(
-                        "{} with fairness = cf: need an even number (each factual hospital \
-                         has its twin)",
-                        self.instances
-                    ),
-                ));
-            }
+        if self.fairness == Fairness::Cf
+            && self.env == EnvName::Hs
+            && !self.instances.is_multiple_of(2)
+        {
+            return Err(bad(
+                "instances",
+                format!(
+                    "{} with fairness = cf: need an even number (each factual hospital has its \
+                     twin)",
+                    self.instances
+                ),
+            ));
         }
         let rows = u64::from(self.instances) * u64::from(self.rollout_steps) * 250;
         if rows > 64 << 20 {

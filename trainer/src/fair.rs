@@ -242,8 +242,31 @@ pub fn csp_value(levels: &[(&str, Option<f64>)]) -> Option<serde_json::Value> {
     })
 }
 
+/// Levels above which the penalty's metrics are summarised (counterfactual runs compare every
+/// agent): mean and largest |·| instead of one value per level.
+pub const LEVELS_LISTED: usize = 16;
+
 /// The metrics of the shaped penalty.
 pub fn shaped_json(comps: &[Comparison], t: &ShapedTerms) -> serde_json::Value {
+    if comps.len() > LEVELS_LISTED {
+        let summary = |v: &mut dyn Iterator<Item = f64>| {
+            let v: Vec<f64> = v.map(f64::abs).collect();
+            let n = v.len().max(1) as f64;
+            serde_json::json!({
+                "mean_abs": v.iter().sum::<f64>() / n,
+                "max_abs": v.iter().copied().fold(0.0, f64::max),
+            })
+        };
+        return serde_json::json!({
+            "mode": "shaped",
+            "levels": comps.len(),
+            "retro": summary(&mut comps.iter().filter_map(|c| c.retro)),
+            "pro": summary(&mut comps.iter().filter_map(|c| c.pro)),
+            "retro_scale": t.retro_scale,
+            "pro_scale": t.pro_scale,
+            "delta": summary(&mut t.delta.iter().copied()),
+        });
+    }
     serde_json::json!({
         "mode": "shaped",
         "levels": comps.iter().map(|c| c.level.clone()).collect::<Vec<_>>(),

@@ -5,7 +5,7 @@
 //! Everything is validated, and the backend opened, before the directory is created: bad input
 //! writes nothing.
 
-use crate::ah::{ActMode, AhTrainer, EnvUse, GROUP_NAMES, GROUPS, IterStats, Seeds};
+use crate::ah::{ActMode, AhTrainer, EnvUse, EpisodeTotals, GROUP_NAMES, GROUPS, IterStats, Seeds};
 use crate::config::{Backend, EnvName, TrainConfig};
 use crate::error::TrainError;
 use crate::hs::{HsTrainer, HsTrainerState, IMPAIRMENT_NAMES};
@@ -480,7 +480,9 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     let group_agents = [f64::from(params.agents) - sensitive, sensitive];
     let e = totals.len() as f64;
     let fair = ah_eval_disparities(&totals);
-    let totals: Vec<[f32; 4]> = totals.iter().map(|(t, _)| *t).collect();
+    let cf: Vec<f64> = totals.iter().filter_map(|e| e.cf).collect();
+    let cf = (!cf.is_empty()).then(|| cf.iter().sum::<f64>() / cf.len() as f64);
+    let totals: Vec<[f32; 4]> = totals.iter().map(|e| e.totals).collect();
     let mean = |f: &dyn Fn(&[f32; 4]) -> f64| totals.iter().map(f).sum::<f64>() / e;
     let total = mean(&|t| t.iter().map(|&x| f64::from(x)).sum());
     let ns = mean(&|t| f64::from(t[0]) + f64::from(t[1]));
@@ -538,7 +540,7 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
         "dp": fair["dp"],
         "dp_abs": fair["dp_abs"],
         "csp": fair["csp"],
-        "cf": serde_json::Value::Null,
+        "cf": cf,
         "gini": gini,
         "jain": jain,
     });
@@ -556,7 +558,7 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
 /// cell's agents): `dp` = mean over episodes of (non-sensitive mean return − sensitive),
 /// `dp_abs` = mean of its |·|; `csp` per berry preference c the mean of (NS_c mean − S_c mean),
 /// and `sum` = mean over episodes of Σ_c |·| (the paper's Eq. 4).
-fn ah_eval_disparities(episodes: &[crate::ah::EpisodeTotals]) -> serde_json::Value {
+fn ah_eval_disparities(episodes: &[EpisodeTotals]) -> serde_json::Value {
     let e = episodes.len().max(1) as f64;
     let per_agent = |t: &[f32; 4], n: &[u32; 4], cells: &[usize]| {
         let total: f64 = cells.iter().map(|&c| f64::from(t[c])).sum();
@@ -569,7 +571,12 @@ fn ah_eval_disparities(episodes: &[crate::ah::EpisodeTotals]) -> serde_json::Val
     };
     let (mut dp, mut dp_abs, mut csp_sum) = (0.0, 0.0, 0.0);
     let mut colour = [0.0; 2];
-    for (t, n) in episodes {
+    for EpisodeTotals {
+        totals: t,
+        counts: n,
+        ..
+    } in episodes
+    {
         let g = per_agent(t, n, &[0, 1]) - per_agent(t, n, &[2, 3]);
         dp += g / e;
         dp_abs += g.abs() / e;
