@@ -79,17 +79,22 @@ fn ah_zero_weights_are_ppo_bit_for_bit_and_half_weights_are_not() {
     let csp = run(&dir, "csp", AH, "algo = \"fair-ppo\"\nfairness = \"csp\"\n");
     assert_eq!(without_penalty(&zero), without_penalty(&ppo));
     assert!(ppo.iter().all(|l| l["penalty"].is_null()));
-    assert_eq!(zero[0]["penalty"]["weights"], serde_json::json!([1.0, 1.0]));
+    assert_eq!(
+        zero[0]["penalty"]["weights"],
+        serde_json::json!([[1.0, 0.0], [1.0, 0.0]])
+    );
     assert_ne!(
         hashes(&half)[2],
         hashes(&ppo)[2],
         "the penalty moves training"
     );
     for l in &half {
+        // Side a: (1 − δ)·A + δ·Ā_partner; side b: (1 + δ)·A − δ·Ā_partner.
         let d = l["penalty"]["delta"][0].as_f64().unwrap();
         let w = &l["penalty"]["weights"];
-        assert!((w[0].as_f64().unwrap() - (1.0 - d)).abs() < 1e-6);
-        assert!((w[1].as_f64().unwrap() - (1.0 + d)).abs() < 1e-6);
+        let close = |v: &serde_json::Value, x: f64| (v.as_f64().unwrap() - x).abs() < 1e-6;
+        assert!(close(&w[0][0], 1.0 - d) && close(&w[0][1], d));
+        assert!(close(&w[1][0], 1.0 + d) && close(&w[1][1], -d));
         assert!(
             d.abs() <= 1.0 + 1e-9,
             "alpha + beta = 1 bounds |delta| by 1"

@@ -203,8 +203,16 @@ impl Executor for CpuExecutor {
                     cast_slice(b(3)),
                 ),
                 Kernel::CopyRows => cpu::copy_rows(&uni(u), b(0), b(1), &mut taken[0]),
-                Kernel::FairAdjust => {
-                    cpu::fair_adjust(&uni(u), f(b(0)), b(1), f(b(2)), fm(&mut taken[0]))
+                Kernel::FairAdjust => cpu::fair_adjust(
+                    &uni(u),
+                    f(b(0)),
+                    b(1),
+                    cast_slice(b(2)),
+                    f(b(3)),
+                    fm(&mut taken[0]),
+                ),
+                Kernel::SegmentMeans => {
+                    cpu::segment_means(&uni(u), f(b(0)), b(1), cast_slice_mut(&mut taken[0]))
                 }
             }
             for (i, buf) in writable.into_iter().zip(taken) {

@@ -64,7 +64,10 @@ pub enum ShaderError {
     },
     #[error("this actor-critic was built without a rollout store (use ActorCritic::with_store)")]
     NoStore,
-    #[error("fairness cells need a store built with StoreSpec::cells > 0")]
+    #[error(
+        "fairness cells need a store built with StoreSpec::cells > 0 (and a mix term \
+         StoreSpec::segment > 0)"
+    )]
     NoFairCells,
     #[error("store_lengths needs a store built with StoreSpec::ragged")]
     NotRagged,

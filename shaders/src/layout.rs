@@ -91,14 +91,26 @@ pub struct FairParams {
     pub rows: u32,
     /// Cells with a weight; a row whose cell id is `cells` or more is not adjusted.
     pub cells: u32,
-    pub pad0: u32,
-    pub pad1: u32,
+    /// Rows per segment of the mix term (0: no mix term).
+    pub mix_width: u32,
+    /// Segments (`segment_means`).
+    pub segments: u32,
 }
 const _: () = {
     assert!(size_of::<FairParams>() == 16);
     assert!(offset_of!(FairParams, rows) == 0);
     assert!(offset_of!(FairParams, cells) == 4);
+    assert!(offset_of!(FairParams, mix_width) == 8);
 };
+
+/// `SegmentSum` in fairness.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct SegmentSum {
+    pub sum: f32,
+    pub count: u32,
+}
+const _: () = assert!(size_of::<SegmentSum>() == 8);
 
 /// `CopyParams` in rollout.wgsl.
 #[repr(C)]

@@ -413,6 +413,9 @@ pub struct StoreSpec {
     /// Fairness cells (0: none): the rows' cells of [`ActorCritic::store_cell_stats`] and the
     /// weights of [`ActorCritic::store_fair_adjust`] (Fair-PPO's shaped penalty).
     pub cells: u32,
+    /// Rows per segment of the fairness mix term (the agents of one instance at one step; 0:
+    /// no mix term), see [`ActorCritic::store_segment_means`].
+    pub segment: u32,
 }
 
 impl StoreSpec {
@@ -461,6 +464,14 @@ struct FairStore {
     cells: u32,
     cell_ids: BufferId,
     weights: BufferId,
+    mix: BufferId,
+    segment_sums: BufferId,
+    /// Segments of the mix term (0: none).
+    segments: u32,
+    adjust_op: OpRef,
+    adjust_params: FairParams,
+    /// Per-segment, per-cell sums of the stored advantages.
+    segment_seq: SeqId,
     reward_stats: BufferId,
     value_stats: BufferId,
     /// Per-cell reductions of the stored rewards and values.
@@ -1111,10 +1122,28 @@ impl<E: Executor> ActorCritic<E> {
     fn declare_fair(prog: &mut Program, store: &Store, st: StoreSpec) -> FairStore {
         let n = st.rows() as u32;
         let stats_words = st.cells as usize * size_of::<GroupStats>() / 4;
-        let fair = FairStore {
+        let segments = if st.segment > 0 {
+            n.div_ceil(st.segment)
+        } else {
+            0
+        };
+        let mix_words = (segments as usize * st.cells as usize).max(1);
+        let adjust_params = FairParams {
+            rows: n,
+            cells: st.cells,
+            mix_width: st.segment,
+            segments,
+        };
+        let mut fair = FairStore {
             cells: st.cells,
             cell_ids: prog.buffer("store.cell_ids", n as usize),
-            weights: prog.buffer("store.cell_weights", st.cells as usize),
+            weights: prog.buffer("store.cell_weights", 2 * st.cells as usize),
+            mix: prog.buffer("store.cell_mix", mix_words),
+            segment_sums: prog.buffer("store.segment_sums", 2 * mix_words),
+            segments,
+            adjust_op: OpRef { seq: 0, index: 0 },
+            adjust_params,
+            segment_seq: prog.sequence(),
             reward_stats: prog.buffer("store.cell_reward_stats", stats_words),
             value_stats: prog.buffer("store.cell_value_stats", stats_words),
             stats_seq: prog.sequence(),
@@ -1141,24 +1170,28 @@ impl<E: Executor> ActorCritic<E> {
                 stats,
             );
         }
-        let p = FairParams {
-            rows: n,
-            cells: st.cells,
-            ..FairParams::default()
-        };
-        prog.push_rows(
+        fair.adjust_op = prog.push(
             fair.adjust_seq,
             Kernel::FairAdjust,
-            &p,
+            &adjust_params,
             &[
                 store.gae.advantages,
                 fair.cell_ids,
                 fair.weights,
+                fair.mix,
                 store.adv_adjust,
             ],
             u64::from(n),
-            &[1, 1, 0, 1],
         );
+        if segments > 0 {
+            prog.push(
+                fair.segment_seq,
+                Kernel::SegmentMeans,
+                &adjust_params,
+                &[store.gae.advantages, fair.cell_ids, fair.segment_sums],
+                u64::from(segments) * u64::from(st.cells),
+            );
+        }
         fair
     }
 
@@ -1594,17 +1627,66 @@ impl<E: Executor> ActorCritic<E> {
         Ok(CellStats { rewards, values })
     }
 
-    /// Fair-PPO's shaped penalty: multiply every store row's advantage by its cell's weight
-    /// for the update (the `adv_adjust` the loss adds: `(weight - 1) * advantage`), with the
-    /// cells of the last [`Self::store_cell_stats`]. Run after [`Self::store_advantages`] (the
-    /// weights apply to the standardised advantages); a weight of 1 changes nothing, bit for
-    /// bit.
-    pub fn store_fair_adjust(&mut self, weights: &[f32]) -> Result<(), ShaderError> {
+    /// Fair-PPO's shaped penalty: every store row's advantage A becomes
+    /// `weights[c][0] * A + weights[c][1] * mix[segment * cells + c]` for the update (the
+    /// `adv_adjust` the loss adds), with the cells `c` of the last [`Self::store_cell_stats`];
+    /// `mix` (segments × cells values, a store built with [`StoreSpec::segment`]) is the
+    /// partner cell's mean advantage per segment, None for no mix term. Run after
+    /// [`Self::store_advantages`] (the weights apply to the standardised advantages); weights
+    /// of (1, 0) change nothing, bit for bit.
+    pub fn store_fair_adjust(
+        &mut self,
+        weights: &[[f32; 2]],
+        mix: Option<&[f32]>,
+    ) -> Result<(), ShaderError> {
         let fair = self.fair_store()?;
-        let (buf, seq, cells) = (fair.weights, fair.adjust_seq, fair.cells as usize);
+        let (buf, mix_buf, seq, cells, op, base, segments) = (
+            fair.weights,
+            fair.mix,
+            fair.adjust_seq,
+            fair.cells as usize,
+            fair.adjust_op,
+            fair.adjust_params,
+            fair.segments as usize,
+        );
         Self::check("cell weights", cells, weights.len())?;
         self.exec.write(buf, weights)?;
+        let p = match mix {
+            Some(m) => {
+                if segments == 0 {
+                    return Err(ShaderError::NoFairCells);
+                }
+                Self::check("mix values", segments * cells, m.len())?;
+                self.exec.write(mix_buf, m)?;
+                base
+            }
+            None => FairParams {
+                mix_width: 0,
+                ..base
+            },
+        };
+        self.exec.set_uniform_pod(op, &p);
         self.exec.run(seq)
+    }
+
+    /// Per segment (the rows of one instance at one step) and cell: the sum and count of the
+    /// stored (standardised) advantages of the segment's rows in that cell, with the cells of
+    /// the last [`Self::store_cell_stats`]; reduced in row order on the device. Another
+    /// network's mix term is built from them.
+    pub fn store_segment_means(&mut self) -> Result<Vec<SegmentSum>, ShaderError> {
+        let fair = self.fair_store()?;
+        let (seq, out, n) = (
+            fair.segment_seq,
+            fair.segment_sums,
+            fair.segments as usize * fair.cells as usize,
+        );
+        if n == 0 {
+            return Err(ShaderError::NoFairCells);
+        }
+        self.exec.run(seq)?;
+        let mut v: Vec<SegmentSum> = self.exec.read(out)?;
+        v.truncate(n);
+        Ok(v)
     }
 
     /// The store's advantage adjustments (rows of the whole store; for tests and audits).

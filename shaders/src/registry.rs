@@ -92,10 +92,11 @@ pub enum Kernel {
     Normalize,
     CopyRows,
     FairAdjust,
+    SegmentMeans,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 18] = [
+    pub const ALL: [Kernel; 19] = [
         Kernel::DenseForward,
         Kernel::ActGrad,
         Kernel::InputGrad,
@@ -114,6 +115,7 @@ impl Kernel {
         Kernel::Normalize,
         Kernel::CopyRows,
         Kernel::FairAdjust,
+        Kernel::SegmentMeans,
     ];
 
     pub fn family(self) -> Family {
@@ -129,7 +131,7 @@ impl Kernel {
             Kernel::AdamBegin | Kernel::AdamUpdate => Family::Adam,
             Kernel::ReducePartial | Kernel::ReduceFinal | Kernel::Normalize => Family::GroupReduce,
             Kernel::CopyRows => Family::Rollout,
-            Kernel::FairAdjust => Family::Fairness,
+            Kernel::FairAdjust | Kernel::SegmentMeans => Family::Fairness,
         }
     }
 
@@ -153,6 +155,7 @@ impl Kernel {
             Kernel::Normalize => "normalize",
             Kernel::CopyRows => "copy_rows",
             Kernel::FairAdjust => "fair_adjust",
+            Kernel::SegmentMeans => "segment_means",
         }
     }
 
@@ -175,7 +178,7 @@ impl Kernel {
                 size_of::<ReduceParams>()
             }
             Kernel::CopyRows => size_of::<CopyParams>(),
-            Kernel::FairAdjust => size_of::<FairParams>(),
+            Kernel::FairAdjust | Kernel::SegmentMeans => size_of::<FairParams>(),
         }) as u64
     }
 
@@ -263,8 +266,16 @@ impl Kernel {
             Kernel::Normalize => &[ReadWrite(F32), Read(F32), Read(STATS), Read(STATS)],
             // src, index, dst
             Kernel::CopyRows => &[Read(F32), Read(F32), ReadWrite(F32)],
-            // advantages, cell_ids, weights, adv_adjust
-            Kernel::FairAdjust => &[Read(F32), Read(F32), Read(F32), ReadWrite(F32)],
+            // advantages, cell_ids, weights (vec2 per cell), mix, adv_adjust
+            Kernel::FairAdjust => &[
+                Read(F32),
+                Read(F32),
+                Read(PARTIAL),
+                Read(F32),
+                ReadWrite(F32),
+            ],
+            // advantages, cell_ids, out
+            Kernel::SegmentMeans => &[Read(F32), Read(F32), ReadWrite(PARTIAL)],
         }
     }
 

@@ -220,6 +220,7 @@ fn stored_cpu() -> ActorCritic<CpuExecutor> {
         slots: SLOTS,
         ragged: false,
         cells: 0,
+        segment: 0,
     };
     ActorCritic::with_store(s.clone(), hyper(), &s.init_params(3), store, |p| {
         Ok(CpuExecutor::new(p))
@@ -361,6 +362,7 @@ fn the_stored_path_agrees_between_gpu_and_cpu() {
         slots: SLOTS,
         ragged: false,
         cells: 0,
+        segment: 0,
     };
     let mut g = ActorCritic::with_store(s.clone(), hyper(), &s.init_params(3), store, |p| {
         GpuExecutor::new(ctx.clone(), p)
@@ -417,6 +419,7 @@ fn ragged_store<E: Executor>(
         slots: SLOTS,
         ragged: true,
         cells: 0,
+        segment: 0,
     };
     ActorCritic::with_store(s.clone(), hyper(), &s.init_params(4), store, make).unwrap()
 }

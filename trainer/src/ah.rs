@@ -50,8 +50,8 @@ use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepO
 use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::pool::{Split, WorkerPool};
 use fairground_kernel::rng::{Purpose, Stream};
-use fairground_shaders::layout::FairParams;
 use fairground_shaders::layout::GaeParams;
+use fairground_shaders::layout::{FairParams, SegmentSum};
 use fairground_shaders::ppo::{CellStats, StoreSpec};
 use fairground_shaders::{
     ActorCritic, ActorCriticSpec, Executor, Minibatch, OptimizerState, Program, ShaderError,
@@ -183,6 +183,8 @@ struct GroupNet<E: Executor> {
     cell_stats: Option<CellStats>,
     /// Host path: the cells of the current minibatch's rows.
     mb_cells: Vec<u32>,
+    /// Per segment (instance and step) and cell: this network's advantage sums (mix term).
+    segment_sums: Vec<SegmentSum>,
 }
 
 /// Group networks `first..first + nets.len()`: how [`WorkerPool::run_split`] hands them out.
@@ -417,8 +419,8 @@ impl<E: Executor> GroupNet<E> {
             return Ok(());
         }
         if let Some(w) = &plan.weights {
-            self.ac.store_fair_adjust(w)?;
-            self.transfer_bytes += (w.len() * 4) as u64;
+            self.ac.store_fair_adjust(w, plan.mix.as_deref())?;
+            self.transfer_bytes += (w.len() * 8 + plan.mix.as_ref().map_or(0, Vec::len) * 4) as u64;
         }
         self.ac.set_loss_scale(plan.loss_scale[0]);
         self.transfer_bytes += train_stored_epochs(
@@ -461,7 +463,7 @@ impl<E: Executor> GroupNet<E> {
         mem: &GroupMemory,
         ro: &Rollout,
         cfg: &TrainConfig,
-        weights: Option<&[f32]>,
+        weights: Option<&[[f32; 2]]>,
     ) -> Result<(), ShaderError> {
         let n = mem.rows.len();
         if n == 0 {
@@ -504,11 +506,13 @@ impl<E: Executor> GroupNet<E> {
                         cells: w.len() as u32,
                         ..FairParams::default()
                     };
+                    // No mix term on the host path (mix_width 0).
                     fairground_shaders::cpu::fair_adjust(
                         &p,
                         &self.mb_adv,
                         &self.mb_cells,
                         w,
+                        &[],
                         &mut self.mb_adj,
                     );
                 }
@@ -797,12 +801,33 @@ pub fn reference_penalty(
     p
 }
 
-/// What a network's update uses from the penalty: per-cell advantage weights (shaped), and a
-/// loss scale per pass (reference; 1 otherwise).
+/// What a network's update uses from the penalty: per cell the advantage weight and the
+/// weight of the partner's mean advantage (shaped; see fairness.wgsl), the partner means per
+/// segment (device store path), and a loss scale per pass (reference; 1 otherwise).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetPlan {
-    pub weights: Option<Vec<f32>>,
+    pub weights: Option<Vec<[f32; 2]>>,
+    pub mix: Option<Vec<f32>>,
     pub loss_scale: Vec<f32>,
+}
+
+/// Whether the shaped penalty's cross-group term runs (DP and CSP on the device store path:
+/// each network's rows get the other group's mean advantage of the same instance and step;
+/// counterfactual runs, and the host path of the reference profile's memories, use the
+/// weights alone).
+pub fn mixes(cfg: &TrainConfig) -> bool {
+    FairSpec::of(cfg).is_some_and(|f| {
+        f.penalty == Penalty::Shaped && f.fairness != Fairness::Cf && uses_store(cfg)
+    })
+}
+
+/// The cell of the same group-flipped agents (DP: the other group; CSP: the other group's
+/// agents of the same berry preference).
+fn partner(fairness: Fairness, c: usize) -> usize {
+    match fairness {
+        Fairness::Csp => c ^ 2,
+        _ => 1 - c,
+    }
 }
 
 /// The Fair-PPO state a checkpoint keeps: the shaped penalty's running scales and the
@@ -827,6 +852,7 @@ pub fn plan(
     let passes_of = |g: usize| passes.iter().filter(|&&(n, _)| n == g).count();
     let mut plans: [NetPlan; GROUPS] = std::array::from_fn(|g| NetPlan {
         weights: None,
+        mix: None,
         loss_scale: vec![1.0; passes_of(g)],
     });
     let Some(spec) = FairSpec::of(cfg) else {
@@ -840,11 +866,14 @@ pub fn plan(
             };
             let comps = ah_comparisons(cells, sums, steps);
             let terms = fair.shaper.update(&comps, spec.alpha, spec.beta);
-            let mut w = vec![1.0f32; cells.count() as usize];
+            // Side a (non-sensitive, factual): (1 − δ)·A + δ·Ā_partner; side b: (1 + δ)·A −
+            // δ·Ā_partner (docs/fair-ppo.md). With δ = 0: (1, 0), exactly PPO.
+            let mix = if mixes(cfg) { 1.0 } else { 0.0 };
+            let mut w = vec![[1.0f32, 0.0]; cells.count() as usize];
             for ((_, a, b), &d) in cells.comparisons().iter().zip(&terms.delta) {
                 let [wa, wb] = side_weights(d);
-                w[*a as usize] = wa;
-                w[*b as usize] = wb;
+                w[*a as usize] = [wa, (mix * d) as f32];
+                w[*b as usize] = [wb, (-mix * d) as f32];
             }
             let mut json = shaped_json(&comps, &terms);
             if spec.fairness != Fairness::Cf {
@@ -1080,6 +1109,7 @@ impl<E: Executor + Send> AhTrainer<E> {
                         }
                         .count()
                     }),
+                    segment: if mixes(cfg) { env.agents() as u32 } else { 0 },
                 };
                 ActorCritic::with_store(
                     spec.clone(),
@@ -1119,6 +1149,7 @@ impl<E: Executor + Send> AhTrainer<E> {
                 cell_ids: Vec::with_capacity(slots * steps),
                 cell_stats: None,
                 mb_cells: Vec::with_capacity(cfg.minibatch_size as usize),
+                segment_sums: Vec::new(),
             });
         }
         let adapter = nets[0].ac.executor().adapter_name();
@@ -1474,7 +1505,33 @@ impl<E: Executor + Send> AhTrainer<E> {
                 }
             }
         }
-        let (plans, penalty) = plan(&mut self.fair, cfg, world_slots, &sums, passes);
+        let (mut plans, penalty) = plan(&mut self.fair, cfg, world_slots, &sums, passes);
+        if stored && mixes(cfg) {
+            // The cross-group term: each network's rows get the other group's mean
+            // (standardised) advantage in the same instance and step.
+            let spec = fair.expect("mixes implies Fair-PPO");
+            let cells = cells_of(spec).count() as usize;
+            Self::run_nets(&self.pool, &mut self.nets, |_, net| {
+                net.segment_sums = net.ac.store_segment_means()?;
+                net.transfer_bytes += (net.segment_sums.len() * 8) as u64;
+                Ok(())
+            })?;
+            for (g, plan) in plans.iter_mut().enumerate() {
+                let other = &self.nets[1 - g].segment_sums;
+                let mix: Vec<f32> = (0..other.len())
+                    .map(|i| {
+                        let (k, c) = (i / cells, i % cells);
+                        let s = other[k * cells + partner(spec.fairness, c)];
+                        if s.count > 0 {
+                            s.sum / s.count as f32
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                plan.mix = Some(mix);
+            }
+        }
         let ro = &self.ro;
         Self::run_nets(&self.pool, &mut self.nets, |g, net| {
             let plan = &plans[g as usize];

@@ -490,12 +490,16 @@ impl<E: Executor> RoleNet<E> {
 
     /// K epochs of minibatch PPO (after [`Self::advantages`]), with the shaped penalty's cell
     /// weights when given.
-    fn epochs(&mut self, cfg: &TrainConfig, weights: Option<&[f32]>) -> Result<(), ShaderError> {
+    fn epochs(
+        &mut self,
+        cfg: &TrainConfig,
+        weights: Option<&[[f32; 2]]>,
+    ) -> Result<(), ShaderError> {
         if self.rows.is_empty() {
             return Ok(());
         }
         if let Some(w) = weights {
-            self.ac.store_fair_adjust(w)?;
+            self.ac.store_fair_adjust(w, None)?;
         }
         self.transfer_bytes += train_stored_epochs(
             &mut self.ac,
@@ -570,6 +574,7 @@ impl<E: Executor> HsTrainer<E> {
                 slots: n as u32,
                 ragged: true,
                 cells,
+                segment: 0,
             };
             let ac = ActorCritic::with_store(spec, cfg.ppo_hyper(), &init, store, &make_executor)?;
             let rows = n * cfg.rollout_steps as usize;
@@ -860,7 +865,7 @@ impl<E: Executor> HsTrainer<E> {
     /// The penalty of this update: shaped cell weights, or the reference's P per role (spec
     /// §4.5–4.7; λ is detached in every HS variant, so the gradient factor is 1 and training
     /// is PPO's: P is only reported).
-    fn plan(&mut self, outcomes: &Outcomes) -> (Option<Vec<f32>>, Option<serde_json::Value>) {
+    fn plan(&mut self, outcomes: &Outcomes) -> (Option<Vec<[f32; 2]>>, Option<serde_json::Value>) {
         let Some(f) = FairSpec::of(&self.cfg) else {
             return (None, None);
         };
@@ -869,11 +874,13 @@ impl<E: Executor> HsTrainer<E> {
         match f.penalty {
             Penalty::Shaped => {
                 let terms = self.fair.shaper.update(&comps, f.alpha, f.beta);
-                let mut w = vec![1.0f32; fair_cells(f.fairness, n) as usize];
+                // No cross-group mix term in HS: each decision concerns one patient (the
+                // router's) or serves one group (the dispatcher's), see docs/fair-ppo.md.
+                let mut w = vec![[1.0f32, 0.0]; fair_cells(f.fairness, n) as usize];
                 for ((_, a, b), &d) in comparisons(f.fairness, n).iter().zip(&terms.delta) {
                     let [wa, wb] = side_weights(d);
-                    w[*a as usize] = wa;
-                    w[*b as usize] = wb;
+                    w[*a as usize] = [wa, 0.0];
+                    w[*b as usize] = [wb, 0.0];
                 }
                 let mut json = shaped_json(&comps, &terms);
                 json["weights"] = serde_json::json!(w);
