@@ -77,9 +77,9 @@ pub fn hs_config(cfg: &TrainConfig, env_use: EnvUse) -> HsConfig {
 }
 
 /// Fairness cells of HS decisions. DP: 0 = a non-impaired patient, 1 = an impaired one (the
-/// router's patient; every dispatcher decision escorts impaired patients); CSP: impaired · 3 +
-/// priority of the router's patient; CF: the instance (its world). A decision in no cell (the
-/// manager's for DP and CSP, the dispatcher's for CSP) gets `cells`.
+/// patient the router routes); CSP: impaired · 3 + priority of that patient; CF: the instance
+/// (its world). A decision in no cell (the dispatcher's and the manager's for DP and CSP: they
+/// concern several patients or none) gets `cells`.
 pub fn fair_cells(fairness: Fairness, instances: usize) -> u32 {
     match fairness {
         Fairness::Dp => 2,
@@ -101,6 +101,12 @@ pub fn comparisons(fairness: Fairness, instances: usize) -> Vec<(String, u32, u3
             .map(|k| (format!("pair{k}"), 2 * k as u32, 2 * k as u32 + 1))
             .collect(),
     }
+}
+
+/// Whether the shaped penalty credits router decisions with their patient's ledger (DP and
+/// CSP; CF weights whole hospitals instead).
+pub fn ledger_credit(cfg: &TrainConfig) -> bool {
+    FairSpec::of(cfg).is_some_and(|f| f.penalty == Penalty::Shaped && f.fairness != Fairness::Cf)
 }
 
 /// Patient priorities (the CSP factor).
@@ -306,6 +312,11 @@ struct RoleNet<E: Executor> {
     cell_ids: Vec<u32>,
     act_cells: Vec<u32>,
     cell_stats: Option<CellStats>,
+    /// Ledger credit (router, shaped DP and CSP): per store row the routed patient (or
+    /// `u16::MAX`) and how many days its instance had ended in this rollout when it was routed;
+    /// the same for the current act call.
+    credit: Vec<(u16, u32)>,
+    act_credit: Vec<(u16, u32)>,
 }
 
 /// "No next row" in [`Sequences::next`].
@@ -353,6 +364,7 @@ impl<E: Executor> RoleNet<E> {
         self.rewards.fill(0.0);
         self.dones.fill(0.0);
         self.cell_ids.fill(no_cell);
+        self.credit.fill((u16::MAX, 0));
     }
 
     /// Rollout round `step`: act on the gathered rows (`inst`, `act_obs`), keeping everything
@@ -369,6 +381,11 @@ impl<E: Executor> RoleNet<E> {
         if !self.cell_ids.is_empty() {
             for (&row, &c) in self.dst.iter().zip(&self.act_cells) {
                 self.cell_ids[row as usize] = c;
+            }
+        }
+        if !self.credit.is_empty() {
+            for (&row, &c) in self.dst.iter().zip(&self.act_credit) {
+                self.credit[row as usize] = c;
             }
         }
         self.out_actions.clear();
@@ -494,12 +511,14 @@ impl<E: Executor> RoleNet<E> {
         &mut self,
         cfg: &TrainConfig,
         weights: Option<&[[f32; 2]]>,
+        mix: Option<&[f32]>,
     ) -> Result<(), ShaderError> {
         if self.rows.is_empty() {
             return Ok(());
         }
         if let Some(w) = weights {
-            self.ac.store_fair_adjust(w, None)?;
+            self.ac.store_fair_adjust(w, mix)?;
+            self.transfer_bytes += (w.len() * 8 + mix.map_or(0, <[f32]>::len) * 4) as u64;
         }
         self.transfer_bytes += train_stored_epochs(
             &mut self.ac,
@@ -539,6 +558,8 @@ pub struct HsTrainer<E: Executor> {
     cur: Vec<(u8, u32)>,
     /// Per instance: whether it ended a day in this iteration (`hs_whole_days`).
     day_ended: Vec<bool>,
+    /// Per instance: days it ended in this rollout (the ledger credit's clock).
+    day_ends: Vec<u32>,
     /// Decision rounds of the last iteration (`rollout_steps`, or fewer with `hs_whole_days`).
     last_rounds: u32,
     fair: HsFairState,
@@ -574,7 +595,8 @@ impl<E: Executor> HsTrainer<E> {
                 slots: n as u32,
                 ragged: true,
                 cells,
-                segment: 0,
+                // The ledger credit is a per-row term: one row per segment.
+                segment: u32::from(r == 0 && ledger_credit(cfg)),
             };
             let ac = ActorCritic::with_store(spec, cfg.ppo_hyper(), &init, store, &make_executor)?;
             let rows = n * cfg.rollout_steps as usize;
@@ -607,6 +629,12 @@ impl<E: Executor> HsTrainer<E> {
                 },
                 act_cells: Vec::with_capacity(n),
                 cell_stats: None,
+                credit: if r == 0 && ledger_credit(cfg) {
+                    vec![(u16::MAX, 0); rows]
+                } else {
+                    Vec::new()
+                },
+                act_credit: Vec::with_capacity(n),
             });
         }
         let adapter = nets[0].ac.executor().adapter_name();
@@ -618,6 +646,7 @@ impl<E: Executor> HsTrainer<E> {
             last_row: std::array::from_fn(|_| vec![NONE; n]),
             cur: vec![(0, 0); n],
             day_ended: vec![false; n],
+            day_ends: vec![0; n],
             last_rounds: cfg.rollout_steps,
             fair: HsFairState {
                 shaper: Shaper::default(),
@@ -677,7 +706,6 @@ impl<E: Executor> HsTrainer<E> {
         match (fairness, r) {
             (Fairness::Cf, _) => i as u32,
             (Fairness::Dp, 0) => patient.map_or(none, |p| u32::from(inst.impairment(p) > 0)),
-            (Fairness::Dp, 1) => 1,
             (Fairness::Csp, 0) => patient.map_or(none, |p| {
                 3 * u32::from(inst.impairment(p) > 0) + u32::from(inst.priority(p))
             }),
@@ -730,6 +758,7 @@ impl<E: Executor> HsTrainer<E> {
             net.clear_rollout(no_cell);
         }
         let mut outcomes = Outcomes::new(n);
+        self.day_ends.fill(0);
         for l in &mut self.last_row {
             l.fill(NONE);
         }
@@ -748,6 +777,16 @@ impl<E: Executor> HsTrainer<E> {
                         cells.push(self.decision_cell(f.fairness, r, i as usize));
                     }
                     self.nets[r].act_cells = cells;
+                    if r == 0 && ledger_credit(&self.cfg) {
+                        let mut credit = std::mem::take(&mut self.nets[0].act_credit);
+                        credit.clear();
+                        for &i in &self.nets[0].inst {
+                            let i = i as usize;
+                            let p = self.env.instance(i).pending_patient();
+                            credit.push((p.map_or(u16::MAX, |p| p as u16), self.day_ends[i]));
+                        }
+                        self.nets[0].act_credit = credit;
+                    }
                 }
                 self.nets[r].act_stored(self.iteration, t as u32)?;
             }
@@ -774,6 +813,7 @@ impl<E: Executor> HsTrainer<E> {
                 reward_sum += f64::from(reward);
                 if self.round.day_done[i] != 0 {
                     self.day_ended[i] = true;
+                    self.day_ends[i] += 1;
                     days.add(&self.round.day_stats[i]);
                     outcomes.add(i, &self.round.day_stats[i]);
                     for (r, net) in self.nets.iter_mut().enumerate() {
@@ -807,8 +847,18 @@ impl<E: Executor> HsTrainer<E> {
             net.advantages(&self.cfg)?;
         }
         let (weights, penalty) = self.plan(&outcomes);
-        for net in &mut self.nets {
-            net.epochs(&self.cfg, weights.as_deref())?;
+        let mix = match &weights {
+            Some(_) if ledger_credit(&self.cfg) => Some(self.ledger_credit_mix()),
+            _ => None,
+        };
+        for (r, net) in self.nets.iter_mut().enumerate() {
+            let (w, m) = match (&weights, r) {
+                // The ledger credit reaches the router only (docs/fair-ppo.md).
+                (Some(w), 0) => (Some(w.as_slice()), mix.as_deref()),
+                (Some(w), _) if mix.is_none() => (Some(w.as_slice()), None),
+                _ => (None, None),
+            };
+            net.epochs(&self.cfg, w, m)?;
         }
         self.timing.update_s += t0.elapsed().as_secs_f64();
         let fair_metrics = self.measure(&outcomes, penalty);
@@ -862,6 +912,74 @@ impl<E: Executor> HsTrainer<E> {
             .collect()
     }
 
+    /// The unit of the ledger credit: 1 on standardised advantages, else the standard deviation
+    /// of the router's rewards this rollout (raw advantages are on that scale).
+    fn credit_scale(&self) -> f64 {
+        if self.cfg.normalize_advantages {
+            return 1.0;
+        }
+        let net = &self.nets[0];
+        let r: Vec<f64> = net
+            .rows
+            .iter()
+            .map(|&k| f64::from(net.rewards[k as usize]))
+            .collect();
+        if r.len() < 2 {
+            return 1.0;
+        }
+        let mean = r.iter().sum::<f64>() / r.len() as f64;
+        (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (r.len() - 1) as f64).sqrt()
+    }
+
+    /// The ledger credit of every router store row (rows × cells, a row's value at its own
+    /// cell): its patient's ledger, standardised within the row's cell over this rollout's
+    /// credited rows. A patient whose day is still running is credited its ledger so far; one
+    /// whose day ended during the rollout its final ledger (`last_day_ledger`); rows without a
+    /// patient, or whose day ended twice since, get 0.
+    fn ledger_credit_mix(&self) -> Vec<f32> {
+        let net = &self.nets[0];
+        let cells = fair_cells(self.cfg.fairness, self.round.role.len()) as usize;
+        let slots = net.count.len();
+        let mut ledger = vec![f64::NAN; net.credit.len()];
+        for &row in &net.rows {
+            let (p, ends_then) = net.credit[row as usize];
+            let c = net.cell_ids[row as usize] as usize;
+            if p == u16::MAX || c >= cells {
+                continue;
+            }
+            let i = row as usize % slots;
+            let inst = self.env.instance(i);
+            ledger[row as usize] = match self.day_ends[i] - ends_then {
+                0 => inst.ledger(p as usize),
+                1 => inst.last_day_ledger(p as usize).0,
+                _ => f64::NAN,
+            };
+        }
+        let mut sum = vec![0.0f64; cells];
+        let mut sq = vec![0.0f64; cells];
+        let mut cnt = vec![0u32; cells];
+        for &row in &net.rows {
+            let (l, c) = (ledger[row as usize], net.cell_ids[row as usize] as usize);
+            if !l.is_nan() {
+                sum[c] += l;
+                sq[c] += l * l;
+                cnt[c] += 1;
+            }
+        }
+        let mut mix = vec![0.0f32; net.credit.len() * cells];
+        for &row in &net.rows {
+            let (l, c) = (ledger[row as usize], net.cell_ids[row as usize] as usize);
+            if l.is_nan() || cnt[c] < 2 {
+                continue;
+            }
+            let n = f64::from(cnt[c]);
+            let mean = sum[c] / n;
+            let std = ((sq[c] - n * mean * mean).max(0.0) / (n - 1.0)).sqrt();
+            mix[row as usize * cells + c] = ((l - mean) / (std + 1e-8)) as f32;
+        }
+        mix
+    }
+
     /// The penalty of this update: shaped cell weights, or the reference's P per role (spec
     /// §4.5–4.7; λ is detached in every HS variant, so the gradient factor is 1 and training
     /// is PPO's: P is only reported).
@@ -874,13 +992,22 @@ impl<E: Executor> HsTrainer<E> {
         match f.penalty {
             Penalty::Shaped => {
                 let terms = self.fair.shaper.update(&comps, f.alpha, f.beta);
-                // No cross-group mix term in HS: each decision concerns one patient (the
-                // router's) or serves one group (the dispatcher's), see docs/fair-ppo.md.
                 let mut w = vec![[1.0f32, 0.0]; fair_cells(f.fairness, n) as usize];
+                let credit = ledger_credit(&self.cfg);
+                let scale = if credit { self.credit_scale() } else { 0.0 };
                 for ((_, a, b), &d) in comparisons(f.fairness, n).iter().zip(&terms.delta) {
-                    let [wa, wb] = side_weights(d);
-                    w[*a as usize] = [wa, 0.0];
-                    w[*b as usize] = [wb, 0.0];
+                    if credit {
+                        // DP and CSP: the router's own advantage keeps weight 1 and each
+                        // decision gains −δ (side a) or +δ (side b) times its patient's
+                        // standardised ledger (docs/fair-ppo.md).
+                        w[*a as usize] = [1.0, (-d * scale) as f32];
+                        w[*b as usize] = [1.0, (d * scale) as f32];
+                    } else {
+                        // CF: per hospital, (1 ∓ δ) on every decision of the pair.
+                        let [wa, wb] = side_weights(d);
+                        w[*a as usize] = [wa, 0.0];
+                        w[*b as usize] = [wb, 0.0];
+                    }
                 }
                 let mut json = shaped_json(&comps, &terms);
                 json["weights"] = serde_json::json!(w);

@@ -499,6 +499,8 @@ impl Inst<'_> {
             let (imp, pri) = (self.p_impairment[p] as usize, self.p_priority[p] as usize);
             st.patients_by_group[imp][pri] += 1;
             st.ledger_all[imp][pri] += self.p_ledger[p];
+            self.p_last_ledger[p] = self.p_ledger[p];
+            self.p_last_finished[p] = u8::from(s.is_finished());
             if s.is_finished() {
                 st.patients_treated += 1;
                 st.finished[imp][pri] += 1;

@@ -213,6 +213,11 @@ columns! {
     p_routings: u16 = PATIENTS_MAX;
     /// The per-patient reward ledger (spec §2.8).
     p_ledger: f64 = PATIENTS_MAX;
+    /// The previous day's final ledgers and finished flags (1 = done or exited at the day's
+    /// end), copied when a day ends, so that a trainer can credit decisions of a day that
+    /// ended during its rollout (Fair-PPO's HS ledger credit).
+    p_last_ledger: f64 = PATIENTS_MAX;
+    p_last_finished: u8 = PATIENTS_MAX;
     clerk_busy: u16 = CLERKS_MAX;
     triage_busy: u16 = TRIAGE_MAX;
     /// Doctors: fixed ward by ward (dict order), then swing.
@@ -259,6 +264,15 @@ impl InstanceRef<'_> {
 
     pub fn ledger(&self, patient: usize) -> f64 {
         self.p_ledger[patient]
+    }
+
+    /// The final ledger of `patient` in the previous day, and whether it finished (done or
+    /// exited); (0, false) before the first day ends.
+    pub fn last_day_ledger(&self, patient: usize) -> (f64, bool) {
+        (
+            self.p_last_ledger[patient],
+            self.p_last_finished[patient] != 0,
+        )
     }
 
     pub fn impairment(&self, patient: usize) -> u8 {
