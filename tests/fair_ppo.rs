@@ -58,6 +58,17 @@ fn without_penalty(lines: &[serde_json::Value]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `fairground eval RUN --episodes 2`; the eval.json it wrote.
+fn eval_of(run: &Path) -> serde_json::Value {
+    ok(&fairground(&[
+        "eval",
+        run.to_str().unwrap(),
+        "--episodes",
+        "2",
+    ]));
+    serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap()
+}
+
 fn hashes(lines: &[serde_json::Value]) -> Vec<String> {
     lines
         .iter()
@@ -112,10 +123,7 @@ fn ah_zero_weights_are_ppo_bit_for_bit_and_half_weights_are_not() {
     assert_eq!(csp[0]["penalty"]["weights"].as_array().unwrap().len(), 4);
 
     // eval.json has the disparities for PPO runs too.
-    let out = fairground(&["eval", dir.join("ppo").to_str().unwrap(), "--episodes", "2"]);
-    ok(&out);
-    let e: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("ppo/eval.json")).unwrap()).unwrap();
+    let e = eval_of(&dir.join("ppo"));
     for key in ["dp", "dp_abs", "csp", "cf"] {
         assert!(e.get(key).is_some(), "eval.json lacks {key}");
     }
@@ -223,10 +231,7 @@ fn hs_counterfactual_runs_pair_every_hospital_with_its_twin() {
     let p = &cf[2]["penalty"];
     assert_eq!(p["levels"], serde_json::json!(["pair0"]));
     assert_eq!(p["weights"].as_array().unwrap().len(), 2);
-    let out = fairground(&["eval", dir.join("cf").to_str().unwrap(), "--episodes", "2"]);
-    ok(&out);
-    let e: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("cf/eval.json")).unwrap()).unwrap();
+    let e = eval_of(&dir.join("cf"));
     assert!(e.get("cf").is_some() && e.get("dp").is_some() && e.get("csp").is_some());
 }
 
