@@ -2,7 +2,9 @@
 //! device, training is bit-reproducible end to end for AH and for HS (shared-trunk role
 //! networks). Two runs with the same seed write identical `metrics.jsonl` files (every key but
 //! the wall-clock ones, `trained_agent_steps_per_s` and `wall_s`) with identical parameter hashes,
-//! their manifests record the gpu backend, and training moves the parameters.
+//! their manifests record the gpu backend, and training moves the parameters. The same holds
+//! for Fair-PPO (AH DP with the cross-group mix term, HS DP with the ledger credit): the
+//! penalty's reductions and adjustments run in the shaders without breaking reproducibility.
 //! Without a GPU adapter each test prints a loud `SKIPPED` line; with
 //! `FAIRGROUND_REQUIRE_GPU=1` a missing adapter fails it instead.
 
@@ -103,6 +105,30 @@ fn hs_gpu_training_is_bit_reproducible() {
             "policy_loss",
             "param_hash",
         ],
+        3,
+    );
+}
+
+#[test]
+fn fair_ppo_gpu_training_is_bit_reproducible() {
+    if !have_gpu("fair_ppo_gpu_training_is_bit_reproducible") {
+        return;
+    }
+    let keys = ["iteration", "dp", "penalty", "policy_loss", "param_hash"];
+    two_gpu_runs_agree(
+        "ah-fair",
+        "instances = 2\nrollout_steps = 12\nepisode_steps = 10\nhidden = [16, 8]\n\
+         minibatch_size = 64\nepochs = 2\nbackend = \"gpu\"\nseed = 7\n\
+         algo = \"fair-ppo\"\nfairness = \"csp\"\n",
+        &keys,
+        3,
+    );
+    two_gpu_runs_agree(
+        "hs-fair",
+        "env = \"hs\"\ninstances = 2\nrollout_steps = 30\nhs_patients = 12\n\
+         hs_sim_minutes = 40\ntrunk = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
+         backend = \"gpu\"\nseed = 7\nalgo = \"fair-ppo\"\n",
+        &keys,
         3,
     );
 }
