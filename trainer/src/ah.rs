@@ -1911,7 +1911,7 @@ mod tests {
             assert_eq!(mem.ret[k], mem.adv[k] + VALUES[i as usize]);
         }
         // Inside a minibatch the returns are standardised again; the rest is as stored.
-        let mut ro = Rollout::new(3, 3);
+        let mut ro = Rollout::new(3, 3, 3);
         ro.values.copy_from_slice(&VALUES);
         let (mut obs, mut actions, mut logp, mut values, mut adv, mut ret) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
@@ -1942,7 +1942,7 @@ mod tests {
         assert_eq!(training_passes(false), [(0, 0), (1, 1)]);
         // The non-sensitive network's second pass reads the sensitive memory with the
         // log-probabilities and values the sensitive network stored when it acted.
-        let mut ro = Rollout::new(3, 3);
+        let mut ro = Rollout::new(3, 3, 3);
         for i in 0..9 {
             ro.logp[i] = -(i as f32) - 0.5;
             ro.values[i] = 100.0 + i as f32;
