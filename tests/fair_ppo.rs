@@ -8,8 +8,9 @@
 //!   detached there, so its penalty has no gradient effect), and on AH it scales each pass's
 //!   loss by exactly 1 or 2 (spec §4.1);
 //! - every metrics line carries `dp`, `csp` (levels and sum) and `cf`, and Fair-PPO lines the
-//!   penalty's terms; eval.json carries `dp`, `csp` and `cf` for PPO runs too; an HS
-//!   counterfactual run pairs each hospital with its twin;
+//!   penalty's terms; eval.json carries `dp`, `csp` and `cf` for PPO runs too (every eval
+//!   plays the twin world or twin hospitals alongside); an HS counterfactual run pairs each
+//!   hospital with its twin;
 //! - an AH counterfactual run steps a twin world in lock-step: alpha = beta = 0 and the
 //!   reference penalty (λ detached, spec §4.4) are PPO-with-twin bit for bit, metrics and
 //!   eval.json carry `cf`;
@@ -128,6 +129,8 @@ fn ah_zero_weights_are_ppo_bit_for_bit_and_half_weights_are_not() {
         assert!(e.get(key).is_some(), "eval.json lacks {key}");
     }
     assert!(e["dp"].is_f64() && e["csp"]["sum"].is_f64());
+    // Every eval plays the twin world too: cf is measured for PPO runs as well.
+    assert!(e["cf"].as_f64().unwrap() >= 0.0, "{e}");
 }
 
 #[test]
@@ -216,6 +219,12 @@ fn hs_zero_weights_and_the_reference_penalty_are_ppo_bit_for_bit() {
         hashes(&ppo)[2],
         "the penalty moves training"
     );
+    // A PPO run's eval plays every hospital with its twin: `days` factual days, cf measured.
+    let e = eval_of(&dir.join("ppo"));
+    assert_eq!(e["days"], 2);
+    for key in ["dp", "dp_signed", "csp", "cf"] {
+        assert!(e.get(key).is_some(), "eval.json lacks {key}");
+    }
 }
 
 #[test]

@@ -1717,8 +1717,14 @@ impl<E: Executor + Send> AhTrainer<E> {
         let mut t = 0u32;
         while out.len() < episodes {
             if random {
-                for a in &mut self.actions {
+                // The twin world (if any) replays the factual world's random actions: common
+                // random numbers, so that `cf` measures the attribute alone.
+                let world = self.env.instances() * self.env.agents();
+                for a in &mut self.actions[..world] {
                     *a = rng.below(ACTIONS) as u8;
+                }
+                if self.actions.len() > world {
+                    self.actions.copy_within(..world, world);
                 }
             } else {
                 self.policy_step(t as usize, mode, false)?;

@@ -1182,7 +1182,10 @@ impl<E: Executor> HsTrainer<E> {
 
     /// Play until `days` days have finished (from the environment as it is: a fresh one for
     /// evaluation) and return (instance, statistics) of each, first finished first (instance
-    /// order within a round). `random`: the kernel's uniform [`RandomPolicy`] instead of the networks.
+    /// order within a round). With twins, `days` counts the factual hospitals' days (even
+    /// instances) and play goes on until the twin of each of them has finished the same day
+    /// too; both are returned. `random`: the kernel's uniform [`RandomPolicy`] instead of the
+    /// networks (twins draw the same random actions).
     pub fn play_days(
         &mut self,
         days: usize,
@@ -1190,11 +1193,14 @@ impl<E: Executor> HsTrainer<E> {
         random: bool,
     ) -> Result<Vec<(usize, HsDayStats)>, ShaderError> {
         let n = self.round.role.len();
-        let mut out = Vec::with_capacity(days);
-        let mut rp = RandomPolicy::new(self.env.config().seed, n, false);
+        let twins = self.env.config().twins;
+        let factual = |i: usize| !twins || i.is_multiple_of(2);
+        let mut out: Vec<(usize, HsDayStats)> = Vec::with_capacity(2 * days);
+        let mut rp = RandomPolicy::new(self.env.config().seed, n, twins);
         self.env.observe(&mut self.round);
         let mut t = 0u32;
-        while out.len() < days {
+        let (mut kept, mut pending_twins) = (0usize, 0usize);
+        while kept < days || pending_twins > 0 {
             if random {
                 rp.fill(&self.round, &mut self.actions);
             } else {
@@ -1203,8 +1209,26 @@ impl<E: Executor> HsTrainer<E> {
             }
             self.env.step(&self.pool, &self.actions, &mut self.round);
             for i in 0..n {
-                if self.round.day_done[i] != 0 && out.len() < days {
-                    out.push((i, self.round.day_stats[i]));
+                if self.round.day_done[i] == 0 {
+                    continue;
+                }
+                let s = self.round.day_stats[i];
+                if factual(i) {
+                    if kept < days {
+                        kept += 1;
+                        out.push((i, s));
+                        if twins {
+                            // Its twin may have finished this day already.
+                            let done = out.iter().any(|(j, x)| *j == i + 1 && x.day == s.day);
+                            pending_twins += usize::from(!done);
+                        }
+                    }
+                } else if out.iter().any(|(j, x)| *j == i - 1 && x.day == s.day) {
+                    out.push((i, s));
+                    pending_twins -= 1;
+                } else if kept < days {
+                    // The twin finished first; its factual day will be kept.
+                    out.push((i, s));
                 }
             }
             t = t.wrapping_add(1);

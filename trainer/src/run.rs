@@ -454,8 +454,11 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
         cfg.backend = b;
     }
     cfg.instances = cfg.instances.min(req.episodes.max(1));
-    if cfg.fairness == crate::config::Fairness::Cf && cfg.env == EnvName::Hs {
-        // Every factual hospital keeps its twin.
+    // Every evaluation measures counterfactual fairness: each world is played in lock-step with
+    // its twin (AH: a twin world; HS: every factual hospital with its twin), whatever the run
+    // trained on. The reported episodes are the factual world's.
+    cfg.fairness = crate::config::Fairness::Cf;
+    if cfg.env == EnvName::Hs {
         cfg.instances = cfg.instances.max(2).next_multiple_of(2);
     }
     cfg.validate()?;
@@ -593,8 +596,8 @@ fn ah_eval_disparities(episodes: &[EpisodeTotals]) -> serde_json::Value {
     })
 }
 
-/// HS eval disparities (spec §6): per day `dp` = |mean ledger of finished non-impaired −
-/// impaired| (`dp_signed` without |·|); `csp` per priority the same within the priority (an
+/// HS eval disparities (spec §6) of the factual hospitals' days (even instances): per day
+/// `dp` = |mean ledger of finished non-impaired − impaired| (`dp_signed` without |·|); `csp` per priority the same within the priority (an
 /// empty cell's mean counts as 0, as the reference's tables) and their sum; `cf` (twin runs)
 /// per pair of days of the same number |mean ledger of the factual hospital − its twin|. Each
 /// is the mean over the days (pairs) that have it.
@@ -612,7 +615,7 @@ fn hs_eval_disparities(days: &[(usize, fairground_kernel::hs::HsDayStats)]) -> s
     };
     let (mut dp, mut dp_signed) = (Vec::new(), Vec::new());
     let mut pri: [Vec<f64>; 3] = Default::default();
-    for (_, s) in days {
+    for (_, s) in days.iter().filter(|(i, _)| i % 2 == 0) {
         if let (Some(a), Some(b)) = (cell(s, &[0], &[0, 1, 2]), cell(s, &[1, 2], &[0, 1, 2])) {
             dp.push((a - b).abs());
             dp_signed.push(a - b);
@@ -928,8 +931,12 @@ fn eval_hs(req: &EvalRequest, cfg: &TrainConfig) -> Result<String, TrainError> {
         }
     };
     let fair = hs_eval_disparities(&stats);
-    let twins = cfg.fairness == crate::config::Fairness::Cf;
-    let stats: Vec<fairground_kernel::hs::HsDayStats> = stats.into_iter().map(|(_, s)| s).collect();
+    // Everything else describes the factual hospitals (even instances).
+    let stats: Vec<fairground_kernel::hs::HsDayStats> = stats
+        .into_iter()
+        .filter(|(i, _)| i % 2 == 0)
+        .map(|(_, s)| s)
+        .collect();
     let mut agg = crate::hs::DayAgg::default();
     for s in &stats {
         agg.add(s);
@@ -963,7 +970,7 @@ fn eval_hs(req: &EvalRequest, cfg: &TrainConfig) -> Result<String, TrainError> {
         "dp": fair["dp"],
         "dp_signed": fair["dp_signed"],
         "csp": fair["csp"],
-        "cf": if twins { fair["cf"].clone() } else { serde_json::Value::Null },
+        "cf": fair["cf"],
         "swing_moves_mean": mean(&|s| f64::from(s.swing_moves)),
         "routing_decisions_mean": routing,
         "routing_outcome_fraction": {
