@@ -765,7 +765,7 @@ pub fn reference_penalty(
     mem: u8,
     spec: &FairSpec,
     norms: &mut [MinMax],
-) -> f64 {
+) -> RefTerms {
     // Counterfactual fairness (spec §4.4) compares whole worlds: side a = the factual world's
     // cells, side b = the twin's.
     let levels: Vec<(Vec<u32>, Vec<u32>)> = match cells.fairness {
@@ -781,7 +781,7 @@ pub fn reference_penalty(
     };
     let total = |v: &[f64], cs: &[u32]| cs.iter().map(|&c| v[c as usize]).sum::<f64>();
     let count = |cs: &[u32]| cs.iter().map(|&c| sums.count[c as usize]).sum::<u64>();
-    let mut p = 0.0;
+    let mut t = RefTerms::default();
     for (k, (a, b)) in levels.iter().enumerate() {
         let (own, other) = if mem == 0 { (a, b) } else { (b, a) };
         let retro = (total(&sums.reward, own) - total(&sums.reward, other)).max(0.0);
@@ -795,10 +795,28 @@ pub fn reference_penalty(
             }
         };
         let pro = (mean(own) - mean(other)).max(0.0);
-        p += f64::from(spec.alpha) * norms[k].update_normalise(retro);
-        p += f64::from(spec.beta) * norms[levels.len() + k].update_normalise(pro);
+        let (nr, nv) = (
+            norms[k].update_normalise(retro),
+            norms[levels.len() + k].update_normalise(pro),
+        );
+        t.p += f64::from(spec.alpha) * nr + f64::from(spec.beta) * nv;
+        t.retro.push(retro);
+        t.pro.push(pro);
+        t.retro_norm.push(nr);
+        t.pro_norm.push(nv);
     }
-    p
+    t
+}
+
+/// One pass's reference penalty: P and, per level, the clamped gaps and their normalised
+/// values (the normalisers' bounds are reported with them, see [`plan`]).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct RefTerms {
+    pub p: f64,
+    pub retro: Vec<f64>,
+    pub pro: Vec<f64>,
+    pub retro_norm: Vec<f64>,
+    pub pro_norm: Vec<f64>,
 }
 
 /// What a network's update uses from the penalty: per cell the advantage weight and the
@@ -886,6 +904,7 @@ pub fn plan(
         }
         Penalty::Reference => {
             let mut p_all = Vec::new();
+            let mut terms = Vec::new();
             for (g, plan) in plans.iter_mut().enumerate() {
                 let mut scales = Vec::new();
                 for &(net, mem) in passes.iter().filter(|&&(n, _)| n == g) {
@@ -894,8 +913,10 @@ pub fn plan(
                         fairness: spec.fairness,
                         world_slots,
                     };
-                    let p = reference_penalty(cells, sums, mem as u8, &spec, norms);
+                    let t = reference_penalty(cells, sums, mem as u8, &spec, norms);
+                    let p = t.p;
                     p_all.push(p);
+                    terms.push(t);
                     // AH DP and CSP: λ is not detached; AH CF: detached (spec §4.1).
                     scales.push(reference_factor(p, spec.fairness == Fairness::Cf));
                 }
@@ -905,6 +926,13 @@ pub fn plan(
                 "mode": "reference",
                 "passes": passes,
                 "p": p_all,
+                "terms": terms,
+                // Per network, its normalisers' (max, min): R levels, then V levels.
+                "normalisers": fair
+                    .reference
+                    .iter()
+                    .map(|n| n.iter().filter(|m| m.seen).map(|m| [m.max, m.min]).collect::<Vec<_>>())
+                    .collect::<Vec<_>>(),
                 "loss_scale": plans.iter().flat_map(|p| p.loss_scale.clone()).collect::<Vec<_>>(),
             });
             (plans, Some(json))

@@ -1077,6 +1077,15 @@ impl<E: Executor> HsTrainer<E> {
                     "p": p,
                     "retro": comps.iter().map(|c| c.retro).collect::<Vec<_>>(),
                     "pro": comps.iter().map(|c| c.pro).collect::<Vec<_>>(),
+                    // Per role, its normalisers' (max, min) that have seen a value.
+                    "normalisers": self
+                        .fair
+                        .reference
+                        .iter()
+                        .map(|n| {
+                            n.iter().filter(|m| m.seen).map(|m| [m.max, m.min]).collect::<Vec<_>>()
+                        })
+                        .collect::<Vec<_>>(),
                     "loss_scale": vec![1.0; ROLES],
                 });
                 (None, Some(json))
