@@ -24,6 +24,14 @@
 //!   networks share no state, so running each network's passes (in the listed order) side by
 //!   side gives the same parameters as the reference's one-after-the-other schedule.
 //!
+//! Fair-PPO (`algo = "fair-ppo"`, docs/fair-ppo.md): rows belong to fairness cells
+//! ([`FairCells`]: group, group × berry preference, or agent slot of the factual or twin world);
+//! after GAE each network's device store reduces its rewards and values by cell, the host turns
+//! the sums into the penalty's [`plan`] (shaped weights and the cross-group mix term, or the
+//! reference's loss scale per pass), and the store applies it per row before the epochs. With
+//! `fairness = "cf"` a twin world ([`AhEnv::twin`]) is stepped in lock-step, its slots after the
+//! factual world's in every per-slot buffer.
+//!
 //! Where the data lives: the kernel steps the instances on the CPU. With no [REPRO] flag on
 //! ([`uses_store`]), each group network keeps its rollout in an on-device store
 //! (`ActorCritic::with_store`, a `T x slots` grid in which the other group's rows are holes

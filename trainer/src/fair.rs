@@ -8,10 +8,13 @@
 //! world) and a side `b`, a retrospective gap (realised mean return of `a` minus that of `b`)
 //! and a prospective gap (mean critic value of `a` minus that of `b`).
 //!
-//! - `shaped`: [`Shaper`] turns the gaps into per-side advantage weights,
-//!   `w_a = 1 - delta`, `w_b = 1 + delta`, `delta = alpha * g_R / M_R + beta * g_V / M_V`, with
-//!   `M` running maxima of |gap| (decay 0.99). The device applies them per row
-//!   (`fair_adjust`). alpha = beta = 0 gives weights of exactly 1: PPO bit for bit.
+//! - `shaped`: [`Shaper`] turns the gaps into `delta = alpha * g_R / M_R + beta * g_V / M_V`
+//!   per comparison, with `M` running maxima of |gap| (decay 0.99), and the trainers turn delta
+//!   into per-cell (weight, mix weight) pairs that the device applies per row (`fair_adjust`):
+//!   AH `(1 - delta, delta)` for side a and `(1 + delta, -delta)` for side b, the mix being the
+//!   other group's mean advantage at the same instance and step; HS `(1, -delta)` / `(1, delta)`
+//!   on the router's rows, the mix being the patient's standardised ledger; counterfactual
+//!   runs `(1 ∓ delta, 0)`. alpha = beta = 0 gives exactly (1, 0): PPO bit for bit.
 //! - `reference`: spec §4 exactly: [`MinMax`] normalisers, the penalty P, and the dynamic-λ
 //!   gradient factor `1 + P / (P + 1e-8)` where the reference's λ is not detached (AH DP and
 //!   CSP), else 1 (no gradient effect: HS, and AH CF).

@@ -26,6 +26,12 @@
 //! role's value of the instance's pending observation if the instance now waits for that role,
 //! else the value of the decision itself (V(s_last): the next observation of an idle role is
 //! not known until it is asked again).
+//!
+//! Fair-PPO (docs/fair-ppo.md): decisions belong to fairness cells ([`fair_cells`]: the routed
+//! patient's impairment, impairment × priority, or the hospital under `fairness = "cf"`, where
+//! every hospital runs with its twin). The shaped DP/CSP penalty credits each router decision
+//! with its patient's standardised ledger ([`ledger_credit`]); the reference penalty is computed
+//! and reported but, as in the reference, has no gradient effect.
 
 use crate::config::{Fairness, Penalty, TrainConfig};
 use crate::error::TrainError;
