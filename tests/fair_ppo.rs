@@ -14,6 +14,8 @@
 //! - an AH counterfactual run steps a twin world in lock-step: alpha = beta = 0 and the
 //!   reference penalty (λ detached, spec §4.4) are PPO-with-twin bit for bit, metrics and
 //!   eval.json carry `cf`;
+//! - an HS counterfactual run whose instances are left at the reference profile's default of
+//!   one runs one pair (hospital and twin);
 //! - bad penalty input (alpha or beta out of range, cf with an odd number of HS instances)
 //!   exits non-zero with one line naming the field and writes nothing.
 
@@ -284,6 +286,23 @@ fn ah_counterfactual_runs_step_a_twin_world() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("half/eval.json")).unwrap())
             .unwrap();
     assert!(e["cf"].as_f64().unwrap() >= 0.0);
+}
+
+#[test]
+fn an_hs_reference_counterfactual_run_defaults_to_one_pair_of_hospitals() {
+    let dir = scratch("hs-ref-cf");
+    let cfg = dir.join("cf.toml");
+    std::fs::write(
+        &cfg,
+        "env = \"hs\"\nprofile = \"reference\"\nhs_patients = 12\nhs_sim_minutes = 20\n\
+         trunk = [16, 8]\nminibatch_size = 32\nepochs = 2\nbackend = \"cpu\"\n\
+         fairness = \"cf\"\n",
+    )
+    .unwrap();
+    let run = dir.join("run");
+    train(&cfg, &run, "1", false);
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(saved.contains("instances = 2"), "{saved}");
 }
 
 #[test]

@@ -104,7 +104,7 @@ pub struct TrainConfig {
     pub algo: Algo,
     /// Fair-PPO: the fairness notion, "dp", "csp" or "cf" ("cf" steps every instance with its
     /// counterfactual twin, for every algorithm: AH a twin world, HS twin hospitals, which
-    /// need an even number of instances).
+    /// need an even number of instances; an HS default of one instance becomes one pair).
     pub fairness: Fairness,
     /// Fair-PPO: weight of the retrospective term (realised group-return gap), 0..=10.
     pub alpha: f32,

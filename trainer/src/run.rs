@@ -299,6 +299,22 @@ fn resolve(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError> {
             ),
         };
         req.overrides.apply(&mut cfg);
+        // HS counterfactual runs pair every hospital with its twin: a default of one instance
+        // (the reference profile's) becomes one pair. A value the user gave is kept (and
+        // validated).
+        let file_sets_instances = match &req.config_file {
+            Some(file) => toml::from_str::<toml::Table>(&read_to_string(file)?)
+                .is_ok_and(|t| t.contains_key("instances")),
+            None => false,
+        };
+        if cfg.env == EnvName::Hs
+            && cfg.fairness == crate::config::Fairness::Cf
+            && cfg.instances == 1
+            && req.overrides.instances.is_none()
+            && !file_sets_instances
+        {
+            cfg.instances = 2;
+        }
         cfg.validate()?;
         let dir = req.out.clone().unwrap_or_else(|| default_out(&cfg));
         if dir.exists() {
