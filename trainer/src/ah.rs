@@ -51,8 +51,8 @@ use crate::fair::{
     side_weights,
 };
 use crate::update::{
-    EpochScratch, LossMetrics, LossSums, act_chunks, actor_critic_spec, push_argmax,
-    train_stored_epochs,
+    ActAt, EpochScratch, LossMetrics, LossSums, act_chunks, act_into_store, actor_critic_spec,
+    bootstrap_store, push_argmax, train_stored_epochs,
 };
 use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepOut};
 use fairground_kernel::hash::TrajectoryHash;
@@ -306,27 +306,27 @@ impl<E: Executor> GroupNet<E> {
         self.dst.clear();
         self.dst.extend(self.slots.iter().map(|&s| base + s));
         self.out_actions.clear();
-        let n = self.slots.len();
-        act_chunks(
-            n,
-            self.batch,
-            self.sample_seed,
+        let at = self.act_at(iteration, step);
+        act_into_store(
+            &mut self.ac,
+            at,
+            &self.act_obs,
+            OBS_DIM,
+            &self.dst,
+            &mut self.out_actions,
+        )?;
+        // Observations and store rows up, actions down.
+        self.transfer_bytes += (self.dst.len() * (OBS_DIM + 2) * 4) as u64;
+        Ok(())
+    }
+
+    fn act_at(&self, iteration: u32, step: u32) -> ActAt {
+        ActAt {
+            batch: self.batch,
+            seed: self.sample_seed,
             iteration,
             step,
-            |start, end, key| {
-                self.ac.queue_act_stored(
-                    &self.act_obs[start * OBS_DIM..end * OBS_DIM],
-                    &[],
-                    &[],
-                    key,
-                    &self.dst[start..end],
-                )?;
-                self.out_actions.extend(self.ac.act_actions()?);
-                self.transfer_bytes += ((end - start) * (OBS_DIM + 2) * 4) as u64;
-                Ok(())
-            },
-        )?;
-        Ok(())
+        }
     }
 
     /// Values of the observations after the rollout's last step, stored as the bootstrap of
@@ -340,21 +340,9 @@ impl<E: Executor> GroupNet<E> {
         step: u32,
     ) -> Result<(), ShaderError> {
         self.gather_group(g, obs, groups);
-        let n = self.slots.len();
-        act_chunks(
-            n,
-            self.batch,
-            self.sample_seed,
-            iteration,
-            step,
-            |start, end, key| {
-                self.ac
-                    .queue_act(&self.act_obs[start * OBS_DIM..end * OBS_DIM], &[], &[], key)?;
-                self.ac.store_bootstrap(&self.slots[start..end])?;
-                self.transfer_bytes += ((end - start) * (OBS_DIM + 1) * 4) as u64;
-                Ok(())
-            },
-        )?;
+        let at = self.act_at(iteration, step);
+        bootstrap_store(&mut self.ac, at, &self.act_obs, OBS_DIM, &self.slots)?;
+        self.transfer_bytes += (self.slots.len() * (OBS_DIM + 1) * 4) as u64;
         Ok(())
     }
 

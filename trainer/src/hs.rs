@@ -39,8 +39,8 @@ use crate::fair::{
     Comparison, FairMetrics, FairSpec, MinMax, Shaper, csp_value, shaped_json, side_weights,
 };
 use crate::update::{
-    EpochScratch, LossMetrics, LossSums, act_chunks, actor_critic_spec, push_argmax,
-    train_stored_epochs,
+    ActAt, EpochScratch, LossMetrics, LossSums, act_chunks, act_into_store, actor_critic_spec,
+    bootstrap_store, push_argmax, train_stored_epochs,
 };
 use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::hs::{
@@ -395,29 +395,27 @@ impl<E: Executor> RoleNet<E> {
             }
         }
         self.out_actions.clear();
-        let n = self.inst.len();
-        let w = self.width;
-        act_chunks(
-            n,
-            self.batch,
-            self.sample_seed,
+        let at = self.act_at(iteration, step);
+        act_into_store(
+            &mut self.ac,
+            at,
+            &self.act_obs,
+            self.width,
+            &self.dst,
+            &mut self.out_actions,
+        )?;
+        // Observations and store rows up, actions down.
+        self.transfer_bytes += (self.dst.len() * (self.width + 1 + self.comps) * 4) as u64;
+        Ok(())
+    }
+
+    fn act_at(&self, iteration: u32, step: u32) -> ActAt {
+        ActAt {
+            batch: self.batch,
+            seed: self.sample_seed,
             iteration,
             step,
-            |start, end, key| {
-                self.ac.queue_act_stored(
-                    &self.act_obs[start * w..end * w],
-                    &[],
-                    &[],
-                    key,
-                    &self.dst[start..end],
-                )?;
-                self.out_actions.extend(self.ac.act_actions()?);
-                // Observations and store rows up, actions down.
-                self.transfer_bytes += ((end - start) * (w + 1 + self.comps) * 4) as u64;
-                Ok(())
-            },
-        )?;
-        Ok(())
+        }
     }
 
     /// After the last round: each instance's sequence length, then the value of the pending
@@ -425,22 +423,9 @@ impl<E: Executor> RoleNet<E> {
     /// as their bootstrap; the others bootstrap from their last decision's own value.
     fn bootstrap_stored(&mut self, iteration: u32, step: u32) -> Result<(), ShaderError> {
         self.ac.store_lengths(&self.count)?;
-        let n = self.inst.len();
-        let w = self.width;
-        act_chunks(
-            n,
-            self.batch,
-            self.sample_seed,
-            iteration,
-            step,
-            |start, end, key| {
-                self.ac
-                    .queue_act(&self.act_obs[start * w..end * w], &[], &[], key)?;
-                self.ac.store_bootstrap(&self.inst[start..end])?;
-                self.transfer_bytes += ((end - start) * (w + 1) * 4) as u64;
-                Ok(())
-            },
-        )?;
+        let at = self.act_at(iteration, step);
+        bootstrap_store(&mut self.ac, at, &self.act_obs, self.width, &self.inst)?;
+        self.transfer_bytes += (self.inst.len() * (self.width + 1) * 4) as u64;
         self.transfer_bytes += (self.count.len() * 8) as u64;
         Ok(())
     }

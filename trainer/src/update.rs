@@ -65,6 +65,68 @@ pub fn act_chunks(
     Ok(())
 }
 
+/// Where a network's chunked calls sample from: its batch (the chunk size), its sample seed,
+/// and the iteration and step.
+#[derive(Clone, Copy, Debug)]
+pub struct ActAt {
+    pub batch: usize,
+    pub seed: u64,
+    pub iteration: u32,
+    pub step: u32,
+}
+
+/// A rollout step through the device store, chunk by chunk: act on `obs` (rows of `width`),
+/// write each row's outputs into store row `dst[row]`, and append the actions to `actions`.
+pub fn act_into_store<E: Executor>(
+    ac: &mut ActorCritic<E>,
+    at: ActAt,
+    obs: &[f32],
+    width: usize,
+    dst: &[u32],
+    actions: &mut Vec<u32>,
+) -> Result<(), ShaderError> {
+    act_chunks(
+        dst.len(),
+        at.batch,
+        at.seed,
+        at.iteration,
+        at.step,
+        |start, end, key| {
+            ac.queue_act_stored(
+                &obs[start * width..end * width],
+                &[],
+                &[],
+                key,
+                &dst[start..end],
+            )?;
+            actions.extend(ac.act_actions()?);
+            Ok(())
+        },
+    )
+}
+
+/// The values of `obs` (rows of `width`, after a rollout's last step) stored as the bootstrap
+/// values of store slots `slots`, chunk by chunk.
+pub fn bootstrap_store<E: Executor>(
+    ac: &mut ActorCritic<E>,
+    at: ActAt,
+    obs: &[f32],
+    width: usize,
+    slots: &[u32],
+) -> Result<(), ShaderError> {
+    act_chunks(
+        slots.len(),
+        at.batch,
+        at.seed,
+        at.iteration,
+        at.step,
+        |start, end, key| {
+            ac.queue_act(&obs[start * width..end * width], &[], &[], key)?;
+            ac.store_bootstrap(&slots[start..end])
+        },
+    )
+}
+
 /// Greedy actions: the index of the largest logit (the first on ties) of each of the first
 /// `rows` rows of `choices` logits, pushed onto `out`.
 pub fn push_argmax(logits: &[f32], choices: usize, rows: usize, out: &mut Vec<u32>) {
