@@ -340,55 +340,18 @@ fn build_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>, ShaderE
             kernel as usize, i,
             "Kernel::ALL must list kernels in declaration order"
         );
-        let mut entries = vec![wgpu::BindGroupLayoutEntry {
-            binding: 0,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
-                min_binding_size: NonZeroU64::new(kernel.uniform_size()),
-            },
-            count: None,
-        }];
-        for (b, access) in kernel.storage().iter().enumerate() {
-            let (read_only, elem) = match *access {
-                Access::Read(e) => (true, e),
-                Access::ReadWrite(e) => (false, e),
-            };
-            entries.push(wgpu::BindGroupLayoutEntry {
-                binding: b as u32 + 1,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage { read_only },
-                    has_dynamic_offset: false,
-                    min_binding_size: NonZeroU64::new(elem),
-                },
-                count: None,
-            });
-        }
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(kernel.entry_point()),
-            entries: &entries,
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(kernel.entry_point()),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
         let module = &modules
             .iter()
             .find(|(f, _)| *f == kernel.family())
             .expect("every family has a module")
             .1;
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(kernel.entry_point()),
-            layout: Some(&pipeline_layout),
+        kernels.push(kernel_pipeline(
+            device,
             module,
-            entry_point: Some(kernel.entry_point()),
-            compilation_options: wgpu::PipelineCompilationOptions::default(),
-            cache: None,
-        });
-        kernels.push(KernelPipeline { layout, pipeline });
+            kernel,
+            kernel.entry_point(),
+            &[],
+        ));
     }
     if let Some(error) = pollster::block_on(scope.pop()) {
         return Err(ShaderError::Compile {
@@ -397,6 +360,68 @@ fn build_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>, ShaderE
         });
     }
     Ok(kernels)
+}
+
+/// The pipeline of `entry` in `module` with `kernel`'s bindings: its uniform at binding 0, its
+/// storage bindings from 1 (read-only or not, each at least one element); the bindings listed in
+/// `vec4_bindings` are used as arrays of vec4 and need at least 16 bytes.
+fn kernel_pipeline(
+    device: &wgpu::Device,
+    module: &wgpu::ShaderModule,
+    kernel: Kernel,
+    entry: &str,
+    vec4_bindings: &[u32],
+) -> KernelPipeline {
+    let mut entries = vec![wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: NonZeroU64::new(kernel.uniform_size()),
+        },
+        count: None,
+    }];
+    for (b, access) in kernel.storage().iter().enumerate() {
+        let (read_only, elem) = match *access {
+            Access::Read(e) => (true, e),
+            Access::ReadWrite(e) => (false, e),
+        };
+        let binding = b as u32 + 1;
+        let min = if vec4_bindings.contains(&binding) {
+            16
+        } else {
+            elem
+        };
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: NonZeroU64::new(min),
+            },
+            count: None,
+        });
+    }
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(entry),
+        entries: &entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(entry),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: Some(&pipeline_layout),
+        module,
+        entry_point: Some(entry),
+        compilation_options: wgpu::PipelineCompilationOptions::default(),
+        cache: None,
+    });
+    KernelPipeline { layout, pipeline }
 }
 
 /// Pipelines of [`SUBGROUP_KERNELS`]. Each has the bindings of the kernel it stands in for,
@@ -410,54 +435,7 @@ fn build_subgroup_pipelines(device: &wgpu::Device) -> Result<Vec<KernelPipeline>
     });
     let pipelines = SUBGROUP_KERNELS
         .iter()
-        .map(|v| {
-            let (kernel, entry) = (v.kernel, v.entry_point);
-            let mut entries = vec![wgpu::BindGroupLayoutEntry {
-                binding: 0,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
-                    min_binding_size: NonZeroU64::new(kernel.uniform_size()),
-                },
-                count: None,
-            }];
-            for (b, access) in kernel.storage().iter().enumerate() {
-                let (read_only, elem) = match *access {
-                    Access::Read(e) => (true, e),
-                    Access::ReadWrite(e) => (false, e),
-                };
-                let vec4 = v.vec4_bindings.contains(&(b as u32 + 1));
-                entries.push(wgpu::BindGroupLayoutEntry {
-                    binding: b as u32 + 1,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only },
-                        has_dynamic_offset: false,
-                        min_binding_size: NonZeroU64::new(if vec4 { 16 } else { elem }),
-                    },
-                    count: None,
-                });
-            }
-            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(entry),
-                entries: &entries,
-            });
-            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(entry),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                cache: None,
-            });
-            KernelPipeline { layout, pipeline }
-        })
+        .map(|v| kernel_pipeline(device, &module, v.kernel, v.entry_point, v.vec4_bindings))
         .collect();
     if let Some(error) = pollster::block_on(scope.pop()) {
         return Err(ShaderError::Compile {
