@@ -1,6 +1,7 @@
 //! Guarantees (HospitalSim determinism contract): the same seed gives the same trajectory; 1 and
 //! 4 worker threads give bit-identical results; a fixed run matches its committed golden hash
-//! (per profile); a serde snapshot restored mid-run continues exactly like never snapshotting;
+//! (per profile); a serde snapshot restored mid-run continues exactly like never snapshotting,
+//! also one in the older format without the previous day's ledger columns;
 //! the bench command's JSON line has the documented fields and a thread-independent hash.
 
 use fairground::bench::env_hs::run_uniform;
@@ -140,6 +141,34 @@ fn snapshot_restore_continue_equals_never_snapshotting() {
             "{profile}: final states differ"
         );
     }
+}
+
+#[test]
+fn a_snapshot_without_the_last_day_ledger_columns_restores_and_continues_the_same() {
+    let cfg = config(Profile::Clean, 3, 78);
+    let n = 3;
+    let pool = WorkerPool::new(1);
+    let mut policy = RandomPolicy::new(78, n, false);
+    let mut actions = HsActions::new(n, &cfg.params);
+    let mut env = HsEnv::new(cfg);
+    let mut round = HsRound::new(n);
+    env.observe(&mut round);
+    let mut prefix = TrajectoryHash::new();
+    let (p, a, r) = (&mut policy, &mut actions, &mut round);
+    steps(&mut env, &pool, p, a, r, 3_000, &mut prefix);
+    // The snapshot as a version before those columns wrote it.
+    let mut json: serde_json::Value = serde_json::to_value(env.snapshot()).unwrap();
+    let state = json["state"].as_object_mut().unwrap();
+    assert!(state.remove("p_last_ledger").is_some() && state.remove("p_last_finished").is_some());
+    let snap: HsSnapshot = serde_json::from_value(json).unwrap();
+    let mut restored = HsEnv::restore(snap);
+    let (mut policy2, mut actions2, mut round2) = (policy.clone(), actions.clone(), round.clone());
+    let (mut never, mut again) = (TrajectoryHash::new(), TrajectoryHash::new());
+    let (p, a, r) = (&mut policy, &mut actions, &mut round);
+    steps(&mut env, &pool, p, a, r, 3_000, &mut never);
+    let (p, a, r) = (&mut policy2, &mut actions2, &mut round2);
+    steps(&mut restored, &pool, p, a, r, 3_000, &mut again);
+    assert_eq!(never.hex(), again.hex());
 }
 
 #[test]

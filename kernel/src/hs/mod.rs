@@ -352,10 +352,14 @@ impl HsEnv {
             snapshot.state.n, snapshot.config.instances,
             "snapshot instance count"
         );
+        let mut state = snapshot.state;
+        // Snapshots of older versions lack the columns added since (they hold no simulation
+        // state: the previous day's per-patient ledgers).
+        state.fill_absent_columns();
         Self {
             config: snapshot.config,
             travel: TravelTable::new(),
-            state: snapshot.state,
+            state,
         }
     }
 

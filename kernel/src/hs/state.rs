@@ -113,7 +113,9 @@ macro_rules! columns {
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         pub struct HsState {
             pub(crate) n: u32,
-            $( $(#[$doc])* pub(crate) $name: Vec<$ty>, )*
+            // A column absent from an older snapshot reads as empty and is filled by
+            // `fill_absent_columns`.
+            $( $(#[$doc])* #[serde(default)] pub(crate) $name: Vec<$ty>, )*
         }
 
         /// Mutable view of instances `[0, n)` of some range: each column as one fixed-size
@@ -139,6 +141,17 @@ macro_rules! columns {
         impl HsState {
             pub(crate) fn zeroed(n: usize) -> Self {
                 Self { n: n as u32, $( $name: vec![<$ty as Default>::default(); n * ($stride)], )* }
+            }
+            /// Give every column a snapshot did not hold (an older format's: it reads as
+            /// empty) its zeroed values, as `zeroed` would; columns that are present are left
+            /// as they are (and checked by `cols`).
+            pub(crate) fn fill_absent_columns(&mut self) {
+                let n = self.n as usize;
+                $(
+                    if self.$name.is_empty() {
+                        self.$name = vec![<$ty as Default>::default(); n * ($stride)];
+                    }
+                )*
             }
             pub(crate) fn cols(&mut self) -> Cols<'_> {
                 let n = self.n as usize;
