@@ -47,8 +47,8 @@
 
 use crate::config::{Fairness, Penalty, TrainConfig};
 use crate::fair::{
-    Comparison, FairMetrics, FairSpec, MinMax, Shaper, csp_value, reference_factor, shaped_json,
-    side_weights,
+    Comparison, FairMetrics, FairSpec, MinMax, Shaper, csp_value, normaliser_bounds,
+    reference_factor, shaped_json, side_weights,
 };
 use crate::update::{
     ActAt, EpochScratch, LossMetrics, LossSums, act_chunks, act_into_store, actor_critic_spec,
@@ -924,11 +924,7 @@ pub fn plan(
                 "p": p_all,
                 "terms": terms,
                 // Per network, its normalisers' (max, min): R levels, then V levels.
-                "normalisers": fair
-                    .reference
-                    .iter()
-                    .map(|n| n.iter().filter(|m| m.seen).map(|m| [m.max, m.min]).collect::<Vec<_>>())
-                    .collect::<Vec<_>>(),
+                "normalisers": normaliser_bounds(&fair.reference),
                 "loss_scale": plans.iter().flat_map(|p| p.loss_scale.clone()).collect::<Vec<_>>(),
             });
             (plans, Some(json))

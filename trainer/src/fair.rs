@@ -93,6 +93,20 @@ pub fn reference_factor(p: f64, lambda_detached: bool) -> f32 {
     }
 }
 
+/// Per network (or role), the (max, min) of each of its normalisers that has seen a value: the
+/// reference penalty's scales in a metrics line.
+pub fn normaliser_bounds(norms: &[Vec<MinMax>]) -> Vec<Vec<[f64; 2]>> {
+    norms
+        .iter()
+        .map(|n| {
+            n.iter()
+                .filter(|m| m.seen)
+                .map(|m| [m.max, m.min])
+                .collect()
+        })
+        .collect()
+}
+
 /// A running scale: max(|x|, 0.99·scale), the shaped penalty's normaliser (one per component).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunningMax {

@@ -36,7 +36,8 @@
 use crate::config::{Fairness, Penalty, TrainConfig};
 use crate::error::TrainError;
 use crate::fair::{
-    Comparison, FairMetrics, FairSpec, MinMax, Shaper, csp_value, shaped_json, side_weights,
+    Comparison, FairMetrics, FairSpec, MinMax, Shaper, csp_value, normaliser_bounds, shaped_json,
+    side_weights,
 };
 use crate::update::{
     ActAt, EpochScratch, LossMetrics, LossSums, act_chunks, act_into_store, actor_critic_spec,
@@ -148,21 +149,34 @@ impl Outcomes {
         }
     }
 
+    /// The outcomes of one day (one instance).
+    pub fn of_day(s: &HsDayStats) -> Self {
+        let mut o = Self::new(1);
+        o.add(0, s);
+        o
+    }
+
+    /// Mean ledger of the finished patients of impairments `imps` and priorities `pris`; None
+    /// when there is none.
+    pub fn mean(&self, imps: &[usize], pris: &[usize]) -> Option<f64> {
+        let (mut l, mut n) = (0.0, 0.0);
+        for &i in imps {
+            for &p in pris {
+                l += self.ledger[i][p];
+                n += self.finished[i][p];
+            }
+        }
+        (n > 0.0).then(|| l / n)
+    }
+
     /// Mean ledger of finished non-impaired minus impaired patients, within priority `pri`
     /// (None: all priorities); None when a side has no finished patient.
     pub fn gap(&self, pri: Option<usize>) -> Option<f64> {
-        let pris: Vec<usize> = pri.map_or(vec![0, 1, 2], |p| vec![p]);
-        let side = |imps: &[usize]| {
-            let (mut l, mut n) = (0.0, 0.0);
-            for &i in imps {
-                for &p in &pris {
-                    l += self.ledger[i][p];
-                    n += self.finished[i][p];
-                }
-            }
-            (n > 0.0).then(|| l / n)
+        let pris: &[usize] = match pri {
+            Some(p) => &[p][..],
+            None => &[0, 1, 2],
         };
-        Some(side(&[0])? - side(&[1, 2])?)
+        Some(self.mean(&[0], pris)? - self.mean(&[1, 2], pris)?)
     }
 
     /// Mean ledger of finished patients of instance 2k minus its twin 2k + 1.
@@ -1068,15 +1082,7 @@ impl<E: Executor> HsTrainer<E> {
                     "p": p,
                     "retro": comps.iter().map(|c| c.retro).collect::<Vec<_>>(),
                     "pro": comps.iter().map(|c| c.pro).collect::<Vec<_>>(),
-                    // Per role, its normalisers' (max, min) that have seen a value.
-                    "normalisers": self
-                        .fair
-                        .reference
-                        .iter()
-                        .map(|n| {
-                            n.iter().filter(|m| m.seen).map(|m| [m.max, m.min]).collect::<Vec<_>>()
-                        })
-                        .collect::<Vec<_>>(),
+                    "normalisers": normaliser_bounds(&self.fair.reference),
                     "loss_scale": vec![1.0; ROLES],
                 });
                 (None, Some(json))

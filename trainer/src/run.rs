@@ -620,14 +620,7 @@ fn ah_eval_disparities(episodes: &[EpisodeTotals]) -> serde_json::Value {
 fn hs_eval_disparities(days: &[(usize, fairground_kernel::hs::HsDayStats)]) -> serde_json::Value {
     let mean_of = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     let cell = |s: &fairground_kernel::hs::HsDayStats, imps: &[usize], pris: &[usize]| {
-        let (mut l, mut n) = (0.0, 0.0);
-        for &i in imps {
-            for &p in pris {
-                l += s.ledger_finished[i][p];
-                n += f64::from(s.finished[i][p]);
-            }
-        }
-        (n > 0.0).then(|| l / n)
+        crate::hs::Outcomes::of_day(s).mean(imps, pris)
     };
     let (mut dp, mut dp_signed) = (Vec::new(), Vec::new());
     let mut pri: [Vec<f64>; 3] = Default::default();
