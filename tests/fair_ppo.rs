@@ -36,8 +36,8 @@ const AH: &str = "instances = 2\nrollout_steps = 12\nepisode_steps = 10\nhidden 
                   minibatch_size = 64\nepochs = 2\nbackend = \"cpu\"\nseed = 7\n";
 const AH_REFERENCE: &str = "profile = \"reference\"\nepisode_steps = 24\nhidden = [16, 8]\n\
                             minibatch_size = 64\nepochs = 2\nbackend = \"cpu\"\nseed = 7\n";
-const HS: &str = "env = \"hs\"\ninstances = 2\nrollout_steps = 40\nhs_patients = 12\n\
-                  hs_sim_minutes = 40\ntrunk = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
+const HS: &str = "env = \"hs\"\ninstances = 2\nrollout_steps = 300\nhs_patients = 100\n\
+                  hs_sim_minutes = 240\ntrunk = []\nhidden = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
                   backend = \"cpu\"\nseed = 7\n";
 
 /// Train `base` + `extra` for 3 iterations into `dir/name`; return the metrics lines.
@@ -221,6 +221,20 @@ fn hs_zero_weights_and_the_reference_penalty_are_ppo_bit_for_bit() {
         hashes(&ppo)[2],
         "the penalty moves training"
     );
+    // DP: the prospective gap is the ledger critic's, defined once patients finish inside a
+    // rollout (240-minute days, 300 rounds a rollout).
+    let dp = run(&dir, "dp", HS, "algo = \"fair-ppo\"\n");
+    let pro: Vec<f64> = dp
+        .iter()
+        .filter_map(|l| l["penalty"]["pro"][0].as_f64())
+        .collect();
+    assert!(!pro.is_empty(), "no ledger-critic gap in {dp:?}");
+    assert!(pro.iter().all(|g| g.is_finite()), "{pro:?}");
+    assert_ne!(
+        hashes(&dp)[2],
+        hashes(&ppo)[2],
+        "the DP credit moves training"
+    );
     // A PPO run's eval plays every hospital with its twin: `days` factual days, cf measured.
     let e = eval_of(&dir.join("ppo"));
     assert_eq!(e["days"], 2);
@@ -232,7 +246,7 @@ fn hs_zero_weights_and_the_reference_penalty_are_ppo_bit_for_bit() {
 #[test]
 fn hs_counterfactual_runs_pair_every_hospital_with_its_twin() {
     let dir = scratch("hs-cf");
-    let base = HS.replace("hs_sim_minutes = 40", "hs_sim_minutes = 20");
+    let base = HS.replace("hs_sim_minutes = 240", "hs_sim_minutes = 20");
     let cf = run(
         &dir,
         "cf",

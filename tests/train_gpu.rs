@@ -96,7 +96,7 @@ fn hs_gpu_training_is_bit_reproducible() {
     two_gpu_runs_agree(
         "hs",
         "env = \"hs\"\ninstances = 2\nrollout_steps = 30\nhs_patients = 12\n\
-         hs_sim_minutes = 40\ntrunk = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
+         hs_sim_minutes = 40\ntrunk = [16, 8]\nhidden = []\nminibatch_size = 32\nepochs = 2\n\
          backend = \"gpu\"\nseed = 7\n",
         &[
             "iteration",
@@ -126,7 +126,7 @@ fn fair_ppo_gpu_training_is_bit_reproducible() {
     two_gpu_runs_agree(
         "hs-fair",
         "env = \"hs\"\ninstances = 2\nrollout_steps = 30\nhs_patients = 12\n\
-         hs_sim_minutes = 40\ntrunk = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
+         hs_sim_minutes = 40\ntrunk = [16, 8]\nhidden = []\nminibatch_size = 32\nepochs = 2\n\
          backend = \"gpu\"\nseed = 7\nalgo = \"fair-ppo\"\n",
         &keys,
         3,

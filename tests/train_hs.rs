@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use train_cli::{fairground, ok, train};
 
 const TINY: &str = "env = \"hs\"\ninstances = 2\nrollout_steps = 40\nhs_patients = 12\n\
-                    hs_sim_minutes = 40\ntrunk = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
+                    hs_sim_minutes = 40\ntrunk = [16, 8]\nhidden = []\nminibatch_size = 32\nepochs = 2\n\
                     backend = \"cpu\"\nseed = 7\n";
 
 fn setup() -> (PathBuf, PathBuf) {

@@ -30,14 +30,15 @@
 //! Fair-PPO (docs/fair-ppo.md): decisions belong to fairness cells ([`fair_cells`]: the routed
 //! patient's impairment, impairment × priority, or the hospital under `fairness = "cf"`, where
 //! every hospital runs with its twin). The shaped DP/CSP penalty credits each router decision
-//! with its patient's standardised ledger ([`ledger_credit`]); the reference penalty is computed
-//! and reported but, as in the reference, has no gradient effect.
+//! with the standardised ledger its patient gained from the decision on ([`ledger_credit`]), and
+//! its prospective gap is a ledger critic's, fitted on the router's observations; the reference
+//! penalty is computed and reported but, as in the reference, has no gradient effect.
 
 use crate::config::{Fairness, Penalty, TrainConfig};
 use crate::error::TrainError;
 use crate::fair::{
-    Comparison, FairMetrics, FairSpec, MinMax, Shaper, csp_value, normaliser_bounds, shaped_json,
-    side_weights,
+    Comparison, FairMetrics, FairSpec, MinMax, Shaper, csp_value, normaliser_bounds, ridge_fit,
+    ridge_predict, shaped_json, side_weights,
 };
 use crate::update::{
     ActAt, EpochScratch, LossMetrics, LossSums, act_chunks, act_into_store, actor_critic_spec,
@@ -65,6 +66,9 @@ pub const IMPAIRMENT_NAMES: [&str; 3] = ["none", "low", "high"];
 
 /// Stream path tag that keeps HS's training streams apart from AH's ("HS").
 const HS_TAG: u64 = 0x4853;
+/// The ledger critic's ridge per row: keeps the fit defined when symptom bits are collinear
+/// (12 bits, 6 illnesses) without moving the predictions' mean.
+const LEDGER_CRITIC_RIDGE: f64 = 1e-3;
 
 /// The hospital the config describes.
 pub fn hs_config(cfg: &TrainConfig, env_use: EnvUse) -> HsConfig {
@@ -333,10 +337,12 @@ struct RoleNet<E: Executor> {
     act_cells: Vec<u32>,
     cell_stats: Option<CellStats>,
     /// Ledger credit (router, shaped DP and CSP): per store row the routed patient (or
-    /// `u16::MAX`) and how many days its instance had ended in this rollout when it was routed;
-    /// the same for the current act call.
-    credit: Vec<(u16, u32)>,
-    act_credit: Vec<(u16, u32)>,
+    /// `u16::MAX`), how many days its instance had ended in this rollout when it was routed,
+    /// and the patient's ledger then; the same for the current act call.
+    credit: Vec<(u16, u32, f64)>,
+    act_credit: Vec<(u16, u32, f64)>,
+    /// Ledger critic (the same runs): every store row's observation, `width` floats a row.
+    obs_rows: Vec<f32>,
 }
 
 /// "No next row" in [`Sequences::next`].
@@ -384,7 +390,7 @@ impl<E: Executor> RoleNet<E> {
         self.rewards.fill(0.0);
         self.dones.fill(0.0);
         self.cell_ids.fill(no_cell);
-        self.credit.fill((u16::MAX, 0));
+        self.credit.fill((u16::MAX, 0, 0.0));
     }
 
     /// Rollout round `step`: act on the gathered rows (`inst`, `act_obs`), keeping everything
@@ -406,6 +412,13 @@ impl<E: Executor> RoleNet<E> {
         if !self.credit.is_empty() {
             for (&row, &c) in self.dst.iter().zip(&self.act_credit) {
                 self.credit[row as usize] = c;
+            }
+        }
+        if !self.obs_rows.is_empty() {
+            let w = self.width;
+            for (k, &row) in self.dst.iter().enumerate() {
+                self.obs_rows[row as usize * w..(row as usize + 1) * w]
+                    .copy_from_slice(&self.act_obs[k * w..(k + 1) * w]);
             }
         }
         self.out_actions.clear();
@@ -565,6 +578,9 @@ pub struct HsTrainer<E: Executor> {
     day_ended: Vec<bool>,
     /// Per instance: days it ended in this rollout (the ledger credit's clock).
     day_ends: Vec<u32>,
+    /// Per router store row: the ledger its patient gained from the decision on (NaN: not
+    /// credited), this update's (see [`Self::ledger_to_go`]).
+    to_go: Vec<f64>,
     /// Decision rounds of the last iteration (`rollout_steps`, or fewer with `hs_whole_days`).
     last_rounds: u32,
     fair: HsFairState,
@@ -635,11 +651,16 @@ impl<E: Executor> HsTrainer<E> {
                 act_cells: Vec::with_capacity(n),
                 cell_stats: None,
                 credit: if r == 0 && ledger_credit(cfg) {
-                    vec![(u16::MAX, 0); rows]
+                    vec![(u16::MAX, 0, 0.0); rows]
                 } else {
                     Vec::new()
                 },
                 act_credit: Vec::with_capacity(n),
+                obs_rows: if r == 0 && ledger_credit(cfg) {
+                    vec![0.0; rows * obs_width(r)]
+                } else {
+                    Vec::new()
+                },
             });
         }
         let adapter = nets[0].ac.executor().adapter_name();
@@ -652,6 +673,7 @@ impl<E: Executor> HsTrainer<E> {
             cur: vec![(0, 0); n],
             day_ended: vec![false; n],
             day_ends: vec![0; n],
+            to_go: Vec::new(),
             last_rounds: cfg.rollout_steps,
             fair: HsFairState {
                 shaper: Shaper::default(),
@@ -787,8 +809,11 @@ impl<E: Executor> HsTrainer<E> {
                         credit.clear();
                         for &i in &self.nets[0].inst {
                             let i = i as usize;
-                            let p = self.env.instance(i).pending_patient();
-                            credit.push((p.map_or(u16::MAX, |p| p as u16), self.day_ends[i]));
+                            let inst = self.env.instance(i);
+                            credit.push(match inst.pending_patient() {
+                                Some(p) => (p as u16, self.day_ends[i], inst.ledger(p)),
+                                None => (u16::MAX, self.day_ends[i], 0.0),
+                            });
                         }
                         self.nets[0].act_credit = credit;
                     }
@@ -851,6 +876,9 @@ impl<E: Executor> HsTrainer<E> {
         for net in &mut self.nets {
             net.advantages(&self.cfg)?;
         }
+        if fair.is_some() && ledger_credit(&self.cfg) {
+            self.to_go = self.ledger_to_go();
+        }
         let (weights, penalty) = self.plan(&outcomes);
         let mix = match &weights {
             Some(_) if ledger_credit(&self.cfg) => Some(self.ledger_credit_mix()),
@@ -892,6 +920,10 @@ impl<E: Executor> HsTrainer<E> {
         let levels = comparisons(f.fairness, n);
         self.fair.last_retro.resize(levels.len(), None);
         let router = self.nets[0].cell_stats.as_ref();
+        // The shaped penalty's prospective gap is the ledger critic's (docs/fair-ppo.md); the
+        // reference's is the router critic's, by cell (spec §4.5–4.6).
+        let critic = (f.penalty == Penalty::Shaped && ledger_credit(&self.cfg))
+            .then(|| self.ledger_critic());
         levels
             .iter()
             .enumerate()
@@ -904,10 +936,16 @@ impl<E: Executor> HsTrainer<E> {
                 if retro.is_some() {
                     self.fair.last_retro[k] = retro;
                 }
-                let pro = router.and_then(|s| {
-                    let (va, vb) = (s.values[*a as usize], s.values[*b as usize]);
-                    (va.count > 0 && vb.count > 0).then(|| f64::from(va.mean) - f64::from(vb.mean))
-                });
+                let pro = match &critic {
+                    Some(means) => means[*a as usize]
+                        .zip(means[*b as usize])
+                        .map(|(a, b)| a - b),
+                    None => router.and_then(|s| {
+                        let (va, vb) = (s.values[*a as usize], s.values[*b as usize]);
+                        (va.count > 0 && vb.count > 0)
+                            .then(|| f64::from(va.mean) - f64::from(vb.mean))
+                    }),
+                };
                 Comparison {
                     level: level.clone(),
                     retro: self.fair.last_retro[k],
@@ -936,30 +974,87 @@ impl<E: Executor> HsTrainer<E> {
         (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (r.len() - 1) as f64).sqrt()
     }
 
-    /// The ledger credit of every router store row (rows × cells, a row's value at its own
-    /// cell): its patient's ledger, standardised within the row's cell over this rollout's
-    /// credited rows. A patient whose day is still running is credited its ledger so far; one
-    /// whose day ended during the rollout its final ledger (`last_day_ledger`); rows without a
-    /// patient, or whose day ended twice since, get 0.
-    fn ledger_credit_mix(&self) -> Vec<f32> {
+    /// Per router store row, the ledger its patient gained from the decision on: the
+    /// reward-to-go of the patient ledger, so a decision is never credited with what happened
+    /// before it. Only patients that finished (done or exited) are credited, since only they
+    /// enter the disparity: a row whose patient is still in its day when the rollout ends, or
+    /// whose day ended unfinished, gets NaN, as do rows without a patient and rows whose day
+    /// ended twice since.
+    fn ledger_to_go(&self) -> Vec<f64> {
         let net = &self.nets[0];
         let cells = fair_cells(self.cfg.fairness, self.round.role.len()) as usize;
         let slots = net.count.len();
-        let mut ledger = vec![f64::NAN; net.credit.len()];
+        let mut to_go = vec![f64::NAN; net.credit.len()];
         for &row in &net.rows {
-            let (p, ends_then) = net.credit[row as usize];
+            let (p, ends_then, then) = net.credit[row as usize];
             let c = net.cell_ids[row as usize] as usize;
             if p == u16::MAX || c >= cells {
                 continue;
             }
-            let i = row as usize % slots;
+            let (i, p) = (row as usize % slots, p as usize);
             let inst = self.env.instance(i);
-            ledger[row as usize] = match self.day_ends[i] - ends_then {
-                0 => inst.ledger(p as usize),
-                1 => inst.last_day_ledger(p as usize).0,
-                _ => f64::NAN,
+            let last = match self.day_ends[i] - ends_then {
+                0 => inst.status(p).is_finished().then(|| inst.ledger(p)),
+                1 => match inst.last_day_ledger(p) {
+                    (l, true) => Some(l),
+                    _ => None,
+                },
+                _ => None,
             };
+            to_go[row as usize] = last.map_or(f64::NAN, |l| l - then);
         }
+        to_go
+    }
+
+    /// The ledger critic: per cell, a ridge fit of the ledger-to-go of this rollout's credited
+    /// router rows on their observations, and its mean prediction over all of the cell's rows
+    /// with a patient, finished or not (None: fewer than 2 credited rows). The prospective gap
+    /// of a comparison is the difference of its cells' means.
+    fn ledger_critic(&self) -> Vec<Option<f64>> {
+        let net = &self.nets[0];
+        let cells = fair_cells(self.cfg.fairness, self.round.role.len()) as usize;
+        let w = net.width;
+        let obs = |row: u32| {
+            net.obs_rows[row as usize * w..(row as usize + 1) * w]
+                .iter()
+                .map(|&v| f64::from(v))
+        };
+        (0..cells)
+            .map(|c| {
+                let in_cell = |row: &&u32| {
+                    net.cell_ids[**row as usize] as usize == c
+                        && net.credit[**row as usize].0 != u16::MAX
+                };
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                for &row in net.rows.iter().filter(in_cell) {
+                    let l = self.to_go[row as usize];
+                    if !l.is_nan() {
+                        x.extend(obs(row));
+                        y.push(l);
+                    }
+                }
+                let fit = ridge_fit(&x, &y, w, LEDGER_CRITIC_RIDGE)?;
+                let (mut sum, mut n) = (0.0, 0usize);
+                let mut feat = vec![0.0; w];
+                for &row in net.rows.iter().filter(in_cell) {
+                    for (f, v) in feat.iter_mut().zip(obs(row)) {
+                        *f = v;
+                    }
+                    sum += ridge_predict(&fit, &feat);
+                    n += 1;
+                }
+                Some(sum / n as f64)
+            })
+            .collect()
+    }
+
+    /// The ledger credit of every router store row (rows × cells, a row's value at its own
+    /// cell): its ledger-to-go ([`Self::ledger_to_go`]) standardised within the row's cell over
+    /// this rollout's credited rows; 0 where not credited.
+    fn ledger_credit_mix(&self) -> Vec<f32> {
+        let net = &self.nets[0];
+        let cells = fair_cells(self.cfg.fairness, self.round.role.len()) as usize;
+        let ledger = &self.to_go;
         let mut sum = vec![0.0f64; cells];
         let mut sq = vec![0.0f64; cells];
         let mut cnt = vec![0u32; cells];
@@ -1004,7 +1099,7 @@ impl<E: Executor> HsTrainer<E> {
                     if credit {
                         // DP and CSP: the router's own advantage keeps weight 1 and each
                         // decision gains −δ (side a) or +δ (side b) times its patient's
-                        // standardised ledger (docs/fair-ppo.md).
+                        // standardised ledger-to-go (docs/fair-ppo.md).
                         w[*a as usize] = [1.0, (-d * scale) as f32];
                         w[*b as usize] = [1.0, (d * scale) as f32];
                     } else {
