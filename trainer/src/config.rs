@@ -260,19 +260,23 @@ impl TrainConfig {
         }
     }
 
-    /// HS defaults (spec §3.2): rollout_steps counts decision rounds (one decision of every
-    /// instance each); lr 1e-5, γ 0.99, λ 0.95, clip 0.2, 10 epochs, minibatch 256, value
-    /// coefficient 0.5, entropy 0.01; per role a shared trunk 256 → 128 with linear policy and
-    /// value heads. These are the reference's; [`Self::defaults`] gives `clean` separate networks.
+    /// HS defaults (spec §3.2 but for the networks): rollout_steps counts decision rounds (one
+    /// decision of every instance each); γ 0.99, λ 0.95, clip 0.2, 10 epochs, minibatch 256,
+    /// value coefficient 0.5, entropy 0.01. Per role, separate policy and value MLPs 256 → 128
+    /// at lr 3e-4; the reference's shared trunk 256 → 128 with linear heads at lr 1e-5 is the
+    /// `reference` profile's ([`Self::defaults`]). With the shared trunk, the value loss
+    /// (returns in the thousands, loss ~1e5) dominates the trunk's gradient: at lr 1e-4 the
+    /// router still misroutes 44 % of patients after 30 iterations, against 14 % with separate
+    /// networks at 3e-4 (README, "Fair-PPO evidence").
     pub fn hs_default() -> Self {
         Self {
             env: EnvName::Hs,
             instances: 8,
             rollout_steps: 256,
             iterations: 4,
-            trunk: vec![256, 128],
-            hidden: vec![],
-            lr: 1e-5,
+            trunk: vec![],
+            hidden: vec![256, 128],
+            lr: 3e-4,
             gamma: 0.99,
             gae_lambda: 0.95,
             clip_coef: 0.2,
@@ -299,20 +303,10 @@ impl TrainConfig {
     ///   `rollout_steps = episode_steps`, 3000), one update per episode, as the reference;
     /// - HS: advantages not standardised (`normalize_advantages = false`; returns are the raw
     ///   advantage + stored value in both profiles); one instance whose whole day is one rollout
-    ///   (`instances = 1`, `hs_whole_days`, `rollout_steps` = [`HS_DAY_ROUNDS_CAP`] as the cap).
-    ///
-    /// `clean` HS gives each role separate policy and value MLPs (256 → 128 each, no shared
-    /// trunk) and lr 3e-4. With the reference's shared trunk, the value loss (returns in the
-    /// thousands, loss ~1e5) dominates the trunk's gradient: at lr 1e-4 the router still misroutes
-    /// 44 % of patients after 30 iterations, against 9 % with separate networks at 3e-4 (README,
-    /// "Fair-PPO evidence").
+    ///   (`instances = 1`, `hs_whole_days`, `rollout_steps` = [`HS_DAY_ROUNDS_CAP`] as the cap);
+    ///   spec §3.2's networks, a shared trunk 256 → 128 with linear heads, at lr 1e-5.
     pub fn defaults(env: EnvName, profile: Profile) -> Self {
         let mut c = Self::default_for(env);
-        if env == EnvName::Hs && profile == Profile::Clean {
-            c.trunk = vec![];
-            c.hidden = vec![256, 128];
-            c.lr = 3e-4;
-        }
         if profile == Profile::Reference {
             c.profile = Profile::Reference;
             c.ah_action_misalignment = true;
@@ -331,6 +325,9 @@ impl TrainConfig {
                     c.normalize_advantages = false;
                     c.instances = 1;
                     c.rollout_steps = HS_DAY_ROUNDS_CAP;
+                    c.trunk = vec![256, 128];
+                    c.hidden = vec![];
+                    c.lr = 1e-5;
                 }
             }
         }
