@@ -2045,6 +2045,16 @@ mod tests {
             );
             assert_eq!(c, TrainConfig::default_for(env));
         }
+        let hs = TrainConfig::defaults(EnvName::Hs, Profile::Reference);
+        assert_eq!(
+            (hs.trunk.as_slice(), hs.hidden.len(), hs.lr),
+            (&[256, 128][..], 0, 1e-5)
+        );
+        let hs = TrainConfig::defaults(EnvName::Hs, Profile::Clean);
+        assert_eq!(
+            (hs.trunk.len(), hs.hidden.as_slice(), hs.lr),
+            (0, &[256, 128][..], 3e-4)
+        );
         let ah = TrainConfig::defaults(EnvName::Ah, Profile::Reference);
         assert_eq!((ah.instances, ah.rollout_steps), (1, 3000));
         assert!(
