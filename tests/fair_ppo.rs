@@ -255,7 +255,11 @@ fn hs_counterfactual_runs_pair_every_hospital_with_its_twin() {
     );
     let p = &cf[2]["penalty"];
     assert_eq!(p["levels"], serde_json::json!(["pair0"]));
-    assert_eq!(p["weights"].as_array().unwrap().len(), 2);
+    // The ledger credit with the hospital as the cell: own weight 1, opposite credit weights.
+    let w: Vec<Vec<f64>> = serde_json::from_value(p["weights"].clone()).unwrap();
+    assert_eq!(w.len(), 2);
+    assert_eq!((w[0][0], w[1][0]), (1.0, 1.0), "{w:?}");
+    assert_eq!(w[0][1], -w[1][1], "{w:?}");
     let e = eval_of(&dir.join("cf"));
     assert!(e.get("cf").is_some() && e.get("dp").is_some() && e.get("csp").is_some());
 }

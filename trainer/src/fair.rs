@@ -13,8 +13,9 @@
 //!   into per-cell (weight, mix weight) pairs that the device applies per row (`fair_adjust`):
 //!   AH `(1 - delta, delta)` for side a and `(1 + delta, -delta)` for side b, the mix being the
 //!   other group's mean advantage at the same instance and step; HS `(1, -delta)` / `(1, delta)`
-//!   on the router's rows, the mix being the patient's standardised ledger-to-go; counterfactual
-//!   runs `(1 ∓ delta, 0)`. alpha = beta = 0 gives exactly (1, 0): PPO bit for bit.
+//!   on the router's rows, the mix being the patient's standardised ledger-to-go (every notion;
+//!   for CF a hospital against its twin); AH counterfactual runs `(1 ∓ delta, 0)`. alpha = beta
+//!   = 0 gives exactly (1, 0): PPO bit for bit.
 //! - `reference`: spec §4 exactly: [`MinMax`] normalisers, the penalty P, and the dynamic-λ
 //!   gradient factor `1 + P / (P + 1e-8)` where the reference's λ is not detached (AH DP and
 //!   CSP), else 1 (no gradient effect: HS, and AH CF).

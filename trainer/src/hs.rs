@@ -29,7 +29,7 @@
 //!
 //! Fair-PPO (docs/fair-ppo.md): decisions belong to fairness cells ([`fair_cells`]: the routed
 //! patient's impairment, impairment × priority, or the hospital under `fairness = "cf"`, where
-//! every hospital runs with its twin). The shaped DP/CSP penalty credits each router decision
+//! every hospital runs with its twin). The shaped penalty credits each router decision
 //! with the standardised ledger its patient gained from the decision on ([`ledger_credit`]), and
 //! its prospective gap is a ledger critic's, fitted on the router's observations; the reference
 //! penalty is computed and reported but, as in the reference, has no gradient effect.
@@ -38,7 +38,7 @@ use crate::config::{Fairness, Penalty, TrainConfig};
 use crate::error::TrainError;
 use crate::fair::{
     Comparison, FairMetrics, FairSpec, MinMax, Shaper, csp_value, normaliser_bounds, ridge_fit,
-    ridge_predict, shaped_json, side_weights,
+    ridge_predict, shaped_json,
 };
 use crate::update::{
     ActAt, EpochScratch, LossMetrics, LossSums, act_chunks, act_into_store, actor_critic_spec,
@@ -114,10 +114,11 @@ pub fn comparisons(fairness: Fairness, instances: usize) -> Vec<(String, u32, u3
     }
 }
 
-/// Whether the shaped penalty credits router decisions with their patient's ledger (DP and
-/// CSP; CF weights whole hospitals instead).
+/// Whether the shaped penalty credits router decisions with their patient's ledger-to-go
+/// (every notion: for CF the cell of a decision is its hospital, and hospital 2k is side a of
+/// its pair, its twin side b).
 pub fn ledger_credit(cfg: &TrainConfig) -> bool {
-    FairSpec::of(cfg).is_some_and(|f| f.penalty == Penalty::Shaped && f.fairness != Fairness::Cf)
+    FairSpec::of(cfg).is_some_and(|f| f.penalty == Penalty::Shaped)
 }
 
 /// Patient priorities (the CSP factor).
@@ -880,15 +881,12 @@ impl<E: Executor> HsTrainer<E> {
             self.to_go = self.ledger_to_go();
         }
         let (weights, penalty) = self.plan(&outcomes);
-        let mix = match &weights {
-            Some(_) if ledger_credit(&self.cfg) => Some(self.ledger_credit_mix()),
-            _ => None,
-        };
+        // Weights come only from the shaped penalty, whose ledger credit reaches the router
+        // only (docs/fair-ppo.md).
+        let mix = weights.as_ref().map(|_| self.ledger_credit_mix());
         for (r, net) in self.nets.iter_mut().enumerate() {
             let (w, m) = match (&weights, r) {
-                // The ledger credit reaches the router only (docs/fair-ppo.md).
                 (Some(w), 0) => (Some(w.as_slice()), mix.as_deref()),
-                (Some(w), _) if mix.is_none() => (Some(w.as_slice()), None),
                 _ => (None, None),
             };
             net.epochs(&self.cfg, w, m)?;
@@ -1093,21 +1091,13 @@ impl<E: Executor> HsTrainer<E> {
             Penalty::Shaped => {
                 let terms = self.fair.shaper.update(&comps, f.alpha, f.beta);
                 let mut w = vec![[1.0f32, 0.0]; fair_cells(f.fairness, n) as usize];
-                let credit = ledger_credit(&self.cfg);
-                let scale = if credit { self.credit_scale() } else { 0.0 };
+                let scale = self.credit_scale();
                 for ((_, a, b), &d) in comparisons(f.fairness, n).iter().zip(&terms.delta) {
-                    if credit {
-                        // DP and CSP: the router's own advantage keeps weight 1 and each
-                        // decision gains −δ (side a) or +δ (side b) times its patient's
-                        // standardised ledger-to-go (docs/fair-ppo.md).
-                        w[*a as usize] = [1.0, (-d * scale) as f32];
-                        w[*b as usize] = [1.0, (d * scale) as f32];
-                    } else {
-                        // CF: per hospital, (1 ∓ δ) on every decision of the pair.
-                        let [wa, wb] = side_weights(d);
-                        w[*a as usize] = [wa, 0.0];
-                        w[*b as usize] = [wb, 0.0];
-                    }
+                    // The router's own advantage keeps weight 1 and each decision gains −δ
+                    // (side a) or +δ (side b) times its patient's standardised ledger-to-go
+                    // (docs/fair-ppo.md).
+                    w[*a as usize] = [1.0, (-d * scale) as f32];
+                    w[*b as usize] = [1.0, (d * scale) as f32];
                 }
                 let mut json = shaped_json(&comps, &terms);
                 json["weights"] = serde_json::json!(w);
