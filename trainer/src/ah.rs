@@ -52,7 +52,7 @@ use crate::fair::{
 };
 use crate::update::{
     ActAt, EpochScratch, LossMetrics, LossSums, act_chunks, act_into_store, actor_critic_spec,
-    bootstrap_store, push_argmax, train_stored_epochs,
+    bootstrap_store, push_argmax, store_fair_adjust, train_stored_epochs,
 };
 use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepOut};
 use fairground_kernel::hash::TrajectoryHash;
@@ -415,8 +415,7 @@ impl<E: Executor> GroupNet<E> {
             return Ok(());
         }
         if let Some(w) = &plan.weights {
-            self.ac.store_fair_adjust(w, plan.mix.as_deref())?;
-            self.transfer_bytes += (w.len() * 8 + plan.mix.as_ref().map_or(0, Vec::len) * 4) as u64;
+            self.transfer_bytes += store_fair_adjust(&mut self.ac, w, plan.mix.as_deref())?;
         }
         self.ac.set_loss_scale(plan.loss_scale[0]);
         self.transfer_bytes += train_stored_epochs(

@@ -42,7 +42,7 @@ use crate::fair::{
 };
 use crate::update::{
     ActAt, EpochScratch, LossMetrics, LossSums, act_chunks, act_into_store, actor_critic_spec,
-    bootstrap_store, push_argmax, train_stored_epochs,
+    bootstrap_store, push_argmax, store_fair_adjust, train_stored_epochs,
 };
 use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::hs::{
@@ -119,6 +119,19 @@ pub fn comparisons(fairness: Fairness, instances: usize) -> Vec<(String, u32, u3
 /// its pair, its twin side b).
 pub fn ledger_credit(cfg: &TrainConfig) -> bool {
     FairSpec::of(cfg).is_some_and(|f| f.penalty == Penalty::Shaped)
+}
+
+/// Rows per segment of the router store's mix term when it carries the ledger credit, a value
+/// per row at the row's cell (`fair_adjust` reads `mix[(row / segment) * cells + cell]`). DP and
+/// CSP: 1, since rows of one round may share a cell (segments × cells = rows × 2 or × 6). CF:
+/// the instances N, since the k-th decisions of all hospitals fill rows k·N .. k·N + N − 1 and
+/// each is its hospital's cell, so every row has its own value and the mix stays rows long
+/// instead of rows × N.
+fn credit_segment(fairness: Fairness, instances: usize) -> u32 {
+    match fairness {
+        Fairness::Cf => instances as u32,
+        Fairness::Dp | Fairness::Csp => 1,
+    }
 }
 
 /// Patient priorities (the CSP factor).
@@ -337,7 +350,7 @@ struct RoleNet<E: Executor> {
     cell_ids: Vec<u32>,
     act_cells: Vec<u32>,
     cell_stats: Option<CellStats>,
-    /// Ledger credit (router, shaped DP and CSP): per store row the routed patient (or
+    /// Ledger credit (router, shaped penalty): per store row the routed patient (or
     /// `u16::MAX`), how many days its instance had ended in this rollout when it was routed,
     /// and the patient's ledger then; the same for the current act call.
     credit: Vec<(u16, u32, f64)>,
@@ -536,8 +549,7 @@ impl<E: Executor> RoleNet<E> {
             return Ok(());
         }
         if let Some(w) = weights {
-            self.ac.store_fair_adjust(w, mix)?;
-            self.transfer_bytes += (w.len() * 8 + mix.map_or(0, <[f32]>::len) * 4) as u64;
+            self.transfer_bytes += store_fair_adjust(&mut self.ac, w, mix)?;
         }
         self.transfer_bytes += train_stored_epochs(
             &mut self.ac,
@@ -617,8 +629,12 @@ impl<E: Executor> HsTrainer<E> {
                 slots: n as u32,
                 ragged: true,
                 cells,
-                // The ledger credit is a per-row term: one row per segment.
-                segment: u32::from(r == 0 && ledger_credit(cfg)),
+                // The ledger credit is a per-row term (see `credit_segment`).
+                segment: if r == 0 && ledger_credit(cfg) {
+                    credit_segment(cfg.fairness, n)
+                } else {
+                    0
+                },
             };
             let ac = ActorCritic::with_store(spec, cfg.ppo_hyper(), &init, store, &make_executor)?;
             let rows = n * cfg.rollout_steps as usize;
@@ -877,7 +893,7 @@ impl<E: Executor> HsTrainer<E> {
         for net in &mut self.nets {
             net.advantages(&self.cfg)?;
         }
-        if fair.is_some() && ledger_credit(&self.cfg) {
+        if ledger_credit(&self.cfg) {
             self.to_go = self.ledger_to_go();
         }
         let (weights, penalty) = self.plan(&outcomes);
@@ -912,7 +928,8 @@ impl<E: Executor> HsTrainer<E> {
     }
 
     /// The comparisons of this update: retro from the patients of the days finished in it
-    /// (the latest measured when none finished), pro from the router's stored values by cell.
+    /// (the latest measured when none finished); pro from the ledger critic (shaped) or the
+    /// router's stored values by cell (reference).
     fn comparisons(&mut self, f: &FairSpec, outcomes: &Outcomes) -> Vec<Comparison> {
         let n = self.round.role.len();
         let levels = comparisons(f.fairness, n);
@@ -920,8 +937,7 @@ impl<E: Executor> HsTrainer<E> {
         let router = self.nets[0].cell_stats.as_ref();
         // The shaped penalty's prospective gap is the ledger critic's (docs/fair-ppo.md); the
         // reference's is the router critic's, by cell (spec §4.5–4.6).
-        let critic = (f.penalty == Penalty::Shaped && ledger_credit(&self.cfg))
-            .then(|| self.ledger_critic());
+        let critic = ledger_credit(&self.cfg).then(|| self.ledger_critic());
         levels
             .iter()
             .enumerate()
@@ -1046,12 +1062,15 @@ impl<E: Executor> HsTrainer<E> {
             .collect()
     }
 
-    /// The ledger credit of every router store row (rows × cells, a row's value at its own
-    /// cell): its ledger-to-go ([`Self::ledger_to_go`]) standardised within the row's cell over
-    /// this rollout's credited rows; 0 where not credited.
+    /// The ledger credit of every router store row (segments × cells, a row's value at its own
+    /// cell in its segment, see [`credit_segment`]): its ledger-to-go ([`Self::ledger_to_go`])
+    /// standardised within the row's cell over this rollout's credited rows; 0 where not
+    /// credited.
     fn ledger_credit_mix(&self) -> Vec<f32> {
         let net = &self.nets[0];
-        let cells = fair_cells(self.cfg.fairness, self.round.role.len()) as usize;
+        let n = self.round.role.len();
+        let cells = fair_cells(self.cfg.fairness, n) as usize;
+        let segment = credit_segment(self.cfg.fairness, n) as usize;
         let ledger = &self.to_go;
         let mut sum = vec![0.0f64; cells];
         let mut sq = vec![0.0f64; cells];
@@ -1064,7 +1083,7 @@ impl<E: Executor> HsTrainer<E> {
                 cnt[c] += 1;
             }
         }
-        let mut mix = vec![0.0f32; net.credit.len() * cells];
+        let mut mix = vec![0.0f32; net.credit.len().div_ceil(segment) * cells];
         for &row in &net.rows {
             let (l, c) = (ledger[row as usize], net.cell_ids[row as usize] as usize);
             if l.is_nan() || cnt[c] < 2 {
@@ -1073,7 +1092,7 @@ impl<E: Executor> HsTrainer<E> {
             let n = f64::from(cnt[c]);
             let mean = sum[c] / n;
             let std = ((sq[c] - n * mean * mean).max(0.0) / (n - 1.0)).sqrt();
-            mix[row as usize * cells + c] = ((l - mean) / (std + 1e-8)) as f32;
+            mix[row as usize / segment * cells + c] = ((l - mean) / (std + 1e-8)) as f32;
         }
         mix
     }
@@ -1331,9 +1350,45 @@ impl<E: Executor> HsTrainer<E> {
 #[cfg(test)]
 mod tests {
     //! Two interleaved decision sequences give, row for row, the advantages of the CPU twin
-    //! `cpu::gae` run on each sequence alone (done masks and bootstrap included).
+    //! `cpu::gae` run on each sequence alone (done masks and bootstrap included); the ledger
+    //! credit's mix layout gives every router row its own value.
     use super::*;
     use fairground_shaders::layout::GaeParams;
+
+    #[test]
+    fn the_credit_mix_gives_every_row_its_own_value_and_cf_one_per_row() {
+        let n = 5;
+        for fairness in [Fairness::Dp, Fairness::Csp, Fairness::Cf] {
+            let (cells, seg) = (
+                fair_cells(fairness, n) as usize,
+                credit_segment(fairness, n) as usize,
+            );
+            // Store row k·N + i is instance i's k-th decision; CF's cell is the instance, and
+            // DP/CSP rows may take any cell.
+            let rows = 7 * n;
+            let mut seen = std::collections::HashSet::new();
+            for row in 0..rows {
+                let cell_choices: Vec<usize> = match fairness {
+                    Fairness::Cf => vec![row % n],
+                    _ => (0..cells).collect(),
+                };
+                for c in cell_choices {
+                    assert!(seen.insert((row, row / seg * cells + c)));
+                }
+            }
+            let slots: std::collections::HashSet<usize> = seen.iter().map(|&(_, k)| k).collect();
+            assert_eq!(
+                slots.len(),
+                seen.len(),
+                "{fairness:?}: two rows share a value"
+            );
+            let len = rows.div_ceil(seg) * cells;
+            assert!(slots.iter().all(|&k| k < len));
+            if fairness == Fairness::Cf {
+                assert_eq!(len, rows, "CF: one value per row, not rows × N");
+            }
+        }
+    }
 
     #[test]
     fn interleaved_sequences_match_the_cpu_twin_per_sequence() {
