@@ -480,3 +480,80 @@ impl TrainConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The profiles' defaults: every [REPRO] flag on for `reference`, off for `clean`, each
+    //! overridable, and the HS network sets of both profiles.
+    use super::*;
+
+    #[test]
+    fn reference_defaults_turn_every_flag_on_and_clean_off() {
+        use crate::config::EnvName;
+        for env in [EnvName::Ah, EnvName::Hs] {
+            let r = TrainConfig::defaults(env, Profile::Reference);
+            assert!(
+                r.ah_action_misalignment
+                    && r.ah_interleaved_gae
+                    && r.ah_standardized_returns
+                    && r.ah_cross_group_training
+                    && r.hs_pairwise_ratio
+                    && r.hs_whole_days
+                    && !r.shuffle_minibatches
+            );
+            assert_eq!(r.profile, Profile::Reference);
+            let c = TrainConfig::defaults(env, Profile::Clean);
+            assert!(
+                !(c.ah_action_misalignment
+                    || c.ah_interleaved_gae
+                    || c.ah_standardized_returns
+                    || c.ah_cross_group_training
+                    || c.hs_pairwise_ratio
+                    || c.hs_whole_days)
+            );
+            assert_eq!(c, TrainConfig::default_for(env));
+        }
+        let hs = TrainConfig::defaults(EnvName::Hs, Profile::Reference);
+        assert_eq!(
+            (hs.trunk.as_slice(), hs.hidden.len(), hs.lr),
+            (&[256, 128][..], 0, 1e-5)
+        );
+        let hs = TrainConfig::defaults(EnvName::Hs, Profile::Clean);
+        assert_eq!(
+            (hs.trunk.len(), hs.hidden.as_slice(), hs.lr),
+            (0, &[256, 128][..], 3e-4)
+        );
+        let ah = TrainConfig::defaults(EnvName::Ah, Profile::Reference);
+        assert_eq!((ah.instances, ah.rollout_steps), (1, 3000));
+        assert!(
+            !ah.ppo_hyper().pairwise_ratio,
+            "the pairwise ratio is HS only"
+        );
+        let hs = TrainConfig::defaults(EnvName::Hs, Profile::Reference);
+        assert!(hs.ppo_hyper().pairwise_ratio && !hs.normalize_advantages);
+        assert_eq!(
+            (hs.instances, hs.rollout_steps),
+            (1, crate::config::HS_DAY_ROUNDS_CAP)
+        );
+        // Each flag is overridable; an AH reference file setting episode_steps only gets
+        // one episode per rollout.
+        let cfg = TrainConfig::from_toml_for(
+            "profile = \"reference\"\nepisode_steps = 50\nah_cross_group_training = false\n",
+            "t.toml",
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(cfg.rollout_steps, 50);
+        assert!(!cfg.ah_cross_group_training && cfg.ah_interleaved_gae);
+        let cfg = TrainConfig::from_toml_for(
+            "episode_steps = 50\nrollout_steps = 10\n",
+            "t.toml",
+            None,
+            Some(Profile::Reference),
+        )
+        .unwrap();
+        assert_eq!((cfg.rollout_steps, cfg.profile), (10, Profile::Reference));
+        assert!(cfg.validate().is_ok());
+    }
+}

@@ -27,8 +27,10 @@ pub enum TrainError {
     Io { path: String, message: String },
     #[error(transparent)]
     Shader(#[from] ShaderError),
-    #[error("environment: {0}")]
-    Env(String),
+    #[error("environment parameter `{}`: {}", .0.field, .0.message)]
+    Param(#[from] fairground_kernel::ah::ParamError),
+    #[error("checkpoint: {why}")]
+    Checkpoint { why: String },
 }
 
 impl TrainError {

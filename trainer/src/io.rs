@@ -10,38 +10,19 @@
 //! the same layout with three networks (`g0` router, `g1` dispatcher, `g2` manager) and the
 //! hospital's snapshot under `hs_env` in the sidecar.
 
-use crate::ah::{NetState, TrainerState};
+use crate::common::NetState;
 use crate::error::TrainError;
-use crate::hs::HsTrainerState;
 use fairground_shaders::OptimizerState;
 use fairground_shaders::layout::AdamState;
 use safetensors::tensor::{Dtype, TensorView};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// What a checkpoint's JSON sidecar holds: AH's [`TrainerState`] or HS's [`HsTrainerState`]
-/// (one network per shuffle stream in both).
+/// What a checkpoint's JSON sidecar holds (the trainer's state type implements it): its
+/// iteration and how many networks the tensors file holds.
 pub trait CheckpointState: serde::Serialize + serde::de::DeserializeOwned {
     fn iteration(&self) -> u32;
     fn networks(&self) -> usize;
-}
-
-impl CheckpointState for TrainerState {
-    fn iteration(&self) -> u32 {
-        self.iteration
-    }
-    fn networks(&self) -> usize {
-        self.shuffle_streams.len()
-    }
-}
-
-impl CheckpointState for HsTrainerState {
-    fn iteration(&self) -> u32 {
-        self.iteration
-    }
-    fn networks(&self) -> usize {
-        self.shuffle_streams.len()
-    }
 }
 
 /// Write `bytes` to `path` via `path.tmp` + rename.

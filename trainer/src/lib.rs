@@ -1,21 +1,31 @@
-//! fairground-trainer: PPO on the fairground kernels with reproducible run directories.
+//! fairground-trainer: PPO-family training on the fairground kernels, with reproducible run
+//! directories.
 //!
 //! - [`config`]: the typed, documented configuration (TOML + flags), validated up front.
-//! - [`ah`]: the AH PPO trainer (kernel on the CPU, one network per group through any
-//!   [`fairground_shaders::Executor`]).
-//! - [`hs`]: the HS PPO trainer (one network per role: router, dispatcher, manager).
+//! - [`env`]: the environment seam ([`env::EnvAdapter`]) and its two adapters, AH and HS, with
+//!   their fairness cells ([`env::fairness::FairnessCells`]).
+//! - [`algo`]: the algorithm seam ([`algo::Algorithm`], every default PPO): PPO and Fair-PPO.
+//! - [`train_loop`]: the one training loop, generic over environment, algorithm and backend.
+//! - [`net`]: [`net::PolicyNet`], one network with its rollout store.
+//! - [`repro`]: the AH reference profile's host-side path (the [REPRO] memories).
+//! - [`metrics`]: disparities and welfare, shared by training and evaluation.
+//! - [`run`]: `train`, `eval` and `bench train` as the binary runs them, over one
+//!   [`run::RunTrainer`].
 //! - [`io`]: atomic writes and checkpoints (safetensors + JSON sidecar).
-//! - [`run`]: `train`, `eval` and `bench train` as the binary runs them.
-//! - [`update`]: the chunked act loop and the loss statistics both trainers share.
-//! - [`error`]: typed one-line errors.
+//! - [`update`]: the chunked act loop, the stored-update epochs and the loss statistics.
+//! - [`common`], [`error`]: shared small types and typed one-line errors.
 
-pub mod ah;
+pub mod algo;
+pub mod common;
 pub mod config;
+pub mod env;
 pub mod error;
-pub mod fair;
-pub mod hs;
 pub mod io;
+pub mod metrics;
+pub mod net;
+pub mod repro;
 pub mod run;
+pub mod train_loop;
 pub mod update;
 
 pub use config::{Algo, Backend, EnvName, Fairness, Penalty, TrainConfig};

@@ -1,5 +1,5 @@
-//! Fair-PPO's penalty (docs/fair-ppo.md): the group comparisons of one update, the two penalty
-//! modes, and their per-iteration metrics.
+//! Fair-PPO's penalty terms (docs/fair-ppo.md): the group comparisons of one update, the shaped
+//! penalty's running scales and the reference's normalisers, and their metrics.
 //!
 //! A fairness notion is a list of *comparisons*, one per level: demographic parity has one
 //! (non-sensitive vs sensitive), conditional statistical parity one per level of the legitimate
@@ -227,39 +227,6 @@ impl FairSpec {
     }
 }
 
-/// The fairness part of a metrics line: the measured disparities, and what the penalty did.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct FairMetrics {
-    /// Demographic disparity this update: mean return of a minus b, in the env's units (AH:
-    /// per-agent reward over the rollout; HS: mean ledger of finished patients), null if not
-    /// measured.
-    pub dp: Option<f64>,
-    /// Conditional statistical disparity per factor level (signed) and the sum of |·|.
-    pub csp: Option<serde_json::Value>,
-    /// Counterfactual disparity: mean over pairs of |factual − twin| (runs with twins).
-    pub cf: Option<f64>,
-    /// The penalty's components and scales (Fair-PPO runs).
-    pub penalty: Option<serde_json::Value>,
-}
-
-/// `{"level": gap, ..., "sum": Σ|gap|}` of the measured levels (None when none was measured).
-pub fn csp_value(levels: &[(&str, Option<f64>)]) -> Option<serde_json::Value> {
-    let mut m = serde_json::Map::new();
-    let mut sum = 0.0;
-    let mut any = false;
-    for (name, g) in levels {
-        m.insert(name.to_string(), serde_json::json!(g));
-        if let Some(g) = g {
-            sum += g.abs();
-            any = true;
-        }
-    }
-    any.then(|| {
-        m.insert("sum".into(), serde_json::json!(sum));
-        serde_json::Value::Object(m)
-    })
-}
-
 /// Levels above which the penalty's metrics are summarised (counterfactual runs compare every
 /// agent): mean and largest |·| instead of one value per level.
 pub const LEVELS_LISTED: usize = 16;
@@ -296,66 +263,6 @@ pub fn shaped_json(comps: &[Comparison], t: &ShapedTerms) -> serde_json::Value {
         "pro_scale": t.pro_scale,
         "delta": t.delta,
     })
-}
-
-/// A least-squares fit with a ridge: y ≈ w·x + b over the rows of `x` (`dim` features each),
-/// minimising Σ(y − w·x − b)² + λ·n·|w|² (the bias is not shrunk). Solved in f64 by Gaussian
-/// elimination with partial pivoting on the (dim + 1)² normal equations. Returns w then b, or
-/// None with fewer than two rows. HS's ledger critic (docs/fair-ppo.md) fits 18 features.
-pub fn ridge_fit(x: &[f64], y: &[f64], dim: usize, lambda: f64) -> Option<Vec<f64>> {
-    let n = y.len();
-    assert_eq!(x.len(), n * dim, "ridge_fit: x is rows × dim");
-    if n < 2 {
-        return None;
-    }
-    let m = dim + 1;
-    // Normal equations [XᵀX + λnI | Xᵀy] with a trailing bias column of ones.
-    let mut a = vec![0.0f64; m * (m + 1)];
-    for (row, &target) in x.chunks_exact(dim).zip(y) {
-        let f = |j: usize| if j < dim { row[j] } else { 1.0 };
-        for i in 0..m {
-            let fi = f(i);
-            for j in 0..m {
-                a[i * (m + 1) + j] += fi * f(j);
-            }
-            a[i * (m + 1) + m] += fi * target;
-        }
-    }
-    for i in 0..dim {
-        a[i * (m + 1) + i] += lambda * n as f64;
-    }
-    for col in 0..m {
-        let pivot = (col..m).max_by(|&p, &q| {
-            a[p * (m + 1) + col]
-                .abs()
-                .total_cmp(&a[q * (m + 1) + col].abs())
-        })?;
-        if a[pivot * (m + 1) + col].abs() < 1e-12 {
-            return None;
-        }
-        for k in 0..=m {
-            a.swap(col * (m + 1) + k, pivot * (m + 1) + k);
-        }
-        for r in 0..m {
-            if r != col {
-                let factor = a[r * (m + 1) + col] / a[col * (m + 1) + col];
-                for k in col..=m {
-                    a[r * (m + 1) + k] -= factor * a[col * (m + 1) + k];
-                }
-            }
-        }
-    }
-    Some(
-        (0..m)
-            .map(|i| a[i * (m + 1) + m] / a[i * (m + 1) + i])
-            .collect(),
-    )
-}
-
-/// The prediction of a [`ridge_fit`] for one row of features.
-pub fn ridge_predict(w: &[f64], row: &[f64]) -> f64 {
-    let (weights, bias) = w.split_at(row.len());
-    weights.iter().zip(row).map(|(a, b)| a * b).sum::<f64>() + bias[0]
 }
 
 #[cfg(test)]
@@ -418,32 +325,5 @@ mod tests {
         // The scale decays by 0.99 when the gaps shrink.
         let t = s.update(&comps[..1], 0.5, 0.0);
         assert_eq!(t.retro_scale, 0.99 * 4.0);
-    }
-
-    #[test]
-    fn ridge_fit_recovers_a_linear_function_and_shrinks_collinear_features() {
-        // y = 2·x0 − 3·x1 + 5 on a small grid, no noise: the fit recovers it (λ tiny).
-        let mut x = Vec::new();
-        let mut y = Vec::new();
-        for i in 0..5 {
-            for j in 0..4 {
-                x.extend_from_slice(&[f64::from(i), f64::from(j)]);
-                y.push(2.0 * f64::from(i) - 3.0 * f64::from(j) + 5.0);
-            }
-        }
-        let w = ridge_fit(&x, &y, 2, 1e-12).unwrap();
-        for (got, want) in w.iter().zip([2.0, -3.0, 5.0]) {
-            assert!((got - want).abs() < 1e-6, "{w:?}");
-        }
-        assert!((ridge_predict(&w, &[1.0, 1.0]) - 4.0).abs() < 1e-6);
-        // Two identical features: the ridge splits the weight evenly and the mean prediction
-        // over the rows stays the targets' mean (the bias is not shrunk).
-        let x: Vec<f64> = (0..6).flat_map(|i| [f64::from(i), f64::from(i)]).collect();
-        let y: Vec<f64> = (0..6).map(|i| f64::from(i) + 1.0).collect();
-        let w = ridge_fit(&x, &y, 2, 1e-3).unwrap();
-        assert!((w[0] - w[1]).abs() < 1e-9, "{w:?}");
-        let mean_pred: f64 = x.chunks(2).map(|r| ridge_predict(&w, r)).sum::<f64>() / 6.0;
-        assert!((mean_pred - 3.5).abs() < 1e-9);
-        assert!(ridge_fit(&[1.0, 2.0], &[3.0], 2, 1e-3).is_none());
     }
 }

@@ -1,0 +1,320 @@
+//! Run directories: resolving a request's config, creating the directory's files
+//! (`config.toml`, `manifest.json`, `checkpoints/`), and appending and recovering
+//! `metrics.jsonl`. Everything is validated before the directory is created: bad input writes
+//! nothing.
+
+use crate::config::{Backend, EnvName, TrainConfig};
+use crate::error::TrainError;
+use crate::io::{read_to_string, write_atomic};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Values given on the command line; `Some` overrides the config file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub env: Option<crate::config::EnvName>,
+    pub algo: Option<crate::config::Algo>,
+    pub fairness: Option<crate::config::Fairness>,
+    pub alpha: Option<f32>,
+    pub beta: Option<f32>,
+    pub penalty: Option<crate::config::Penalty>,
+    pub profile: Option<fairground_kernel::Profile>,
+    pub instances: Option<u32>,
+    pub rollout_steps: Option<u32>,
+    pub iterations: Option<u32>,
+    pub seed: Option<u64>,
+    pub backend: Option<Backend>,
+}
+
+impl Overrides {
+    fn apply(&self, cfg: &mut TrainConfig) {
+        macro_rules! set {
+            ($($f:ident),*) => {$(if let Some(v) = self.$f { cfg.$f = v; })*};
+        }
+        set!(
+            env,
+            algo,
+            fairness,
+            alpha,
+            beta,
+            penalty,
+            profile,
+            instances,
+            rollout_steps,
+            iterations,
+            seed,
+            backend
+        );
+    }
+}
+
+/// What `fairground train` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct TrainRequest {
+    pub overrides: Overrides,
+    pub config_file: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub resume: bool,
+    /// Print nothing but errors (tests).
+    pub quiet: bool,
+}
+
+/// The metrics lines of iterations `1..=done` (a resumed run redoes any line written after its
+/// last checkpoint: a kill between the metrics write and the checkpoint leaves one). A torn
+/// last line (a kill mid-append where renames are not atomic, or a truncated copy) is dropped
+/// when the lines of `1..=done` are all intact before it; any other unreadable line is an error.
+pub fn metrics_up_to(path: &Path, done: u32) -> Result<Vec<String>, TrainError> {
+    let mut kept = Vec::new();
+    if path.exists() {
+        let text = read_to_string(path)?;
+        let lines: Vec<&str> = text.lines().collect();
+        for (k, l) in lines.iter().enumerate() {
+            let v: serde_json::Value = match serde_json::from_str(l) {
+                Ok(v) => v,
+                Err(_) if k + 1 == lines.len() && kept.len() == done as usize => continue,
+                Err(e) => return Err(TrainError::io(path, format!("line {}: {e}", k + 1))),
+            };
+            if v["iteration"]
+                .as_u64()
+                .is_some_and(|i| i <= u64::from(done))
+            {
+                kept.push(l.to_string());
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// Create a new run directory's files: `checkpoints/`, `config.toml`, `manifest.json`.
+pub fn start_run_dir(
+    dir: &Path,
+    cfg: &TrainConfig,
+    adapter: &str,
+    seeds: serde_json::Value,
+) -> Result<(), TrainError> {
+    std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| TrainError::io(dir, e))?;
+    write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+    let start = now_unix();
+    // A typed struct, not `json!`: `json!` widens the config's f32 fields to f64 first and
+    // prints `0.20000000298023224` for 0.2.
+    let manifest = Manifest {
+        config: cfg,
+        seeds,
+        code_version: code_version(),
+        backend: cfg.backend.name(),
+        adapter,
+        start_time: utc(start),
+        start_time_unix_s: start,
+        threads: cfg.threads,
+    };
+    write_atomic(
+        &dir.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)
+            .expect("json")
+            .as_bytes(),
+    )
+}
+
+/// Add one metrics line and rewrite `metrics.jsonl` atomically.
+pub fn append_metrics(
+    path: &Path,
+    lines: &mut Vec<String>,
+    line: &impl Serialize,
+) -> Result<(), TrainError> {
+    lines.push(serde_json::to_string(line).expect("json"));
+    let mut text = lines.join("\n");
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+pub fn code_version() -> String {
+    let git = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--tags"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    match git {
+        Ok(o) if o.status.success() && !o.stdout.is_empty() => {
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        }
+        _ => format!("fairground-trainer {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time (civil-from-days, proleptic Gregorian).
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn default_out(cfg: &TrainConfig) -> PathBuf {
+    let stamp = utc(now_unix()).replace([':', '-'], "");
+    let base = format!(
+        "runs/{}-{}-s{}-{}",
+        match cfg.env {
+            crate::config::EnvName::Ah => "ah",
+            crate::config::EnvName::Hs => "hs",
+        },
+        cfg.profile,
+        cfg.seed,
+        stamp.trim_end_matches('Z')
+    );
+    let mut p = PathBuf::from(&base);
+    let mut k = 1;
+    while p.exists() {
+        k += 1;
+        p = PathBuf::from(format!("{base}-{k}"));
+    }
+    p
+}
+
+/// Resolve the config of a request (file, then flags; on resume, the saved config).
+pub fn resolve(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError> {
+    if req.resume {
+        let dir = req.out.clone().ok_or_else(|| TrainError::Resume {
+            dir: "?".into(),
+            why: "--resume needs --out DIR (the run directory to continue)".into(),
+        })?;
+        let saved_path = dir.join("config.toml");
+        if !saved_path.exists() {
+            return Err(TrainError::Resume {
+                dir: dir.display().to_string(),
+                why: "no config.toml there (not a run directory)".into(),
+            });
+        }
+        let saved = TrainConfig::from_toml(
+            &read_to_string(&saved_path)?,
+            &saved_path.display().to_string(),
+        )?;
+        let mut cfg = saved.clone();
+        if let Some(file) = &req.config_file {
+            cfg = TrainConfig::from_toml_for(
+                &read_to_string(file)?,
+                &file.display().to_string(),
+                req.overrides.env,
+                req.overrides.profile,
+            )?;
+        }
+        req.overrides.apply(&mut cfg);
+        if cfg.backend == Backend::Auto {
+            cfg.backend = saved.backend;
+        }
+        let mut cmp = cfg.clone();
+        cmp.iterations = saved.iterations;
+        cmp.threads = saved.threads;
+        if cmp != saved {
+            return Err(TrainError::Resume {
+                dir: dir.display().to_string(),
+                why: "a resumed run keeps its saved config (only --iterations may change)".into(),
+            });
+        }
+        cfg.validate()?;
+        Ok((cfg, dir))
+    } else {
+        let mut cfg = match &req.config_file {
+            Some(file) => TrainConfig::from_toml_for(
+                &read_to_string(file)?,
+                &file.display().to_string(),
+                req.overrides.env,
+                req.overrides.profile,
+            )?,
+            None => TrainConfig::defaults(
+                req.overrides.env.unwrap_or_default(),
+                req.overrides.profile.unwrap_or_default(),
+            ),
+        };
+        req.overrides.apply(&mut cfg);
+        // HS counterfactual runs pair every hospital with its twin: a default of one instance
+        // (the reference profile's) becomes one pair. A value the user gave is kept (and
+        // validated).
+        let file_sets_instances = match &req.config_file {
+            Some(file) => toml::from_str::<toml::Table>(&read_to_string(file)?)
+                .is_ok_and(|t| t.contains_key("instances")),
+            None => false,
+        };
+        if cfg.env == EnvName::Hs
+            && cfg.fairness == crate::config::Fairness::Cf
+            && cfg.instances == 1
+            && req.overrides.instances.is_none()
+            && !file_sets_instances
+        {
+            cfg.instances = 2;
+        }
+        cfg.validate()?;
+        let dir = req.out.clone().unwrap_or_else(|| default_out(&cfg));
+        if dir.exists() {
+            return Err(TrainError::RunDirExists(dir.display().to_string()));
+        }
+        Ok((cfg, dir))
+    }
+}
+
+/// `manifest.json`: what a run directory was made from.
+#[derive(Serialize)]
+struct Manifest<'a> {
+    config: &'a TrainConfig,
+    seeds: serde_json::Value,
+    code_version: String,
+    backend: &'a str,
+    adapter: &'a str,
+    start_time: String,
+    start_time_unix_s: u64,
+    threads: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    //! `metrics_up_to` keeps the lines up to the checkpoint, drops a torn last line only when
+    //! those are all intact before it, and refuses any other unreadable line.
+    use super::*;
+
+    fn lines_of(text: &str, done: u32) -> Result<Vec<String>, TrainError> {
+        let dir = std::env::temp_dir().join(format!(
+            "fairground-metrics-up-to-{}-{done}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let out = metrics_up_to(&path, done);
+        std::fs::remove_dir_all(&dir).unwrap();
+        out
+    }
+
+    #[test]
+    fn torn_last_line_is_dropped_only_after_every_kept_line() {
+        let l1 = "{\"iteration\":1}";
+        let l2 = "{\"iteration\":2}";
+        let l3 = "{\"iteration\":3}";
+        let torn = "{\"iteration\":4,\"env";
+        assert_eq!(
+            lines_of(&format!("{l1}\n{l2}\n{l3}\n{torn}"), 2).unwrap(),
+            [l1, l2]
+        );
+        assert_eq!(lines_of(&format!("{l1}\n{l2}\n"), 2).unwrap(), [l1, l2]);
+        // A torn line inside the file, or one that stands where a kept line should be.
+        assert!(lines_of(&format!("{l1}\n{torn}\n{l3}\n"), 1).is_err());
+        assert!(lines_of(&format!("{l1}\n{torn}"), 2).is_err());
+    }
+}

@@ -1,0 +1,84 @@
+//! `fairground eval`: play a run's policy (or the uniform random baseline) from a fresh
+//! environment and write `eval.json` (`eval-random.json` for the baseline) into the run
+//! directory. Every evaluation measures counterfactual fairness: each world is played in
+//! lock-step with its twin (AH: a twin world; HS: every factual hospital with its twin),
+//! whatever the run trained on; the reported episodes are the factual world's.
+
+use super::{make_trainer, open_backend};
+use crate::common::{ActMode, EnvUse};
+use crate::config::{Backend, EnvName, Fairness, TrainConfig};
+use crate::error::TrainError;
+use crate::io::{read_to_string, write_atomic};
+use std::path::PathBuf;
+
+/// What `fairground eval` was asked to do.
+#[derive(Clone, Debug)]
+pub struct EvalRequest {
+    pub run_dir: PathBuf,
+    pub episodes: u32,
+    pub greedy: bool,
+    /// Uniform random actions instead of the trained policy (the baseline).
+    pub random: bool,
+    /// Override the run's episode length.
+    pub episode_steps: Option<u32>,
+    /// Override the run's backend.
+    pub backend: Option<Backend>,
+}
+
+/// `fairground eval`: writes `eval.json` into the run directory and returns its text.
+pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
+    let cfg_path = req.run_dir.join("config.toml");
+    if !cfg_path.exists() {
+        return Err(TrainError::Resume {
+            dir: req.run_dir.display().to_string(),
+            why: "no config.toml there (not a run directory)".into(),
+        });
+    }
+    let mut cfg =
+        TrainConfig::from_toml(&read_to_string(&cfg_path)?, &cfg_path.display().to_string())?;
+    if let Some(s) = req.episode_steps {
+        cfg.episode_steps = s;
+    }
+    if let Some(b) = req.backend {
+        cfg.backend = b;
+    }
+    cfg.instances = cfg.instances.min(req.episodes.max(1));
+    cfg.fairness = Fairness::Cf;
+    if cfg.env == EnvName::Hs {
+        cfg.instances = cfg.instances.max(2).next_multiple_of(2);
+    }
+    cfg.validate()?;
+    let (backend, ctx) = open_backend(cfg.backend)?;
+    let mode = if req.greedy {
+        ActMode::Greedy
+    } else {
+        ActMode::Sample
+    };
+    let mut trainer = make_trainer(&cfg, EnvUse::Eval, ctx)?;
+    trainer.load_latest_nets(&req.run_dir)?;
+    let episodes = req.episodes.max(1) as usize;
+    let played = trainer.play(episodes, mode, req.random)?;
+    let policy = if req.random {
+        "uniform_random"
+    } else if req.greedy {
+        "greedy"
+    } else {
+        "stochastic"
+    };
+    let mut out = serde_json::json!({
+        "run_dir": req.run_dir.display().to_string(),
+        "policy": policy,
+        "backend": backend.name(),
+    });
+    if let (Some(o), serde_json::Value::Object(env)) = (out.as_object_mut(), played) {
+        o.extend(env);
+    }
+    let text = serde_json::to_string_pretty(&out).expect("json");
+    let name = if req.random {
+        "eval-random.json"
+    } else {
+        "eval.json"
+    };
+    write_atomic(&req.run_dir.join(name), text.as_bytes())?;
+    Ok(text)
+}

@@ -1,0 +1,305 @@
+//! The run layer: `fairground train`, `fairground eval` and `fairground bench train` as the
+//! binary runs them. [`make_trainer`] is the one place that matches environment × algorithm ×
+//! backend; everything after it (the train loop with its metrics lines and checkpoints, eval,
+//! bench) works on one object-safe [`RunTrainer`].
+
+pub mod bench;
+pub mod dir;
+pub mod eval;
+pub mod train;
+
+pub use bench::bench;
+pub use dir::{Overrides, TrainRequest};
+pub use eval::{EvalRequest, eval};
+pub use train::train;
+
+use crate::algo::Algorithm;
+use crate::algo::fair_ppo::FairPpo;
+use crate::algo::ppo::Ppo;
+use crate::common::{ActMode, EnvUse, Timing};
+use crate::config::{Algo, Backend, EnvName, TrainConfig};
+use crate::env::EnvAdapter;
+use crate::env::ah::AhAdapter;
+use crate::env::hs::HsAdapter;
+use crate::error::TrainError;
+use crate::io::{load_latest_checkpoint, save_checkpoint};
+use crate::repro::{AhReproTrainer, uses_store};
+use crate::train_loop::{IterStats, Trainer, TrainerState};
+use fairground_shaders::{CpuExecutor, Executor, GpuContext, GpuExecutor, Program, ShaderError};
+use std::path::Path;
+use std::sync::Arc;
+
+/// What one iteration produced, environment and algorithm erased: the metrics line's body (the
+/// environment's numbers, the loss statistics, `penalty`), the decisions trained, the wall
+/// time and a one-line progress summary.
+pub struct Iteration {
+    pub body: serde_json::Map<String, serde_json::Value>,
+    pub trained: u64,
+    pub wall_s: f64,
+    pub summary: String,
+}
+
+/// One run's trainer, whatever its environment, algorithm and backend.
+pub trait RunTrainer {
+    fn iterate(&mut self) -> Result<Iteration, ShaderError>;
+    fn iteration(&self) -> u32;
+    fn env_steps(&self) -> u64;
+    fn param_hash(&mut self) -> Result<String, ShaderError>;
+    /// Write a checkpoint of the current state into run directory `dir`.
+    fn save(&mut self, dir: &Path, param_hash: &str) -> Result<(), TrainError>;
+    /// Continue from `dir`'s newest checkpoint; the iteration it holds (None: no checkpoint).
+    fn resume(&mut self, dir: &Path) -> Result<Option<u32>, TrainError>;
+    /// Load only the networks of `dir`'s newest checkpoint (evaluation).
+    fn load_latest_nets(&mut self, dir: &Path) -> Result<(), TrainError>;
+    /// Play `episodes` episodes (AH) or days (HS): `eval.json`'s environment numbers.
+    fn play(
+        &mut self,
+        episodes: usize,
+        mode: ActMode,
+        random: bool,
+    ) -> Result<serde_json::Value, ShaderError>;
+    fn adapter(&self) -> &str;
+    /// The seeds the run derived (the manifest's `seeds`).
+    fn seeds(&self) -> serde_json::Value;
+    fn timing(&self) -> Timing;
+    /// What a trained decision is called in a bench line ("agent_steps", "decisions").
+    fn trained_unit(&self) -> &'static str;
+}
+
+/// The iteration erased: the environment's metrics and the loss flattened, then `penalty`.
+fn erase<M: serde::Serialize>(s: IterStats<M>, summary: String) -> Iteration {
+    #[derive(serde::Serialize)]
+    struct Body<M> {
+        #[serde(flatten)]
+        env: M,
+        #[serde(flatten)]
+        loss: crate::update::LossMetrics,
+        penalty: Option<serde_json::Value>,
+    }
+    let body = Body {
+        env: s.env,
+        loss: s.loss,
+        penalty: s.penalty,
+    };
+    let serde_json::Value::Object(body) = serde_json::to_value(&body).expect("json") else {
+        unreachable!("a struct serialises to an object")
+    };
+    Iteration {
+        body,
+        trained: s.trained,
+        wall_s: s.wall_s,
+        summary,
+    }
+}
+
+/// The newest checkpoint of `dir` or a clear refusal when there is none to evaluate.
+fn no_checkpoint(dir: &Path) -> TrainError {
+    TrainError::Resume {
+        dir: dir.display().to_string(),
+        why: "no checkpoint to evaluate".into(),
+    }
+}
+
+/// How an environment's metrics read in a progress line.
+pub trait Summary {
+    fn summary(&self, rate: f64) -> String;
+    const TRAINED_UNIT: &'static str;
+}
+
+impl Summary for crate::env::ah::AhMetrics {
+    const TRAINED_UNIT: &'static str = "agent_steps";
+    fn summary(&self, rate: f64) -> String {
+        format!(
+            "reward/agent-step {:.5}, {rate:.0} trained agent-steps/s",
+            self.mean_reward_per_agent_step
+        )
+    }
+}
+
+impl Summary for crate::env::hs::HsMetrics {
+    const TRAINED_UNIT: &'static str = "decisions";
+    fn summary(&self, rate: f64) -> String {
+        format!(
+            "{} days, patients treated {}, {rate:.0} decisions/s",
+            self.days_completed,
+            self.patients_treated_mean
+                .map_or("-".to_string(), |m| format!("{m:.1}"))
+        )
+    }
+}
+
+impl<A, G, E> RunTrainer for Trainer<A, G, E>
+where
+    A: EnvAdapter,
+    A::Metrics: Summary,
+    G: Algorithm<A>,
+    E: Executor + Send,
+{
+    fn iterate(&mut self) -> Result<Iteration, ShaderError> {
+        let s = Trainer::iterate(self)?;
+        let summary = s.env.summary(s.trained as f64 / s.wall_s);
+        Ok(erase(s, summary))
+    }
+    fn iteration(&self) -> u32 {
+        self.iteration
+    }
+    fn env_steps(&self) -> u64 {
+        self.env_steps
+    }
+    fn param_hash(&mut self) -> Result<String, ShaderError> {
+        Trainer::param_hash(self)
+    }
+    fn save(&mut self, dir: &Path, param_hash: &str) -> Result<(), TrainError> {
+        let (state, nets) = Trainer::save(self)?;
+        save_checkpoint(dir, &state, &nets, param_hash)
+    }
+    fn resume(&mut self, dir: &Path) -> Result<Option<u32>, TrainError> {
+        let Some((state, nets)) =
+            load_latest_checkpoint::<TrainerState<A::Snapshot, G::State>>(dir)?
+        else {
+            return Ok(None);
+        };
+        let done = state.iteration;
+        self.load(state, &nets)?;
+        Ok(Some(done))
+    }
+    fn load_latest_nets(&mut self, dir: &Path) -> Result<(), TrainError> {
+        let (_, nets) = load_latest_checkpoint::<TrainerState<A::Snapshot, G::State>>(dir)?
+            .ok_or_else(|| no_checkpoint(dir))?;
+        self.load_nets(&nets)
+    }
+    fn play(
+        &mut self,
+        episodes: usize,
+        mode: ActMode,
+        random: bool,
+    ) -> Result<serde_json::Value, ShaderError> {
+        Trainer::play(self, episodes, mode, random)
+    }
+    fn adapter(&self) -> &str {
+        Trainer::adapter(self)
+    }
+    fn seeds(&self) -> serde_json::Value {
+        serde_json::to_value(Trainer::seeds(self)).expect("json")
+    }
+    fn timing(&self) -> Timing {
+        self.timing
+    }
+    fn trained_unit(&self) -> &'static str {
+        A::Metrics::TRAINED_UNIT
+    }
+}
+
+impl<E: Executor + Send> RunTrainer for AhReproTrainer<E> {
+    fn iterate(&mut self) -> Result<Iteration, ShaderError> {
+        let s = AhReproTrainer::iterate(self)?;
+        let summary = s.env.summary(s.trained as f64 / s.wall_s);
+        Ok(erase(s, summary))
+    }
+    fn iteration(&self) -> u32 {
+        self.iteration
+    }
+    fn env_steps(&self) -> u64 {
+        self.env_steps
+    }
+    fn param_hash(&mut self) -> Result<String, ShaderError> {
+        AhReproTrainer::param_hash(self)
+    }
+    fn save(&mut self, dir: &Path, param_hash: &str) -> Result<(), TrainError> {
+        let (state, nets) = AhReproTrainer::save(self)?;
+        save_checkpoint(dir, &state, &nets, param_hash)
+    }
+    fn resume(&mut self, dir: &Path) -> Result<Option<u32>, TrainError> {
+        type State = TrainerState<crate::env::ah::AhState, crate::algo::fair_ppo::FairState>;
+        let Some((state, nets)) = load_latest_checkpoint::<State>(dir)? else {
+            return Ok(None);
+        };
+        let done = state.iteration;
+        self.load(state, &nets)?;
+        Ok(Some(done))
+    }
+    fn load_latest_nets(&mut self, dir: &Path) -> Result<(), TrainError> {
+        type State = TrainerState<crate::env::ah::AhState, crate::algo::fair_ppo::FairState>;
+        let (_, nets) = load_latest_checkpoint::<State>(dir)?.ok_or_else(|| no_checkpoint(dir))?;
+        self.load_nets(&nets)
+    }
+    fn play(
+        &mut self,
+        episodes: usize,
+        mode: ActMode,
+        random: bool,
+    ) -> Result<serde_json::Value, ShaderError> {
+        AhReproTrainer::play(self, episodes, mode, random)
+    }
+    fn adapter(&self) -> &str {
+        AhReproTrainer::adapter(self)
+    }
+    fn seeds(&self) -> serde_json::Value {
+        serde_json::to_value(AhReproTrainer::seeds(self)).expect("json")
+    }
+    fn timing(&self) -> Timing {
+        self.timing
+    }
+    fn trained_unit(&self) -> &'static str {
+        "agent_steps"
+    }
+}
+
+/// The backend to use: `auto` becomes `gpu` when an adapter exists, else `cpu`.
+pub fn open_backend(backend: Backend) -> Result<(Backend, Option<Arc<GpuContext>>), TrainError> {
+    match backend {
+        Backend::Cpu => Ok((Backend::Cpu, None)),
+        Backend::Gpu => Ok((Backend::Gpu, Some(Arc::new(GpuContext::from_env()?)))),
+        // A software adapter (lavapipe) is slower than the CPU twins at the reference's
+        // 256-row minibatches, so `auto` takes the gpu backend only on a hardware adapter.
+        Backend::Auto => match GpuContext::from_env() {
+            Ok(ctx) if ctx.info.device_type != wgpu::DeviceType::Cpu => {
+                Ok((Backend::Gpu, Some(Arc::new(ctx))))
+            }
+            Ok(_) => Ok((Backend::Cpu, None)),
+            Err(ShaderError::NoAdapter { .. }) => Ok((Backend::Cpu, None)),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+/// The trainer of a validated config on the opened backend (`ctx`: the GPU, or the CPU twins).
+pub fn make_trainer(
+    cfg: &TrainConfig,
+    env_use: EnvUse,
+    ctx: Option<Arc<GpuContext>>,
+) -> Result<Box<dyn RunTrainer>, TrainError> {
+    match ctx {
+        Some(ctx) => with_executor(cfg, env_use, move |p| GpuExecutor::new(ctx.clone(), p)),
+        None => with_executor(cfg, env_use, |p| Ok(CpuExecutor::new(p))),
+    }
+}
+
+/// The one environment × algorithm match.
+fn with_executor<E: Executor + Send + 'static>(
+    cfg: &TrainConfig,
+    env_use: EnvUse,
+    make: impl Fn(Program) -> Result<E, ShaderError>,
+) -> Result<Box<dyn RunTrainer>, TrainError> {
+    let rows = |slots: usize| slots * cfg.rollout_steps as usize;
+    Ok(match (cfg.env, cfg.algo) {
+        // The reference profile's [REPRO] memories live on the host (repro.rs).
+        (EnvName::Ah, _) if !uses_store(cfg) => Box::new(AhReproTrainer::new(cfg, env_use, make)?),
+        (EnvName::Ah, Algo::Ppo) => {
+            Box::new(Trainer::new(cfg, AhAdapter::new(cfg, env_use)?, Ppo, make)?)
+        }
+        (EnvName::Ah, Algo::FairPpo) => {
+            let env = AhAdapter::new(cfg, env_use)?;
+            let algo = FairPpo::new(cfg, &env, rows(env.slots()));
+            Box::new(Trainer::new(cfg, env, algo, make)?)
+        }
+        (EnvName::Hs, Algo::Ppo) => {
+            Box::new(Trainer::new(cfg, HsAdapter::new(cfg, env_use), Ppo, make)?)
+        }
+        (EnvName::Hs, Algo::FairPpo) => {
+            let env = HsAdapter::new(cfg, env_use);
+            let algo = FairPpo::new(cfg, &env, rows(env.slots()));
+            Box::new(Trainer::new(cfg, env, algo, make)?)
+        }
+    })
+}

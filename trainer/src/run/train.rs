@@ -1,0 +1,118 @@
+//! `fairground train`: resolve and validate the config, open the backend, create (or resume)
+//! the run directory, then iterate: one `metrics.jsonl` line per iteration, a checkpoint every
+//! `checkpoint_every` iterations and at the end, progress on stderr.
+
+use super::dir::{TrainRequest, append_metrics, metrics_up_to, resolve, start_run_dir};
+use super::{RunTrainer, make_trainer, open_backend};
+use crate::common::EnvUse;
+use crate::config::EnvName;
+use crate::error::TrainError;
+use crate::io::write_atomic;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// One line of `metrics.jsonl`. Every key but `trained_agent_steps_per_s` and `wall_s` (wall
+/// clock) is bit-identical for the same seed, backend and adapter.
+#[derive(Serialize)]
+struct MetricsLine<'a> {
+    iteration: u32,
+    /// Instance-steps (AH: of both worlds; HS: decision rounds × instances), cumulative.
+    env_steps: u64,
+    #[serde(flatten)]
+    body: &'a serde_json::Map<String, serde_json::Value>,
+    trained_agent_steps_per_s: f64,
+    wall_s: f64,
+    param_hash: &'a str,
+}
+
+/// `fairground train`: returns the run directory.
+pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
+    let (mut cfg, dir) = resolve(req)?;
+    let (backend, ctx) = open_backend(cfg.backend)?;
+    cfg.backend = backend;
+    let mut trainer = make_trainer(&cfg, EnvUse::Train, ctx)?;
+    let mut lines: Vec<String> = Vec::new();
+    let metrics_path = dir.join("metrics.jsonl");
+    if req.resume {
+        if let Some(done) = trainer.resume(&dir)? {
+            lines = metrics_up_to(&metrics_path, done)?;
+        }
+        write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+    } else {
+        start_run_dir(&dir, &cfg, trainer.adapter(), trainer.seeds())?;
+    }
+    let bar = progress_bar(req, &*trainer, cfg.iterations);
+    let env = match cfg.env {
+        EnvName::Ah => "ah",
+        EnvName::Hs => "hs",
+    };
+    say(
+        req,
+        &bar,
+        format!(
+            "training {env} on {} ({}) into {}",
+            cfg.backend.name(),
+            trainer.adapter(),
+            dir.display()
+        ),
+    );
+    while trainer.iteration() < cfg.iterations {
+        let it = trainer.iterate()?;
+        let hash = trainer.param_hash()?;
+        let rate = it.trained as f64 / it.wall_s;
+        let line = MetricsLine {
+            iteration: trainer.iteration(),
+            env_steps: trainer.env_steps(),
+            body: &it.body,
+            trained_agent_steps_per_s: rate.round(),
+            wall_s: it.wall_s,
+            param_hash: &hash,
+        };
+        append_metrics(&metrics_path, &mut lines, &line)?;
+        let i = trainer.iteration();
+        if i % cfg.checkpoint_every == 0 || i == cfg.iterations {
+            trainer.save(&dir, &hash)?;
+        }
+        match &bar {
+            Some(b) => {
+                b.set_message(it.summary);
+                b.set_position(u64::from(i));
+            }
+            None if !req.quiet => {
+                eprintln!("iteration {i}/{}: {}", cfg.iterations, it.summary)
+            }
+            None => {}
+        }
+    }
+    if let Some(b) = bar {
+        b.finish();
+    }
+    Ok(dir)
+}
+
+/// A progress bar on a terminal (none for tests, pipes and `quiet`).
+fn progress_bar(req: &TrainRequest, t: &dyn RunTrainer, total: u32) -> Option<ProgressBar> {
+    if req.quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = ProgressBar::new(u64::from(total));
+    b.set_style(
+        ProgressStyle::with_template("{spinner} iteration {pos}/{len} [{bar:30}] {msg} ETA {eta}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    b.set_position(u64::from(t.iteration()));
+    Some(b)
+}
+
+fn say(req: &TrainRequest, bar: &Option<ProgressBar>, msg: String) {
+    if req.quiet {
+        return;
+    }
+    match bar {
+        Some(b) => b.println(msg),
+        None => eprintln!("{msg}"),
+    }
+}

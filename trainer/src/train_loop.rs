@@ -1,0 +1,430 @@
+//! The training loop, written once: generic over the environment ([`EnvAdapter`]), the
+//! algorithm ([`Algorithm`]) and the backend ([`Executor`]). One iteration reads like a
+//! textbook PPO: [`Trainer::rollout`] (T rounds: every network decides for the slots waiting
+//! for it, the environment steps), [`Trainer::bootstrap`], [`Trainer::advantages`] (GAE in each
+//! network's store), the algorithm's plan, [`Trainer::epochs`], and the metrics.
+//!
+//! The networks share nothing, so they act and train side by side on the kernel's worker pool
+//! (with 2+ threads) and the results do not depend on the thread count.
+
+use crate::algo::Algorithm;
+use crate::common::{ACT_CHUNK_MAX, ActMode, EnvUse, NetState, Seeds, Timing};
+use crate::config::TrainConfig;
+use crate::env::{EnvAdapter, RoundOut};
+use crate::error::TrainError;
+use crate::net::{NetPlan, PolicyNet};
+use crate::update::{LossMetrics, LossSums};
+use fairground_kernel::hash::TrajectoryHash;
+use fairground_kernel::pool::{Split, WorkerPool};
+use fairground_kernel::rng::Stream;
+use fairground_shaders::{Executor, Program, ShaderError};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What one iteration measured (deterministic except `wall_s`).
+#[derive(Clone, Debug)]
+pub struct IterStats<M> {
+    /// The environment's numbers of the rollout.
+    pub env: M,
+    /// Means over the last minibatch of every epoch, then over the networks that trained.
+    pub loss: LossMetrics,
+    /// What the algorithm adds (Fair-PPO: its penalty's terms).
+    pub penalty: Option<serde_json::Value>,
+    /// Decisions trained (slots × rounds).
+    pub trained: u64,
+    pub wall_s: f64,
+}
+
+/// What a checkpoint's JSON sidecar holds besides the parameters: the counters, each network's
+/// shuffle stream, the environment's snapshot (its fields flattened in, as older versions
+/// wrote them) and the algorithm's state.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TrainerState<S, F> {
+    pub iteration: u32,
+    pub env_steps: u64,
+    pub shuffle_streams: Vec<Stream>,
+    #[serde(flatten)]
+    pub env: S,
+    /// Checkpoints of older versions call it `fair` (Fair-PPO's state) or lack it (fresh).
+    #[serde(default, alias = "fair")]
+    pub algo: F,
+}
+
+impl<S: serde::Serialize + serde::de::DeserializeOwned, F> crate::io::CheckpointState
+    for TrainerState<S, F>
+where
+    F: serde::Serialize + serde::de::DeserializeOwned + Default,
+{
+    fn iteration(&self) -> u32 {
+        self.iteration
+    }
+    fn networks(&self) -> usize {
+        self.shuffle_streams.len()
+    }
+}
+
+/// Networks `first..first + nets.len()`: how [`WorkerPool::run_split`] hands them out.
+struct NetView<'a, E: Executor> {
+    nets: &'a mut [PolicyNet<E>],
+    first: usize,
+}
+
+impl<E: Executor + Send> Split for NetView<'_, E> {
+    fn instances(&self) -> usize {
+        self.nets.len()
+    }
+
+    fn split_at(self, at: usize) -> (Self, Self) {
+        let (a, b) = self.nets.split_at_mut(at);
+        (
+            NetView {
+                nets: a,
+                first: self.first,
+            },
+            NetView {
+                nets: b,
+                first: self.first + at,
+            },
+        )
+    }
+}
+
+/// Run `f` on every network, side by side on `pool` when it has 2+ threads; of several
+/// errors, the lowest network's is returned.
+pub fn run_nets<E: Executor + Send>(
+    pool: &WorkerPool,
+    nets: &mut [PolicyNet<E>],
+    f: impl Fn(usize, &mut PolicyNet<E>) -> Result<(), ShaderError> + Sync,
+) -> Result<(), ShaderError> {
+    let errors: Vec<Mutex<Option<ShaderError>>> =
+        (0..nets.len()).map(|_| Mutex::new(None)).collect();
+    let work = |view: NetView<'_, E>| {
+        for (k, net) in view.nets.iter_mut().enumerate() {
+            let g = view.first + k;
+            if let Err(e) = f(g, net) {
+                *errors[g].lock().expect("error slot") = Some(e);
+            }
+        }
+    };
+    pool.run_split(NetView { nets, first: 0 }, &work);
+    match errors
+        .into_iter()
+        .find_map(|e| e.into_inner().expect("error slot"))
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// PPO-family training of algorithm `G` on environment `A` through executor `E`.
+pub struct Trainer<A: EnvAdapter, G: Algorithm<A>, E: Executor> {
+    pub cfg: TrainConfig,
+    pub env: A,
+    pub algo: G,
+    pool: WorkerPool,
+    nets: Vec<PolicyNet<E>>,
+    out: RoundOut,
+    seeds: Seeds,
+    pub iteration: u32,
+    pub env_steps: u64,
+    pub timing: Timing,
+    adapter: String,
+}
+
+impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
+    /// `make_executor` is called once per network.
+    pub fn new(
+        cfg: &TrainConfig,
+        env: A,
+        algo: G,
+        make_executor: impl Fn(Program) -> Result<E, ShaderError>,
+    ) -> Result<Self, TrainError> {
+        let shapes = algo.nets(&env);
+        let tag = env.stream_tag();
+        let seeds = Seeds::derive(cfg.seed, tag, EnvUse::Train, shapes.len());
+        let slots = env.slots();
+        let batch = (cfg.minibatch_size as usize).max(slots.min(ACT_CHUNK_MAX));
+        let mut nets = Vec::with_capacity(shapes.len());
+        for (k, shape) in shapes.into_iter().enumerate() {
+            nets.push(PolicyNet::new(
+                cfg,
+                shape,
+                slots,
+                batch,
+                seeds.init[k],
+                seeds.sample[k],
+                Seeds::shuffle(cfg.seed, tag, k),
+                Some(algo.store_extras(&env, k)),
+                &make_executor,
+            )?);
+        }
+        let adapter = nets[0].ac.executor().adapter_name();
+        Ok(Self {
+            cfg: cfg.clone(),
+            pool: WorkerPool::new(cfg.threads as usize),
+            out: RoundOut::new(slots),
+            env,
+            algo,
+            nets,
+            seeds,
+            iteration: 0,
+            env_steps: 0,
+            timing: Timing::default(),
+            adapter,
+        })
+    }
+
+    pub fn adapter(&self) -> &str {
+        &self.adapter
+    }
+
+    pub fn seeds(&self) -> &Seeds {
+        &self.seeds
+    }
+
+    /// One iteration: rollout, advantages, the algorithm's plan, epochs, metrics.
+    pub fn iterate(&mut self) -> Result<IterStats<A::Metrics>, ShaderError> {
+        let start = Instant::now();
+        let rounds = self.rollout()?;
+        self.bootstrap(rounds)?;
+        let t0 = Instant::now();
+        self.advantages()?;
+        let plans = self.algo.plan(&self.env, &self.cfg, &mut self.nets)?;
+        self.epochs(&plans)?;
+        self.timing.update_s += t0.elapsed().as_secs_f64();
+        Ok(self.finish(rounds, start))
+    }
+
+    /// Up to T rounds (fewer when the environment has what it needs): every network decides
+    /// for its waiting slots into its store, then the environment steps.
+    fn rollout(&mut self) -> Result<u32, ShaderError> {
+        self.env.begin_rollout();
+        self.algo.begin_rollout(&self.env);
+        for net in &mut self.nets {
+            net.begin_rollout();
+        }
+        let mut rounds = 0;
+        while rounds < self.cfg.rollout_steps {
+            self.decide(rounds)?;
+            self.step_env();
+            rounds += 1;
+            if self.env.rollout_complete() {
+                break;
+            }
+        }
+        Ok(rounds)
+    }
+
+    /// Every network's waiting slots and their observations.
+    fn gather(&mut self) {
+        for (k, net) in self.nets.iter_mut().enumerate() {
+            let e = self.algo.env_net(k);
+            self.env.gather(e, &mut net.slots, &mut net.obs);
+            if G::ROUTES {
+                let w = net.shape.obs_width;
+                let mut keep = 0;
+                for j in 0..net.slots.len() {
+                    if self.algo.route(&self.env, e, net.slots[j]) == k {
+                        net.slots[keep] = net.slots[j];
+                        net.obs.copy_within(j * w..(j + 1) * w, keep * w);
+                        keep += 1;
+                    }
+                }
+                net.slots.truncate(keep);
+                net.obs.truncate(keep * w);
+            }
+        }
+    }
+
+    /// Round `t`: every network decides for its slots, into its store; actions to the env.
+    fn decide(&mut self, t: u32) -> Result<(), ShaderError> {
+        let t0 = Instant::now();
+        self.gather();
+        for (k, net) in self.nets.iter_mut().enumerate() {
+            net.assign_rows(t);
+            self.algo
+                .on_decision(&self.env, k, &net.slots, &net.dst, &net.obs);
+        }
+        let iteration = self.iteration;
+        run_nets(&self.pool, &mut self.nets, |_, net| {
+            net.act_stored(iteration, t)
+        })?;
+        for (k, net) in self.nets.iter().enumerate() {
+            self.env
+                .scatter(self.algo.env_net(k), &net.slots, &net.actions);
+        }
+        self.timing.act_s += t0.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Step the environment; each decision of the round gets its reward, and a slot whose
+    /// episode ended has its sequences' last rows marked done.
+    fn step_env(&mut self) {
+        let k0 = Instant::now();
+        self.env.step(&self.pool, &mut self.out);
+        self.timing.kernel_s += k0.elapsed().as_secs_f64();
+        let h0 = Instant::now();
+        for net in &mut self.nets {
+            net.record_rewards(&self.out.reward);
+        }
+        for (slot, &done) in self.out.done.iter().enumerate() {
+            if done {
+                for net in &mut self.nets {
+                    net.end_episode(slot);
+                }
+            }
+        }
+        self.timing.host_s += h0.elapsed().as_secs_f64();
+    }
+
+    /// The values of the observations waiting after the last round (each slot's bootstrap).
+    fn bootstrap(&mut self, rounds: u32) -> Result<(), ShaderError> {
+        let t0 = Instant::now();
+        self.gather();
+        let iteration = self.iteration;
+        run_nets(&self.pool, &mut self.nets, |_, net| {
+            net.bootstrap(iteration, rounds)
+        })?;
+        self.timing.act_s += t0.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// The algorithm's rewards, then GAE over every network's store.
+    fn advantages(&mut self) -> Result<(), ShaderError> {
+        for (k, net) in self.nets.iter_mut().enumerate() {
+            self.algo.rewards(&self.env, k, &net.rows, &mut net.rewards);
+        }
+        let cfg = &self.cfg;
+        run_nets(&self.pool, &mut self.nets, |_, net| net.advantages(cfg))
+    }
+
+    /// K epochs of minibatch PPO per network, with its plan.
+    fn epochs(&mut self, plans: &[NetPlan]) -> Result<(), ShaderError> {
+        let cfg = &self.cfg;
+        run_nets(&self.pool, &mut self.nets, |k, net| {
+            net.epochs(cfg, &plans[k])
+        })
+    }
+
+    fn finish(&mut self, rounds: u32, start: Instant) -> IterStats<A::Metrics> {
+        let loss = LossSums::mean_over(self.nets.iter().map(|n| &n.loss));
+        for net in &mut self.nets {
+            self.timing.transfer_bytes += std::mem::take(&mut net.transfer_bytes);
+        }
+        self.iteration += 1;
+        self.env_steps += (self.env.instances() * rounds as usize) as u64;
+        IterStats {
+            env: self.env.end_rollout(rounds, self.env_steps),
+            loss,
+            penalty: self.algo.report(),
+            trained: (self.env.slots() * rounds as usize) as u64,
+            wall_s: start.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Hex digest of every network's parameters, in network order.
+    pub fn param_hash(&mut self) -> Result<String, ShaderError> {
+        let mut h = TrajectoryHash::new();
+        for net in &mut self.nets {
+            h.write_f32s(&net.ac.params()?);
+        }
+        Ok(h.hex())
+    }
+
+    /// Everything needed to continue exactly here.
+    #[allow(clippy::type_complexity)]
+    pub fn save(
+        &mut self,
+    ) -> Result<(TrainerState<A::Snapshot, G::State>, Vec<NetState>), ShaderError> {
+        let mut nets = Vec::with_capacity(self.nets.len());
+        for net in &mut self.nets {
+            nets.push(net.save()?);
+        }
+        let state = TrainerState {
+            iteration: self.iteration,
+            env_steps: self.env_steps,
+            shuffle_streams: self.nets.iter().map(|n| n.shuffle.clone()).collect(),
+            env: self.env.snapshot(),
+            algo: self.algo.state(),
+        };
+        Ok((state, nets))
+    }
+
+    /// Continue from [`Self::save`]'s output.
+    pub fn load(
+        &mut self,
+        state: TrainerState<A::Snapshot, G::State>,
+        nets: &[NetState],
+    ) -> Result<(), TrainError> {
+        if state.shuffle_streams.len() != self.nets.len() {
+            return Err(TrainError::Checkpoint {
+                why: format!(
+                    "it holds {} networks' streams, this run trains {}",
+                    state.shuffle_streams.len(),
+                    self.nets.len()
+                ),
+            });
+        }
+        self.load_nets(nets)?;
+        for (net, shuffle) in self.nets.iter_mut().zip(state.shuffle_streams) {
+            net.shuffle = shuffle;
+        }
+        self.env.restore(state.env)?;
+        self.algo.restore(state.algo);
+        self.iteration = state.iteration;
+        self.env_steps = state.env_steps;
+        Ok(())
+    }
+
+    /// Load only the networks' parameters and optimizer state (evaluation).
+    pub fn load_nets(&mut self, nets: &[NetState]) -> Result<(), TrainError> {
+        if nets.len() != self.nets.len() {
+            return Err(TrainError::Checkpoint {
+                why: format!(
+                    "it holds {} networks, this run has {}",
+                    nets.len(),
+                    self.nets.len()
+                ),
+            });
+        }
+        for (net, s) in self.nets.iter_mut().zip(nets) {
+            net.restore(s)?;
+        }
+        Ok(())
+    }
+
+    /// Play until `episodes` episodes (AH) or days (HS) have finished, from the environment as
+    /// it is (a fresh one for evaluation), and return the environment's evaluation numbers.
+    /// `random`: the environment's uniform random baseline instead of the networks.
+    pub fn play(
+        &mut self,
+        episodes: usize,
+        mode: ActMode,
+        random: bool,
+    ) -> Result<serde_json::Value, ShaderError> {
+        let mut played = self.env.played(episodes);
+        self.env.begin_rollout();
+        let mut t = 0u32;
+        loop {
+            if random {
+                self.env.random_actions();
+            } else {
+                self.gather();
+                let iteration = self.iteration;
+                run_nets(&self.pool, &mut self.nets, |_, net| {
+                    net.act(iteration, t, mode)
+                })?;
+                for (k, net) in self.nets.iter().enumerate() {
+                    self.env
+                        .scatter(self.algo.env_net(k), &net.slots, &net.actions);
+                }
+            }
+            self.env.step(&self.pool, &mut self.out);
+            if self.env.collect(episodes, &mut played) {
+                break;
+            }
+            t = t.wrapping_add(1);
+        }
+        Ok(self.env.eval_report(&played, mode))
+    }
+}
