@@ -1,8 +1,11 @@
 //! Command-line arguments. Every numeric argument carries its allowed range, so bad input is
 //! rejected by the parser with one line that names the argument and the range.
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use fairground_kernel::Profile;
+use fairground_trainer::{Algo, Backend, EnvName, Fairness, Penalty};
+use std::str::FromStr;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,30 +29,14 @@ pub enum Command {
     Eval(EvalArgs),
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlgoKind {
-    /// Proximal policy optimisation.
-    Ppo,
-    /// PPO with the fairness penalty (--fairness, --alpha, --beta, --penalty).
-    FairPpo,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FairnessKind {
-    /// Demographic parity (sensitive vs non-sensitive).
-    Dp,
-    /// Conditional statistical parity (within each level of the legitimate factor).
-    Csp,
-    /// Counterfactual fairness (each world against its twin; HS).
-    Cf,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PenaltyKind {
-    /// The gaps weight the policy gradient (docs/fair-ppo.md).
-    Shaped,
-    /// The reference code's semantics (spec §4).
-    Reference,
+/// A parser for one of a trainer enum's names (`NAMES`, `FromStr`): clap lists the possible
+/// values in help and errors, and the names exist only in the trainer.
+fn one_of<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Debug,
+{
+    PossibleValuesParser::new(names).map(|s| s.parse::<T>().expect("a possible value"))
 }
 
 /// A penalty weight: a number in 0..=10.
@@ -65,29 +52,19 @@ fn parse_weight(s: &str) -> Result<f32, String> {
     }
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrainBackend {
-    /// gpu if an adapter exists, else cpu.
-    Auto,
-    /// WGSL kernels through wgpu.
-    Gpu,
-    /// The kernels' CPU twins.
-    Cpu,
-}
-
 #[derive(Args, Debug, Clone)]
 #[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
     /// Environment.
-    #[arg(long, value_enum)]
-    pub env: Option<EnvKind>,
+    #[arg(long, value_parser = one_of::<EnvName>(EnvName::NAMES))]
+    pub env: Option<EnvName>,
     /// Learning algorithm.
-    #[arg(long, value_enum)]
-    pub algo: Option<AlgoKind>,
+    #[arg(long, value_parser = one_of::<Algo>(Algo::NAMES))]
+    pub algo: Option<Algo>,
     /// Fair-PPO's fairness notion [default: dp]; also chooses the disparities the metrics lead
     /// with (cf runs every HS instance with its twin).
-    #[arg(long, value_enum)]
-    pub fairness: Option<FairnessKind>,
+    #[arg(long, value_parser = one_of::<Fairness>(Fairness::NAMES))]
+    pub fairness: Option<Fairness>,
     /// Weight of the retrospective term, realised group-return gap, in 0..=10 [default: 0.5].
     #[arg(long, value_parser = parse_weight)]
     pub alpha: Option<f32>,
@@ -95,8 +72,8 @@ pub struct TrainArgs {
     #[arg(long, value_parser = parse_weight)]
     pub beta: Option<f32>,
     /// How the penalty enters the update [default: shaped].
-    #[arg(long, value_enum)]
-    pub penalty: Option<PenaltyKind>,
+    #[arg(long, value_parser = one_of::<Penalty>(Penalty::NAMES))]
+    pub penalty: Option<Penalty>,
     /// Rule and trainer profile: clean (default) or reference (the Python reference's [REPRO]
     /// behaviours; their flags default on and are overridable in --config).
     #[arg(long)]
@@ -120,8 +97,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
     /// Backend of the networks [default: auto].
-    #[arg(long, value_enum)]
-    pub backend: Option<TrainBackend>,
+    #[arg(long, value_parser = one_of::<Backend>(Backend::NAMES))]
+    pub backend: Option<Backend>,
     /// Continue the run in --out from its last checkpoint up to --iterations.
     #[arg(long)]
     pub resume: bool,
@@ -144,8 +121,8 @@ pub struct EvalArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub episode_steps: Option<u32>,
     /// Backend of the networks [default: the run's].
-    #[arg(long, value_enum)]
-    pub backend: Option<TrainBackend>,
+    #[arg(long, value_parser = one_of::<Backend>(Backend::NAMES))]
+    pub backend: Option<Backend>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -161,14 +138,14 @@ pub enum BenchCommand {
 #[derive(Args, Debug, Clone)]
 pub struct TrainBenchArgs {
     /// Environment (its default config and networks; for hs, steps are decision rounds).
-    #[arg(long, value_enum, default_value = "ah")]
-    pub env: EnvKind,
+    #[arg(long, value_parser = one_of::<EnvName>(EnvName::NAMES), default_value = "ah")]
+    pub env: EnvName,
     /// Environment instances.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub instances: u32,
     /// Backend of the networks.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub backend: TrainBackend,
+    #[arg(long, value_parser = one_of::<Backend>(Backend::NAMES), default_value = "auto")]
+    pub backend: Backend,
     /// Steps (hs: decision rounds) per iteration.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub rollout_steps: u32,
@@ -180,20 +157,12 @@ pub struct TrainBenchArgs {
     pub iterations: u32,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EnvKind {
-    /// Allelopathic Harvest (40-agent gridworld).
-    Ah,
-    /// HospitalSim (hospital discrete-event simulation).
-    Hs,
-}
-
 #[derive(Args, Debug, Clone)]
 #[command(allow_negative_numbers = true)]
 pub struct EnvBenchArgs {
     /// Which environment to step.
-    #[arg(long, value_enum)]
-    pub env: EnvKind,
+    #[arg(long, value_parser = one_of::<EnvName>(EnvName::NAMES))]
+    pub env: EnvName,
     /// Number of independent instances stepped together.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     pub instances: u32,

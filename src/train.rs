@@ -1,54 +1,25 @@
 //! `fairground train`, `eval` and `bench train`: map the command-line arguments onto
-//! fairground-trainer's requests.
+//! fairground-trainer's requests (the enums are the trainer's own, parsed by their names).
 
-use crate::cli::{
-    AlgoKind, EnvKind, EvalArgs, FairnessKind, PenaltyKind, TrainArgs, TrainBackend, TrainBenchArgs,
-};
-use fairground_trainer::{
-    Algo, Backend, EnvName, EvalRequest, Fairness, Overrides, Penalty, TrainRequest,
-};
+use crate::cli::{EvalArgs, TrainArgs, TrainBenchArgs};
+use fairground_trainer::{EvalRequest, Overrides, TrainRequest};
 use std::path::PathBuf;
-
-fn backend(b: TrainBackend) -> Backend {
-    match b {
-        TrainBackend::Auto => Backend::Auto,
-        TrainBackend::Gpu => Backend::Gpu,
-        TrainBackend::Cpu => Backend::Cpu,
-    }
-}
-
-fn env(e: EnvKind) -> EnvName {
-    match e {
-        EnvKind::Ah => EnvName::Ah,
-        EnvKind::Hs => EnvName::Hs,
-    }
-}
 
 pub fn train(args: &TrainArgs) -> anyhow::Result<PathBuf> {
     let req = TrainRequest {
         overrides: Overrides {
-            env: args.env.map(env),
-            algo: args.algo.map(|a| match a {
-                AlgoKind::Ppo => Algo::Ppo,
-                AlgoKind::FairPpo => Algo::FairPpo,
-            }),
-            fairness: args.fairness.map(|f| match f {
-                FairnessKind::Dp => Fairness::Dp,
-                FairnessKind::Csp => Fairness::Csp,
-                FairnessKind::Cf => Fairness::Cf,
-            }),
+            env: args.env,
+            algo: args.algo,
+            fairness: args.fairness,
             alpha: args.alpha,
             beta: args.beta,
-            penalty: args.penalty.map(|p| match p {
-                PenaltyKind::Shaped => Penalty::Shaped,
-                PenaltyKind::Reference => Penalty::Reference,
-            }),
+            penalty: args.penalty,
             profile: args.profile,
             instances: args.instances,
             rollout_steps: args.rollout_steps,
             iterations: args.iterations,
             seed: args.seed,
-            backend: args.backend.map(backend),
+            backend: args.backend,
         },
         config_file: args.config.clone(),
         out: args.out.clone(),
@@ -65,15 +36,15 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<String> {
         greedy: args.greedy,
         random: args.random,
         episode_steps: args.episode_steps,
-        backend: args.backend.map(backend),
+        backend: args.backend,
     })?)
 }
 
 pub fn bench(args: &TrainBenchArgs) -> anyhow::Result<String> {
     Ok(fairground_trainer::bench(
-        env(args.env),
+        args.env,
         args.instances,
-        backend(args.backend),
+        args.backend,
         args.rollout_steps,
         args.minibatch_size,
         args.iterations,

@@ -83,15 +83,49 @@ pub enum Backend {
     Cpu,
 }
 
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Auto => "auto",
-            Backend::Gpu => "gpu",
-            Backend::Cpu => "cpu",
+/// The command-line and TOML names of a config enum: `NAMES` (in order), `name()`, `FromStr`
+/// (an unknown name gets one line listing the allowed ones) and `Display`. The CLI parses its
+/// flags with these, so the names exist once.
+macro_rules! named_enum {
+    ($t:ident { $($v:ident => $n:literal),+ $(,)? }) => {
+        impl $t {
+            /// Every allowed name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($n),+];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($t::$v => $n,)+
+                }
+            }
         }
-    }
+
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($n => Ok($t::$v),)+
+                    _ => Err(format!(
+                        "unknown {} '{s}' (allowed: {})",
+                        stringify!($t).to_lowercase(),
+                        Self::NAMES.join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
 }
+
+named_enum!(EnvName { Ah => "ah", Hs => "hs" });
+named_enum!(Algo { Ppo => "ppo", FairPpo => "fair-ppo" });
+named_enum!(Fairness { Dp => "dp", Csp => "csp", Cf => "cf" });
+named_enum!(Penalty { Shaped => "shaped", Reference => "reference" });
+named_enum!(Backend { Auto => "auto", Gpu => "gpu", Cpu => "cpu" });
 
 /// Everything that defines a training run. Unknown keys in a TOML file are errors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
