@@ -5,11 +5,12 @@
 //! the bench command's JSON line has the documented fields and a thread-independent hash.
 
 use fairground::bench::env_hs::run_uniform;
-use fairground::cli::{EnvBenchArgs, EnvKind};
+use fairground::cli::EnvBenchArgs;
 use fairground_kernel::Profile;
 use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::hs::{HsActions, HsConfig, HsEnv, HsRound, HsSnapshot, RandomPolicy};
 use fairground_kernel::pool::WorkerPool;
+use fairground_trainer::EnvName;
 
 fn config(profile: Profile, instances: u32, seed: u64) -> HsConfig {
     HsConfig::new(instances, seed, profile)
@@ -174,7 +175,7 @@ fn a_snapshot_without_the_last_day_ledger_columns_restores_and_continues_the_sam
 #[test]
 fn bench_line_has_the_documented_fields_and_a_thread_independent_hash() {
     let args = |threads| EnvBenchArgs {
-        env: EnvKind::Hs,
+        env: EnvName::Hs,
         instances: 6,
         steps: 1,
         days: 1,
