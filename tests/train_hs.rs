@@ -12,7 +12,7 @@
 //!   for the keys it does not set;
 //! - metrics lines carry the documented keys; `eval` (policy and `--random`) writes
 //!   `patients_treated_mean`, `return_by_group` and the environment statistics;
-//! - an out-of-range HS field (`hs_patients`, `trunk` widths, no layer at all) is refused with
+//! - an out-of-range HS field (`hs.patients`, `trunk` widths, no layer at all) is refused with
 //!   one line naming it and its allowed range, and nothing is written;
 //! - `bench train --env hs` prints one JSON line: decisions trained per second and the split
 //!   between kernel, policy acting, PPO update, host and transfers, with HS's default networks
@@ -113,7 +113,7 @@ fn hs_bad_field_is_one_line_and_writes_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for (text, needles) in [
-        ("hs_patients = 400\n", ["hs_patients", "1..=320"]),
+        ("hs_patients = 400\n", ["hs.patients", "1..=320"]),
         ("trunk = [256, 0]\n", ["trunk", "1..=4096"]),
         ("trunk = []\nhidden = []\n", ["hidden", "1..=4096"]),
     ] {

@@ -1,8 +1,8 @@
 //! Guarantees for `fairground train --profile reference` (cpu backend, tiny sizes):
 //! - `--env ah --profile reference` and `--env hs --profile reference` run and write a run
 //!   directory whose `config.toml` and `manifest.json` show the profile and every [REPRO] flag
-//!   on (`ah_action_misalignment`, `ah_interleaved_gae`, `ah_standardized_returns`,
-//!   `ah_cross_group_training`, `hs_pairwise_ratio`, `hs_whole_days`), sequential minibatches,
+//!   on (`ah.action_misalignment`, `ah.interleaved_gae`, `ah.standardized_returns`,
+//!   `ah.cross_group_training`, `hs.pairwise_ratio`, `hs.whole_days`), sequential minibatches,
 //!   and for AH one instance whose whole episode is one rollout;
 //! - HS reference with its defaults trains one instance for exactly one whole day per iteration
 //!   (one update per episode), however many decision rounds the day takes;
@@ -24,12 +24,12 @@ const TINY_HS: &str = "instances = 2\nrollout_steps = 40\nhs_patients = 12\nhs_s
                        seed = 7\n";
 
 const FLAGS: [&str; 6] = [
-    "ah_action_misalignment",
-    "ah_interleaved_gae",
-    "ah_standardized_returns",
-    "ah_cross_group_training",
-    "hs_pairwise_ratio",
-    "hs_whole_days",
+    "ah.action_misalignment",
+    "ah.interleaved_gae",
+    "ah.standardized_returns",
+    "ah.cross_group_training",
+    "hs.pairwise_ratio",
+    "hs.whole_days",
 ];
 
 fn setup(name: &str, files: &[(&str, &str)]) -> PathBuf {
@@ -64,14 +64,28 @@ fn train(env: &str, cfg: &Path, run: &Path) {
     );
 }
 
-/// `config.toml`'s top-level `key = value` lines (values as written).
+/// `config.toml`'s `key = value` lines (values as written), keyed `section.key` inside a
+/// `[section]` and `key` above the first.
 fn saved_config(run: &Path) -> std::collections::HashMap<String, String> {
-    std::fs::read_to_string(run.join("config.toml"))
+    let mut section = String::new();
+    let mut out = std::collections::HashMap::new();
+    for l in std::fs::read_to_string(run.join("config.toml"))
         .unwrap()
         .lines()
-        .filter_map(|l| l.split_once(" = "))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
+    {
+        let l = l.trim();
+        if let Some(name) = l.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = format!("{name}.");
+        } else if let Some((k, v)) = l.split_once(" = ") {
+            out.insert(format!("{section}{}", k.trim()), v.trim().to_string());
+        }
+    }
+    out
+}
+
+/// A dotted `section.key` of a JSON object.
+fn dotted<'a>(v: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    key.split('.').fold(v, |v, k| &v[k])
 }
 
 fn manifest_config(run: &Path) -> serde_json::Value {
@@ -91,9 +105,9 @@ fn check_flags_on(run: &Path) {
     assert_eq!(manifest["profile"], "reference");
     for flag in FLAGS {
         assert_eq!(cfg[flag], "true", "config.toml: {flag}");
-        assert_eq!(manifest[flag], true, "manifest.json: {flag}");
+        assert_eq!(dotted(&manifest, flag), true, "manifest.json: {flag}");
     }
-    assert_eq!(cfg["shuffle_minibatches"], "false");
+    assert_eq!(cfg["ppo.shuffle_minibatches"], "false");
 }
 
 #[test]
@@ -133,7 +147,7 @@ fn hs_reference_runs_shows_its_flags_is_deterministic_and_the_flag_matters() {
     train("hs", &dir.join("tiny.toml"), &b);
     check_flags_on(&a);
     assert_eq!(
-        saved_config(&a)["normalize_advantages"],
+        saved_config(&a)["ppo.normalize_advantages"],
         "false",
         "HS reference: raw advantages"
     );
@@ -146,8 +160,8 @@ fn hs_reference_runs_shows_its_flags_is_deterministic_and_the_flag_matters() {
     // Overridden in the file: saved as given, and the surrogate is another one.
     train("hs", &dir.join("off.toml"), &c);
     let saved = saved_config(&c);
-    assert_eq!(saved["hs_pairwise_ratio"], "false");
-    assert_eq!(saved["ah_interleaved_gae"], "true");
+    assert_eq!(saved["hs.pairwise_ratio"], "false");
+    assert_eq!(saved["ah.interleaved_gae"], "true");
     let mc = metrics(&c);
     assert_ne!(
         ma[1]["param_hash"], mc[1]["param_hash"],
@@ -164,7 +178,7 @@ fn hs_reference_trains_one_whole_day_per_iteration() {
     train("hs", &dir.join("tiny.toml"), &run);
     let saved = saved_config(&run);
     assert_eq!(saved["instances"], "1");
-    assert_eq!(saved["hs_whole_days"], "true");
+    assert_eq!(saved["hs.whole_days"], "true");
     let m = metrics(&run);
     assert_eq!(m.len(), 2);
     let mut before = 0;

@@ -10,6 +10,7 @@
 
 use crate::error::TrainError;
 use fairground_kernel::Profile;
+use fairground_kernel::ah::AGENTS_MAX;
 use fairground_shaders::PpoHyper;
 use serde::{Deserialize, Serialize};
 
@@ -127,7 +128,11 @@ named_enum!(Fairness { Dp => "dp", Csp => "csp", Cf => "cf" });
 named_enum!(Penalty { Shaped => "shaped", Reference => "reference" });
 named_enum!(Backend { Auto => "auto", Gpu => "gpu", Cpu => "cpu" });
 
-/// Everything that defines a training run. Unknown keys in a TOML file are errors.
+/// Everything that defines a training run, in sections: the run itself at the top level, then
+/// `[ppo]` (networks and the update), `[fair]` (Fair-PPO's penalty), `[ah]` and `[hs]` (each
+/// environment's own settings and [REPRO] flags). Unknown keys in a TOML file are errors; the
+/// flat layout of earlier versions (`lr = …`, `hs_patients = …`) is still read, each key into
+/// its section ([`LEGACY_KEYS`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
@@ -136,18 +141,8 @@ pub struct TrainConfig {
     pub env: EnvName,
     /// Algorithm: "ppo" or "fair-ppo".
     pub algo: Algo,
-    /// Fair-PPO: the fairness notion, "dp", "csp" or "cf" ("cf" steps every instance with its
-    /// counterfactual twin, for every algorithm: AH a twin world, HS twin hospitals, which
-    /// need an even number of instances; an HS default of one instance becomes one pair).
-    pub fairness: Fairness,
-    /// Fair-PPO: weight of the retrospective term (realised group-return gap), 0..=10.
-    pub alpha: f32,
-    /// Fair-PPO: weight of the prospective term (critic-value gap), 0..=10.
-    pub beta: f32,
-    /// Fair-PPO: "shaped" (the gaps weight the policy gradient) or "reference" (spec §4).
-    pub penalty: Penalty,
     /// Rule profile of the environment and the trainer: "clean" (the default) or "reference".
-    /// The environment follows it; it also sets the defaults of the [REPRO] flags below (on for
+    /// The environment follows it; it also sets the defaults of the [REPRO] flags (on for
     /// "reference", off for "clean") and, for "reference", the reference's rollout shape and
     /// minibatch order (see [`TrainConfig::defaults`]).
     pub profile: Profile,
@@ -161,15 +156,25 @@ pub struct TrainConfig {
     pub seed: u64,
     /// "auto", "gpu" or "cpu". The saved config holds the backend actually used.
     pub backend: Backend,
-    /// Worker threads for the kernel and for running the two group networks side by side
-    /// (results do not depend on it).
+    /// Worker threads for the kernel and for running the networks side by side (results do
+    /// not depend on it).
     pub threads: u32,
-    /// Steps per AH episode (instances reset automatically after the last one).
-    pub episode_steps: u32,
-    /// HS: patients per simulated day (reference 300; at most 320).
-    pub hs_patients: u16,
-    /// HS: minutes per simulated day (reference 720; at most 1440).
-    pub hs_sim_minutes: u16,
+    /// Write a checkpoint every this many iterations (and always after the last).
+    pub checkpoint_every: u32,
+    /// `[ppo]`: the networks and the PPO update.
+    pub ppo: PpoConfig,
+    /// `[fair]`: Fair-PPO's fairness notion and penalty.
+    pub fair: FairConfig,
+    /// `[ah]`: Allelopathic Harvest.
+    pub ah: AhConfig,
+    /// `[hs]`: HospitalSim.
+    pub hs: HsSection,
+}
+
+/// `[ppo]`: the networks and the PPO update.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PpoConfig {
     /// Hidden widths of the shared trunk feeding the policy and value heads, each layer leaky
     /// ReLU (spec §3.2, HS: 256, 128); empty: no trunk, separate networks (spec §3.1, AH).
     /// Widths in 1..=4096.
@@ -193,70 +198,139 @@ pub struct TrainConfig {
     pub vf_coef: f32,
     /// Entropy coefficient.
     pub ent_coef: f32,
-    /// Standardise advantages over each group's rollout (mean 0, unbiased std 1).
+    /// Standardise advantages over each network's rollout (mean 0, unbiased std 1).
     pub normalize_advantages: bool,
     /// Visit each epoch's rows in a fresh seeded order (false: sequential slices, as the
     /// reference).
     pub shuffle_minibatches: bool,
-    /// Write a checkpoint every this many iterations (and always after the last).
-    pub checkpoint_every: u32,
-    /// AH [REPRO] (spec §1.7, §9 item 3): action misalignment. Every step, each instance's
+}
+
+/// `[fair]`: Fair-PPO's fairness notion and penalty (docs/fair-ppo.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FairConfig {
+    /// The fairness notion, "dp", "csp" or "cf" ("cf" steps every instance with its
+    /// counterfactual twin, for every algorithm: AH a twin world, HS twin hospitals, which
+    /// need an even number of instances; an HS default of one instance becomes one pair).
+    pub fairness: Fairness,
+    /// Weight of the retrospective term (realised group-return gap), 0..=10.
+    pub alpha: f32,
+    /// Weight of the prospective term (critic-value gap), 0..=10.
+    pub beta: f32,
+    /// "shaped" (the gaps weight the policy gradient) or "reference" (spec §4).
+    pub penalty: Penalty,
+}
+
+/// `[ah]`: Allelopathic Harvest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AhConfig {
+    /// Steps per episode (instances reset automatically after the last one).
+    pub episode_steps: u32,
+    /// [REPRO] (spec §1.7, §9 item 3): action misalignment. Every step, each instance's
     /// actions are concatenated as [the actions sampled for its non-sensitive players, in player
     /// order, then those for its sensitive players] and applied to players 0, 1, … in order, so
     /// player k generally acts with another player's action; the rollout still records, per
     /// player, its own observation, the action sampled for it and the reward it actually got.
     /// Also applies to `fairground eval`. false: each player gets its own action.
-    pub ah_action_misalignment: bool,
-    /// AH [REPRO] (spec §3.1, §9 item 4): GAE over each group's memory (its rows in time-major,
+    pub action_misalignment: bool,
+    /// [REPRO] (spec §3.1, §9 item 4): GAE over each group's memory (its rows in time-major,
     /// then instance, then player order) as ONE trajectory: an entry's next value is the next
     /// entry's, the last entry bootstraps with 0, no done masks. false: GAE per player
     /// trajectory with done masks and bootstrap values.
-    pub ah_interleaved_gae: bool,
-    /// AH [REPRO] (spec §3.1): returns := the (standardised, with `normalize_advantages`)
+    pub interleaved_gae: bool,
+    /// [REPRO] (spec §3.1): returns := the (standardised, with `normalize_advantages`)
     /// advantage + stored value, and inside every minibatch the returns are standardised again
     /// (the minibatch's mean and unbiased std + 1e-8; a one-row minibatch gets 0) before the
     /// value regression. false: returns = raw GAE advantage + stored value.
-    pub ah_standardized_returns: bool,
-    /// AH [REPRO] (spec §3.1, §9 item 5): cross-group training. Per update the non-sensitive
+    pub standardized_returns: bool,
+    /// [REPRO] (spec §3.1, §9 item 5): cross-group training. Per update the non-sensitive
     /// network trains on its own memory then on the sensitive memory, and the sensitive network
     /// on its own then on the non-sensitive memory (K epochs each pass); on the other group's
     /// memory the "old" log-probabilities and values are the stored ones, i.e. the other
     /// network's. false: each network trains on its own memory only.
-    pub ah_cross_group_training: bool,
-    /// HS [REPRO] (spec §3.2): the reference's importance-ratio broadcasting. In every minibatch
+    pub cross_group_training: bool,
+}
+
+/// `[hs]`: HospitalSim.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HsSection {
+    /// Patients per simulated day (reference 300; at most 320).
+    pub patients: u16,
+    /// Minutes per simulated day (reference 720; at most 1440).
+    pub sim_minutes: u16,
+    /// [REPRO] (spec §3.2): the reference's importance-ratio broadcasting. In every minibatch
     /// of B rows the ratio is the B × B matrix r_ij = exp(logπ_new(a_j|s_j) − logπ_old(a_i|s_i)),
     /// multiplied by A_j, clipped element-wise, and the surrogate is the mean over all B² pairs
     /// (value and entropy terms unchanged). false: the per-sample ratio.
-    pub hs_pairwise_ratio: bool,
-    /// HS: each iteration runs decision rounds until every instance has ended the day it was in
+    pub pairwise_ratio: bool,
+    /// Each iteration runs decision rounds until every instance has ended the day it was in
     /// (one update per episode, as the reference, spec §3.2); `rollout_steps` then caps the
     /// rounds of one iteration (a day longer than that is cut and continues in the next). With
     /// `instances = 1`, the reference profile's default, an iteration is exactly one day; with
     /// more, instances that end their day early go on into the next until the last one ends.
-    pub hs_whole_days: bool,
+    pub whole_days: bool,
 }
 
-impl Default for TrainConfig {
-    /// The reference's hyperparameters with a short run: `cargo run --release -- train --env ah`
-    /// takes about a minute on a 2-core machine.
+/// The flat keys of earlier versions' config files: (flat key, section, key in the section).
+pub const LEGACY_KEYS: [(&str, &str, &str); 25] = [
+    ("trunk", "ppo", "trunk"),
+    ("hidden", "ppo", "hidden"),
+    ("lr", "ppo", "lr"),
+    ("gamma", "ppo", "gamma"),
+    ("gae_lambda", "ppo", "gae_lambda"),
+    ("clip_coef", "ppo", "clip_coef"),
+    ("epochs", "ppo", "epochs"),
+    ("minibatch_size", "ppo", "minibatch_size"),
+    ("vf_coef", "ppo", "vf_coef"),
+    ("ent_coef", "ppo", "ent_coef"),
+    ("normalize_advantages", "ppo", "normalize_advantages"),
+    ("shuffle_minibatches", "ppo", "shuffle_minibatches"),
+    ("fairness", "fair", "fairness"),
+    ("alpha", "fair", "alpha"),
+    ("beta", "fair", "beta"),
+    ("penalty", "fair", "penalty"),
+    ("episode_steps", "ah", "episode_steps"),
+    ("ah_action_misalignment", "ah", "action_misalignment"),
+    ("ah_interleaved_gae", "ah", "interleaved_gae"),
+    ("ah_standardized_returns", "ah", "standardized_returns"),
+    ("ah_cross_group_training", "ah", "cross_group_training"),
+    ("hs_patients", "hs", "patients"),
+    ("hs_sim_minutes", "hs", "sim_minutes"),
+    ("hs_pairwise_ratio", "hs", "pairwise_ratio"),
+    ("hs_whole_days", "hs", "whole_days"),
+];
+
+/// A parsed table with every flat legacy key moved into its section (see [`LEGACY_KEYS`]).
+/// A key given both ways is an error (the flat key, and a message naming both).
+pub fn sectioned(mut t: toml::Table) -> Result<toml::Table, (&'static str, String)> {
+    for (flat, section, key) in LEGACY_KEYS {
+        let Some(v) = t.remove(flat) else { continue };
+        let sec = t
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(sec) = sec.as_table_mut() else {
+            return Err((
+                section,
+                format!("`{section}` must be a table ([{section}])"),
+            ));
+        };
+        if sec.contains_key(key) {
+            return Err((
+                flat,
+                format!("`{flat}` (the flat layout) and `{section}.{key}` both given: keep one"),
+            ));
+        }
+        sec.insert(key.to_string(), v);
+    }
+    Ok(t)
+}
+
+impl Default for PpoConfig {
+    /// AH's (spec §3.1).
     fn default() -> Self {
         Self {
-            env: EnvName::Ah,
-            algo: Algo::Ppo,
-            fairness: Fairness::Dp,
-            alpha: 0.5,
-            beta: 0.5,
-            penalty: Penalty::Shaped,
-            profile: Profile::Clean,
-            instances: 8,
-            rollout_steps: 128,
-            iterations: 6,
-            seed: 0,
-            backend: Backend::Auto,
-            threads: 2,
-            episode_steps: 3000,
-            hs_patients: 300,
-            hs_sim_minutes: 720,
             trunk: vec![],
             hidden: vec![256, 128, 64],
             lr: 5e-4,
@@ -269,13 +343,63 @@ impl Default for TrainConfig {
             ent_coef: 0.01,
             normalize_advantages: true,
             shuffle_minibatches: true,
+        }
+    }
+}
+
+impl Default for FairConfig {
+    fn default() -> Self {
+        Self {
+            fairness: Fairness::Dp,
+            alpha: 0.5,
+            beta: 0.5,
+            penalty: Penalty::Shaped,
+        }
+    }
+}
+
+impl Default for AhConfig {
+    fn default() -> Self {
+        Self {
+            episode_steps: 3000,
+            action_misalignment: false,
+            interleaved_gae: false,
+            standardized_returns: false,
+            cross_group_training: false,
+        }
+    }
+}
+
+impl Default for HsSection {
+    fn default() -> Self {
+        Self {
+            patients: 300,
+            sim_minutes: 720,
+            pairwise_ratio: false,
+            whole_days: false,
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    /// The reference's hyperparameters with a short run: `cargo run --release -- train --env ah`
+    /// takes about a minute on a 2-core machine.
+    fn default() -> Self {
+        Self {
+            env: EnvName::Ah,
+            algo: Algo::Ppo,
+            profile: Profile::Clean,
+            instances: 8,
+            rollout_steps: 128,
+            iterations: 6,
+            seed: 0,
+            backend: Backend::Auto,
+            threads: 2,
             checkpoint_every: 1,
-            ah_action_misalignment: false,
-            ah_interleaved_gae: false,
-            ah_standardized_returns: false,
-            ah_cross_group_training: false,
-            hs_pairwise_ratio: false,
-            hs_whole_days: false,
+            ppo: PpoConfig::default(),
+            fair: FairConfig::default(),
+            ah: AhConfig::default(),
+            hs: HsSection::default(),
         }
     }
 }
@@ -285,11 +409,11 @@ impl TrainConfig {
     /// defaults, which are the reference's).
     pub fn ppo_hyper(&self) -> PpoHyper {
         PpoHyper {
-            clip_coef: self.clip_coef,
-            vf_coef: self.vf_coef,
-            ent_coef: self.ent_coef,
-            lr: self.lr,
-            pairwise_ratio: self.env == EnvName::Hs && self.hs_pairwise_ratio,
+            clip_coef: self.ppo.clip_coef,
+            vf_coef: self.ppo.vf_coef,
+            ent_coef: self.ppo.ent_coef,
+            lr: self.ppo.lr,
+            pairwise_ratio: self.env == EnvName::Hs && self.hs.pairwise_ratio,
             ..PpoHyper::default()
         }
     }
@@ -308,16 +432,19 @@ impl TrainConfig {
             instances: 8,
             rollout_steps: 256,
             iterations: 4,
-            trunk: vec![],
-            hidden: vec![256, 128],
-            lr: 3e-4,
-            gamma: 0.99,
-            gae_lambda: 0.95,
-            clip_coef: 0.2,
-            epochs: 10,
-            minibatch_size: 256,
-            vf_coef: 0.5,
-            ent_coef: 0.01,
+            ppo: PpoConfig {
+                trunk: vec![],
+                hidden: vec![256, 128],
+                lr: 3e-4,
+                gamma: 0.99,
+                gae_lambda: 0.95,
+                clip_coef: 0.2,
+                epochs: 10,
+                minibatch_size: 256,
+                vf_coef: 0.5,
+                ent_coef: 0.01,
+                ..PpoConfig::default()
+            },
             ..Self::default()
         }
     }
@@ -343,25 +470,25 @@ impl TrainConfig {
         let mut c = Self::default_for(env);
         if profile == Profile::Reference {
             c.profile = Profile::Reference;
-            c.ah_action_misalignment = true;
-            c.ah_interleaved_gae = true;
-            c.ah_standardized_returns = true;
-            c.ah_cross_group_training = true;
-            c.hs_pairwise_ratio = true;
-            c.hs_whole_days = true;
-            c.shuffle_minibatches = false;
+            c.ah.action_misalignment = true;
+            c.ah.interleaved_gae = true;
+            c.ah.standardized_returns = true;
+            c.ah.cross_group_training = true;
+            c.hs.pairwise_ratio = true;
+            c.hs.whole_days = true;
+            c.ppo.shuffle_minibatches = false;
             match env {
                 EnvName::Ah => {
                     c.instances = 1;
-                    c.rollout_steps = c.episode_steps;
+                    c.rollout_steps = c.ah.episode_steps;
                 }
                 EnvName::Hs => {
-                    c.normalize_advantages = false;
+                    c.ppo.normalize_advantages = false;
                     c.instances = 1;
                     c.rollout_steps = HS_DAY_ROUNDS_CAP;
-                    c.trunk = vec![256, 128];
-                    c.hidden = vec![];
-                    c.lr = 1e-5;
+                    c.ppo.trunk = vec![256, 128];
+                    c.ppo.hidden = vec![];
+                    c.ppo.lr = 1e-5;
                 }
             }
         }
@@ -386,16 +513,14 @@ impl TrainConfig {
             return Ok(parsed);
         }
         let mut table = toml::Table::try_from(Self::defaults(env, profile)).expect("config table");
-        let file: toml::Table = toml::from_str(text).expect("parsed above");
+        let file = sectioned(toml::from_str(text).expect("parsed above")).expect("checked above");
         let sets_rollout = file.contains_key("rollout_steps");
-        for (k, v) in file {
-            table.insert(k, v);
-        }
+        merge(&mut table, file);
         let mut cfg: Self = toml::Value::Table(table)
             .try_into()
             .expect("fields checked above");
         if env == EnvName::Ah && profile == Profile::Reference && !sets_rollout {
-            cfg.rollout_steps = cfg.episode_steps;
+            cfg.rollout_steps = cfg.ah.episode_steps;
         }
         Ok(cfg)
     }
@@ -426,9 +551,10 @@ fn range_f32(field: &'static str, v: f32, lo: f32, hi: f32) -> Result<(), TrainE
 }
 
 impl TrainConfig {
-    /// Parse a TOML file's text; a wrong type or an unknown key names the field.
+    /// Parse a TOML file's text (sections, or the flat layout of earlier versions); a wrong
+    /// type or an unknown key names the field and its line.
     pub fn from_toml(text: &str, path: &str) -> Result<Self, TrainError> {
-        toml::from_str(text).map_err(|e| {
+        toml::from_str::<RawConfig>(text).map_err(|e| {
             // The toml error's Display spans several lines (a source excerpt); fold it into one
             // that names the key on the offending line.
             let line_no = e
@@ -444,64 +570,53 @@ impl TrainConfig {
                 key: key.unwrap_or_else(|| "?".into()),
                 message: e.message().trim().to_string(),
             }
-        })
+        })?;
+        let table = toml::from_str::<toml::Table>(text).expect("parsed above");
+        let table = sectioned(table).map_err(|(key, message)| TrainError::ConfigFile {
+            path: path.to_string(),
+            line: text
+                .lines()
+                .position(|l| l.split('=').next().is_some_and(|k| k.trim() == key))
+                .map_or(0, |n| n + 1),
+            key: key.into(),
+            message,
+        })?;
+        Ok(toml::Value::Table(table)
+            .try_into()
+            .expect("every key and type checked above"))
     }
 
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a config always serialises")
     }
 
-    /// Check every field against what is allowed (before anything is written).
+    /// Check every field against what is allowed (before anything is written), section by
+    /// section; an error names the field as `section.key`.
     pub fn validate(&self) -> Result<(), TrainError> {
         range_u32("instances", self.instances, 1, 65_536)?;
         range_u32("rollout_steps", self.rollout_steps, 1, 100_000)?;
         range_u32("iterations", self.iterations, 1, 100_000_000)?;
         range_u32("threads", self.threads, 1, 64)?;
-        range_u32("episode_steps", self.episode_steps, 1, 1_000_000)?;
-        range_u32("hs_patients", u32::from(self.hs_patients), 1, 320)?;
-        range_u32("hs_sim_minutes", u32::from(self.hs_sim_minutes), 1, 1440)?;
-        if self.trunk.iter().any(|&w| !(1..=4096).contains(&w)) {
-            return Err(bad(
-                "trunk",
-                format!("{:?}: need 0 or more widths in 1..=4096", self.trunk),
-            ));
-        }
-        let least = usize::from(self.trunk.is_empty());
-        if self.hidden.len() < least || self.hidden.iter().any(|&w| !(1..=4096).contains(&w)) {
-            return Err(bad(
-                "hidden",
-                format!(
-                    "{:?}: need {least} or more widths in 1..=4096{}",
-                    self.hidden,
-                    if least > 0 { " without a trunk" } else { "" }
-                ),
-            ));
-        }
-        range_f32("lr", self.lr, f32::MIN_POSITIVE, 1.0)?;
-        range_f32("gamma", self.gamma, 0.0, 1.0)?;
-        range_f32("gae_lambda", self.gae_lambda, 0.0, 1.0)?;
-        range_f32("clip_coef", self.clip_coef, 0.0, 10.0)?;
-        range_u32("epochs", self.epochs, 1, 1000)?;
-        range_u32("minibatch_size", self.minibatch_size, 1, 65_536)?;
-        range_f32("vf_coef", self.vf_coef, 0.0, 1e6)?;
-        range_f32("ent_coef", self.ent_coef, 0.0, 1e6)?;
         range_u32("checkpoint_every", self.checkpoint_every, 1, 100_000_000)?;
-        range_f32("alpha", self.alpha, 0.0, 10.0)?;
-        range_f32("beta", self.beta, 0.0, 10.0)?;
-        if self.fairness == Fairness::Cf
+        self.ppo.validate()?;
+        self.fair.validate()?;
+        self.ah.validate()?;
+        self.hs.validate()?;
+        if self.fair.fairness == Fairness::Cf
             && self.env == EnvName::Hs
             && !self.instances.is_multiple_of(2)
         {
             return Err(bad(
                 "instances",
                 format!(
-                    "{} with fairness = cf: need an even number (each factual hospital has its \
-                     twin)",
+                    "{} with fair.fairness = cf: need an even number (each factual hospital has \
+                     its twin)",
                     self.instances
                 ),
             ));
         }
-        let rows = u64::from(self.instances) * u64::from(self.rollout_steps) * 250;
+        let rows =
+            u64::from(self.instances) * u64::from(self.rollout_steps) * u64::from(AGENTS_MAX);
         if rows > 64 << 20 {
             return Err(bad(
                 "rollout_steps",
@@ -513,6 +628,117 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+impl PpoConfig {
+    fn validate(&self) -> Result<(), TrainError> {
+        if self.trunk.iter().any(|&w| !(1..=4096).contains(&w)) {
+            return Err(bad(
+                "ppo.trunk",
+                format!("{:?}: need 0 or more widths in 1..=4096", self.trunk),
+            ));
+        }
+        let least = usize::from(self.trunk.is_empty());
+        if self.hidden.len() < least || self.hidden.iter().any(|&w| !(1..=4096).contains(&w)) {
+            return Err(bad(
+                "ppo.hidden",
+                format!(
+                    "{:?}: need {least} or more widths in 1..=4096{}",
+                    self.hidden,
+                    if least > 0 { " without a trunk" } else { "" }
+                ),
+            ));
+        }
+        range_f32("ppo.lr", self.lr, f32::MIN_POSITIVE, 1.0)?;
+        range_f32("ppo.gamma", self.gamma, 0.0, 1.0)?;
+        range_f32("ppo.gae_lambda", self.gae_lambda, 0.0, 1.0)?;
+        range_f32("ppo.clip_coef", self.clip_coef, 0.0, 10.0)?;
+        range_u32("ppo.epochs", self.epochs, 1, 1000)?;
+        range_u32("ppo.minibatch_size", self.minibatch_size, 1, 65_536)?;
+        range_f32("ppo.vf_coef", self.vf_coef, 0.0, 1e6)?;
+        range_f32("ppo.ent_coef", self.ent_coef, 0.0, 1e6)
+    }
+}
+
+impl FairConfig {
+    fn validate(&self) -> Result<(), TrainError> {
+        range_f32("fair.alpha", self.alpha, 0.0, 10.0)?;
+        range_f32("fair.beta", self.beta, 0.0, 10.0)
+    }
+}
+
+impl AhConfig {
+    fn validate(&self) -> Result<(), TrainError> {
+        range_u32("ah.episode_steps", self.episode_steps, 1, 1_000_000)
+    }
+}
+
+impl HsSection {
+    fn validate(&self) -> Result<(), TrainError> {
+        range_u32("hs.patients", u32::from(self.patients), 1, 320)?;
+        range_u32("hs.sim_minutes", u32::from(self.sim_minutes), 1, 1440)
+    }
+}
+
+/// Deep-merge `top` into `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Table, top: toml::Table) {
+    for (k, v) in top {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => merge(b, t),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// What a config file may hold: the sections, and the flat keys of earlier versions (read into
+/// their sections, [`LEGACY_KEYS`]). Only parsed to check types and unknown keys straight from
+/// the text, so that every error keeps its line; the config itself is built from the table.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    env: Option<EnvName>,
+    algo: Option<Algo>,
+    profile: Option<Profile>,
+    instances: Option<u32>,
+    rollout_steps: Option<u32>,
+    iterations: Option<u32>,
+    seed: Option<u64>,
+    backend: Option<Backend>,
+    threads: Option<u32>,
+    checkpoint_every: Option<u32>,
+    ppo: Option<PpoConfig>,
+    fair: Option<FairConfig>,
+    ah: Option<AhConfig>,
+    hs: Option<HsSection>,
+    // The flat layout of earlier versions.
+    trunk: Option<Vec<u32>>,
+    hidden: Option<Vec<u32>>,
+    lr: Option<f32>,
+    gamma: Option<f32>,
+    gae_lambda: Option<f32>,
+    clip_coef: Option<f32>,
+    epochs: Option<u32>,
+    minibatch_size: Option<u32>,
+    vf_coef: Option<f32>,
+    ent_coef: Option<f32>,
+    normalize_advantages: Option<bool>,
+    shuffle_minibatches: Option<bool>,
+    fairness: Option<Fairness>,
+    alpha: Option<f32>,
+    beta: Option<f32>,
+    penalty: Option<Penalty>,
+    episode_steps: Option<u32>,
+    ah_action_misalignment: Option<bool>,
+    ah_interleaved_gae: Option<bool>,
+    ah_standardized_returns: Option<bool>,
+    ah_cross_group_training: Option<bool>,
+    hs_patients: Option<u16>,
+    hs_sim_minutes: Option<u16>,
+    hs_pairwise_ratio: Option<bool>,
+    hs_whole_days: Option<bool>,
 }
 
 #[cfg(test)]
@@ -527,34 +753,34 @@ mod tests {
         for env in [EnvName::Ah, EnvName::Hs] {
             let r = TrainConfig::defaults(env, Profile::Reference);
             assert!(
-                r.ah_action_misalignment
-                    && r.ah_interleaved_gae
-                    && r.ah_standardized_returns
-                    && r.ah_cross_group_training
-                    && r.hs_pairwise_ratio
-                    && r.hs_whole_days
-                    && !r.shuffle_minibatches
+                r.ah.action_misalignment
+                    && r.ah.interleaved_gae
+                    && r.ah.standardized_returns
+                    && r.ah.cross_group_training
+                    && r.hs.pairwise_ratio
+                    && r.hs.whole_days
+                    && !r.ppo.shuffle_minibatches
             );
             assert_eq!(r.profile, Profile::Reference);
             let c = TrainConfig::defaults(env, Profile::Clean);
             assert!(
-                !(c.ah_action_misalignment
-                    || c.ah_interleaved_gae
-                    || c.ah_standardized_returns
-                    || c.ah_cross_group_training
-                    || c.hs_pairwise_ratio
-                    || c.hs_whole_days)
+                !(c.ah.action_misalignment
+                    || c.ah.interleaved_gae
+                    || c.ah.standardized_returns
+                    || c.ah.cross_group_training
+                    || c.hs.pairwise_ratio
+                    || c.hs.whole_days)
             );
             assert_eq!(c, TrainConfig::default_for(env));
         }
         let hs = TrainConfig::defaults(EnvName::Hs, Profile::Reference);
         assert_eq!(
-            (hs.trunk.as_slice(), hs.hidden.len(), hs.lr),
+            (hs.ppo.trunk.as_slice(), hs.ppo.hidden.len(), hs.ppo.lr),
             (&[256, 128][..], 0, 1e-5)
         );
         let hs = TrainConfig::defaults(EnvName::Hs, Profile::Clean);
         assert_eq!(
-            (hs.trunk.len(), hs.hidden.as_slice(), hs.lr),
+            (hs.ppo.trunk.len(), hs.ppo.hidden.as_slice(), hs.ppo.lr),
             (0, &[256, 128][..], 3e-4)
         );
         let ah = TrainConfig::defaults(EnvName::Ah, Profile::Reference);
@@ -564,7 +790,7 @@ mod tests {
             "the pairwise ratio is HS only"
         );
         let hs = TrainConfig::defaults(EnvName::Hs, Profile::Reference);
-        assert!(hs.ppo_hyper().pairwise_ratio && !hs.normalize_advantages);
+        assert!(hs.ppo_hyper().pairwise_ratio && !hs.ppo.normalize_advantages);
         assert_eq!(
             (hs.instances, hs.rollout_steps),
             (1, crate::config::HS_DAY_ROUNDS_CAP)
@@ -579,7 +805,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.rollout_steps, 50);
-        assert!(!cfg.ah_cross_group_training && cfg.ah_interleaved_gae);
+        assert!(!cfg.ah.cross_group_training && cfg.ah.interleaved_gae);
         let cfg = TrainConfig::from_toml_for(
             "episode_steps = 50\nrollout_steps = 10\n",
             "t.toml",
@@ -589,5 +815,63 @@ mod tests {
         .unwrap();
         assert_eq!((cfg.rollout_steps, cfg.profile), (10, Profile::Reference));
         assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn the_flat_layout_of_earlier_versions_reads_into_the_sections() {
+        let flat = "env = \"hs\"\ninstances = 4\nlr = 0.001\ntrunk = [8]\nhidden = []\n\
+                    fairness = \"csp\"\nalpha = 0.25\nepisode_steps = 40\n\
+                    ah_interleaved_gae = true\nhs_patients = 50\nhs_whole_days = true\n";
+        let sectioned = "env = \"hs\"\ninstances = 4\n[ppo]\nlr = 0.001\ntrunk = [8]\n\
+                         hidden = []\n[fair]\nfairness = \"csp\"\nalpha = 0.25\n[ah]\n\
+                         episode_steps = 40\ninterleaved_gae = true\n[hs]\npatients = 50\n\
+                         whole_days = true\n";
+        let a = TrainConfig::from_toml(flat, "flat.toml").unwrap();
+        let b = TrainConfig::from_toml(sectioned, "sectioned.toml").unwrap();
+        assert_eq!(a, b);
+        assert_eq!((a.ppo.lr, a.fair.alpha, a.hs.patients), (0.001, 0.25, 50));
+        assert!(a.ah.interleaved_gae && a.hs.whole_days);
+        // The same with the environment's defaults for the keys not given.
+        let a = TrainConfig::from_toml_for(flat, "flat.toml", None, None).unwrap();
+        let b = TrainConfig::from_toml_for(sectioned, "s.toml", None, None).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.ppo.epochs, TrainConfig::hs_default().ppo.epochs);
+        // Saved configs are sectioned and read back to the same config.
+        let text = a.to_toml();
+        assert!(text.contains("[ppo]") && text.contains("[hs]") && !text.contains("hs_patients"));
+        assert_eq!(TrainConfig::from_toml(&text, "saved.toml").unwrap(), a);
+    }
+
+    #[test]
+    fn a_key_given_flat_and_in_its_section_is_refused_naming_both() {
+        let e = TrainConfig::from_toml("lr = 0.1\n[ppo]\nlr = 0.2\n", "both.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`lr`") && e.contains("`ppo.lr`") && e.contains("line 1"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1);
+        // A section's unknown key names the key and its line.
+        let e = TrainConfig::from_toml("seed = 1\n[ppo]\nlearning_rate = 0.1\n", "u.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("learning_rate"), "{e}");
+    }
+
+    #[test]
+    fn validation_names_the_section() {
+        let mut c = TrainConfig::default();
+        c.ppo.gamma = 1.5;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("ppo.gamma") && e.contains("0..=1"), "{e}");
+        let mut c = TrainConfig::hs_default();
+        c.hs.sim_minutes = 0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("hs.sim_minutes")
+        );
     }
 }

@@ -273,9 +273,9 @@ impl<E: Executor> PolicyNet<E> {
             &self.rewards,
             &self.dones,
             &self.valid,
-            cfg.gamma,
-            cfg.gae_lambda,
-            cfg.normalize_advantages && n > 1,
+            cfg.ppo.gamma,
+            cfg.ppo.gae_lambda,
+            cfg.ppo.normalize_advantages && n > 1,
         )?;
         self.transfer_bytes += (self.rewards.len() * 12) as u64;
         Ok(())

@@ -41,10 +41,10 @@ use std::time::Instant;
 /// Whether the rollout lives in the networks' device stores: yes unless a [REPRO] flag asks for
 /// a memory the `T x slots` grid cannot express (see the module documentation).
 pub fn uses_store(cfg: &TrainConfig) -> bool {
-    !(cfg.ah_action_misalignment
-        || cfg.ah_interleaved_gae
-        || cfg.ah_standardized_returns
-        || cfg.ah_cross_group_training)
+    !(cfg.ah.action_misalignment
+        || cfg.ah.interleaved_gae
+        || cfg.ah.standardized_returns
+        || cfg.ah.cross_group_training)
 }
 
 /// One group's memory for an update: its rows of the rollout (indices into the rollout, in
@@ -105,8 +105,8 @@ pub fn interleaved_gae(
 
 /// Build group `g`'s memory from a rollout of `groups` / `rewards` / `values` (time-major,
 /// slot-minor) and the per-player GAE results `clean_adv` / `clean_ret` (used unless
-/// `cfg.ah_interleaved_gae`): advantages standardised over the memory with
-/// `cfg.normalize_advantages`; with `cfg.ah_standardized_returns`, returns = those advantages +
+/// `cfg.ah.interleaved_gae`): advantages standardised over the memory with
+/// `cfg.ppo.normalize_advantages`; with `cfg.ah.standardized_returns`, returns = those advantages +
 /// stored values.
 #[allow(clippy::too_many_arguments)]
 pub fn group_memory(
@@ -130,14 +130,14 @@ pub fn group_memory(
     let n = mem.rows.len();
     mem.adv.clear();
     mem.ret.clear();
-    if cfg.ah_interleaved_gae {
+    if cfg.ah.interleaved_gae {
         let r: Vec<f32> = mem.rows.iter().map(|&i| rewards[i as usize]).collect();
         let v: Vec<f32> = mem.rows.iter().map(|&i| values[i as usize]).collect();
         mem.adv.resize(n, 0.0);
         mem.ret.resize(n, 0.0);
         interleaved_gae(
-            cfg.gamma,
-            cfg.gae_lambda,
+            cfg.ppo.gamma,
+            cfg.ppo.gae_lambda,
             &r,
             &v,
             &mut mem.adv,
@@ -149,10 +149,10 @@ pub fn group_memory(
         mem.ret
             .extend(mem.rows.iter().map(|&i| clean_ret[i as usize]));
     }
-    if cfg.normalize_advantages && n > 1 {
+    if cfg.ppo.normalize_advantages && n > 1 {
         standardize(&mut mem.adv);
     }
-    if cfg.ah_standardized_returns {
+    if cfg.ah.standardized_returns {
         for ((r, &a), &i) in mem.ret.iter_mut().zip(&mem.adv).zip(&mem.rows) {
             *r = a + values[i as usize];
         }
@@ -289,7 +289,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         let slots = env.slots();
         let fair = (cfg.algo == Algo::FairPpo).then(|| FairPpo::new(cfg, &env, 0));
         let seeds = Seeds::derive(cfg.seed, &[], EnvUse::Train, GROUP_NETS);
-        let batch = (cfg.minibatch_size as usize).max(slots.min(ACT_CHUNK_MAX));
+        let batch = (cfg.ppo.minibatch_size as usize).max(slots.min(ACT_CHUNK_MAX));
         let mut nets = Vec::with_capacity(GROUP_NETS);
         for (g, shape) in env.nets().iter().enumerate() {
             nets.push(PolicyNet::new(
@@ -388,7 +388,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         }
         // Bootstrap values of the observations after the last step (per-player GAE only).
         let t0 = Instant::now();
-        if !self.cfg.ah_interleaved_gae {
+        if !self.cfg.ah.interleaved_gae {
             self.gather();
             let iteration = self.iteration;
             run_nets(&self.pool, &mut self.nets, |_, net| {
@@ -408,7 +408,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         let t0 = Instant::now();
         let (scales, weights) = self.plan();
         let (ro, cfg, mems, batches) = (&self.ro, &self.cfg, &self.mems, &mut self.batches);
-        let passes = training_passes(cfg.ah_cross_group_training);
+        let passes = training_passes(cfg.ah.cross_group_training);
         let fairness = self
             .fair
             .as_ref()
@@ -457,12 +457,12 @@ impl<E: Executor + Send> AhReproTrainer<E> {
     /// Host GAE (per player, unless interleaved) and each group's memory.
     fn memories(&mut self, steps: usize, m: usize) {
         let ro = &mut self.ro;
-        if !self.cfg.ah_interleaved_gae {
+        if !self.cfg.ah.interleaved_gae {
             let gae = GaeParams {
                 steps: steps as u32,
                 agents: m as u32,
-                gamma: self.cfg.gamma,
-                gae_lambda: self.cfg.gae_lambda,
+                gamma: self.cfg.ppo.gamma,
+                gae_lambda: self.cfg.ppo.gae_lambda,
                 ..GaeParams::default()
             };
             fairground_shaders::cpu::gae(
@@ -492,7 +492,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
     /// Fair-PPO's plan from the host's per-cell sums of every row: per network and pass the
     /// loss scale, and the shaped weights (1 everywhere and no weights for PPO).
     fn plan(&mut self) -> (Vec<Vec<f32>>, Option<Vec<[f32; 2]>>) {
-        let passes = training_passes(self.cfg.ah_cross_group_training);
+        let passes = training_passes(self.cfg.ah.cross_group_training);
         let ones: Vec<Vec<f32>> = (0..GROUP_NETS)
             .map(|g| vec![1.0; passes.iter().filter(|&&(n, _)| n == g).count()])
             .collect();
@@ -641,9 +641,9 @@ fn train_on<E: Executor>(
     }
     b.order.clear();
     b.order.extend(0..n as u32);
-    let mb = cfg.minibatch_size as usize;
-    for _ in 0..cfg.epochs {
-        if cfg.shuffle_minibatches {
+    let mb = cfg.ppo.minibatch_size as usize;
+    for _ in 0..cfg.ppo.epochs {
+        if cfg.ppo.shuffle_minibatches {
             net.shuffle.shuffle(&mut b.order);
         }
         let chunks = n.div_ceil(mb);
@@ -657,7 +657,7 @@ fn train_on<E: Executor>(
                 adv: &mut b.adv,
                 ret: &mut b.ret,
             };
-            fill_minibatch(mem, ro, part, cfg.ah_standardized_returns, &mut scratch);
+            fill_minibatch(mem, ro, part, cfg.ah.standardized_returns, &mut scratch);
             b.adj.resize(part.len(), 0.0);
             if let (Some(w), Some(cells)) = (weights, cells) {
                 // The shaped penalty on the host path: the same twin the device runs.
@@ -727,15 +727,15 @@ mod tests {
 
     #[test]
     fn misaligned_step_applies_the_concatenation_and_records_own_actions() {
-        let cfg = TrainConfig {
-            hidden: vec![8],
+        let mut cfg = TrainConfig {
             rollout_steps: 2,
-            episode_steps: 2,
             backend: crate::config::Backend::Cpu,
             threads: 1,
             ..reference()
         };
-        assert!(cfg.ah_action_misalignment);
+        cfg.ppo.hidden = vec![8];
+        cfg.ah.episode_steps = 2;
+        assert!(cfg.ah.action_misalignment);
         let mut t = AhReproTrainer::new(&cfg, EnvUse::Train, |p| Ok(CpuExecutor::new(p))).unwrap();
         t.env.begin_rollout();
         let groups = t.env.groups().to_vec();
@@ -762,13 +762,10 @@ mod tests {
 
     #[test]
     fn interleaved_gae_is_cpu_gae_over_the_flat_group_memory() {
-        let cfg = TrainConfig {
-            gamma: 0.9,
-            gae_lambda: 0.8,
-            normalize_advantages: false,
-            ah_standardized_returns: false,
-            ..reference()
-        };
+        let mut cfg = reference();
+        (cfg.ppo.gamma, cfg.ppo.gae_lambda) = (0.9, 0.8);
+        cfg.ppo.normalize_advantages = false;
+        cfg.ah.standardized_returns = false;
         let clean = [f32::NAN; 9];
         let mut mem = GroupMemory::default();
         group_memory(
@@ -807,10 +804,8 @@ mod tests {
         // The clean path takes the per-player results as given.
         let clean_adv: Vec<f32> = (0..9).map(|i| i as f32).collect();
         let clean_ret: Vec<f32> = (0..9).map(|i| 10.0 + i as f32).collect();
-        let off = TrainConfig {
-            ah_interleaved_gae: false,
-            ..cfg
-        };
+        let mut off = cfg.clone();
+        off.ah.interleaved_gae = false;
         group_memory(
             1,
             &GROUPS_3X3,
@@ -828,7 +823,7 @@ mod tests {
     #[test]
     fn standardized_returns_are_standardized_advantage_plus_value_then_per_minibatch() {
         let cfg = reference();
-        assert!(cfg.normalize_advantages && cfg.ah_standardized_returns);
+        assert!(cfg.ppo.normalize_advantages && cfg.ah.standardized_returns);
         let clean = [f32::NAN; 9];
         let mut mem = GroupMemory::default();
         group_memory(
@@ -890,11 +885,9 @@ mod tests {
             ro.actions[i] = i as u32;
             ro.obs[i * OBS_DIM] = i as f32;
         }
-        let cfg = TrainConfig {
-            normalize_advantages: false,
-            ah_standardized_returns: false,
-            ..reference()
-        };
+        let mut cfg = reference();
+        cfg.ppo.normalize_advantages = false;
+        cfg.ah.standardized_returns = false;
         let clean = [0.0f32; 9];
         let mut sensitive = GroupMemory::default();
         group_memory(

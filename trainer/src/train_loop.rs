@@ -143,7 +143,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         let tag = env.stream_tag();
         let seeds = Seeds::derive(cfg.seed, tag, EnvUse::Train, shapes.len());
         let slots = env.slots();
-        let batch = (cfg.minibatch_size as usize).max(slots.min(ACT_CHUNK_MAX));
+        let batch = (cfg.ppo.minibatch_size as usize).max(slots.min(ACT_CHUNK_MAX));
         let mut nets = Vec::with_capacity(shapes.len());
         for (k, shape) in shapes.into_iter().enumerate() {
             nets.push(PolicyNet::new(

@@ -18,8 +18,8 @@ pub fn actor_critic_spec(
 ) -> ActorCriticSpec {
     ActorCriticSpec {
         obs_width,
-        trunk: cfg.trunk.clone(),
-        hidden: cfg.hidden.clone(),
+        trunk: cfg.ppo.trunk.clone(),
+        hidden: cfg.ppo.hidden.clone(),
         action_components,
         group_count: 1,
         hidden_activation: Activation::LeakyRelu,
@@ -148,9 +148,9 @@ pub struct EpochScratch {
     pub mb_rows: Vec<u32>,
 }
 
-/// K = `cfg.epochs` epochs of minibatch PPO over the store rows `rows` (after
-/// `store_advantages`): each epoch visits them in minibatches of `cfg.minibatch_size` (the last
-/// one partial), in a fresh order from `shuffle` when `cfg.shuffle_minibatches`, else in the
+/// K = `cfg.ppo.epochs` epochs of minibatch PPO over the store rows `rows` (after
+/// `store_advantages`): each epoch visits them in minibatches of `cfg.ppo.minibatch_size` (the last
+/// one partial), in a fresh order from `shuffle` when `cfg.ppo.shuffle_minibatches`, else in the
 /// given order; the last minibatch of every epoch adds its statistics to `loss`. Returns the
 /// bytes sent to and read from the executor.
 pub fn train_stored_epochs<E: Executor>(
@@ -162,12 +162,12 @@ pub fn train_stored_epochs<E: Executor>(
     loss: &mut LossSums,
 ) -> Result<u64, ShaderError> {
     let n = rows.len();
-    let mb = cfg.minibatch_size as usize;
+    let mb = cfg.ppo.minibatch_size as usize;
     let mut bytes = 0u64;
     scratch.order.clear();
     scratch.order.extend(0..n as u32);
-    for _ in 0..cfg.epochs {
-        if cfg.shuffle_minibatches {
+    for _ in 0..cfg.ppo.epochs {
+        if cfg.ppo.shuffle_minibatches {
             shuffle.shuffle(&mut scratch.order);
         }
         let chunks = n.div_ceil(mb);

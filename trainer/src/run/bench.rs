@@ -52,14 +52,14 @@ pub fn bench(
     minibatch_size: u32,
     iterations: u32,
 ) -> Result<String, TrainError> {
-    let cfg = TrainConfig {
+    let mut cfg = TrainConfig {
         instances,
         rollout_steps,
-        minibatch_size,
         iterations,
         backend,
         ..TrainConfig::default_for(env)
     };
+    cfg.ppo.minibatch_size = minibatch_size;
     cfg.validate()?;
     let (backend, ctx) = open_backend(backend)?;
     let mut t = make_trainer(&cfg, EnvUse::Train, ctx)?;
@@ -93,12 +93,12 @@ pub fn bench(
         adapter: t.adapter(),
         instances: cfg.instances,
         rollout_steps: cfg.rollout_steps,
-        minibatch_size: cfg.minibatch_size,
+        minibatch_size: cfg.ppo.minibatch_size,
         iterations: cfg.iterations,
-        trunk: &cfg.trunk,
-        hidden: &cfg.hidden,
-        hs_patients: hs.then_some(cfg.hs_patients),
-        hs_sim_minutes: hs.then_some(cfg.hs_sim_minutes),
+        trunk: &cfg.ppo.trunk,
+        hidden: &cfg.ppo.hidden,
+        hs_patients: hs.then_some(cfg.hs.patients),
+        hs_sim_minutes: hs.then_some(cfg.hs.sim_minutes),
         days_completed: hs.then_some(days),
         trained: counts,
         wall_s: ms(wall),

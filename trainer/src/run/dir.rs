@@ -29,15 +29,17 @@ pub struct Overrides {
 impl Overrides {
     fn apply(&self, cfg: &mut TrainConfig) {
         macro_rules! set {
-            ($($f:ident),*) => {$(if let Some(v) = self.$f { cfg.$f = v; })*};
+            ($($f:ident $(.$s:ident)?),*) => {
+                $(if let Some(v) = self.$f { cfg$(.$s)?.$f = v; })*
+            };
         }
         set!(
             env,
             algo,
-            fairness,
-            alpha,
-            beta,
-            penalty,
+            fairness.fair,
+            alpha.fair,
+            beta.fair,
+            penalty.fair,
             profile,
             instances,
             rollout_steps,
@@ -253,7 +255,7 @@ pub fn resolve(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError>
             None => false,
         };
         if cfg.env == EnvName::Hs
-            && cfg.fairness == crate::config::Fairness::Cf
+            && cfg.fair.fairness == crate::config::Fairness::Cf
             && cfg.instances == 1
             && req.overrides.instances.is_none()
             && !file_sets_instances

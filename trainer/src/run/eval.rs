@@ -37,13 +37,13 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     let mut cfg =
         TrainConfig::from_toml(&read_to_string(&cfg_path)?, &cfg_path.display().to_string())?;
     if let Some(s) = req.episode_steps {
-        cfg.episode_steps = s;
+        cfg.ah.episode_steps = s;
     }
     if let Some(b) = req.backend {
         cfg.backend = b;
     }
     cfg.instances = cfg.instances.min(req.episodes.max(1));
-    cfg.fairness = Fairness::Cf;
+    cfg.fair.fairness = Fairness::Cf;
     if cfg.env == EnvName::Hs {
         cfg.instances = cfg.instances.max(2).next_multiple_of(2);
     }

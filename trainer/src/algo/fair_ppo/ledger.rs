@@ -167,7 +167,7 @@ impl Ledger {
 /// The unit of the ledger credit: 1 on standardised advantages, else the standard deviation of
 /// the credited network's rewards this rollout (raw advantages are on that scale).
 pub fn credit_scale<E: Executor>(cfg: &TrainConfig, net: &PolicyNet<E>) -> f64 {
-    if cfg.normalize_advantages {
+    if cfg.ppo.normalize_advantages {
         return 1.0;
     }
     let r: Vec<f64> = net

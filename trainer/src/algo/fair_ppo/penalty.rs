@@ -219,10 +219,10 @@ impl FairSpec {
     /// The penalty of a Fair-PPO run; None for plain PPO (the metrics are still measured).
     pub fn of(cfg: &TrainConfig) -> Option<Self> {
         cfg.algo.is_fair().then_some(Self {
-            fairness: cfg.fairness,
-            penalty: cfg.penalty,
-            alpha: cfg.alpha,
-            beta: cfg.beta,
+            fairness: cfg.fair.fairness,
+            penalty: cfg.fair.penalty,
+            alpha: cfg.fair.alpha,
+            beta: cfg.fair.beta,
         })
     }
 }

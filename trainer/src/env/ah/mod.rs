@@ -31,7 +31,7 @@ pub const GROUP_NAMES: [&str; GROUP_NETS] = ["non_sensitive", "sensitive"];
 /// The game the config describes.
 pub fn ah_params(cfg: &TrainConfig) -> AhParams {
     let mut p = AhParams::new(cfg.profile);
-    p.episode_steps = cfg.episode_steps;
+    p.episode_steps = cfg.ah.episode_steps;
     p
 }
 
@@ -145,7 +145,7 @@ impl AhAdapter {
     pub fn new(cfg: &TrainConfig, env_use: EnvUse) -> Result<Self, TrainError> {
         let seeds = Seeds::derive(cfg.seed, &[], env_use, GROUP_NETS);
         let env = AhEnv::new(ah_params(cfg), cfg.instances as usize, seeds.env)?;
-        let twin = (cfg.fairness == Fairness::Cf).then(|| env.twin());
+        let twin = (cfg.fair.fairness == Fairness::Cf).then(|| env.twin());
         let worlds = 1 + usize::from(twin.is_some());
         let slots = worlds * env.instances() * env.agents();
         let shape = |name| NetShape {
@@ -157,8 +157,8 @@ impl AhAdapter {
         Ok(Self {
             shapes: GROUP_NAMES.iter().map(|&n| shape(n)).collect(),
             rollout_steps: cfg.rollout_steps,
-            episode_steps: cfg.episode_steps,
-            misaligned: cfg.ah_action_misalignment,
+            episode_steps: cfg.ah.episode_steps,
+            misaligned: cfg.ah.action_misalignment,
             random_round: false,
             obs: vec![0.0; worlds * env.obs_len()],
             rewards: vec![0.0; slots],

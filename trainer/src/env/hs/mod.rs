@@ -45,12 +45,12 @@ pub fn hs_config(cfg: &TrainConfig, env_use: EnvUse) -> HsConfig {
     let seeds = Seeds::derive(cfg.seed, &[HS_TAG], env_use, ROLES);
     let mut c = HsConfig::new(cfg.instances, seeds.env, cfg.profile);
     c.params = HsParams {
-        n_patients: cfg.hs_patients,
-        sim_minutes: cfg.hs_sim_minutes,
+        n_patients: cfg.hs.patients,
+        sim_minutes: cfg.hs.sim_minutes,
         ..HsParams::default()
     };
     // Counterfactual fairness steps every hospital with its twin (instance 2k + 1 of 2k).
-    c.twins = cfg.fairness == Fairness::Cf;
+    c.twins = cfg.fair.fairness == Fairness::Cf;
     c
 }
 
@@ -150,9 +150,9 @@ impl HsAdapter {
             shapes,
             round: HsRound::new(n),
             actions,
-            whole_days: cfg.hs_whole_days,
-            hs_patients: cfg.hs_patients,
-            hs_sim_minutes: cfg.hs_sim_minutes,
+            whole_days: cfg.hs.whole_days,
+            hs_patients: cfg.hs.patients,
+            hs_sim_minutes: cfg.hs.sim_minutes,
             day_ended: vec![false; n],
             day_ends: vec![0; n],
             days: DayAgg::default(),
