@@ -790,8 +790,8 @@ impl<E: Executor> ActorCritic<E> {
             &bufs.policy,
             logit_grad,
         );
-        let value_ops = prog.ops(train_seq).len();
-        value.record_backward(
+        // With a trunk, the value head's input gradient adds to the policy head's.
+        value.record_backward_with(
             &mut prog,
             train_seq,
             bufs.params,
@@ -799,21 +799,9 @@ impl<E: Executor> ActorCritic<E> {
             bufs.group_ids,
             &bufs.value,
             bufs.value_grad,
+            trunk_grad.is_some(),
         );
         if let (Some(t), Some(tb), Some(dx)) = (&trunk, &bufs.trunk, trunk_grad) {
-            // The value head's input gradient adds to the policy head's (dense `accumulate`).
-            let at = std::mem::offset_of!(DenseParams, accumulate);
-            let mut patched = 0;
-            for op in &mut prog.sequences[train_seq.0 as usize][value_ops..] {
-                if op.kernel == Kernel::InputGrad && op.buffers[3] == dx {
-                    op.uniform[at..at + 4].copy_from_slice(&1u32.to_le_bytes());
-                    patched += 1;
-                }
-            }
-            assert_eq!(
-                patched, 1,
-                "one value-head launch writes the trunk's gradient"
-            );
             t.record_backward(
                 &mut prog,
                 train_seq,
