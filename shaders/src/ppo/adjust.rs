@@ -37,85 +37,85 @@ pub struct CellStats {
     pub values: Vec<GroupStats>,
 }
 
-impl<E: Executor> ActorCritic<E> {
-    /// The fairness sequences of a store with cells: per-cell reductions of the stored rewards
-    /// and values (cell ids as group ids), and the per-row advantage adjustment.
-    pub(super) fn declare_fair(prog: &mut Program, store: &Store, st: StoreSpec) -> FairStore {
-        let n = st.rows() as u32;
-        let stats_words = st.cells as usize * size_of::<GroupStats>() / 4;
-        let segments = if st.segment > 0 {
-            n.div_ceil(st.segment)
-        } else {
-            0
-        };
-        let mix_words = (segments as usize * st.cells as usize).max(1);
-        let adjust_params = FairParams {
-            rows: n,
-            cells: st.cells,
-            mix_width: st.segment,
-            segments,
-        };
-        let mut fair = FairStore {
-            cells: st.cells,
-            cell_ids: prog.buffer("store.cell_ids", n as usize),
-            weights: prog.buffer("store.cell_weights", 2 * st.cells as usize),
-            mix: prog.buffer("store.cell_mix", mix_words),
-            segment_sums: prog.buffer("store.segment_sums", 2 * mix_words),
-            segments,
-            adjust_op: OpRef { seq: 0, index: 0 },
-            adjust_params,
-            segment_seq: prog.sequence(),
-            reward_stats: prog.buffer("store.cell_reward_stats", stats_words),
-            value_stats: prog.buffer("store.cell_value_stats", stats_words),
-            stats_seq: prog.sequence(),
-            adjust_seq: prog.sequence(),
-        };
-        let partial = prog.buffer("store.cell_partial", reduce_partial_words(st.cells));
-        let spec = ReduceSpec {
-            group_count: st.cells,
-            use_groups: true,
-            ..ReduceSpec::plain(n)
-        };
-        for (values, stats) in [
-            (store.gae.rewards, fair.reward_stats),
-            (store.gae.values, fair.value_stats),
-        ] {
-            record_group_reduce(
-                prog,
-                fair.stats_seq,
-                spec,
-                values,
-                fair.cell_ids,
-                stats,
-                partial,
-                stats,
-            );
-        }
-        fair.adjust_op = prog.push(
-            fair.adjust_seq,
-            Kernel::FairAdjust,
-            &adjust_params,
-            &[
-                store.gae.advantages,
-                fair.cell_ids,
-                fair.weights,
-                fair.mix,
-                store.adv_adjust,
-            ],
-            u64::from(n),
+/// The fairness sequences of a store with cells: per-cell reductions of the stored rewards
+/// and values (cell ids as group ids), and the per-row advantage adjustment.
+pub(super) fn declare_fair(prog: &mut Program, store: &Store, st: StoreSpec) -> FairStore {
+    let n = st.rows() as u32;
+    let stats_words = st.cells as usize * size_of::<GroupStats>() / 4;
+    let segments = if st.segment > 0 {
+        n.div_ceil(st.segment)
+    } else {
+        0
+    };
+    let mix_words = (segments as usize * st.cells as usize).max(1);
+    let adjust_params = FairParams {
+        rows: n,
+        cells: st.cells,
+        mix_width: st.segment,
+        segments,
+    };
+    let mut fair = FairStore {
+        cells: st.cells,
+        cell_ids: prog.buffer("store.cell_ids", n as usize),
+        weights: prog.buffer("store.cell_weights", 2 * st.cells as usize),
+        mix: prog.buffer("store.cell_mix", mix_words),
+        segment_sums: prog.buffer("store.segment_sums", 2 * mix_words),
+        segments,
+        adjust_op: OpRef { seq: 0, index: 0 },
+        adjust_params,
+        segment_seq: prog.sequence(),
+        reward_stats: prog.buffer("store.cell_reward_stats", stats_words),
+        value_stats: prog.buffer("store.cell_value_stats", stats_words),
+        stats_seq: prog.sequence(),
+        adjust_seq: prog.sequence(),
+    };
+    let partial = prog.buffer("store.cell_partial", reduce_partial_words(st.cells));
+    let spec = ReduceSpec {
+        group_count: st.cells,
+        use_groups: true,
+        ..ReduceSpec::plain(n)
+    };
+    for (values, stats) in [
+        (store.gae.rewards, fair.reward_stats),
+        (store.gae.values, fair.value_stats),
+    ] {
+        record_group_reduce(
+            prog,
+            fair.stats_seq,
+            spec,
+            values,
+            fair.cell_ids,
+            stats,
+            partial,
+            stats,
         );
-        if segments > 0 {
-            prog.push(
-                fair.segment_seq,
-                Kernel::SegmentMeans,
-                &adjust_params,
-                &[store.gae.advantages, fair.cell_ids, fair.segment_sums],
-                u64::from(segments) * u64::from(st.cells),
-            );
-        }
-        fair
     }
+    fair.adjust_op = prog.push(
+        fair.adjust_seq,
+        Kernel::FairAdjust,
+        &adjust_params,
+        &[
+            store.gae.advantages,
+            fair.cell_ids,
+            fair.weights,
+            fair.mix,
+            store.adv_adjust,
+        ],
+        u64::from(n),
+    );
+    if segments > 0 {
+        prog.push(
+            fair.segment_seq,
+            Kernel::SegmentMeans,
+            &adjust_params,
+            &[store.gae.advantages, fair.cell_ids, fair.segment_sums],
+            u64::from(segments) * u64::from(st.cells),
+        );
+    }
+    fair
+}
 
+impl<E: Executor> ActorCritic<E> {
     fn fair_store(&self) -> Result<&FairStore, ShaderError> {
         self.store()?.fair.as_ref().ok_or(ShaderError::NoFairCells)
     }

@@ -32,7 +32,7 @@ use crate::error::ShaderError;
 use crate::layout::{AdamState, GroupStats, HeadParams, LossParams};
 use crate::program::{Executor, ExecutorExt, OpRef, Program, SeqId};
 use crate::registry::Kernel;
-use build::Buffers;
+use build::{Buffers, RowOp};
 use store::Store;
 
 /// Trunk (optional), policy and value heads, sampling and one PPO minibatch step, on any
@@ -47,7 +47,7 @@ pub struct ActorCritic<E: Executor> {
     head_params: HeadParams,
     scratch: Vec<f32>,
     /// Launches whose row count follows each call's rows, with their uniforms for `batch`.
-    row_ops: Vec<(OpRef, Kernel, Vec<u8>)>,
+    row_ops: Vec<RowOp>,
     /// Rows the row launches are set to now.
     rows: u32,
     /// Rows of the last queued act.
@@ -81,6 +81,38 @@ impl<E: Executor> ActorCritic<E> {
         make_executor: impl FnOnce(Program) -> Result<E, ShaderError>,
     ) -> Result<Self, ShaderError> {
         Self::build(spec, hyper, params, Some(store), make_executor)
+    }
+
+    /// Declare the program ([`build::declare`]), make the executor, and upload the parameters,
+    /// Adam's initial state and the action components.
+    fn build(
+        spec: ActorCriticSpec,
+        hyper: PpoHyper,
+        params: &[f32],
+        store: Option<StoreSpec>,
+        make_executor: impl FnOnce(Program) -> Result<E, ShaderError>,
+    ) -> Result<Self, ShaderError> {
+        Self::check("parameters", spec.param_len() as usize, params.len())?;
+        let d = build::declare(&spec, &hyper, store);
+        let mut exec = make_executor(d.program)?;
+        exec.write(d.bufs.params, params)?;
+        exec.write(d.bufs.adam_state, &[AdamState::INITIAL])?;
+        exec.write(d.bufs.components, &spec.action_components)?;
+        let batch = spec.batch;
+        Ok(Self {
+            exec,
+            spec,
+            bufs: d.bufs,
+            act_seq: d.act_seq,
+            train_seq: d.train_seq,
+            sample_op: d.sample_op,
+            head_params: d.head_params,
+            scratch: vec![0.0; batch as usize * 2],
+            row_ops: d.row_ops,
+            rows: batch,
+            act_rows: batch,
+            store: d.store,
+        })
     }
 
     pub fn spec(&self) -> &ActorCriticSpec {
@@ -205,9 +237,7 @@ impl<E: Executor> ActorCritic<E> {
         let mut actions: Vec<u32> = self.exec.read(self.bufs.sampled_actions)?;
         actions.truncate(n * self.spec.action_components.len());
         let out: Vec<f32> = self.exec.read(self.bufs.sample_out)?;
-        let mut values: Vec<f32> = self
-            .exec
-            .read(*self.bufs.value.activations.last().expect("value output"))?;
+        let mut values: Vec<f32> = self.exec.read(self.bufs.values_new())?;
         values.truncate(n);
         Ok(ActOutput {
             actions,
@@ -320,9 +350,7 @@ impl<E: Executor> ActorCritic<E> {
     /// Policy logits of the last act (rows x logit width), e.g. for greedy actions.
     pub fn logits(&mut self) -> Result<Vec<f32>, ShaderError> {
         let n = self.act_rows as usize * self.spec.logit_width() as usize;
-        let mut l: Vec<f32> = self
-            .exec
-            .read(*self.bufs.policy.activations.last().expect("policy output"))?;
+        let mut l: Vec<f32> = self.exec.read(self.bufs.logits())?;
         l.truncate(n);
         Ok(l)
     }

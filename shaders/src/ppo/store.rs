@@ -3,7 +3,7 @@
 //! sequences (scatter of an act's outputs and of bootstrap values, GAE, standardisation, the
 //! gather of a minibatch) and the calls that drive them.
 
-use super::adjust::FairStore;
+use super::adjust::{FairStore, declare_fair};
 use super::build::Buffers;
 use super::record::{GaeBuffers, ReduceSpec, record_normalize, reduce_partial_words};
 use super::{ActorCritic, ActorCriticSpec, SampleKey};
@@ -70,180 +70,221 @@ pub(super) struct Store {
     pub(super) fair: Option<FairStore>,
 }
 
-impl<E: Executor> ActorCritic<E> {
-    /// Declare the store's buffers and its sequences: scatter of an act's outputs, scatter of
-    /// bootstrap values, GAE, standardisation, and the gather of a minibatch.
-    pub(super) fn declare_store(
-        prog: &mut Program,
-        spec: &ActorCriticSpec,
-        bufs: &Buffers,
-        train_seq: SeqId,
-        st: StoreSpec,
-    ) -> Store {
-        let n = st.rows();
-        let comps = spec.action_components.len() as u32;
-        let lw = spec.logit_width();
-        let ow = spec.obs_width;
-        let gae = GaeBuffers::declare(prog, st.steps, st.slots);
-        let store = Store {
-            spec: st,
-            obs: prog.buffer("store.obs", n * ow as usize),
-            masks: prog.buffer(
-                "store.masks",
-                if spec.use_masks { n * lw as usize } else { 1 },
-            ),
-            actions: prog.buffer("store.actions", n * comps as usize),
-            policy: prog.buffer("store.policy", n * 2),
-            gae,
-            adv_adjust: prog.buffer("store.adv_adjust", n),
-            valid: prog.buffer("store.valid", n),
-            index: prog.buffer("store.index", spec.batch as usize),
-            lengths: prog.buffer("store.lengths", st.slots as usize),
-            tail_index: prog.buffer("store.tail_index", st.slots as usize),
-            store_seq: prog.sequence(),
-            boot_seq: prog.sequence(),
-            tail_seq: prog.sequence(),
-            gae_seq: prog.sequence(),
-            norm_seq: prog.sequence(),
-            gather_seq: prog.sequence(),
-            gae_op: OpRef { seq: 0, index: 0 },
-            train_offset: 0,
-            copies: Vec::new(),
-            fair: None,
-        };
-        let mut copies = Vec::new();
-        let mut copy = |prog: &mut Program, seq: SeqId, mode: CopyMode, width, src, dst| {
-            let p = CopyParams {
-                rows: spec.batch,
-                width,
-                mode: mode as u32,
-                ..CopyParams::default()
-            };
-            let threads = u64::from(spec.batch) * u64::from(width);
-            let op = prog.push(seq, Kernel::CopyRows, &p, &[src, store.index, dst], threads);
-            copies.push((op, p));
-        };
-        let values_new = *bufs.value.activations.last().expect("value output");
-        let scatter = CopyMode::Scatter;
-        copy(prog, store.store_seq, scatter, ow, bufs.obs, store.obs);
-        if spec.use_masks {
-            copy(prog, store.store_seq, scatter, lw, bufs.masks, store.masks);
-        }
-        copy(
-            prog,
-            store.store_seq,
-            scatter,
-            comps,
-            bufs.sampled_actions,
-            store.actions,
-        );
-        copy(
-            prog,
-            store.store_seq,
-            scatter,
-            2,
-            bufs.sample_out,
-            store.policy,
-        );
-        copy(
-            prog,
-            store.store_seq,
-            scatter,
-            1,
-            values_new,
-            store.gae.values,
-        );
-        copy(
-            prog,
-            store.boot_seq,
-            scatter,
-            1,
-            values_new,
-            store.gae.last_values,
-        );
-        let gather = CopyMode::Gather;
-        let g = store.gather_seq;
-        copy(prog, g, gather, ow, store.obs, bufs.obs);
-        if spec.use_masks {
-            copy(prog, g, gather, lw, store.masks, bufs.masks);
-        }
-        copy(prog, g, gather, comps, store.actions, bufs.actions);
-        copy(prog, g, gather, 2, store.policy, bufs.policy_old);
-        copy(prog, g, gather, 1, store.gae.values, bufs.values_old);
-        copy(prog, g, gather, 1, store.gae.advantages, bufs.advantages);
-        copy(prog, g, gather, 1, store.adv_adjust, bufs.adv_adjust);
-        copy(prog, g, gather, 1, store.gae.returns, bufs.returns);
-        // One submission per stored minibatch: the training launches follow the gathers.
-        let train_offset = prog.ops(g).len();
-        let train_ops = prog.ops(train_seq).to_vec();
-        prog.sequences[g.0 as usize].extend(train_ops);
-        let gae_params = GaeParams {
-            steps: st.steps,
-            agents: st.slots,
-            ..GaeParams::default()
-        };
-        let gae_op = if st.ragged {
-            let tail = CopyParams {
-                rows: st.slots,
-                width: 1,
-                mode: CopyMode::Gather as u32,
-                ..CopyParams::default()
-            };
-            prog.push(
-                store.tail_seq,
-                Kernel::CopyRows,
-                &tail,
-                &[store.gae.values, store.tail_index, store.gae.last_values],
-                u64::from(st.slots),
-            );
-            let g = store.gae;
-            // Not chunkable (a slot's rows span the whole store): bound whole.
-            prog.push(
-                store.gae_seq,
-                Kernel::GaeRagged,
-                &gae_params,
-                &[
-                    g.rewards,
-                    g.values,
-                    g.dones,
-                    g.last_values,
-                    g.advantages,
-                    g.returns,
-                    store.lengths,
-                ],
-                u64::from(st.slots),
-            )
-        } else {
-            store.gae.record(prog, store.gae_seq, gae_params)
-        };
-        let norm = ReduceSpec {
-            group_count: 2,
-            use_groups: true,
-            ..ReduceSpec::plain(n as u32)
-        };
-        let partial = prog.buffer("store.norm_partial", reduce_partial_words(2));
-        let mean = prog.buffer("store.mean", 2 * size_of::<GroupStats>() / 4);
-        let var = prog.buffer("store.var", 2 * size_of::<GroupStats>() / 4);
-        record_normalize(
-            prog,
-            store.norm_seq,
-            norm,
-            store.gae.advantages,
-            store.valid,
-            partial,
-            mean,
-            var,
-        );
-        let fair = (st.cells > 0).then(|| Self::declare_fair(prog, &store, st));
-        Store {
-            gae_op,
-            copies,
-            train_offset,
-            fair,
-            ..store
-        }
-    }
+/// Declare the store's buffers and its sequences: scatter of an act's outputs, scatter of
+/// bootstrap values, the gather of a minibatch (followed by a copy of the training launches of
+/// `train_seq`), GAE, standardisation, and the cells' sequences when the store has cells.
+pub(super) fn declare_store(
+    prog: &mut Program,
+    spec: &ActorCriticSpec,
+    bufs: &Buffers,
+    train_seq: SeqId,
+    st: StoreSpec,
+) -> Store {
+    let mut store = declare_buffers(prog, spec, st);
+    let mut copies = Copies {
+        batch: spec.batch,
+        index: store.index,
+        ops: Vec::new(),
+    };
+    record_scatters(prog, &mut copies, spec, bufs, &store);
+    record_gathers(prog, &mut copies, spec, bufs, &store);
+    // One submission per stored minibatch: the training launches follow the gathers.
+    store.train_offset = prog.ops(store.gather_seq).len();
+    let train_ops = prog.ops(train_seq).to_vec();
+    prog.sequences[store.gather_seq.0 as usize].extend(train_ops);
+    store.copies = copies.ops;
+    store.gae_op = record_gae(prog, &store);
+    record_normalize_valid(prog, &store);
+    store.fair = (st.cells > 0).then(|| declare_fair(prog, &store, st));
+    store
+}
 
+/// The store's buffers and sequences, with no launch yet (`gae_op`, `train_offset` and
+/// `copies` are set as the launches are recorded).
+fn declare_buffers(prog: &mut Program, spec: &ActorCriticSpec, st: StoreSpec) -> Store {
+    let n = st.rows();
+    let comps = spec.action_components.len();
+    let lw = spec.logit_width() as usize;
+    let gae = GaeBuffers::declare(prog, st.steps, st.slots);
+    Store {
+        spec: st,
+        obs: prog.buffer("store.obs", n * spec.obs_width as usize),
+        masks: prog.buffer("store.masks", if spec.use_masks { n * lw } else { 1 }),
+        actions: prog.buffer("store.actions", n * comps),
+        policy: prog.buffer("store.policy", n * 2),
+        gae,
+        adv_adjust: prog.buffer("store.adv_adjust", n),
+        valid: prog.buffer("store.valid", n),
+        index: prog.buffer("store.index", spec.batch as usize),
+        lengths: prog.buffer("store.lengths", st.slots as usize),
+        tail_index: prog.buffer("store.tail_index", st.slots as usize),
+        store_seq: prog.sequence(),
+        boot_seq: prog.sequence(),
+        tail_seq: prog.sequence(),
+        gae_seq: prog.sequence(),
+        norm_seq: prog.sequence(),
+        gather_seq: prog.sequence(),
+        gae_op: OpRef { seq: 0, index: 0 },
+        train_offset: 0,
+        copies: Vec::new(),
+        fair: None,
+    }
+}
+
+/// Records row copies between the actor-critic's buffers and the store through the store's
+/// index buffer, keeping each launch: its row count follows every call (`set_copy_rows`).
+struct Copies {
+    batch: u32,
+    index: BufferId,
+    ops: Vec<(OpRef, CopyParams)>,
+}
+
+impl Copies {
+    /// Copy `width` words per row from `src` to `dst`, for up to `batch` rows.
+    fn push(
+        &mut self,
+        prog: &mut Program,
+        seq: SeqId,
+        mode: CopyMode,
+        width: u32,
+        src: BufferId,
+        dst: BufferId,
+    ) {
+        let p = CopyParams {
+            rows: self.batch,
+            width,
+            mode: mode as u32,
+            ..CopyParams::default()
+        };
+        let threads = u64::from(self.batch) * u64::from(width);
+        let op = prog.push(seq, Kernel::CopyRows, &p, &[src, self.index, dst], threads);
+        self.ops.push((op, p));
+    }
+}
+
+/// An act's observations, masks, actions, (log-probability, entropy) and values into the store
+/// rows of the index (`store_seq`); bootstrap values into the slots of the index (`boot_seq`).
+fn record_scatters(
+    prog: &mut Program,
+    copies: &mut Copies,
+    spec: &ActorCriticSpec,
+    bufs: &Buffers,
+    store: &Store,
+) {
+    let (seq, scatter) = (store.store_seq, CopyMode::Scatter);
+    let comps = spec.action_components.len() as u32;
+    let values = bufs.values_new();
+    copies.push(prog, seq, scatter, spec.obs_width, bufs.obs, store.obs);
+    if spec.use_masks {
+        let lw = spec.logit_width();
+        copies.push(prog, seq, scatter, lw, bufs.masks, store.masks);
+    }
+    copies.push(
+        prog,
+        seq,
+        scatter,
+        comps,
+        bufs.sampled_actions,
+        store.actions,
+    );
+    copies.push(prog, seq, scatter, 2, bufs.sample_out, store.policy);
+    copies.push(prog, seq, scatter, 1, values, store.gae.values);
+    let last_values = store.gae.last_values;
+    copies.push(prog, store.boot_seq, scatter, 1, values, last_values);
+}
+
+/// A minibatch's rows of the store (the rows of the index) into the training inputs.
+fn record_gathers(
+    prog: &mut Program,
+    copies: &mut Copies,
+    spec: &ActorCriticSpec,
+    bufs: &Buffers,
+    store: &Store,
+) {
+    let (g, gather) = (store.gather_seq, CopyMode::Gather);
+    let comps = spec.action_components.len() as u32;
+    copies.push(prog, g, gather, spec.obs_width, store.obs, bufs.obs);
+    if spec.use_masks {
+        let lw = spec.logit_width();
+        copies.push(prog, g, gather, lw, store.masks, bufs.masks);
+    }
+    copies.push(prog, g, gather, comps, store.actions, bufs.actions);
+    copies.push(prog, g, gather, 2, store.policy, bufs.policy_old);
+    copies.push(prog, g, gather, 1, store.gae.values, bufs.values_old);
+    copies.push(prog, g, gather, 1, store.gae.advantages, bufs.advantages);
+    copies.push(prog, g, gather, 1, store.adv_adjust, bufs.adv_adjust);
+    copies.push(prog, g, gather, 1, store.gae.returns, bufs.returns);
+}
+
+/// GAE over the store (`gae_seq`; its uniform's discount and lambda are set per call) and, for
+/// a ragged store, the default bootstrap values (`tail_seq`). Returns the GAE launch.
+fn record_gae(prog: &mut Program, store: &Store) -> OpRef {
+    let st = store.spec;
+    let gae_params = GaeParams {
+        steps: st.steps,
+        agents: st.slots,
+        ..GaeParams::default()
+    };
+    if !st.ragged {
+        return store.gae.record(prog, store.gae_seq, gae_params);
+    }
+    // Each slot's last value (at the rows of `tail_index`) is its default bootstrap value.
+    let tail = CopyParams {
+        rows: st.slots,
+        width: 1,
+        mode: CopyMode::Gather as u32,
+        ..CopyParams::default()
+    };
+    let g = store.gae;
+    prog.push(
+        store.tail_seq,
+        Kernel::CopyRows,
+        &tail,
+        &[g.values, store.tail_index, g.last_values],
+        u64::from(st.slots),
+    );
+    // Not chunkable (a slot's rows span the whole store): bound whole.
+    prog.push(
+        store.gae_seq,
+        Kernel::GaeRagged,
+        &gae_params,
+        &[
+            g.rewards,
+            g.values,
+            g.dones,
+            g.last_values,
+            g.advantages,
+            g.returns,
+            store.lengths,
+        ],
+        u64::from(st.slots),
+    )
+}
+
+/// Standardise the stored advantages in place (`norm_seq`), the valid rows and the holes as
+/// two groups (the valid flag is the group id), so holes never shift the valid rows' mean.
+fn record_normalize_valid(prog: &mut Program, store: &Store) {
+    let norm = ReduceSpec {
+        group_count: 2,
+        use_groups: true,
+        ..ReduceSpec::plain(store.spec.rows() as u32)
+    };
+    let partial = prog.buffer("store.norm_partial", reduce_partial_words(2));
+    let mean = prog.buffer("store.mean", 2 * size_of::<GroupStats>() / 4);
+    let var = prog.buffer("store.var", 2 * size_of::<GroupStats>() / 4);
+    record_normalize(
+        prog,
+        store.norm_seq,
+        norm,
+        store.gae.advantages,
+        store.valid,
+        partial,
+        mean,
+        var,
+    );
+}
+
+impl<E: Executor> ActorCritic<E> {
     pub(super) fn store(&self) -> Result<&Store, ShaderError> {
         self.store.as_ref().ok_or(ShaderError::NoStore)
     }
