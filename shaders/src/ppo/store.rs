@@ -3,7 +3,7 @@
 //! sequences (scatter of an act's outputs and of bootstrap values, GAE, standardisation, the
 //! gather of a minibatch) and the calls that drive them.
 
-use super::adjust::{FairStore, declare_fair};
+use super::adjust::{CellAdjust, declare_cell_adjust};
 use super::build::Buffers;
 use super::record::{GaeBuffers, ReduceSpec, record_normalize, reduce_partial_words};
 use super::{ActorCritic, ActorCriticSpec, SampleKey};
@@ -21,11 +21,12 @@ pub struct StoreSpec {
     /// Slot `s`'s trajectory is only its first `lengths[s]` steps, given per rollout with
     /// [`ActorCritic::store_lengths`] (agents that act a varying number of times: HS decisions).
     pub ragged: bool,
-    /// Fairness cells (0: none): the rows' cells of [`ActorCritic::store_cell_stats`] and the
-    /// weights of [`ActorCritic::store_fair_adjust`] (Fair-PPO's shaped penalty).
+    /// Cells of the per-cell advantage transform (0: none): the rows' cells of
+    /// [`ActorCritic::store_cell_stats`] and the weights of
+    /// [`ActorCritic::store_adjust_advantages`] (Fair-PPO's shaped penalty, for one).
     pub cells: u32,
-    /// Rows per segment of the fairness mix term (the agents of one instance at one step; 0:
-    /// no mix term), see [`ActorCritic::store_segment_means`].
+    /// Rows per segment of the transform's mix term (the agents of one instance at one step;
+    /// 0: no mix term), see [`ActorCritic::store_segment_means`].
     pub segment: u32,
 }
 
@@ -67,7 +68,8 @@ pub(super) struct Store {
     pub(super) train_offset: usize,
     /// Copy launches whose row count follows each call.
     pub(super) copies: Vec<(OpRef, CopyParams)>,
-    pub(super) fair: Option<FairStore>,
+    /// The per-cell advantage transform (stores with cells).
+    pub(super) adjust: Option<CellAdjust>,
 }
 
 /// Declare the store's buffers and its sequences: scatter of an act's outputs, scatter of
@@ -95,7 +97,7 @@ pub(super) fn declare_store(
     store.copies = copies.ops;
     store.gae_op = record_gae(prog, &store);
     record_normalize_valid(prog, &store);
-    store.fair = (st.cells > 0).then(|| declare_fair(prog, &store, st));
+    store.adjust = (st.cells > 0).then(|| declare_cell_adjust(prog, &store, st));
     store
 }
 
@@ -127,7 +129,7 @@ fn declare_buffers(prog: &mut Program, spec: &ActorCriticSpec, st: StoreSpec) ->
         gae_op: OpRef { seq: 0, index: 0 },
         train_offset: 0,
         copies: Vec::new(),
-        fair: None,
+        adjust: None,
     }
 }
 
