@@ -6,9 +6,9 @@
 //! This file is the actor-critic's face: construction, acting, one minibatch step, and the
 //! parameters and optimiser state a checkpoint needs. The rest is split by reason to change:
 //!
-//! - [`spec`]: shapes, hyperparameters and the data of one call (plain values).
+//! - `spec`: shapes, hyperparameters and the data of one call (plain values).
 //! - `build`: the program declaration, as named recording stages.
-//! - [`record`]: recorders reused outside the actor-critic (reductions, Adam, GAE).
+//! - `record`: recorders reused outside the actor-critic (reductions, Adam, GAE).
 //! - `store`: the on-device rollout store and its calls.
 //! - `adjust`: the per-cell advantage transform over the store (and its cell statistics).
 

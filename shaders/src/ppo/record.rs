@@ -3,7 +3,7 @@
 //! update, GAE). They live apart from the actor-critic because the rollout store, the
 //! advantage adjustment and the tests record them on their own buffers too.
 
-use crate::layout::*;
+use crate::layout::{AdamParams, GaeParams, GroupPartial, ReduceMode, ReduceParams};
 use crate::program::{BufferId, OpRef, Program, RowLayout, SeqId};
 use crate::registry::Kernel;
 

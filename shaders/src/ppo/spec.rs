@@ -125,7 +125,8 @@ pub struct PpoHyper {
     pub epsilon: f32,
     /// <= 0: no gradient clipping.
     pub max_grad_norm: f32,
-    /// The reference's HS pairwise surrogate ([`crate::layout::LossParams::pairwise`], spec §3.2 [REPRO]).
+    /// The reference's HS pairwise surrogate ([`crate::layout::LossParams::pairwise`], spec
+    /// §3.2 [REPRO]).
     pub pairwise_ratio: bool,
 }
 
@@ -186,7 +187,8 @@ pub struct Minibatch<'a> {
     pub returns: &'a [f32],
 }
 
-/// Adam's moments and counters of an [`ActorCritic`](super::ActorCritic), as a checkpoint stores them.
+/// Adam's moments and counters of an [`ActorCritic`](super::ActorCritic), as a checkpoint
+/// stores them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptimizerState {
     pub moment1: Vec<f32>,

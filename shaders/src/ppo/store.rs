@@ -8,7 +8,7 @@ use super::build::Buffers;
 use super::record::{GaeBuffers, ReduceSpec, record_normalize, reduce_partial_words};
 use super::{ActorCritic, ActorCriticSpec, SampleKey};
 use crate::error::ShaderError;
-use crate::layout::*;
+use crate::layout::{CopyMode, CopyParams, GaeParams, GroupStats};
 use crate::program::{BufferId, Executor, ExecutorExt, OpRef, Program, SeqId};
 use crate::registry::Kernel;
 
