@@ -270,6 +270,35 @@ impl MlpPlacement {
         bufs: &MlpBuffers,
         output_grad: BufferId,
     ) {
+        self.record_backward_with(
+            program,
+            seq,
+            params,
+            grads,
+            group_ids,
+            bufs,
+            output_grad,
+            false,
+        );
+    }
+
+    /// [`Self::record_backward`], with `accumulate_input_grad`: dL/d(input) is added to what
+    /// `bufs.activation_grads[0]` already holds instead of overwriting it. Two networks that
+    /// read one input (the heads on a shared trunk) sum their input gradients this way; only
+    /// the input-gradient launch of the first layer accumulates, every other launch is as in
+    /// [`Self::record_backward`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_backward_with(
+        &self,
+        program: &mut Program,
+        seq: SeqId,
+        params: BufferId,
+        grads: BufferId,
+        group_ids: BufferId,
+        bufs: &MlpBuffers,
+        output_grad: BufferId,
+        accumulate_input_grad: bool,
+    ) {
         let layers = self.spec.layers();
         for l in (0..layers.len()).rev() {
             let layer = &layers[l];
@@ -291,10 +320,15 @@ impl MlpPlacement {
                 &[o, o, o],
             );
             if let Some(dx) = bufs.activation_grads[l] {
+                // Only layer 0 writes the network's input gradient; hidden layers own theirs.
+                let input_grad = DenseParams {
+                    accumulate: u32::from(l == 0 && accumulate_input_grad),
+                    ..p
+                };
                 program.push_rows(
                     seq,
                     Kernel::InputGrad,
-                    &p,
+                    &input_grad,
                     &[dz, params, group_ids, dx],
                     tiled_threads(self.rows, i, 1),
                     &[o, 0, 1, i],

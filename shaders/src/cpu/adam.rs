@@ -1,0 +1,38 @@
+//! Twins of adam.wgsl: Adam's step counter and bias-correction powers, then the per-parameter
+//! update with optional global gradient-norm clipping.
+
+use crate::layout::{AdamParams, AdamState, GroupStats};
+
+/// Twin of `adam_begin`.
+pub fn adam_begin(p: &AdamParams, state: &mut AdamState) {
+    state.step += 1;
+    state.beta1_pow *= p.beta1;
+    state.beta2_pow *= p.beta2;
+}
+
+/// Twin of `adam_update`.
+pub fn adam_update(
+    p: &AdamParams,
+    state: &AdamState,
+    norm_stats: &GroupStats,
+    params: &mut [f32],
+    grads: &[f32],
+    moment1: &mut [f32],
+    moment2: &mut [f32],
+) {
+    let mut clip = 1.0f32;
+    if p.max_grad_norm > 0.0 {
+        let norm = norm_stats.sum.sqrt();
+        clip = (p.max_grad_norm / (norm + 1e-6)).min(1.0);
+    }
+    for i in 0..p.param_count as usize {
+        let g = grads[i] * clip;
+        let m = p.beta1 * moment1[i] + (1.0 - p.beta1) * g;
+        let v = p.beta2 * moment2[i] + (1.0 - p.beta2) * g * g;
+        moment1[i] = m;
+        moment2[i] = v;
+        let m_hat = m / (1.0 - state.beta1_pow);
+        let v_hat = v / (1.0 - state.beta2_pow);
+        params[i] -= p.lr * m_hat / (v_hat.sqrt() + p.epsilon);
+    }
+}
