@@ -15,8 +15,8 @@
 use crate::common::{ActMode, NONE, NetState};
 use crate::config::TrainConfig;
 use crate::update::{
-    ActAt, EpochScratch, LossSums, act_chunks, act_into_store, actor_critic_spec, bootstrap_store,
-    push_argmax, store_fair_adjust, train_stored_epochs,
+    ActAt, EpochScratch, LossSums, act_chunks, act_into_store, actor_critic_spec,
+    adjust_advantages, bootstrap_store, push_argmax, train_stored_epochs,
 };
 use fairground_kernel::rng::Stream;
 use fairground_shaders::ppo::StoreSpec;
@@ -288,7 +288,7 @@ impl<E: Executor> PolicyNet<E> {
             return Ok(());
         }
         if let Some(w) = &plan.weights {
-            self.transfer_bytes += store_fair_adjust(&mut self.ac, w, plan.mix.as_deref())?;
+            self.transfer_bytes += adjust_advantages(&mut self.ac, w, plan.mix.as_deref())?;
         }
         self.ac.set_loss_scale(plan.loss_scale);
         self.transfer_bytes += train_stored_epochs(

@@ -188,14 +188,15 @@ pub fn train_stored_epochs<E: Executor>(
     Ok(bytes)
 }
 
-/// Fair-PPO's shaped penalty on a device store before the epochs: per-cell (weight, mix
-/// weight) and the mix term (see [`ActorCritic::store_fair_adjust`]). Returns the bytes sent.
-pub fn store_fair_adjust<E: Executor>(
+/// An algorithm's per-cell advantage transform on a device store before the epochs: per-cell
+/// (weight, mix weight) and the mix term (see [`ActorCritic::store_adjust_advantages`]).
+/// Returns the bytes sent.
+pub fn adjust_advantages<E: Executor>(
     ac: &mut ActorCritic<E>,
     weights: &[[f32; 2]],
     mix: Option<&[f32]>,
 ) -> Result<u64, ShaderError> {
-    ac.store_fair_adjust(weights, mix)?;
+    ac.store_adjust_advantages(weights, mix)?;
     Ok((weights.len() * 8 + mix.map_or(0, <[f32]>::len) * 4) as u64)
 }
 
