@@ -28,6 +28,8 @@ fn kernel_ah(c: &mut Criterion) {
             let mut obs = vec![0f32; env.obs_len()];
             let mut rewards = vec![0f32; n];
             let mut dones = vec![0u8; INSTANCES];
+            let mut groups = vec![0u8; env.instances() * env.agents()];
+            let mut prefs = vec![0u8; env.instances() * env.agents()];
             let mut k = 0;
             group.throughput(Throughput::Elements(n as u64));
             group.bench_function(
@@ -41,6 +43,8 @@ fn kernel_ah(c: &mut Criterion) {
                                 obs: &mut obs,
                                 rewards: &mut rewards,
                                 dones: &mut dones,
+                                groups: &mut groups,
+                                prefs: &mut prefs,
                             },
                             &pool,
                         );

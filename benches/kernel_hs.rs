@@ -31,7 +31,7 @@ fn bench(c: &mut Criterion) {
                     for _ in 0..ROUNDS {
                         policy.fill(&round, &mut actions);
                         let t0 = Instant::now();
-                        env.step(&pool, &actions, &mut round);
+                        env.step(&actions, &mut round, &pool);
                         timed += t0.elapsed();
                     }
                 }

@@ -41,6 +41,8 @@ fn stepping_allocates_nothing() {
             let mut obs = vec![0f32; env.obs_len()];
             let mut rewards = vec![0f32; n];
             let mut dones = vec![0u8; INSTANCES];
+            let mut groups = vec![0u8; env.instances() * env.agents()];
+            let mut prefs = vec![0u8; env.instances() * env.agents()];
             let mut actions = vec![0u8; n];
             let mut rng = Stream::new(1, Purpose::RandomActions, &[]);
             let mut resets = 0u32;
@@ -51,6 +53,8 @@ fn stepping_allocates_nothing() {
                     obs: &mut obs,
                     rewards: &mut rewards,
                     dones: &mut dones,
+                    groups: &mut groups,
+                    prefs: &mut prefs,
                 },
                 &pool,
             );
@@ -65,6 +69,8 @@ fn stepping_allocates_nothing() {
                         obs: &mut obs,
                         rewards: &mut rewards,
                         dones: &mut dones,
+                        groups: &mut groups,
+                        prefs: &mut prefs,
                     },
                     &pool,
                 );

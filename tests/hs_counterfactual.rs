@@ -43,7 +43,7 @@ fn schedules(profile: Profile, pairs: u32, days: usize) -> Vec<Vec<Day>> {
     let mut out: Vec<Vec<Day>> = (0..n).map(|i| vec![capture(&env, i)]).collect();
     while out.iter().any(|d| d.len() < days) {
         policy.fill(&round, &mut actions);
-        env.step(&pool, &actions, &mut round);
+        env.step(&actions, &mut round, &pool);
         for (i, days_i) in out.iter_mut().enumerate() {
             if round.day_done[i] == 1 {
                 days_i.push(capture(&env, i));

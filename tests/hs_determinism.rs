@@ -1,7 +1,7 @@
 //! Guarantees (HospitalSim determinism contract): the same seed gives the same trajectory; 1 and
 //! 4 worker threads give bit-identical results; a fixed run matches its committed golden hash
 //! (per profile); a serde snapshot restored mid-run continues exactly like never snapshotting,
-//! also one in the older format without the previous day's ledger columns;
+//! also one in the older format that kept the previous day's ledgers as state columns;
 //! the bench command's JSON line has the documented fields and a thread-independent hash.
 
 use fairground::bench::env_hs::run_uniform;
@@ -76,7 +76,7 @@ fn steps(
 ) {
     for _ in 0..rounds {
         policy.fill(round, actions);
-        env.step(pool, actions, round);
+        env.step(actions, round, pool);
         round.hash_into(hash);
     }
 }
@@ -145,7 +145,7 @@ fn snapshot_restore_continue_equals_never_snapshotting() {
 }
 
 #[test]
-fn a_snapshot_without_the_last_day_ledger_columns_restores_and_continues_the_same() {
+fn a_snapshot_with_the_dropped_last_day_ledger_columns_restores_and_continues_the_same() {
     let cfg = config(Profile::Clean, 3, 78);
     let n = 3;
     let pool = WorkerPool::new(1);
@@ -157,10 +157,20 @@ fn a_snapshot_without_the_last_day_ledger_columns_restores_and_continues_the_sam
     let mut prefix = TrajectoryHash::new();
     let (p, a, r) = (&mut policy, &mut actions, &mut round);
     steps(&mut env, &pool, p, a, r, 3_000, &mut prefix);
-    // The snapshot as a version before those columns wrote it.
+    // The snapshot as the versions that kept the previous day's ledgers in the state wrote it
+    // (those are now a day-end output of the round): the extra columns are ignored.
     let mut json: serde_json::Value = serde_json::to_value(env.snapshot()).unwrap();
     let state = json["state"].as_object_mut().unwrap();
-    assert!(state.remove("p_last_ledger").is_some() && state.remove("p_last_finished").is_some());
+    let n_cols = 3 * fairground_kernel::hs::PATIENTS_MAX;
+    assert!(state.get("p_ledger").is_some() && state.get("p_last_ledger").is_none());
+    state.insert(
+        "p_last_ledger".into(),
+        serde_json::json!(vec![1.5f64; n_cols]),
+    );
+    state.insert(
+        "p_last_finished".into(),
+        serde_json::json!(vec![1u8; n_cols]),
+    );
     let snap: HsSnapshot = serde_json::from_value(json).unwrap();
     let mut restored = HsEnv::restore(snap);
     let (mut policy2, mut actions2, mut round2) = (policy.clone(), actions.clone(), round.clone());

@@ -36,13 +36,13 @@ fn stepping_many_days_allocates_nothing() {
         env.observe(&mut round);
         // Warm-up round (the pool's threads are already running).
         policy.fill(&round, &mut actions);
-        env.step(&pool, &actions, &mut round);
+        env.step(&actions, &mut round, &pool);
 
         let before = allocations();
         let mut days = 0u32;
         while days < 20 * n as u32 {
             policy.fill(&round, &mut actions);
-            env.step(&pool, &actions, &mut round);
+            env.step(&actions, &mut round, &pool);
             days += round.day_done.iter().map(|&d| d as u32).sum::<u32>();
         }
         let after = allocations();

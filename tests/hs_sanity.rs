@@ -21,7 +21,7 @@ fn days(profile: Profile, instances: u32, days: u32, seed: u64) -> Vec<HsDayStat
     let mut done = vec![0u32; n];
     while done.iter().any(|&d| d < days) {
         policy.fill(&round, &mut actions);
-        env.step(&pool, &actions, &mut round);
+        env.step(&actions, &mut round, &pool);
         for (i, done_i) in done.iter_mut().enumerate() {
             if round.day_done[i] == 1 && *done_i < days {
                 *done_i += 1;

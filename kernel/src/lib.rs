@@ -6,6 +6,7 @@
 //! - [`rng`]: named, seeded random streams (the only source of randomness).
 //! - [`pool`]: worker threads that split a step over instances without allocating.
 //! - [`hash`]: the stable trajectory digest used by golden tests and benches.
+//! - [`world`]: [`World`], factual or counterfactual, for every environment.
 //!
 //! What this crate never does: read a clock, allocate after construction, touch the GPU, do I/O,
 //! or iterate a hash map. `clippy.toml` in this crate enforces the mechanical part of that.
@@ -16,5 +17,7 @@ pub mod hs;
 pub mod pool;
 pub mod profile;
 pub mod rng;
+pub mod world;
 
 pub use profile::Profile;
+pub use world::World;

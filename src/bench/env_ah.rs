@@ -36,6 +36,8 @@ pub fn random_rollout(
     let mut obs = vec![0f32; env.obs_len()];
     let mut rewards = vec![0f32; instances * n_agents];
     let mut dones = vec![0u8; instances];
+    let mut groups = vec![0u8; env.instances() * env.agents()];
+    let mut prefs = vec![0u8; env.instances() * env.agents()];
     let mut action_rng = Stream::new(seed, Purpose::RandomActions, &[]);
     let mut hash = TrajectoryHash::new();
     env.observe(&mut obs);
@@ -53,6 +55,8 @@ pub fn random_rollout(
                 obs: &mut obs,
                 rewards: &mut rewards,
                 dones: &mut dones,
+                groups: &mut groups,
+                prefs: &mut prefs,
             },
             &pool,
         );

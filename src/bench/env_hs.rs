@@ -50,7 +50,7 @@ pub fn run_uniform(config: HsConfig, days: u32, threads: usize) -> HsBenchResult
     while done.iter().any(|&d| d < days) {
         policy.fill(&round, &mut actions);
         let t0 = Instant::now();
-        env.step(&pool, &actions, &mut round);
+        env.step(&actions, &mut round, &pool);
         r.simulated += t0.elapsed();
         r.decisions += n as u64;
         round.hash_into(&mut hash);

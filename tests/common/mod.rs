@@ -9,12 +9,16 @@ pub fn step(env: &mut AhEnv, actions: &[u8], pool: &WorkerPool) -> (Vec<f32>, Ve
     let mut obs = vec![0f32; env.obs_len()];
     let mut rewards = vec![0f32; env.instances() * env.agents()];
     let mut dones = vec![0u8; env.instances()];
+    let mut groups = vec![0u8; env.instances() * env.agents()];
+    let mut prefs = vec![0u8; env.instances() * env.agents()];
     env.step(
         actions,
         StepOut {
             obs: &mut obs,
             rewards: &mut rewards,
             dones: &mut dones,
+            groups: &mut groups,
+            prefs: &mut prefs,
         },
         pool,
     );

@@ -376,7 +376,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
             self.timing.host_s += h0.elapsed().as_secs_f64();
             self.policy_step(t, ActMode::Sample, true)?;
             let k0 = Instant::now();
-            self.env.step(&self.pool, &mut self.out);
+            self.env.step(&mut self.out, &self.pool);
             self.timing.kernel_s += k0.elapsed().as_secs_f64();
             self.ro.rewards[t * m..(t + 1) * m].copy_from_slice(&self.out.reward);
             for (d, &done) in self.ro.dones[t * m..(t + 1) * m]
@@ -614,7 +614,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
             } else {
                 self.policy_step(t as usize, mode, false)?;
             }
-            self.env.step(&self.pool, &mut self.out);
+            self.env.step(&mut self.out, &self.pool);
             if self.env.collect(episodes, &mut played) {
                 break;
             }
@@ -744,7 +744,7 @@ mod tests {
         let own: Vec<u8> = t.ro.actions[..m].iter().map(|&a| a as u8).collect();
         let mut expected = vec![0u8; m];
         concat_group_actions(&groups, &own, t.env.agents(), &mut expected);
-        t.env.step(&t.pool, &mut t.out);
+        t.env.step(&mut t.out, &t.pool);
         assert_eq!(
             t.env.applied_actions(),
             expected,

@@ -261,7 +261,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
     /// episode ended has its sequences' last rows marked done.
     fn step_env(&mut self) {
         let k0 = Instant::now();
-        self.env.step(&self.pool, &mut self.out);
+        self.env.step(&mut self.out, &self.pool);
         self.timing.kernel_s += k0.elapsed().as_secs_f64();
         let h0 = Instant::now();
         for net in &mut self.nets {
@@ -419,7 +419,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
                         .scatter(self.algo.env_net(k), &net.slots, &net.actions);
                 }
             }
-            self.env.step(&self.pool, &mut self.out);
+            self.env.step(&mut self.out, &self.pool);
             if self.env.collect(episodes, &mut played) {
                 break;
             }

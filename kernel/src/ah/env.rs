@@ -17,6 +17,11 @@ pub struct StepOut<'a> {
     pub obs: &'a mut [f32],
     pub rewards: &'a mut [f32],
     pub dones: &'a mut [u8],
+    /// Per agent (`instance * agents + agent`) after the step: 1 sensitive, 0 not; and its
+    /// berry preference (0 red, 1 blue). They change only at a reset, so a trainer that routes
+    /// agents by group reads them here instead of polling the state.
+    pub groups: &'a mut [u8],
+    pub prefs: &'a mut [u8],
 }
 
 /// N instances of one AH game. All memory is allocated here; [`AhEnv::step`] allocates nothing.
@@ -90,10 +95,7 @@ impl AhEnv {
     /// (common random numbers). Stepped in lock-step with the same actions from construction,
     /// the two worlds differ only through the attribute.
     pub fn twin(&self) -> Self {
-        let world = match self.world {
-            World::Factual => World::Counterfactual,
-            World::Counterfactual => World::Factual,
-        };
+        let world = self.world.flipped();
         Self::with_world(self.params.clone(), self.instances, self.seed, world)
             .expect("parameters were already validated")
     }
@@ -122,12 +124,20 @@ impl AhEnv {
             "rewards: expected instances × agents"
         );
         assert_eq!(out.dones.len(), n, "dones: expected one per instance");
+        assert_eq!(
+            out.groups.len(),
+            n * a,
+            "groups: expected instances × agents"
+        );
+        assert_eq!(out.prefs.len(), n * a, "prefs: expected instances × agents");
         let part = StepPart {
             state: self.state.view(self.dims, n),
             actions,
             obs: out.obs,
             rewards: out.rewards,
             dones: out.dones,
+            groups: out.groups,
+            prefs: out.prefs,
         };
         let params = &self.params;
         let world = self.world;
@@ -149,6 +159,16 @@ impl AhEnv {
                 o,
             );
         }
+    }
+
+    /// Write every agent's group (1 sensitive) and berry preference as [`AhEnv::step`] does
+    /// (e.g. after construction or restore).
+    pub fn observe_groups(&self, groups: &mut [u8], prefs: &mut [u8]) {
+        let n = self.instances * self.dims.agents;
+        assert_eq!(groups.len(), n, "groups: expected instances × agents");
+        assert_eq!(prefs.len(), n, "prefs: expected instances × agents");
+        groups.copy_from_slice(&self.state.agent_sensitive[..n]);
+        prefs.copy_from_slice(&self.state.agent_pref[..n]);
     }
 
     pub fn params(&self) -> &AhParams {

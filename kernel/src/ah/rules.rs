@@ -36,14 +36,8 @@ pub mod action {
     ];
 }
 
-/// Which world an environment simulates: the factual one, or its counterfactual twin in which
-/// every agent's sensitive attribute is flipped (same seeds, so same layouts and draws).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum World {
-    Factual,
-    Counterfactual,
-}
+/// Which world an environment simulates (one type for every environment, `crate::world`).
+pub use crate::world::World;
 
 /// One part of a step: a range of instances with their inputs and caller-owned outputs.
 pub(crate) struct StepPart<'a> {
@@ -52,6 +46,8 @@ pub(crate) struct StepPart<'a> {
     pub obs: &'a mut [f32],
     pub rewards: &'a mut [f32],
     pub dones: &'a mut [u8],
+    pub groups: &'a mut [u8],
+    pub prefs: &'a mut [u8],
 }
 
 impl Split for StepPart<'_> {
@@ -66,6 +62,8 @@ impl Split for StepPart<'_> {
         let (o0, o1) = self.obs.split_at_mut(at * a * OBS_DIM);
         let (r0, r1) = self.rewards.split_at_mut(at * a);
         let (d0, d1) = self.dones.split_at_mut(at);
+        let (g0, g1) = self.groups.split_at_mut(at * a);
+        let (p0, p1) = self.prefs.split_at_mut(at * a);
         (
             StepPart {
                 state: s0,
@@ -73,6 +71,8 @@ impl Split for StepPart<'_> {
                 obs: o0,
                 rewards: r0,
                 dones: d0,
+                groups: g0,
+                prefs: p0,
             },
             StepPart {
                 state: s1,
@@ -80,6 +80,8 @@ impl Split for StepPart<'_> {
                 obs: o1,
                 rewards: r1,
                 dones: d1,
+                groups: g1,
+                prefs: p1,
             },
         )
     }
@@ -93,6 +95,8 @@ pub(crate) fn step_part(p: &AhParams, part: StepPart<'_>, world: World) {
         obs,
         rewards,
         dones,
+        groups,
+        prefs,
     } = part;
     let a = state.dims.agents;
     for i in 0..state.instances {
@@ -100,6 +104,8 @@ pub(crate) fn step_part(p: &AhParams, part: StepPart<'_>, world: World) {
         let acts = &actions[i * a..(i + 1) * a];
         let rew = &mut rewards[i * a..(i + 1) * a];
         dones[i] = step_instance(p, &mut s, acts, rew, world) as u8;
+        groups[i * a..(i + 1) * a].copy_from_slice(&s.agent_sensitive[..a]);
+        prefs[i * a..(i + 1) * a].copy_from_slice(&s.agent_pref[..a]);
         write_observations(
             p,
             &ObsInputs::from_inst(&s),

@@ -103,6 +103,11 @@ pub struct HsRound {
     /// and observations already belong to the next day.
     pub day_done: Vec<u8>,
     pub day_stats: Vec<HsDayStats>,
+    /// Where `day_done`: every patient's final ledger of the finished day
+    /// (`instance * PATIENTS_MAX + patient`) and whether it finished (done or exited). Kept
+    /// until the instance's next day ends; the trainer's ledger credit reads it.
+    pub day_ledger: Vec<f64>,
+    pub day_finished: Vec<u8>,
 }
 
 impl HsRound {
@@ -116,6 +121,8 @@ impl HsRound {
             acted: vec![0; instances],
             day_done: vec![0; instances],
             day_stats: vec![HsDayStats::default(); instances],
+            day_ledger: vec![0.0; instances * PATIENTS_MAX],
+            day_finished: vec![0; instances * PATIENTS_MAX],
         }
     }
 
@@ -129,6 +136,8 @@ impl HsRound {
             acted: &mut self.acted,
             day_done: &mut self.day_done,
             day_stats: &mut self.day_stats,
+            day_ledger: &mut self.day_ledger,
+            day_finished: &mut self.day_finished,
         }
     }
 }
@@ -192,6 +201,8 @@ struct RoundMut<'a> {
     acted: &'a mut [u8],
     day_done: &'a mut [u8],
     day_stats: &'a mut [HsDayStats],
+    day_ledger: &'a mut [f64],
+    day_finished: &'a mut [u8],
 }
 
 impl<'a> RoundMut<'a> {
@@ -204,6 +215,8 @@ impl<'a> RoundMut<'a> {
         let acted = self.acted.split_at_mut(at);
         let day_done = self.day_done.split_at_mut(at);
         let day_stats = self.day_stats.split_at_mut(at);
+        let day_ledger = self.day_ledger.split_at_mut(at * PATIENTS_MAX);
+        let day_finished = self.day_finished.split_at_mut(at * PATIENTS_MAX);
         (
             RoundMut {
                 role: role.0,
@@ -214,6 +227,8 @@ impl<'a> RoundMut<'a> {
                 acted: acted.0,
                 day_done: day_done.0,
                 day_stats: day_stats.0,
+                day_ledger: day_ledger.0,
+                day_finished: day_finished.0,
             },
             RoundMut {
                 role: role.1,
@@ -224,6 +239,8 @@ impl<'a> RoundMut<'a> {
                 acted: acted.1,
                 day_done: day_done.1,
                 day_stats: day_stats.1,
+                day_ledger: day_ledger.1,
+                day_finished: day_finished.1,
             },
         )
     }
@@ -352,10 +369,7 @@ impl HsEnv {
             snapshot.state.n, snapshot.config.instances,
             "snapshot instance count"
         );
-        let mut state = snapshot.state;
-        // Snapshots of older versions lack the columns added since (they hold no simulation
-        // state: the previous day's per-patient ledgers).
-        state.fill_absent_columns();
+        let state = snapshot.state;
         Self {
             config: snapshot.config,
             travel: TravelTable::new(),
@@ -386,7 +400,7 @@ impl HsEnv {
     /// Apply every instance's pending action, advance each to its next decision (starting the
     /// next day where one ends) and write rewards and observations into `round`. Results are
     /// identical for any number of pool threads.
-    pub fn step(&mut self, pool: &WorkerPool, actions: &HsActions, round: &mut HsRound) {
+    pub fn step(&mut self, actions: &HsActions, round: &mut HsRound, pool: &WorkerPool) {
         self.check_round(round);
         assert_eq!(
             actions.n_swing, self.config.params.n_swing as usize,
@@ -471,6 +485,11 @@ impl Part<'_> {
             if v.advance(ctx, log, inst) {
                 self.out.day_done[i] = 1;
                 self.out.day_stats[i] = v.sc[0].stats;
+                v.write_day_ledgers(
+                    ctx,
+                    &mut self.out.day_ledger[i * PATIENTS_MAX..(i + 1) * PATIENTS_MAX],
+                    &mut self.out.day_finished[i * PATIENTS_MAX..(i + 1) * PATIENTS_MAX],
+                );
                 v.start_day(ctx);
                 v.advance(ctx, log, inst);
             }
@@ -495,6 +514,14 @@ impl Inst<'_> {
         }
     }
 
+    /// The finished day's per-patient ledgers and finished flags (a day-end output).
+    fn write_day_ledgers(&self, ctx: &Ctx, ledger: &mut [f64], finished: &mut [u8]) {
+        for p in 0..ctx.params.n_patients as usize {
+            ledger[p] = self.p_ledger[p];
+            finished[p] = u8::from(patients::Status::from_u8(self.p_status[p]).is_finished());
+        }
+    }
+
     fn finish_day(&mut self, ctx: &Ctx) {
         let n = ctx.params.n_patients as usize;
         let st = &mut self.sc[0].stats;
@@ -503,8 +530,6 @@ impl Inst<'_> {
             let (imp, pri) = (self.p_impairment[p] as usize, self.p_priority[p] as usize);
             st.patients_by_group[imp][pri] += 1;
             st.ledger_all[imp][pri] += self.p_ledger[p];
-            self.p_last_ledger[p] = self.p_ledger[p];
-            self.p_last_finished[p] = u8::from(s.is_finished());
             if s.is_finished() {
                 st.patients_treated += 1;
                 st.finished[imp][pri] += 1;

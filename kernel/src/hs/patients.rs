@@ -150,15 +150,7 @@ pub struct Schedule<'a> {
     pub arrival: &'a mut [u16],
 }
 
-/// Which world of a counterfactual pair an instance is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[repr(u8)]
-pub enum World {
-    /// A plain instance, or the factual twin.
-    Factual = 0,
-    /// The counterfactual twin: same streams, impairment none <-> high swapped.
-    Counterfactual = 1,
-}
+pub use crate::world::World;
 
 /// Draw the day's patients (spec §2.3–2.4). `attrs` is the day's HsPatients stream (the
 /// reference wrapper's `rng`: peaks, rates, then per patient impairment, priority, illness) and

@@ -113,9 +113,8 @@ macro_rules! columns {
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         pub struct HsState {
             pub(crate) n: u32,
-            // A column absent from an older snapshot reads as empty and is filled by
-            // `fill_absent_columns`.
-            $( $(#[$doc])* #[serde(default)] pub(crate) $name: Vec<$ty>, )*
+            // Columns an older snapshot held and this version dropped are ignored on restore.
+            $( $(#[$doc])* pub(crate) $name: Vec<$ty>, )*
         }
 
         /// Mutable view of instances `[0, n)` of some range: each column as one fixed-size
@@ -141,17 +140,6 @@ macro_rules! columns {
         impl HsState {
             pub(crate) fn zeroed(n: usize) -> Self {
                 Self { n: n as u32, $( $name: vec![<$ty as Default>::default(); n * ($stride)], )* }
-            }
-            /// Give every column a snapshot did not hold (an older format's: it reads as
-            /// empty) its zeroed values, as `zeroed` would; columns that are present are left
-            /// as they are (and checked by `cols`).
-            pub(crate) fn fill_absent_columns(&mut self) {
-                let n = self.n as usize;
-                $(
-                    if self.$name.is_empty() {
-                        self.$name = vec![<$ty as Default>::default(); n * ($stride)];
-                    }
-                )*
             }
             pub(crate) fn cols(&mut self) -> Cols<'_> {
                 let n = self.n as usize;
@@ -226,11 +214,6 @@ columns! {
     p_routings: u16 = PATIENTS_MAX;
     /// The per-patient reward ledger (spec §2.8).
     p_ledger: f64 = PATIENTS_MAX;
-    /// The previous day's final ledgers and finished flags (1 = done or exited at the day's
-    /// end), copied when a day ends, so that a trainer can credit decisions of a day that
-    /// ended during its rollout (Fair-PPO's HS ledger credit).
-    p_last_ledger: f64 = PATIENTS_MAX;
-    p_last_finished: u8 = PATIENTS_MAX;
     clerk_busy: u16 = CLERKS_MAX;
     triage_busy: u16 = TRIAGE_MAX;
     /// Doctors: fixed ward by ward (dict order), then swing.
@@ -277,15 +260,6 @@ impl InstanceRef<'_> {
 
     pub fn ledger(&self, patient: usize) -> f64 {
         self.p_ledger[patient]
-    }
-
-    /// The final ledger of `patient` in the previous day, and whether it finished (done or
-    /// exited); (0, false) before the first day ends.
-    pub fn last_day_ledger(&self, patient: usize) -> (f64, bool) {
-        (
-            self.p_last_ledger[patient],
-            self.p_last_finished[patient] != 0,
-        )
     }
 
     pub fn impairment(&self, patient: usize) -> u8 {

@@ -63,7 +63,7 @@ pub trait EnvAdapter: Send {
     /// The actions chosen for `slots` of network `net` (`components` values per slot).
     fn scatter(&mut self, net: usize, slots: &[u32], actions: &[u32]);
     /// Step every instance once; write each acting slot's reward and episode end.
-    fn step(&mut self, pool: &WorkerPool, out: &mut RoundOut);
+    fn step(&mut self, out: &mut RoundOut, pool: &WorkerPool);
     /// Whether the rollout has all it needs before `rollout_steps` rounds (HS whole days).
     fn rollout_complete(&self) -> bool {
         false

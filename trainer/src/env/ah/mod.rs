@@ -4,7 +4,7 @@
 //! by the players of a group, none across groups). A slot is one agent of one instance; a
 //! counterfactual run (`fairness = "cf"`) steps a twin world ([`AhEnv::twin`]: every agent's
 //! sensitive attribute flipped, common random numbers) in lock-step, its slots after the
-//! factual world's. Groups and berry preferences are re-read after every step, since the
+//! factual world's. Groups and berry preferences come with every step's output, since the
 //! sensitive subset is redrawn every episode; a slot changes network only at a reset.
 //!
 //! The rollout's metrics describe the factual world: reward per agent-step, the per-agent
@@ -20,7 +20,7 @@ use crate::error::TrainError;
 use crate::metrics::{FairMetrics, Welfare, csp_value, mean_welfare};
 use crate::net::{NetShape, StoreLayout};
 use fair::{FairCells, cell_gaps};
-use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, InstanceRef, OBS_DIM, StepOut};
+use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepOut};
 use fairground_kernel::pool::WorkerPool;
 use fairground_kernel::rng::{Purpose, Stream};
 
@@ -133,8 +133,12 @@ pub struct AhAdapter {
     dones: Vec<u8>,
     actions: Vec<u8>,
     own_actions: Vec<u8>,
+    /// Per slot, the group (1 sensitive) and berry preference of its next decision; the step
+    /// writes the following ones into `next_*` (swapped in after the step's tallies).
     groups: Vec<u8>,
     prefs: Vec<u8>,
+    next_groups: Vec<u8>,
+    next_prefs: Vec<u8>,
     tally: Tally,
     /// Episodes finished by the last step (factual world, instance order).
     finished: Vec<EpisodeTotals>,
@@ -167,6 +171,8 @@ impl AhAdapter {
             own_actions: vec![0; slots],
             groups: vec![0; slots],
             prefs: vec![0; slots],
+            next_groups: vec![0; slots],
+            next_prefs: vec![0; slots],
             tally: Tally::default(),
             finished: Vec::new(),
             random: Stream::new(env.seed(), Purpose::RandomActions, &[]),
@@ -212,32 +218,14 @@ impl AhAdapter {
         }
     }
 
-    /// Instance `i` of the slot order: the factual world's, then the twin's.
-    fn instance_of<'a>(env: &'a AhEnv, twin: &'a Option<AhEnv>, i: usize) -> InstanceRef<'a> {
-        let n = env.instances();
-        match twin {
-            Some(twin) if i >= n => twin.instance(i - n),
-            _ => env.instance(i),
-        }
-    }
-
     fn observe_all(&mut self) {
-        let half = self.env.obs_len();
+        let (half, slots) = (self.env.obs_len(), self.world_slots());
         self.env.observe(&mut self.obs[..half]);
+        self.env
+            .observe_groups(&mut self.groups[..slots], &mut self.prefs[..slots]);
         if let Some(twin) = &mut self.twin {
             twin.observe(&mut self.obs[half..]);
-        }
-    }
-
-    fn refresh_groups(&mut self) {
-        let agents = self.env.agents();
-        for i in 0..self.env.instances() * (1 + usize::from(self.twin.is_some())) {
-            let inst = Self::instance_of(&self.env, &self.twin, i);
-            for a in 0..agents {
-                let agent = inst.agent(a);
-                self.groups[i * agents + a] = u8::from(agent.sensitive);
-                self.prefs[i * agents + a] = agent.pref;
-            }
+            twin.observe_groups(&mut self.groups[slots..], &mut self.prefs[slots..]);
         }
     }
 
@@ -260,6 +248,8 @@ impl AhAdapter {
                 obs: &mut self.obs[..obs],
                 rewards: &mut self.rewards[..slots],
                 dones: &mut self.dones[..n],
+                groups: &mut self.next_groups[..slots],
+                prefs: &mut self.next_prefs[..slots],
             },
             pool,
         );
@@ -270,18 +260,20 @@ impl AhAdapter {
                     obs: &mut self.obs[obs..],
                     rewards: &mut self.rewards[slots..],
                     dones: &mut self.dones[n..],
+                    groups: &mut self.next_groups[slots..],
+                    prefs: &mut self.next_prefs[slots..],
                 },
                 pool,
             );
         }
     }
 
-    /// The finished episode of factual instance `i` (the groups are still the episode's).
-    fn episode_of(&self, i: usize) -> EpisodeTotals {
+    /// The finished episode of factual instance `i` (`groups` and `prefs`: the episode's).
+    fn episode_of(&self, i: usize, groups: &[u8], prefs: &[u8]) -> EpisodeTotals {
         let agents = self.env.agents();
         let mut counts = [0u32; 4];
         for slot in i * agents..(i + 1) * agents {
-            counts[2 * usize::from(self.groups[slot]) + usize::from(self.prefs[slot])] += 1;
+            counts[2 * usize::from(groups[slot]) + usize::from(prefs[slot])] += 1;
         }
         let inst = self.env.instance(i);
         let cf = self.twin.as_ref().map(|twin| {
@@ -359,7 +351,6 @@ impl EnvAdapter for AhAdapter {
 
     fn begin_rollout(&mut self) {
         self.observe_all();
-        self.refresh_groups();
         self.tally = Tally {
             csp: crate::env::fairness::CellSums::new(4),
             per_slot: vec![0.0; self.slots()],
@@ -384,7 +375,7 @@ impl EnvAdapter for AhAdapter {
         }
     }
 
-    fn step(&mut self, pool: &WorkerPool, out: &mut RoundOut) {
+    fn step(&mut self, out: &mut RoundOut, pool: &WorkerPool) {
         self.kernel_step(pool);
         let agents = self.env.agents();
         let world = self.world_slots();
@@ -411,11 +402,13 @@ impl EnvAdapter for AhAdapter {
                 t.episodes += 1;
                 t.episode_sums[0] += f64::from(r[0]) + f64::from(r[1]);
                 t.episode_sums[1] += f64::from(r[2]) + f64::from(r[3]);
-                let e = self.episode_of(i);
+                let e = self.episode_of(i, &self.groups, &self.prefs);
                 self.finished.push(e);
             }
         }
-        self.refresh_groups();
+        // The groups of the next decisions, as the kernel wrote them.
+        std::mem::swap(&mut self.groups, &mut self.next_groups);
+        std::mem::swap(&mut self.prefs, &mut self.next_prefs);
     }
 
     fn end_rollout(&mut self, rounds: u32, env_steps: u64) -> AhMetrics {

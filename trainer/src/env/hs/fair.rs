@@ -8,6 +8,7 @@
 use super::{HsAdapter, PRIORITY_NAMES};
 use crate::config::Fairness;
 use crate::env::fairness::{CellSums, Credit, FairnessCells, ReferenceForm};
+use fairground_kernel::hs::PATIENTS_MAX;
 use fairground_shaders::ppo::CellStats;
 
 /// Cells of a notion for `instances` hospitals.
@@ -114,16 +115,17 @@ impl FairnessCells for HsAdapter {
     }
 
     /// The patient's ledger if it finished (done or exited): today's if its day has not ended
-    /// since it was routed, the previous day's record if exactly one ended; None otherwise.
+    /// since it was routed, the finished day's (the round's day-end output, kept until the
+    /// hospital's next day ends) if exactly one ended; None otherwise.
     fn final_ledger(&self, slot: u32, patient: u16, ends_then: u32) -> Option<f64> {
         let (i, p) = (slot as usize, patient as usize);
         let inst = self.env.instance(i);
         match self.day_ends[i] - ends_then {
             0 => inst.status(p).is_finished().then(|| inst.ledger(p)),
-            1 => match inst.last_day_ledger(p) {
-                (l, true) => Some(l),
-                _ => None,
-            },
+            1 => {
+                let k = i * PATIENTS_MAX + p;
+                (self.round.day_finished[k] != 0).then(|| self.round.day_ledger[k])
+            }
             _ => None,
         }
     }

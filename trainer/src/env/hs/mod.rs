@@ -266,8 +266,8 @@ impl EnvAdapter for HsAdapter {
         }
     }
 
-    fn step(&mut self, pool: &WorkerPool, out: &mut RoundOut) {
-        self.env.step(pool, &self.actions, &mut self.round);
+    fn step(&mut self, out: &mut RoundOut, pool: &WorkerPool) {
+        self.env.step(&self.actions, &mut self.round, pool);
         for i in 0..self.round.role.len() {
             let reward = self.round.reward[i];
             out.reward[i] = reward;
