@@ -36,6 +36,7 @@ use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::pool::WorkerPool;
 use fairground_shaders::layout::{FairParams, GaeParams};
 use fairground_shaders::{Executor, Minibatch, Program, ShaderError};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Whether the rollout lives in the networks' device stores: yes unless a [REPRO] flag asks for
@@ -268,7 +269,7 @@ pub struct AhReproTrainer<E: Executor> {
     fair: Option<FairPpo>,
     pool: WorkerPool,
     nets: Vec<PolicyNet<E>>,
-    batches: Vec<HostBatch>,
+    batches: Vec<Mutex<HostBatch>>,
     out: RoundOut,
     ro: Rollout,
     mems: [GroupMemory; GROUP_NETS],
@@ -309,7 +310,9 @@ impl<E: Executor + Send> AhReproTrainer<E> {
             cfg: cfg.clone(),
             fair,
             pool: WorkerPool::new(cfg.threads as usize),
-            batches: (0..GROUP_NETS).map(|_| HostBatch::default()).collect(),
+            batches: (0..GROUP_NETS)
+                .map(|_| Mutex::new(HostBatch::default()))
+                .collect(),
             out: RoundOut::new(slots),
             ro: Rollout::new(cfg.rollout_steps as usize, slots),
             mems: Default::default(),
@@ -407,33 +410,32 @@ impl<E: Executor + Send> AhReproTrainer<E> {
 
         let t0 = Instant::now();
         let (scales, weights) = self.plan();
-        let (ro, cfg, mems, batches) = (&self.ro, &self.cfg, &self.mems, &mut self.batches);
+        let (ro, cfg, mems, batches) = (&self.ro, &self.cfg, &self.mems, &self.batches);
         let passes = training_passes(cfg.ah.cross_group_training);
         let fairness = self
             .fair
             .as_ref()
             .map(|f| self.env.fair_cells(f.spec().fairness));
-        let mut work: Vec<(&mut PolicyNet<E>, &mut HostBatch)> =
-            self.nets.iter_mut().zip(batches.iter_mut()).collect();
-        let errors: Vec<Option<ShaderError>> = work
-            .iter_mut()
-            .enumerate()
-            .map(|(g, (net, batch))| {
-                net.loss = LossSums::default();
-                let mut run = || -> Result<(), ShaderError> {
-                    for (k, &(_, mem)) in passes.iter().filter(|&&(n, _)| n == g).enumerate() {
-                        net.ac.set_loss_scale(scales[g][k]);
-                        let cells = fairness.filter(|_| weights.is_some());
-                        train_on(net, batch, &mems[mem], ro, cfg, weights.as_deref(), cells)?;
-                    }
-                    net.ac.finish()
-                };
-                run().err()
-            })
-            .collect();
-        if let Some(e) = errors.into_iter().flatten().next() {
-            return Err(e);
-        }
+        // The networks share nothing: their passes run side by side on the pool (each batch's
+        // lock is only ever taken by its own network).
+        let cells = fairness.filter(|_| weights.is_some());
+        run_nets(&self.pool, &mut self.nets, |g, net| {
+            let mut batch = batches[g].lock().expect("host batch");
+            net.loss = LossSums::default();
+            for (k, &(_, mem)) in passes.iter().filter(|&&(n, _)| n == g).enumerate() {
+                net.ac.set_loss_scale(scales[g][k]);
+                train_on(
+                    net,
+                    &mut batch,
+                    &mems[mem],
+                    ro,
+                    cfg,
+                    weights.as_deref(),
+                    cells,
+                )?;
+            }
+            net.ac.finish()
+        })?;
         self.timing.update_s += t0.elapsed().as_secs_f64();
 
         let loss = LossSums::mean_over(self.nets.iter().map(|n| &n.loss));
