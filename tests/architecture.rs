@@ -2,7 +2,7 @@
 //! the code map cannot silently rot when files move (build output under `target/` is not a
 //! repository path and is skipped); and the trainer's dependency directions hold: nothing under
 //! `trainer/src/env/` imports or names an algorithm or the run layer, `algo/` does not import
-//! the run layer, and `io.rs` imports no trainer module.
+//! the run layer, and `io.rs` imports no trainer module; the README's example config parses.
 
 use std::path::Path;
 
@@ -116,4 +116,20 @@ fn trainer_dependencies_point_one_way() {
         trainer_imports.is_empty(),
         "io.rs imports trainer modules: {trainer_imports:?}"
     );
+}
+
+/// The README's example config file is a valid config, in the sectioned layout.
+#[test]
+fn the_readme_config_example_parses_and_validates() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a ```toml block in README.md");
+    let cfg = fairground_trainer::TrainConfig::from_toml(block, "README.md").unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.fair.fairness, fairground_trainer::Fairness::Dp);
+    assert_eq!((cfg.hs.patients, cfg.ah.episode_steps), (300, 3000));
 }
