@@ -167,9 +167,47 @@ impl FairPpo {
         reference::passes(&mut self.state.reference, &self.spec, &levels, sums, passes)
     }
 
-    /// The reference penalty's cell sums of the reference profile's host path.
+    /// What the next metrics line reports (the reference profile's host path plans itself).
     pub fn set_report(&mut self, report: Option<serde_json::Value>) {
         self.report = report;
+    }
+
+    /// The shaped penalty with the ledger credit (`Credit::Ledger`): the credited network's
+    /// weights (1, ∓δ·scale) per cell and its ledger mix, and the metrics.
+    #[allow(clippy::too_many_arguments)]
+    fn ledger_plan<A: FairnessCells, E: Executor>(
+        &mut self,
+        env: &A,
+        cfg: &TrainConfig,
+        nets: &[PolicyNet<E>],
+        sums: &CellSums,
+        stats: &[Option<CellStats>],
+        net: usize,
+        segment: usize,
+    ) -> (Vec<[f32; 2]>, Vec<f32>, serde_json::Value) {
+        let cells = self.cells as usize;
+        let ledger = self.ledger.as_mut().expect("shaped ledger credit");
+        ledger.compute_to_go(env, &nets[net], &self.cell_ids[net], cells);
+        let critic = ledger.critic(&nets[net].rows, &self.cell_ids[net], cells);
+        let comps = self.comparisons(env, sums, stats, Some(critic));
+        let terms = self
+            .state
+            .shaper
+            .update(&comps, self.spec.alpha, self.spec.beta);
+        let scale = ledger::credit_scale(cfg, &nets[net]);
+        let mut w = vec![[1.0f32, 0.0]; cells];
+        for ((_, a, b), &d) in env.comparisons(self.spec.fairness).iter().zip(&terms.delta) {
+            // The credited network's own advantage keeps weight 1 and each decision gains −δ
+            // (side a) or +δ (side b) times its patient's standardised ledger-to-go
+            // (docs/fair-ppo.md).
+            w[*a as usize] = [1.0, (-d * scale) as f32];
+            w[*b as usize] = [1.0, (d * scale) as f32];
+        }
+        let mut json = shaped_json(&comps, &terms);
+        json["weights"] = serde_json::json!(w);
+        let ledger = self.ledger.as_ref().expect("shaped ledger credit");
+        let mix = ledger.mix(&nets[net].rows, &self.cell_ids[net], cells, segment);
+        (w, mix, json)
     }
 
     /// The partner term: each network's rows get the partner cell's mean (standardised)
@@ -264,7 +302,6 @@ impl<A: FairnessCells> Algorithm<A> for FairPpo {
             sums.add_device(s);
         }
         let mut plans = vec![NetPlan::default(); nets.len()];
-        let cells = self.cells as usize;
         match (self.spec.penalty, self.credit) {
             (Penalty::Shaped, Credit::GroupShift { mix_segment }) => {
                 let mix = if mix_segment > 0 { 1.0 } else { 0.0 };
@@ -278,34 +315,10 @@ impl<A: FairnessCells> Algorithm<A> for FairPpo {
                 self.report = Some(json);
             }
             (Penalty::Shaped, Credit::Ledger { net, segment }) => {
-                let ledger = self.ledger.as_mut().expect("shaped ledger credit");
-                ledger.compute_to_go(env, &nets[net], &self.cell_ids[net], cells);
-                let critic = ledger.critic(&nets[net].rows, &self.cell_ids[net], cells);
-                let comps = self.comparisons(env, &sums, &stats, Some(critic));
-                let terms = self
-                    .state
-                    .shaper
-                    .update(&comps, self.spec.alpha, self.spec.beta);
-                let scale = ledger::credit_scale(cfg, &nets[net]);
-                let mut w = vec![[1.0f32, 0.0]; cells];
-                for ((_, a, b), &d) in env.comparisons(self.spec.fairness).iter().zip(&terms.delta)
-                {
-                    // The credited network's own advantage keeps weight 1 and each decision
-                    // gains −δ (side a) or +δ (side b) times its patient's standardised
-                    // ledger-to-go (docs/fair-ppo.md).
-                    w[*a as usize] = [1.0, (-d * scale) as f32];
-                    w[*b as usize] = [1.0, (d * scale) as f32];
-                }
-                let mut json = shaped_json(&comps, &terms);
-                json["weights"] = serde_json::json!(w);
-                let ledger = self.ledger.as_ref().expect("shaped ledger credit");
-                plans[net].mix = Some(ledger.mix(
-                    &nets[net].rows,
-                    &self.cell_ids[net],
-                    cells,
-                    segment as usize,
-                ));
+                let (w, mix, json) =
+                    self.ledger_plan(env, cfg, nets, &sums, &stats, net, segment as usize);
                 plans[net].weights = Some(w);
+                plans[net].mix = Some(mix);
                 self.report = Some(json);
             }
             (Penalty::Reference, _) => match A::REFERENCE {
