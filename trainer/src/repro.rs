@@ -370,6 +370,36 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         let start = Instant::now();
         let steps = self.cfg.rollout_steps as usize;
         let m = self.out.reward.len();
+        self.rollout(steps, m)?;
+        self.bootstrap(steps)?;
+        let h0 = Instant::now();
+        self.memories(steps, m);
+        self.timing.host_s += h0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let (scales, weights) = self.plan();
+        self.passes(&scales, weights.as_deref())?;
+        self.timing.update_s += t0.elapsed().as_secs_f64();
+
+        let loss = LossSums::mean_over(self.nets.iter().map(|n| &n.loss));
+        for net in &mut self.nets {
+            self.timing.transfer_bytes += std::mem::take(&mut net.transfer_bytes);
+        }
+        self.iteration += 1;
+        self.env_steps += (self.env.instances() * steps) as u64;
+        Ok(IterStats {
+            env: self.env.end_rollout(steps as u32, self.env_steps),
+            loss,
+            penalty: self
+                .fair
+                .as_ref()
+                .and_then(crate::algo::Algorithm::<AhAdapter>::report),
+            trained: (m * steps) as u64,
+            wall_s: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// T steps of every instance into the host rollout (`m` slots a step).
+    fn rollout(&mut self, steps: usize, m: usize) -> Result<(), ShaderError> {
         self.env.begin_rollout();
         for t in 0..steps {
             let h0 = Instant::now();
@@ -389,7 +419,11 @@ impl<E: Executor + Send> AhReproTrainer<E> {
                 *d = f32::from(u8::from(done));
             }
         }
-        // Bootstrap values of the observations after the last step (per-player GAE only).
+        Ok(())
+    }
+
+    /// Bootstrap values of the observations after the last step (per-player GAE only).
+    fn bootstrap(&mut self, steps: usize) -> Result<(), ShaderError> {
         let t0 = Instant::now();
         if !self.cfg.ah.interleaved_gae {
             self.gather();
@@ -404,55 +438,33 @@ impl<E: Executor + Send> AhReproTrainer<E> {
             }
         }
         self.timing.act_s += t0.elapsed().as_secs_f64();
-        let h0 = Instant::now();
-        self.memories(steps, m);
-        self.timing.host_s += h0.elapsed().as_secs_f64();
+        Ok(())
+    }
 
-        let t0 = Instant::now();
-        let (scales, weights) = self.plan();
+    /// Every network's passes (see [`training_passes`]), pass k of network g with loss scale
+    /// `scales[g][k]` and, for Fair-PPO shaped, the cell weights. The networks share nothing:
+    /// their passes run side by side on the pool (each batch's lock is only ever taken by its
+    /// own network).
+    fn passes(
+        &mut self,
+        scales: &[Vec<f32>],
+        weights: Option<&[[f32; 2]]>,
+    ) -> Result<(), ShaderError> {
         let (ro, cfg, mems, batches) = (&self.ro, &self.cfg, &self.mems, &self.batches);
         let passes = training_passes(cfg.ah.cross_group_training);
-        let fairness = self
+        let cells = self
             .fair
             .as_ref()
-            .map(|f| self.env.fair_cells(f.spec().fairness));
-        // The networks share nothing: their passes run side by side on the pool (each batch's
-        // lock is only ever taken by its own network).
-        let cells = fairness.filter(|_| weights.is_some());
+            .map(|f| self.env.fair_cells(f.spec().fairness))
+            .filter(|_| weights.is_some());
         run_nets(&self.pool, &mut self.nets, |g, net| {
             let mut batch = batches[g].lock().expect("host batch");
             net.loss = LossSums::default();
             for (k, &(_, mem)) in passes.iter().filter(|&&(n, _)| n == g).enumerate() {
                 net.ac.set_loss_scale(scales[g][k]);
-                train_on(
-                    net,
-                    &mut batch,
-                    &mems[mem],
-                    ro,
-                    cfg,
-                    weights.as_deref(),
-                    cells,
-                )?;
+                train_on(net, &mut batch, &mems[mem], ro, cfg, weights, cells)?;
             }
             net.ac.finish()
-        })?;
-        self.timing.update_s += t0.elapsed().as_secs_f64();
-
-        let loss = LossSums::mean_over(self.nets.iter().map(|n| &n.loss));
-        for net in &mut self.nets {
-            self.timing.transfer_bytes += std::mem::take(&mut net.transfer_bytes);
-        }
-        self.iteration += 1;
-        self.env_steps += (self.env.instances() * steps) as u64;
-        Ok(IterStats {
-            env: self.env.end_rollout(steps as u32, self.env_steps),
-            loss,
-            penalty: self
-                .fair
-                .as_ref()
-                .and_then(crate::algo::Algorithm::<AhAdapter>::report),
-            trained: (m * steps) as u64,
-            wall_s: start.elapsed().as_secs_f64(),
         })
     }
 
