@@ -84,7 +84,7 @@ pub fn bench(
     counts.insert(format!("trained_{unit}"), trained.into());
     counts.insert(
         format!("trained_{unit}_per_s"),
-        (trained as f64 / wall).round().into(),
+        ((trained as f64 / wall).round() as u64).into(),
     );
     let line = BenchLine {
         bench: "train",
