@@ -135,3 +135,87 @@ pub fn hs_eval_disparities(days: &[(usize, HsDayStats)]) -> serde_json::Value {
         "welfare": {"impairment_groups": mean_welfare(&groups)},
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The disparities on hand-made episodes and days, computed by hand in the comments.
+    use super::*;
+
+    fn episode(totals: [f32; 4], counts: [u32; 4]) -> EpisodeTotals {
+        EpisodeTotals {
+            totals,
+            counts,
+            returns: vec![],
+            cf: None,
+        }
+    }
+
+    #[test]
+    fn csp_levels_keep_their_sign_and_sum_the_absolute_gaps() {
+        let v = csp_value(&[("red", Some(-2.0)), ("blue", Some(0.5)), ("x", None)]).unwrap();
+        assert_eq!(v["red"], -2.0);
+        assert_eq!(v["x"], serde_json::Value::Null);
+        assert_eq!(v["sum"], 2.5);
+        assert!(
+            csp_value(&[("red", None)]).is_none(),
+            "nothing measured: null"
+        );
+    }
+
+    #[test]
+    fn ah_disparities_are_per_agent_gaps_averaged_over_episodes() {
+        // Episode 1: NS (NSr 30 over 3 agents, NSb 10 over 1) = 40/4 = 10 per agent; S (Sr 12
+        // over 2, Sb 24 over 2) = 36/4 = 9: dp = 1; red 30/3 − 12/2 = 4, blue 10 − 12 = −2.
+        // Episode 2: NS 8/4 = 2, S 16/4 = 4: dp = −2; red 6/2 − 8/2 = −1, blue 2/2 − 8/2 = −3.
+        let eps = [
+            episode([30.0, 10.0, 12.0, 24.0], [3, 1, 2, 2]),
+            episode([6.0, 2.0, 8.0, 8.0], [2, 2, 2, 2]),
+        ];
+        let d = ah_eval_disparities(&eps);
+        assert_eq!(d["dp"], (1.0 - 2.0) / 2.0);
+        assert_eq!(d["dp_abs"], (1.0 + 2.0) / 2.0);
+        assert_eq!(d["csp"]["red"], (4.0 - 1.0) / 2.0);
+        assert_eq!(d["csp"]["blue"], (-2.0 - 3.0) / 2.0);
+        // Eq. 4: per episode Σ_c |gap_c| = 6 and 4, mean 5.
+        assert_eq!(d["csp"]["sum"], 5.0);
+    }
+
+    fn day(i: u32, ledger: [[f64; 3]; 3], finished: [[u16; 3]; 3]) -> HsDayStats {
+        HsDayStats {
+            day: i,
+            ledger_finished: ledger,
+            finished,
+            ..HsDayStats::default()
+        }
+    }
+
+    #[test]
+    fn hs_disparities_are_gaps_of_mean_ledgers_of_finished_patients() {
+        // Factual hospital 0: none 2 patients with 400 in all (mean 200); low 1 with 190, high 1
+        // with 170 (impaired mean 180): dp = 20. By priority (all in priority 0 here): the same
+        // 20; priorities 1 and 2 have no patient, so 0 − 0. Twin 1: everyone mean 190.
+        let f = day(
+            0,
+            [[400.0, 0.0, 0.0], [190.0, 0.0, 0.0], [170.0, 0.0, 0.0]],
+            [[2, 0, 0], [1, 0, 0], [1, 0, 0]],
+        );
+        let t = day(
+            0,
+            [[380.0, 0.0, 0.0], [380.0, 0.0, 0.0], [0.0; 3]],
+            [[2, 0, 0], [2, 0, 0], [0; 3]],
+        );
+        let d = hs_eval_disparities(&[(0, f), (1, t)]);
+        assert_eq!(d["dp"], 20.0);
+        assert_eq!(d["dp_signed"], 20.0);
+        assert_eq!(d["csp"]["low"], 20.0);
+        assert_eq!(d["csp"]["medium"], 0.0);
+        assert_eq!(d["csp"]["sum"], 20.0);
+        // CF: factual mean (400 + 190 + 170) / 4 = 190, twin 760 / 4 = 190.
+        assert_eq!(d["cf"], 0.0);
+        // Welfare over the impairment groups [200, 190, 170] of the factual day.
+        let w = &d["welfare"]["impairment_groups"];
+        let jain =
+            (560.0f64 * 560.0) / (3.0 * (200.0f64.powi(2) + 190.0f64.powi(2) + 170.0f64.powi(2)));
+        assert!((w["jain"].as_f64().unwrap() - jain).abs() < 1e-12, "{w}");
+    }
+}
