@@ -6,12 +6,15 @@
 //! `gN.adam_m2`, `gN.adam_state` = [beta1_pow, beta2_pow, step]; `params` and the moments in
 //! the `ActorCriticSpec` layout: trunk if any, then policy head, then value head) then its JSON
 //! sidecar `ckpt-NNNNNNNN.json` (counters, RNG streams, the environment's snapshot). The sidecar is
-//! written last, so a checkpoint counts only when both files are complete. HS checkpoints have
+//! written last, so a checkpoint counts only when both files are complete. Loading verifies
+//! every checkpoint ([`read_checkpoint`]: hashes of the parameters and the Adam state, the
+//! sidecar's iteration) and falls back to the newest one that verifies. HS checkpoints have
 //! the same layout with three networks (`g0` router, `g1` dispatcher, `g2` manager) and the
 //! hospital's snapshot under `hs_env` in the sidecar.
 
 use crate::common::NetState;
 use crate::error::TrainError;
+use fairground_kernel::hash::TrajectoryHash;
 use fairground_shaders::OptimizerState;
 use fairground_shaders::layout::AdamState;
 use safetensors::tensor::{Dtype, TensorView};
@@ -83,8 +86,14 @@ pub fn save_checkpoint<S: CheckpointState>(
             (name.clone(), view)
         })
         .collect();
+    debug_assert_eq!(
+        params_hash(nets),
+        param_hash,
+        "the trainer's hash of these parameters"
+    );
     let mut meta = std::collections::HashMap::new();
     meta.insert("param_hash".to_string(), param_hash.to_string());
+    meta.insert("optimizer_hash".to_string(), optimizer_hash(nets));
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| TrainError::io(&stem.with_extension("safetensors"), e))?;
     write_atomic(&stem.with_extension("safetensors"), &bytes)?;
@@ -120,31 +129,125 @@ fn list_checkpoints(dir: &Path) -> Vec<u32> {
     .collect()
 }
 
-/// The newest complete checkpoint, or `None` when there is none.
+/// The digest of every network's parameters, in network order: what a checkpoint records as
+/// `param_hash` (the trainers' `param_hash` is the same digest of the live parameters).
+pub fn params_hash(nets: &[NetState]) -> String {
+    let mut h = TrajectoryHash::new();
+    for n in nets {
+        h.write_f32s(&n.params);
+    }
+    h.hex()
+}
+
+/// The digest of every network's Adam state (moments, then the counters).
+pub fn optimizer_hash(nets: &[NetState]) -> String {
+    let mut h = TrajectoryHash::new();
+    for n in nets {
+        let a = &n.optimizer.adam;
+        h.write_f32s(&n.optimizer.moment1);
+        h.write_f32s(&n.optimizer.moment2);
+        h.write_f32s(&[a.beta1_pow, a.beta2_pow]);
+        h.write_u32(a.step);
+    }
+    h.hex()
+}
+
+/// The newest checkpoint that verifies ([`read_checkpoint`]), or `None` when there is none. A
+/// newer one that does not verify (truncated, a flipped byte, an edited sidecar) is moved
+/// aside into `checkpoints/damaged/` (never deleted) with one line on stderr naming it and why;
+/// when none verifies, the newest one's reason is the error and nothing is moved.
 pub fn load_latest_checkpoint<S: CheckpointState>(
     dir: &Path,
 ) -> Result<Option<(S, Vec<NetState>)>, TrainError> {
-    let Some(iteration) = list_checkpoints(dir).into_iter().max() else {
-        return Ok(None);
-    };
+    let mut iterations = list_checkpoints(dir);
+    iterations.sort_unstable_by(|a, b| b.cmp(a));
+    let mut damaged: Vec<(u32, String)> = Vec::new();
+    for &it in &iterations {
+        match read_checkpoint::<S>(dir, it) {
+            Ok(found) => {
+                for (bad, why) in &damaged {
+                    let kept = set_aside(dir, *bad)?;
+                    eprintln!(
+                        "warning: checkpoint {} does not verify ({why}); moved to {} and \
+                         continuing from iteration {it}",
+                        ckpt_stem(dir, *bad).display(),
+                        kept.display()
+                    );
+                }
+                return Ok(Some(found));
+            }
+            Err(why) => damaged.push((it, why)),
+        }
+    }
+    match damaged.first() {
+        None => Ok(None),
+        Some((it, why)) => Err(TrainError::Checkpoint {
+            why: format!(
+                "{}: {why} (and no older checkpoint verifies)",
+                ckpt_stem(dir, *it).display()
+            ),
+        }),
+    }
+}
+
+/// Move checkpoint `iteration`'s files into `checkpoints/damaged/`; returns that folder.
+fn set_aside(dir: &Path, iteration: u32) -> Result<PathBuf, TrainError> {
+    let aside = dir.join("checkpoints").join("damaged");
+    std::fs::create_dir_all(&aside).map_err(|e| TrainError::io(&aside, e))?;
+    let stem = ckpt_stem(dir, iteration);
+    for ext in ["json", "safetensors"] {
+        let from = stem.with_extension(ext);
+        if from.exists() {
+            let to = aside.join(from.file_name().expect("a file name"));
+            std::fs::rename(&from, &to).map_err(|e| TrainError::io(&from, e))?;
+        }
+    }
+    Ok(aside)
+}
+
+/// Read checkpoint `iteration` and verify it: the sidecar parses and names that iteration, the
+/// tensors parse, the parameters hash to the `param_hash` both files record, and the Adam
+/// state to the tensors file's `optimizer_hash` (checkpoints of versions before it have none).
+/// The error says what did not match.
+pub fn read_checkpoint<S: CheckpointState>(
+    dir: &Path,
+    iteration: u32,
+) -> Result<(S, Vec<NetState>), String> {
     let stem = ckpt_stem(dir, iteration);
     let side_path = stem.with_extension("json");
-    let state: S = serde_json::from_str(&read_to_string(&side_path)?)
-        .map_err(|e| TrainError::io(&side_path, e))?;
+    let text = std::fs::read_to_string(&side_path).map_err(|e| format!("sidecar: {e}"))?;
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("sidecar is not JSON: {e}"))?;
+    let state: S = serde_json::from_value(sidecar.clone())
+        .map_err(|e| format!("sidecar does not hold this run's state: {e}"))?;
+    if state.iteration() != iteration {
+        return Err(format!(
+            "sidecar says iteration {}, its file name {iteration}",
+            state.iteration()
+        ));
+    }
     let st_path = stem.with_extension("safetensors");
-    let bytes = std::fs::read(&st_path).map_err(|e| TrainError::io(&st_path, e))?;
-    let st =
-        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| TrainError::io(&st_path, e))?;
-    let get = |name: String| -> Result<Vec<f32>, TrainError> {
+    let bytes = std::fs::read(&st_path).map_err(|e| format!("tensors: {e}"))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| format!("tensors file is damaged: {e}"))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| format!("tensors file is damaged: {e}"))?;
+    let get = |name: String| -> Result<Vec<f32>, String> {
         Ok(bytes_f32(
             st.tensor(&name)
-                .map_err(|e| TrainError::io(&st_path, format!("{name}: {e}")))?
+                .map_err(|e| format!("tensor {name}: {e}"))?
                 .data(),
         ))
     };
     let mut nets = Vec::new();
     for g in 0..state.networks() {
         let c = get(format!("g{g}.adam_state"))?;
+        if c.len() != 3 {
+            return Err(format!(
+                "tensor g{g}.adam_state holds {} values, not 3",
+                c.len()
+            ));
+        }
         nets.push(NetState {
             params: get(format!("g{g}.params"))?,
             optimizer: OptimizerState {
@@ -159,5 +262,31 @@ pub fn load_latest_checkpoint<S: CheckpointState>(
             },
         });
     }
-    Ok(Some((state, nets)))
+    let recorded = |key: &str| meta.metadata().as_ref().and_then(|m| m.get(key).cloned());
+    let computed = params_hash(&nets);
+    match recorded("param_hash") {
+        Some(h) if h == computed => {}
+        Some(h) => {
+            return Err(format!(
+                "the parameters hash to {computed}, the tensors file records {h}"
+            ));
+        }
+        None => return Err("the tensors file records no param_hash".into()),
+    }
+    if let Some(h) = sidecar["param_hash"].as_str()
+        && h != computed
+    {
+        return Err(format!(
+            "the parameters hash to {computed}, the sidecar records {h}"
+        ));
+    }
+    if let Some(h) = recorded("optimizer_hash") {
+        let o = optimizer_hash(&nets);
+        if h != o {
+            return Err(format!(
+                "the Adam state hashes to {o}, the tensors file records {h}"
+            ));
+        }
+    }
+    Ok((state, nets))
 }
