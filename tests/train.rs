@@ -185,12 +185,20 @@ fn bad_input_is_one_line_and_writes_nothing() {
     // An existing run directory without --resume: refused, and left untouched.
     let existing = dir.join("existing");
     std::fs::create_dir_all(&existing).unwrap();
+    std::fs::write(existing.join("notes.txt"), "mine").unwrap();
     let o = fairground(&["train", "--out", existing.to_str().unwrap()]);
     assert!(!o.status.success());
     let stderr = String::from_utf8(o.stderr).unwrap();
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--resume"), "{stderr}");
-    assert_eq!(std::fs::read_dir(&existing).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(&existing).unwrap().count(), 1);
+    // `--out` naming a file is refused as such, not as a run to resume.
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let o = fairground(&["train", "--out", file.to_str().unwrap()]);
+    let stderr = String::from_utf8(o.stderr).unwrap();
+    assert!(!o.status.success() && stderr.contains("a file"), "{stderr}");
+    assert!(!stderr.contains("--resume"), "{stderr}");
 }
 
 #[test]

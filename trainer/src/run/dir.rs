@@ -88,7 +88,59 @@ pub fn metrics_up_to(path: &Path, done: u32) -> Result<Vec<String>, TrainError> 
 }
 
 /// Create a new run directory's files: `checkpoints/`, `config.toml`, `manifest.json`.
+///
+/// Atomic: the files are written into a hidden sibling `.NAME.partial-PID` that is renamed to
+/// `dir` once complete, so a kill or a full disk at start leaves no half-made run directory
+/// (only the hidden sibling, which no command reads). An unused `dir` ([`unused_dir`]) is
+/// replaced.
 pub fn start_run_dir(
+    dir: &Path,
+    cfg: &TrainConfig,
+    adapter: &str,
+    seeds: serde_json::Value,
+) -> Result<(), TrainError> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    let parent = parent.unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
+    let partial = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    let made = fill_run_dir(&partial, cfg, adapter, seeds).and_then(|()| {
+        if dir.exists() {
+            // Unused (checked by `resolve`): an empty directory or a pre-atomic crash's leftovers.
+            std::fs::remove_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+        }
+        std::fs::rename(&partial, dir).map_err(|e| TrainError::io(dir, e))
+    });
+    if made.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    made
+}
+
+/// Whether `dir` holds no run: an empty directory, or only what a start interrupted before
+/// runs were created atomically left (an empty `checkpoints/`, `.tmp` files).
+pub fn unused_dir(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.into_iter().all(|e| {
+        let Ok(e) = e else { return false };
+        let path = e.path();
+        if path.is_dir() {
+            e.file_name() == "checkpoints"
+                && std::fs::read_dir(&path).is_ok_and(|mut r| r.next().is_none())
+        } else {
+            e.file_name().to_string_lossy().ends_with(".tmp")
+        }
+    })
+}
+
+/// The files of a new run directory, written into `dir`.
+fn fill_run_dir(
     dir: &Path,
     cfg: &TrainConfig,
     adapter: &str,
@@ -199,9 +251,15 @@ pub fn resolve(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError>
         })?;
         let saved_path = dir.join("config.toml");
         if !saved_path.exists() {
+            let why = if unused_dir(&dir) {
+                "it holds no run yet (a start that was interrupted, or an empty directory): run \
+                 without --resume to start one there"
+            } else {
+                "no config.toml there (not a run directory)"
+            };
             return Err(TrainError::Resume {
                 dir: dir.display().to_string(),
-                why: "no config.toml there (not a run directory)".into(),
+                why: why.into(),
             });
         }
         let saved = TrainConfig::from_toml(
@@ -264,7 +322,13 @@ pub fn resolve(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError>
         }
         cfg.validate()?;
         let dir = req.out.clone().unwrap_or_else(|| default_out(&cfg));
-        if dir.exists() {
+        if dir.is_file() {
+            return Err(TrainError::Io {
+                path: dir.display().to_string(),
+                message: "--out names a file, not a run directory".into(),
+            });
+        }
+        if dir.exists() && !unused_dir(&dir) {
             return Err(TrainError::RunDirExists(dir.display().to_string()));
         }
         Ok((cfg, dir))
@@ -319,4 +383,45 @@ mod tests {
         assert!(lines_of(&format!("{l1}\n{torn}\n{l3}\n"), 1).is_err());
         assert!(lines_of(&format!("{l1}\n{torn}"), 2).is_err());
     }
+}
+
+/// An exclusive lock on a run directory (`DIR/lock`, holding the owner's PID), held while a
+/// `train` writes into it; released when dropped or when the process ends, however it ends.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// Lock run directory `dir` for writing, or refuse with one line naming the holder's PID.
+pub fn lock_run_dir(dir: &Path) -> Result<RunLock, TrainError> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join("lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| TrainError::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(TrainError::Resume {
+                dir: dir.display().to_string(),
+                why: format!(
+                    "another fairground process (pid {}) is writing it",
+                    holder.trim()
+                ),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(TrainError::io(&path, e)),
+    }
+    let pid = std::process::id().to_string();
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(pid.as_bytes()));
+    written.map_err(|e| TrainError::io(&path, e))?;
+    Ok(RunLock { _file: file })
 }

@@ -2,7 +2,9 @@
 //! the run directory, then iterate: one `metrics.jsonl` line per iteration, a checkpoint every
 //! `checkpoint_every` iterations and at the end, progress on stderr.
 
-use super::dir::{TrainRequest, append_metrics, metrics_up_to, resolve, start_run_dir};
+use super::dir::{
+    TrainRequest, append_metrics, lock_run_dir, metrics_up_to, resolve, start_run_dir,
+};
 use super::{RunTrainer, make_trainer, open_backend};
 use crate::common::EnvUse;
 use crate::config::EnvName;
@@ -11,7 +13,7 @@ use crate::io::write_atomic;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One line of `metrics.jsonl`. Every key but `trained_agent_steps_per_s` and `wall_s` (wall
 /// clock) is bit-identical for the same seed, backend and adapter.
@@ -35,14 +37,18 @@ pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
     let mut trainer = make_trainer(&cfg, EnvUse::Train, ctx)?;
     let mut lines: Vec<String> = Vec::new();
     let metrics_path = dir.join("metrics.jsonl");
-    if req.resume {
+    let _lock = if req.resume {
+        let lock = lock_run_dir(&dir)?;
         if let Some(done) = trainer.resume(&dir)? {
             lines = metrics_up_to(&metrics_path, done)?;
+            check_resumable(&dir, done, cfg.iterations, lines.len())?;
         }
         write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        lock
     } else {
         start_run_dir(&dir, &cfg, trainer.adapter(), trainer.seeds())?;
-    }
+        lock_run_dir(&dir)?
+    };
     let bar = progress_bar(req, &*trainer, cfg.iterations);
     let env = match cfg.env {
         EnvName::Ah => "ah",
@@ -90,6 +96,32 @@ pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
         b.finish();
     }
     Ok(dir)
+}
+
+/// A resumed run continues only forward, from a checkpoint its metrics agree with.
+fn check_resumable(dir: &Path, done: u32, iterations: u32, lines: usize) -> Result<(), TrainError> {
+    let refuse = |why: String| {
+        Err(TrainError::Resume {
+            dir: dir.display().to_string(),
+            why,
+        })
+    };
+    if done == iterations {
+        return refuse(format!(
+            "already complete ({done}/{iterations}): pass a larger --iterations to continue it"
+        ));
+    }
+    if done > iterations {
+        return refuse(format!(
+            "its checkpoint is at iteration {done}, past --iterations {iterations}"
+        ));
+    }
+    if lines != done as usize {
+        return refuse(format!(
+            "its checkpoint is at iteration {done} but metrics.jsonl holds {lines} lines up to it"
+        ));
+    }
+    Ok(())
 }
 
 /// A progress bar on a terminal (none for tests, pipes and `quiet`).
