@@ -348,43 +348,6 @@ struct Manifest<'a> {
     threads: u32,
 }
 
-#[cfg(test)]
-mod tests {
-    //! `metrics_up_to` keeps the lines up to the checkpoint, drops a torn last line only when
-    //! those are all intact before it, and refuses any other unreadable line.
-    use super::*;
-
-    fn lines_of(text: &str, done: u32) -> Result<Vec<String>, TrainError> {
-        let dir = std::env::temp_dir().join(format!(
-            "fairground-metrics-up-to-{}-{done}-{}",
-            std::process::id(),
-            text.len()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("metrics.jsonl");
-        std::fs::write(&path, text).unwrap();
-        let out = metrics_up_to(&path, done);
-        std::fs::remove_dir_all(&dir).unwrap();
-        out
-    }
-
-    #[test]
-    fn torn_last_line_is_dropped_only_after_every_kept_line() {
-        let l1 = "{\"iteration\":1}";
-        let l2 = "{\"iteration\":2}";
-        let l3 = "{\"iteration\":3}";
-        let torn = "{\"iteration\":4,\"env";
-        assert_eq!(
-            lines_of(&format!("{l1}\n{l2}\n{l3}\n{torn}"), 2).unwrap(),
-            [l1, l2]
-        );
-        assert_eq!(lines_of(&format!("{l1}\n{l2}\n"), 2).unwrap(), [l1, l2]);
-        // A torn line inside the file, or one that stands where a kept line should be.
-        assert!(lines_of(&format!("{l1}\n{torn}\n{l3}\n"), 1).is_err());
-        assert!(lines_of(&format!("{l1}\n{torn}"), 2).is_err());
-    }
-}
-
 /// An exclusive lock on a run directory (`DIR/lock`, holding the owner's PID), held while a
 /// `train` writes into it; released when dropped or when the process ends, however it ends.
 pub struct RunLock {
@@ -424,4 +387,41 @@ pub fn lock_run_dir(dir: &Path) -> Result<RunLock, TrainError> {
         .and_then(|()| file.write_all(pid.as_bytes()));
     written.map_err(|e| TrainError::io(&path, e))?;
     Ok(RunLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    //! `metrics_up_to` keeps the lines up to the checkpoint, drops a torn last line only when
+    //! those are all intact before it, and refuses any other unreadable line.
+    use super::*;
+
+    fn lines_of(text: &str, done: u32) -> Result<Vec<String>, TrainError> {
+        let dir = std::env::temp_dir().join(format!(
+            "fairground-metrics-up-to-{}-{done}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let out = metrics_up_to(&path, done);
+        std::fs::remove_dir_all(&dir).unwrap();
+        out
+    }
+
+    #[test]
+    fn torn_last_line_is_dropped_only_after_every_kept_line() {
+        let l1 = "{\"iteration\":1}";
+        let l2 = "{\"iteration\":2}";
+        let l3 = "{\"iteration\":3}";
+        let torn = "{\"iteration\":4,\"env";
+        assert_eq!(
+            lines_of(&format!("{l1}\n{l2}\n{l3}\n{torn}"), 2).unwrap(),
+            [l1, l2]
+        );
+        assert_eq!(lines_of(&format!("{l1}\n{l2}\n"), 2).unwrap(), [l1, l2]);
+        // A torn line inside the file, or one that stands where a kept line should be.
+        assert!(lines_of(&format!("{l1}\n{torn}\n{l3}\n"), 1).is_err());
+        assert!(lines_of(&format!("{l1}\n{torn}"), 2).is_err());
+    }
 }
