@@ -22,8 +22,12 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let trainer = e.downcast_ref::<fairground_trainer::TrainError>();
+            if let Some(fairground_trainer::TrainError::EvalNotSaved { text, .. }) = trainer {
+                println!("{text}");
+            }
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(trainer.map_or(1, fairground_trainer::TrainError::exit_code))
         }
     }
 }

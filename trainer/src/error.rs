@@ -31,6 +31,31 @@ pub enum TrainError {
     Param(#[from] fairground_kernel::ah::ParamError),
     #[error("checkpoint: {why}")]
     Checkpoint { why: String },
+    /// Training produced a non-finite loss or parameters; the run stopped before writing that
+    /// iteration (exit code 3), resumable from its last good checkpoint.
+    #[error("non-finite {what} at iteration {iteration}; last good checkpoint: {last_good}")]
+    NonFinite {
+        what: String,
+        iteration: u32,
+        last_good: String,
+    },
+    /// `eval` computed its result but could not write it (the result is printed anyway).
+    #[error("{path}: {message} (the evaluation is printed on stdout)")]
+    EvalNotSaved {
+        path: String,
+        message: String,
+        text: String,
+    },
+}
+
+impl TrainError {
+    /// The process exit code: 3 for a non-finite run, 1 otherwise (2 is the CLI's usage error).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            TrainError::NonFinite { .. } => 3,
+            _ => 1,
+        }
+    }
 }
 
 impl TrainError {

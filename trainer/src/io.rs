@@ -33,11 +33,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| TrainError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| TrainError::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        // A failed write (a full disk) leaves no partial `.tmp` behind.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(TrainError::io(&tmp, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        TrainError::io(path, e)
+    })
 }
 
 pub fn read_to_string(path: &Path) -> Result<String, TrainError> {

@@ -343,6 +343,18 @@ impl<E: Executor> PolicyNet<E> {
         )
     }
 
+    /// What of this network is not finite after an update, if anything: its loss statistics
+    /// or its parameters (a non-finite gradient shows up in the parameters it produces).
+    pub fn non_finite(&mut self) -> Result<Option<&'static str>, ShaderError> {
+        if self.loss.sums.iter().any(|v| !v.is_finite()) {
+            return Ok(Some("loss"));
+        }
+        if self.ac.params()?.iter().any(|v| !v.is_finite()) {
+            return Ok(Some("parameters"));
+        }
+        Ok(None)
+    }
+
     /// The parameters and Adam state.
     pub fn save(&mut self) -> Result<NetState, ShaderError> {
         Ok(NetState {

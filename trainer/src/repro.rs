@@ -544,6 +544,16 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         }
     }
 
+    /// As [`crate::train_loop::Trainer::non_finite`].
+    pub fn non_finite(&mut self) -> Result<Option<String>, ShaderError> {
+        for net in &mut self.nets {
+            if let Some(what) = net.non_finite()? {
+                return Ok(Some(format!("{what} (network {})", net.shape.name)));
+            }
+        }
+        Ok(None)
+    }
+
     pub fn param_hash(&mut self) -> Result<String, ShaderError> {
         let mut h = TrajectoryHash::new();
         for net in &mut self.nets {

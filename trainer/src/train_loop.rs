@@ -322,6 +322,17 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         }
     }
 
+    /// The first non-finite loss or parameter vector after the last update, as "<what> (network
+    /// <name>)"; None when everything is finite.
+    pub fn non_finite(&mut self) -> Result<Option<String>, ShaderError> {
+        for net in &mut self.nets {
+            if let Some(what) = net.non_finite()? {
+                return Ok(Some(format!("{what} (network {})", net.shape.name)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Hex digest of every network's parameters, in network order.
     pub fn param_hash(&mut self) -> Result<String, ShaderError> {
         let mut h = TrajectoryHash::new();

@@ -79,6 +79,13 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     } else {
         "eval.json"
     };
-    write_atomic(&req.run_dir.join(name), text.as_bytes())?;
-    Ok(text)
+    let path = req.run_dir.join(name);
+    match write_atomic(&path, text.as_bytes()) {
+        Ok(()) => Ok(text),
+        Err(e) => Err(TrainError::EvalNotSaved {
+            path: path.display().to_string(),
+            message: e.to_string(),
+            text,
+        }),
+    }
 }

@@ -45,6 +45,8 @@ pub trait RunTrainer {
     fn iteration(&self) -> u32;
     fn env_steps(&self) -> u64;
     fn param_hash(&mut self) -> Result<String, ShaderError>;
+    /// The first non-finite loss or parameters after the last iteration, naming the network.
+    fn non_finite(&mut self) -> Result<Option<String>, ShaderError>;
     /// Write a checkpoint of the current state into run directory `dir`.
     fn save(&mut self, dir: &Path, param_hash: &str) -> Result<(), TrainError>;
     /// Continue from `dir`'s newest checkpoint; the iteration it holds (None: no checkpoint).
@@ -149,6 +151,9 @@ where
     fn param_hash(&mut self) -> Result<String, ShaderError> {
         Trainer::param_hash(self)
     }
+    fn non_finite(&mut self) -> Result<Option<String>, ShaderError> {
+        Trainer::non_finite(self)
+    }
     fn save(&mut self, dir: &Path, param_hash: &str) -> Result<(), TrainError> {
         let (state, nets) = Trainer::save(self)?;
         save_checkpoint(dir, &state, &nets, param_hash)
@@ -204,6 +209,9 @@ impl<E: Executor + Send> RunTrainer for AhReproTrainer<E> {
     }
     fn param_hash(&mut self) -> Result<String, ShaderError> {
         AhReproTrainer::param_hash(self)
+    }
+    fn non_finite(&mut self) -> Result<Option<String>, ShaderError> {
+        AhReproTrainer::non_finite(self)
     }
     fn save(&mut self, dir: &Path, param_hash: &str) -> Result<(), TrainError> {
         let (state, nets) = AhReproTrainer::save(self)?;

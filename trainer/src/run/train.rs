@@ -64,8 +64,35 @@ pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
             dir.display()
         ),
     );
+    let mut last_good = None;
+    let mut warned = false;
     while trainer.iteration() < cfg.iterations {
         let it = trainer.iterate()?;
+        if let Some(what) = trainer.non_finite()? {
+            let last_good = last_good
+                .or_else(|| latest_checkpoint_name(&dir))
+                .unwrap_or_else(|| "none (start again)".into());
+            return Err(TrainError::NonFinite {
+                what,
+                iteration: trainer.iteration(),
+                last_good,
+            });
+        }
+        if !warned
+            && let Some(kl) = it.body.get("approx_kl").and_then(|v| v.as_f64())
+            && kl > DIVERGENCE_KL
+        {
+            warned = true;
+            say(
+                req,
+                &bar,
+                format!(
+                    "warning: approx_kl {kl:.3} at iteration {}: one update moved the policy \
+                     far (is ppo.lr or ppo.vf_coef too large?)",
+                    trainer.iteration()
+                ),
+            );
+        }
         let hash = trainer.param_hash()?;
         let rate = it.trained as f64 / it.wall_s;
         let line = MetricsLine {
@@ -80,6 +107,7 @@ pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
         let i = trainer.iteration();
         if i % cfg.checkpoint_every == 0 || i == cfg.iterations {
             trainer.save(&dir, &hash)?;
+            last_good = Some(checkpoint_name(&dir, i));
         }
         match &bar {
             Some(b) => {
@@ -96,6 +124,32 @@ pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
         b.finish();
     }
     Ok(dir)
+}
+
+/// An approximate KL per update above which the policy is said to diverge (PPO's updates are
+/// meant to stay near 0.01-0.05).
+const DIVERGENCE_KL: f64 = 1.0;
+
+fn checkpoint_name(dir: &Path, iteration: u32) -> String {
+    dir.join("checkpoints")
+        .join(format!("ckpt-{iteration:08}"))
+        .display()
+        .to_string()
+}
+
+/// The newest checkpoint's name, for a message.
+fn latest_checkpoint_name(dir: &Path) -> Option<String> {
+    let newest = std::fs::read_dir(dir.join("checkpoints"))
+        .ok()?
+        .filter_map(|e| {
+            let n = e.ok()?.file_name().into_string().ok()?;
+            n.strip_prefix("ckpt-")?
+                .strip_suffix(".json")?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()?;
+    Some(checkpoint_name(dir, newest))
 }
 
 /// A resumed run continues only forward, from a checkpoint its metrics agree with.
