@@ -66,10 +66,10 @@ pub struct TrainArgs {
     #[arg(long, value_parser = one_of::<Fairness>(Fairness::NAMES))]
     pub fairness: Option<Fairness>,
     /// Weight of the retrospective term, realised group-return gap, in 0..=10 [default: 0.5].
-    #[arg(long, value_parser = parse_weight)]
+    #[arg(long, value_parser = parse_weight, allow_hyphen_values = true)]
     pub alpha: Option<f32>,
     /// Weight of the prospective term, critic-value gap, in 0..=10 [default: 0.5].
-    #[arg(long, value_parser = parse_weight)]
+    #[arg(long, value_parser = parse_weight, allow_hyphen_values = true)]
     pub beta: Option<f32>,
     /// How the penalty enters the update [default: shaped].
     #[arg(long, value_parser = one_of::<Penalty>(Penalty::NAMES))]

@@ -4,6 +4,28 @@
 use crate::cli::{EvalArgs, TrainArgs, TrainBenchArgs};
 use fairground_trainer::{EvalRequest, Overrides, TrainRequest};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Ctrl-C or SIGTERM: the first asks the run to stop after its iteration (it saves a
+/// checkpoint and says how to resume); a second stops at once, pointing at the last checkpoint.
+fn stop_on_signal(out: Option<PathBuf>) -> Option<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let dir = out.map_or("<the run directory>".into(), |d| d.display().to_string());
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!(
+                "stopped; resume from the last checkpoint with `fairground train --out {dir} \
+                 --resume`"
+            );
+            std::process::exit(130);
+        }
+        eprintln!("stopping after this iteration (again to stop now)");
+    })
+    .ok()?;
+    Some(stop)
+}
 
 pub fn train(args: &TrainArgs) -> anyhow::Result<PathBuf> {
     let req = TrainRequest {
@@ -25,6 +47,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<PathBuf> {
         out: args.out.clone(),
         resume: args.resume,
         quiet: false,
+        stop: stop_on_signal(args.out.clone()),
     };
     Ok(fairground_trainer::train(&req)?)
 }

@@ -238,7 +238,7 @@ fn hs_zero_weights_and_the_reference_penalty_are_ppo_bit_for_bit() {
     // A PPO run's eval plays every hospital with its twin: `days` factual days, cf measured.
     let e = eval_of(&dir.join("ppo"));
     assert_eq!(e["days"], 2);
-    for key in ["dp", "dp_signed", "csp", "cf"] {
+    for key in ["dp", "dp_abs", "csp", "cf"] {
         assert!(e.get(key).is_some(), "eval.json lacks {key}");
     }
 }

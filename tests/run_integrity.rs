@@ -1,6 +1,6 @@
 //! Guarantees: a damaged checkpoint is never loaded silently. Every checkpoint is verified on
 //! load (the parameters against the `param_hash` both files record, the Adam state against the
-//! tensors file's `optimizer_hash`, the sidecar's iteration against its file name, and both
+//! sidecar's `optimizer_hash`, the sidecar's iteration against its file name, and both
 //! files parse); `train --resume` and `eval` fall back to the newest checkpoint that verifies,
 //! say so in one line and keep the damaged files in `checkpoints/damaged/` (the resumed run then
 //! ends bit for bit where a straight run ends); when none verifies they refuse with one line

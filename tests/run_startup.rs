@@ -9,6 +9,8 @@
 //!   naming the holder's PID.
 //! - A resume only goes forward: a finished run says "already complete (2/2)", a smaller
 //!   `--iterations` is refused, and neither rewrites anything.
+//! - SIGTERM (and Ctrl-C) stops a run after its iteration with a checkpoint, exit code 130 and
+//!   a line saying how to resume, and the run resumes.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -197,4 +199,70 @@ fn a_resume_only_goes_forward_and_refusals_rewrite_nothing() {
         assert_eq!(std::fs::read(run.join("config.toml")).unwrap(), config);
         assert_eq!(std::fs::read(run.join("metrics.jsonl")).unwrap(), metrics);
     }
+}
+
+#[test]
+fn sigterm_stops_after_the_iteration_with_a_checkpoint_and_says_how_to_resume() {
+    let dir = scratch("sigterm");
+    let cfg = dir.join("tiny.toml");
+    let run = dir.join("run");
+    let child = Command::new(env!("CARGO_BIN_EXE_fairground"))
+        .args([
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--iterations",
+            "100000",
+        ])
+        .env("FAIRGROUND_BACKEND", "vulkan")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it has trained a little, ask it to stop.
+    let start = Instant::now();
+    while train_cli_lines(&run) < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run never trained"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("--resume") && err.contains("interrupted at iteration"),
+        "{err}"
+    );
+    // The interrupted iteration's checkpoint is there: the run resumes from it.
+    let lines = train_cli_lines(&run);
+    assert!(
+        run.join(format!("checkpoints/ckpt-{lines:08}.json"))
+            .exists(),
+        "checkpoint of iteration {lines}"
+    );
+    let more = (lines + 1).to_string();
+    ok(&fairground(&[
+        "train",
+        "--out",
+        run.to_str().unwrap(),
+        "--resume",
+        "--iterations",
+        &more,
+    ]));
+}
+
+/// Lines of a run's `metrics.jsonl` (0 before it exists).
+fn train_cli_lines(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
 }

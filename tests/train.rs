@@ -6,7 +6,8 @@
 //!   run ends (same hashes, same metrics), even after a simulated kill mid-write (stale `.tmp`
 //!   files, a metrics line past the last checkpoint);
 //! - the run directory holds the resolved config, the manifest and safetensors checkpoints;
-//! - `eval` writes eval.json with the documented keys; `bench train` prints one JSON line;
+//! - `eval` writes eval.json (`--greedy`: eval-greedy.json) with the documented keys; `bench
+//!   train` prints one JSON line;
 //! - bad input (unknown env, zero or negative iterations, a config field of the wrong type, an
 //!   existing run directory without --resume) exits non-zero with one line naming the field
 //!   and writes nothing.
@@ -123,8 +124,12 @@ fn same_seed_is_identical_and_resume_equals_a_straight_run() {
     ]);
     ok(&out);
     let eval: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(straight.join("eval.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(straight.join("eval-greedy.json")).unwrap())
             .unwrap();
+    assert!(
+        !straight.join("eval.json").exists(),
+        "greedy has its own file"
+    );
     for key in [
         "mean_reward_per_agent_step",
         "return_by_group",
@@ -233,4 +238,65 @@ fn bench_train_prints_one_json_line_with_the_split() {
         assert!(v.get(key).is_some(), "missing {key} in {v}");
     }
     assert_eq!(v["trained_agent_steps"], 160);
+}
+
+#[test]
+fn messages_name_what_is_wrong() {
+    let dir = scratch("messages");
+    let out = dir.join("run");
+    refused(&["train", "--beta", "-inf"], &out, &["--beta", "0..=10"]);
+    let lr = dir.join("lr.toml");
+    std::fs::write(&lr, "[ppo]\nlr = 0.0\n").unwrap();
+    refused(
+        &["train", "--config", lr.to_str().unwrap()],
+        &out,
+        &["ppo.lr", "(0, 1]"],
+    );
+    // eval of a directory that is no run says it cannot evaluate (not "cannot resume").
+    let o = fairground(&["eval", dir.to_str().unwrap()]);
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        !o.status.success() && err.contains("cannot evaluate"),
+        "{err}"
+    );
+    // A refused resume names the field that differs and both values.
+    let cfg = tiny_config(&dir);
+    train(&cfg, &out, "1", false);
+    let o = fairground(&[
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--resume",
+        "--rollout-steps",
+        "13",
+        "--iterations",
+        "2",
+    ]);
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("`rollout_steps` is 12 there, 13 here"),
+        "{err}"
+    );
+    // An option the algorithm ignores is accepted with a warning.
+    let o = fairground(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--algo",
+        "ppo",
+        "--alpha",
+        "3",
+        "--iterations",
+        "1",
+        "--out",
+        dir.join("warned").to_str().unwrap(),
+    ]);
+    ok(&o);
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains("warning: --alpha is ignored"), "{err}");
+    assert!(
+        err.contains("done: 1 iterations"),
+        "a closing summary: {err}"
+    );
 }

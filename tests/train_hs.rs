@@ -48,7 +48,7 @@ const HS_KEYS: [&str; 11] = [
     "entropy",
     "approx_kl",
     "clip_fraction",
-    "trained_agent_steps_per_s",
+    "trained_decisions_per_s",
     "param_hash",
 ];
 

@@ -43,7 +43,8 @@ pub fn train(cfg: &Path, run: &Path, iterations: &str, resume: bool) {
 }
 
 /// metrics.jsonl, each line checked for `keys`, without the wall-clock keys
-/// (`trained_agent_steps_per_s`, `wall_s`), so that two runs compare equal.
+/// (`trained_agent_steps_per_s` or, HS, `trained_decisions_per_s`, and `wall_s`), so that two
+/// runs compare equal.
 pub fn metrics(run: &Path, keys: &[&str]) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
@@ -55,6 +56,7 @@ pub fn metrics(run: &Path, keys: &[&str]) -> Vec<serde_json::Value> {
                 assert!(m.contains_key(*key), "missing {key} in {l}");
             }
             m.remove("trained_agent_steps_per_s");
+            m.remove("trained_decisions_per_s");
             m.remove("wall_s");
             v
         })

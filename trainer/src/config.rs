@@ -649,7 +649,9 @@ impl PpoConfig {
                 ),
             ));
         }
-        range_f32("ppo.lr", self.lr, f32::MIN_POSITIVE, 1.0)?;
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            return Err(bad("ppo.lr", format!("{} is not in (0, 1]", self.lr)));
+        }
         range_f32("ppo.gamma", self.gamma, 0.0, 1.0)?;
         range_f32("ppo.gae_lambda", self.gae_lambda, 0.0, 1.0)?;
         range_f32("ppo.clip_coef", self.clip_coef, 0.0, 10.0)?;

@@ -39,6 +39,14 @@ pub enum TrainError {
         iteration: u32,
         last_good: String,
     },
+    /// `eval` cannot evaluate the directory.
+    #[error("cannot evaluate {dir}: {why}")]
+    Eval { dir: String, why: String },
+    /// A stop was asked for (Ctrl-C, SIGTERM); the run saved a checkpoint (exit code 130).
+    #[error(
+        "interrupted at iteration {iteration}: resume with `fairground train --out {dir} --resume`"
+    )]
+    Interrupted { dir: String, iteration: u32 },
     /// `eval` computed its result but could not write it (the result is printed anyway).
     #[error("{path}: {message} (the evaluation is printed on stdout)")]
     EvalNotSaved {
@@ -53,6 +61,7 @@ impl TrainError {
     pub fn exit_code(&self) -> u8 {
         match self {
             TrainError::NonFinite { .. } => 3,
+            TrainError::Interrupted { .. } => 130,
             _ => 1,
         }
     }

@@ -100,13 +100,15 @@ pub fn save_checkpoint<S: CheckpointState>(
         "the trainer's hash of these parameters"
     );
     let mut meta = std::collections::HashMap::new();
+    // One metadata entry only: safetensors writes its metadata map in hash order, and a second
+    // key would make the file's bytes differ run to run (the Adam digest is in the sidecar).
     meta.insert("param_hash".to_string(), param_hash.to_string());
-    meta.insert("optimizer_hash".to_string(), optimizer_hash(nets));
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| TrainError::io(&stem.with_extension("safetensors"), e))?;
     write_atomic(&stem.with_extension("safetensors"), &bytes)?;
     let mut sidecar = serde_json::to_value(state).expect("state serialises");
     sidecar["param_hash"] = serde_json::Value::String(param_hash.to_string());
+    sidecar["optimizer_hash"] = serde_json::Value::String(optimizer_hash(nets));
     let text = serde_json::to_string(&sidecar).expect("json");
     write_atomic(&stem.with_extension("json"), text.as_bytes())?;
     // Keep the two newest complete checkpoints.
@@ -215,7 +217,7 @@ fn set_aside(dir: &Path, iteration: u32) -> Result<PathBuf, TrainError> {
 
 /// Read checkpoint `iteration` and verify it: the sidecar parses and names that iteration, the
 /// tensors parse, the parameters hash to the `param_hash` both files record, and the Adam
-/// state to the tensors file's `optimizer_hash` (checkpoints of versions before it have none).
+/// state to the sidecar's `optimizer_hash` (checkpoints of versions before it have none).
 /// The error says what did not match.
 pub fn read_checkpoint<S: CheckpointState>(
     dir: &Path,
@@ -288,11 +290,11 @@ pub fn read_checkpoint<S: CheckpointState>(
             "the parameters hash to {computed}, the sidecar records {h}"
         ));
     }
-    if let Some(h) = recorded("optimizer_hash") {
+    if let Some(h) = sidecar["optimizer_hash"].as_str() {
         let o = optimizer_hash(&nets);
         if h != o {
             return Err(format!(
-                "the Adam state hashes to {o}, the tensors file records {h}"
+                "the Adam state hashes to {o}, the sidecar records {h}"
             ));
         }
     }

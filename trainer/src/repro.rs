@@ -628,6 +628,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         episodes: usize,
         mode: ActMode,
         random: bool,
+        progress: &mut dyn FnMut(usize),
     ) -> Result<serde_json::Value, ShaderError> {
         let mut played = self.env.played(episodes);
         self.env.begin_rollout();
@@ -639,7 +640,9 @@ impl<E: Executor + Send> AhReproTrainer<E> {
                 self.policy_step(t as usize, mode, false)?;
             }
             self.env.step(&mut self.out, &self.pool);
-            if self.env.collect(episodes, &mut played) {
+            let done = self.env.collect(episodes, &mut played);
+            progress(self.env.played_count(&played));
+            if done {
                 break;
             }
             t = t.wrapping_add(1);

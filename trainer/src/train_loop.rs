@@ -412,6 +412,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         episodes: usize,
         mode: ActMode,
         random: bool,
+        progress: &mut dyn FnMut(usize),
     ) -> Result<serde_json::Value, ShaderError> {
         let mut played = self.env.played(episodes);
         self.env.begin_rollout();
@@ -431,7 +432,9 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
                 }
             }
             self.env.step(&mut self.out, &self.pool);
-            if self.env.collect(episodes, &mut played) {
+            let done = self.env.collect(episodes, &mut played);
+            progress(self.env.played_count(&played));
+            if done {
                 break;
             }
             t = t.wrapping_add(1);

@@ -81,6 +81,8 @@ pub trait EnvAdapter: Send {
     fn collect(&mut self, episodes: usize, played: &mut Self::Played) -> bool;
     /// Evaluation: a fresh record of played episodes.
     fn played(&self, episodes: usize) -> Self::Played;
+    /// Evaluation: how many of the asked-for episodes (days) are in (for progress).
+    fn played_count(&self, played: &Self::Played) -> usize;
     /// Evaluation: `eval.json`'s environment numbers.
     fn eval_report(&self, played: &Self::Played, mode: ActMode) -> serde_json::Value;
 }

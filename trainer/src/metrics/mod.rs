@@ -82,7 +82,7 @@ pub fn ah_eval_disparities(episodes: &[EpisodeTotals]) -> serde_json::Value {
 }
 
 /// HS eval disparities (spec §6) of the factual hospitals' days (even instances): per day
-/// `dp` = |mean ledger of finished non-impaired − impaired| (`dp_signed` without |·|); `csp` per priority the same within the priority (an
+/// `dp` = mean ledger of finished non-impaired − impaired (signed, as AH's), `dp_abs` its |·|; `csp` per priority the same within the priority (an
 /// empty cell's mean counts as 0, as the reference's tables) and their sum; `cf` (twin runs)
 /// per pair of days of the same number |mean ledger of the factual hospital − its twin|. Each
 /// is the mean over the days (pairs) that have it.
@@ -91,12 +91,12 @@ pub fn hs_eval_disparities(days: &[(usize, HsDayStats)]) -> serde_json::Value {
     let cell = |s: &HsDayStats, imps: &[usize], pris: &[usize]| {
         crate::env::hs::Outcomes::of_day(s).mean(imps, pris)
     };
-    let (mut dp, mut dp_signed) = (Vec::new(), Vec::new());
+    let (mut dp_abs, mut dp) = (Vec::new(), Vec::new());
     let mut pri: [Vec<f64>; 3] = Default::default();
     for (_, s) in days.iter().filter(|(i, _)| i % 2 == 0) {
         if let (Some(a), Some(b)) = (cell(s, &[0], &[0, 1, 2]), cell(s, &[1, 2], &[0, 1, 2])) {
-            dp.push((a - b).abs());
-            dp_signed.push(a - b);
+            dp_abs.push((a - b).abs());
+            dp.push(a - b);
         }
         for (p, acc) in pri.iter_mut().enumerate() {
             let a = cell(s, &[0], &[p]).unwrap_or(0.0);
@@ -124,7 +124,7 @@ pub fn hs_eval_disparities(days: &[(usize, HsDayStats)]) -> serde_json::Value {
         .collect();
     serde_json::json!({
         "dp": mean_of(&dp),
-        "dp_signed": mean_of(&dp_signed),
+        "dp_abs": mean_of(&dp_abs),
         "csp": {
             "low": csp[0],
             "medium": csp[1],
@@ -206,7 +206,7 @@ mod tests {
         );
         let d = hs_eval_disparities(&[(0, f), (1, t)]);
         assert_eq!(d["dp"], 20.0);
-        assert_eq!(d["dp_signed"], 20.0);
+        assert_eq!(d["dp_abs"], 20.0);
         assert_eq!(d["csp"]["low"], 20.0);
         assert_eq!(d["csp"]["medium"], 0.0);
         assert_eq!(d["csp"]["sum"], 20.0);

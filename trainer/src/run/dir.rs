@@ -59,6 +59,9 @@ pub struct TrainRequest {
     pub resume: bool,
     /// Print nothing but errors (tests).
     pub quiet: bool,
+    /// Set (by a signal handler) to stop after the running iteration: the run saves a
+    /// checkpoint, says how to resume, and ends with [`crate::TrainError::Interrupted`].
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The metrics lines of iterations `1..=done` (a resumed run redoes any line written after its
@@ -242,6 +245,52 @@ fn default_out(cfg: &TrainConfig) -> PathBuf {
     p
 }
 
+/// The first field (as `section.key`) where `b` differs from the saved `a`, with both values.
+fn first_difference(a: &TrainConfig, b: &TrainConfig) -> String {
+    fn walk(prefix: &str, a: &toml::Table, b: &toml::Table) -> Option<String> {
+        for (k, va) in a {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match (va, b.get(k)) {
+                (toml::Value::Table(ta), Some(toml::Value::Table(tb))) => {
+                    if let Some(d) = walk(&key, ta, tb) {
+                        return Some(d);
+                    }
+                }
+                (va, Some(vb)) if va != vb => {
+                    return Some(format!("`{key}` is {va} there, {vb} here"));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+    let (ta, tb) = (
+        toml::Table::try_from(a).expect("config table"),
+        toml::Table::try_from(b).expect("config table"),
+    );
+    walk("", &ta, &tb).unwrap_or_else(|| "a field differs".into())
+}
+
+/// Options the config's algorithm does not use, given on the command line (a warning each).
+pub fn ignored_options(req: &TrainRequest, cfg: &TrainConfig) -> Vec<&'static str> {
+    let o = &req.overrides;
+    if cfg.algo.is_fair() {
+        return vec![];
+    }
+    [
+        ("--alpha", o.alpha.is_some()),
+        ("--beta", o.beta.is_some()),
+        ("--penalty", o.penalty.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, given)| given.then_some(name))
+    .collect()
+}
+
 /// Resolve the config of a request (file, then flags; on resume, the saved config).
 pub fn resolve(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError> {
     if req.resume {
@@ -285,7 +334,10 @@ pub fn resolve(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError>
         if cmp != saved {
             return Err(TrainError::Resume {
                 dir: dir.display().to_string(),
-                why: "a resumed run keeps its saved config (only --iterations may change)".into(),
+                why: format!(
+                    "a resumed run keeps its saved config (only --iterations may change): {}",
+                    first_difference(&saved, &cmp)
+                ),
             });
         }
         cfg.validate()?;

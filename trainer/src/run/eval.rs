@@ -1,5 +1,6 @@
 //! `fairground eval`: play a run's policy (or the uniform random baseline) from a fresh
-//! environment and write `eval.json` (`eval-random.json` for the baseline) into the run
+//! environment and write `eval.json` (`eval-random.json` for the baseline, `eval-greedy.json`
+//! for the greedy policy; docs/schema.md lists every key) into the run
 //! directory. Every evaluation measures counterfactual fairness: each world is played in
 //! lock-step with its twin (AH: a twin world; HS: every factual hospital with its twin),
 //! whatever the run trained on; the reported episodes are the factual world's.
@@ -9,6 +10,8 @@ use crate::common::{ActMode, EnvUse};
 use crate::config::{Backend, EnvName, Fairness, TrainConfig};
 use crate::error::TrainError;
 use crate::io::{read_to_string, write_atomic};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// What `fairground eval` was asked to do.
@@ -29,7 +32,7 @@ pub struct EvalRequest {
 pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     let cfg_path = req.run_dir.join("config.toml");
     if !cfg_path.exists() {
-        return Err(TrainError::Resume {
+        return Err(TrainError::Eval {
             dir: req.run_dir.display().to_string(),
             why: "no config.toml there (not a run directory)".into(),
         });
@@ -57,7 +60,25 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     let mut trainer = make_trainer(&cfg, EnvUse::Eval, ctx)?;
     trainer.load_latest_nets(&req.run_dir)?;
     let episodes = req.episodes.max(1) as usize;
-    let played = trainer.play(episodes, mode, req.random)?;
+    // Progress on a terminal: episodes (HS: days) finished, with the elapsed time.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(episodes as u64);
+        b.set_style(
+            ProgressStyle::with_template("{spinner} evaluating: {pos}/{len} episodes {elapsed}")
+                .expect("template"),
+        );
+        b
+    });
+    let mut progress = |n: usize| {
+        if let Some(b) = &bar {
+            b.set_position(n as u64);
+            b.tick();
+        }
+    };
+    let played = trainer.play(episodes, mode, req.random, &mut progress)?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     let policy = if req.random {
         "uniform_random"
     } else if req.greedy {
@@ -76,6 +97,8 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     let text = serde_json::to_string_pretty(&out).expect("json");
     let name = if req.random {
         "eval-random.json"
+    } else if req.greedy {
+        "eval-greedy.json"
     } else {
         "eval.json"
     };

@@ -53,12 +53,14 @@ pub trait RunTrainer {
     fn resume(&mut self, dir: &Path) -> Result<Option<u32>, TrainError>;
     /// Load only the networks of `dir`'s newest checkpoint (evaluation).
     fn load_latest_nets(&mut self, dir: &Path) -> Result<(), TrainError>;
-    /// Play `episodes` episodes (AH) or days (HS): `eval.json`'s environment numbers.
+    /// Play `episodes` episodes (AH) or days (HS): `eval.json`'s environment numbers;
+    /// `progress` gets the episodes finished so far, after every round.
     fn play(
         &mut self,
         episodes: usize,
         mode: ActMode,
         random: bool,
+        progress: &mut dyn FnMut(usize),
     ) -> Result<serde_json::Value, ShaderError>;
     fn adapter(&self) -> &str;
     /// The seeds the run derived (the manifest's `seeds`).
@@ -96,7 +98,7 @@ fn erase<M: serde::Serialize>(s: IterStats<M>, summary: String) -> Iteration {
 
 /// The newest checkpoint of `dir` or a clear refusal when there is none to evaluate.
 fn no_checkpoint(dir: &Path) -> TrainError {
-    TrainError::Resume {
+    TrainError::Eval {
         dir: dir.display().to_string(),
         why: "no checkpoint to evaluate".into(),
     }
@@ -178,8 +180,9 @@ where
         episodes: usize,
         mode: ActMode,
         random: bool,
+        progress: &mut dyn FnMut(usize),
     ) -> Result<serde_json::Value, ShaderError> {
-        Trainer::play(self, episodes, mode, random)
+        Trainer::play(self, episodes, mode, random, progress)
     }
     fn adapter(&self) -> &str {
         Trainer::adapter(self)
@@ -236,8 +239,9 @@ impl<E: Executor + Send> RunTrainer for AhReproTrainer<E> {
         episodes: usize,
         mode: ActMode,
         random: bool,
+        progress: &mut dyn FnMut(usize),
     ) -> Result<serde_json::Value, ShaderError> {
-        AhReproTrainer::play(self, episodes, mode, random)
+        AhReproTrainer::play(self, episodes, mode, random, progress)
     }
     fn adapter(&self) -> &str {
         AhReproTrainer::adapter(self)

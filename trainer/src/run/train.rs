@@ -3,7 +3,8 @@
 //! `checkpoint_every` iterations and at the end, progress on stderr.
 
 use super::dir::{
-    TrainRequest, append_metrics, lock_run_dir, metrics_up_to, resolve, start_run_dir,
+    TrainRequest, append_metrics, ignored_options, lock_run_dir, metrics_up_to, resolve,
+    start_run_dir,
 };
 use super::{RunTrainer, make_trainer, open_backend};
 use crate::common::EnvUse;
@@ -15,8 +16,9 @@ use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-/// One line of `metrics.jsonl`. Every key but `trained_agent_steps_per_s` and `wall_s` (wall
-/// clock) is bit-identical for the same seed, backend and adapter.
+/// One line of `metrics.jsonl` (docs/schema.md). Every key but `trained_agent_steps_per_s` (HS:
+/// `trained_decisions_per_s`) and `wall_s` (wall clock) is bit-identical for the same seed,
+/// backend and adapter.
 #[derive(Serialize)]
 struct MetricsLine<'a> {
     iteration: u32,
@@ -24,7 +26,9 @@ struct MetricsLine<'a> {
     env_steps: u64,
     #[serde(flatten)]
     body: &'a serde_json::Map<String, serde_json::Value>,
-    trained_agent_steps_per_s: f64,
+    /// `trained_<unit>_per_s`: trained agent-steps (AH) or decisions (HS) per second.
+    #[serde(flatten)]
+    rate: serde_json::Map<String, serde_json::Value>,
     wall_s: f64,
     param_hash: &'a str,
 }
@@ -32,6 +36,12 @@ struct MetricsLine<'a> {
 /// `fairground train`: returns the run directory.
 pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
     let (mut cfg, dir) = resolve(req)?;
+    if !req.quiet {
+        for name in ignored_options(req, &cfg) {
+            eprintln!("warning: {name} is ignored: it sets Fair-PPO's penalty and --algo is ppo");
+        }
+    }
+    let started = std::time::Instant::now();
     let (backend, ctx) = open_backend(cfg.backend)?;
     cfg.backend = backend;
     let mut trainer = make_trainer(&cfg, EnvUse::Train, ctx)?;
@@ -66,6 +76,7 @@ pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
     );
     let mut last_good = None;
     let mut warned = false;
+    let mut last_summary = String::from("-");
     while trainer.iteration() < cfg.iterations {
         let it = trainer.iterate()?;
         if let Some(what) = trainer.non_finite()? {
@@ -99,7 +110,12 @@ pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
             iteration: trainer.iteration(),
             env_steps: trainer.env_steps(),
             body: &it.body,
-            trained_agent_steps_per_s: rate.round(),
+            rate: [(
+                format!("trained_{}_per_s", trainer.trained_unit()),
+                rate.round().into(),
+            )]
+            .into_iter()
+            .collect(),
             wall_s: it.wall_s,
             param_hash: &hash,
         };
@@ -111,7 +127,7 @@ pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
         }
         match &bar {
             Some(b) => {
-                b.set_message(it.summary);
+                b.set_message(it.summary.clone());
                 b.set_position(u64::from(i));
             }
             None if !req.quiet => {
@@ -119,9 +135,35 @@ pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
             }
             None => {}
         }
+        last_summary = it.summary;
+        let stop = req
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
+        if stop && i < cfg.iterations {
+            if last_good.as_deref() != Some(checkpoint_name(&dir, i).as_str()) {
+                trainer.save(&dir, &hash)?;
+            }
+            if let Some(b) = &bar {
+                b.abandon();
+            }
+            return Err(TrainError::Interrupted {
+                dir: dir.display().to_string(),
+                iteration: i,
+            });
+        }
     }
     if let Some(b) = bar {
         b.finish();
+    }
+    if !req.quiet {
+        eprintln!(
+            "done: {} iterations in {:.0} s, last {}; checkpoint {}",
+            cfg.iterations,
+            started.elapsed().as_secs_f64(),
+            last_summary,
+            checkpoint_name(&dir, trainer.iteration()),
+        );
     }
     Ok(dir)
 }

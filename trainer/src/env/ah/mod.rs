@@ -473,6 +473,10 @@ impl EnvAdapter for AhAdapter {
         Vec::with_capacity(episodes)
     }
 
+    fn played_count(&self, played: &Vec<EpisodeTotals>) -> usize {
+        played.len()
+    }
+
     fn collect(&mut self, episodes: usize, played: &mut Vec<EpisodeTotals>) -> bool {
         for e in self.finished.drain(..) {
             if played.len() < episodes {

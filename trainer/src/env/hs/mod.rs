@@ -328,6 +328,10 @@ impl EnvAdapter for HsAdapter {
         }
     }
 
+    fn played_count(&self, p: &HsPlayed) -> usize {
+        p.kept
+    }
+
     /// Days count the factual hospitals' days (even instances with twins); play goes on until
     /// the twin of each kept day has finished the same day too, and both are kept.
     fn collect(&mut self, days: usize, p: &mut HsPlayed) -> bool {
@@ -392,7 +396,7 @@ fn eval_report(a: &HsAdapter, days: &[(usize, HsDayStats)]) -> serde_json::Value
         "patients_exited_mean": mean(&|s| f64::from(s.patients_exited)),
         "return_by_group": by_impairment(agg.by_group()),
         "dp": fair["dp"],
-        "dp_signed": fair["dp_signed"],
+        "dp_abs": fair["dp_abs"],
         "csp": fair["csp"],
         "cf": fair["cf"],
         "welfare": fair["welfare"],
