@@ -2,7 +2,8 @@
 //! silence: the iteration that produced a non-finite loss or parameters writes no metrics line
 //! and no checkpoint, the process exits with code 3 and one line
 //! `non-finite <what> (network <name>) at iteration K; last good checkpoint: <path>`, and the
-//! run stays resumable from that checkpoint.
+//! run stays resumable from that checkpoint; `eval` refuses a checkpoint holding non-finite
+//! parameters.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -70,6 +71,14 @@ fn nan_parameters_stop_the_run_with_exit_code_3_and_keep_it_resumable() {
         "no line for the non-finite iteration"
     );
     assert!(!run.join("checkpoints/ckpt-00000002.json").exists());
+    // eval refuses to play it.
+    let e = fairground(&["eval", run.to_str().unwrap(), "--episodes", "1"]);
+    let err = String::from_utf8(e.stderr).unwrap();
+    assert!(
+        !e.status.success() && err.contains("non-finite parameters"),
+        "{err}"
+    );
+    assert!(!run.join("eval.json").exists());
     // Still a run directory that resumes (and stops the same way, deterministically).
     let again = fairground(&[
         "train",

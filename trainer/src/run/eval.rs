@@ -59,6 +59,13 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     };
     let mut trainer = make_trainer(&cfg, EnvUse::Eval, ctx)?;
     trainer.load_latest_nets(&req.run_dir)?;
+    // A checkpoint can verify and still hold what a diverged update left: never play NaN.
+    if let Some(what) = trainer.non_finite()? {
+        return Err(TrainError::Eval {
+            dir: req.run_dir.display().to_string(),
+            why: format!("its newest checkpoint holds non-finite {what}"),
+        });
+    }
     let episodes = req.episodes.max(1) as usize;
     // Progress on a terminal: episodes (HS: days) finished, with the elapsed time.
     let bar = std::io::stderr().is_terminal().then(|| {
