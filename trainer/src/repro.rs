@@ -622,7 +622,8 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         Ok(())
     }
 
-    /// Evaluation play: as [`crate::train_loop::Trainer::play`], with the misaligned actions.
+    /// Evaluation play: as [`crate::train_loop::Trainer::play`] (the adapter misaligns the
+    /// actions when the profile asks).
     pub fn play(
         &mut self,
         episodes: usize,
@@ -630,24 +631,27 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         random: bool,
         progress: &mut dyn FnMut(usize),
     ) -> Result<serde_json::Value, ShaderError> {
-        let mut played = self.env.played(episodes);
-        self.env.begin_rollout();
-        let mut t = 0u32;
-        loop {
-            if random {
-                self.env.random_actions();
-            } else {
-                self.policy_step(t as usize, mode, false)?;
+        let (nets, pool, iteration) = (&mut self.nets, &self.pool, self.iteration);
+        let mut act = |env: &mut AhAdapter, t: u32| -> Result<(), ShaderError> {
+            for (g, net) in nets.iter_mut().enumerate() {
+                env.gather(g, &mut net.slots, &mut net.obs);
             }
-            self.env.step(&mut self.out, &self.pool);
-            let done = self.env.collect(episodes, &mut played);
-            progress(self.env.played_count(&played));
-            if done {
-                break;
+            run_nets(pool, nets, |_, net| net.act(iteration, t, mode))?;
+            for (g, net) in nets.iter().enumerate() {
+                env.scatter(g, &net.slots, &net.actions);
             }
-            t = t.wrapping_add(1);
-        }
-        Ok(self.env.eval_report(&played, mode))
+            Ok(())
+        };
+        crate::train_loop::play_loop(
+            &mut self.env,
+            &mut self.out,
+            pool,
+            episodes,
+            mode,
+            random,
+            progress,
+            &mut act,
+        )
     }
 }
 

@@ -414,31 +414,61 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         random: bool,
         progress: &mut dyn FnMut(usize),
     ) -> Result<serde_json::Value, ShaderError> {
-        let mut played = self.env.played(episodes);
-        self.env.begin_rollout();
-        let mut t = 0u32;
-        loop {
-            if random {
-                self.env.random_actions();
-            } else {
-                self.gather();
-                let iteration = self.iteration;
-                run_nets(&self.pool, &mut self.nets, |_, net| {
-                    net.act(iteration, t, mode)
-                })?;
-                for (k, net) in self.nets.iter().enumerate() {
-                    self.env
-                        .scatter(self.algo.env_net(k), &net.slots, &net.actions);
-                }
+        let (nets, algo, pool, iteration) =
+            (&mut self.nets, &self.algo, &self.pool, self.iteration);
+        let mut act = |env: &mut A, t: u32| -> Result<(), ShaderError> {
+            for (k, net) in nets.iter_mut().enumerate() {
+                env.gather(algo.env_net(k), &mut net.slots, &mut net.obs);
             }
-            self.env.step(&mut self.out, &self.pool);
-            let done = self.env.collect(episodes, &mut played);
-            progress(self.env.played_count(&played));
-            if done {
-                break;
+            run_nets(pool, nets, |_, net| net.act(iteration, t, mode))?;
+            for (k, net) in nets.iter().enumerate() {
+                env.scatter(algo.env_net(k), &net.slots, &net.actions);
             }
-            t = t.wrapping_add(1);
-        }
-        Ok(self.env.eval_report(&played, mode))
+            Ok(())
+        };
+        play_loop(
+            &mut self.env,
+            &mut self.out,
+            pool,
+            episodes,
+            mode,
+            random,
+            progress,
+            &mut act,
+        )
     }
+}
+
+/// The evaluation loop shared by every trainer: each round the baseline's random actions or
+/// `act(env, round)` (the networks' choices scattered into `env`), a step, and the round's
+/// finished episodes, until `episodes` are in.
+#[allow(clippy::too_many_arguments)]
+pub fn play_loop<A: EnvAdapter>(
+    env: &mut A,
+    out: &mut RoundOut,
+    pool: &WorkerPool,
+    episodes: usize,
+    mode: ActMode,
+    random: bool,
+    progress: &mut dyn FnMut(usize),
+    act: &mut dyn FnMut(&mut A, u32) -> Result<(), ShaderError>,
+) -> Result<serde_json::Value, ShaderError> {
+    let mut played = env.played(episodes);
+    env.begin_rollout();
+    let mut t = 0u32;
+    loop {
+        if random {
+            env.random_actions();
+        } else {
+            act(env, t)?;
+        }
+        env.step(out, pool);
+        let done = env.collect(episodes, &mut played);
+        progress(env.played_count(&played));
+        if done {
+            break;
+        }
+        t = t.wrapping_add(1);
+    }
+    Ok(env.eval_report(&played, mode))
 }
