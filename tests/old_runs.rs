@@ -12,19 +12,6 @@ mod train_cli;
 use std::path::{Path, PathBuf};
 use train_cli::{fairground, ok, train};
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("old-runs-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -40,7 +27,7 @@ fn resumes_bit_for_bit(name: &str) {
         .join(name);
     let dir = scratch(name);
     let resumed = dir.join("resumed");
-    copy_dir(&fixture, &resumed);
+    train_cli::copy_dir(&fixture, &resumed);
     let old = train_cli::metrics(&resumed, &["param_hash"]);
     assert_eq!(old.len(), 2, "the fixture holds 2 iterations");
     let out = fairground(&[

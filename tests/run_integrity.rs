@@ -12,15 +12,8 @@ mod train_cli;
 use std::path::{Path, PathBuf};
 use train_cli::{fairground, ok, train};
 
-const TINY: &str = "instances = 2\nrollout_steps = 12\nepisode_steps = 10\nhidden = [16, 8]\n\
-                    minibatch_size = 64\nepochs = 2\nbackend = \"cpu\"\nseed = 7\n";
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("integrity-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("tiny.toml"), TINY).unwrap();
-    dir
+    train_cli::scratch_with_tiny(&format!("integrity-{name}"))
 }
 
 fn ckpt(run: &Path, it: u32, ext: &str) -> PathBuf {
@@ -152,7 +145,7 @@ fn a_truncated_tensors_file_an_edited_sidecar_and_damaged_adam_state_are_each_ca
     for (name, hurt, needle) in damage {
         let run = dir.join(name);
         let _ = std::fs::remove_dir_all(&run);
-        copy(&fresh, &run);
+        train_cli::copy_dir(&fresh, &run);
         hurt(&run);
         // eval falls back to iteration 1 and says why.
         let out = fairground(&["eval", run.to_str().unwrap(), "--episodes", "1"]);
@@ -168,15 +161,3 @@ fn a_truncated_tensors_file_an_edited_sidecar_and_damaged_adam_state_are_each_ca
 
 /// A way to damage a run directory's newest checkpoint.
 type Damage = dyn Fn(&Path);
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}

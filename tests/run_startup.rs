@@ -20,15 +20,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use train_cli::{fairground, ok, train};
 
-const TINY: &str = "instances = 2\nrollout_steps = 12\nepisode_steps = 10\nhidden = [16, 8]\n\
-                    minibatch_size = 64\nepochs = 2\nbackend = \"cpu\"\nseed = 7\n";
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("startup-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("tiny.toml"), TINY).unwrap();
-    dir
+    train_cli::scratch_with_tiny(&format!("startup-{name}"))
 }
 
 fn spawn_train(cfg: &Path, out: &Path, iterations: &str, resume: bool) -> std::process::Child {

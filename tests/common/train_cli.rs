@@ -1,7 +1,7 @@
 //! Helpers for the tests that drive `fairground train` / `eval` as a user would.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Run the binary (`FAIRGROUND_BACKEND=vulkan`, so an `auto` backend never probes Metal/DX12).
@@ -61,4 +61,32 @@ pub fn metrics(run: &Path, keys: &[&str]) -> Vec<serde_json::Value> {
             v
         })
         .collect()
+}
+
+/// AH's tiny test config: cpu backend, small networks, episodes short enough to end in a run.
+pub const TINY_AH: &str = "instances = 2\nrollout_steps = 12\nepisode_steps = 10\n\
+                           hidden = [16, 8]\nminibatch_size = 64\nepochs = 2\n\
+                           backend = \"cpu\"\nseed = 7\n";
+
+/// A fresh scratch directory `<target tmp>/<name>` holding `tiny.toml` ([`TINY_AH`]).
+pub fn scratch_with_tiny(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("tiny.toml"), TINY_AH).unwrap();
+    dir
+}
+
+/// Copy the directory tree `from` to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
 }
