@@ -367,3 +367,70 @@ impl<E: Executor> PolicyNet<E> {
         self.ac.restore(&s.params, &s.optimizer)
     }
 }
+
+/// Hex digest of every network's parameters, in network order (the checkpoints' `param_hash`).
+pub fn params_digest<E: Executor>(nets: &mut [PolicyNet<E>]) -> Result<String, ShaderError> {
+    let mut h = fairground_kernel::hash::TrajectoryHash::new();
+    for net in nets {
+        h.write_f32s(&net.ac.params()?);
+    }
+    Ok(h.hex())
+}
+
+/// The first non-finite loss or parameter vector after an update, as "<what> (network
+/// <name>)"; None when everything is finite.
+pub fn first_non_finite<E: Executor>(
+    nets: &mut [PolicyNet<E>],
+) -> Result<Option<String>, ShaderError> {
+    for net in nets {
+        if let Some(what) = net.non_finite()? {
+            return Ok(Some(format!("{what} (network {})", net.shape.name)));
+        }
+    }
+    Ok(None)
+}
+
+/// Every network's parameters and Adam state, in network order.
+pub fn save_all<E: Executor>(nets: &mut [PolicyNet<E>]) -> Result<Vec<NetState>, ShaderError> {
+    nets.iter_mut().map(PolicyNet::save).collect()
+}
+
+/// Restore every network from a checkpoint's states (refused unless one per network).
+pub fn restore_all<E: Executor>(
+    nets: &mut [PolicyNet<E>],
+    states: &[NetState],
+) -> Result<(), crate::error::TrainError> {
+    if states.len() != nets.len() {
+        return Err(crate::error::TrainError::Checkpoint {
+            why: format!(
+                "it holds {} networks, this run has {}",
+                states.len(),
+                nets.len()
+            ),
+        });
+    }
+    for (net, s) in nets.iter_mut().zip(states) {
+        net.restore(s)?;
+    }
+    Ok(())
+}
+
+/// Restore every network's shuffle stream (refused unless one per network).
+pub fn restore_streams<E: Executor>(
+    nets: &mut [PolicyNet<E>],
+    streams: Vec<Stream>,
+) -> Result<(), crate::error::TrainError> {
+    if streams.len() != nets.len() {
+        return Err(crate::error::TrainError::Checkpoint {
+            why: format!(
+                "it holds {} networks' streams, this run trains {}",
+                streams.len(),
+                nets.len()
+            ),
+        });
+    }
+    for (net, s) in nets.iter_mut().zip(streams) {
+        net.shuffle = s;
+    }
+    Ok(())
+}

@@ -28,11 +28,12 @@ use crate::env::ah::{AhAdapter, AhState, GROUP_NETS};
 use crate::env::fairness::CellSums;
 use crate::env::{EnvAdapter, RoundOut};
 use crate::error::TrainError;
-use crate::net::PolicyNet;
+use crate::net::{
+    PolicyNet, first_non_finite, params_digest, restore_all, restore_streams, save_all,
+};
 use crate::train_loop::{IterStats, TrainerState, run_nets};
 use crate::update::LossSums;
 use fairground_kernel::ah::OBS_DIM;
-use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::pool::WorkerPool;
 use fairground_shaders::layout::{FairParams, GaeParams};
 use fairground_shaders::{Executor, Minibatch, Program, ShaderError};
@@ -546,30 +547,18 @@ impl<E: Executor + Send> AhReproTrainer<E> {
 
     /// As [`crate::train_loop::Trainer::non_finite`].
     pub fn non_finite(&mut self) -> Result<Option<String>, ShaderError> {
-        for net in &mut self.nets {
-            if let Some(what) = net.non_finite()? {
-                return Ok(Some(format!("{what} (network {})", net.shape.name)));
-            }
-        }
-        Ok(None)
+        first_non_finite(&mut self.nets)
     }
 
     pub fn param_hash(&mut self) -> Result<String, ShaderError> {
-        let mut h = TrajectoryHash::new();
-        for net in &mut self.nets {
-            h.write_f32s(&net.ac.params()?);
-        }
-        Ok(h.hex())
+        params_digest(&mut self.nets)
     }
 
     #[allow(clippy::type_complexity)]
     pub fn save(
         &mut self,
     ) -> Result<(TrainerState<AhState, FairState>, Vec<NetState>), ShaderError> {
-        let mut nets = Vec::with_capacity(GROUP_NETS);
-        for net in &mut self.nets {
-            nets.push(net.save()?);
-        }
+        let nets = save_all(&mut self.nets)?;
         let state = TrainerState {
             iteration: self.iteration,
             env_steps: self.env_steps,
@@ -589,18 +578,8 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         state: TrainerState<AhState, FairState>,
         nets: &[NetState],
     ) -> Result<(), TrainError> {
-        if state.shuffle_streams.len() != GROUP_NETS {
-            return Err(TrainError::Checkpoint {
-                why: format!(
-                    "it holds {} networks' streams, AH trains {GROUP_NETS}",
-                    state.shuffle_streams.len()
-                ),
-            });
-        }
+        restore_streams(&mut self.nets, state.shuffle_streams)?;
         self.load_nets(nets)?;
-        for (net, shuffle) in self.nets.iter_mut().zip(state.shuffle_streams) {
-            net.shuffle = shuffle;
-        }
         self.env.restore(state.env)?;
         if let Some(f) = &mut self.fair {
             crate::algo::Algorithm::<AhAdapter>::restore(f, state.algo);
@@ -611,15 +590,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
     }
 
     pub fn load_nets(&mut self, nets: &[NetState]) -> Result<(), TrainError> {
-        if nets.len() != GROUP_NETS {
-            return Err(TrainError::Checkpoint {
-                why: format!("it holds {} networks, AH needs {GROUP_NETS}", nets.len()),
-            });
-        }
-        for (net, s) in self.nets.iter_mut().zip(nets) {
-            net.restore(s)?;
-        }
-        Ok(())
+        restore_all(&mut self.nets, nets)
     }
 
     /// Evaluation play: as [`crate::train_loop::Trainer::play`] (the adapter misaligns the

@@ -12,9 +12,10 @@ use crate::common::{ACT_CHUNK_MAX, ActMode, EnvUse, NetState, Seeds, Timing};
 use crate::config::TrainConfig;
 use crate::env::{EnvAdapter, RoundOut};
 use crate::error::TrainError;
-use crate::net::{NetPlan, PolicyNet};
+use crate::net::{
+    NetPlan, PolicyNet, first_non_finite, params_digest, restore_all, restore_streams, save_all,
+};
 use crate::update::{LossMetrics, LossSums};
-use fairground_kernel::hash::TrajectoryHash;
 use fairground_kernel::pool::{Split, WorkerPool};
 use fairground_kernel::rng::Stream;
 use fairground_shaders::{Executor, Program, ShaderError};
@@ -325,21 +326,12 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
     /// The first non-finite loss or parameter vector after the last update, as "<what> (network
     /// <name>)"; None when everything is finite.
     pub fn non_finite(&mut self) -> Result<Option<String>, ShaderError> {
-        for net in &mut self.nets {
-            if let Some(what) = net.non_finite()? {
-                return Ok(Some(format!("{what} (network {})", net.shape.name)));
-            }
-        }
-        Ok(None)
+        first_non_finite(&mut self.nets)
     }
 
     /// Hex digest of every network's parameters, in network order.
     pub fn param_hash(&mut self) -> Result<String, ShaderError> {
-        let mut h = TrajectoryHash::new();
-        for net in &mut self.nets {
-            h.write_f32s(&net.ac.params()?);
-        }
-        Ok(h.hex())
+        params_digest(&mut self.nets)
     }
 
     /// Everything needed to continue exactly here.
@@ -347,10 +339,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
     pub fn save(
         &mut self,
     ) -> Result<(TrainerState<A::Snapshot, G::State>, Vec<NetState>), ShaderError> {
-        let mut nets = Vec::with_capacity(self.nets.len());
-        for net in &mut self.nets {
-            nets.push(net.save()?);
-        }
+        let nets = save_all(&mut self.nets)?;
         let state = TrainerState {
             iteration: self.iteration,
             env_steps: self.env_steps,
@@ -367,19 +356,8 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         state: TrainerState<A::Snapshot, G::State>,
         nets: &[NetState],
     ) -> Result<(), TrainError> {
-        if state.shuffle_streams.len() != self.nets.len() {
-            return Err(TrainError::Checkpoint {
-                why: format!(
-                    "it holds {} networks' streams, this run trains {}",
-                    state.shuffle_streams.len(),
-                    self.nets.len()
-                ),
-            });
-        }
+        restore_streams(&mut self.nets, state.shuffle_streams)?;
         self.load_nets(nets)?;
-        for (net, shuffle) in self.nets.iter_mut().zip(state.shuffle_streams) {
-            net.shuffle = shuffle;
-        }
         self.env.restore(state.env)?;
         self.algo.restore(state.algo);
         self.iteration = state.iteration;
@@ -389,19 +367,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
 
     /// Load only the networks' parameters and optimizer state (evaluation).
     pub fn load_nets(&mut self, nets: &[NetState]) -> Result<(), TrainError> {
-        if nets.len() != self.nets.len() {
-            return Err(TrainError::Checkpoint {
-                why: format!(
-                    "it holds {} networks, this run has {}",
-                    nets.len(),
-                    self.nets.len()
-                ),
-            });
-        }
-        for (net, s) in self.nets.iter_mut().zip(nets) {
-            net.restore(s)?;
-        }
-        Ok(())
+        restore_all(&mut self.nets, nets)
     }
 
     /// Play until `episodes` episodes (AH) or days (HS) have finished, from the environment as
