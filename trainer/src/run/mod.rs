@@ -132,6 +132,69 @@ impl Summary for crate::env::hs::HsMetrics {
     }
 }
 
+/// `RunTrainer` for a trainer type `$t` whose checkpoint sidecar is `$state` and whose
+/// metrics type is `$metrics`: both trainers have the same inherent methods, so the erased face
+/// is written once.
+macro_rules! run_trainer {
+    ($t:ty, $state:ty, $metrics:ty) => {
+        fn iterate(&mut self) -> Result<Iteration, ShaderError> {
+            let s = <$t>::iterate(self)?;
+            let summary = s.env.summary(s.trained as f64 / s.wall_s);
+            Ok(erase(s, summary))
+        }
+        fn iteration(&self) -> u32 {
+            self.iteration
+        }
+        fn env_steps(&self) -> u64 {
+            self.env_steps
+        }
+        fn param_hash(&mut self) -> Result<String, ShaderError> {
+            <$t>::param_hash(self)
+        }
+        fn non_finite(&mut self) -> Result<Option<String>, ShaderError> {
+            <$t>::non_finite(self)
+        }
+        fn save(&mut self, dir: &Path, param_hash: &str) -> Result<(), TrainError> {
+            let (state, nets) = <$t>::save(self)?;
+            save_checkpoint(dir, &state, &nets, param_hash)
+        }
+        fn resume(&mut self, dir: &Path) -> Result<Option<u32>, TrainError> {
+            let Some((state, nets)) = load_latest_checkpoint::<$state>(dir)? else {
+                return Ok(None);
+            };
+            let done = state.iteration;
+            self.load(state, &nets)?;
+            Ok(Some(done))
+        }
+        fn load_latest_nets(&mut self, dir: &Path) -> Result<(), TrainError> {
+            let (_, nets) =
+                load_latest_checkpoint::<$state>(dir)?.ok_or_else(|| no_checkpoint(dir))?;
+            self.load_nets(&nets)
+        }
+        fn play(
+            &mut self,
+            episodes: usize,
+            mode: ActMode,
+            random: bool,
+            progress: &mut dyn FnMut(usize),
+        ) -> Result<serde_json::Value, ShaderError> {
+            <$t>::play(self, episodes, mode, random, progress)
+        }
+        fn adapter(&self) -> &str {
+            <$t>::adapter(self)
+        }
+        fn seeds(&self) -> serde_json::Value {
+            serde_json::to_value(<$t>::seeds(self)).expect("json")
+        }
+        fn timing(&self) -> Timing {
+            self.timing
+        }
+        fn trained_unit(&self) -> &'static str {
+            <$metrics as Summary>::TRAINED_UNIT
+        }
+    };
+}
+
 impl<A, G, E> RunTrainer for Trainer<A, G, E>
 where
     A: EnvAdapter,
@@ -139,122 +202,15 @@ where
     G: Algorithm<A>,
     E: Executor + Send,
 {
-    fn iterate(&mut self) -> Result<Iteration, ShaderError> {
-        let s = Trainer::iterate(self)?;
-        let summary = s.env.summary(s.trained as f64 / s.wall_s);
-        Ok(erase(s, summary))
-    }
-    fn iteration(&self) -> u32 {
-        self.iteration
-    }
-    fn env_steps(&self) -> u64 {
-        self.env_steps
-    }
-    fn param_hash(&mut self) -> Result<String, ShaderError> {
-        Trainer::param_hash(self)
-    }
-    fn non_finite(&mut self) -> Result<Option<String>, ShaderError> {
-        Trainer::non_finite(self)
-    }
-    fn save(&mut self, dir: &Path, param_hash: &str) -> Result<(), TrainError> {
-        let (state, nets) = Trainer::save(self)?;
-        save_checkpoint(dir, &state, &nets, param_hash)
-    }
-    fn resume(&mut self, dir: &Path) -> Result<Option<u32>, TrainError> {
-        let Some((state, nets)) =
-            load_latest_checkpoint::<TrainerState<A::Snapshot, G::State>>(dir)?
-        else {
-            return Ok(None);
-        };
-        let done = state.iteration;
-        self.load(state, &nets)?;
-        Ok(Some(done))
-    }
-    fn load_latest_nets(&mut self, dir: &Path) -> Result<(), TrainError> {
-        let (_, nets) = load_latest_checkpoint::<TrainerState<A::Snapshot, G::State>>(dir)?
-            .ok_or_else(|| no_checkpoint(dir))?;
-        self.load_nets(&nets)
-    }
-    fn play(
-        &mut self,
-        episodes: usize,
-        mode: ActMode,
-        random: bool,
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<serde_json::Value, ShaderError> {
-        Trainer::play(self, episodes, mode, random, progress)
-    }
-    fn adapter(&self) -> &str {
-        Trainer::adapter(self)
-    }
-    fn seeds(&self) -> serde_json::Value {
-        serde_json::to_value(Trainer::seeds(self)).expect("json")
-    }
-    fn timing(&self) -> Timing {
-        self.timing
-    }
-    fn trained_unit(&self) -> &'static str {
-        A::Metrics::TRAINED_UNIT
-    }
+    run_trainer!(Trainer<A, G, E>, TrainerState<A::Snapshot, G::State>, A::Metrics);
 }
 
 impl<E: Executor + Send> RunTrainer for AhReproTrainer<E> {
-    fn iterate(&mut self) -> Result<Iteration, ShaderError> {
-        let s = AhReproTrainer::iterate(self)?;
-        let summary = s.env.summary(s.trained as f64 / s.wall_s);
-        Ok(erase(s, summary))
-    }
-    fn iteration(&self) -> u32 {
-        self.iteration
-    }
-    fn env_steps(&self) -> u64 {
-        self.env_steps
-    }
-    fn param_hash(&mut self) -> Result<String, ShaderError> {
-        AhReproTrainer::param_hash(self)
-    }
-    fn non_finite(&mut self) -> Result<Option<String>, ShaderError> {
-        AhReproTrainer::non_finite(self)
-    }
-    fn save(&mut self, dir: &Path, param_hash: &str) -> Result<(), TrainError> {
-        let (state, nets) = AhReproTrainer::save(self)?;
-        save_checkpoint(dir, &state, &nets, param_hash)
-    }
-    fn resume(&mut self, dir: &Path) -> Result<Option<u32>, TrainError> {
-        type State = TrainerState<crate::env::ah::AhState, crate::algo::fair_ppo::FairState>;
-        let Some((state, nets)) = load_latest_checkpoint::<State>(dir)? else {
-            return Ok(None);
-        };
-        let done = state.iteration;
-        self.load(state, &nets)?;
-        Ok(Some(done))
-    }
-    fn load_latest_nets(&mut self, dir: &Path) -> Result<(), TrainError> {
-        type State = TrainerState<crate::env::ah::AhState, crate::algo::fair_ppo::FairState>;
-        let (_, nets) = load_latest_checkpoint::<State>(dir)?.ok_or_else(|| no_checkpoint(dir))?;
-        self.load_nets(&nets)
-    }
-    fn play(
-        &mut self,
-        episodes: usize,
-        mode: ActMode,
-        random: bool,
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<serde_json::Value, ShaderError> {
-        AhReproTrainer::play(self, episodes, mode, random, progress)
-    }
-    fn adapter(&self) -> &str {
-        AhReproTrainer::adapter(self)
-    }
-    fn seeds(&self) -> serde_json::Value {
-        serde_json::to_value(AhReproTrainer::seeds(self)).expect("json")
-    }
-    fn timing(&self) -> Timing {
-        self.timing
-    }
-    fn trained_unit(&self) -> &'static str {
-        "agent_steps"
-    }
+    run_trainer!(
+        AhReproTrainer<E>,
+        TrainerState<crate::env::ah::AhState, crate::algo::fair_ppo::FairState>,
+        crate::env::ah::AhMetrics
+    );
 }
 
 /// The backend to use: `auto` becomes `gpu` when an adapter exists, else `cpu`.
