@@ -294,97 +294,107 @@ pub fn ignored_options(req: &TrainRequest, cfg: &TrainConfig) -> Vec<&'static st
 /// Resolve the config of a request (file, then flags; on resume, the saved config).
 pub fn resolve(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError> {
     if req.resume {
-        let dir = req.out.clone().ok_or_else(|| TrainError::Resume {
-            dir: "?".into(),
-            why: "--resume needs --out DIR (the run directory to continue)".into(),
-        })?;
-        let saved_path = dir.join("config.toml");
-        if !saved_path.exists() {
-            let why = if unused_dir(&dir) {
-                "it holds no run yet (a start that was interrupted, or an empty directory): run \
-                 without --resume to start one there"
-            } else {
-                "no config.toml there (not a run directory)"
-            };
-            return Err(TrainError::Resume {
-                dir: dir.display().to_string(),
-                why: why.into(),
-            });
-        }
-        let saved = TrainConfig::from_toml(
-            &read_to_string(&saved_path)?,
-            &saved_path.display().to_string(),
-        )?;
-        let mut cfg = saved.clone();
-        if let Some(file) = &req.config_file {
-            cfg = TrainConfig::from_toml_for(
-                &read_to_string(file)?,
-                &file.display().to_string(),
-                req.overrides.env,
-                req.overrides.profile,
-            )?;
-        }
-        req.overrides.apply(&mut cfg);
-        if cfg.backend == Backend::Auto {
-            cfg.backend = saved.backend;
-        }
-        let mut cmp = cfg.clone();
-        cmp.iterations = saved.iterations;
-        cmp.threads = saved.threads;
-        if cmp != saved {
-            return Err(TrainError::Resume {
-                dir: dir.display().to_string(),
-                why: format!(
-                    "a resumed run keeps its saved config (only --iterations may change): {}",
-                    first_difference(&saved, &cmp)
-                ),
-            });
-        }
-        cfg.validate()?;
-        Ok((cfg, dir))
+        resolve_resume(req)
     } else {
-        let mut cfg = match &req.config_file {
-            Some(file) => TrainConfig::from_toml_for(
-                &read_to_string(file)?,
-                &file.display().to_string(),
-                req.overrides.env,
-                req.overrides.profile,
-            )?,
-            None => TrainConfig::defaults(
-                req.overrides.env.unwrap_or_default(),
-                req.overrides.profile.unwrap_or_default(),
-            ),
-        };
-        req.overrides.apply(&mut cfg);
-        // HS counterfactual runs pair every hospital with its twin: a default of one instance
-        // (the reference profile's) becomes one pair. A value the user gave is kept (and
-        // validated).
-        let file_sets_instances = match &req.config_file {
-            Some(file) => toml::from_str::<toml::Table>(&read_to_string(file)?)
-                .is_ok_and(|t| t.contains_key("instances")),
-            None => false,
-        };
-        if cfg.env == EnvName::Hs
-            && cfg.fair.fairness == crate::config::Fairness::Cf
-            && cfg.instances == 1
-            && req.overrides.instances.is_none()
-            && !file_sets_instances
-        {
-            cfg.instances = 2;
-        }
-        cfg.validate()?;
-        let dir = req.out.clone().unwrap_or_else(|| default_out(&cfg));
-        if dir.is_file() {
-            return Err(TrainError::Io {
-                path: dir.display().to_string(),
-                message: "--out names a file, not a run directory".into(),
-            });
-        }
-        if dir.exists() && !unused_dir(&dir) {
-            return Err(TrainError::RunDirExists(dir.display().to_string()));
-        }
-        Ok((cfg, dir))
+        resolve_fresh(req)
     }
+}
+
+/// A resumed run's config: the saved one, with only `--iterations` allowed to change.
+fn resolve_resume(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError> {
+    let dir = req.out.clone().ok_or_else(|| TrainError::Resume {
+        dir: "?".into(),
+        why: "--resume needs --out DIR (the run directory to continue)".into(),
+    })?;
+    let saved_path = dir.join("config.toml");
+    if !saved_path.exists() {
+        let why = if unused_dir(&dir) {
+            "it holds no run yet (a start that was interrupted, or an empty directory): run \
+             without --resume to start one there"
+        } else {
+            "no config.toml there (not a run directory)"
+        };
+        return Err(TrainError::Resume {
+            dir: dir.display().to_string(),
+            why: why.into(),
+        });
+    }
+    let saved = TrainConfig::from_toml(
+        &read_to_string(&saved_path)?,
+        &saved_path.display().to_string(),
+    )?;
+    let mut cfg = saved.clone();
+    if let Some(file) = &req.config_file {
+        cfg = TrainConfig::from_toml_for(
+            &read_to_string(file)?,
+            &file.display().to_string(),
+            req.overrides.env,
+            req.overrides.profile,
+        )?;
+    }
+    req.overrides.apply(&mut cfg);
+    if cfg.backend == Backend::Auto {
+        cfg.backend = saved.backend;
+    }
+    let mut cmp = cfg.clone();
+    cmp.iterations = saved.iterations;
+    cmp.threads = saved.threads;
+    if cmp != saved {
+        return Err(TrainError::Resume {
+            dir: dir.display().to_string(),
+            why: format!(
+                "a resumed run keeps its saved config (only --iterations may change): {}",
+                first_difference(&saved, &cmp)
+            ),
+        });
+    }
+    cfg.validate()?;
+    Ok((cfg, dir))
+}
+
+/// A new run's config (file, then flags) and its directory, which must be unused.
+fn resolve_fresh(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError> {
+    let mut cfg = match &req.config_file {
+        Some(file) => TrainConfig::from_toml_for(
+            &read_to_string(file)?,
+            &file.display().to_string(),
+            req.overrides.env,
+            req.overrides.profile,
+        )?,
+        None => TrainConfig::defaults(
+            req.overrides.env.unwrap_or_default(),
+            req.overrides.profile.unwrap_or_default(),
+        ),
+    };
+    req.overrides.apply(&mut cfg);
+    // HS counterfactual runs pair every hospital with its twin: a default of one instance
+    // (the reference profile's) becomes one pair. A value the user gave is kept (and
+    // validated).
+    let file_sets_instances = match &req.config_file {
+        Some(file) => toml::from_str::<toml::Table>(&read_to_string(file)?)
+            .is_ok_and(|t| t.contains_key("instances")),
+        None => false,
+    };
+    if cfg.env == EnvName::Hs
+        && cfg.fair.fairness == crate::config::Fairness::Cf
+        && cfg.instances == 1
+        && req.overrides.instances.is_none()
+        && !file_sets_instances
+    {
+        cfg.instances = 2;
+    }
+    cfg.validate()?;
+    let dir = req.out.clone().unwrap_or_else(|| default_out(&cfg));
+    if dir.is_file() {
+        return Err(TrainError::Io {
+            path: dir.display().to_string(),
+            message: "--out names a file, not a run directory".into(),
+        });
+    }
+    if dir.exists() && !unused_dir(&dir) {
+        return Err(TrainError::RunDirExists(dir.display().to_string()));
+    }
+    Ok((cfg, dir))
 }
 
 /// `manifest.json`: what a run directory was made from.

@@ -67,15 +67,7 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
         });
     }
     let episodes = req.episodes.max(1) as usize;
-    // Progress on a terminal: episodes (HS: days) finished, with the elapsed time.
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = ProgressBar::new(episodes as u64);
-        b.set_style(
-            ProgressStyle::with_template("{spinner} evaluating: {pos}/{len} episodes {elapsed}")
-                .expect("template"),
-        );
-        b
-    });
+    let bar = progress_bar(episodes);
     let mut progress = |n: usize| {
         if let Some(b) = &bar {
             b.set_position(n as u64);
@@ -118,4 +110,16 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
             text,
         }),
     }
+}
+
+/// Progress on a terminal: episodes (HS: days) finished, with the elapsed time.
+fn progress_bar(episodes: usize) -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(episodes as u64);
+        b.set_style(
+            ProgressStyle::with_template("{spinner} evaluating: {pos}/{len} episodes {elapsed}")
+                .expect("template"),
+        );
+        b
+    })
 }

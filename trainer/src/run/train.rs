@@ -3,18 +3,19 @@
 //! `checkpoint_every` iterations and at the end, progress on stderr.
 
 use super::dir::{
-    TrainRequest, append_metrics, ignored_options, lock_run_dir, metrics_up_to, resolve,
+    RunLock, TrainRequest, append_metrics, ignored_options, lock_run_dir, metrics_up_to, resolve,
     start_run_dir,
 };
 use super::{RunTrainer, make_trainer, open_backend};
 use crate::common::EnvUse;
-use crate::config::EnvName;
+use crate::config::{EnvName, TrainConfig};
 use crate::error::TrainError;
 use crate::io::write_atomic;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 /// One line of `metrics.jsonl` (docs/schema.md). Every key but `trained_agent_steps_per_s` (HS:
 /// `trained_decisions_per_s`) and `wall_s` (wall clock) is bit-identical for the same seed,
@@ -35,83 +36,112 @@ struct MetricsLine<'a> {
 
 /// `fairground train`: returns the run directory.
 pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
-    let (mut cfg, dir) = resolve(req)?;
-    if !req.quiet {
-        for name in ignored_options(req, &cfg) {
-            eprintln!("warning: {name} is ignored: it sets Fair-PPO's penalty and --algo is ppo");
-        }
-    }
     let started = std::time::Instant::now();
-    let (backend, ctx) = open_backend(cfg.backend)?;
-    cfg.backend = backend;
-    let mut trainer = make_trainer(&cfg, EnvUse::Train, ctx)?;
-    let mut lines: Vec<String> = Vec::new();
-    let metrics_path = dir.join("metrics.jsonl");
-    let _lock = if req.resume {
-        let lock = lock_run_dir(&dir)?;
-        if let Some(done) = trainer.resume(&dir)? {
-            lines = metrics_up_to(&metrics_path, done)?;
-            check_resumable(&dir, done, cfg.iterations, lines.len())?;
+    let mut run = Session::open(req)?;
+    while run.trainer.iteration() < run.cfg.iterations {
+        run.iteration()?;
+    }
+    run.finish(started);
+    Ok(run.dir)
+}
+
+/// One `train` invocation: the resolved config, the run directory (locked while it lives),
+/// the trainer and the metrics lines so far.
+struct Session<'a> {
+    req: &'a TrainRequest,
+    cfg: TrainConfig,
+    dir: PathBuf,
+    trainer: Box<dyn RunTrainer>,
+    lines: Vec<String>,
+    bar: Option<ProgressBar>,
+    /// The checkpoint written last by this session.
+    last_good: Option<String>,
+    warned: bool,
+    last_summary: String,
+    _lock: RunLock,
+}
+
+impl<'a> Session<'a> {
+    /// Resolve and validate, open the backend, then create the run directory (or lock it and
+    /// resume from its newest checkpoint that verifies).
+    fn open(req: &'a TrainRequest) -> Result<Self, TrainError> {
+        let (mut cfg, dir) = resolve(req)?;
+        if !req.quiet {
+            for name in ignored_options(req, &cfg) {
+                eprintln!(
+                    "warning: {name} is ignored: it sets Fair-PPO's penalty and --algo is ppo"
+                );
+            }
         }
-        write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-        lock
-    } else {
-        start_run_dir(&dir, &cfg, trainer.adapter(), trainer.seeds())?;
-        lock_run_dir(&dir)?
-    };
-    let bar = progress_bar(req, &*trainer, cfg.iterations);
-    let env = match cfg.env {
-        EnvName::Ah => "ah",
-        EnvName::Hs => "hs",
-    };
-    say(
-        req,
-        &bar,
-        format!(
-            "training {env} on {} ({}) into {}",
-            cfg.backend.name(),
-            trainer.adapter(),
-            dir.display()
-        ),
-    );
-    let mut last_good = None;
-    let mut warned = false;
-    let mut last_summary = String::from("-");
-    while trainer.iteration() < cfg.iterations {
-        let it = trainer.iterate()?;
-        if let Some(what) = trainer.non_finite()? {
-            let last_good = last_good
-                .or_else(|| latest_checkpoint_name(&dir))
-                .unwrap_or_else(|| "none (start again)".into());
+        let (backend, ctx) = open_backend(cfg.backend)?;
+        cfg.backend = backend;
+        let mut trainer = make_trainer(&cfg, EnvUse::Train, ctx)?;
+        let mut lines = Vec::new();
+        let lock = if req.resume {
+            let lock = lock_run_dir(&dir)?;
+            if let Some(done) = trainer.resume(&dir)? {
+                lines = metrics_up_to(&dir.join("metrics.jsonl"), done)?;
+                check_resumable(&dir, done, cfg.iterations, lines.len())?;
+            }
+            write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+            lock
+        } else {
+            start_run_dir(&dir, &cfg, trainer.adapter(), trainer.seeds())?;
+            lock_run_dir(&dir)?
+        };
+        let bar = progress_bar(req, &*trainer, cfg.iterations);
+        let env = match cfg.env {
+            EnvName::Ah => "ah",
+            EnvName::Hs => "hs",
+        };
+        say(
+            req,
+            &bar,
+            format!(
+                "training {env} on {} ({}) into {}",
+                cfg.backend.name(),
+                trainer.adapter(),
+                dir.display()
+            ),
+        );
+        Ok(Self {
+            req,
+            cfg,
+            dir,
+            trainer,
+            lines,
+            bar,
+            last_good: None,
+            warned: false,
+            last_summary: "-".into(),
+            _lock: lock,
+        })
+    }
+
+    /// One iteration: train, check, write its metrics line and (on the cadence) checkpoint,
+    /// report progress; stop when non-finite or asked to.
+    fn iteration(&mut self) -> Result<(), TrainError> {
+        let it = self.trainer.iterate()?;
+        if let Some(what) = self.trainer.non_finite()? {
             return Err(TrainError::NonFinite {
                 what,
-                iteration: trainer.iteration(),
-                last_good,
+                iteration: self.trainer.iteration(),
+                last_good: self
+                    .last_good
+                    .clone()
+                    .or_else(|| latest_checkpoint_name(&self.dir))
+                    .unwrap_or_else(|| "none (start again)".into()),
             });
         }
-        if !warned
-            && let Some(kl) = it.body.get("approx_kl").and_then(|v| v.as_f64())
-            && kl > DIVERGENCE_KL
-        {
-            warned = true;
-            say(
-                req,
-                &bar,
-                format!(
-                    "warning: approx_kl {kl:.3} at iteration {}: one update moved the policy \
-                     far (is ppo.lr or ppo.vf_coef too large?)",
-                    trainer.iteration()
-                ),
-            );
-        }
-        let hash = trainer.param_hash()?;
+        self.warn_on_divergence(&it);
+        let hash = self.trainer.param_hash()?;
         let rate = it.trained as f64 / it.wall_s;
         let line = MetricsLine {
-            iteration: trainer.iteration(),
-            env_steps: trainer.env_steps(),
+            iteration: self.trainer.iteration(),
+            env_steps: self.trainer.env_steps(),
             body: &it.body,
             rate: [(
-                format!("trained_{}_per_s", trainer.trained_unit()),
+                format!("trained_{}_per_s", self.trainer.trained_unit()),
                 rate.round().into(),
             )]
             .into_iter()
@@ -119,53 +149,78 @@ pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
             wall_s: it.wall_s,
             param_hash: &hash,
         };
-        append_metrics(&metrics_path, &mut lines, &line)?;
-        let i = trainer.iteration();
-        if i % cfg.checkpoint_every == 0 || i == cfg.iterations {
-            trainer.save(&dir, &hash)?;
-            last_good = Some(checkpoint_name(&dir, i));
+        append_metrics(&self.dir.join("metrics.jsonl"), &mut self.lines, &line)?;
+        let (i, n) = (self.trainer.iteration(), self.cfg.iterations);
+        if i % self.cfg.checkpoint_every == 0 || i == n {
+            self.save(&hash)?;
         }
-        match &bar {
+        match &self.bar {
             Some(b) => {
                 b.set_message(it.summary.clone());
                 b.set_position(u64::from(i));
             }
-            None if !req.quiet => {
-                eprintln!("iteration {i}/{}: {}", cfg.iterations, it.summary)
-            }
+            None if !self.req.quiet => eprintln!("iteration {i}/{n}: {}", it.summary),
             None => {}
         }
-        last_summary = it.summary;
-        let stop = req
+        self.last_summary = it.summary;
+        let stop = self
+            .req
             .stop
             .as_ref()
-            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
-        if stop && i < cfg.iterations {
-            if last_good.as_deref() != Some(checkpoint_name(&dir, i).as_str()) {
-                trainer.save(&dir, &hash)?;
+            .is_some_and(|s| s.load(Ordering::SeqCst));
+        if stop && i < n {
+            if self.last_good.as_deref() != Some(checkpoint_name(&self.dir, i).as_str()) {
+                self.save(&hash)?;
             }
-            if let Some(b) = &bar {
+            if let Some(b) = &self.bar {
                 b.abandon();
             }
             return Err(TrainError::Interrupted {
-                dir: dir.display().to_string(),
+                dir: self.dir.display().to_string(),
                 iteration: i,
             });
         }
+        Ok(())
     }
-    if let Some(b) = bar {
-        b.finish();
+
+    fn save(&mut self, hash: &str) -> Result<(), TrainError> {
+        self.trainer.save(&self.dir, hash)?;
+        self.last_good = Some(checkpoint_name(&self.dir, self.trainer.iteration()));
+        Ok(())
     }
-    if !req.quiet {
-        eprintln!(
-            "done: {} iterations in {:.0} s, last {}; checkpoint {}",
-            cfg.iterations,
-            started.elapsed().as_secs_f64(),
-            last_summary,
-            checkpoint_name(&dir, trainer.iteration()),
-        );
+
+    /// Say once when an update moved the policy far (lr = 1, vf_coef = 1e6 collapse it).
+    fn warn_on_divergence(&mut self, it: &super::Iteration) {
+        let kl = it.body.get("approx_kl").and_then(serde_json::Value::as_f64);
+        if let Some(kl) = kl.filter(|&kl| !self.warned && kl > DIVERGENCE_KL) {
+            self.warned = true;
+            say(
+                self.req,
+                &self.bar,
+                format!(
+                    "warning: approx_kl {kl:.3} at iteration {}: one update moved the policy \
+                     far (is ppo.lr or ppo.vf_coef too large?)",
+                    self.trainer.iteration()
+                ),
+            );
+        }
     }
-    Ok(dir)
+
+    /// The closing summary line.
+    fn finish(&self, started: std::time::Instant) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+        if !self.req.quiet {
+            eprintln!(
+                "done: {} iterations in {:.0} s, last {}; checkpoint {}",
+                self.cfg.iterations,
+                started.elapsed().as_secs_f64(),
+                self.last_summary,
+                checkpoint_name(&self.dir, self.trainer.iteration()),
+            );
+        }
+    }
 }
 
 /// An approximate KL per update above which the policy is said to diverge (PPO's updates are
