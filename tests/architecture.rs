@@ -2,7 +2,8 @@
 //! the code map cannot silently rot when files move (build output under `target/` is not a
 //! repository path and is skipped); and the trainer's dependency directions hold: nothing under
 //! `trainer/src/env/` imports or names an algorithm or the run layer, `algo/` does not import
-//! the run layer, and `io.rs` imports no trainer module; the README's example config parses.
+//! the run layer, `metrics/` (shared by environments and evaluation) imports neither, and
+//! `io.rs` imports no trainer module; the README's example config parses.
 
 use std::path::Path;
 
@@ -98,6 +99,20 @@ fn trainer_dependencies_point_one_way() {
         ],
     );
     assert!(env.is_empty(), "env/ reaches upward:\n{}", env.join("\n"));
+    let metrics = offenders(
+        "trainer/src/metrics",
+        &[
+            "crate::env",
+            "crate::algo",
+            "crate::run",
+            "crate::train_loop",
+        ],
+    );
+    assert!(
+        metrics.is_empty(),
+        "metrics/ reaches upward:\n{}",
+        metrics.join("\n")
+    );
     let algo = offenders("trainer/src/algo", &["crate::run", "crate::repro"]);
     assert!(
         algo.is_empty(),

@@ -3,13 +3,27 @@
 //! over any utility vector ([`welfare`]: Gini, Jain, Nash social welfare and its normalised
 //! form, coefficient of variation, generalised Gini welfare, alpha-fair welfare).
 
+pub mod outcomes;
 pub mod welfare;
 
 pub use welfare::{Welfare, mean_welfare};
 
-use crate::env::ah::EpisodeTotals;
 use fairground_kernel::hs::HsDayStats;
 use serde::Serialize;
+
+/// One finished AH episode of the factual world (what the AH eval numbers are computed from).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpisodeTotals {
+    /// Group totals `[NSr, NSb, Sr, Sb]`.
+    pub totals: [f32; 4],
+    /// Agents in each of those cells.
+    pub counts: [u32; 4],
+    /// Every agent's return.
+    pub returns: Vec<f32>,
+    /// Counterfactual runs: mean over agents of |return − the twin's return| (the twin's
+    /// episode ends on the same step).
+    pub cf: Option<f64>,
+}
 
 /// The fairness part of a metrics line: the measured disparities, and what the penalty did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -89,7 +103,7 @@ pub fn ah_eval_disparities(episodes: &[EpisodeTotals]) -> serde_json::Value {
 pub fn hs_eval_disparities(days: &[(usize, HsDayStats)]) -> serde_json::Value {
     let mean_of = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     let cell = |s: &HsDayStats, imps: &[usize], pris: &[usize]| {
-        crate::env::hs::Outcomes::of_day(s).mean(imps, pris)
+        outcomes::Outcomes::of_day(s).mean(imps, pris)
     };
     let (mut dp_abs, mut dp) = (Vec::new(), Vec::new());
     let mut pri: [Vec<f64>; 3] = Default::default();

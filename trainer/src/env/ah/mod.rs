@@ -66,19 +66,7 @@ pub fn concat_group_actions(groups: &[u8], own: &[u8], agents: usize, out: &mut 
     }
 }
 
-/// One finished episode of the factual world.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpisodeTotals {
-    /// Group totals `[NSr, NSb, Sr, Sb]`.
-    pub totals: [f32; 4],
-    /// Agents in each of those cells.
-    pub counts: [u32; 4],
-    /// Every agent's return.
-    pub returns: Vec<f32>,
-    /// Counterfactual runs: mean over agents of |return − the twin's return| (the twin's
-    /// episode ends on the same step).
-    pub cf: Option<f64>,
-}
+pub use crate::metrics::EpisodeTotals;
 
 /// What a checkpoint keeps of the game (the sidecar's `env` and `twin` fields).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

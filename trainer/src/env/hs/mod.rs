@@ -13,12 +13,12 @@
 //! the mean ledger of finished patients by impairment, and the disparities of spec §6.
 
 pub mod fair;
-pub mod outcomes;
 
 use crate::common::{ActMode, EnvUse, Seeds};
 use crate::config::{Fairness, TrainConfig};
 use crate::env::{EnvAdapter, RoundOut};
 use crate::error::TrainError;
+pub use crate::metrics::outcomes::{DayAgg, Outcomes};
 use crate::metrics::{FairMetrics, csp_value};
 use crate::net::{NetShape, StoreLayout};
 use fairground_kernel::hs::{
@@ -27,7 +27,6 @@ use fairground_kernel::hs::{
     RandomPolicy,
 };
 use fairground_kernel::pool::WorkerPool;
-pub use outcomes::{DayAgg, Outcomes};
 
 /// Networks, one per role (the kernel's `PENDING_*` values).
 pub const ROLES: usize = 3;
