@@ -19,8 +19,10 @@
 //! always runs to `sim_minutes` (the stop needs every patient to have exited, which cannot
 //! happen while arrivals continue to the last minute of the day).
 
+mod actions;
 pub mod agents;
 pub mod events;
+mod journey;
 pub mod layout;
 pub mod log;
 pub mod params;
