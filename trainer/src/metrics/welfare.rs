@@ -115,12 +115,9 @@ pub fn ggf_weights(n: usize, base: f64) -> Vec<f64> {
 /// Generalised Gini welfare `GGF_ω(u) = Σ_r ω_r u_(r)`, u sorted ascending so ω_0 goes to the
 /// worst-off; ω should be strictly decreasing (`metrics-spec.md`: "the SOTO score";
 /// `baselines-spec.md` A2.1). Defined for any reals (A5.7); 0 for an empty vector.
-///
-/// # Panics
-/// If `weights.len() != x.len()`: a rank without a weight is a caller bug.
-pub fn ggf(x: &[f64], weights: &[f64]) -> f64 {
-    assert_eq!(x.len(), weights.len(), "ggf: one weight per rank");
-    sorted(x).iter().zip(weights).map(|(u, w)| w * u).sum()
+/// `None` unless there is exactly one weight per rank.
+pub fn ggf(x: &[f64], weights: &[f64]) -> Option<f64> {
+    (x.len() == weights.len()).then(|| sorted(x).iter().zip(weights).map(|(u, w)| w * u).sum())
 }
 
 /// α-fair welfare `Σ u^(1−α)/(1−α)` for α ≠ 1, `Σ ln u` for α = 1 (`metrics-spec.md`;
@@ -161,7 +158,7 @@ pub fn welfare(x: &[f64]) -> Welfare {
         nsw: nash_welfare(x),
         nnsw: nnsw(x),
         cv: coefficient_of_variation(x),
-        ggf: Some(ggf(x, &ggf_weights(x.len(), DEFAULT_GGF_BASE))),
+        ggf: ggf(x, &ggf_weights(x.len(), DEFAULT_GGF_BASE)),
         alpha_fair: alpha_fair(x, DEFAULT_ALPHA),
     }
 }
@@ -282,16 +279,16 @@ mod tests {
     fn ggf_hand_values() {
         assert_eq!(ggf_weights(4, 2.0), vec![1.0, 0.5, 0.25, 0.125]);
         // Sorted [1, 2, 3]: 1·1 + 0.5·2 + 0.25·3 = 2.75.
-        assert_eq!(ggf(&[3.0, 1.0, 2.0], &ggf_weights(3, 2.0)), 2.75);
-        assert_eq!(ggf(&[3.0, 1.0, 2.0], &[1.0; 3]), 6.0); // ω ≡ 1: utilitarian
-        assert_eq!(ggf(&[1.0, -2.0], &[1.0, 0.5]), -1.5); // −2·1 + 1·0.5
-        assert_eq!(ggf(&[], &[]), 0.0);
+        assert_eq!(ggf(&[3.0, 1.0, 2.0], &ggf_weights(3, 2.0)), Some(2.75));
+        assert_eq!(ggf(&[3.0, 1.0, 2.0], &[1.0; 3]), Some(6.0)); // ω ≡ 1: utilitarian
+        assert_eq!(ggf(&[1.0, -2.0], &[1.0, 0.5]), Some(-1.5)); // −2·1 + 1·0.5
+        assert_eq!(ggf(&[], &[]), Some(0.0));
     }
 
     #[test]
-    #[should_panic(expected = "one weight per rank")]
-    fn ggf_rejects_missing_weights() {
-        ggf(&[1.0, 2.0], &[1.0]);
+    fn ggf_is_undefined_without_one_weight_per_rank() {
+        assert_eq!(ggf(&[1.0, 2.0], &[1.0]), None);
+        assert_eq!(ggf(&[1.0], &[1.0, 0.5]), None);
     }
 
     #[test]
