@@ -62,7 +62,8 @@ fn bytes_f32(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-fn ckpt_stem(dir: &Path, iteration: u32) -> PathBuf {
+/// Checkpoint `iteration`'s files without their extension (`.json`, `.safetensors`).
+pub fn ckpt_stem(dir: &Path, iteration: u32) -> PathBuf {
     dir.join("checkpoints").join(format!("ckpt-{iteration:08}"))
 }
 
@@ -122,6 +123,11 @@ pub fn save_checkpoint<S: CheckpointState>(
         }
     }
     Ok(())
+}
+
+/// The newest checkpoint's iteration, verified or not (for messages).
+pub fn latest_checkpoint(dir: &Path) -> Option<u32> {
+    list_checkpoints(dir).into_iter().max()
 }
 
 /// Iterations of the checkpoints whose sidecar exists (temp files are ignored).
@@ -228,7 +234,12 @@ pub fn read_checkpoint<S: CheckpointState>(
     let text = std::fs::read_to_string(&side_path).map_err(|e| format!("sidecar: {e}"))?;
     let sidecar: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("sidecar is not JSON: {e}"))?;
-    let state: S = serde_json::from_value(sidecar.clone())
+    let recorded_in_sidecar = |key: &str| sidecar[key].as_str().map(str::to_owned);
+    let (side_params, side_optimizer) = (
+        recorded_in_sidecar("param_hash"),
+        recorded_in_sidecar("optimizer_hash"),
+    );
+    let state: S = serde_json::from_value(sidecar)
         .map_err(|e| format!("sidecar does not hold this run's state: {e}"))?;
     if state.iteration() != iteration {
         return Err(format!(
@@ -283,14 +294,14 @@ pub fn read_checkpoint<S: CheckpointState>(
         }
         None => return Err("the tensors file records no param_hash".into()),
     }
-    if let Some(h) = sidecar["param_hash"].as_str()
+    if let Some(h) = side_params
         && h != computed
     {
         return Err(format!(
             "the parameters hash to {computed}, the sidecar records {h}"
         ));
     }
-    if let Some(h) = sidecar["optimizer_hash"].as_str() {
+    if let Some(h) = side_optimizer {
         let o = optimizer_hash(&nets);
         if h != o {
             return Err(format!(

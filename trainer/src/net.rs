@@ -343,18 +343,6 @@ impl<E: Executor> PolicyNet<E> {
         )
     }
 
-    /// What of this network is not finite after an update, if anything: its loss statistics
-    /// or its parameters (a non-finite gradient shows up in the parameters it produces).
-    pub fn non_finite(&mut self) -> Result<Option<&'static str>, ShaderError> {
-        if self.loss.sums.iter().any(|v| !v.is_finite()) {
-            return Ok(Some("loss"));
-        }
-        if self.ac.params()?.iter().any(|v| !v.is_finite()) {
-            return Ok(Some("parameters"));
-        }
-        Ok(None)
-    }
-
     /// The parameters and Adam state.
     pub fn save(&mut self) -> Result<NetState, ShaderError> {
         Ok(NetState {
@@ -368,26 +356,39 @@ impl<E: Executor> PolicyNet<E> {
     }
 }
 
-/// Hex digest of every network's parameters, in network order (the checkpoints' `param_hash`).
-pub fn params_digest<E: Executor>(nets: &mut [PolicyNet<E>]) -> Result<String, ShaderError> {
-    let mut h = fairground_kernel::hash::TrajectoryHash::new();
-    for net in nets {
-        h.write_f32s(&net.ac.params()?);
-    }
-    Ok(h.hex())
+/// What one read of every network's parameters after an update gives: their digest (the
+/// checkpoints' `param_hash`) and the first non-finite loss or parameter vector, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamCheck {
+    /// Hex digest of every network's parameters, in network order.
+    pub hash: String,
+    /// "<loss|parameters> (network <name>)"; a non-finite gradient shows up in the parameters
+    /// it produces.
+    pub non_finite: Option<String>,
 }
 
-/// The first non-finite loss or parameter vector after an update, as "<what> (network
-/// <name>)"; None when everything is finite.
-pub fn first_non_finite<E: Executor>(
-    nets: &mut [PolicyNet<E>],
-) -> Result<Option<String>, ShaderError> {
+/// Read every network's parameters once: their digest and the first non-finite value.
+pub fn check_params<E: Executor>(nets: &mut [PolicyNet<E>]) -> Result<ParamCheck, ShaderError> {
+    let mut h = fairground_kernel::hash::TrajectoryHash::new();
+    let mut non_finite = None;
     for net in nets {
-        if let Some(what) = net.non_finite()? {
-            return Ok(Some(format!("{what} (network {})", net.shape.name)));
+        let params = net.ac.params()?;
+        if non_finite.is_none() {
+            let what = if net.loss.sums.iter().any(|v| !v.is_finite()) {
+                Some("loss")
+            } else if params.iter().any(|v| !v.is_finite()) {
+                Some("parameters")
+            } else {
+                None
+            };
+            non_finite = what.map(|w| format!("{w} (network {})", net.shape.name));
         }
+        h.write_f32s(&params);
     }
-    Ok(None)
+    Ok(ParamCheck {
+        hash: h.hex(),
+        non_finite,
+    })
 }
 
 /// Every network's parameters and Adam state, in network order.

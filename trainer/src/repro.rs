@@ -28,9 +28,7 @@ use crate::env::ah::{AhAdapter, AhState, GROUP_NETS};
 use crate::env::fairness::CellSums;
 use crate::env::{EnvAdapter, RoundOut};
 use crate::error::TrainError;
-use crate::net::{
-    PolicyNet, first_non_finite, params_digest, restore_all, restore_streams, save_all,
-};
+use crate::net::{ParamCheck, PolicyNet, check_params, restore_all, restore_streams, save_all};
 use crate::train_loop::{IterStats, TrainerState, run_nets};
 use crate::update::LossSums;
 use fairground_kernel::ah::OBS_DIM;
@@ -545,13 +543,9 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         }
     }
 
-    /// As [`crate::train_loop::Trainer::non_finite`].
-    pub fn non_finite(&mut self) -> Result<Option<String>, ShaderError> {
-        first_non_finite(&mut self.nets)
-    }
-
-    pub fn param_hash(&mut self) -> Result<String, ShaderError> {
-        params_digest(&mut self.nets)
+    /// As [`crate::train_loop::Trainer::check_params`].
+    pub fn check_params(&mut self) -> Result<ParamCheck, ShaderError> {
+        check_params(&mut self.nets)
     }
 
     #[allow(clippy::type_complexity)]

@@ -13,7 +13,7 @@ use crate::config::TrainConfig;
 use crate::env::{EnvAdapter, RoundOut};
 use crate::error::TrainError;
 use crate::net::{
-    NetPlan, PolicyNet, first_non_finite, params_digest, restore_all, restore_streams, save_all,
+    NetPlan, ParamCheck, PolicyNet, check_params, restore_all, restore_streams, save_all,
 };
 use crate::update::{LossMetrics, LossSums};
 use fairground_kernel::pool::{Split, WorkerPool};
@@ -323,15 +323,9 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         }
     }
 
-    /// The first non-finite loss or parameter vector after the last update, as "<what> (network
-    /// <name>)"; None when everything is finite.
-    pub fn non_finite(&mut self) -> Result<Option<String>, ShaderError> {
-        first_non_finite(&mut self.nets)
-    }
-
-    /// Hex digest of every network's parameters, in network order.
-    pub fn param_hash(&mut self) -> Result<String, ShaderError> {
-        params_digest(&mut self.nets)
+    /// The networks' digest and finiteness after the last update, from one read.
+    pub fn check_params(&mut self) -> Result<ParamCheck, ShaderError> {
+        check_params(&mut self.nets)
     }
 
     /// Everything needed to continue exactly here.

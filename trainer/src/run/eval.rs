@@ -60,7 +60,7 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     let mut trainer = make_trainer(&cfg, EnvUse::Eval, ctx)?;
     trainer.load_latest_nets(&req.run_dir)?;
     // A checkpoint can verify and still hold what a diverged update left: never play NaN.
-    if let Some(what) = trainer.non_finite()? {
+    if let Some(what) = trainer.check_params()?.non_finite {
         return Err(TrainError::Eval {
             dir: req.run_dir.display().to_string(),
             why: format!("its newest checkpoint holds non-finite {what}"),

@@ -44,9 +44,9 @@ pub trait RunTrainer {
     fn iterate(&mut self) -> Result<Iteration, ShaderError>;
     fn iteration(&self) -> u32;
     fn env_steps(&self) -> u64;
-    fn param_hash(&mut self) -> Result<String, ShaderError>;
-    /// The first non-finite loss or parameters after the last iteration, naming the network.
-    fn non_finite(&mut self) -> Result<Option<String>, ShaderError>;
+    /// The parameters' digest and the first non-finite loss or parameters (naming the
+    /// network), from one read of the parameters.
+    fn check_params(&mut self) -> Result<crate::net::ParamCheck, ShaderError>;
     /// Write a checkpoint of the current state into run directory `dir`.
     fn save(&mut self, dir: &Path, param_hash: &str) -> Result<(), TrainError>;
     /// Continue from `dir`'s newest checkpoint; the iteration it holds (None: no checkpoint).
@@ -148,11 +148,8 @@ macro_rules! run_trainer {
         fn env_steps(&self) -> u64 {
             self.env_steps
         }
-        fn param_hash(&mut self) -> Result<String, ShaderError> {
-            <$t>::param_hash(self)
-        }
-        fn non_finite(&mut self) -> Result<Option<String>, ShaderError> {
-            <$t>::non_finite(self)
+        fn check_params(&mut self) -> Result<crate::net::ParamCheck, ShaderError> {
+            <$t>::check_params(self)
         }
         fn save(&mut self, dir: &Path, param_hash: &str) -> Result<(), TrainError> {
             let (state, nets) = <$t>::save(self)?;

@@ -122,7 +122,8 @@ impl<'a> Session<'a> {
     /// report progress; stop when non-finite or asked to.
     fn iteration(&mut self) -> Result<(), TrainError> {
         let it = self.trainer.iterate()?;
-        if let Some(what) = self.trainer.non_finite()? {
+        let checked = self.trainer.check_params()?;
+        if let Some(what) = checked.non_finite {
             return Err(TrainError::NonFinite {
                 what,
                 iteration: self.trainer.iteration(),
@@ -134,7 +135,7 @@ impl<'a> Session<'a> {
             });
         }
         self.warn_on_divergence(&it);
-        let hash = self.trainer.param_hash()?;
+        let hash = checked.hash;
         let rate = it.trained as f64 / it.wall_s;
         let line = MetricsLine {
             iteration: self.trainer.iteration(),
@@ -228,25 +229,12 @@ impl<'a> Session<'a> {
 const DIVERGENCE_KL: f64 = 1.0;
 
 fn checkpoint_name(dir: &Path, iteration: u32) -> String {
-    dir.join("checkpoints")
-        .join(format!("ckpt-{iteration:08}"))
-        .display()
-        .to_string()
+    crate::io::ckpt_stem(dir, iteration).display().to_string()
 }
 
 /// The newest checkpoint's name, for a message.
 fn latest_checkpoint_name(dir: &Path) -> Option<String> {
-    let newest = std::fs::read_dir(dir.join("checkpoints"))
-        .ok()?
-        .filter_map(|e| {
-            let n = e.ok()?.file_name().into_string().ok()?;
-            n.strip_prefix("ckpt-")?
-                .strip_suffix(".json")?
-                .parse::<u32>()
-                .ok()
-        })
-        .max()?;
-    Some(checkpoint_name(dir, newest))
+    crate::io::latest_checkpoint(dir).map(|i| checkpoint_name(dir, i))
 }
 
 /// A resumed run continues only forward, from a checkpoint its metrics agree with.
