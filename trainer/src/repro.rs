@@ -339,24 +339,22 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         }
     }
 
-    /// Sample actions for the current observations (and, with `record`, keep the rollout's
-    /// step `t`: each slot's own observation, sampled action, log-probability and value).
-    fn policy_step(&mut self, t: usize, mode: ActMode, record: bool) -> Result<(), ShaderError> {
+    /// Sample actions for the current observations and keep the rollout's step `t`: each
+    /// slot's sampled action, log-probability and value.
+    fn policy_step(&mut self, t: usize) -> Result<(), ShaderError> {
         let t0 = Instant::now();
         self.gather();
         let iteration = self.iteration;
         run_nets(&self.pool, &mut self.nets, |_, net| {
-            net.act(iteration, t as u32, mode)
+            net.act(iteration, t as u32, ActMode::Sample)
         })?;
         let m = self.out.reward.len();
         for (g, net) in self.nets.iter().enumerate() {
-            if record {
-                for (k, &slot) in net.slots.iter().enumerate() {
-                    let i = t * m + slot as usize;
-                    self.ro.actions[i] = net.actions[k];
-                    self.ro.logp[i] = net.logp[k];
-                    self.ro.values[i] = net.values[k];
-                }
+            for (k, &slot) in net.slots.iter().enumerate() {
+                let i = t * m + slot as usize;
+                self.ro.actions[i] = net.actions[k];
+                self.ro.logp[i] = net.logp[k];
+                self.ro.values[i] = net.values[k];
             }
             self.env.scatter(g, &net.slots, &net.actions);
         }
@@ -406,7 +404,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
             self.ro.groups[t * m..(t + 1) * m].copy_from_slice(self.env.groups());
             self.ro.prefs[t * m..(t + 1) * m].copy_from_slice(self.env.prefs());
             self.timing.host_s += h0.elapsed().as_secs_f64();
-            self.policy_step(t, ActMode::Sample, true)?;
+            self.policy_step(t)?;
             let k0 = Instant::now();
             self.env.step(&mut self.out, &self.pool);
             self.timing.kernel_s += k0.elapsed().as_secs_f64();
@@ -735,7 +733,7 @@ mod tests {
         let mut t = AhReproTrainer::new(&cfg, EnvUse::Train, |p| Ok(CpuExecutor::new(p))).unwrap();
         t.env.begin_rollout();
         let groups = t.env.groups().to_vec();
-        t.policy_step(0, ActMode::Sample, true).unwrap();
+        t.policy_step(0).unwrap();
         let m = groups.len();
         let own: Vec<u8> = t.ro.actions[..m].iter().map(|&a| a as u8).collect();
         let mut expected = vec![0u8; m];
