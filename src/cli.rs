@@ -155,6 +155,9 @@ pub struct TrainBenchArgs {
     /// Timed iterations (after one warm-up iteration).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub iterations: u32,
+    /// Algorithm, with its default settings (fair-ppo: dp, alpha = beta = 0.5).
+    #[arg(long, value_parser = one_of::<Algo>(Algo::NAMES), default_value = "ppo")]
+    pub algo: Algo,
 }
 
 #[derive(Args, Debug, Clone)]

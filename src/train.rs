@@ -71,5 +71,6 @@ pub fn bench(args: &TrainBenchArgs) -> anyhow::Result<String> {
         args.rollout_steps,
         args.minibatch_size,
         args.iterations,
+        args.algo,
     )?)
 }

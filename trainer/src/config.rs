@@ -36,6 +36,9 @@ pub enum Algo {
     /// docs/fair-ppo.md).
     #[serde(rename = "fair-ppo")]
     FairPpo,
+    /// FEN (Jiang & Lu 2019): a controller over sub-policies and the fair-efficient reward
+    /// (`[fen]`; docs/baselines.md).
+    Fen,
 }
 
 impl Algo {
@@ -123,7 +126,46 @@ macro_rules! named_enum {
 }
 
 named_enum!(EnvName { Ah => "ah", Hs => "hs" });
-named_enum!(Algo { Ppo => "ppo", FairPpo => "fair-ppo" });
+named_enum!(Algo { Ppo => "ppo", FairPpo => "fair-ppo", Fen => "fen" });
+named_enum!(Consensus { Exact => "exact", Gossip => "gossip" });
+named_enum!(DiversityReward { LogProb => "log_prob", Prob => "prob" });
+named_enum!(FenShare { All => "all", Group => "group" });
+
+/// How FEN's agents learn the mean utility ū.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Consensus {
+    /// The exact mean over the instance's agents (both authors' codebases).
+    #[default]
+    Exact,
+    /// Metropolis-weighted average consensus, re-seeded from the agents' own utilities every
+    /// step (`gossip_rounds` rounds over `gossip_ring`'s graph).
+    Gossip,
+}
+
+/// What FEN's diversity sub-policies (z ≥ 1) are rewarded with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum DiversityReward {
+    /// log p_θ(z | x_{t+1}), floored at `log_floor` (the poster's objective).
+    #[default]
+    #[serde(rename = "log_prob")]
+    LogProb,
+    /// p_θ(z | x_{t+1}) (the authors' code).
+    #[serde(rename = "prob")]
+    Prob,
+}
+
+/// Which agents share FEN's controller and sub-policies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FenShare {
+    /// One controller and one set of sub-policies for every agent (the authors' job and
+    /// Matthew scripts, and the reference port); needs environment networks of one shape (AH).
+    #[default]
+    All,
+    /// One controller and set of sub-policies per environment network (AH group, HS role).
+    Group,
+}
 named_enum!(Fairness { Dp => "dp", Csp => "csp", Cf => "cf" });
 named_enum!(Penalty { Shaped => "shaped", Reference => "reference" });
 named_enum!(Backend { Auto => "auto", Gpu => "gpu", Cpu => "cpu" });
@@ -169,6 +211,117 @@ pub struct TrainConfig {
     pub ah: AhConfig,
     /// `[hs]`: HospitalSim.
     pub hs: HsSection,
+    /// `[fen]`: FEN's controller, sub-policies and fair-efficient reward.
+    pub fen: FenConfig,
+}
+
+/// `[fen]`: FEN (Jiang & Lu 2019) as its authors built it (baselines-spec §A4; docs/baselines.md
+/// says why each default is what it is).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FenConfig {
+    /// M: sub-policies, 1..=8. Sub-policy 0 maximises the environment's reward, 1.. the
+    /// diversity reward; M = 1 has no controller and is PPO.
+    pub subpolicies: u32,
+    /// T: steps between the controller's choices (AH 50: 60 choices per 3,000-step episode;
+    /// HS 25 decisions of a role), 1..=1,000,000.
+    pub macro_steps: u32,
+    /// c: the utility at which utilisation min(1, ū/c) saturates, > 0 (AH 5: the largest
+    /// one-step reward, the paper's definition; HS 100).
+    pub c: f32,
+    /// ε of the fair-efficient reward min(1, ū/c) / (ε + |u_i/ū − 1|), > 0 (the authors' 0.1).
+    pub eps: f32,
+    /// "exact" or "gossip".
+    pub consensus: Consensus,
+    /// Gossip rounds per step, 1..=1000.
+    pub gossip_rounds: u32,
+    /// Gossip graph: 0 the complete graph, k ≥ 1 a ring where each agent hears the k nearest
+    /// agents on each side (by agent index), 0..=64.
+    pub gossip_ring: u32,
+    /// "log_prob" (the poster) or "prob" (the authors' code).
+    pub diversity_reward: DiversityReward,
+    /// Floor of the log-probability diversity reward (ln 1e-6), in -100..=0.
+    pub log_floor: f32,
+    /// γ_c of the controller's semi-MDP over macro steps, 0..=1 (both authors' codebases: 0,
+    /// the controller reward is its own target).
+    pub controller_gamma: f32,
+    /// λ_c of the controller's GAE (used when γ_c > 0), 0..=1.
+    pub controller_lambda: f32,
+    /// "all" (AH default, one model for every agent) or "group" (one per AH group or HS role).
+    pub share: FenShare,
+    /// Standardise the controller's two extra inputs (δ, η) by running mean and std.
+    pub extra_obs_norm: bool,
+    /// Entropy coefficient of the diversity sub-policies (the H(A|O) term), 0..=1e6; sub-policy
+    /// 0 takes `ppo.ent_coef`.
+    pub diversity_entropy: f32,
+    /// The controller's hidden widths (ReLU), each in 1..=4096, at least one.
+    pub controller_hidden: Vec<u32>,
+    /// The controller's entropy coefficient, 0..=1e6.
+    pub controller_ent_coef: f32,
+}
+
+impl Default for FenConfig {
+    /// AH's.
+    fn default() -> Self {
+        Self {
+            subpolicies: 4,
+            macro_steps: 50,
+            c: 5.0,
+            eps: 0.1,
+            consensus: Consensus::Exact,
+            gossip_rounds: 10,
+            gossip_ring: 2,
+            diversity_reward: DiversityReward::LogProb,
+            log_floor: -13.815_511,
+            controller_gamma: 0.0,
+            controller_lambda: 0.95,
+            share: FenShare::All,
+            extra_obs_norm: true,
+            diversity_entropy: 0.03,
+            controller_hidden: vec![128, 128],
+            controller_ent_coef: 0.01,
+        }
+    }
+}
+
+impl FenConfig {
+    fn validate(&self) -> Result<(), TrainError> {
+        range_u32("fen.subpolicies", self.subpolicies, 1, 8)?;
+        range_u32("fen.macro_steps", self.macro_steps, 1, 1_000_000)?;
+        if !(self.c.is_finite() && self.c > 0.0 && self.c <= 1e9) {
+            return Err(bad("fen.c", format!("{} is not in (0, 1e9]", self.c)));
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0 && self.eps <= 1e9) {
+            return Err(bad("fen.eps", format!("{} is not in (0, 1e9]", self.eps)));
+        }
+        range_u32("fen.gossip_rounds", self.gossip_rounds, 1, 1000)?;
+        range_u32("fen.gossip_ring", self.gossip_ring, 0, 64)?;
+        range_f32("fen.log_floor", self.log_floor, -100.0, 0.0)?;
+        range_f32("fen.controller_gamma", self.controller_gamma, 0.0, 1.0)?;
+        range_f32("fen.controller_lambda", self.controller_lambda, 0.0, 1.0)?;
+        range_f32("fen.diversity_entropy", self.diversity_entropy, 0.0, 1e6)?;
+        range_f32(
+            "fen.controller_ent_coef",
+            self.controller_ent_coef,
+            0.0,
+            1e6,
+        )?;
+        if self.controller_hidden.is_empty()
+            || self
+                .controller_hidden
+                .iter()
+                .any(|&w| !(1..=4096).contains(&w))
+        {
+            return Err(bad(
+                "fen.controller_hidden",
+                format!(
+                    "{:?}: need 1 or more widths in 1..=4096",
+                    self.controller_hidden
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[ppo]`: the networks and the PPO update.
@@ -400,6 +553,7 @@ impl Default for TrainConfig {
             fair: FairConfig::default(),
             ah: AhConfig::default(),
             hs: HsSection::default(),
+            fen: FenConfig::default(),
         }
     }
 }
@@ -444,6 +598,12 @@ impl TrainConfig {
                 vf_coef: 0.5,
                 ent_coef: 0.01,
                 ..PpoConfig::default()
+            },
+            fen: FenConfig {
+                macro_steps: 25,
+                c: 100.0,
+                share: FenShare::Group,
+                ..FenConfig::default()
             },
             ..Self::default()
         }
@@ -602,6 +762,7 @@ impl TrainConfig {
         self.fair.validate()?;
         self.ah.validate()?;
         self.hs.validate()?;
+        self.fen.validate()?;
         if self.fair.fairness == Fairness::Cf
             && self.env == EnvName::Hs
             && !self.instances.is_multiple_of(2)
@@ -713,6 +874,7 @@ struct RawConfig {
     checkpoint_every: Option<u32>,
     ppo: Option<PpoConfig>,
     fair: Option<FairConfig>,
+    fen: Option<FenConfig>,
     ah: Option<AhConfig>,
     hs: Option<HsSection>,
     // The flat layout of earlier versions.

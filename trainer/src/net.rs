@@ -20,7 +20,9 @@ use crate::update::{
 };
 use fairground_kernel::rng::Stream;
 use fairground_shaders::ppo::StoreSpec;
-use fairground_shaders::{ActorCritic, Executor, Program, ShaderError};
+use fairground_shaders::{
+    ActorCritic, ActorCriticSpec, Executor, PpoHyper, Program, SampleKey, ShaderError,
+};
 
 /// Where a network's decisions go in its store (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +81,11 @@ pub struct PolicyNet<E: Executor> {
     /// Acting scratch: the gathered slots and their observations, then the outputs.
     pub slots: Vec<u32>,
     pub obs: Vec<f32>,
+    /// How many of `slots` came from which environment network, in order.
+    pub runs: Vec<(usize, usize)>,
     pub actions: Vec<u32>,
+    /// Logits of the last [`Self::act_logits`] (rows x logit width).
+    pub logits: Vec<f32>,
     pub logp: Vec<f32>,
     pub values: Vec<f32>,
     /// Store rows of the current act call.
@@ -115,14 +121,17 @@ impl<E: Executor> PolicyNet<E> {
         sample_seed: u64,
         shuffle: Stream,
         extras: Option<StoreExtras>,
+        tune: impl FnOnce(&mut ActorCriticSpec, &mut PpoHyper),
         make_executor: &impl Fn(Program) -> Result<E, ShaderError>,
     ) -> Result<Self, ShaderError> {
-        let spec = actor_critic_spec(
+        let mut spec = actor_critic_spec(
             cfg,
             shape.obs_width as u32,
             shape.action_components.clone(),
             batch as u32,
         );
+        let mut hyper = cfg.ppo_hyper();
+        tune(&mut spec, &mut hyper);
         let init = spec.init_params(init_seed);
         let (ac, rows) = match extras {
             Some(extras) => {
@@ -133,14 +142,10 @@ impl<E: Executor> PolicyNet<E> {
                     cells: extras.cells,
                     segment: extras.segment,
                 };
-                let ac =
-                    ActorCritic::with_store(spec, cfg.ppo_hyper(), &init, store, make_executor)?;
+                let ac = ActorCritic::with_store(spec, hyper, &init, store, make_executor)?;
                 (ac, slots * cfg.rollout_steps as usize)
             }
-            None => (
-                ActorCritic::new(spec, cfg.ppo_hyper(), &init, make_executor)?,
-                0,
-            ),
+            None => (ActorCritic::new(spec, hyper, &init, make_executor)?, 0),
         };
         Ok(Self {
             ac,
@@ -150,6 +155,8 @@ impl<E: Executor> PolicyNet<E> {
             slots_total: slots,
             slots: Vec::with_capacity(slots),
             obs: Vec::with_capacity(slots * shape.obs_width),
+            runs: Vec::with_capacity(4),
+            logits: Vec::new(),
             actions: Vec::with_capacity(slots * shape.action_components.len()),
             logp: Vec::with_capacity(slots),
             values: Vec::with_capacity(slots),
@@ -338,6 +345,53 @@ impl<E: Executor> PolicyNet<E> {
                 }
                 logp.extend_from_slice(&out.logp);
                 values.extend_from_slice(&out.values);
+                Ok(())
+            },
+        )
+    }
+
+    /// [`Self::act`] that also keeps every row's logits in `logits` (a driven network: FEN's
+    /// controller reads its choice probabilities). `step` keys the sampling.
+    pub fn act_logits(
+        &mut self,
+        iteration: u32,
+        step: u32,
+        mode: ActMode,
+    ) -> Result<(), ShaderError> {
+        self.actions.clear();
+        self.logp.clear();
+        self.values.clear();
+        self.logits.clear();
+        let (w, comps) = (self.shape.obs_width, self.components());
+        let choices = self.shape.action_components[0] as usize;
+        let lw = self.shape.action_components.iter().sum::<u32>() as usize;
+        let (ac, obs, batch) = (&mut self.ac, &self.obs, self.batch);
+        let (actions, logp, values, logits, bytes) = (
+            &mut self.actions,
+            &mut self.logp,
+            &mut self.values,
+            &mut self.logits,
+            &mut self.transfer_bytes,
+        );
+        act_chunks(
+            self.slots.len(),
+            batch,
+            self.sample_seed,
+            iteration,
+            step,
+            |start, end, key: SampleKey| {
+                let out = ac.act(&obs[start * w..end * w], &[], &[], key)?;
+                let l = ac.logits()?;
+                *bytes += ((end - start) * w * 4 + batch * (comps + 3 + lw) * 4) as u64;
+                logits.extend_from_slice(&l[..(end - start) * lw]);
+                match mode {
+                    ActMode::Sample => actions.extend_from_slice(&out.actions),
+                    ActMode::Greedy => {
+                        push_argmax(&l, choices, (end - start) * comps, actions);
+                    }
+                }
+                logp.extend_from_slice(&out.logp[..end - start]);
+                values.extend_from_slice(&out.values[..end - start]);
                 Ok(())
             },
         )

@@ -301,6 +301,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
                 seeds.sample[g],
                 Seeds::shuffle(cfg.seed, &[], g),
                 None,
+                |_, _| {},
                 &make_executor,
             )?);
         }
@@ -390,6 +391,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
                 .fair
                 .as_ref()
                 .and_then(crate::algo::Algorithm::<AhAdapter>::report),
+            report_key: "penalty",
             trained: (m * steps) as u64,
             wall_s: start.elapsed().as_secs_f64(),
         })
@@ -585,6 +587,15 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         restore_all(&mut self.nets, nets)
     }
 
+    /// What evaluation loads: the networks (Fair-PPO keeps no model state of its own).
+    pub fn load_model(
+        &mut self,
+        _state: TrainerState<AhState, FairState>,
+        nets: &[NetState],
+    ) -> Result<(), TrainError> {
+        self.load_nets(nets)
+    }
+
     /// Evaluation play: as [`crate::train_loop::Trainer::play`] (the adapter misaligns the
     /// actions when the profile asks).
     pub fn play(
@@ -595,7 +606,10 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         progress: &mut dyn FnMut(usize),
     ) -> Result<serde_json::Value, ShaderError> {
         let (nets, pool, iteration) = (&mut self.nets, &self.pool, self.iteration);
-        let mut act = |env: &mut AhAdapter, t: u32| -> Result<(), ShaderError> {
+        let mut act = |env: &mut AhAdapter, out: Option<&_>, t: u32| -> Result<(), ShaderError> {
+            if out.is_some() {
+                return Ok(());
+            }
             for (g, net) in nets.iter_mut().enumerate() {
                 env.gather(g, &mut net.slots, &mut net.obs);
             }

@@ -7,7 +7,7 @@
 //! The networks share nothing, so they act and train side by side on the kernel's worker pool
 //! (with 2+ threads) and the results do not depend on the thread count.
 
-use crate::algo::Algorithm;
+use crate::algo::{Algorithm, Phase, RoundAt};
 use crate::common::{ACT_CHUNK_MAX, ActMode, EnvUse, NetState, Seeds, Timing};
 use crate::config::TrainConfig;
 use crate::env::{EnvAdapter, RoundOut};
@@ -29,8 +29,9 @@ pub struct IterStats<M> {
     pub env: M,
     /// Means over the last minibatch of every epoch, then over the networks that trained.
     pub loss: LossMetrics,
-    /// What the algorithm adds (Fair-PPO: its penalty's terms).
+    /// What the algorithm adds (Fair-PPO: its penalty's terms), under `report_key`.
     pub penalty: Option<serde_json::Value>,
+    pub report_key: &'static str,
     /// Decisions trained (slots × rounds).
     pub trained: u64,
     pub wall_s: f64,
@@ -125,6 +126,8 @@ pub struct Trainer<A: EnvAdapter, G: Algorithm<A>, E: Executor> {
     pool: WorkerPool,
     nets: Vec<PolicyNet<E>>,
     out: RoundOut,
+    /// Gathering scratch of a network reading several environment networks.
+    scratch: (Vec<u32>, Vec<f32>),
     seeds: Seeds,
     pub iteration: u32,
     pub env_steps: u64,
@@ -147,6 +150,15 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         let batch = (cfg.ppo.minibatch_size as usize).max(slots.min(ACT_CHUNK_MAX));
         let mut nets = Vec::with_capacity(shapes.len());
         for (k, shape) in shapes.into_iter().enumerate() {
+            let driven = algo.env_nets(k).is_empty();
+            if let Some(e) = algo.env_nets(k).find(|&e| {
+                env.nets()[e].obs_width != shape.obs_width || env.nets()[e].layout != shape.layout
+            }) {
+                panic!(
+                    "network {} reads environment network {e} of another shape",
+                    shape.name
+                );
+            }
             nets.push(PolicyNet::new(
                 cfg,
                 shape,
@@ -155,7 +167,8 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
                 seeds.init[k],
                 seeds.sample[k],
                 Seeds::shuffle(cfg.seed, tag, k),
-                Some(algo.store_extras(&env, k)),
+                (!driven).then(|| algo.store_extras(&env, k)),
+                |spec, hyper| algo.tune(k, spec, hyper),
                 &make_executor,
             )?);
         }
@@ -164,6 +177,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
             cfg: cfg.clone(),
             pool: WorkerPool::new(cfg.threads as usize),
             out: RoundOut::new(slots),
+            scratch: (Vec::with_capacity(slots), Vec::new()),
             env,
             algo,
             nets,
@@ -177,6 +191,11 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
 
     pub fn adapter(&self) -> &str {
         &self.adapter
+    }
+
+    /// The networks, in the algorithm's order (tests and audits read their stores' host side).
+    pub fn nets(&self) -> &[PolicyNet<E>] {
+        &self.nets
     }
 
     pub fn seeds(&self) -> &Seeds {
@@ -208,6 +227,9 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         while rounds < self.cfg.rollout_steps {
             self.decide(rounds)?;
             self.step_env();
+            let at = self.round_at(rounds, Phase::Train);
+            self.algo
+                .end_round(&self.env, &self.out, at, &mut self.nets)?;
             rounds += 1;
             if self.env.rollout_complete() {
                 break;
@@ -219,27 +241,15 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
     /// Every network's waiting slots and their observations.
     fn gather(&mut self) {
         for (k, net) in self.nets.iter_mut().enumerate() {
-            let e = self.algo.env_net(k);
-            self.env.gather(e, &mut net.slots, &mut net.obs);
-            if G::ROUTES {
-                let w = net.shape.obs_width;
-                let mut keep = 0;
-                for j in 0..net.slots.len() {
-                    if self.algo.route(&self.env, e, net.slots[j]) == k {
-                        net.slots[keep] = net.slots[j];
-                        net.obs.copy_within(j * w..(j + 1) * w, keep * w);
-                        keep += 1;
-                    }
-                }
-                net.slots.truncate(keep);
-                net.obs.truncate(keep * w);
-            }
+            gather_net(&self.env, &self.algo, k, net, &mut self.scratch);
         }
     }
 
     /// Round `t`: every network decides for its slots, into its store; actions to the env.
     fn decide(&mut self, t: u32) -> Result<(), ShaderError> {
         let t0 = Instant::now();
+        let at = self.round_at(t, Phase::Train);
+        self.algo.begin_round(&self.env, at, &mut self.nets)?;
         self.gather();
         for (k, net) in self.nets.iter_mut().enumerate() {
             net.assign_rows(t);
@@ -250,12 +260,19 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         run_nets(&self.pool, &mut self.nets, |_, net| {
             net.act_stored(iteration, t)
         })?;
-        for (k, net) in self.nets.iter().enumerate() {
-            self.env
-                .scatter(self.algo.env_net(k), &net.slots, &net.actions);
+        for net in &self.nets {
+            scatter_net(&mut self.env, net);
         }
         self.timing.act_s += t0.elapsed().as_secs_f64();
         Ok(())
+    }
+
+    fn round_at(&self, round: u32, phase: Phase) -> RoundAt {
+        RoundAt {
+            iteration: self.iteration,
+            round,
+            phase,
+        }
     }
 
     /// Step the environment; each decision of the round gets its reward, and a slot whose
@@ -318,6 +335,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
             env: self.env.end_rollout(rounds, self.env_steps),
             loss,
             penalty: self.algo.report(),
+            report_key: G::REPORT_KEY,
             trained: (self.env.slots() * rounds as usize) as u64,
             wall_s: start.elapsed().as_secs_f64(),
         }
@@ -364,6 +382,18 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         restore_all(&mut self.nets, nets)
     }
 
+    /// Load what evaluation needs of a checkpoint: the networks and the algorithm's model
+    /// state ([`Algorithm::restore_model`]).
+    pub fn load_model(
+        &mut self,
+        state: TrainerState<A::Snapshot, G::State>,
+        nets: &[NetState],
+    ) -> Result<(), TrainError> {
+        self.load_nets(nets)?;
+        self.algo.restore_model(state.algo);
+        Ok(())
+    }
+
     /// Play until `episodes` episodes (AH) or days (HS) have finished, from the environment as
     /// it is (a fresh one for evaluation), and return the environment's evaluation numbers.
     /// `random`: the environment's uniform random baseline instead of the networks.
@@ -375,18 +405,32 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         progress: &mut dyn FnMut(usize),
     ) -> Result<serde_json::Value, ShaderError> {
         let (nets, algo, pool, iteration) =
-            (&mut self.nets, &self.algo, &self.pool, self.iteration);
-        let mut act = |env: &mut A, t: u32| -> Result<(), ShaderError> {
+            (&mut self.nets, &mut self.algo, &self.pool, self.iteration);
+        let scratch = &mut self.scratch;
+        let mut act = |env: &mut A, out: Option<&RoundOut>, t: u32| -> Result<(), ShaderError> {
+            let at = RoundAt {
+                iteration,
+                round: t,
+                phase: Phase::Eval(mode),
+            };
+            if let Some(out) = out {
+                let last = RoundAt {
+                    round: t.wrapping_sub(1),
+                    ..at
+                };
+                return algo.end_round(env, out, last, nets);
+            }
+            algo.begin_round(env, at, nets)?;
             for (k, net) in nets.iter_mut().enumerate() {
-                env.gather(algo.env_net(k), &mut net.slots, &mut net.obs);
+                gather_net(env, &*algo, k, net, scratch);
             }
             run_nets(pool, nets, |_, net| net.act(iteration, t, mode))?;
-            for (k, net) in nets.iter().enumerate() {
-                env.scatter(algo.env_net(k), &net.slots, &net.actions);
+            for net in nets.iter() {
+                scatter_net(env, net);
             }
             Ok(())
         };
-        play_loop(
+        let mut report = play_loop(
             &mut self.env,
             &mut self.out,
             pool,
@@ -395,13 +439,76 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
             random,
             progress,
             &mut act,
-        )
+        )?;
+        if let (Some(extra), Some(o)) = (self.algo.eval_report(), report.as_object_mut())
+            && !random
+        {
+            o.insert(G::REPORT_KEY.to_string(), extra);
+        }
+        Ok(report)
     }
 }
 
+/// Network `k`'s waiting slots and their observations: those of its environment networks
+/// routed to it, in environment-network then slot order (`net.runs` says how many came from
+/// which). `scratch` holds one environment network's gather while it is filtered.
+fn gather_net<A: EnvAdapter, G: Algorithm<A>, E: Executor>(
+    env: &A,
+    algo: &G,
+    k: usize,
+    net: &mut PolicyNet<E>,
+    scratch: &mut (Vec<u32>, Vec<f32>),
+) {
+    let sources = algo.env_nets(k);
+    let extra = algo.extra_obs(k);
+    net.runs.clear();
+    if !G::ROUTES && sources.len() == 1 && extra == 0 {
+        env.gather(sources.start, &mut net.slots, &mut net.obs);
+        net.runs.push((sources.start, net.slots.len()));
+        return;
+    }
+    net.slots.clear();
+    net.obs.clear();
+    let w = net.shape.obs_width - extra;
+    for e in sources {
+        let (slots, obs) = scratch;
+        env.gather(e, slots, obs);
+        let before = net.slots.len();
+        for (j, &slot) in slots.iter().enumerate() {
+            if !G::ROUTES || algo.route(env, e, slot) == k {
+                net.slots.push(slot);
+                net.obs.extend_from_slice(&obs[j * w..(j + 1) * w]);
+                if extra > 0 {
+                    algo.append_obs(k, slot, &mut net.obs);
+                }
+            }
+        }
+        net.runs.push((e, net.slots.len() - before));
+    }
+}
+
+/// Network `net`'s actions to the environment networks its slots came from.
+fn scatter_net<A: EnvAdapter, E: Executor>(env: &mut A, net: &PolicyNet<E>) {
+    let comps = net.components();
+    let mut start = 0;
+    for &(e, n) in &net.runs {
+        env.scatter(
+            e,
+            &net.slots[start..start + n],
+            &net.actions[start * comps..(start + n) * comps],
+        );
+        start += n;
+    }
+}
+
+/// What [`play_loop`] calls each round: with `None` the networks act (their choices scattered
+/// into the environment), with `Some(out)` the round's step is done.
+pub type PlayAct<'a, A> = dyn FnMut(&mut A, Option<&RoundOut>, u32) -> Result<(), ShaderError> + 'a;
+
 /// The evaluation loop shared by every trainer: each round the baseline's random actions or
-/// `act(env, round)` (the networks' choices scattered into `env`), a step, and the round's
-/// finished episodes, until `episodes` are in.
+/// `act(env, None, round)` (the networks' choices scattered into `env`), a step, then
+/// `act(env, Some(out), round + 1)` (what the round produced, for the algorithm), and the
+/// round's finished episodes, until `episodes` are in.
 #[allow(clippy::too_many_arguments)]
 pub fn play_loop<A: EnvAdapter>(
     env: &mut A,
@@ -411,7 +518,7 @@ pub fn play_loop<A: EnvAdapter>(
     mode: ActMode,
     random: bool,
     progress: &mut dyn FnMut(usize),
-    act: &mut dyn FnMut(&mut A, u32) -> Result<(), ShaderError>,
+    act: &mut PlayAct<'_, A>,
 ) -> Result<serde_json::Value, ShaderError> {
     let mut played = env.played(episodes);
     env.begin_rollout();
@@ -420,9 +527,12 @@ pub fn play_loop<A: EnvAdapter>(
         if random {
             env.random_actions();
         } else {
-            act(env, t)?;
+            act(env, None, t)?;
         }
         env.step(out, pool);
+        if !random {
+            act(env, Some(out), t.wrapping_add(1))?;
+        }
         let done = env.collect(episodes, &mut played);
         progress(env.played_count(&played));
         if done {

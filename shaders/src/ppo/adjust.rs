@@ -248,6 +248,18 @@ impl<E: Executor> ActorCritic<E> {
         Ok(v)
     }
 
+    /// Set every store row's advantage adjustment (what the update adds to the stored
+    /// advantage) from the host: an algorithm whose advantage transform is not per-cell affine
+    /// (SOTO's welfare-weighted sum over the agents of a step) computes `A' − A` itself. Rows
+    /// of the whole store; a store without cells takes it too. Zeros change nothing, bit for
+    /// bit.
+    pub fn store_set_adjustments(&mut self, adjust: &[f32]) -> Result<(), ShaderError> {
+        let store = self.store()?;
+        let (buf, n) = (store.adv_adjust, store.spec.rows());
+        Self::check("store adjustments", n, adjust.len())?;
+        self.exec.write(buf, adjust)
+    }
+
     /// The store's advantage adjustments (rows of the whole store; for tests and audits).
     pub fn stored_adjustments(&mut self) -> Result<Vec<f32>, ShaderError> {
         let store = self.store()?;

@@ -5,18 +5,46 @@
 //! one constructor arm in `run/`.
 //!
 //! The training loop (`train_loop.rs`) calls the hooks in this order each iteration:
-//! `begin_rollout`; per round and network `route` (which network decides for a slot) and
-//! `on_decision` (as the decisions are stored); after the rollout `rewards` (what a network
-//! trains on, before GAE); after GAE `plan` (per network: advantage transform and loss scale);
-//! then the epochs, and `report` for the metrics line.
+//! `begin_rollout`; per round `begin_round` (before anything is gathered: FEN's controller picks
+//! sub-policies here), per network `route` (which network decides for a slot) and
+//! `on_decision` (as the decisions are stored), the step, then `end_round` (the round's rewards
+//! and episode ends are in the stores: FEN's utilities, diversity rewards and truncated
+//! segments); after the rollout `rewards` (what a network trains on, before GAE); after GAE
+//! `plan` (per network: advantage transform and loss scale; a network the algorithm drives
+//! itself trains here); then the epochs, and `report` for the metrics line. Evaluation calls
+//! `begin_round`, `route` and `end_round` too (with [`Phase::Eval`]), then `eval_report`.
+//!
+//! A network whose [`Algorithm::env_nets`] is empty is *driven*: the loop builds it without a
+//! store, never gathers, acts or trains it, but checkpoints, hashes and restores it with the
+//! others; the algorithm acts and trains it through the hooks that receive the networks.
 
 pub mod fair_ppo;
+pub mod fen;
 pub mod ppo;
+pub mod segments;
 
+use crate::common::ActMode;
 use crate::config::TrainConfig;
-use crate::env::EnvAdapter;
+use crate::env::{EnvAdapter, RoundOut};
 use crate::net::{NetPlan, NetShape, PolicyNet, StoreExtras};
-use fairground_shaders::{Executor, ShaderError};
+use fairground_shaders::{ActorCriticSpec, Executor, PpoHyper, ShaderError};
+use std::ops::Range;
+
+/// Whether a round is played to train (decisions go to the stores) or to evaluate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Train,
+    Eval(ActMode),
+}
+
+/// Where a round is: the iteration, the round within the rollout (evaluation: since the
+/// start), and the phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoundAt {
+    pub iteration: u32,
+    pub round: u32,
+    pub phase: Phase,
+}
 
 /// What an algorithm changes about PPO on environment `A`.
 pub trait Algorithm<A: EnvAdapter>: Send {
@@ -29,15 +57,33 @@ pub trait Algorithm<A: EnvAdapter>: Send {
     fn nets(&self, env: &A) -> Vec<NetShape> {
         env.nets().to_vec()
     }
-    /// The environment network whose slots network `net` decides for.
-    fn env_net(&self, net: usize) -> usize {
-        net
+    /// The environment networks whose slots network `net` decides for (their observations
+    /// must be of one width); empty: a network the algorithm drives itself (see the module
+    /// documentation).
+    fn env_nets(&self, net: usize) -> Range<usize> {
+        net..net + 1
     }
     /// With [`Self::ROUTES`]: which network decides for `slot` of environment network
     /// `env_net` this round.
     fn route(&self, env: &A, env_net: usize, slot: u32) -> usize {
         let _ = (env, slot);
         env_net
+    }
+    /// Inputs network `net` takes beyond its environment networks' observations (SOTO's team
+    /// stream: the self stream's recommendation and the utility features), appended to each
+    /// gathered slot's observation by [`Self::append_obs`].
+    fn extra_obs(&self, net: usize) -> usize {
+        let _ = net;
+        0
+    }
+    /// Append network `net`'s [`Self::extra_obs`] inputs for `slot` to `out`.
+    fn append_obs(&self, net: usize, slot: u32, out: &mut Vec<f32>) {
+        let _ = (net, slot, out);
+    }
+    /// Network `net`'s architecture and PPO hyperparameters, from the config's (a controller
+    /// of its own width, a sub-policy with its own entropy bonus).
+    fn tune(&self, net: usize, spec: &mut ActorCriticSpec, hyper: &mut PpoHyper) {
+        let _ = (net, spec, hyper);
     }
     /// Store capacity network `net` needs beyond PPO's (fairness cells, a mix term).
     fn store_extras(&self, env: &A, net: usize) -> StoreExtras {
@@ -52,6 +98,28 @@ pub trait Algorithm<A: EnvAdapter>: Send {
     /// `rows`; the environment is as the decision sees it.
     fn on_decision(&mut self, env: &A, net: usize, slots: &[u32], rows: &[u32], obs: &[f32]) {
         let _ = (env, net, slots, rows, obs);
+    }
+    /// A round starts, before the waiting slots are gathered.
+    fn begin_round<E: Executor>(
+        &mut self,
+        env: &A,
+        at: RoundAt,
+        nets: &mut [PolicyNet<E>],
+    ) -> Result<(), ShaderError> {
+        let _ = (env, at, nets);
+        Ok(())
+    }
+    /// The round's step is done: `out` holds every slot's reward and episode end, and (in
+    /// training) each network's stores hold the round's rewards and dones.
+    fn end_round<E: Executor>(
+        &mut self,
+        env: &A,
+        out: &RoundOut,
+        at: RoundAt,
+        nets: &mut [PolicyNet<E>],
+    ) -> Result<(), ShaderError> {
+        let _ = (env, out, at, nets);
+        Ok(())
     }
     /// The rewards network `net` trains on, per store row, before GAE (default: the
     /// environment's).
@@ -68,9 +136,21 @@ pub trait Algorithm<A: EnvAdapter>: Send {
         let _ = (env, cfg);
         Ok(vec![NetPlan::default(); nets.len()])
     }
-    /// What the algorithm adds to a metrics line (under `penalty`; null for PPO).
+    /// What the algorithm adds to a metrics line (under [`Self::REPORT_KEY`]; null for PPO).
     fn report(&self) -> Option<serde_json::Value> {
         None
+    }
+    /// The metrics line's key of [`Self::report`].
+    const REPORT_KEY: &'static str = "penalty";
+    /// What the algorithm adds to `eval.json` (under [`Self::REPORT_KEY`]), from the rounds
+    /// evaluated.
+    fn eval_report(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Evaluation loads a checkpoint's networks: the part of the algorithm's state that belongs
+    /// to the trained model (FEN's input normaliser), not to the run's progress.
+    fn restore_model(&mut self, state: Self::State) {
+        let _ = state;
     }
     fn state(&self) -> Self::State;
     fn restore(&mut self, state: Self::State);

@@ -4,7 +4,7 @@
 
 use super::{make_trainer, open_backend};
 use crate::common::EnvUse;
-use crate::config::{Backend, EnvName, TrainConfig};
+use crate::config::{Algo, Backend, EnvName, TrainConfig};
 use crate::error::TrainError;
 use serde::Serialize;
 
@@ -13,6 +13,7 @@ use serde::Serialize;
 struct BenchLine<'a> {
     bench: &'static str,
     env: &'static str,
+    algo: String,
     backend: &'static str,
     adapter: &'a str,
     instances: u32,
@@ -51,12 +52,14 @@ pub fn bench(
     rollout_steps: u32,
     minibatch_size: u32,
     iterations: u32,
+    algo: Algo,
 ) -> Result<String, TrainError> {
     let mut cfg = TrainConfig {
         instances,
         rollout_steps,
         iterations,
         backend,
+        algo,
         ..TrainConfig::default_for(env)
     };
     cfg.ppo.minibatch_size = minibatch_size;
@@ -89,6 +92,7 @@ pub fn bench(
     let line = BenchLine {
         bench: "train",
         env: if hs { "hs" } else { "ah" },
+        algo: algo.to_string(),
         backend: backend.name(),
         adapter: t.adapter(),
         instances: cfg.instances,

@@ -15,6 +15,7 @@ pub use train::train;
 
 use crate::algo::Algorithm;
 use crate::algo::fair_ppo::FairPpo;
+use crate::algo::fen::Fen;
 use crate::algo::ppo::Ppo;
 use crate::common::{ActMode, EnvUse, Timing};
 use crate::config::{Algo, Backend, EnvName, TrainConfig};
@@ -79,11 +80,21 @@ fn erase<M: serde::Serialize>(s: IterStats<M>, summary: String) -> Iteration {
         #[serde(flatten)]
         loss: crate::update::LossMetrics,
         penalty: Option<serde_json::Value>,
+        #[serde(flatten)]
+        algo: serde_json::Map<String, serde_json::Value>,
     }
+    let mut algo = serde_json::Map::new();
+    let penalty = if s.report_key == "penalty" {
+        s.penalty
+    } else {
+        algo.insert(s.report_key.to_string(), s.penalty.into());
+        None
+    };
     let body = Body {
         env: s.env,
         loss: s.loss,
-        penalty: s.penalty,
+        penalty,
+        algo,
     };
     let serde_json::Value::Object(body) = serde_json::to_value(&body).expect("json") else {
         unreachable!("a struct serialises to an object")
@@ -164,9 +175,9 @@ macro_rules! run_trainer {
             Ok(Some(done))
         }
         fn load_latest_nets(&mut self, dir: &Path) -> Result<(), TrainError> {
-            let (_, nets) =
+            let (state, nets) =
                 load_latest_checkpoint::<$state>(dir)?.ok_or_else(|| no_checkpoint(dir))?;
-            self.load_nets(&nets)
+            self.load_model(state, &nets)
         }
         fn play(
             &mut self,
@@ -257,6 +268,17 @@ fn with_executor<E: Executor + Send + 'static>(
             let env = AhAdapter::new(cfg, env_use)?;
             let algo = FairPpo::new(cfg, &env, rows(env.slots()));
             Box::new(Trainer::new(cfg, env, algo, make)?)
+        }
+        (EnvName::Ah, Algo::Fen) => {
+            let env = AhAdapter::new(cfg, env_use)?;
+            let algo = Fen::new(cfg, &env)?;
+            Box::new(Trainer::new(cfg, env, algo, make)?)
+        }
+        (EnvName::Hs, Algo::Fen) => {
+            return Err(TrainError::Config {
+                field: "algo",
+                message: "fen is not implemented on hs yet (AH only)".into(),
+            });
         }
         (EnvName::Hs, Algo::Ppo) => {
             Box::new(Trainer::new(cfg, HsAdapter::new(cfg, env_use), Ppo, make)?)

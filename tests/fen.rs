@@ -1,0 +1,200 @@
+//! Guarantees for FEN as users run it (`fairground train --algo fen`, AH, cpu backend, tiny
+//! sizes):
+//! - one sub-policy (no controller) with one model per group trains bit for bit like PPO of the
+//!   same seed: every metrics key PPO has, and every parameter hash;
+//! - with a controller: the same seed gives the same bits, 1 and 2 threads give the same bits,
+//!   and a run stopped and resumed ends where a straight run ends (parameters, metrics, and the
+//!   controllers' open macro steps carried in the checkpoint);
+//! - every metrics line carries PPO's keys and `fen` (controller choice frequencies overall and
+//!   split by agents below and above the mean utility, utilisation, CV, min and max utility);
+//!   `eval.json` carries `fen` from FEN's own macro process;
+//! - bad FEN values (M = 0, T = 0, ε ≤ 0, c ≤ 0) exit non-zero with one line naming the field
+//!   and write nothing.
+
+#[path = "common/train_cli.rs"]
+mod train_cli;
+
+use std::path::{Path, PathBuf};
+use train_cli::{fairground, ok, train};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fen-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Episodes of 10 steps in rollouts of 12, macro steps of 3: boundaries, truncated segments,
+/// episode ends and rollout ends all fall at different steps.
+const AH: &str = "instances = 2\nrollout_steps = 12\nepisode_steps = 10\n\
+                  minibatch_size = 64\nepochs = 2\nbackend = \"cpu\"\nseed = 7\n\
+                  [ppo]\nhidden = [16, 8]\n";
+const FEN: &str = "algo = \"fen\"\n";
+const FEN_SMALL: &str = "[fen]\nsubpolicies = 3\nmacro_steps = 3\ncontroller_hidden = [8]\n";
+
+fn write_cfg(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+fn run(dir: &Path, name: &str, text: &str, iterations: &str) -> Vec<serde_json::Value> {
+    let cfg = write_cfg(dir, name, text);
+    let out = dir.join(name);
+    train(&cfg, &out, iterations, false);
+    train_cli::metrics(&out, &["dp", "csp", "penalty", "param_hash"])
+}
+
+/// The lines without one key.
+fn without(lines: &[serde_json::Value], key: &str) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|l| {
+            let mut l = l.clone();
+            l.as_object_mut().unwrap().remove(key);
+            l
+        })
+        .collect()
+}
+
+#[test]
+fn one_subpolicy_per_group_is_ppo_bit_for_bit() {
+    let dir = scratch("is-ppo");
+    let ppo = run(&dir, "ppo", AH, "3");
+    let fen = run(
+        &dir,
+        "fen",
+        &format!("{FEN}{AH}[fen]\nsubpolicies = 1\nshare = \"group\"\n"),
+        "3",
+    );
+    assert!(fen.iter().all(|l| l["fen"].is_object()));
+    assert_eq!(
+        without(&fen, "fen"),
+        ppo,
+        "every key and parameter hash of PPO"
+    );
+}
+
+#[test]
+fn fen_is_deterministic_thread_invariant_and_resumes_bit_for_bit() {
+    let dir = scratch("determinism");
+    let text = format!("{FEN}{AH}{FEN_SMALL}");
+    let a = run(&dir, "a", &text, "4");
+    let b = run(&dir, "b", &text, "4");
+    assert_eq!(a, b, "same seed, same bits");
+    let one = run(
+        &dir,
+        "one",
+        &text.replace("seed = 7", "seed = 7\nthreads = 1"),
+        "4",
+    );
+    assert_eq!(a, one, "1 and 2 threads");
+    // Two iterations, then resume to four.
+    let cfg = write_cfg(&dir, "resumed", &text);
+    let resumed = dir.join("resumed");
+    train(&cfg, &resumed, "2", false);
+    train(&cfg, &resumed, "4", true);
+    assert_eq!(
+        train_cli::metrics(&resumed, &["param_hash", "fen"]),
+        a,
+        "resumed = straight"
+    );
+    // The controller learned something: its choices are not all one sub-policy, and the
+    // controller trained on completed macro steps.
+    let last = &a[3]["fen"];
+    assert!(
+        last["controller_rows_trained"].as_u64().unwrap() > 0,
+        "{last}"
+    );
+    let freq: Vec<f64> = last["choice_frequency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(freq.len(), 3);
+    assert!((freq.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    for key in [
+        "choice_frequency_below_mean",
+        "choice_frequency_above_mean",
+        "controller_reward_mean",
+        "diversity_reward_mean",
+        "utilisation",
+        "cv",
+        "min_utility",
+        "max_utility",
+    ] {
+        assert!(last.get(key).is_some(), "fen.{key} in {last}");
+    }
+    assert!(
+        a.iter().any(|l| l["fen"]["episodes"].as_u64().unwrap() > 0),
+        "10-step episodes end inside 12-step rollouts"
+    );
+    // A different sub-policy count trains other networks.
+    let two = run(
+        &dir,
+        "two",
+        &text.replace("subpolicies = 3", "subpolicies = 2"),
+        "4",
+    );
+    assert_ne!(two[3]["param_hash"], a[3]["param_hash"]);
+}
+
+#[test]
+fn fen_eval_follows_the_macro_process_and_reports_fen() {
+    let dir = scratch("eval");
+    let text = format!("{FEN}{AH}{FEN_SMALL}");
+    let cfg = write_cfg(&dir, "run", &text);
+    let run_dir = dir.join("run");
+    train(&cfg, &run_dir, "2", false);
+    for greedy in [false, true] {
+        let mut args = vec!["eval", run_dir.to_str().unwrap(), "--episodes", "2"];
+        if greedy {
+            args.push("--greedy");
+        }
+        let out = fairground(&args);
+        ok(&out);
+        let name = if greedy {
+            "eval-greedy.json"
+        } else {
+            "eval.json"
+        };
+        let e: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run_dir.join(name)).unwrap()).unwrap();
+        let fen = &e["fen"];
+        assert_eq!(fen["episodes"], 4, "2 episodes of 2 instances: {fen}");
+        assert!(fen["utilisation"].as_f64().unwrap() >= 0.0);
+        assert!(fen["choice_frequency"].as_array().unwrap().len() == 3);
+        assert!(e["dp"].is_number() && e["gini"].is_number(), "{e}");
+    }
+}
+
+#[test]
+fn bad_fen_values_are_refused_with_one_line() {
+    let dir = scratch("bad");
+    for (key, value) in [
+        ("subpolicies", "0"),
+        ("macro_steps", "0"),
+        ("eps", "0.0"),
+        ("eps", "-1.0"),
+        ("c", "0.0"),
+    ] {
+        let cfg = write_cfg(&dir, "bad", &format!("{FEN}{AH}[fen]\n{key} = {value}\n"));
+        let out_dir = dir.join("bad-run");
+        let out = fairground(&[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success(), "{key} = {value} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(
+            err.contains(&format!("fen.{key}")),
+            "names the field: {err}"
+        );
+        assert!(!out_dir.exists(), "nothing written for {key} = {value}");
+    }
+}

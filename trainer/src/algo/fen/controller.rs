@@ -1,0 +1,245 @@
+//! FEN's controller memory and update (baselines-spec §A4.4–A4.5): a controller row is a
+//! macro decision `(x, z, log π_θ(z|x), V_c(x))`, completed by the fair-efficient reward at the
+//! end of its macro step. Rows straddle rollouts: a row still open when a rollout ends stays
+//! in the algorithm's state (and in checkpoints) and trains in the first update after it
+//! completes. With γ_c = 0 (both authors' codebases) the advantage is `R − V_c(x)` and the
+//! value target `R`; with γ_c > 0 a row also waits for its successor's value (or its episode's
+//! end) and GAE(γ_c, λ_c) runs along each agent's chain of trainable rows.
+//!
+//! The update is PPO's (clipped surrogate, value regression, entropy bonus, Adam) through the
+//! shader core's host-batch path ([`ActorCritic::train_minibatch`]), since the controller's
+//! rows are few and live on the host.
+
+use crate::net::PolicyNet;
+use crate::update::LossSums;
+use fairground_shaders::{Executor, Minibatch, ShaderError};
+
+/// One macro decision.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CtrlRow {
+    pub slot: u32,
+    /// Which controller (share unit) decided.
+    pub unit: u32,
+    pub x: Vec<f32>,
+    pub z: u32,
+    pub logp: f32,
+    pub value: f32,
+    /// The fair-efficient reward, once the macro step has ended.
+    pub reward: Option<f32>,
+    /// The macro step ended with its episode.
+    pub terminal: bool,
+    /// V_c of the agent's next macro decision (γ_c > 0).
+    pub next_value: Option<f32>,
+}
+
+/// Open rows (one per slot at most) and completed rows waiting for an update.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CtrlMemory {
+    pub open: Vec<Option<CtrlRow>>,
+    pub done: Vec<CtrlRow>,
+}
+
+impl CtrlMemory {
+    pub fn new(slots: usize) -> Self {
+        Self {
+            open: vec![None; slots],
+            done: Vec::new(),
+        }
+    }
+
+    /// A new decision for `row.slot`; with γ_c > 0 its value completes the slot's previous row.
+    pub fn decide(&mut self, row: CtrlRow) {
+        let value = row.value;
+        for prev in self.done.iter_mut().rev() {
+            if prev.slot == row.slot {
+                if !prev.terminal && prev.next_value.is_none() {
+                    prev.next_value = Some(value);
+                }
+                break;
+            }
+        }
+        let slot = row.slot as usize;
+        self.open[slot] = Some(row);
+    }
+
+    /// `slot`'s macro step ended with `reward` (`terminal`: with its episode).
+    pub fn complete(&mut self, slot: u32, reward: f32, terminal: bool) {
+        if let Some(mut row) = self.open[slot as usize].take() {
+            row.reward = Some(reward);
+            row.terminal = terminal;
+            self.done.push(row);
+        }
+    }
+
+    /// Take the rows of `unit` that can train now, with their advantages and value targets
+    /// (GAE(γ, λ) along each slot's chain); the others stay.
+    pub fn take_trainable(&mut self, unit: u32, gamma: f32, lambda: f32) -> Batch {
+        let ready = |r: &CtrlRow| gamma == 0.0 || r.terminal || r.next_value.is_some();
+        let mut batch = Batch::default();
+        let mut keep = Vec::with_capacity(self.done.len());
+        for r in self.done.drain(..) {
+            if r.unit == unit && ready(&r) {
+                batch.rows.push(r);
+            } else {
+                keep.push(r);
+            }
+        }
+        self.done = keep;
+        let n = batch.rows.len();
+        batch.adv = vec![0.0; n];
+        batch.ret = vec![0.0; n];
+        // Backwards along each slot's chain: a row's successor in the batch is the next row of
+        // the same slot (rows are in completion order, which is decision order per slot).
+        let mut next_adv: std::collections::BTreeMap<u32, f32> = Default::default();
+        for k in (0..n).rev() {
+            let r = &batch.rows[k];
+            let reward = r.reward.expect("completed");
+            let boot = if r.terminal || gamma == 0.0 {
+                0.0
+            } else {
+                r.next_value.unwrap_or(0.0)
+            };
+            let delta = reward + gamma * boot - r.value;
+            let carry = if r.terminal {
+                0.0
+            } else {
+                next_adv.get(&r.slot).copied().unwrap_or(0.0)
+            };
+            let a = delta + gamma * lambda * carry;
+            next_adv.insert(r.slot, a);
+            batch.adv[k] = a;
+            batch.ret[k] = a + r.value;
+        }
+        batch
+    }
+}
+
+/// Rows ready to train with their advantages and returns.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    pub rows: Vec<CtrlRow>,
+    pub adv: Vec<f32>,
+    pub ret: Vec<f32>,
+}
+
+/// K epochs of minibatch PPO of controller `net` on `batch` (minibatches of `mb` rows, a fresh
+/// order from the network's shuffle stream each epoch); the last minibatch of every epoch adds
+/// its statistics to the network's loss.
+pub fn train<E: Executor>(
+    net: &mut PolicyNet<E>,
+    batch: &Batch,
+    epochs: u32,
+    mb: usize,
+) -> Result<(), ShaderError> {
+    net.loss = LossSums::default();
+    let n = batch.rows.len();
+    if n == 0 {
+        return Ok(());
+    }
+    let w = net.shape.obs_width;
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let (mut obs, mut actions, mut logp, mut values, mut adv, mut ret) = (
+        Vec::with_capacity(mb * w),
+        Vec::with_capacity(mb),
+        Vec::with_capacity(mb),
+        Vec::with_capacity(mb),
+        Vec::with_capacity(mb),
+        Vec::with_capacity(mb),
+    );
+    let zeros = vec![0.0f32; mb];
+    for _ in 0..epochs {
+        net.shuffle.shuffle(&mut order);
+        let chunks = n.div_ceil(mb);
+        for c in 0..chunks {
+            let part = &order[c * mb..((c + 1) * mb).min(n)];
+            obs.clear();
+            actions.clear();
+            logp.clear();
+            values.clear();
+            adv.clear();
+            ret.clear();
+            for &k in part {
+                let r = &batch.rows[k as usize];
+                obs.extend_from_slice(&r.x);
+                actions.push(r.z);
+                logp.push(r.logp);
+                values.push(r.value);
+                adv.push(batch.adv[k as usize]);
+                ret.push(batch.ret[k as usize]);
+            }
+            net.ac.train_minibatch(&Minibatch {
+                obs: &obs,
+                group_ids: &[],
+                masks: &[],
+                actions: &actions,
+                old_logp: &logp,
+                old_values: &values,
+                advantages: &adv,
+                adv_adjust: &zeros[..part.len()],
+                returns: &ret,
+            })?;
+            net.transfer_bytes += (part.len() * (w + 5) * 4) as u64;
+            if c + 1 == chunks {
+                let stats = net.ac.loss_stats()?;
+                net.loss.add(&stats);
+            }
+        }
+    }
+    net.ac.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    //! With γ_c = 0 the controller's advantage is R − V_c and its target R; with γ_c > 0 a row
+    //! waits for its successor's value, bootstraps with it, and GAE carries along the slot's
+    //! chain but not across an episode end.
+    use super::*;
+
+    fn row(slot: u32, value: f32) -> CtrlRow {
+        CtrlRow {
+            slot,
+            unit: 0,
+            x: vec![0.0; 3],
+            z: 1,
+            logp: -0.5,
+            value,
+            reward: None,
+            terminal: false,
+            next_value: None,
+        }
+    }
+
+    #[test]
+    fn gamma_zero_gives_reward_minus_value() {
+        let mut m = CtrlMemory::new(2);
+        m.decide(row(0, 0.25));
+        m.decide(row(1, 1.0));
+        m.complete(0, 2.0, false);
+        let b = m.take_trainable(0, 0.0, 0.95);
+        assert_eq!(b.rows.len(), 1, "slot 1's macro step is still open");
+        assert_eq!((b.adv[0], b.ret[0]), (1.75, 2.0));
+        assert!(m.open[1].is_some() && m.done.is_empty());
+    }
+
+    #[test]
+    fn gamma_positive_waits_for_the_successor_and_stops_at_episode_ends() {
+        let (g, l) = (0.5f32, 0.5f32);
+        let mut m = CtrlMemory::new(1);
+        m.decide(row(0, 1.0));
+        m.complete(0, 2.0, false);
+        assert!(
+            m.take_trainable(0, g, l).rows.is_empty(),
+            "no successor yet"
+        );
+        m.decide(row(0, 4.0));
+        m.complete(0, 1.0, true);
+        m.decide(row(0, 7.0));
+        let b = m.take_trainable(0, g, l);
+        assert_eq!(b.rows.len(), 2);
+        // Row 1 ends its episode: δ = 1 − 4 = −3, no carry, no bootstrap.
+        assert_eq!(b.adv[1], -3.0);
+        // Row 0: δ = 2 + 0.5·4 − 1 = 3, carry 0.25 · (−3).
+        assert_eq!(b.adv[0], 3.0 + 0.25 * -3.0);
+        assert_eq!(b.ret[0], b.adv[0] + 1.0);
+    }
+}

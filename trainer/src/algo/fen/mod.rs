@@ -1,0 +1,736 @@
+//! FEN (Jiang & Lu, NeurIPS 2019) as its authors built it (baselines-spec §A4): each agent's
+//! controller picks one of M sub-policies every T steps; sub-policy 0 maximises the
+//! environment's reward, sub-policies 1.. a diversity reward (the controller's probability of
+//! having chosen them, seen from the next observation); the controller maximises the
+//! fair-efficient reward `min(1, ū/c) / (ε + |u_i/ū − 1|)` of the utilities at the end of its
+//! macro step.
+//!
+//! On the seam: the sub-policies are ordinary stored networks (one per share unit and z), and
+//! [`Algorithm::route`] sends each slot to the sub-policy its controller chose; the controllers
+//! are driven networks (no store) that act in `begin_round` at macro boundaries and train in
+//! `plan` from the host memory of `controller.rs`. A macro step's end is a truncated segment:
+//! its last row is marked done and its reward gets γ·V_z(o_{t+1}) of the sub-policy that acted,
+//! so no GAE runs across sub-policies (§A4.4). With M = 1 there is no controller and nothing is
+//! changed: FEN is PPO.
+//!
+//! Allelopathic Harvest only, for now: an agent's utility is its mean reward per step since its
+//! episode began, and ū is over the agents of its instance.
+
+pub mod controller;
+pub mod utility;
+
+use super::{Algorithm, Phase, RoundAt, segments};
+use crate::common::ActMode;
+use crate::config::{DiversityReward, FenConfig, FenShare, TrainConfig};
+use crate::env::ah::AhAdapter;
+use crate::env::{EnvAdapter, RoundOut};
+use crate::error::TrainError;
+use crate::net::{NetPlan, NetShape, PolicyNet};
+use controller::{CtrlMemory, CtrlRow};
+use fairground_shaders::{Activation, ActorCriticSpec, Executor, PpoHyper, ShaderError};
+use std::ops::Range;
+use utility::{ConsensusRule, RunningNorm, cv, deviation, fair_efficient_reward};
+
+use segments::VALUE_KEY as REWARD_KEY;
+
+/// A network name made once per distinct text (network names are `&'static str`).
+fn intern(name: String) -> &'static str {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().expect("names");
+    if let Some(&n) = names.get(name.as_str()) {
+        return n;
+    }
+    let n: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(n);
+    n
+}
+
+/// What a checkpoint keeps of FEN: each slot's sub-policy, macro clock (steps since its
+/// episode began) and reward sum, the controllers' open and waiting rows, and the input
+/// normaliser.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct FenState {
+    pub z: Vec<u32>,
+    pub clock: Vec<u32>,
+    pub reward_sum: Vec<f64>,
+    pub memory: CtrlMemory,
+    pub norm: RunningNorm,
+}
+
+/// Counts behind the metrics line's and eval.json's `fen` object.
+#[derive(Clone, Debug, Default)]
+struct Tally {
+    /// Controller choices per z: all, by agents below the mean utility, above it.
+    choices: [Vec<u64>; 3],
+    ctrl_reward: (f64, u64),
+    div_reward: (f64, u64),
+    rows_trained: u64,
+    /// Episodes ended: sums of utilisation, CV (with its count), min and max utility.
+    episodes: u64,
+    utilisation: f64,
+    cv: (f64, u64),
+    min_u: f64,
+    max_u: f64,
+}
+
+/// Tests: per training round (clocks, z), and per truncation (network, row, reward, added).
+#[cfg(test)]
+type Trace = (Vec<(Vec<u32>, Vec<u32>)>, Vec<(usize, usize, f32, f32)>);
+
+/// FEN over Allelopathic Harvest.
+pub struct Fen {
+    cfg: FenConfig,
+    gamma: f32,
+    epochs: u32,
+    minibatch: usize,
+    /// Sub-policies per unit, share units, environment networks.
+    m: usize,
+    units: usize,
+    env_nets: usize,
+    obs_width: usize,
+    /// Slots per instance (agents), the block ū is taken over.
+    block: usize,
+    rule: ConsensusRule,
+    state: FenState,
+    /// Per slot: utility, its estimate of ū, and its share unit this round.
+    u: Vec<f64>,
+    ubar: Vec<f64>,
+    unit: Vec<u32>,
+    /// Every slot's current observation (refreshed from the environment's gathers).
+    obs_all: Vec<f32>,
+    gather: (Vec<u32>, Vec<f32>),
+    scratch: Vec<f64>,
+    /// Per slot, this round's (network, store row), NONE if it did not act.
+    row_of: Vec<(u32, u32)>,
+    tally: Tally,
+    /// Tests: every training round's (clock, z) after the decisions, and every truncation as
+    /// (network, row, reward before, value added).
+    #[cfg(test)]
+    trace: Trace,
+}
+
+impl Fen {
+    pub fn new(cfg: &TrainConfig, env: &AhAdapter) -> Result<Self, TrainError> {
+        let shapes = env.nets();
+        if cfg.fen.share == FenShare::All
+            && shapes.windows(2).any(|w| {
+                w[0].obs_width != w[1].obs_width || w[0].action_components != w[1].action_components
+            })
+        {
+            return Err(TrainError::Config {
+                field: "fen.share",
+                message: "\"all\" needs environment networks of one shape; use \"group\"".into(),
+            });
+        }
+        let slots = env.slots();
+        let m = cfg.fen.subpolicies as usize;
+        let units = match cfg.fen.share {
+            FenShare::All => 1,
+            FenShare::Group => shapes.len(),
+        };
+        Ok(Self {
+            gamma: cfg.ppo.gamma,
+            epochs: cfg.ppo.epochs,
+            minibatch: cfg.ppo.minibatch_size as usize,
+            m,
+            units,
+            env_nets: shapes.len(),
+            obs_width: shapes[0].obs_width,
+            block: slots / env.instances(),
+            rule: ConsensusRule {
+                kind: cfg.fen.consensus,
+                rounds: cfg.fen.gossip_rounds,
+                ring: cfg.fen.gossip_ring,
+            },
+            state: FenState {
+                z: vec![0; slots],
+                clock: vec![0; slots],
+                reward_sum: vec![0.0; slots],
+                memory: CtrlMemory::new(slots),
+                norm: RunningNorm::default(),
+            },
+            u: vec![0.0; slots],
+            ubar: vec![0.0; slots],
+            unit: vec![0; slots],
+            obs_all: vec![0.0; slots * shapes[0].obs_width],
+            gather: (Vec::with_capacity(slots), Vec::new()),
+            scratch: vec![0.0; slots],
+            row_of: vec![(u32::MAX, u32::MAX); slots],
+            tally: Tally::default(),
+            #[cfg(test)]
+            trace: Default::default(),
+            cfg: cfg.fen.clone(),
+        })
+        .map(|mut f| {
+            f.tally = f.fresh_tally();
+            f
+        })
+    }
+
+    fn fresh_tally(&self) -> Tally {
+        Tally {
+            choices: std::array::from_fn(|_| vec![0; self.m]),
+            ..Tally::default()
+        }
+    }
+
+    fn has_controller(&self) -> bool {
+        self.m > 1
+    }
+
+    /// Network index of controller `unit`.
+    fn controller(&self, unit: usize) -> usize {
+        self.units * self.m + unit
+    }
+
+    fn unit_of_env_net(&self, e: usize) -> usize {
+        match self.cfg.share {
+            FenShare::All => 0,
+            FenShare::Group => e,
+        }
+    }
+
+    /// Every slot's observation and share unit, from the environment's gathers.
+    fn refresh_obs(&mut self, env: &AhAdapter) {
+        let w = self.obs_width;
+        for e in 0..self.env_nets {
+            let unit = self.unit_of_env_net(e) as u32;
+            let (slots, obs) = &mut self.gather;
+            env.gather(e, slots, obs);
+            for (j, &s) in slots.iter().enumerate() {
+                let s = s as usize;
+                self.obs_all[s * w..(s + 1) * w].copy_from_slice(&obs[j * w..(j + 1) * w]);
+                self.unit[s] = unit;
+            }
+        }
+    }
+
+    /// Each slot's utility and estimate of ū from the clocks and reward sums.
+    fn refresh_utilities(&mut self) {
+        let st = &self.state;
+        for (s, u) in self.u.iter_mut().enumerate() {
+            *u = if st.clock[s] > 0 {
+                st.reward_sum[s] / f64::from(st.clock[s])
+            } else {
+                0.0
+            };
+        }
+        for ((u, ubar), scratch) in self
+            .u
+            .chunks(self.block)
+            .zip(self.ubar.chunks_mut(self.block))
+            .zip(self.scratch.chunks_mut(self.block))
+        {
+            self.rule.estimate(u, ubar, scratch);
+        }
+    }
+
+    /// The controller's input features (δ, η) of `slot`, raw.
+    fn features(&self, slot: usize) -> [f64; 2] {
+        let (d, e) = deviation(self.u[slot], self.ubar[slot], f64::from(self.cfg.c));
+        [d, e]
+    }
+
+    /// Controller `unit`'s inputs for `slots` into its network's gather scratch.
+    fn controller_inputs<E: Executor>(&self, net: &mut PolicyNet<E>, slots: &[u32]) {
+        let w = self.obs_width;
+        net.slots.clear();
+        net.obs.clear();
+        for &s in slots {
+            let s = s as usize;
+            net.slots.push(s as u32);
+            net.obs.extend_from_slice(&self.obs_all[s * w..(s + 1) * w]);
+            let f = if self.cfg.extra_obs_norm {
+                self.state.norm.apply(self.features(s))
+            } else {
+                self.features(s)
+            };
+            net.obs.extend(f.map(|v| v as f32));
+        }
+    }
+
+    /// Slots of `unit` that satisfy `pick`.
+    fn unit_slots(&self, unit: usize, pick: impl Fn(usize) -> bool) -> Vec<u32> {
+        (0..self.u.len())
+            .filter(|&s| self.unit[s] as usize == unit && pick(s))
+            .map(|s| s as u32)
+            .collect()
+    }
+
+    /// Macro boundaries: every slot whose clock is a multiple of T gets a new sub-policy from
+    /// its controller (training: recorded as an open controller row).
+    fn decide<E: Executor>(
+        &mut self,
+        at: RoundAt,
+        nets: &mut [PolicyNet<E>],
+    ) -> Result<(), ShaderError> {
+        let t = self.cfg.macro_steps;
+        let boundary: Vec<bool> = self
+            .state
+            .clock
+            .iter()
+            .map(|&c| c.is_multiple_of(t))
+            .collect();
+        if !boundary.iter().any(|&b| b) {
+            return Ok(());
+        }
+        if at.phase == Phase::Train && self.cfg.extra_obs_norm {
+            for s in (0..boundary.len()).filter(|&s| boundary[s]) {
+                let f = self.features(s);
+                self.state.norm.update(f);
+            }
+        }
+        let mode = match at.phase {
+            Phase::Train => ActMode::Sample,
+            Phase::Eval(m) => m,
+        };
+        for unit in 0..self.units {
+            let slots = self.unit_slots(unit, |s| boundary[s]);
+            if slots.is_empty() {
+                continue;
+            }
+            let net = &mut nets[self.controller(unit)];
+            self.controller_inputs(net, &slots);
+            net.act(at.iteration, at.round, mode)?;
+            let w = net.shape.obs_width;
+            for (j, &s) in slots.iter().enumerate() {
+                let z = net.actions[j];
+                let si = s as usize;
+                self.state.z[si] = z;
+                self.tally.choices[0][z as usize] += 1;
+                if self.u[si] < self.ubar[si] {
+                    self.tally.choices[1][z as usize] += 1;
+                } else if self.u[si] > self.ubar[si] {
+                    self.tally.choices[2][z as usize] += 1;
+                }
+                if at.phase == Phase::Train {
+                    self.state.memory.decide(CtrlRow {
+                        slot: s,
+                        unit: unit as u32,
+                        x: net.obs[j * w..(j + 1) * w].to_vec(),
+                        z,
+                        logp: net.logp[j],
+                        value: net.values[j],
+                        reward: None,
+                        terminal: false,
+                        next_value: None,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Training: the diversity sub-policies' rewards of this round, from the controller's
+    /// probabilities of their z on the next inputs x_{t+1}.
+    fn diversity_rewards<E: Executor>(
+        &mut self,
+        at: RoundAt,
+        nets: &mut [PolicyNet<E>],
+    ) -> Result<(), ShaderError> {
+        let m = self.m;
+        for unit in 0..self.units {
+            let slots = self.unit_slots(unit, |s| {
+                self.state.z[s] >= 1 && self.row_of[s].0 != u32::MAX
+            });
+            if slots.is_empty() {
+                continue;
+            }
+            let c = self.controller(unit);
+            self.controller_inputs(&mut nets[c], &slots);
+            nets[c].act_logits(at.iteration, REWARD_KEY | at.round, ActMode::Sample)?;
+            for (j, &s) in slots.iter().enumerate() {
+                let s = s as usize;
+                let logits = &nets[c].logits[j * m..(j + 1) * m];
+                let z = self.state.z[s] as usize;
+                let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let lse = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+                let logp = logits[z] - lse;
+                let r = match self.cfg.diversity_reward {
+                    DiversityReward::LogProb => logp.max(self.cfg.log_floor),
+                    DiversityReward::Prob => logp.exp(),
+                };
+                let (k, row) = self.row_of[s];
+                nets[k as usize].rewards[row as usize] = r;
+                self.tally.div_reward.0 += f64::from(r);
+                self.tally.div_reward.1 += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Training: macro steps that ended without their episode are truncated segments: the last
+    /// row is done and its reward gets γ·V_z(o_{t+1}) of the sub-policy that acted.
+    fn truncate<E: Executor>(
+        &mut self,
+        at: RoundAt,
+        nets: &mut [PolicyNet<E>],
+        ended: &[u32],
+    ) -> Result<(), ShaderError> {
+        let w = self.obs_width;
+        for (k, net) in nets.iter_mut().enumerate().take(self.units * self.m) {
+            let slots: Vec<u32> = ended
+                .iter()
+                .copied()
+                .filter(|&s| self.row_of[s as usize].0 == k as u32)
+                .collect();
+            let rows: Vec<u32> = slots.iter().map(|&s| self.row_of[s as usize].1).collect();
+            let mut obs = Vec::with_capacity(slots.len() * w);
+            for &s in &slots {
+                let s = s as usize;
+                obs.extend_from_slice(&self.obs_all[s * w..(s + 1) * w]);
+            }
+            #[cfg(test)]
+            let before: Vec<f32> = rows.iter().map(|&r| net.rewards[r as usize]).collect();
+            let added =
+                segments::truncate(net, &slots, &rows, &obs, self.gamma, at.iteration, at.round)?;
+            #[cfg(test)]
+            for ((&r, b), a) in rows.iter().zip(before).zip(added) {
+                self.trace.1.push((k, r as usize, b, a));
+            }
+            #[cfg(not(test))]
+            let _ = added;
+        }
+        Ok(())
+    }
+
+    /// An instance block whose episode ended: its utilities' FEN measures.
+    fn tally_episode(&mut self, first: usize) {
+        let u = &self.u[first..first + self.block];
+        let mean = u.iter().sum::<f64>() / u.len() as f64;
+        let t = &mut self.tally;
+        t.episodes += 1;
+        t.utilisation += (mean / f64::from(self.cfg.c)).min(1.0);
+        if let Some(c) = cv(u) {
+            t.cv.0 += c;
+            t.cv.1 += 1;
+        }
+        t.min_u += u.iter().copied().fold(f64::INFINITY, f64::min);
+        t.max_u += u.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    }
+
+    fn report_of(&self, t: &Tally) -> serde_json::Value {
+        let frac = |v: &[u64]| -> serde_json::Value {
+            let n: u64 = v.iter().sum();
+            if n == 0 {
+                return serde_json::Value::Null;
+            }
+            v.iter()
+                .map(|&c| c as f64 / n as f64)
+                .collect::<Vec<_>>()
+                .into()
+        };
+        let mean = |(s, n): (f64, u64)| (n > 0).then(|| s / n as f64);
+        let ep = t.episodes as f64;
+        let per_episode = |v: f64| (t.episodes > 0).then(|| v / ep);
+        // The utilities as they stand (every instance's episode so far).
+        let mut now = (0.0, (0.0, 0u64), 0.0, 0.0);
+        let blocks = self.u.len() / self.block;
+        for u in self.u.chunks(self.block) {
+            let mean_u = u.iter().sum::<f64>() / u.len() as f64;
+            now.0 += (mean_u / f64::from(self.cfg.c)).min(1.0);
+            if let Some(c) = cv(u) {
+                now.1.0 += c;
+                now.1.1 += 1;
+            }
+            now.2 += u.iter().copied().fold(f64::INFINITY, f64::min);
+            now.3 += u.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        }
+        let b = blocks as f64;
+        serde_json::json!({
+            "choice_frequency": frac(&t.choices[0]),
+            "choice_frequency_below_mean": frac(&t.choices[1]),
+            "choice_frequency_above_mean": frac(&t.choices[2]),
+            "controller_reward_mean": mean(t.ctrl_reward),
+            "diversity_reward_mean": mean(t.div_reward),
+            "controller_rows_trained": t.rows_trained,
+            "episodes": t.episodes,
+            "utilisation": per_episode(t.utilisation),
+            "cv": mean(t.cv),
+            "min_utility": per_episode(t.min_u),
+            "max_utility": per_episode(t.max_u),
+            "now": {
+                "utilisation": now.0 / b,
+                "cv": mean(now.1),
+                "min_utility": now.2 / b,
+                "max_utility": now.3 / b,
+            },
+        })
+    }
+}
+
+impl Algorithm<AhAdapter> for Fen {
+    type State = FenState;
+    const ROUTES: bool = true;
+    const REPORT_KEY: &'static str = "fen";
+
+    fn nets(&self, env: &AhAdapter) -> Vec<NetShape> {
+        let shapes = env.nets();
+        let mut out = Vec::new();
+        for base in &shapes[..self.units] {
+            let prefix = match self.cfg.share {
+                FenShare::All => String::new(),
+                FenShare::Group => format!("{}.", base.name),
+            };
+            for z in 0..self.m {
+                out.push(NetShape {
+                    name: intern(format!("{prefix}sub{z}")),
+                    ..base.clone()
+                });
+            }
+        }
+        if self.has_controller() {
+            for shape in &shapes[..self.units] {
+                let prefix = match self.cfg.share {
+                    FenShare::All => String::new(),
+                    FenShare::Group => format!("{}.", shape.name),
+                };
+                out.push(NetShape {
+                    name: intern(format!("{prefix}controller")),
+                    obs_width: self.obs_width + 2,
+                    action_components: vec![self.m as u32],
+                    layout: shapes[0].layout,
+                });
+            }
+        }
+        out
+    }
+
+    fn env_nets(&self, net: usize) -> Range<usize> {
+        if net >= self.units * self.m {
+            return 0..0;
+        }
+        match self.cfg.share {
+            FenShare::All => 0..self.env_nets,
+            FenShare::Group => {
+                let u = net / self.m;
+                u..u + 1
+            }
+        }
+    }
+
+    fn route(&self, _env: &AhAdapter, env_net: usize, slot: u32) -> usize {
+        self.unit_of_env_net(env_net) * self.m + self.state.z[slot as usize] as usize
+    }
+
+    fn tune(&self, net: usize, spec: &mut ActorCriticSpec, hyper: &mut PpoHyper) {
+        if net >= self.units * self.m {
+            spec.trunk = vec![];
+            spec.hidden = self.cfg.controller_hidden.clone();
+            spec.hidden_activation = Activation::Relu;
+            hyper.ent_coef = self.cfg.controller_ent_coef;
+        } else if net % self.m >= 1 {
+            hyper.ent_coef = self.cfg.diversity_entropy;
+        }
+    }
+
+    fn begin_rollout(&mut self, _env: &AhAdapter) {
+        self.tally = self.fresh_tally();
+    }
+
+    fn begin_round<E: Executor>(
+        &mut self,
+        env: &AhAdapter,
+        at: RoundAt,
+        nets: &mut [PolicyNet<E>],
+    ) -> Result<(), ShaderError> {
+        if !self.has_controller() {
+            return Ok(());
+        }
+        self.refresh_obs(env);
+        self.decide(at, nets)?;
+        #[cfg(test)]
+        if at.phase == Phase::Train {
+            self.trace
+                .0
+                .push((self.state.clock.clone(), self.state.z.clone()));
+        }
+        Ok(())
+    }
+
+    fn end_round<E: Executor>(
+        &mut self,
+        env: &AhAdapter,
+        out: &RoundOut,
+        at: RoundAt,
+        nets: &mut [PolicyNet<E>],
+    ) -> Result<(), ShaderError> {
+        let train = at.phase == Phase::Train;
+        for (s, &r) in out.reward.iter().enumerate() {
+            self.state.clock[s] += 1;
+            self.state.reward_sum[s] += f64::from(r);
+        }
+        self.refresh_utilities();
+        let t = self.cfg.macro_steps;
+        if self.has_controller() {
+            if train {
+                self.row_of.fill((u32::MAX, u32::MAX));
+                for (k, net) in nets.iter().enumerate().take(self.units * self.m) {
+                    for (&s, &row) in net.slots.iter().zip(&net.dst) {
+                        self.row_of[s as usize] = (k as u32, row);
+                    }
+                }
+            }
+            self.refresh_obs(env);
+            if train {
+                self.diversity_rewards(at, nets)?;
+            }
+            let mut ended = Vec::new();
+            for s in 0..out.done.len() {
+                let done = out.done[s];
+                if !(done || self.state.clock[s].is_multiple_of(t)) {
+                    continue;
+                }
+                let r = fair_efficient_reward(
+                    self.u[s],
+                    self.ubar[s],
+                    f64::from(self.cfg.c),
+                    f64::from(self.cfg.eps),
+                ) as f32;
+                self.tally.ctrl_reward.0 += f64::from(r);
+                self.tally.ctrl_reward.1 += 1;
+                if train {
+                    self.state.memory.complete(s as u32, r, done);
+                    if !done && self.row_of[s].0 != u32::MAX {
+                        ended.push(s as u32);
+                    }
+                }
+            }
+            if train {
+                self.truncate(at, nets, &ended)?;
+            }
+        }
+        for first in (0..out.done.len()).step_by(self.block) {
+            if out.done[first] {
+                self.tally_episode(first);
+            }
+        }
+        for s in 0..out.done.len() {
+            if out.done[s] {
+                self.state.clock[s] = 0;
+                self.state.reward_sum[s] = 0.0;
+            }
+        }
+        self.refresh_utilities();
+        Ok(())
+    }
+
+    fn plan<E: Executor>(
+        &mut self,
+        _env: &AhAdapter,
+        _cfg: &TrainConfig,
+        nets: &mut [PolicyNet<E>],
+    ) -> Result<Vec<NetPlan>, ShaderError> {
+        if self.has_controller() {
+            for unit in 0..self.units {
+                let batch = self.state.memory.take_trainable(
+                    unit as u32,
+                    self.cfg.controller_gamma,
+                    self.cfg.controller_lambda,
+                );
+                self.tally.rows_trained += batch.rows.len() as u64;
+                let c = self.controller(unit);
+                controller::train(&mut nets[c], &batch, self.epochs, self.minibatch)?;
+            }
+        }
+        Ok(vec![NetPlan::default(); nets.len()])
+    }
+
+    fn report(&self) -> Option<serde_json::Value> {
+        Some(self.report_of(&self.tally))
+    }
+
+    fn eval_report(&self) -> Option<serde_json::Value> {
+        // The episodes evaluated: nothing trained, no diversity reward, no episode in progress.
+        let mut r = self.report_of(&self.tally);
+        if let Some(o) = r.as_object_mut() {
+            for key in ["controller_rows_trained", "diversity_reward_mean", "now"] {
+                o.remove(key);
+            }
+        }
+        Some(r)
+    }
+
+    fn state(&self) -> FenState {
+        self.state.clone()
+    }
+
+    fn restore(&mut self, state: FenState) {
+        if state.z.len() == self.state.z.len() {
+            self.state = state;
+            self.refresh_utilities();
+        }
+    }
+
+    fn restore_model(&mut self, state: FenState) {
+        self.state.norm = state.norm;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The macro process on a real rollout (AH, cpu twins): z changes only at clocks that are
+    //! multiples of T, the clock restarts at every episode end (so every episode opens with a
+    //! decision), and every macro step that ends inside an episode is a truncated segment: its
+    //! last row is done and its reward gained γ·V_z(o_{t+1}), a non-zero bootstrap.
+    use super::*;
+    use crate::common::EnvUse;
+    use crate::train_loop::Trainer;
+    use fairground_shaders::CpuExecutor;
+
+    fn tiny() -> TrainConfig {
+        let mut cfg = TrainConfig {
+            instances: 2,
+            rollout_steps: 12,
+            seed: 3,
+            ..TrainConfig::default()
+        };
+        cfg.ah.episode_steps = 10;
+        cfg.ppo.hidden = vec![16, 8];
+        cfg.ppo.minibatch_size = 64;
+        cfg.ppo.epochs = 1;
+        cfg.fen.subpolicies = 3;
+        cfg.fen.macro_steps = 3;
+        cfg.fen.controller_hidden = vec![8];
+        cfg
+    }
+
+    #[test]
+    fn sub_policies_change_only_at_macro_boundaries_and_segments_are_truncated() {
+        let cfg = tiny();
+        let env = AhAdapter::new(&cfg, EnvUse::Train).unwrap();
+        let fen = Fen::new(&cfg, &env).unwrap();
+        let mut t = Trainer::new(&cfg, env, fen, |p| Ok(CpuExecutor::new(p))).unwrap();
+        let mut truncations = 0;
+        for _ in 0..3 {
+            t.iterate().unwrap();
+            let (rounds, cuts) = std::mem::take(&mut t.algo.trace);
+            for w in rounds.windows(2) {
+                let ((c0, z0), (c1, z1)) = (&w[0], &w[1]);
+                for s in 0..c0.len() {
+                    assert!(c1[s] == c0[s] + 1 || c1[s] == 0, "the clock counts steps");
+                    if c1[s] % 3 != 0 {
+                        assert_eq!(z1[s], z0[s], "z changed inside a macro step");
+                    }
+                    if c1[s] == 0 {
+                        assert_eq!(c0[s], 9, "episodes of 10 steps");
+                    }
+                }
+            }
+            for (k, row, before, added) in cuts {
+                truncations += 1;
+                let net = &t.nets()[k];
+                assert_eq!(
+                    net.dones[row], 1.0,
+                    "a truncated segment's last row is done"
+                );
+                assert!(added != 0.0, "bootstrapped with the critic, not 0");
+                assert_eq!(net.rewards[row], before + added);
+            }
+        }
+        // Macro steps end at clocks 3, 6, 9 of every 10-step episode.
+        assert!(truncations > 0);
+    }
+}
