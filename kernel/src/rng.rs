@@ -45,6 +45,8 @@ pub enum Purpose {
     TrainShuffle = 0x0C03,
     /// Trainer: the environment seed of a run (training and evaluation differ by index).
     TrainEnv = 0x0C04,
+    /// Trainer: an algorithm's own draws (SOTO's stream choices), indexed by use.
+    TrainAlgo = 0x0C05,
 }
 
 /// SplitMix64 finaliser: a bijective avalanche on 64 bits, used to derive seeds.

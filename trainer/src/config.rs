@@ -39,6 +39,20 @@ pub enum Algo {
     /// FEN (Jiang & Lu 2019): a controller over sub-policies and the fair-efficient reward
     /// (`[fen]`; docs/baselines.md).
     Fen,
+    /// SOTO (Zimmer et al. 2021): self- and team-oriented streams, the team stream trained on
+    /// the welfare-weighted sum of every agent's advantage (`[soto]`; docs/baselines.md).
+    Soto,
+}
+
+/// SOTO's social welfare function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SotoWelfare {
+    /// Generalised Gini: ω_r = b^{−r} by ascending utility rank.
+    #[default]
+    Ggf,
+    /// α-fairness: weights (J + ε)^{−α}.
+    Alpha,
 }
 
 impl Algo {
@@ -126,10 +140,11 @@ macro_rules! named_enum {
 }
 
 named_enum!(EnvName { Ah => "ah", Hs => "hs" });
-named_enum!(Algo { Ppo => "ppo", FairPpo => "fair-ppo", Fen => "fen" });
+named_enum!(Algo { Ppo => "ppo", FairPpo => "fair-ppo", Fen => "fen", Soto => "soto" });
+named_enum!(SotoWelfare { Ggf => "ggf", Alpha => "alpha" });
 named_enum!(Consensus { Exact => "exact", Gossip => "gossip" });
 named_enum!(DiversityReward { LogProb => "log_prob", Prob => "prob" });
-named_enum!(FenShare { All => "all", Group => "group" });
+named_enum!(Share { All => "all", Group => "group" });
 
 /// How FEN's agents learn the mean utility ū.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -155,10 +170,11 @@ pub enum DiversityReward {
     Prob,
 }
 
-/// Which agents share FEN's controller and sub-policies.
+/// Which agents share a baseline's networks (FEN's controller and sub-policies, SOTO's
+/// streams).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum FenShare {
+pub enum Share {
     /// One controller and one set of sub-policies for every agent (the authors' job and
     /// Matthew scripts, and the reference port); needs environment networks of one shape (AH).
     #[default]
@@ -213,6 +229,89 @@ pub struct TrainConfig {
     pub hs: HsSection,
     /// `[fen]`: FEN's controller, sub-policies and fair-efficient reward.
     pub fen: FenConfig,
+    /// `[soto]`: SOTO's streams and welfare.
+    pub soto: SotoConfig,
+}
+
+/// `[soto]`: SOTO (Zimmer et al. 2021) as its authors built it (baselines-spec §A5;
+/// docs/baselines.md says why each default is what it is).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SotoConfig {
+    /// "ggf" (generalised Gini) or "alpha" (α-fairness).
+    pub welfare: SotoWelfare,
+    /// b of the GGF weights ω_r = b^{−r} (r = 0 the worst-off), > 1 and at most 1e6 (the
+    /// authors' 2).
+    pub ggf_base: f32,
+    /// α of the α-fair weights (J + ε)^{−α}, 0..=100 (the authors' 0.9).
+    pub alpha: f32,
+    /// ε of the α-fair weights, in (0, 1].
+    pub alpha_eps: f32,
+    /// T: steps of a stream segment (the stream is redrawn and the utilities snapshotted every
+    /// T steps from an episode's reset), 1..=1,000,000 (the authors' 25–128).
+    pub segment: u32,
+    /// p: β = max(1 − progress/p, 0) is the chance an agent uses its self stream for a segment,
+    /// progress = iteration / iterations; in (0, 1e9] (the authors' 0.5).
+    pub beta_proportion: f32,
+    /// "all" (one self and one team network for every agent) or "group".
+    pub share: Share,
+    /// The team stream's hidden widths (policy and critic), each in 1..=4096, at least one.
+    pub team_hidden: Vec<u32>,
+    /// Add the z-scored utilities of every agent of the instance, by index, to the team
+    /// stream's input (the authors' CLDE).
+    pub full_vector: bool,
+}
+
+impl Default for SotoConfig {
+    fn default() -> Self {
+        Self {
+            welfare: SotoWelfare::Ggf,
+            ggf_base: 2.0,
+            alpha: 0.9,
+            alpha_eps: 1e-8,
+            segment: 50,
+            beta_proportion: 0.5,
+            share: Share::All,
+            team_hidden: vec![64, 64],
+            full_vector: false,
+        }
+    }
+}
+
+impl SotoConfig {
+    fn validate(&self) -> Result<(), TrainError> {
+        if !(self.ggf_base.is_finite() && self.ggf_base > 1.0 && self.ggf_base <= 1e6) {
+            return Err(bad(
+                "soto.ggf_base",
+                format!("{} is not in (1, 1e6]", self.ggf_base),
+            ));
+        }
+        range_f32("soto.alpha", self.alpha, 0.0, 100.0)?;
+        if !(self.alpha_eps.is_finite() && self.alpha_eps > 0.0 && self.alpha_eps <= 1.0) {
+            return Err(bad(
+                "soto.alpha_eps",
+                format!("{} is not in (0, 1]", self.alpha_eps),
+            ));
+        }
+        range_u32("soto.segment", self.segment, 1, 1_000_000)?;
+        if !(self.beta_proportion.is_finite()
+            && self.beta_proportion > 0.0
+            && self.beta_proportion <= 1e9)
+        {
+            return Err(bad(
+                "soto.beta_proportion",
+                format!("{} is not in (0, 1e9]", self.beta_proportion),
+            ));
+        }
+        if self.team_hidden.is_empty() || self.team_hidden.iter().any(|&w| !(1..=4096).contains(&w))
+        {
+            return Err(bad(
+                "soto.team_hidden",
+                format!("{:?}: need 1 or more widths in 1..=4096", self.team_hidden),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[fen]`: FEN (Jiang & Lu 2019) as its authors built it (baselines-spec §A4; docs/baselines.md
@@ -248,7 +347,7 @@ pub struct FenConfig {
     /// λ_c of the controller's GAE (used when γ_c > 0), 0..=1.
     pub controller_lambda: f32,
     /// "all" (AH default, one model for every agent) or "group" (one per AH group or HS role).
-    pub share: FenShare,
+    pub share: Share,
     /// Standardise the controller's two extra inputs (δ, η) by running mean and std.
     pub extra_obs_norm: bool,
     /// Entropy coefficient of the diversity sub-policies (the H(A|O) term), 0..=1e6; sub-policy
@@ -275,7 +374,7 @@ impl Default for FenConfig {
             log_floor: -13.815_511,
             controller_gamma: 0.0,
             controller_lambda: 0.95,
-            share: FenShare::All,
+            share: Share::All,
             extra_obs_norm: true,
             diversity_entropy: 0.03,
             controller_hidden: vec![128, 128],
@@ -554,6 +653,7 @@ impl Default for TrainConfig {
             ah: AhConfig::default(),
             hs: HsSection::default(),
             fen: FenConfig::default(),
+            soto: SotoConfig::default(),
         }
     }
 }
@@ -602,8 +702,13 @@ impl TrainConfig {
             fen: FenConfig {
                 macro_steps: 25,
                 c: 100.0,
-                share: FenShare::Group,
+                share: Share::Group,
                 ..FenConfig::default()
+            },
+            soto: SotoConfig {
+                share: Share::Group,
+                segment: 25,
+                ..SotoConfig::default()
             },
             ..Self::default()
         }
@@ -763,6 +868,7 @@ impl TrainConfig {
         self.ah.validate()?;
         self.hs.validate()?;
         self.fen.validate()?;
+        self.soto.validate()?;
         if self.fair.fairness == Fairness::Cf
             && self.env == EnvName::Hs
             && !self.instances.is_multiple_of(2)
@@ -875,6 +981,7 @@ struct RawConfig {
     ppo: Option<PpoConfig>,
     fair: Option<FairConfig>,
     fen: Option<FenConfig>,
+    soto: Option<SotoConfig>,
     ah: Option<AhConfig>,
     hs: Option<HsSection>,
     // The flat layout of earlier versions.

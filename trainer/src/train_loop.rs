@@ -152,7 +152,8 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         for (k, shape) in shapes.into_iter().enumerate() {
             let driven = algo.env_nets(k).is_empty();
             if let Some(e) = algo.env_nets(k).find(|&e| {
-                env.nets()[e].obs_width != shape.obs_width || env.nets()[e].layout != shape.layout
+                env.nets()[e].obs_width + algo.extra_obs(k) != shape.obs_width
+                    || env.nets()[e].layout != shape.layout
             }) {
                 panic!(
                     "network {} reads environment network {e} of another shape",

@@ -22,6 +22,7 @@ pub mod fair_ppo;
 pub mod fen;
 pub mod ppo;
 pub mod segments;
+pub mod soto;
 
 use crate::common::ActMode;
 use crate::config::TrainConfig;

@@ -17,6 +17,7 @@ use crate::algo::Algorithm;
 use crate::algo::fair_ppo::FairPpo;
 use crate::algo::fen::Fen;
 use crate::algo::ppo::Ppo;
+use crate::algo::soto::Soto;
 use crate::common::{ActMode, EnvUse, Timing};
 use crate::config::{Algo, Backend, EnvName, TrainConfig};
 use crate::env::EnvAdapter;
@@ -274,10 +275,15 @@ fn with_executor<E: Executor + Send + 'static>(
             let algo = Fen::new(cfg, &env)?;
             Box::new(Trainer::new(cfg, env, algo, make)?)
         }
-        (EnvName::Hs, Algo::Fen) => {
+        (EnvName::Ah, Algo::Soto) => {
+            let env = AhAdapter::new(cfg, env_use)?;
+            let algo = Soto::new(cfg, &env);
+            Box::new(Trainer::new(cfg, env, algo, make)?)
+        }
+        (EnvName::Hs, algo @ (Algo::Fen | Algo::Soto)) => {
             return Err(TrainError::Config {
                 field: "algo",
-                message: "fen is not implemented on hs yet (AH only)".into(),
+                message: format!("{algo} is not implemented on hs yet (AH only)"),
             });
         }
         (EnvName::Hs, Algo::Ppo) => {

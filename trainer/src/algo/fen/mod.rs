@@ -21,7 +21,7 @@ pub mod utility;
 
 use super::{Algorithm, Phase, RoundAt, segments};
 use crate::common::ActMode;
-use crate::config::{DiversityReward, FenConfig, FenShare, TrainConfig};
+use crate::config::{DiversityReward, FenConfig, Share, TrainConfig};
 use crate::env::ah::AhAdapter;
 use crate::env::{EnvAdapter, RoundOut};
 use crate::error::TrainError;
@@ -34,7 +34,7 @@ use utility::{ConsensusRule, RunningNorm, cv, deviation, fair_efficient_reward};
 use segments::VALUE_KEY as REWARD_KEY;
 
 /// A network name made once per distinct text (network names are `&'static str`).
-fn intern(name: String) -> &'static str {
+pub(crate) fn intern(name: String) -> &'static str {
     use std::collections::BTreeSet;
     use std::sync::Mutex;
     static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
@@ -114,7 +114,7 @@ pub struct Fen {
 impl Fen {
     pub fn new(cfg: &TrainConfig, env: &AhAdapter) -> Result<Self, TrainError> {
         let shapes = env.nets();
-        if cfg.fen.share == FenShare::All
+        if cfg.fen.share == Share::All
             && shapes.windows(2).any(|w| {
                 w[0].obs_width != w[1].obs_width || w[0].action_components != w[1].action_components
             })
@@ -127,8 +127,8 @@ impl Fen {
         let slots = env.slots();
         let m = cfg.fen.subpolicies as usize;
         let units = match cfg.fen.share {
-            FenShare::All => 1,
-            FenShare::Group => shapes.len(),
+            Share::All => 1,
+            Share::Group => shapes.len(),
         };
         Ok(Self {
             gamma: cfg.ppo.gamma,
@@ -187,8 +187,8 @@ impl Fen {
 
     fn unit_of_env_net(&self, e: usize) -> usize {
         match self.cfg.share {
-            FenShare::All => 0,
-            FenShare::Group => e,
+            Share::All => 0,
+            Share::Group => e,
         }
     }
 
@@ -471,8 +471,8 @@ impl Algorithm<AhAdapter> for Fen {
         let mut out = Vec::new();
         for base in &shapes[..self.units] {
             let prefix = match self.cfg.share {
-                FenShare::All => String::new(),
-                FenShare::Group => format!("{}.", base.name),
+                Share::All => String::new(),
+                Share::Group => format!("{}.", base.name),
             };
             for z in 0..self.m {
                 out.push(NetShape {
@@ -484,8 +484,8 @@ impl Algorithm<AhAdapter> for Fen {
         if self.has_controller() {
             for shape in &shapes[..self.units] {
                 let prefix = match self.cfg.share {
-                    FenShare::All => String::new(),
-                    FenShare::Group => format!("{}.", shape.name),
+                    Share::All => String::new(),
+                    Share::Group => format!("{}.", shape.name),
                 };
                 out.push(NetShape {
                     name: intern(format!("{prefix}controller")),
@@ -503,8 +503,8 @@ impl Algorithm<AhAdapter> for Fen {
             return 0..0;
         }
         match self.cfg.share {
-            FenShare::All => 0..self.env_nets,
-            FenShare::Group => {
+            Share::All => 0..self.env_nets,
+            Share::Group => {
                 let u = net / self.m;
                 u..u + 1
             }

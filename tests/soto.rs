@@ -1,0 +1,199 @@
+//! Guarantees for SOTO as users run it (`fairground train --algo soto`, AH, cpu backend, tiny
+//! sizes):
+//! - the self stream only (β ≡ 1: `beta_proportion` so large that β never leaves 1 at this
+//!   length) with one network pair per group trains bit for bit like PPO of the same seed:
+//!   every metrics key PPO has, and every parameter hash;
+//! - with both streams: same seed, same bits; 1 and 2 threads, the same bits; stopped and
+//!   resumed, the run ends where a straight run ends; GGF and α-fair welfare train different
+//!   networks;
+//! - every metrics line carries `soto` (β, the team stream's share of decisions, the episodes'
+//!   GGF and α-fair welfare, min and mean return, CV); evaluation plays the team stream only;
+//! - bad SOTO values (ggf_base ≤ 1, α < 0, T = 0, p ≤ 0) exit non-zero with one line naming
+//!   the field and write nothing.
+
+#[path = "common/train_cli.rs"]
+mod train_cli;
+
+use std::path::{Path, PathBuf};
+use train_cli::{fairground, ok, train};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("soto-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const AH: &str = "instances = 2\nrollout_steps = 12\nepisode_steps = 10\n\
+                  minibatch_size = 64\nepochs = 2\nbackend = \"cpu\"\nseed = 7\n\
+                  [ppo]\nhidden = [16, 8]\n";
+const SOTO: &str = "algo = \"soto\"\n";
+const SOTO_SMALL: &str = "[soto]\nsegment = 4\nteam_hidden = [8]\nbeta_proportion = 0.5\n";
+
+fn write_cfg(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+fn run(dir: &Path, name: &str, text: &str, iterations: &str) -> Vec<serde_json::Value> {
+    let cfg = write_cfg(dir, name, text);
+    let out = dir.join(name);
+    train(&cfg, &out, iterations, false);
+    train_cli::metrics(&out, &["dp", "csp", "penalty", "param_hash"])
+}
+
+fn without(lines: &[serde_json::Value], key: &str) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|l| {
+            let mut l = l.clone();
+            l.as_object_mut().unwrap().remove(key);
+            l
+        })
+        .collect()
+}
+
+#[test]
+fn self_stream_only_is_ppo_bit_for_bit() {
+    let dir = scratch("is-ppo");
+    let ppo = run(&dir, "ppo", AH, "3");
+    let soto = run(
+        &dir,
+        "soto",
+        &format!("{SOTO}{AH}[soto]\nshare = \"group\"\nbeta_proportion = 1e9\nsegment = 4\n"),
+        "3",
+    );
+    assert!(soto.iter().all(|l| l["soto"]["team_fraction"] == 0.0));
+    // `param_hash` also covers the two team networks, which PPO does not have: compare the
+    // self networks' tensors (parameters and Adam moments) in the last checkpoints instead.
+    assert_eq!(
+        without(&without(&soto, "soto"), "param_hash"),
+        without(&ppo, "param_hash"),
+        "every other key of PPO"
+    );
+    let ppo_t = tensors(&dir.join("ppo/checkpoints/ckpt-00000003.safetensors"));
+    let soto_t = tensors(&dir.join("soto/checkpoints/ckpt-00000003.safetensors"));
+    for g in 0..2 {
+        for t in ["params", "adam_m1", "adam_m2"] {
+            let name = format!("g{g}.{t}");
+            assert_eq!(
+                soto_t[&name], ppo_t[&name],
+                "{name}: the self network is PPO's"
+            );
+        }
+    }
+    assert!(soto_t.contains_key("g3.params") && !ppo_t.contains_key("g2.params"));
+}
+
+/// A checkpoint's tensors by name (raw little-endian bytes).
+fn tensors(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.data().to_vec()))
+        .collect()
+}
+
+#[test]
+fn soto_is_deterministic_thread_invariant_and_resumes_bit_for_bit() {
+    let dir = scratch("determinism");
+    let text = format!("{SOTO}{AH}{SOTO_SMALL}");
+    let a = run(&dir, "a", &text, "4");
+    assert_eq!(a, run(&dir, "b", &text, "4"), "same seed, same bits");
+    let one = run(
+        &dir,
+        "one",
+        &text.replace("seed = 7", "seed = 7\nthreads = 1"),
+        "4",
+    );
+    assert_eq!(a, one, "1 and 2 threads");
+    // β's schedule is over the run's iterations, so an interrupted run (not an extended
+    // one) must resume bit for bit: drop the checkpoints after iteration 2, as a kill would.
+    let resumed = dir.join("resumed");
+    train_cli::copy_dir(&dir.join("a"), &resumed);
+    for k in [3, 4] {
+        for ext in ["json", "safetensors"] {
+            let f = resumed.join(format!("checkpoints/ckpt-{k:08}.{ext}"));
+            std::fs::remove_file(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        }
+    }
+    let cfg = write_cfg(&dir, "resumed", &text);
+    train(&cfg, &resumed, "4", true);
+    assert_eq!(
+        train_cli::metrics(&resumed, &["param_hash", "soto"]),
+        a,
+        "resumed = straight"
+    );
+    // β falls from 1 to 0 over the first half of the run; the team stream takes over.
+    let beta: Vec<f64> = a
+        .iter()
+        .map(|l| l["soto"]["beta"].as_f64().unwrap())
+        .collect();
+    assert_eq!(beta, [1.0, 0.5, 0.0, 0.0]);
+    assert_eq!(a[0]["soto"]["team_fraction"], 0.0);
+    assert_eq!(a[3]["soto"]["team_fraction"], 1.0);
+    assert!(
+        a.iter().any(|l| l["soto"]["episodes"].as_u64().unwrap() > 0
+            && l["soto"]["ggf"].is_number()
+            && l["soto"]["min_return"].is_number()),
+        "episodes end inside the rollouts and report their welfare"
+    );
+    let alpha = run(&dir, "alpha", &format!("{text}welfare = \"alpha\"\n"), "4");
+    assert_eq!(
+        alpha[0]["param_hash"], a[0]["param_hash"],
+        "β = 1: no team rows yet"
+    );
+    assert_ne!(
+        alpha[3]["param_hash"], a[3]["param_hash"],
+        "the welfare weights matter"
+    );
+}
+
+#[test]
+fn soto_eval_plays_the_team_stream() {
+    let dir = scratch("eval");
+    let cfg = write_cfg(&dir, "run", &format!("{SOTO}{AH}{SOTO_SMALL}"));
+    let run_dir = dir.join("run");
+    train(&cfg, &run_dir, "3", false);
+    let out = fairground(&["eval", run_dir.to_str().unwrap(), "--episodes", "2"]);
+    ok(&out);
+    let e: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap()).unwrap();
+    let s = &e["soto"];
+    assert_eq!(s["team_fraction"], 1.0, "{s}");
+    assert_eq!(s["episodes"], 4, "2 episodes of 2 instances: {s}");
+    assert!(s["ggf"].is_number() && s.get("beta").is_none(), "{s}");
+    assert!(e["gini"].is_number() && e["dp"].is_number());
+}
+
+#[test]
+fn bad_soto_values_are_refused_with_one_line() {
+    let dir = scratch("bad");
+    for (key, value) in [
+        ("ggf_base", "1.0"),
+        ("ggf_base", "0.5"),
+        ("alpha", "-0.1"),
+        ("segment", "0"),
+        ("beta_proportion", "0.0"),
+    ] {
+        let cfg = write_cfg(&dir, "bad", &format!("{SOTO}{AH}[soto]\n{key} = {value}\n"));
+        let out_dir = dir.join("bad-run");
+        let out = fairground(&[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success(), "{key} = {value} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(
+            err.contains(&format!("soto.{key}")),
+            "names the field: {err}"
+        );
+        assert!(!out_dir.exists(), "nothing written for {key} = {value}");
+    }
+}

@@ -1,0 +1,637 @@
+//! SOTO (Zimmer, Glanois, Siddique, Weng, ICML 2021) as its authors built it (baselines-spec
+//! §A5): every agent has a self-oriented stream π^I (its own observation, its own reward) and a
+//! team-oriented stream π^T whose input adds the self stream's recommendation π^I(·|o) (data,
+//! so no gradient reaches π^I) and the agent's standing among the instance's utilities. Every
+//! T steps from an episode's reset each agent uses π^I with probability
+//! β = max(1 − progress/p, 0), else π^T (drawn as the previous segment ends, with that
+//! iteration's β); an agent that keeps its stream keeps one trajectory in its network, one
+//! that changes ends a truncated segment. The team stream trains on the welfare gradient
+//! `A^T(t) = Σ_j w_j Â_j(t)` over all agents of the instance at that step (GGF: ω by rank of
+//! the utility snapshot, α-fair: (J + ε)^{−α}); the self stream on the agent's own Â.
+//!
+//! On the seam: the streams are routed stored networks (one pair per share unit); the team
+//! stream's extra inputs come through `extra_obs`/`append_obs`; a segment's end is a truncated
+//! segment (`segments.rs`); after GAE, `plan` reads every network's standardised advantages
+//! (Â per network over the batch), forms A^T per (instance, step) on the host in agent order,
+//! and writes the team rows' adjustment A^T − Â into their store, so the epochs train on it.
+//! Evaluation uses the team stream only.
+//!
+//! Allelopathic Harvest only, for now: an agent's utility J is its cumulative reward in the
+//! current episode.
+
+pub mod welfare;
+
+use super::{Algorithm, Phase, RoundAt, segments};
+use crate::common::ActMode;
+use crate::config::{Share, SotoConfig, SotoWelfare, TrainConfig};
+use crate::env::ah::AhAdapter;
+use crate::env::{EnvAdapter, RoundOut};
+use crate::metrics::welfare::{alpha_fair, coefficient_of_variation, ggf, ggf_weights};
+use crate::net::{NetPlan, NetShape, PolicyNet};
+use fairground_kernel::rng::{Purpose, Stream};
+use fairground_shaders::{ActorCriticSpec, Executor, PpoHyper, ShaderError};
+use std::ops::Range;
+use welfare::{ranks, weights, z_scores};
+
+/// Which stream a slot uses (none drawn yet: a fresh run or evaluation).
+const SELF: u8 = 0;
+const TEAM: u8 = 1;
+const UNDRAWN: u8 = 2;
+
+/// What a checkpoint keeps of SOTO: each slot's stream, clock (steps since its episode began),
+/// episode reward so far J and its last snapshot, and the stream draws' random stream.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct SotoState {
+    pub stream: Vec<u8>,
+    pub clock: Vec<u32>,
+    pub j: Vec<f64>,
+    pub snapshot: Vec<f64>,
+    pub rng: Option<Stream>,
+}
+
+/// Counts behind the `soto` object of a metrics line or eval.json.
+#[derive(Clone, Debug, Default)]
+struct Tally {
+    decisions: u64,
+    team: u64,
+    episodes: u64,
+    ggf: f64,
+    alpha: (f64, u64),
+    min_return: f64,
+    mean_return: f64,
+    cv: (f64, u64),
+}
+
+/// SOTO over Allelopathic Harvest.
+pub struct Soto {
+    cfg: SotoConfig,
+    gamma: f32,
+    iterations: u32,
+    units: usize,
+    env_nets: usize,
+    obs_width: usize,
+    /// Logits of the environment's action head (the recommendation's width).
+    choices: usize,
+    /// Slots per instance (agents).
+    block: usize,
+    slots: usize,
+    state: SotoState,
+    /// Per slot, from the last snapshot: z-score, rank fraction and welfare weight.
+    zj: Vec<f64>,
+    rank_frac: Vec<f64>,
+    weight: Vec<f64>,
+    /// Per slot: the self stream's action probabilities on its current observation.
+    rec: Vec<f32>,
+    unit: Vec<u32>,
+    obs_all: Vec<f32>,
+    gather: (Vec<u32>, Vec<f32>),
+    /// Per store row (t * slots + slot): the welfare weight of the slot at step t.
+    w_row: Vec<f64>,
+    /// Per slot, this round's (network, store row).
+    row_of: Vec<(u32, u32)>,
+    ggf_w: Vec<f64>,
+    tally: Tally,
+    /// The segment-end β of the current iteration.
+    beta: f64,
+}
+
+impl Soto {
+    pub fn new(cfg: &TrainConfig, env: &AhAdapter) -> Self {
+        let shapes = env.nets();
+        let slots = env.slots();
+        let block = slots / env.instances();
+        let units = match cfg.soto.share {
+            Share::All => 1,
+            Share::Group => shapes.len(),
+        };
+        let mut s = Self {
+            gamma: cfg.ppo.gamma,
+            iterations: cfg.iterations,
+            units,
+            env_nets: shapes.len(),
+            obs_width: shapes[0].obs_width,
+            choices: shapes[0].action_components.iter().sum::<u32>() as usize,
+            block,
+            slots,
+            state: SotoState {
+                stream: vec![UNDRAWN; slots],
+                clock: vec![0; slots],
+                j: vec![0.0; slots],
+                snapshot: vec![0.0; slots],
+                rng: Some(Stream::new(cfg.seed, Purpose::TrainAlgo, &[0x5070])),
+            },
+            zj: vec![0.0; slots],
+            rank_frac: vec![0.0; slots],
+            weight: vec![0.0; slots],
+            rec: vec![0.0; slots * shapes[0].action_components.iter().sum::<u32>() as usize],
+            unit: vec![0; slots],
+            obs_all: vec![0.0; slots * shapes[0].obs_width],
+            gather: (Vec::with_capacity(slots), Vec::new()),
+            w_row: vec![0.0; slots * cfg.rollout_steps as usize],
+            row_of: vec![(u32::MAX, u32::MAX); slots],
+            ggf_w: ggf_weights(block, f64::from(cfg.soto.ggf_base)),
+            tally: Tally::default(),
+            beta: 1.0,
+            cfg: cfg.soto.clone(),
+        };
+        for b in 0..slots / block {
+            s.features(b);
+        }
+        s
+    }
+
+    /// A segment's stream: self with probability β in training, the team stream in evaluation.
+    fn draw(&mut self, phase: Phase) -> u8 {
+        match phase {
+            Phase::Eval(_) => TEAM,
+            Phase::Train => {
+                let rng = self.state.rng.as_mut().expect("a stream-choice stream");
+                if rng.unit_f64() < self.beta {
+                    SELF
+                } else {
+                    TEAM
+                }
+            }
+        }
+    }
+
+    fn team_net(&self, unit: usize) -> usize {
+        self.units + unit
+    }
+
+    fn unit_of_env_net(&self, e: usize) -> usize {
+        match self.cfg.share {
+            Share::All => 0,
+            Share::Group => e,
+        }
+    }
+
+    /// Instance block `b`'s snapshot features (z-scores, rank fractions, welfare weights) from
+    /// its snapshot of J.
+    fn features(&mut self, b: usize) {
+        let r = b * self.block..(b + 1) * self.block;
+        let snap = &self.state.snapshot[r.clone()];
+        z_scores(snap, &mut self.zj[r.clone()]);
+        let mut rk = vec![0u32; self.block];
+        ranks(snap, &mut rk);
+        let denom = (self.block.max(2) - 1) as f64;
+        for (f, &k) in self.rank_frac[r.clone()].iter_mut().zip(&rk) {
+            *f = f64::from(k) / denom;
+        }
+        weights(
+            self.cfg.welfare,
+            snap,
+            f64::from(self.cfg.ggf_base),
+            f64::from(self.cfg.alpha),
+            f64::from(self.cfg.alpha_eps),
+            &mut self.weight[r],
+        );
+    }
+
+    /// Take block `b`'s snapshot of J now.
+    fn snapshot(&mut self, b: usize) {
+        let r = b * self.block..(b + 1) * self.block;
+        self.state.snapshot[r.clone()].copy_from_slice(&self.state.j[r]);
+        self.features(b);
+    }
+
+    fn refresh_obs(&mut self, env: &AhAdapter) {
+        let w = self.obs_width;
+        for e in 0..self.env_nets {
+            let unit = self.unit_of_env_net(e) as u32;
+            let (slots, obs) = &mut self.gather;
+            env.gather(e, slots, obs);
+            for (j, &s) in slots.iter().enumerate() {
+                let s = s as usize;
+                self.obs_all[s * w..(s + 1) * w].copy_from_slice(&obs[j * w..(j + 1) * w]);
+                self.unit[s] = unit;
+            }
+        }
+    }
+
+    /// The self stream's action probabilities on the current observations of `slots`.
+    fn recommend<E: Executor>(
+        &mut self,
+        nets: &mut [PolicyNet<E>],
+        slots: &[u32],
+        iteration: u32,
+        round: u32,
+    ) -> Result<(), ShaderError> {
+        let (w, c) = (self.obs_width, self.choices);
+        for (unit, net) in nets.iter_mut().enumerate().take(self.units) {
+            let mine: Vec<u32> = slots
+                .iter()
+                .copied()
+                .filter(|&s| self.unit[s as usize] as usize == unit)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            net.slots.clear();
+            net.obs.clear();
+            for &s in &mine {
+                let s = s as usize;
+                net.slots.push(s as u32);
+                net.obs.extend_from_slice(&self.obs_all[s * w..(s + 1) * w]);
+            }
+            net.act_logits(iteration, segments::VALUE_KEY | round, ActMode::Sample)?;
+            for (j, &s) in mine.iter().enumerate() {
+                let l = &net.logits[j * c..(j + 1) * c];
+                let max = l.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let sum: f32 = l.iter().map(|&v| (v - max).exp()).sum();
+                let dst = &mut self.rec[s as usize * c..(s as usize + 1) * c];
+                for (d, &v) in dst.iter_mut().zip(l) {
+                    *d = (v - max).exp() / sum;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn team_inputs(&self, slot: usize, out: &mut Vec<f32>) {
+        let c = self.choices;
+        out.extend_from_slice(&self.rec[slot * c..(slot + 1) * c]);
+        out.push(self.zj[slot] as f32);
+        out.push(self.rank_frac[slot] as f32);
+        if self.cfg.full_vector {
+            let b = slot / self.block;
+            out.extend(
+                self.zj[b * self.block..(b + 1) * self.block]
+                    .iter()
+                    .map(|&v| v as f32),
+            );
+        }
+    }
+
+    /// An instance block whose episode ended: its returns' welfare.
+    fn tally_episode(&mut self, b: usize) {
+        let ret = &self.state.j[b * self.block..(b + 1) * self.block];
+        let t = &mut self.tally;
+        t.episodes += 1;
+        t.ggf += ggf(ret, &self.ggf_w).unwrap_or(0.0);
+        if let Some(a) = alpha_fair(ret, f64::from(self.cfg.alpha)) {
+            t.alpha.0 += a;
+            t.alpha.1 += 1;
+        }
+        t.min_return += ret.iter().copied().fold(f64::INFINITY, f64::min);
+        t.mean_return += ret.iter().sum::<f64>() / ret.len() as f64;
+        if let Some(c) = coefficient_of_variation(ret) {
+            t.cv.0 += c;
+            t.cv.1 += 1;
+        }
+    }
+
+    fn report_of(&self, with_beta: bool) -> serde_json::Value {
+        let t = &self.tally;
+        let ep = t.episodes as f64;
+        let per = |v: f64| (t.episodes > 0).then(|| v / ep);
+        let mean = |(s, n): (f64, u64)| (n > 0).then(|| s / n as f64);
+        let mut v = serde_json::json!({
+            "welfare": self.cfg.welfare.to_string(),
+            "team_fraction": (t.decisions > 0).then(|| t.team as f64 / t.decisions as f64),
+            "episodes": t.episodes,
+            "ggf": per(t.ggf),
+            "alpha_fair": mean(t.alpha),
+            "min_return": per(t.min_return),
+            "mean_return": per(t.mean_return),
+            "cv": mean(t.cv),
+        });
+        if with_beta {
+            v["beta"] = self.beta.into();
+        }
+        v
+    }
+}
+
+impl Algorithm<AhAdapter> for Soto {
+    type State = SotoState;
+    const ROUTES: bool = true;
+    const REPORT_KEY: &'static str = "soto";
+
+    fn nets(&self, env: &AhAdapter) -> Vec<NetShape> {
+        let shapes = env.nets();
+        let mut out = Vec::new();
+        for (kind, extra) in [("self", 0), ("team", self.extra_obs(self.units))] {
+            for base in &shapes[..self.units] {
+                let name = match self.cfg.share {
+                    Share::All => kind.to_string(),
+                    Share::Group => format!("{}.{kind}", base.name),
+                };
+                out.push(NetShape {
+                    name: super::fen::intern(name),
+                    obs_width: base.obs_width + extra,
+                    ..base.clone()
+                });
+            }
+        }
+        out
+    }
+
+    fn env_nets(&self, net: usize) -> Range<usize> {
+        match self.cfg.share {
+            Share::All => 0..self.env_nets,
+            Share::Group => {
+                let u = net % self.units;
+                u..u + 1
+            }
+        }
+    }
+
+    fn route(&self, _env: &AhAdapter, env_net: usize, slot: u32) -> usize {
+        let unit = self.unit_of_env_net(env_net);
+        match self.state.stream[slot as usize] {
+            TEAM => self.team_net(unit),
+            _ => unit,
+        }
+    }
+
+    fn extra_obs(&self, net: usize) -> usize {
+        if net < self.units {
+            return 0;
+        }
+        self.choices + 2 + if self.cfg.full_vector { self.block } else { 0 }
+    }
+
+    fn append_obs(&self, net: usize, slot: u32, out: &mut Vec<f32>) {
+        if net >= self.units {
+            self.team_inputs(slot as usize, out);
+        }
+    }
+
+    fn tune(&self, net: usize, spec: &mut ActorCriticSpec, _hyper: &mut PpoHyper) {
+        if net >= self.units {
+            spec.trunk = vec![];
+            spec.hidden = self.cfg.team_hidden.clone();
+        }
+    }
+
+    fn begin_rollout(&mut self, _env: &AhAdapter) {
+        self.tally = Tally::default();
+    }
+
+    fn begin_round<E: Executor>(
+        &mut self,
+        env: &AhAdapter,
+        at: RoundAt,
+        nets: &mut [PolicyNet<E>],
+    ) -> Result<(), ShaderError> {
+        self.refresh_obs(env);
+        self.beta = match at.phase {
+            Phase::Train => {
+                let progress = f64::from(at.iteration) / f64::from(self.iterations.max(1));
+                (1.0 - progress / f64::from(self.cfg.beta_proportion)).max(0.0)
+            }
+            Phase::Eval(_) => 0.0,
+        };
+        for s in 0..self.slots {
+            if self.state.stream[s] == UNDRAWN {
+                self.state.stream[s] = self.draw(at.phase);
+            }
+        }
+        let team: Vec<u32> = (0..self.slots as u32)
+            .filter(|&s| self.state.stream[s as usize] == TEAM)
+            .collect();
+        self.tally.decisions += self.slots as u64;
+        self.tally.team += team.len() as u64;
+        if !team.is_empty() {
+            self.recommend(nets, &team, at.iteration, at.round)?;
+        }
+        if at.phase == Phase::Train {
+            let base = at.round as usize * self.slots;
+            self.w_row[base..base + self.slots].copy_from_slice(&self.weight);
+        }
+        Ok(())
+    }
+
+    fn end_round<E: Executor>(
+        &mut self,
+        env: &AhAdapter,
+        out: &RoundOut,
+        at: RoundAt,
+        nets: &mut [PolicyNet<E>],
+    ) -> Result<(), ShaderError> {
+        let train = at.phase == Phase::Train;
+        if train {
+            self.row_of.fill((u32::MAX, u32::MAX));
+            for (k, net) in nets.iter().enumerate() {
+                for (&s, &row) in net.slots.iter().zip(&net.dst) {
+                    self.row_of[s as usize] = (k as u32, row);
+                }
+            }
+        }
+        for (s, &r) in out.reward.iter().enumerate() {
+            self.state.clock[s] += 1;
+            self.state.j[s] += f64::from(r);
+        }
+        let t = self.cfg.segment;
+        let blocks = self.slots / self.block;
+        let mut ended = Vec::new();
+        // A segment ends (or an episode): snapshot J and draw each agent's next stream; an
+        // agent that changes stream inside its episode ends a truncated segment.
+        for b in 0..blocks {
+            let first = b * self.block;
+            let done = out.done[first];
+            if done {
+                self.tally_episode(b);
+                for s in first..first + self.block {
+                    self.state.clock[s] = 0;
+                    self.state.j[s] = 0.0;
+                }
+            } else if !self.state.clock[first].is_multiple_of(t) {
+                continue;
+            }
+            self.snapshot(b);
+            for s in first..first + self.block {
+                let old = self.state.stream[s];
+                self.state.stream[s] = self.draw(at.phase);
+                if !done && self.state.stream[s] != old {
+                    ended.push(s as u32);
+                }
+            }
+        }
+        if train && !ended.is_empty() {
+            self.refresh_obs(env);
+            // The team stream's critic needs the recommendation at o_{t+1}.
+            let team: Vec<u32> = ended
+                .iter()
+                .copied()
+                .filter(|&s| self.state.stream[s as usize] == SELF)
+                .collect();
+            if !team.is_empty() {
+                self.recommend(nets, &team, at.iteration, at.round)?;
+            }
+            let w = self.obs_width;
+            for (k, net) in nets.iter_mut().enumerate().take(2 * self.units) {
+                let slots: Vec<u32> = ended
+                    .iter()
+                    .copied()
+                    .filter(|&s| self.row_of[s as usize].0 == k as u32)
+                    .collect();
+                let rows: Vec<u32> = slots.iter().map(|&s| self.row_of[s as usize].1).collect();
+                let mut obs = Vec::with_capacity(slots.len() * net.shape.obs_width);
+                for &s in &slots {
+                    let s = s as usize;
+                    obs.extend_from_slice(&self.obs_all[s * w..(s + 1) * w]);
+                    if k >= self.units {
+                        self.team_inputs(s, &mut obs);
+                    }
+                }
+                segments::truncate(net, &slots, &rows, &obs, self.gamma, at.iteration, at.round)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn plan<E: Executor>(
+        &mut self,
+        _env: &AhAdapter,
+        _cfg: &TrainConfig,
+        nets: &mut [PolicyNet<E>],
+    ) -> Result<Vec<NetPlan>, ShaderError> {
+        let plans = vec![NetPlan::default(); nets.len()];
+        if nets[self.units..].iter().all(|n| n.rows.is_empty()) {
+            return Ok(plans);
+        }
+        // Â per (step, slot) from the network that acted there (rows align: t * slots + s).
+        let rows = self.w_row.len();
+        let mut ahat = vec![0.0f64; rows];
+        let mut acted = vec![false; rows];
+        let mut team_adv: Vec<Vec<f32>> = Vec::with_capacity(self.units);
+        for (k, net) in nets.iter_mut().enumerate() {
+            if net.rows.is_empty() {
+                if k >= self.units {
+                    team_adv.push(Vec::new());
+                }
+                continue;
+            }
+            let (adv, _) = net.ac.stored_advantages()?;
+            net.transfer_bytes += (adv.len() * 8) as u64;
+            for &r in &net.rows {
+                ahat[r as usize] = f64::from(adv[r as usize]);
+                acted[r as usize] = true;
+            }
+            if k >= self.units {
+                team_adv.push(adv);
+            }
+        }
+        // A^T per (step, instance), summed over the agents in agent order.
+        let blocks = self.slots / self.block;
+        let steps = rows / self.slots;
+        let mut at = vec![0.0f64; steps * blocks];
+        for t in 0..steps {
+            for b in 0..blocks {
+                let mut sum = 0.0;
+                for s in b * self.block..(b + 1) * self.block {
+                    let r = t * self.slots + s;
+                    if acted[r] {
+                        sum += self.w_row[r] * ahat[r];
+                    }
+                }
+                at[t * blocks + b] = sum;
+            }
+        }
+        let target = |r: usize| at[(r / self.slots) * blocks + (r % self.slots) / self.block];
+        // α-fair: the weighted sums standardised over the team rows of the batch.
+        let (mut mean, mut sd) = (0.0, 1.0);
+        if self.cfg.welfare == SotoWelfare::Alpha {
+            let vals: Vec<f64> = nets[self.units..]
+                .iter()
+                .flat_map(|n| n.rows.iter().map(|&r| target(r as usize)))
+                .collect();
+            let n = vals.len() as f64;
+            mean = vals.iter().sum::<f64>() / n;
+            let var = if vals.len() > 1 {
+                vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+            } else {
+                0.0
+            };
+            sd = var.sqrt() + 1e-8;
+        }
+        for (u, adv) in team_adv.into_iter().enumerate() {
+            let net = &mut nets[self.units + u];
+            if net.rows.is_empty() {
+                continue;
+            }
+            let mut adj = vec![0.0f32; adv.len()];
+            for &r in &net.rows {
+                let r = r as usize;
+                adj[r] = ((target(r) - mean) / sd - f64::from(adv[r])) as f32;
+            }
+            net.ac.store_set_adjustments(&adj)?;
+            net.transfer_bytes += (adj.len() * 4) as u64;
+        }
+        Ok(plans)
+    }
+
+    fn report(&self) -> Option<serde_json::Value> {
+        Some(self.report_of(true))
+    }
+
+    fn eval_report(&self) -> Option<serde_json::Value> {
+        Some(self.report_of(false))
+    }
+
+    fn state(&self) -> SotoState {
+        self.state.clone()
+    }
+
+    fn restore(&mut self, state: SotoState) {
+        if state.stream.len() == self.slots && state.rng.is_some() {
+            self.state = state;
+            for b in 0..self.slots / self.block {
+                self.features(b);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The team loss never moves the self stream: a rollout played by the team stream alone
+    //! leaves the self network's parameters and Adam state exactly as they were (its
+    //! recommendation enters the team network as data; stop-gradient by construction), while
+    //! the team network's change.
+    use super::*;
+    use crate::common::EnvUse;
+    use crate::train_loop::Trainer;
+    use fairground_shaders::CpuExecutor;
+
+    #[test]
+    fn no_gradient_of_the_team_loss_reaches_the_self_stream() {
+        let mut cfg = TrainConfig {
+            instances: 2,
+            rollout_steps: 12,
+            iterations: 4,
+            seed: 5,
+            ..TrainConfig::default()
+        };
+        cfg.algo = crate::config::Algo::Soto;
+        cfg.ah.episode_steps = 10;
+        cfg.ppo.hidden = vec![16, 8];
+        cfg.ppo.minibatch_size = 64;
+        cfg.ppo.epochs = 2;
+        // β = 1 in iteration 0 (progress 0), 0 from iteration 1; a new stream every step, each
+        // drawn as the step before ends, so iteration 2 is played by the team stream alone.
+        cfg.soto.beta_proportion = 1e-6;
+        cfg.soto.segment = 1;
+        cfg.soto.team_hidden = vec![8];
+        let env = AhAdapter::new(&cfg, EnvUse::Train).unwrap();
+        let soto = Soto::new(&cfg, &env);
+        let mut t = Trainer::new(&cfg, env, soto, |p| Ok(CpuExecutor::new(p))).unwrap();
+        t.iterate().unwrap();
+        t.iterate().unwrap();
+        let (_, before) = t.save().unwrap();
+        t.iterate().unwrap();
+        assert!(t.nets()[0].rows.is_empty() && !t.nets()[1].rows.is_empty());
+        let (_, after) = t.save().unwrap();
+        assert_eq!(
+            after[0].params, before[0].params,
+            "the self network did not move"
+        );
+        assert_eq!(after[0].optimizer, before[0].optimizer);
+        assert_ne!(
+            after[1].params, before[1].params,
+            "the team network trained"
+        );
+    }
+}
