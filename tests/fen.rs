@@ -198,3 +198,44 @@ fn bad_fen_values_are_refused_with_one_line() {
         assert!(!out_dir.exists(), "nothing written for {key} = {value}");
     }
 }
+
+/// What is not implemented yet is refused before anything is written, never trained as
+/// something else: FEN and SOTO on HS, and on AH's reference trainer path (its [REPRO] PPO
+/// flags); with those flags off they train on the reference environment.
+#[test]
+fn baselines_refuse_what_they_do_not_implement_yet() {
+    let dir = scratch("not-yet");
+    for algo in ["fen", "soto"] {
+        for (args, field) in [
+            (vec!["--env", "hs"], "algo"),
+            (vec!["--profile", "reference"], "ah.action_misalignment"),
+        ] {
+            let out_dir = dir.join(format!("{algo}-{field}"));
+            let mut argv = vec!["train", "--algo", algo, "--backend", "cpu"];
+            argv.extend(args.iter().copied());
+            argv.extend(["--out", out_dir.to_str().unwrap()]);
+            let out = fairground(&argv);
+            assert!(!out.status.success(), "{argv:?} accepted");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+            assert!(
+                err.contains(field) && err.contains("not implemented"),
+                "{err}"
+            );
+            assert!(!out_dir.exists(), "nothing written for {argv:?}");
+        }
+        // The reference environment with the trainer flags off: accepted, and it trains.
+        let cfg = write_cfg(
+            &dir,
+            &format!("{algo}-ref"),
+            &format!(
+                "algo = \"{algo}\"\nprofile = \"reference\"\ninstances = 1\nrollout_steps = 12\n\
+                 episode_steps = 10\nbackend = \"cpu\"\n[ppo]\nhidden = [16, 8]\n\
+                 minibatch_size = 64\nepochs = 1\n[ah]\naction_misalignment = false\n\
+                 interleaved_gae = false\nstandardized_returns = false\n\
+                 cross_group_training = false\n"
+            ),
+        );
+        train(&cfg, &dir.join(format!("{algo}-ref-run")), "1", false);
+    }
+}

@@ -4,7 +4,9 @@
 //! the wall-clock ones, `trained_agent_steps_per_s` and `wall_s`) with identical parameter hashes,
 //! their manifests record the gpu backend, and training moves the parameters. The same holds
 //! for Fair-PPO (AH DP with the cross-group mix term, HS DP with the ledger credit): the
-//! penalty's reductions and adjustments run in the shaders without breaking reproducibility.
+//! penalty's reductions and adjustments run in the shaders without breaking reproducibility;
+//! and for the baselines (FEN's controllers and routed sub-policies, SOTO's two streams with
+//! the team stream's welfare-sum advantages).
 //! Without a GPU adapter each test prints a loud `SKIPPED` line; with
 //! `FAIRGROUND_REQUIRE_GPU=1` a missing adapter fails it instead.
 
@@ -130,5 +132,36 @@ fn fair_ppo_gpu_training_is_bit_reproducible() {
          backend = \"gpu\"\nseed = 7\nalgo = \"fair-ppo\"\n",
         &keys,
         3,
+    );
+}
+
+#[test]
+fn baselines_gpu_training_is_bit_reproducible() {
+    if !have_gpu("baselines_gpu_training_is_bit_reproducible") {
+        return;
+    }
+    let base = "instances = 2\nrollout_steps = 12\nepisode_steps = 10\nminibatch_size = 64\n\
+                epochs = 2\nbackend = \"gpu\"\nseed = 7\n";
+    // FEN: the controllers act and train through the shaders' host-batch path, the
+    // sub-policies through their stores, with truncated segments every 3 steps.
+    two_gpu_runs_agree(
+        "ah-fen",
+        &format!(
+            "algo = \"fen\"\n{base}[ppo]\nhidden = [16, 8]\n[fen]\nsubpolicies = 3\n\
+             macro_steps = 3\ncontroller_hidden = [8]\n"
+        ),
+        &["iteration", "fen", "policy_loss", "param_hash"],
+        3,
+    );
+    // SOTO: from the second iteration the team stream acts and trains on the welfare sum
+    // written into its store.
+    two_gpu_runs_agree(
+        "ah-soto",
+        &format!(
+            "algo = \"soto\"\n{base}[ppo]\nhidden = [16, 8]\n[soto]\nsegment = 4\n\
+             team_hidden = [8]\n"
+        ),
+        &["iteration", "soto", "policy_loss", "param_hash"],
+        4,
     );
 }

@@ -869,6 +869,9 @@ impl TrainConfig {
         self.hs.validate()?;
         self.fen.validate()?;
         self.soto.validate()?;
+        if matches!(self.algo, Algo::Fen | Algo::Soto) {
+            self.check_baseline()?;
+        }
         if self.fair.fairness == Fairness::Cf
             && self.env == EnvName::Hs
             && !self.instances.is_multiple_of(2)
@@ -890,6 +893,37 @@ impl TrainConfig {
                 format!(
                     "instances x rollout_steps x agents = {rows} rows is over the 67,108,864 the \
                      host rollout buffers allow"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl TrainConfig {
+    /// FEN and SOTO run on AH's clean trainer path (the environment may follow either
+    /// profile): their HS adaptations and the reference ports' own flags are not implemented
+    /// yet, and AH's [REPRO] trainer flags belong to the reference's PPO update. Refused here,
+    /// before anything is written, rather than silently training something else.
+    fn check_baseline(&self) -> Result<(), TrainError> {
+        let algo = self.algo.to_string();
+        if self.env == EnvName::Hs {
+            return Err(bad(
+                "algo",
+                format!("{algo} on hs is not implemented yet (AH only; docs/baselines.md)"),
+            ));
+        }
+        let flags = [
+            ("ah.action_misalignment", self.ah.action_misalignment),
+            ("ah.interleaved_gae", self.ah.interleaved_gae),
+            ("ah.standardized_returns", self.ah.standardized_returns),
+            ("ah.cross_group_training", self.ah.cross_group_training),
+        ];
+        if let Some((field, _)) = flags.iter().find(|(_, on)| *on) {
+            return Err(bad(
+                field,
+                format!(
+                    "true: {algo} with the reference trainer's [REPRO] flags is not implemented                      yet (the reference ports' own flags are not either, docs/baselines.md); set                      the four ah.* trainer flags false to train {algo} on the reference                      environment"
                 ),
             ));
         }

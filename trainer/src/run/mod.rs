@@ -261,7 +261,9 @@ fn with_executor<E: Executor + Send + 'static>(
     let rows = |slots: usize| slots * cfg.rollout_steps as usize;
     Ok(match (cfg.env, cfg.algo) {
         // The reference profile's [REPRO] memories live on the host (repro.rs).
-        (EnvName::Ah, _) if !uses_store(cfg) => Box::new(AhReproTrainer::new(cfg, env_use, make)?),
+        (EnvName::Ah, Algo::Ppo | Algo::FairPpo) if !uses_store(cfg) => {
+            Box::new(AhReproTrainer::new(cfg, env_use, make)?)
+        }
         (EnvName::Ah, Algo::Ppo) => {
             Box::new(Trainer::new(cfg, AhAdapter::new(cfg, env_use)?, Ppo, make)?)
         }
@@ -281,9 +283,10 @@ fn with_executor<E: Executor + Send + 'static>(
             Box::new(Trainer::new(cfg, env, algo, make)?)
         }
         (EnvName::Hs, algo @ (Algo::Fen | Algo::Soto)) => {
+            // TrainConfig::validate refuses it first.
             return Err(TrainError::Config {
                 field: "algo",
-                message: format!("{algo} is not implemented on hs yet (AH only)"),
+                message: format!("{algo} on hs is not implemented yet (AH only)"),
             });
         }
         (EnvName::Hs, Algo::Ppo) => {
