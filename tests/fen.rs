@@ -200,17 +200,24 @@ fn bad_fen_values_are_refused_with_one_line() {
 }
 
 /// What is not implemented yet is refused before anything is written, never trained as
-/// something else: FEN and SOTO on HS, and on AH's reference trainer path (its [REPRO] PPO
-/// flags); with those flags off they train on the reference environment.
+/// something else: SOTO on HS, FEN and SOTO on AH's reference trainer path (its [REPRO] PPO
+/// flags) and FEN with HS's reference ratio; with those flags off they train on the reference
+/// environment.
 #[test]
 fn baselines_refuse_what_they_do_not_implement_yet() {
     let dir = scratch("not-yet");
     for algo in ["fen", "soto"] {
-        for (args, field) in [
-            (vec!["--env", "hs"], "algo"),
-            (vec!["--profile", "reference"], "ah.action_misalignment"),
-        ] {
-            let out_dir = dir.join(format!("{algo}-{field}"));
+        let mut cases = vec![(vec!["--profile", "reference"], "ah.action_misalignment")];
+        if algo == "soto" {
+            cases.push((vec!["--env", "hs"], "algo"));
+        } else {
+            cases.push((
+                vec!["--env", "hs", "--profile", "reference"],
+                "hs.pairwise_ratio",
+            ));
+        }
+        for (args, field) in cases {
+            let out_dir = dir.join(format!("{algo}-{}", field.replace('.', "-")));
             let mut argv = vec!["train", "--algo", algo, "--backend", "cpu"];
             argv.extend(args.iter().copied());
             argv.extend(["--out", out_dir.to_str().unwrap()]);
@@ -238,4 +245,74 @@ fn baselines_refuse_what_they_do_not_implement_yet() {
         );
         train(&cfg, &dir.join(format!("{algo}-ref-run")), "1", false);
     }
+}
+
+/// HS's tiny config (days of 40 minutes, 12 patients, so days end inside the runs).
+const HS: &str = "env = \"hs\"\ninstances = 2\nrollout_steps = 30\nbackend = \"cpu\"\nseed = 7\n\
+                  [ppo]\ntrunk = []\nhidden = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
+                  [hs]\npatients = 12\nsim_minutes = 40\n";
+
+/// FEN's HS adaptation (patient groups as utility holders, a controller per role): one
+/// sub-policy is PPO bit for bit; with a controller, same seed same bits, 1 and 2 threads,
+/// and an interrupted run resumes bit for bit (the controllers' open macro steps and the
+/// rows waiting for their next decision are in the checkpoint).
+#[test]
+fn fen_on_hs_is_ppo_with_one_subpolicy_and_resumes_bit_for_bit() {
+    let dir = scratch("hs");
+    let ppo = run_hs(&dir, "ppo", HS, "3");
+    let fen1 = run_hs(
+        &dir,
+        "fen1",
+        &format!("algo = \"fen\"\n{HS}[fen]\nsubpolicies = 1\n"),
+        "3",
+    );
+    assert_eq!(
+        without(&fen1, "fen"),
+        ppo,
+        "every key and parameter hash of PPO"
+    );
+    let text = format!(
+        "algo = \"fen\"\n{HS}[fen]\nsubpolicies = 2\nmacro_steps = 4\ncontroller_hidden = [8]\n"
+    );
+    let a = run_hs(&dir, "a", &text, "4");
+    assert_eq!(a, run_hs(&dir, "b", &text, "4"), "same seed, same bits");
+    let one = run_hs(
+        &dir,
+        "one",
+        &text.replace("seed = 7", "seed = 7\nthreads = 1"),
+        "4",
+    );
+    assert_eq!(a, one, "1 and 2 threads");
+    let resumed = dir.join("resumed");
+    train_cli::copy_dir(&dir.join("a"), &resumed);
+    for k in [3, 4] {
+        for ext in ["json", "safetensors"] {
+            std::fs::remove_file(resumed.join(format!("checkpoints/ckpt-{k:08}.{ext}"))).unwrap();
+        }
+    }
+    let cfg = write_cfg(&dir, "resumed", &text);
+    train(&cfg, &resumed, "4", true);
+    assert_eq!(
+        train_cli::metrics(&resumed, &["fen"]),
+        a,
+        "resumed = straight"
+    );
+    let last = &a[3]["fen"];
+    assert!(
+        last["controller_rows_trained"].as_u64().unwrap() > 0,
+        "{last}"
+    );
+    assert!(
+        a.iter()
+            .any(|l| l["fen"]["episodes"].as_u64().unwrap() > 0
+                && l["fen"]["utilisation"].is_number()),
+        "days end inside the runs: {a:?}"
+    );
+}
+
+fn run_hs(dir: &Path, name: &str, text: &str, iterations: &str) -> Vec<serde_json::Value> {
+    let cfg = write_cfg(dir, name, text);
+    let out = dir.join(name);
+    train(&cfg, &out, iterations, false);
+    train_cli::metrics(&out, &["dp", "penalty", "param_hash"])
 }

@@ -908,10 +908,22 @@ impl TrainConfig {
     fn check_baseline(&self) -> Result<(), TrainError> {
         let algo = self.algo.to_string();
         if self.env == EnvName::Hs {
-            return Err(bad(
-                "algo",
-                format!("{algo} on hs is not implemented yet (AH only; docs/baselines.md)"),
-            ));
+            if self.algo == Algo::Soto {
+                return Err(bad(
+                    "algo",
+                    format!("{algo} on hs is not implemented yet (AH only; docs/baselines.md)"),
+                ));
+            }
+            if self.hs.pairwise_ratio {
+                return Err(bad(
+                    "hs.pairwise_ratio",
+                    format!(
+                        "true: {algo} with the reference's [REPRO] ratio is not implemented yet; \
+                         set it false"
+                    ),
+                ));
+            }
+            return Ok(());
         }
         let flags = [
             ("ah.action_misalignment", self.ah.action_misalignment),

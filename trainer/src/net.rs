@@ -236,6 +236,13 @@ impl<E: Executor> PolicyNet<E> {
         }
     }
 
+    /// The store row of `slot`'s latest decision in this rollout, unless its episode ended
+    /// after it (or it has none).
+    pub fn last_row(&self, slot: usize) -> Option<u32> {
+        let r = self.last_row[slot];
+        (r != NONE).then_some(r)
+    }
+
     /// Slot `slot`'s episode ended: its sequence's last row is done (0 follows it).
     pub fn end_episode(&mut self, slot: usize) {
         let last = &mut self.last_row[slot];
@@ -257,6 +264,10 @@ impl<E: Executor> PolicyNet<E> {
     /// After the last round: the ragged store's lengths, then the values of the gathered
     /// (pending) observations as their slots' bootstrap values.
     pub fn bootstrap(&mut self, iteration: u32, step: u32) -> Result<(), ShaderError> {
+        if self.rewards.is_empty() {
+            // No store (a network its algorithm drives): nothing to bootstrap.
+            return Ok(());
+        }
         if self.shape.layout == StoreLayout::Ragged {
             self.ac.store_lengths(&self.count)?;
             self.transfer_bytes += (self.count.len() * 8) as u64;

@@ -14,6 +14,7 @@
 pub mod ah;
 pub mod fairness;
 pub mod hs;
+pub mod units;
 
 use crate::common::ActMode;
 use crate::error::TrainError;

@@ -16,6 +16,7 @@ pub use train::train;
 use crate::algo::Algorithm;
 use crate::algo::fair_ppo::FairPpo;
 use crate::algo::fen::Fen;
+use crate::algo::fen::hs::FenHs;
 use crate::algo::ppo::Ppo;
 use crate::algo::soto::Soto;
 use crate::common::{ActMode, EnvUse, Timing};
@@ -282,11 +283,16 @@ fn with_executor<E: Executor + Send + 'static>(
             let algo = Soto::new(cfg, &env);
             Box::new(Trainer::new(cfg, env, algo, make)?)
         }
-        (EnvName::Hs, algo @ (Algo::Fen | Algo::Soto)) => {
+        (EnvName::Hs, Algo::Fen) => {
+            let env = HsAdapter::new(cfg, env_use);
+            let algo = FenHs::new(cfg, &env)?;
+            Box::new(Trainer::new(cfg, env, algo, make)?)
+        }
+        (EnvName::Hs, Algo::Soto) => {
             // TrainConfig::validate refuses it first.
             return Err(TrainError::Config {
                 field: "algo",
-                message: format!("{algo} on hs is not implemented yet (AH only)"),
+                message: "soto on hs is not implemented yet (AH only)".into(),
             });
         }
         (EnvName::Hs, Algo::Ppo) => {

@@ -13,10 +13,12 @@
 //! so no GAE runs across sub-policies (§A4.4). With M = 1 there is no controller and nothing is
 //! changed: FEN is PPO.
 //!
-//! Allelopathic Harvest only, for now: an agent's utility is its mean reward per step since its
-//! episode began, and ū is over the agents of its instance.
+//! This file is Allelopathic Harvest's FEN: an agent's utility is its mean reward per step since
+//! its episode began, and ū is over the agents of its instance. `hs.rs` is the labelled
+//! HospitalSim adaptation (patient groups as utility holders).
 
 pub mod controller;
+pub mod hs;
 pub mod utility;
 
 use super::{Algorithm, Phase, RoundAt, segments};
@@ -149,7 +151,7 @@ impl Fen {
                 clock: vec![0; slots],
                 reward_sum: vec![0.0; slots],
                 memory: CtrlMemory::new(slots),
-                norm: RunningNorm::default(),
+                norm: RunningNorm::new(2),
             },
             u: vec![0.0; slots],
             ubar: vec![0.0; slots],
@@ -242,11 +244,10 @@ impl Fen {
             let s = s as usize;
             net.slots.push(s as u32);
             net.obs.extend_from_slice(&self.obs_all[s * w..(s + 1) * w]);
-            let f = if self.cfg.extra_obs_norm {
-                self.state.norm.apply(self.features(s))
-            } else {
-                self.features(s)
-            };
+            let mut f = self.features(s);
+            if self.cfg.extra_obs_norm {
+                self.state.norm.apply(&mut f);
+            }
             net.obs.extend(f.map(|v| v as f32));
         }
     }
@@ -279,7 +280,7 @@ impl Fen {
         if at.phase == Phase::Train && self.cfg.extra_obs_norm {
             for s in (0..boundary.len()).filter(|&s| boundary[s]) {
                 let f = self.features(s);
-                self.state.norm.update(f);
+                self.state.norm.update(&f);
             }
         }
         let mode = match at.phase {

@@ -71,17 +71,25 @@ impl ConsensusRule {
     }
 }
 
-/// Running mean and variance (Welford, f64) of the controller's two extra inputs, so they
-/// enter its network standardised (the SOTO authors' FEN, `RunningMeanStd`).
+/// Running mean and variance (Welford, f64) of the controller's extra inputs, so they enter
+/// its network standardised (the SOTO authors' FEN, `RunningMeanStd`).
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunningNorm {
     pub count: u64,
-    pub mean: [f64; 2],
-    pub m2: [f64; 2],
+    pub mean: Vec<f64>,
+    pub m2: Vec<f64>,
 }
 
 impl RunningNorm {
-    pub fn update(&mut self, x: [f64; 2]) {
+    pub fn new(dims: usize) -> Self {
+        Self {
+            count: 0,
+            mean: vec![0.0; dims],
+            m2: vec![0.0; dims],
+        }
+    }
+
+    pub fn update(&mut self, x: &[f64]) {
         self.count += 1;
         for ((&x, mean), m2) in x.iter().zip(&mut self.mean).zip(&mut self.m2) {
             let d = x - *mean;
@@ -90,15 +98,15 @@ impl RunningNorm {
         }
     }
 
-    /// `x` standardised (clipped to ±10); unchanged before two samples.
-    pub fn apply(&self, x: [f64; 2]) -> [f64; 2] {
+    /// `x` standardised in place (clipped to ±10); unchanged before two samples.
+    pub fn apply(&self, x: &mut [f64]) {
         if self.count < 2 {
-            return x;
+            return;
         }
-        std::array::from_fn(|k| {
-            let var = self.m2[k] / (self.count - 1) as f64;
-            ((x[k] - self.mean[k]) / (var + 1e-8).sqrt()).clamp(-10.0, 10.0)
-        })
+        for ((x, mean), m2) in x.iter_mut().zip(&self.mean).zip(&self.m2) {
+            let var = m2 / (self.count - 1) as f64;
+            *x = ((*x - mean) / (var + 1e-8).sqrt()).clamp(-10.0, 10.0);
+        }
     }
 }
 
@@ -180,15 +188,20 @@ mod tests {
 
     #[test]
     fn running_norm_standardises_and_cv_matches_its_definition() {
-        let mut n = RunningNorm::default();
-        assert_eq!(n.apply([2.0, 3.0]), [2.0, 3.0]);
+        let mut n = RunningNorm::new(2);
+        let mut x = [2.0, 3.0];
+        n.apply(&mut x);
+        assert_eq!(x, [2.0, 3.0]);
         for x in [1.0, 2.0, 3.0, 4.0] {
-            n.update([x, 10.0 * x]);
+            n.update(&[x, 10.0 * x]);
         }
-        let z = n.apply([2.5, 25.0]);
+        let mut z = [2.5, 25.0];
+        n.apply(&mut z);
         assert!(z[0].abs() < 1e-9 && z[1].abs() < 1e-9, "the mean maps to 0");
         let sd = (5.0f64 / 3.0).sqrt();
-        assert!((n.apply([2.5 + sd, 25.0])[0] - 1.0).abs() < 1e-6);
+        let mut one = [2.5 + sd, 25.0];
+        n.apply(&mut one);
+        assert!((one[0] - 1.0).abs() < 1e-6);
         let c = cv(&[1.0, 2.0, 3.0]).unwrap();
         assert!((c - 0.5).abs() < 1e-12, "std 1 over mean 2");
         assert_eq!(cv(&[0.0, 0.0]), None);

@@ -131,6 +131,35 @@ impl FairnessCells for HsAdapter {
     }
 }
 
+impl crate::env::units::GroupOutcomes for HsAdapter {
+    const GROUPS: usize = 3;
+
+    fn outcomes_by_group(&self, slot: u32, ended: bool, out: &mut [(f64, u32)]) {
+        let i = slot as usize;
+        out.fill((0.0, 0));
+        if ended {
+            // The day's statistics as the kernel closed them (the instance is already the
+            // next day's).
+            let st = &self.round.day_stats[i];
+            for (g, o) in out.iter_mut().enumerate().take(3) {
+                *o = (
+                    st.ledger_finished[g].iter().sum(),
+                    st.finished[g].iter().map(|&c| u32::from(c)).sum(),
+                );
+            }
+            return;
+        }
+        let inst = self.env.instance(i);
+        for p in 0..usize::from(self.hs_patients) {
+            if inst.status(p).is_finished() {
+                let o = &mut out[usize::from(inst.impairment(p)).min(2)];
+                o.0 += inst.ledger(p);
+                o.1 += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The ledger credit's mix layout gives every router row its own value (CF: one per row).
