@@ -77,9 +77,14 @@ struct Tally {
     max_u: f64,
 }
 
-/// Tests: per training round (clocks, z), and per truncation (network, row, reward, added).
+/// Tests: per training round (clocks, z); per truncation (network, row, reward, added); per
+/// diversity reward (the controller's input x_{t+1}, z, the reward).
 #[cfg(test)]
-type Trace = (Vec<(Vec<u32>, Vec<u32>)>, Vec<(usize, usize, f32, f32)>);
+type Trace = (
+    Vec<(Vec<u32>, Vec<u32>)>,
+    Vec<(usize, usize, f32, f32)>,
+    Vec<(Vec<f32>, u32, f32)>,
+);
 
 /// FEN over Allelopathic Harvest.
 pub struct Fen {
@@ -355,6 +360,12 @@ impl Fen {
                 };
                 let (k, row) = self.row_of[s];
                 nets[k as usize].rewards[row as usize] = r;
+                #[cfg(test)]
+                {
+                    let w = nets[c].shape.obs_width;
+                    let x = nets[c].obs[j * w..(j + 1) * w].to_vec();
+                    self.trace.2.push((x, z as u32, r));
+                }
                 self.tally.div_reward.0 += f64::from(r);
                 self.tally.div_reward.1 += 1;
             }
@@ -675,7 +686,9 @@ mod tests {
     //! The macro process on a real rollout (AH, cpu twins): z changes only at clocks that are
     //! multiples of T, the clock restarts at every episode end (so every episode opens with a
     //! decision), and every macro step that ends inside an episode is a truncated segment: its
-    //! last row is done and its reward gained γ·V_z(o_{t+1}), a non-zero bootstrap.
+    //! last row is done and its reward gained γ·V_z(o_{t+1}), a non-zero bootstrap; every
+    //! diversity reward is the controller's log-probability of the acting z on the next inputs
+    //! x_{t+1}, under the parameters the rollout acted with, by a naive MLP oracle.
     use super::*;
     use crate::common::EnvUse;
     use crate::train_loop::Trainer;
@@ -707,7 +720,7 @@ mod tests {
         let mut truncations = 0;
         for _ in 0..3 {
             t.iterate().unwrap();
-            let (rounds, cuts) = std::mem::take(&mut t.algo.trace);
+            let (rounds, cuts, _) = std::mem::take(&mut t.algo.trace);
             for w in rounds.windows(2) {
                 let ((c0, z0), (c1, z1)) = (&w[0], &w[1]);
                 for s in 0..c0.len() {
@@ -733,5 +746,65 @@ mod tests {
         }
         // Macro steps end at clocks 3, 6, 9 of every 10-step episode.
         assert!(truncations > 0);
+    }
+
+    /// The naive definition of the controller's policy network (ReLU hidden layers, linear
+    /// output; weights row-major per output, then biases): an oracle independent of the
+    /// shader core and its CPU twins.
+    fn naive_logits(params: &[f32], widths: &[u32], x: &[f32]) -> Vec<f32> {
+        let spec = fairground_shaders::MlpSpec {
+            widths: widths.to_vec(),
+            hidden_activation: Activation::Relu,
+            output_activation: Activation::Identity,
+            group_count: 1,
+        };
+        let mut h = x.to_vec();
+        let layers = spec.layers();
+        for (l, layer) in layers.iter().enumerate() {
+            let (n_in, n_out) = (layer.in_width as usize, layer.out_width as usize);
+            let w = &params[layer.weight_offset as usize..][..n_in * n_out];
+            let b = &params[layer.bias_offset as usize..][..n_out];
+            let mut y: Vec<f32> = (0..n_out)
+                .map(|o| {
+                    let mut acc = b[o];
+                    for i in 0..n_in {
+                        acc += w[o * n_in + i] * h[i];
+                    }
+                    acc
+                })
+                .collect();
+            if l + 1 < layers.len() {
+                y.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            h = y;
+        }
+        h
+    }
+
+    #[test]
+    fn the_diversity_reward_is_the_controllers_log_probability_on_the_next_inputs() {
+        let cfg = tiny();
+        let env = AhAdapter::new(&cfg, EnvUse::Train).unwrap();
+        let fen = Fen::new(&cfg, &env).unwrap();
+        let mut t = Trainer::new(&cfg, env, fen, |p| Ok(CpuExecutor::new(p))).unwrap();
+        let controller = 3; // sub0, sub1, sub2, then the controller (share = "all")
+        let mut checked = 0;
+        for _ in 0..2 {
+            // The rollout acts with the parameters the previous update left.
+            let (_, nets) = t.save().unwrap();
+            let params = nets[controller].params.clone();
+            t.iterate().unwrap();
+            let rewards = std::mem::take(&mut t.algo.trace.2);
+            for (x, z, r) in rewards {
+                assert!(z >= 1, "only the diversity sub-policies");
+                let logits = naive_logits(&params, &[12, 8, 3], &x);
+                let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let lse = max + logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln();
+                let want = (logits[z as usize] - lse).max(cfg.fen.log_floor);
+                assert!((r - want).abs() < 1e-5, "{r} vs {want}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "{checked} rewards checked");
     }
 }
