@@ -197,3 +197,85 @@ fn bad_soto_values_are_refused_with_one_line() {
         assert!(!out_dir.exists(), "nothing written for {key} = {value}");
     }
 }
+
+/// Every documented option trains (three iterations, finite, its own parameters): FEN's
+/// gossip consensus on a ring (and on the complete graph, where one round is the exact mean), the probability diversity reward, γ_c > 0,
+/// no input normaliser, one model per group; SOTO's α-fair welfare, the full utility vector,
+/// one pair per group.
+#[test]
+fn every_baseline_option_trains() {
+    let dir = scratch("options");
+    let fen = "algo = \"fen\"\n";
+    let base_fen = "[fen]\nsubpolicies = 3\nmacro_steps = 3\ncontroller_hidden = [8]\n";
+    let cases = [
+        ("fen-base", format!("{fen}{AH}{base_fen}")),
+        (
+            "fen-gossip-ring",
+            format!(
+                "{fen}{AH}{base_fen}consensus = \"gossip\"\ngossip_ring = 1\ngossip_rounds = 3\n"
+            ),
+        ),
+        (
+            "fen-prob",
+            format!("{fen}{AH}{base_fen}diversity_reward = \"prob\"\n"),
+        ),
+        (
+            "fen-gamma",
+            format!("{fen}{AH}{base_fen}controller_gamma = 0.9\ncontroller_lambda = 0.5\n"),
+        ),
+        (
+            "fen-no-norm",
+            format!("{fen}{AH}{base_fen}extra_obs_norm = false\n"),
+        ),
+        (
+            "fen-group",
+            format!("{fen}{AH}{base_fen}share = \"group\"\n"),
+        ),
+        ("soto-base", format!("{SOTO}{AH}{SOTO_SMALL}")),
+        (
+            "soto-alpha",
+            format!("{SOTO}{AH}{SOTO_SMALL}welfare = \"alpha\"\nalpha = 2.0\n"),
+        ),
+        (
+            "soto-full",
+            format!("{SOTO}{AH}{SOTO_SMALL}full_vector = true\n"),
+        ),
+        (
+            "soto-group",
+            format!("{SOTO}{AH}{SOTO_SMALL}share = \"group\"\n"),
+        ),
+    ];
+    let mut hashes = std::collections::BTreeMap::new();
+    for (name, text) in &cases {
+        let lines = run(&dir, name, text, "3");
+        let last = &lines[2];
+        assert!(
+            last["policy_loss"].as_f64().unwrap().is_finite(),
+            "{name}: {last}"
+        );
+        let h = last["param_hash"].as_str().unwrap().to_string();
+        if let Some(other) = hashes.insert(h.clone(), *name) {
+            panic!("{name} trained the same parameters as {other}");
+        }
+    }
+    // The complete graph's one gossip round is the exact mean: the same run as `exact`.
+    let exact = run(&dir, "fen-exact", &format!("{fen}{AH}{base_fen}"), "3");
+    let complete = run(
+        &dir,
+        "fen-complete-1",
+        &format!("{fen}{AH}{base_fen}consensus = \"gossip\"\ngossip_ring = 0\ngossip_rounds = 1\n"),
+        "3",
+    );
+    let close = |a: &serde_json::Value, b: &serde_json::Value| {
+        (a["fen"]["controller_reward_mean"].as_f64().unwrap()
+            - b["fen"]["controller_reward_mean"].as_f64().unwrap())
+        .abs()
+            < 1e-6
+    };
+    assert!(
+        close(&exact[0], &complete[0]),
+        "{} vs {}",
+        exact[0]["fen"],
+        complete[0]["fen"]
+    );
+}
