@@ -164,4 +164,14 @@ fn baselines_gpu_training_is_bit_reproducible() {
         &["iteration", "soto", "policy_loss", "param_hash"],
         4,
     );
+    // FEN on HS: ragged stores, a controller per role.
+    two_gpu_runs_agree(
+        "hs-fen",
+        "algo = \"fen\"\nenv = \"hs\"\ninstances = 2\nrollout_steps = 30\nbackend = \"gpu\"\n\
+         seed = 7\n[ppo]\ntrunk = []\nhidden = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
+         [hs]\npatients = 12\nsim_minutes = 40\n[fen]\nsubpolicies = 2\nmacro_steps = 4\n\
+         controller_hidden = [8]\n",
+        &["iteration", "fen", "policy_loss", "param_hash"],
+        3,
+    );
 }
