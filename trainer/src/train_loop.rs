@@ -228,9 +228,10 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         while rounds < self.cfg.rollout_steps {
             self.decide(rounds)?;
             self.step_env();
-            let at = self.round_at(rounds, Phase::Train);
+            let (at, h0) = (self.round_at(rounds, Phase::Train), Instant::now());
             self.algo
                 .end_round(&self.env, &self.out, at, &mut self.nets)?;
+            self.timing.host_s += h0.elapsed().as_secs_f64();
             rounds += 1;
             if self.env.rollout_complete() {
                 break;
