@@ -15,46 +15,26 @@
 mod train_cli;
 
 use std::path::{Path, PathBuf};
-use train_cli::{fairground, ok, train};
+use train_cli::{fairground, ok, train, without, write_cfg};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fen-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    train_cli::scratch_dir(&format!("fen-{name}"))
 }
 
 /// Episodes of 10 steps in rollouts of 12, macro steps of 3: boundaries, truncated segments,
 /// episode ends and rollout ends all fall at different steps.
-const AH: &str = "instances = 2\nrollout_steps = 12\nepisode_steps = 10\n\
-                  minibatch_size = 64\nepochs = 2\nbackend = \"cpu\"\nseed = 7\n\
-                  [ppo]\nhidden = [16, 8]\n";
+const AH: &str = train_cli::TINY_AH;
 const FEN: &str = "algo = \"fen\"\n";
 const FEN_SMALL: &str = "[fen]\nsubpolicies = 3\nmacro_steps = 3\ncontroller_hidden = [8]\n";
 
-fn write_cfg(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let cfg = dir.join(format!("{name}.toml"));
-    std::fs::write(&cfg, text).unwrap();
-    cfg
-}
-
 fn run(dir: &Path, name: &str, text: &str, iterations: &str) -> Vec<serde_json::Value> {
-    let cfg = write_cfg(dir, name, text);
-    let out = dir.join(name);
-    train(&cfg, &out, iterations, false);
-    train_cli::metrics(&out, &["dp", "csp", "penalty", "param_hash"])
-}
-
-/// The lines without one key.
-fn without(lines: &[serde_json::Value], key: &str) -> Vec<serde_json::Value> {
-    lines
-        .iter()
-        .map(|l| {
-            let mut l = l.clone();
-            l.as_object_mut().unwrap().remove(key);
-            l
-        })
-        .collect()
+    train_cli::run(
+        dir,
+        name,
+        text,
+        iterations,
+        &["dp", "csp", "penalty", "param_hash"],
+    )
 }
 
 #[test]
@@ -311,8 +291,11 @@ fn fen_on_hs_is_ppo_with_one_subpolicy_and_resumes_bit_for_bit() {
 }
 
 fn run_hs(dir: &Path, name: &str, text: &str, iterations: &str) -> Vec<serde_json::Value> {
-    let cfg = write_cfg(dir, name, text);
-    let out = dir.join(name);
-    train(&cfg, &out, iterations, false);
-    train_cli::metrics(&out, &["dp", "penalty", "param_hash"])
+    train_cli::run(
+        dir,
+        name,
+        text,
+        iterations,
+        &["dp", "penalty", "param_hash"],
+    )
 }

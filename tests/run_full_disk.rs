@@ -14,16 +14,8 @@ fn eval_on_a_full_disk_prints_its_result_and_leaves_no_temp_file() {
         eprintln!("SKIPPED: no /dev/full on this machine");
         return;
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("full-disk");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = train_cli::scratch_with_tiny("full-disk");
     let cfg = dir.join("tiny.toml");
-    std::fs::write(
-        &cfg,
-        "instances = 2\nrollout_steps = 12\nepisode_steps = 10\nbackend = \"cpu\"\nseed = 7\n\
-         [ppo]\nhidden = [16, 8]\nminibatch_size = 64\nepochs = 2\n",
-    )
-    .unwrap();
     let run = dir.join("run");
     train(&cfg, &run, "1", false);
     // eval.json's temp file is the full disk.

@@ -9,7 +9,6 @@
 mod train_cli;
 
 use fairground_trainer::io::{CheckpointState, params_hash, read_checkpoint, save_checkpoint};
-use std::path::Path;
 use train_cli::{fairground, train};
 
 /// A checkpoint sidecar as JSON, whatever the run (the trait the checkpoint files need).
@@ -28,16 +27,8 @@ impl CheckpointState for Sidecar {
 
 #[test]
 fn nan_parameters_stop_the_run_with_exit_code_3_and_keep_it_resumable() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("non-finite");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = train_cli::scratch_with_tiny("non-finite");
     let cfg = dir.join("tiny.toml");
-    std::fs::write(
-        &cfg,
-        "instances = 2\nrollout_steps = 12\nepisode_steps = 10\nbackend = \"cpu\"\nseed = 7\n\
-         [ppo]\nhidden = [16, 8]\nminibatch_size = 64\nepochs = 2\n",
-    )
-    .unwrap();
     let run = dir.join("run");
     train(&cfg, &run, "1", false);
     // A checkpoint whose (correctly hashed) parameters hold a NaN: what a diverged update

@@ -15,43 +15,24 @@
 mod train_cli;
 
 use std::path::{Path, PathBuf};
-use train_cli::{fairground, ok, train};
+use train_cli::{fairground, ok, train, without, write_cfg};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("soto-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    train_cli::scratch_dir(&format!("soto-{name}"))
 }
 
-const AH: &str = "instances = 2\nrollout_steps = 12\nepisode_steps = 10\n\
-                  minibatch_size = 64\nepochs = 2\nbackend = \"cpu\"\nseed = 7\n\
-                  [ppo]\nhidden = [16, 8]\n";
+const AH: &str = train_cli::TINY_AH;
 const SOTO: &str = "algo = \"soto\"\n";
 const SOTO_SMALL: &str = "[soto]\nsegment = 4\nteam_hidden = [8]\nbeta_proportion = 0.5\n";
 
-fn write_cfg(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let cfg = dir.join(format!("{name}.toml"));
-    std::fs::write(&cfg, text).unwrap();
-    cfg
-}
-
 fn run(dir: &Path, name: &str, text: &str, iterations: &str) -> Vec<serde_json::Value> {
-    let cfg = write_cfg(dir, name, text);
-    let out = dir.join(name);
-    train(&cfg, &out, iterations, false);
-    train_cli::metrics(&out, &["dp", "csp", "penalty", "param_hash"])
-}
-
-fn without(lines: &[serde_json::Value], key: &str) -> Vec<serde_json::Value> {
-    lines
-        .iter()
-        .map(|l| {
-            let mut l = l.clone();
-            l.as_object_mut().unwrap().remove(key);
-            l
-        })
-        .collect()
+    train_cli::run(
+        dir,
+        name,
+        text,
+        iterations,
+        &["dp", "csp", "penalty", "param_hash"],
+    )
 }
 
 #[test]

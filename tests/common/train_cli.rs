@@ -68,13 +68,53 @@ pub const TINY_AH: &str = "instances = 2\nrollout_steps = 12\nepisode_steps = 10
                            hidden = [16, 8]\nminibatch_size = 64\nepochs = 2\n\
                            backend = \"cpu\"\nseed = 7\n";
 
-/// A fresh scratch directory `<target tmp>/<name>` holding `tiny.toml` ([`TINY_AH`]).
-pub fn scratch_with_tiny(name: &str) -> PathBuf {
+/// A fresh, empty scratch directory `<target tmp>/<name>`.
+pub fn scratch_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A fresh scratch directory `<target tmp>/<name>` holding `tiny.toml` ([`TINY_AH`]).
+pub fn scratch_with_tiny(name: &str) -> PathBuf {
+    let dir = scratch_dir(name);
     std::fs::write(dir.join("tiny.toml"), TINY_AH).unwrap();
     dir
+}
+
+/// Write `text` as `dir/<name>.toml`.
+pub fn write_cfg(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// Train config `text` for `iterations` into `dir/<name>`; its metrics lines, each checked for
+/// `keys` ([`metrics`]).
+pub fn run(
+    dir: &Path,
+    name: &str,
+    text: &str,
+    iterations: &str,
+    keys: &[&str],
+) -> Vec<serde_json::Value> {
+    let cfg = write_cfg(dir, name, text);
+    let out = dir.join(name);
+    train(&cfg, &out, iterations, false);
+    metrics(&out, keys)
+}
+
+/// The lines without `key` (what another algorithm has no counterpart for).
+pub fn without(lines: &[serde_json::Value], key: &str) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|l| {
+            let mut l = l.clone();
+            l.as_object_mut().unwrap().remove(key);
+            l
+        })
+        .collect()
 }
 
 /// Copy the directory tree `from` to `to`.

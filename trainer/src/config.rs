@@ -182,6 +182,32 @@ pub enum Share {
     /// One controller and set of sub-policies per environment network (AH group, HS role).
     Group,
 }
+
+impl Share {
+    /// Share units for `env_nets` environment networks.
+    pub fn units(self, env_nets: usize) -> usize {
+        match self {
+            Share::All => 1,
+            Share::Group => env_nets,
+        }
+    }
+
+    /// The share unit of environment network `env_net`.
+    pub fn unit(self, env_net: usize) -> usize {
+        match self {
+            Share::All => 0,
+            Share::Group => env_net,
+        }
+    }
+
+    /// The environment networks of share unit `unit` (of `env_nets`).
+    pub fn env_nets(self, unit: usize, env_nets: usize) -> std::ops::Range<usize> {
+        match self {
+            Share::All => 0..env_nets,
+            Share::Group => unit..unit + 1,
+        }
+    }
+}
 named_enum!(Fairness { Dp => "dp", Csp => "csp", Cf => "cf" });
 named_enum!(Penalty { Shaped => "shaped", Reference => "reference" });
 named_enum!(Backend { Auto => "auto", Gpu => "gpu", Cpu => "cpu" });

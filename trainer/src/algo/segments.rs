@@ -1,3 +1,5 @@
+//! What FEN and SOTO share around their routed networks.
+//!
 //! Truncated segments: FEN's macro steps and SOTO's stream segments end inside an episode, and
 //! the slot's next decision may belong to another network. The segment's last row is then
 //! marked done and its reward gets γ·V(o_{t+1}) from the critic of the network that acted, so
@@ -40,4 +42,56 @@ pub fn truncate<E: Executor>(
         added.push(boot);
     }
     Ok(added)
+}
+
+/// Every slot's current observation and share unit, refreshed from the environment's gathers:
+/// what FEN's controllers and SOTO's recommendation read for slots of any network.
+#[derive(Clone, Debug)]
+pub struct SlotObs {
+    width: usize,
+    pub obs: Vec<f32>,
+    pub unit: Vec<u32>,
+    gather: (Vec<u32>, Vec<f32>),
+}
+
+impl SlotObs {
+    pub fn new(slots: usize, width: usize) -> Self {
+        Self {
+            width,
+            obs: vec![0.0; slots * width],
+            unit: vec![0; slots],
+            gather: (Vec::with_capacity(slots), Vec::new()),
+        }
+    }
+
+    /// Gather every environment network into the per-slot rows.
+    pub fn refresh<A: crate::env::EnvAdapter>(&mut self, env: &A, share: crate::config::Share) {
+        let w = self.width;
+        for e in 0..env.nets().len() {
+            let unit = share.unit(e) as u32;
+            let (slots, obs) = &mut self.gather;
+            env.gather(e, slots, obs);
+            for (j, &s) in slots.iter().enumerate() {
+                let s = s as usize;
+                self.obs[s * w..(s + 1) * w].copy_from_slice(&obs[j * w..(j + 1) * w]);
+                self.unit[s] = unit;
+            }
+        }
+    }
+
+    /// Slot `s`'s observation.
+    pub fn row(&self, s: usize) -> &[f32] {
+        &self.obs[s * self.width..(s + 1) * self.width]
+    }
+}
+
+/// Per slot, the (network, store row) of its decision this round among `nets` (NONE pairs for a
+/// slot that did not act).
+pub fn acted_rows<E: Executor>(nets: &[PolicyNet<E>], out: &mut [(u32, u32)]) {
+    out.fill((crate::common::NONE, crate::common::NONE));
+    for (k, net) in nets.iter().enumerate() {
+        for (&s, &row) in net.slots.iter().zip(&net.dst) {
+            out[s as usize] = (k as u32, row);
+        }
+    }
 }

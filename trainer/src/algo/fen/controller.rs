@@ -10,6 +10,7 @@
 //! shader core's host-batch path ([`ActorCritic::train_minibatch`]), since the controller's
 //! rows are few and live on the host.
 
+use crate::config::FenConfig;
 use crate::net::PolicyNet;
 use crate::update::LossSums;
 use fairground_shaders::{Executor, Minibatch, ShaderError};
@@ -111,6 +112,27 @@ impl CtrlMemory {
             batch.ret[k] = a + r.value;
         }
         batch
+    }
+}
+
+impl CtrlMemory {
+    /// The update of every controller: `controllers[u]` (unit u's controller, units in
+    /// order) trains on unit u's rows that can train now. Returns the rows trained.
+    pub fn train_controllers<E: Executor>(
+        &mut self,
+        controllers: &mut [PolicyNet<E>],
+        cfg: &FenConfig,
+        epochs: u32,
+        minibatch: usize,
+    ) -> Result<u64, ShaderError> {
+        let mut rows = 0;
+        for (unit, net) in controllers.iter_mut().enumerate() {
+            let batch =
+                self.take_trainable(unit as u32, cfg.controller_gamma, cfg.controller_lambda);
+            rows += batch.rows.len() as u64;
+            train(net, &batch, epochs, minibatch)?;
+        }
+        Ok(rows)
     }
 }
 

@@ -15,11 +15,11 @@
 //! log π_θ(z | x_k) (its next inputs come in the next rollout); a segment that straddles a
 //! rollout is bootstrapped by the trainer with the sub-policy that acted, which is exact.
 
-use super::controller::{self, CtrlMemory, CtrlRow};
-use super::utility::RunningNorm;
+use super::controller::{CtrlMemory, CtrlRow};
+use super::utility::{RunningNorm, diversity_reward};
 use crate::algo::{Algorithm, Phase, RoundAt, segments};
 use crate::common::ActMode;
-use crate::config::{DiversityReward, FenConfig, TrainConfig};
+use crate::config::{FenConfig, TrainConfig};
 use crate::env::hs::HsAdapter;
 use crate::env::units::GroupOutcomes;
 use crate::env::{EnvAdapter, RoundOut};
@@ -158,14 +158,8 @@ impl FenHs {
         self.roles * self.m + role
     }
 
-    fn log_prob(&self, logits: &[f32], z: usize) -> f32 {
-        let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let lse = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
-        let lp = logits[z] - lse;
-        match self.cfg.diversity_reward {
-            DiversityReward::LogProb => lp.max(self.cfg.log_floor),
-            DiversityReward::Prob => lp.exp(),
-        }
+    fn diversity(&self, logits: &[f32], z: usize) -> f32 {
+        diversity_reward(self.cfg.diversity_reward, self.cfg.log_floor, logits, z)
     }
 
     fn refresh_utilities(&mut self, env: &HsAdapter) {
@@ -276,13 +270,13 @@ impl Algorithm<HsAdapter> for FenHs {
         };
         self.refresh_utilities(env);
         let t = self.cfg.macro_steps;
+        // The gathering scratch leaves `self` for the loop (which borrows `self` throughout).
+        let (mut slots, mut obs) = std::mem::take(&mut self.gather);
         for role in 0..self.roles {
-            let (slots, obs) = &mut self.gather;
-            env.gather(role, slots, obs);
+            env.gather(role, &mut slots, &mut obs);
             if slots.is_empty() {
                 continue;
             }
-            let (slots, obs) = (slots.clone(), obs.clone());
             let w = self.obs_width[role];
             if train && self.cfg.extra_obs_norm {
                 for &s in &slots {
@@ -322,7 +316,7 @@ impl Algorithm<HsAdapter> for FenHs {
                 };
                 // The previous decision's diversity reward, now that its next inputs are here.
                 if let (Some(row), true) = (prev, z_old >= 1) {
-                    let r = self.log_prob(&logits, z_old);
+                    let r = self.diversity(&logits, z_old);
                     nets[k_old].rewards[row as usize] = r;
                     self.tally.div_reward.0 += f64::from(r);
                     self.tally.div_reward.1 += 1;
@@ -360,7 +354,7 @@ impl Algorithm<HsAdapter> for FenHs {
                 }
                 let z_now = self.state.z[key] as usize;
                 if z_now >= 1 {
-                    self.proxy[s as usize] = Some((role, self.log_prob(&logits, z_now)));
+                    self.proxy[s as usize] = Some((role, self.diversity(&logits, z_now)));
                 }
             }
             // Segments that ended with this decision: truncated with the old sub-policy's critic.
@@ -379,6 +373,7 @@ impl Algorithm<HsAdapter> for FenHs {
                 segments::truncate(net, &s, &rows, &o, self.gamma, at.iteration, at.round)?;
             }
         }
+        self.gather = (slots, obs);
         Ok(())
     }
 
@@ -461,16 +456,12 @@ impl Algorithm<HsAdapter> for FenHs {
         nets: &mut [PolicyNet<E>],
     ) -> Result<Vec<NetPlan>, ShaderError> {
         if self.m > 1 {
-            for role in 0..self.roles {
-                let batch = self.state.memory.take_trainable(
-                    role as u32,
-                    self.cfg.controller_gamma,
-                    self.cfg.controller_lambda,
-                );
-                self.tally.rows_trained += batch.rows.len() as u64;
-                let c = self.controller(role);
-                controller::train(&mut nets[c], &batch, self.epochs, self.minibatch)?;
-            }
+            self.tally.rows_trained += self.state.memory.train_controllers(
+                &mut nets[self.controller(0)..],
+                &self.cfg,
+                self.epochs,
+                self.minibatch,
+            )?;
         }
         Ok(vec![NetPlan::default(); nets.len()])
     }

@@ -21,9 +21,10 @@ pub mod controller;
 pub mod hs;
 pub mod utility;
 
-use super::{Algorithm, Phase, RoundAt, segments};
+use super::segments::{self, SlotObs};
+use super::{Algorithm, Phase, RoundAt};
 use crate::common::ActMode;
-use crate::config::{DiversityReward, FenConfig, Share, TrainConfig};
+use crate::config::{FenConfig, Share, TrainConfig};
 use crate::env::ah::AhAdapter;
 use crate::env::{EnvAdapter, RoundOut};
 use crate::error::TrainError;
@@ -31,7 +32,7 @@ use crate::net::{NetPlan, NetShape, PolicyNet};
 use controller::{CtrlMemory, CtrlRow};
 use fairground_shaders::{Activation, ActorCriticSpec, Executor, PpoHyper, ShaderError};
 use std::ops::Range;
-use utility::{ConsensusRule, RunningNorm, cv, deviation, fair_efficient_reward};
+use utility::{ConsensusRule, RunningNorm, cv, deviation, diversity_reward, fair_efficient_reward};
 
 use segments::VALUE_KEY as REWARD_KEY;
 
@@ -101,13 +102,11 @@ pub struct Fen {
     block: usize,
     rule: ConsensusRule,
     state: FenState,
-    /// Per slot: utility, its estimate of ū, and its share unit this round.
+    /// Per slot: utility and its estimate of ū.
     u: Vec<f64>,
     ubar: Vec<f64>,
-    unit: Vec<u32>,
-    /// Every slot's current observation (refreshed from the environment's gathers).
-    obs_all: Vec<f32>,
-    gather: (Vec<u32>, Vec<f32>),
+    /// Every slot's current observation and share unit.
+    slot_obs: SlotObs,
     scratch: Vec<f64>,
     /// Per slot, this round's (network, store row), NONE if it did not act.
     row_of: Vec<(u32, u32)>,
@@ -133,10 +132,7 @@ impl Fen {
         }
         let slots = env.slots();
         let m = cfg.fen.subpolicies as usize;
-        let units = match cfg.fen.share {
-            Share::All => 1,
-            Share::Group => shapes.len(),
-        };
+        let units = cfg.fen.share.units(shapes.len());
         Ok(Self {
             gamma: cfg.ppo.gamma,
             epochs: cfg.ppo.epochs,
@@ -160,9 +156,7 @@ impl Fen {
             },
             u: vec![0.0; slots],
             ubar: vec![0.0; slots],
-            unit: vec![0; slots],
-            obs_all: vec![0.0; slots * shapes[0].obs_width],
-            gather: (Vec::with_capacity(slots), Vec::new()),
+            slot_obs: SlotObs::new(slots, shapes[0].obs_width),
             scratch: vec![0.0; slots],
             row_of: vec![(u32::MAX, u32::MAX); slots],
             tally: Tally::default(),
@@ -190,28 +184,6 @@ impl Fen {
     /// Network index of controller `unit`.
     fn controller(&self, unit: usize) -> usize {
         self.units * self.m + unit
-    }
-
-    fn unit_of_env_net(&self, e: usize) -> usize {
-        match self.cfg.share {
-            Share::All => 0,
-            Share::Group => e,
-        }
-    }
-
-    /// Every slot's observation and share unit, from the environment's gathers.
-    fn refresh_obs(&mut self, env: &AhAdapter) {
-        let w = self.obs_width;
-        for e in 0..self.env_nets {
-            let unit = self.unit_of_env_net(e) as u32;
-            let (slots, obs) = &mut self.gather;
-            env.gather(e, slots, obs);
-            for (j, &s) in slots.iter().enumerate() {
-                let s = s as usize;
-                self.obs_all[s * w..(s + 1) * w].copy_from_slice(&obs[j * w..(j + 1) * w]);
-                self.unit[s] = unit;
-            }
-        }
     }
 
     /// Each slot's utility and estimate of ū from the clocks and reward sums.
@@ -242,13 +214,12 @@ impl Fen {
 
     /// Controller `unit`'s inputs for `slots` into its network's gather scratch.
     fn controller_inputs<E: Executor>(&self, net: &mut PolicyNet<E>, slots: &[u32]) {
-        let w = self.obs_width;
         net.slots.clear();
         net.obs.clear();
         for &s in slots {
             let s = s as usize;
             net.slots.push(s as u32);
-            net.obs.extend_from_slice(&self.obs_all[s * w..(s + 1) * w]);
+            net.obs.extend_from_slice(self.slot_obs.row(s));
             let mut f = self.features(s);
             if self.cfg.extra_obs_norm {
                 self.state.norm.apply(&mut f);
@@ -260,7 +231,7 @@ impl Fen {
     /// Slots of `unit` that satisfy `pick`.
     fn unit_slots(&self, unit: usize, pick: impl Fn(usize) -> bool) -> Vec<u32> {
         (0..self.u.len())
-            .filter(|&s| self.unit[s] as usize == unit && pick(s))
+            .filter(|&s| self.slot_obs.unit[s] as usize == unit && pick(s))
             .map(|s| s as u32)
             .collect()
     }
@@ -351,13 +322,7 @@ impl Fen {
                 let s = s as usize;
                 let logits = &nets[c].logits[j * m..(j + 1) * m];
                 let z = self.state.z[s] as usize;
-                let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-                let lse = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
-                let logp = logits[z] - lse;
-                let r = match self.cfg.diversity_reward {
-                    DiversityReward::LogProb => logp.max(self.cfg.log_floor),
-                    DiversityReward::Prob => logp.exp(),
-                };
+                let r = diversity_reward(self.cfg.diversity_reward, self.cfg.log_floor, logits, z);
                 let (k, row) = self.row_of[s];
                 nets[k as usize].rewards[row as usize] = r;
                 #[cfg(test)]
@@ -392,7 +357,7 @@ impl Fen {
             let mut obs = Vec::with_capacity(slots.len() * w);
             for &s in &slots {
                 let s = s as usize;
-                obs.extend_from_slice(&self.obs_all[s * w..(s + 1) * w]);
+                obs.extend_from_slice(self.slot_obs.row(s));
             }
             #[cfg(test)]
             let before: Vec<f32> = rows.iter().map(|&r| net.rewards[r as usize]).collect();
@@ -514,17 +479,11 @@ impl Algorithm<AhAdapter> for Fen {
         if net >= self.units * self.m {
             return 0..0;
         }
-        match self.cfg.share {
-            Share::All => 0..self.env_nets,
-            Share::Group => {
-                let u = net / self.m;
-                u..u + 1
-            }
-        }
+        self.cfg.share.env_nets(net / self.m, self.env_nets)
     }
 
     fn route(&self, _env: &AhAdapter, env_net: usize, slot: u32) -> usize {
-        self.unit_of_env_net(env_net) * self.m + self.state.z[slot as usize] as usize
+        self.cfg.share.unit(env_net) * self.m + self.state.z[slot as usize] as usize
     }
 
     fn tune(&self, net: usize, spec: &mut ActorCriticSpec, hyper: &mut PpoHyper) {
@@ -551,7 +510,7 @@ impl Algorithm<AhAdapter> for Fen {
         if !self.has_controller() {
             return Ok(());
         }
-        self.refresh_obs(env);
+        self.slot_obs.refresh(env, self.cfg.share);
         self.decide(at, nets)?;
         #[cfg(test)]
         if at.phase == Phase::Train {
@@ -578,14 +537,9 @@ impl Algorithm<AhAdapter> for Fen {
         let t = self.cfg.macro_steps;
         if self.has_controller() {
             if train {
-                self.row_of.fill((u32::MAX, u32::MAX));
-                for (k, net) in nets.iter().enumerate().take(self.units * self.m) {
-                    for (&s, &row) in net.slots.iter().zip(&net.dst) {
-                        self.row_of[s as usize] = (k as u32, row);
-                    }
-                }
+                segments::acted_rows(&nets[..self.units * self.m], &mut self.row_of);
             }
-            self.refresh_obs(env);
+            self.slot_obs.refresh(env, self.cfg.share);
             if train {
                 self.diversity_rewards(at, nets)?;
             }
@@ -636,16 +590,12 @@ impl Algorithm<AhAdapter> for Fen {
         nets: &mut [PolicyNet<E>],
     ) -> Result<Vec<NetPlan>, ShaderError> {
         if self.has_controller() {
-            for unit in 0..self.units {
-                let batch = self.state.memory.take_trainable(
-                    unit as u32,
-                    self.cfg.controller_gamma,
-                    self.cfg.controller_lambda,
-                );
-                self.tally.rows_trained += batch.rows.len() as u64;
-                let c = self.controller(unit);
-                controller::train(&mut nets[c], &batch, self.epochs, self.minibatch)?;
-            }
+            self.tally.rows_trained += self.state.memory.train_controllers(
+                &mut nets[self.controller(0)..],
+                &self.cfg,
+                self.epochs,
+                self.minibatch,
+            )?;
         }
         Ok(vec![NetPlan::default(); nets.len()])
     }

@@ -3,7 +3,7 @@
 //! gossip; the controller is rewarded with the fair-efficient reward
 //! `min(1, ū/c) / (ε + |u_i/ū − 1|)`, from the utilities at the end of its macro step.
 
-use crate::config::Consensus;
+use crate::config::{Consensus, DiversityReward};
 
 /// δ_i = u_i/ū − 1 (0 when ū = 0) and η = min(1, ū/c): the controller's two extra inputs.
 pub fn deviation(u: f64, ubar: f64, c: f64) -> (f64, f64) {
@@ -15,6 +15,18 @@ pub fn deviation(u: f64, ubar: f64, c: f64) -> (f64, f64) {
 pub fn fair_efficient_reward(u: f64, ubar: f64, c: f64, eps: f64) -> f64 {
     let (delta, eta) = deviation(u, ubar, c);
     eta / (eps + delta.abs())
+}
+
+/// A diversity sub-policy's reward for acting as sub-policy `z`, from the controller's
+/// `logits` on the next inputs: log p_θ(z | x) floored at `floor`, or p_θ(z | x).
+pub fn diversity_reward(kind: DiversityReward, floor: f32, logits: &[f32], z: usize) -> f32 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let lse = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+    let logp = logits[z] - lse;
+    match kind {
+        DiversityReward::LogProb => logp.max(floor),
+        DiversityReward::Prob => logp.exp(),
+    }
 }
 
 /// How the agents of one instance estimate ū (one estimate per agent).

@@ -21,7 +21,8 @@
 
 pub mod welfare;
 
-use super::{Algorithm, Phase, RoundAt, segments};
+use super::segments::{self, SlotObs};
+use super::{Algorithm, Phase, RoundAt};
 use crate::common::ActMode;
 use crate::config::{Share, SotoConfig, SotoWelfare, TrainConfig};
 use crate::env::ah::AhAdapter;
@@ -69,7 +70,6 @@ pub struct Soto {
     iterations: u32,
     units: usize,
     env_nets: usize,
-    obs_width: usize,
     /// Logits of the environment's action head (the recommendation's width).
     choices: usize,
     /// Slots per instance (agents).
@@ -82,9 +82,8 @@ pub struct Soto {
     weight: Vec<f64>,
     /// Per slot: the self stream's action probabilities on its current observation.
     rec: Vec<f32>,
-    unit: Vec<u32>,
-    obs_all: Vec<f32>,
-    gather: (Vec<u32>, Vec<f32>),
+    /// Every slot's current observation and share unit.
+    slot_obs: SlotObs,
     /// Per store row (t * slots + slot): the welfare weight of the slot at step t.
     w_row: Vec<f64>,
     /// Per slot, this round's (network, store row).
@@ -100,16 +99,12 @@ impl Soto {
         let shapes = env.nets();
         let slots = env.slots();
         let block = slots / env.instances();
-        let units = match cfg.soto.share {
-            Share::All => 1,
-            Share::Group => shapes.len(),
-        };
+        let units = cfg.soto.share.units(shapes.len());
         let mut s = Self {
             gamma: cfg.ppo.gamma,
             iterations: cfg.iterations,
             units,
             env_nets: shapes.len(),
-            obs_width: shapes[0].obs_width,
             choices: shapes[0].action_components.iter().sum::<u32>() as usize,
             block,
             slots,
@@ -124,9 +119,7 @@ impl Soto {
             rank_frac: vec![0.0; slots],
             weight: vec![0.0; slots],
             rec: vec![0.0; slots * shapes[0].action_components.iter().sum::<u32>() as usize],
-            unit: vec![0; slots],
-            obs_all: vec![0.0; slots * shapes[0].obs_width],
-            gather: (Vec::with_capacity(slots), Vec::new()),
+            slot_obs: SlotObs::new(slots, shapes[0].obs_width),
             w_row: vec![0.0; slots * cfg.rollout_steps as usize],
             row_of: vec![(u32::MAX, u32::MAX); slots],
             ggf_w: ggf_weights(block, f64::from(cfg.soto.ggf_base)),
@@ -159,13 +152,6 @@ impl Soto {
         self.units + unit
     }
 
-    fn unit_of_env_net(&self, e: usize) -> usize {
-        match self.cfg.share {
-            Share::All => 0,
-            Share::Group => e,
-        }
-    }
-
     /// Instance block `b`'s snapshot features (z-scores, rank fractions, welfare weights) from
     /// its snapshot of J.
     fn features(&mut self, b: usize) {
@@ -195,20 +181,6 @@ impl Soto {
         self.features(b);
     }
 
-    fn refresh_obs(&mut self, env: &AhAdapter) {
-        let w = self.obs_width;
-        for e in 0..self.env_nets {
-            let unit = self.unit_of_env_net(e) as u32;
-            let (slots, obs) = &mut self.gather;
-            env.gather(e, slots, obs);
-            for (j, &s) in slots.iter().enumerate() {
-                let s = s as usize;
-                self.obs_all[s * w..(s + 1) * w].copy_from_slice(&obs[j * w..(j + 1) * w]);
-                self.unit[s] = unit;
-            }
-        }
-    }
-
     /// The self stream's action probabilities on the current observations of `slots`.
     fn recommend<E: Executor>(
         &mut self,
@@ -217,12 +189,12 @@ impl Soto {
         iteration: u32,
         round: u32,
     ) -> Result<(), ShaderError> {
-        let (w, c) = (self.obs_width, self.choices);
+        let c = self.choices;
         for (unit, net) in nets.iter_mut().enumerate().take(self.units) {
             let mine: Vec<u32> = slots
                 .iter()
                 .copied()
-                .filter(|&s| self.unit[s as usize] as usize == unit)
+                .filter(|&s| self.slot_obs.unit[s as usize] as usize == unit)
                 .collect();
             if mine.is_empty() {
                 continue;
@@ -232,7 +204,7 @@ impl Soto {
             for &s in &mine {
                 let s = s as usize;
                 net.slots.push(s as u32);
-                net.obs.extend_from_slice(&self.obs_all[s * w..(s + 1) * w]);
+                net.obs.extend_from_slice(self.slot_obs.row(s));
             }
             net.act_logits(iteration, segments::VALUE_KEY | round, ActMode::Sample)?;
             for (j, &s) in mine.iter().enumerate() {
@@ -328,17 +300,11 @@ impl Algorithm<AhAdapter> for Soto {
     }
 
     fn env_nets(&self, net: usize) -> Range<usize> {
-        match self.cfg.share {
-            Share::All => 0..self.env_nets,
-            Share::Group => {
-                let u = net % self.units;
-                u..u + 1
-            }
-        }
+        self.cfg.share.env_nets(net % self.units, self.env_nets)
     }
 
     fn route(&self, _env: &AhAdapter, env_net: usize, slot: u32) -> usize {
-        let unit = self.unit_of_env_net(env_net);
+        let unit = self.cfg.share.unit(env_net);
         match self.state.stream[slot as usize] {
             TEAM => self.team_net(unit),
             _ => unit,
@@ -375,7 +341,7 @@ impl Algorithm<AhAdapter> for Soto {
         at: RoundAt,
         nets: &mut [PolicyNet<E>],
     ) -> Result<(), ShaderError> {
-        self.refresh_obs(env);
+        self.slot_obs.refresh(env, self.cfg.share);
         self.beta = match at.phase {
             Phase::Train => {
                 let progress = f64::from(at.iteration) / f64::from(self.iterations.max(1));
@@ -412,12 +378,7 @@ impl Algorithm<AhAdapter> for Soto {
     ) -> Result<(), ShaderError> {
         let train = at.phase == Phase::Train;
         if train {
-            self.row_of.fill((u32::MAX, u32::MAX));
-            for (k, net) in nets.iter().enumerate() {
-                for (&s, &row) in net.slots.iter().zip(&net.dst) {
-                    self.row_of[s as usize] = (k as u32, row);
-                }
-            }
+            segments::acted_rows(nets, &mut self.row_of);
         }
         for (s, &r) in out.reward.iter().enumerate() {
             self.state.clock[s] += 1;
@@ -450,7 +411,7 @@ impl Algorithm<AhAdapter> for Soto {
             }
         }
         if train && !ended.is_empty() {
-            self.refresh_obs(env);
+            self.slot_obs.refresh(env, self.cfg.share);
             // The team stream's critic needs the recommendation at o_{t+1}.
             let team: Vec<u32> = ended
                 .iter()
@@ -460,7 +421,6 @@ impl Algorithm<AhAdapter> for Soto {
             if !team.is_empty() {
                 self.recommend(nets, &team, at.iteration, at.round)?;
             }
-            let w = self.obs_width;
             for (k, net) in nets.iter_mut().enumerate().take(2 * self.units) {
                 let slots: Vec<u32> = ended
                     .iter()
@@ -471,7 +431,7 @@ impl Algorithm<AhAdapter> for Soto {
                 let mut obs = Vec::with_capacity(slots.len() * net.shape.obs_width);
                 for &s in &slots {
                     let s = s as usize;
-                    obs.extend_from_slice(&self.obs_all[s * w..(s + 1) * w]);
+                    obs.extend_from_slice(self.slot_obs.row(s));
                     if k >= self.units {
                         self.team_inputs(s, &mut obs);
                     }
