@@ -576,7 +576,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         self.load_nets(nets)?;
         self.env.restore(state.env)?;
         if let Some(f) = &mut self.fair {
-            crate::algo::Algorithm::<AhAdapter>::restore(f, state.algo);
+            crate::algo::Algorithm::<AhAdapter>::restore(f, state.algo)?;
         }
         self.iteration = state.iteration;
         self.env_steps = state.env_steps;

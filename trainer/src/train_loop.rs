@@ -373,7 +373,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         restore_streams(&mut self.nets, state.shuffle_streams)?;
         self.load_nets(nets)?;
         self.env.restore(state.env)?;
-        self.algo.restore(state.algo);
+        self.algo.restore(state.algo)?;
         self.iteration = state.iteration;
         self.env_steps = state.env_steps;
         Ok(())

@@ -27,6 +27,7 @@ pub mod soto;
 use crate::common::ActMode;
 use crate::config::TrainConfig;
 use crate::env::{EnvAdapter, RoundOut};
+use crate::error::TrainError;
 use crate::net::{NetPlan, NetShape, PolicyNet, StoreExtras};
 use fairground_shaders::{ActorCriticSpec, Executor, PpoHyper, ShaderError};
 use std::ops::Range;
@@ -154,5 +155,14 @@ pub trait Algorithm<A: EnvAdapter>: Send {
         let _ = state;
     }
     fn state(&self) -> Self::State;
-    fn restore(&mut self, state: Self::State);
+    /// Continue from a checkpoint's state; a state that cannot be this run's (another slot
+    /// count, a missing stream) is refused, never dropped for a fresh one.
+    fn restore(&mut self, state: Self::State) -> Result<(), TrainError>;
+}
+
+/// The refusal of a checkpoint whose algorithm state is not this run's.
+pub(crate) fn foreign_state(algo: &str, what: String) -> TrainError {
+    TrainError::Checkpoint {
+        why: format!("its {algo} state does not fit this run: {what}"),
+    }
 }

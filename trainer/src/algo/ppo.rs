@@ -18,5 +18,7 @@ impl<A: EnvAdapter> Algorithm<A> for Ppo {
         NoState {}
     }
 
-    fn restore(&mut self, _: NoState) {}
+    fn restore(&mut self, _: NoState) -> Result<(), crate::error::TrainError> {
+        Ok(())
+    }
 }

@@ -355,7 +355,8 @@ impl<A: FairnessCells> Algorithm<A> for FairPpo {
     }
 
     /// A checkpoint of an older version without Fair-PPO's state keeps the fresh one.
-    fn restore(&mut self, state: FairState) {
+    /// Checkpoints of older versions without the state (an empty one) keep the fresh state.
+    fn restore(&mut self, state: FairState) -> Result<(), crate::error::TrainError> {
         if !state.reference.is_empty() {
             let persists = self.state.last_retro.is_some();
             self.state = state;
@@ -363,5 +364,6 @@ impl<A: FairnessCells> Algorithm<A> for FairPpo {
                 self.state.last_retro = Some(Vec::new());
             }
         }
+        Ok(())
     }
 }

@@ -483,10 +483,20 @@ impl Algorithm<HsAdapter> for FenHs {
         self.state.clone()
     }
 
-    fn restore(&mut self, state: FenHsState) {
-        if state.z.len() == self.state.z.len() {
-            self.state = state;
+    fn restore(&mut self, state: FenHsState) -> Result<(), TrainError> {
+        let keys = self.state.z.len();
+        let fits = [state.z.len(), state.clock.len(), state.memory.open.len()]
+            .iter()
+            .all(|&n| n == keys)
+            && state.norm.mean.len() == 1 + GROUPS;
+        if !fits {
+            return Err(crate::algo::foreign_state(
+                "fen",
+                format!("not {keys} (role, hospital) pairs' FEN state"),
+            ));
         }
+        self.state = state;
+        Ok(())
     }
 
     fn restore_model(&mut self, state: FenHsState) {

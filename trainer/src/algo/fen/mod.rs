@@ -619,11 +619,22 @@ impl Algorithm<AhAdapter> for Fen {
         self.state.clone()
     }
 
-    fn restore(&mut self, state: FenState) {
-        if state.z.len() == self.state.z.len() {
-            self.state = state;
-            self.refresh_utilities();
+    fn restore(&mut self, state: FenState) -> Result<(), TrainError> {
+        let slots = self.state.z.len();
+        let fits = [state.z.len(), state.clock.len(), state.reward_sum.len()]
+            .iter()
+            .chain([&state.memory.open.len()])
+            .all(|&n| n == slots)
+            && state.norm.mean.len() == 2;
+        if !fits {
+            return Err(super::foreign_state(
+                "fen",
+                format!("not {slots} slots' FEN state"),
+            ));
         }
+        self.state = state;
+        self.refresh_utilities();
+        Ok(())
     }
 
     fn restore_model(&mut self, state: FenState) {
@@ -638,7 +649,8 @@ mod tests {
     //! decision), and every macro step that ends inside an episode is a truncated segment: its
     //! last row is done and its reward gained γ·V_z(o_{t+1}), a non-zero bootstrap; every
     //! diversity reward is the controller's log-probability of the acting z on the next inputs
-    //! x_{t+1}, under the parameters the rollout acted with, by a naive MLP oracle.
+    //! x_{t+1}, under the parameters the rollout acted with, by a naive MLP oracle; a
+    //! checkpoint state that is not this run's is refused.
     use super::*;
     use crate::common::EnvUse;
     use crate::train_loop::Trainer;
@@ -729,6 +741,25 @@ mod tests {
             h = y;
         }
         h
+    }
+
+    #[test]
+    fn a_state_of_another_run_is_refused_not_dropped() {
+        let cfg = tiny();
+        let env = AhAdapter::new(&cfg, EnvUse::Train).unwrap();
+        let mut fen = Fen::new(&cfg, &env).unwrap();
+        let mut state = fen.state();
+        state.clock[0] = 5;
+        fen.restore(state.clone()).unwrap();
+        assert_eq!(fen.state().clock[0], 5, "a fitting state is taken");
+        state.z.pop();
+        let err = fen.restore(state).unwrap_err().to_string();
+        assert!(err.contains("fen state does not fit"), "{err}");
+        let err = fen.restore(FenState::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("80 slots"),
+            "a missing state is refused too: {err}"
+        );
     }
 
     #[test]

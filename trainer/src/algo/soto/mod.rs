@@ -535,13 +535,27 @@ impl Algorithm<AhAdapter> for Soto {
         self.state.clone()
     }
 
-    fn restore(&mut self, state: SotoState) {
-        if state.stream.len() == self.slots && state.rng.is_some() {
-            self.state = state;
-            for b in 0..self.slots / self.block {
-                self.features(b);
-            }
+    fn restore(&mut self, state: SotoState) -> Result<(), crate::error::TrainError> {
+        let fits = [
+            state.stream.len(),
+            state.clock.len(),
+            state.j.len(),
+            state.snapshot.len(),
+        ]
+        .iter()
+        .all(|&n| n == self.slots)
+            && state.rng.is_some();
+        if !fits {
+            return Err(super::foreign_state(
+                "soto",
+                format!("not {} slots' SOTO state with its stream", self.slots),
+            ));
         }
+        self.state = state;
+        for b in 0..self.slots / self.block {
+            self.features(b);
+        }
+        Ok(())
     }
 }
 
@@ -550,7 +564,7 @@ mod tests {
     //! The team loss never moves the self stream: a rollout played by the team stream alone
     //! leaves the self network's parameters and Adam state exactly as they were (its
     //! recommendation enters the team network as data; stop-gradient by construction), while
-    //! the team network's change.
+    //! the team network's change; a checkpoint state that is not this run's is refused.
     use super::*;
     use crate::common::EnvUse;
     use crate::train_loop::Trainer;
