@@ -240,6 +240,7 @@ impl Fen {
     /// its controller (training: recorded as an open controller row).
     fn decide<E: Executor>(
         &mut self,
+        env: &AhAdapter,
         at: RoundAt,
         nets: &mut [PolicyNet<E>],
     ) -> Result<(), ShaderError> {
@@ -253,6 +254,9 @@ impl Fen {
         if !boundary.iter().any(|&b| b) {
             return Ok(());
         }
+        // Only a round with a decision reads the observations here (end_round refreshes them
+        // every round for the diversity rewards).
+        self.slot_obs.refresh(env, self.cfg.share);
         if at.phase == Phase::Train && self.cfg.extra_obs_norm {
             for s in (0..boundary.len()).filter(|&s| boundary[s]) {
                 let f = self.features(s);
@@ -510,8 +514,7 @@ impl Algorithm<AhAdapter> for Fen {
         if !self.has_controller() {
             return Ok(());
         }
-        self.slot_obs.refresh(env, self.cfg.share);
-        self.decide(at, nets)?;
+        self.decide(env, at, nets)?;
         #[cfg(test)]
         if at.phase == Phase::Train {
             self.trace
