@@ -4,7 +4,8 @@
 //! HospitalSim kernel keeps its invariants after EVERY tick: patients conserved and each in
 //! exactly one place consistent with its status, the clock advancing by one minute per tick
 //! within a day, no event left in the past, every queue within capacity, and every status
-//! change one the spec's journey allows. The seed comes from SIM_SEED or is picked at random;
+//! change one the spec's journey allows; and after every decision, the reward split by impairment
+//! group sums to the decision's reward, a routing's all in one group. The seed comes from SIM_SEED or is picked at random;
 //! failures print `reproduce with SIM_SEED=…`.
 
 #![allow(clippy::needless_range_loop)] // indices address several parallel buffers
@@ -12,7 +13,7 @@
 use fairground_kernel::Profile;
 use fairground_kernel::hs::patients::transition_allowed;
 use fairground_kernel::hs::{
-    EventSink, HsActions, HsConfig, HsEnv, HsParams, HsRound, InstanceRef, LogRecord,
+    EventSink, HsActions, HsConfig, HsEnv, HsParams, HsRound, IMPAIRMENTS, InstanceRef, LogRecord,
     PENDING_DISPATCHER, PENDING_ROUTER, RandomPolicy,
 };
 use fairground_kernel::rng::{Purpose, Stream};
@@ -158,6 +159,19 @@ fn invariants_hold_after_every_tick() {
                 );
             }
             for i in 0..instances {
+                let parts = &round.reward_by_group[i * IMPAIRMENTS..(i + 1) * IMPAIRMENTS];
+                let sum: f32 = parts.iter().sum();
+                let r = round.reward[i];
+                assert!(
+                    (sum - r).abs() <= 1e-3 * r.abs().max(1.0),
+                    "case {case}: reward {r} but its groups' parts {parts:?}; reproduce with SIM_SEED={seed}"
+                );
+                if round.acted[i] == PENDING_ROUTER {
+                    assert!(
+                        parts.iter().filter(|&&v| v != 0.0).count() <= 1,
+                        "a routing concerns one patient: {parts:?}; reproduce with SIM_SEED={seed}"
+                    );
+                }
                 if round.day_done[i] == 1 {
                     days[i] += 1;
                     let st = &round.day_stats[i];

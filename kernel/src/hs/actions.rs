@@ -31,13 +31,15 @@ fn below_mask(action: &[u8; DISPATCH_COMPONENTS], lim: u8) -> u32 {
 }
 
 impl Inst<'_> {
-    /// The router's decision for the pending patient (spec §2.7a); returns its reward.
+    /// The router's decision for the pending patient (spec §2.7a); returns its reward, all of
+    /// it added to that patient's impairment group in `parts`.
     pub(crate) fn apply_routing<L: EventSink>(
         &mut self,
         ctx: &Ctx,
         log: &mut L,
         inst: u32,
         action: u8,
+        parts: &mut [f64; IMPAIRMENTS],
     ) -> f64 {
         assert!(
             (action as u32) < ROUTER_ACTIONS,
@@ -62,6 +64,7 @@ impl Inst<'_> {
                 (-(there + back), super::stats::OUTCOME_WRONG)
             }
         };
+        parts[imp.min(IMPAIRMENTS - 1)] += reward;
         let st = &mut self.sc[0].stats;
         st.decisions[super::stats::ROLE_ROUTER] += 1;
         st.routing_decisions[outcome] += 1;
@@ -87,13 +90,16 @@ impl Inst<'_> {
         reward
     }
 
-    /// The dispatcher's assignment (spec §2.7b); returns its reward.
+    /// The dispatcher's assignment (spec §2.7b); returns its reward. In `parts`: the penalty
+    /// for addressing no open request goes to each request's patient's group (−2 each), an
+    /// assignment's travel and priority bonus to its patient's group.
     pub(crate) fn apply_dispatch<L: EventSink>(
         &mut self,
         ctx: &Ctx,
         log: &mut L,
         inst: u32,
         action: &[u8],
+        parts: &mut [f64; IMPAIRMENTS],
     ) -> f64 {
         let action: &[u8; DISPATCH_COMPONENTS] = action
             .try_into()
@@ -112,6 +118,10 @@ impl Inst<'_> {
         let mut reward = 0.0;
         if n_req > 0 && addressing == 0 {
             reward -= n_req as f64 * 2.0;
+            for r in 0..n_req {
+                let g = self.p_impairment[self.req_patient[r] as usize] as usize;
+                parts[g.min(IMPAIRMENTS - 1)] -= 2.0;
+            }
         }
         // The idle helpers as of the hook (nurses first, then robots, creation order).
         // Component k addresses the k-th of them; components past their number are ignored.
@@ -157,12 +167,14 @@ impl Inst<'_> {
             st.escort_travels[kind] += 1;
             st.escort_travel_min[kind] = st.escort_travel_min[kind].min(travel);
             st.escort_travel_max[kind] = st.escort_travel_max[kind].max(travel);
-            reward += f64::max(0.0, 10.0 - travel);
-            match self.p_priority[p] {
-                2 => reward += 15.0,
-                1 => reward += 5.0,
-                _ => {}
-            }
+            let earned = f64::max(0.0, 10.0 - travel)
+                + match self.p_priority[p] {
+                    2 => 15.0,
+                    1 => 5.0,
+                    _ => 0.0,
+                };
+            reward += earned;
+            parts[(self.p_impairment[p] as usize).min(IMPAIRMENTS - 1)] += earned;
             // _send_helper: the helper's position becomes the destination at once.
             self.h_role[h] = ROLE_MOVING;
             self.h_target[h] = room;
@@ -211,19 +223,23 @@ impl Inst<'_> {
         reward
     }
 
-    /// The manager's moves (spec §2.7c); returns its reward.
+    /// The manager's moves (spec §2.7c); returns its reward. In `parts`: each waiting patient's
+    /// share of a move's queue pressure goes to its group; the idle penalties and the move
+    /// cost concern no patient and are split equally among the groups.
     pub(crate) fn apply_manager<L: EventSink>(
         &mut self,
         ctx: &Ctx,
         log: &mut L,
         inst: u32,
         action: &[u8],
+        parts: &mut [f64; IMPAIRMENTS],
     ) -> f64 {
         let n_swing = ctx.params.n_swing as usize;
         assert_eq!(action.len(), n_swing);
         let t = self.clock();
         let ti = t as i32;
         let mut reward = self.sc[0].manager_penalty;
+        let mut shared = reward;
         self.sc[0].manager_penalty = 0.0;
         let swing0 = WARDS * ctx.params.fixed_doctors_per_ward as usize;
         for (k, &dest) in action.iter().enumerate() {
@@ -252,20 +268,26 @@ impl Inst<'_> {
                 if self.p_status[p] == Status::Triaged as u8 {
                     any = true;
                     let wait = ti - self.room_time_or(ctx, p, ti);
-                    pressure +=
+                    let w =
                         wait as f64 * super::patients::URGENCY_WEIGHT[self.p_priority[p] as usize];
+                    pressure += w;
+                    parts[(self.p_impairment[p] as usize).min(IMPAIRMENTS - 1)] += w / 5.0;
                 }
             }
             if any {
                 reward += pressure / 5.0;
             }
             reward -= 1.0;
+            shared -= 1.0;
             self.doc_leave_room(d);
             self.set_doc_busy(d, t + 10);
             self.push_event((t + 10) as f64, 0, EventKind::DoctorArrived, d);
             self.doc_target[d] = room;
             self.sc[0].stats.swing_moves += 1;
             self.log_staff(log, inst, Cause::ManagerMove, d, PATIENT_NONE);
+        }
+        for part in parts.iter_mut() {
+            *part += shared / IMPAIRMENTS as f64;
         }
         self.sc[0].stats.decisions[super::stats::ROLE_MANAGER] += 1;
         reward

@@ -100,6 +100,13 @@ pub struct HsRound {
     pub obs_manager: Vec<f32>,
     /// Reward of the action just applied (to the role that acted: `acted`).
     pub reward: Vec<f32>,
+    /// The same reward split by the impairment group of the patients it concerns
+    /// (`instance * IMPAIRMENTS + group`; see `actions.rs`): the router's is its patient's, the
+    /// dispatcher's each request's or assignment's patient's, the manager's each waiting
+    /// patient's share of a move's queue pressure, with what concerns no patient (the manager's
+    /// move cost and idle penalties) split equally. The parts sum to `reward` up to rounding.
+    /// Not part of the trajectory hash (it is derived from the same events).
+    pub reward_by_group: Vec<f32>,
     pub acted: Vec<u8>,
     /// 1 where the action ended the day: `day_stats` then holds the finished day and `role`
     /// and observations already belong to the next day.
@@ -120,6 +127,7 @@ impl HsRound {
             obs_dispatcher: vec![0.0; instances * DISPATCHER_OBS],
             obs_manager: vec![0.0; instances * MANAGER_OBS],
             reward: vec![0.0; instances],
+            reward_by_group: vec![0.0; instances * IMPAIRMENTS],
             acted: vec![0; instances],
             day_done: vec![0; instances],
             day_stats: vec![HsDayStats::default(); instances],
@@ -135,6 +143,7 @@ impl HsRound {
             obs_dispatcher: &mut self.obs_dispatcher,
             obs_manager: &mut self.obs_manager,
             reward: &mut self.reward,
+            reward_by_group: &mut self.reward_by_group,
             acted: &mut self.acted,
             day_done: &mut self.day_done,
             day_stats: &mut self.day_stats,
@@ -200,6 +209,7 @@ struct RoundMut<'a> {
     obs_dispatcher: &'a mut [f32],
     obs_manager: &'a mut [f32],
     reward: &'a mut [f32],
+    reward_by_group: &'a mut [f32],
     acted: &'a mut [u8],
     day_done: &'a mut [u8],
     day_stats: &'a mut [HsDayStats],
@@ -214,6 +224,7 @@ impl<'a> RoundMut<'a> {
         let obs_dispatcher = self.obs_dispatcher.split_at_mut(at * DISPATCHER_OBS);
         let obs_manager = self.obs_manager.split_at_mut(at * MANAGER_OBS);
         let reward = self.reward.split_at_mut(at);
+        let reward_by_group = self.reward_by_group.split_at_mut(at * IMPAIRMENTS);
         let acted = self.acted.split_at_mut(at);
         let day_done = self.day_done.split_at_mut(at);
         let day_stats = self.day_stats.split_at_mut(at);
@@ -226,6 +237,7 @@ impl<'a> RoundMut<'a> {
                 obs_dispatcher: obs_dispatcher.0,
                 obs_manager: obs_manager.0,
                 reward: reward.0,
+                reward_by_group: reward_by_group.0,
                 acted: acted.0,
                 day_done: day_done.0,
                 day_stats: day_stats.0,
@@ -238,6 +250,7 @@ impl<'a> RoundMut<'a> {
                 obs_dispatcher: obs_dispatcher.1,
                 obs_manager: obs_manager.1,
                 reward: reward.1,
+                reward_by_group: reward_by_group.1,
                 acted: acted.1,
                 day_done: day_done.1,
                 day_stats: day_stats.1,
@@ -393,6 +406,7 @@ impl HsEnv {
         for i in 0..cols.len() {
             let mut v = cols.instance(i);
             out.reward[i] = 0.0;
+            out.reward_by_group[i * IMPAIRMENTS..(i + 1) * IMPAIRMENTS].fill(0.0);
             out.acted[i] = 0;
             out.day_done[i] = 0;
             v.write_observation(&ctx, &mut out, i);
@@ -466,22 +480,31 @@ impl Part<'_> {
             let inst = (self.base + i) as u32;
             let mut v = self.cols.instance(i);
             let role = v.sc[0].pending;
+            let mut parts = [0.0f64; IMPAIRMENTS];
             let reward = match role {
-                PENDING_ROUTER => v.apply_routing(ctx, log, inst, self.router[i]),
+                PENDING_ROUTER => v.apply_routing(ctx, log, inst, self.router[i], &mut parts),
                 PENDING_DISPATCHER => v.apply_dispatch(
                     ctx,
                     log,
                     inst,
                     &self.dispatcher[i * DISPATCH_COMPONENTS..(i + 1) * DISPATCH_COMPONENTS],
+                    &mut parts,
                 ),
                 _ => v.apply_manager(
                     ctx,
                     log,
                     inst,
                     &self.manager[i * self.n_swing..(i + 1) * self.n_swing],
+                    &mut parts,
                 ),
             };
             self.out.reward[i] = reward as f32;
+            for (d, &p) in self.out.reward_by_group[i * IMPAIRMENTS..(i + 1) * IMPAIRMENTS]
+                .iter_mut()
+                .zip(&parts)
+            {
+                *d = p as f32;
+            }
             self.out.acted[i] = role;
             self.out.day_done[i] = 0;
             if v.advance(ctx, log, inst) {

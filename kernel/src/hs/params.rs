@@ -48,6 +48,8 @@ pub const DISPATCH_COMPONENTS: usize = 20;
 pub const DISPATCH_CHOICES: u32 = 50;
 /// Manager action: one component per swing doctor, each in `0..MANAGER_CHOICES` (6 = no-op).
 pub const MANAGER_CHOICES: u32 = 7;
+/// Impairment groups of patients (none, low, high): the parts of [`super::HsRound::reward_by_group`].
+pub const IMPAIRMENTS: usize = 3;
 /// Events handled per tick call before the rest of the tick runs (the reference's cap).
 pub const EVENTS_PER_CALL_MAX: u32 = 1000;
 
