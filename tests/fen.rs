@@ -187,15 +187,13 @@ fn bad_fen_values_are_refused_with_one_line() {
 fn baselines_refuse_what_they_do_not_implement_yet() {
     let dir = scratch("not-yet");
     for algo in ["fen", "soto"] {
-        let mut cases = vec![(vec!["--profile", "reference"], "ah.action_misalignment")];
-        if algo == "soto" {
-            cases.push((vec!["--env", "hs"], "algo"));
-        } else {
-            cases.push((
+        let cases = vec![
+            (vec!["--profile", "reference"], "ah.action_misalignment"),
+            (
                 vec!["--env", "hs", "--profile", "reference"],
                 "hs.pairwise_ratio",
-            ));
-        }
+            ),
+        ];
         for (args, field) in cases {
             let out_dir = dir.join(format!("{algo}-{}", field.replace('.', "-")));
             let mut argv = vec!["train", "--algo", algo, "--backend", "cpu"];

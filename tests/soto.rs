@@ -9,7 +9,11 @@
 //! - every metrics line carries `soto` (β, the team stream's share of decisions, the episodes'
 //!   GGF and α-fair welfare, min and mean return, CV); evaluation plays the team stream only;
 //! - bad SOTO values (ggf_base ≤ 1, α < 0, T = 0, p ≤ 0) exit non-zero with one line naming
-//!   the field and write nothing.
+//!   the field and write nothing;
+//! - on HS (the labelled adaptation: patient groups as welfare units, per-group rewards and
+//!   critics): the self stream only is PPO bit for bit in the self networks; with both streams
+//!   same seed same bits, 1 and 2 threads, resumed = straight, the group critics train, GGF and
+//!   α-fair differ; evaluation plays the team stream and reports `soto`.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -259,4 +263,108 @@ fn every_baseline_option_trains() {
         exact[0]["fen"],
         complete[0]["fen"]
     );
+}
+
+/// HS's tiny config (days of 40 minutes, 12 patients, so days end inside the runs).
+const HS: &str = "env = \"hs\"\ninstances = 2\nrollout_steps = 30\nbackend = \"cpu\"\nseed = 7\n\
+                  [ppo]\ntrunk = []\nhidden = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
+                  [hs]\npatients = 12\nsim_minutes = 40\n";
+
+fn run_hs(dir: &Path, name: &str, text: &str, iterations: &str) -> Vec<serde_json::Value> {
+    train_cli::run(
+        dir,
+        name,
+        text,
+        iterations,
+        &["dp", "penalty", "param_hash"],
+    )
+}
+
+#[test]
+fn soto_on_hs_self_stream_is_ppo_and_both_streams_resume_bit_for_bit() {
+    let dir = scratch("hs");
+    let ppo = run_hs(&dir, "ppo", HS, "3");
+    let only_self = run_hs(
+        &dir,
+        "self",
+        &format!("{SOTO}{HS}[soto]\nbeta_proportion = 1e9\nsegment = 4\nteam_hidden = [8]\n"),
+        "3",
+    );
+    assert!(only_self.iter().all(|l| l["soto"]["team_fraction"] == 0.0));
+    assert_eq!(
+        without(&without(&only_self, "soto"), "param_hash"),
+        without(&ppo, "param_hash"),
+        "every other key of PPO"
+    );
+    let ppo_t = tensors(&dir.join("ppo/checkpoints/ckpt-00000003.safetensors"));
+    let self_t = tensors(&dir.join("self/checkpoints/ckpt-00000003.safetensors"));
+    for role in 0..3 {
+        for t in ["params", "adam_m1", "adam_m2"] {
+            let name = format!("g{role}.{t}");
+            assert_eq!(
+                self_t[&name], ppo_t[&name],
+                "{name}: the self network is PPO's"
+            );
+        }
+    }
+    // Three team networks and nine group critics beside the self networks.
+    assert!(self_t.contains_key("g14.params") && !self_t.contains_key("g15.params"));
+
+    let text = format!("{SOTO}{HS}[soto]\nsegment = 4\nteam_hidden = [8]\n");
+    let a = run_hs(&dir, "a", &text, "4");
+    assert_eq!(a, run_hs(&dir, "b", &text, "4"), "same seed, same bits");
+    let one = run_hs(
+        &dir,
+        "one",
+        &text.replace("seed = 7", "seed = 7\nthreads = 1"),
+        "4",
+    );
+    assert_eq!(a, one, "1 and 2 threads");
+    let resumed = dir.join("resumed");
+    train_cli::copy_dir(&dir.join("a"), &resumed);
+    for k in [3, 4] {
+        for ext in ["json", "safetensors"] {
+            std::fs::remove_file(resumed.join(format!("checkpoints/ckpt-{k:08}.{ext}"))).unwrap();
+        }
+    }
+    let cfg = write_cfg(&dir, "resumed", &text);
+    train(&cfg, &resumed, "4", true);
+    assert_eq!(
+        train_cli::metrics(&resumed, &["dp", "penalty", "param_hash"]),
+        a,
+        "resumed = straight"
+    );
+    let beta: Vec<f64> = a
+        .iter()
+        .map(|l| l["soto"]["beta"].as_f64().unwrap())
+        .collect();
+    assert_eq!(beta, [1.0, 0.5, 0.0, 0.0]);
+    assert_eq!(a[3]["soto"]["team_fraction"], 1.0);
+    assert!(
+        a[3]["soto"]["group_critic_value_loss"].is_number(),
+        "{}",
+        a[3]
+    );
+    assert!(
+        a.iter().any(|l| l["soto"]["episodes"].as_u64().unwrap() > 0
+            && l["soto"]["ggf"].is_number()
+            && l["soto"]["min_utility"].is_number()),
+        "days end inside the runs and report their groups' welfare: {a:?}"
+    );
+    let alpha = run_hs(&dir, "alpha", &format!("{text}welfare = \"alpha\"\n"), "4");
+    assert_eq!(
+        alpha[0]["param_hash"], a[0]["param_hash"],
+        "β = 1: no team rows yet"
+    );
+    assert_ne!(
+        alpha[3]["param_hash"], a[3]["param_hash"],
+        "the welfare weights matter"
+    );
+
+    let out = fairground(&["eval", dir.join("a").to_str().unwrap(), "--episodes", "2"]);
+    ok(&out);
+    let eval: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("a/eval.json")).unwrap()).unwrap();
+    assert_eq!(eval["soto"]["team_fraction"], 1.0, "{}", eval["soto"]);
+    assert!(eval["soto"]["ggf"].is_number(), "{eval}");
 }

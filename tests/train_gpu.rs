@@ -174,4 +174,14 @@ fn baselines_gpu_training_is_bit_reproducible() {
         &["iteration", "fen", "policy_loss", "param_hash"],
         3,
     );
+    // SOTO on HS: team streams with their group critics (driven networks trained through the
+    // host-batch path) and the welfare sum written into the team stores.
+    two_gpu_runs_agree(
+        "hs-soto",
+        "algo = \"soto\"\nenv = \"hs\"\ninstances = 2\nrollout_steps = 30\nbackend = \"gpu\"\n\
+         seed = 7\n[ppo]\ntrunk = []\nhidden = [16, 8]\nminibatch_size = 32\nepochs = 2\n\
+         [hs]\npatients = 12\nsim_minutes = 40\n[soto]\nsegment = 4\nteam_hidden = [8]\n",
+        &["iteration", "soto", "policy_loss", "param_hash"],
+        4,
+    );
 }

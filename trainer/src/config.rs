@@ -934,12 +934,6 @@ impl TrainConfig {
     fn check_baseline(&self) -> Result<(), TrainError> {
         let algo = self.algo.to_string();
         if self.env == EnvName::Hs {
-            if self.algo == Algo::Soto {
-                return Err(bad(
-                    "algo",
-                    format!("{algo} on hs is not implemented yet (AH only; docs/baselines.md)"),
-                ));
-            }
             if self.hs.pairwise_ratio {
                 return Err(bad(
                     "hs.pairwise_ratio",

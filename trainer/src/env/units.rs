@@ -12,4 +12,7 @@ pub trait GroupOutcomes: EnvAdapter {
     /// Per group, (sum of outcomes, count) of `slot`'s current episode so far (HS: the ledgers
     /// of today's finished patients); with `ended`, of the episode that ended in the last step.
     fn outcomes_by_group(&self, slot: u32, ended: bool, out: &mut [(f64, u32)]);
+    /// Per group, the reward of `slot`'s decision of the last round split by the group of the
+    /// people it concerns (HS: `HsRound::reward_by_group`; the parts sum to the reward).
+    fn reward_by_group(&self, slot: u32, out: &mut [f32]);
 }

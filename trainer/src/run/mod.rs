@@ -19,6 +19,7 @@ use crate::algo::fen::Fen;
 use crate::algo::fen::hs::FenHs;
 use crate::algo::ppo::Ppo;
 use crate::algo::soto::Soto;
+use crate::algo::soto::hs::SotoHs;
 use crate::common::{ActMode, EnvUse, Timing};
 use crate::config::{Algo, Backend, EnvName, TrainConfig};
 use crate::env::EnvAdapter;
@@ -289,11 +290,9 @@ fn with_executor<E: Executor + Send + 'static>(
             Box::new(Trainer::new(cfg, env, algo, make)?)
         }
         (EnvName::Hs, Algo::Soto) => {
-            // TrainConfig::validate refuses it first.
-            return Err(TrainError::Config {
-                field: "algo",
-                message: "soto on hs is not implemented yet (AH only)".into(),
-            });
+            let env = HsAdapter::new(cfg, env_use);
+            let algo = SotoHs::new(cfg, &env)?;
+            Box::new(Trainer::new(cfg, env, algo, make)?)
         }
         (EnvName::Hs, Algo::Ppo) => {
             Box::new(Trainer::new(cfg, HsAdapter::new(cfg, env_use), Ppo, make)?)

@@ -16,9 +16,10 @@
 //! and writes the team rows' adjustment A^T − Â into their store, so the epochs train on it.
 //! Evaluation uses the team stream only.
 //!
-//! Allelopathic Harvest only, for now: an agent's utility J is its cumulative reward in the
-//! current episode.
+//! On Allelopathic Harvest an agent's utility J is its cumulative reward in the current
+//! episode; HospitalSim's labelled adaptation (welfare units = patient groups) is `hs.rs`.
 
+pub mod hs;
 pub mod welfare;
 
 use super::segments::{self, SlotObs};
@@ -35,9 +36,9 @@ use std::ops::Range;
 use welfare::{ranks, weights, z_scores};
 
 /// Which stream a slot uses (none drawn yet: a fresh run or evaluation).
-const SELF: u8 = 0;
-const TEAM: u8 = 1;
-const UNDRAWN: u8 = 2;
+pub(crate) const SELF: u8 = 0;
+pub(crate) const TEAM: u8 = 1;
+pub(crate) const UNDRAWN: u8 = 2;
 
 /// What a checkpoint keeps of SOTO: each slot's stream, clock (steps since its episode began),
 /// episode reward so far J and its last snapshot, and the stream draws' random stream.

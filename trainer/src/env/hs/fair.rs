@@ -158,6 +158,12 @@ impl crate::env::units::GroupOutcomes for HsAdapter {
             }
         }
     }
+
+    fn reward_by_group(&self, slot: u32, out: &mut [f32]) {
+        let g = fairground_kernel::hs::IMPAIRMENTS;
+        let i = slot as usize;
+        out.copy_from_slice(&self.round.reward_by_group[i * g..(i + 1) * g]);
+    }
 }
 
 #[cfg(test)]
