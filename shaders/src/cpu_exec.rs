@@ -185,6 +185,12 @@ impl Executor for CpuExecutor {
                         fm(m2),
                     )
                 }
+                Kernel::GradAccumulate => {
+                    let [grads, acc] = &mut taken[..] else {
+                        unreachable!("grad_accumulate writes two buffers")
+                    };
+                    cpu::grad_accumulate(&uni(u), fm(grads), fm(acc))
+                }
                 Kernel::ReducePartial => cpu::reduce_partial(
                     &uni(u),
                     f(b(0)),

@@ -75,6 +75,8 @@ pub enum ShaderError {
     StoreRow { row: usize, rows: usize },
     #[error("{rows} store rows in one call: allowed 1 to {batch} (the batch it was built for)")]
     StoreRows { rows: usize, batch: usize },
+    #[error("apply_accumulated needs an actor-critic built with PpoHyper::accumulate")]
+    NotAccumulating,
     #[error("GPU device error: {0}")]
     Device(String),
 }

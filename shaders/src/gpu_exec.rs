@@ -226,7 +226,8 @@ fn chunk_threads(kernel: Kernel, chunk: &[u8], cap: u32, threads: u64) -> u64 {
         | Kernel::PpoLoss
         | Kernel::Normalize
         | Kernel::FairAdjust
-        | Kernel::AdamUpdate => u64::from(rows),
+        | Kernel::AdamUpdate
+        | Kernel::GradAccumulate => u64::from(rows),
         _ => threads,
     };
     needed.min(threads)

@@ -182,11 +182,14 @@ pub struct AdamParams {
     pub epsilon: f32,
     /// <= 0 disables clipping.
     pub max_grad_norm: f32,
-    pub pad0: u32,
-    pub pad1: u32,
+    /// `grad_accumulate` only: 0 adds the minibatch's gradients to the accumulator, 1 writes
+    /// the accumulator times `accumulate_scale` into the gradients and clears it.
+    pub accumulate_mode: u32,
+    pub accumulate_scale: f32,
 }
 const _: () = {
     assert!(size_of::<AdamParams>() == 32);
+    assert!(offset_of!(AdamParams, accumulate_mode) == 24);
     assert!(offset_of!(AdamParams, epsilon) == 16);
     assert!(offset_of!(AdamParams, max_grad_norm) == 20);
 };

@@ -87,6 +87,7 @@ pub enum Kernel {
     PpoLoss,
     AdamBegin,
     AdamUpdate,
+    GradAccumulate,
     ReducePartial,
     ReduceFinal,
     Normalize,
@@ -96,7 +97,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 19] = [
+    pub const ALL: [Kernel; 20] = [
         Kernel::DenseForward,
         Kernel::ActGrad,
         Kernel::InputGrad,
@@ -110,6 +111,7 @@ impl Kernel {
         Kernel::PpoLoss,
         Kernel::AdamBegin,
         Kernel::AdamUpdate,
+        Kernel::GradAccumulate,
         Kernel::ReducePartial,
         Kernel::ReduceFinal,
         Kernel::Normalize,
@@ -128,7 +130,7 @@ impl Kernel {
             Kernel::HeadSample | Kernel::HeadEvaluate | Kernel::HeadBackward => Family::PolicyHead,
             Kernel::Gae | Kernel::GaeRagged => Family::Gae,
             Kernel::PpoLoss => Family::PpoLoss,
-            Kernel::AdamBegin | Kernel::AdamUpdate => Family::Adam,
+            Kernel::AdamBegin | Kernel::AdamUpdate | Kernel::GradAccumulate => Family::Adam,
             Kernel::ReducePartial | Kernel::ReduceFinal | Kernel::Normalize => Family::GroupReduce,
             Kernel::CopyRows => Family::Rollout,
             Kernel::FairAdjust | Kernel::SegmentMeans => Family::Fairness,
@@ -150,6 +152,7 @@ impl Kernel {
             Kernel::PpoLoss => "ppo_loss",
             Kernel::AdamBegin => "adam_begin",
             Kernel::AdamUpdate => "adam_update",
+            Kernel::GradAccumulate => "grad_accumulate",
             Kernel::ReducePartial => "reduce_partial",
             Kernel::ReduceFinal => "reduce_final",
             Kernel::Normalize => "normalize",
@@ -173,7 +176,9 @@ impl Kernel {
             }
             Kernel::Gae | Kernel::GaeRagged => size_of::<GaeParams>(),
             Kernel::PpoLoss => size_of::<LossParams>(),
-            Kernel::AdamBegin | Kernel::AdamUpdate => size_of::<AdamParams>(),
+            Kernel::AdamBegin | Kernel::AdamUpdate | Kernel::GradAccumulate => {
+                size_of::<AdamParams>()
+            }
             Kernel::ReducePartial | Kernel::ReduceFinal | Kernel::Normalize => {
                 size_of::<ReduceParams>()
             }
@@ -258,6 +263,8 @@ impl Kernel {
                 ReadWrite(F32),
                 ReadWrite(F32),
             ],
+            // grads, accumulator
+            Kernel::GradAccumulate => &[ReadWrite(F32), ReadWrite(F32)],
             // values, group_ids, center, partial
             Kernel::ReducePartial => &[Read(F32), Read(F32), Read(STATS), ReadWrite(PARTIAL)],
             // partial, stats

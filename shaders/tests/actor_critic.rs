@@ -4,6 +4,9 @@
 //! and the GPU and cpu backends, driven through the same `ActorCritic` interface, agree on
 //! sampled actions, values, loss statistics and parameters after 10 steps. The same holds for
 //! the shared-trunk model (trunk feeding both heads, the heads' input gradients summed).
+//! Accumulate mode (the reference baselines' one step per update): training launches leave the
+//! parameters and Adam's state untouched, and one step on the mean of two identical
+//! minibatches' gradients is a plain step on that minibatch, bit for bit, on both backends.
 
 mod common;
 
@@ -393,5 +396,102 @@ fn trunk_model_gpu_and_cpu_agree_and_gpu_training_is_bit_reproducible() {
                 "{what}: parameter hashes after 10 Adam steps differ run to run"
             );
         }
+    }
+}
+
+fn minibatch(d: &Data) -> Minibatch<'_> {
+    Minibatch {
+        obs: &d.obs,
+        group_ids: &d.groups,
+        masks: &d.masks,
+        actions: &d.actions,
+        old_logp: &d.old_logp,
+        old_values: &d.old_values,
+        advantages: &d.adv,
+        adv_adjust: &d.adj,
+        returns: &d.ret,
+    }
+}
+
+fn accumulating() -> PpoHyper {
+    PpoHyper {
+        accumulate: true,
+        ..hyper()
+    }
+}
+
+/// On the cpu backend: training launches in accumulate mode move nothing; one step on the mean
+/// of the same minibatch's gradients twice is a plain step on it, bit for bit.
+fn accumulated_vs_plain_cpu() {
+    let s = spec(64);
+    let d = data(&s);
+    let mb = minibatch(&d);
+    let p0 = s.init_params(11);
+    let cpu = |p| Ok(CpuExecutor::new(p));
+    let mut plain = ActorCritic::new(s.clone(), hyper(), &p0, cpu).unwrap();
+    let mut acc = ActorCritic::new(s.clone(), accumulating(), &p0, cpu).unwrap();
+    assert!(
+        plain.apply_accumulated(1).is_err(),
+        "a plain actor-critic has no accumulator"
+    );
+    for step in 0..3 {
+        let (before, state) = (acc.params().unwrap(), acc.optimizer_state().unwrap());
+        acc.train_minibatch(&mb).unwrap();
+        acc.train_minibatch(&mb).unwrap();
+        assert_eq!(
+            acc.params().unwrap(),
+            before,
+            "step {step}: no move before apply"
+        );
+        assert_eq!(
+            acc.optimizer_state().unwrap(),
+            state,
+            "step {step}: Adam untouched"
+        );
+        acc.apply_accumulated(2).unwrap();
+        plain.train_minibatch(&mb).unwrap();
+        assert_eq!(
+            acc.params().unwrap(),
+            plain.params().unwrap(),
+            "step {step}: params"
+        );
+        assert_eq!(
+            acc.optimizer_state().unwrap(),
+            plain.optimizer_state().unwrap(),
+            "step {step}: Adam's state"
+        );
+    }
+}
+
+#[test]
+fn accumulate_mode_steps_once_on_the_mean_gradient() {
+    accumulated_vs_plain_cpu();
+    let Some(ctx) = gpu("accumulate_mode_steps_once_on_the_mean_gradient") else {
+        return;
+    };
+    let s = spec(64);
+    let d = data(&s);
+    let mb = minibatch(&d);
+    let p0 = s.init_params(11);
+    let mut g = ActorCritic::new(s.clone(), accumulating(), &p0, |p| {
+        GpuExecutor::new(ctx.clone(), p)
+    })
+    .unwrap();
+    let mut c =
+        ActorCritic::new(s.clone(), accumulating(), &p0, |p| Ok(CpuExecutor::new(p))).unwrap();
+    for step in 0..3 {
+        for _ in 0..2 {
+            g.train_minibatch(&mb).unwrap();
+            c.train_minibatch(&mb).unwrap();
+        }
+        g.apply_accumulated(2).unwrap();
+        c.apply_accumulated(2).unwrap();
+        assert_close(
+            &format!("accumulated step {step}: params"),
+            &g.params().unwrap(),
+            &c.params().unwrap(),
+            1e-5,
+            1e-5,
+        );
     }
 }

@@ -436,8 +436,8 @@ fn adam_over_oversized_parameters_runs_in_chunks_bit_identical() {
         beta2: 0.999,
         epsilon: 1e-8,
         max_grad_norm: 0.5,
-        pad0: 0,
-        pad1: 0,
+        accumulate_mode: 0,
+        accumulate_scale: 0.0,
     };
     let seq = prog.sequence();
     for _ in 0..2 {

@@ -573,8 +573,8 @@ fn adam_with_gradient_clipping_matches_the_cpu_twin() {
             beta2: 0.999,
             epsilon: 1e-8,
             max_grad_norm: max_norm,
-            pad0: 0,
-            pad1: 0,
+            accumulate_mode: 0,
+            accumulate_scale: 0.0,
         };
         let seq = prog.sequence();
         for _ in 0..3 {
@@ -621,6 +621,72 @@ fn adam_with_gradient_clipping_matches_the_cpu_twin() {
             &read_f32(&mut c, m2),
             1e-9,
             1e-5,
+        );
+    }
+}
+
+#[test]
+fn gradient_accumulation_matches_the_cpu_twin_bit_for_bit() {
+    for count in [1u32, 1000, 65537] {
+        let name = format!("grad_accumulate params {count}");
+        let n = count as usize;
+        let mut prog = Program::new();
+        let grads = prog.buffer("grads", n);
+        let acc = prog.buffer("acc", n);
+        let add = AdamParams {
+            param_count: count,
+            ..AdamParams::default()
+        };
+        let mean = AdamParams {
+            accumulate_mode: 1,
+            accumulate_scale: 0.25,
+            ..add
+        };
+        let seq = prog.sequence();
+        // Two minibatches' gradients added, then their mean written back and the sum cleared.
+        for _ in 0..2 {
+            prog.push_rows(
+                seq,
+                Kernel::GradAccumulate,
+                &add,
+                &[grads, acc],
+                u64::from(count),
+                &[1, 1],
+            );
+        }
+        prog.push_rows(
+            seq,
+            Kernel::GradAccumulate,
+            &mean,
+            &[grads, acc],
+            u64::from(count),
+            &[1, 1],
+        );
+        let gr = uniform(52, n, -1.0, 1.0);
+        let a0 = uniform(53, n, -1.0, 1.0);
+        let Some((mut g, mut c)) = both(
+            &name,
+            prog,
+            |e| {
+                e.write(grads, &gr).unwrap();
+                e.write(acc, &a0).unwrap();
+            },
+            seq,
+        ) else {
+            return;
+        };
+        // Additions and a power-of-two scale: exact on both.
+        let (gg, cg) = (read_f32(&mut g, grads), read_f32(&mut c, grads));
+        assert_eq!(gg, cg, "{name}: grads");
+        let want: Vec<f32> = a0
+            .iter()
+            .zip(&gr)
+            .map(|(a, x)| (a + x + x) * 0.25)
+            .collect();
+        assert_eq!(cg, want, "{name}: the twin by hand");
+        assert!(
+            read_f32(&mut g, acc).iter().all(|&v| v == 0.0),
+            "{name}: cleared"
         );
     }
 }

@@ -6,6 +6,9 @@
 //     max_grad_norm > 0, where norm = sqrt(norm_stats.sum) comes from group_reduce (mode 2);
 //     m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
 //     param -= lr * (m / (1 - beta1_pow)) / (sqrt(v / (1 - beta2_pow)) + epsilon)
+//   grad_accumulate (one per parameter): mode 0: acc += grad (a minibatch's gradients kept for
+//     one later step); mode 1: grad = acc * scale, acc = 0 (the mean over the minibatches, for
+//     the one Adam step that follows). Each parameter sums in minibatch order: deterministic.
 
 struct AdamParams {
     param_count: u32,
@@ -14,8 +17,8 @@ struct AdamParams {
     beta2: f32,
     epsilon: f32,
     max_grad_norm: f32,
-    pad0: u32,
-    pad1: u32,
+    accumulate_mode: u32,
+    accumulate_scale: f32,
 }
 
 struct AdamState {
@@ -42,6 +45,9 @@ struct GroupStats {
 @group(0) @binding(4) var<storage, read> grads: array<f32>;
 @group(0) @binding(5) var<storage, read_write> moment1: array<f32>;
 @group(0) @binding(6) var<storage, read_write> moment2: array<f32>;
+// grad_accumulate
+@group(0) @binding(1) var<storage, read_write> acc_grads: array<f32>;
+@group(0) @binding(2) var<storage, read_write> accumulator: array<f32>;
 
 @compute @workgroup_size(1)
 fn adam_begin() {
@@ -76,4 +82,22 @@ fn adam_update(
     let m_hat = m / (1.0 - s.beta1_pow);
     let v_hat = v / (1.0 - s.beta2_pow);
     params[i] = params[i] - p.lr * m_hat / (sqrt(v_hat) + p.epsilon);
+}
+
+@compute @workgroup_size(64)
+fn grad_accumulate(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wg.y * nwg.x + wg.x) * 64u + lid;
+    if i >= p.param_count {
+        return;
+    }
+    if p.accumulate_mode == 0u {
+        accumulator[i] = accumulator[i] + acc_grads[i];
+    } else {
+        acc_grads[i] = accumulator[i] * p.accumulate_scale;
+        accumulator[i] = 0.0;
+    }
 }

@@ -481,6 +481,11 @@ pub struct PpoConfig {
     /// Visit each epoch's rows in a fresh seeded order (false: sequential slices, as the
     /// reference).
     pub shuffle_minibatches: bool,
+    /// [REPRO] The reference FEN and SOTO ports' update (baselines-spec F8, S7): the epochs'
+    /// minibatch losses are averaged at fixed parameters and each network takes ONE Adam step
+    /// per update on their mean gradient (the "epochs" change nothing but the average). Off:
+    /// one step per minibatch. Not on AH's reference host path (`ah.*` [REPRO] trainer flags).
+    pub one_step_per_update: bool,
 }
 
 /// `[fair]`: Fair-PPO's fairness notion and penalty (docs/fair-ppo.md).
@@ -621,6 +626,7 @@ impl Default for PpoConfig {
             ent_coef: 0.01,
             normalize_advantages: true,
             shuffle_minibatches: true,
+            one_step_per_update: false,
         }
     }
 }
@@ -694,6 +700,7 @@ impl TrainConfig {
             ent_coef: self.ppo.ent_coef,
             lr: self.ppo.lr,
             pairwise_ratio: self.env == EnvName::Hs && self.hs.pairwise_ratio,
+            accumulate: self.ppo.one_step_per_update,
             ..PpoHyper::default()
         }
     }
@@ -897,6 +904,17 @@ impl TrainConfig {
         self.soto.validate()?;
         if matches!(self.algo, Algo::Fen | Algo::Soto) {
             self.check_baseline()?;
+        }
+        if self.ppo.one_step_per_update
+            && self.env == EnvName::Ah
+            && !crate::repro::uses_store(self)
+        {
+            return Err(bad(
+                "ppo.one_step_per_update",
+                "true: not on AH's reference host path (the ah.* [REPRO] trainer flags); set it \
+                 false or turn those flags off"
+                    .into(),
+            ));
         }
         if self.fair.fairness == Fairness::Cf
             && self.env == EnvName::Hs

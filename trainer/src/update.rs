@@ -164,6 +164,7 @@ pub fn train_stored_epochs<E: Executor>(
     let n = rows.len();
     let mb = cfg.ppo.minibatch_size as usize;
     let mut bytes = 0u64;
+    let mut minibatches = 0u32;
     scratch.order.clear();
     scratch.order.extend(0..n as u32);
     for _ in 0..cfg.ppo.epochs {
@@ -179,11 +180,15 @@ pub fn train_stored_epochs<E: Executor>(
                 .extend(part.iter().map(|&k| rows[k as usize]));
             ac.train_stored(&scratch.mb_rows)?;
             bytes += (part.len() * 4) as u64;
+            minibatches += 1;
             if c + 1 == chunks {
                 loss.add(&ac.loss_stats()?);
                 bytes += 80;
             }
         }
+    }
+    if ac.accumulates() && minibatches > 0 {
+        ac.apply_accumulated(minibatches)?;
     }
     Ok(bytes)
 }

@@ -36,3 +36,16 @@ pub fn adam_update(
         params[i] -= p.lr * m_hat / (v_hat.sqrt() + p.epsilon);
     }
 }
+
+/// Twin of `grad_accumulate`: mode 0 adds `grads` to `acc`; mode 1 writes `acc` times the
+/// scale into `grads` and clears `acc`.
+pub fn grad_accumulate(p: &AdamParams, grads: &mut [f32], acc: &mut [f32]) {
+    for i in 0..p.param_count as usize {
+        if p.accumulate_mode == 0 {
+            acc[i] += grads[i];
+        } else {
+            grads[i] = acc[i] * p.accumulate_scale;
+            acc[i] = 0.0;
+        }
+    }
+}

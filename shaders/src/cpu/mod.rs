@@ -20,7 +20,7 @@ mod ppo_loss;
 mod reduce;
 mod rollout;
 
-pub use adam::{adam_begin, adam_update};
+pub use adam::{adam_begin, adam_update, grad_accumulate};
 pub use dense::{act_grad, dense_forward, input_grad, weight_grad_partial, weight_grad_reduce};
 pub use fairness::{fair_adjust, segment_means};
 pub use gae::{gae, gae_ragged};

@@ -35,6 +35,8 @@ pub(super) struct Buffers {
     pub(super) terms: BufferId,
     pub(super) params: BufferId,
     pub(super) grads: BufferId,
+    /// The minibatches' gradient sum in accumulate mode (one word otherwise).
+    pub(super) grad_acc: BufferId,
     pub(super) moment1: BufferId,
     pub(super) moment2: BufferId,
     pub(super) adam_state: BufferId,
@@ -88,6 +90,9 @@ pub(super) struct Declared {
     pub(super) head_params: HeadParams,
     pub(super) row_ops: Vec<RowOp>,
     pub(super) store: Option<Store>,
+    /// Accumulate mode: the sequence of the one step on the minibatches' mean gradient, and
+    /// its first launch (whose uniform carries 1 / minibatches).
+    pub(super) apply: Option<(SeqId, OpRef)>,
 }
 
 /// The trunk (optional), the policy head and the value head, placed on `batch` rows at their
@@ -131,7 +136,7 @@ pub(super) fn declare(
 ) -> Declared {
     let nets = Nets::place(spec);
     let mut prog = Program::new();
-    let bufs = declare_buffers(&mut prog, spec, &nets);
+    let bufs = declare_buffers(&mut prog, spec, &nets, hyper.accumulate);
     let head = head_params(spec);
     let (act_seq, sample_op) = record_act(&mut prog, &nets, &bufs, &head);
 
@@ -140,7 +145,17 @@ pub(super) fn declare(
     record_loss(&mut prog, train_seq, &bufs, hyper, spec.batch);
     record_backward(&mut prog, train_seq, &nets, &bufs, &head);
     let adam_start = prog.ops(train_seq).len();
-    record_adam(&mut prog, train_seq, &bufs, hyper, spec.param_len());
+    let apply = if hyper.accumulate {
+        // Each minibatch adds its gradients to the sum; one Adam step on their mean later.
+        record_accumulate(&mut prog, train_seq, &bufs, spec.param_len(), 0, 0.0);
+        let seq = prog.sequence();
+        let op = record_accumulate(&mut prog, seq, &bufs, spec.param_len(), 1, 1.0);
+        record_adam(&mut prog, seq, &bufs, hyper, spec.param_len());
+        Some((seq, op))
+    } else {
+        record_adam(&mut prog, train_seq, &bufs, hyper, spec.param_len());
+        None
+    };
     // Launches over parameters, not rows: their uniforms never follow a call's rows.
     let param_ops = adam_start..prog.ops(train_seq).len();
     record_stats(&mut prog, train_seq, &bufs, spec.batch);
@@ -156,12 +171,18 @@ pub(super) fn declare(
         head_params: head,
         row_ops,
         store,
+        apply,
     }
 }
 
 /// Declare the networks' activations and gradients, then the rows' inputs, outputs and
 /// scratch, the parameters and Adam's state.
-fn declare_buffers(prog: &mut Program, spec: &ActorCriticSpec, nets: &Nets) -> Buffers {
+fn declare_buffers(
+    prog: &mut Program,
+    spec: &ActorCriticSpec,
+    nets: &Nets,
+    accumulate: bool,
+) -> Buffers {
     let n = spec.batch as usize;
     let n_comp = spec.action_components.len();
     let logit_width = spec.logit_width() as usize;
@@ -202,6 +223,7 @@ fn declare_buffers(prog: &mut Program, spec: &ActorCriticSpec, nets: &Nets) -> B
         terms: prog.buffer("terms", n * 4),
         params: prog.buffer("params", param_len),
         grads: prog.buffer("grads", param_len),
+        grad_acc: prog.buffer("grad_acc", if accumulate { param_len } else { 1 }),
         moment1: prog.buffer("moment1", param_len),
         moment2: prog.buffer("moment2", param_len),
         adam_state: prog.buffer("adam_state", size_of::<AdamState>() / 4),
@@ -380,8 +402,8 @@ fn record_adam(prog: &mut Program, seq: SeqId, bufs: &Buffers, hyper: &PpoHyper,
         beta2: hyper.beta2,
         epsilon: hyper.epsilon,
         max_grad_norm: hyper.max_grad_norm,
-        pad0: 0,
-        pad1: 0,
+        accumulate_mode: 0,
+        accumulate_scale: 0.0,
     };
     prog.push(seq, Kernel::AdamBegin, &adam, &[bufs.adam_state], 1);
     if hyper.max_grad_norm > 0.0 {
@@ -411,6 +433,32 @@ fn record_adam(prog: &mut Program, seq: SeqId, bufs: &Buffers, hyper: &PpoHyper,
         bufs.moment1,
         bufs.moment2,
     );
+}
+
+/// A gradient-accumulator launch over the parameters: mode 0 adds the gradients to the sum,
+/// mode 1 writes the sum times `scale` into the gradients and clears it.
+fn record_accumulate(
+    prog: &mut Program,
+    seq: SeqId,
+    bufs: &Buffers,
+    params: u32,
+    mode: u32,
+    scale: f32,
+) -> OpRef {
+    let p = AdamParams {
+        param_count: params,
+        accumulate_mode: mode,
+        accumulate_scale: scale,
+        ..AdamParams::default()
+    };
+    prog.push_rows(
+        seq,
+        Kernel::GradAccumulate,
+        &p,
+        &[bufs.grads, bufs.grad_acc],
+        u64::from(params),
+        &[1, 1],
+    )
 }
 
 /// Training, last stage: the minibatch means of the policy loss, value loss, approximate KL

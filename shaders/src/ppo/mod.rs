@@ -29,7 +29,7 @@ pub use spec::{
 pub use store::StoreSpec;
 
 use crate::error::ShaderError;
-use crate::layout::{AdamState, GroupStats, HeadParams, LossParams};
+use crate::layout::{AdamParams, AdamState, GroupStats, HeadParams, LossParams};
 use crate::program::{Executor, ExecutorExt, OpRef, Program, SeqId};
 use crate::registry::Kernel;
 use build::{Buffers, RowOp};
@@ -53,6 +53,7 @@ pub struct ActorCritic<E: Executor> {
     /// Rows of the last queued act.
     act_rows: u32,
     store: Option<Store>,
+    apply: Option<(SeqId, OpRef)>,
 }
 
 impl<E: Executor> ActorCritic<E> {
@@ -112,6 +113,7 @@ impl<E: Executor> ActorCritic<E> {
             rows: batch,
             act_rows: batch,
             store: d.store,
+            apply: d.apply,
         })
     }
 
@@ -289,6 +291,26 @@ impl<E: Executor> ActorCritic<E> {
         self.exec.write(self.bufs.adv_adjust, mb.adv_adjust)?;
         self.exec.write(self.bufs.returns, mb.returns)?;
         self.exec.run(self.train_seq)
+    }
+
+    /// Whether training launches accumulate gradients ([`PpoHyper::accumulate`]).
+    pub fn accumulates(&self) -> bool {
+        self.apply.is_some()
+    }
+
+    /// Accumulate mode ([`PpoHyper::accumulate`]): queue one Adam step on the mean of the
+    /// gradients of the `minibatches` training launches since the last step, and clear their
+    /// sum.
+    pub fn apply_accumulated(&mut self, minibatches: u32) -> Result<(), ShaderError> {
+        let (seq, op) = self.apply.ok_or(ShaderError::NotAccumulating)?;
+        let p = AdamParams {
+            param_count: self.spec.param_len(),
+            accumulate_mode: 1,
+            accumulate_scale: 1.0 / minibatches.max(1) as f32,
+            ..AdamParams::default()
+        };
+        self.exec.set_uniform_pod(op, &p);
+        self.exec.run(seq)
     }
 
     /// Means of the loss terms over the last minibatch.

@@ -128,6 +128,11 @@ pub struct PpoHyper {
     /// The reference's HS pairwise surrogate ([`crate::layout::LossParams::pairwise`], spec
     /// §3.2 [REPRO]).
     pub pairwise_ratio: bool,
+    /// Training launches keep each minibatch's gradients in an accumulator instead of taking an
+    /// Adam step; [`super::ActorCritic::apply_accumulated`] then takes one step on their mean
+    /// (the reference FEN and SOTO ports' one optimiser step per update over the loss averaged
+    /// at fixed parameters, baselines-spec F8, S7).
+    pub accumulate: bool,
 }
 
 impl Default for PpoHyper {
@@ -144,6 +149,7 @@ impl Default for PpoHyper {
             epsilon: 1e-8,
             max_grad_norm: 0.0,
             pairwise_ratio: false,
+            accumulate: false,
         }
     }
 }

@@ -169,6 +169,7 @@ pub fn train<E: Executor>(
         Vec::with_capacity(mb),
     );
     let zeros = vec![0.0f32; mb];
+    let mut minibatches = 0u32;
     for _ in 0..epochs {
         net.shuffle.shuffle(&mut order);
         let chunks = n.div_ceil(mb);
@@ -201,11 +202,16 @@ pub fn train<E: Executor>(
                 returns: &ret,
             })?;
             net.transfer_bytes += (part.len() * (w + 5) * 4) as u64;
+            minibatches += 1;
             if c + 1 == chunks {
                 let stats = net.ac.loss_stats()?;
                 net.loss.add(&stats);
             }
         }
+    }
+    // `ppo.one_step_per_update`: one step on the mean of the minibatches' gradients.
+    if net.ac.accumulates() {
+        net.ac.apply_accumulated(minibatches)?;
     }
     net.ac.finish()
 }

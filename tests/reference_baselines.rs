@@ -1,0 +1,114 @@
+//! Guarantees for the reference FEN and SOTO ports' named behaviours that exist so far
+//! (baselines-spec tables A1.3, A2.3), as users run them (`fairground train`, cpu backend):
+//! - `ppo.one_step_per_update` (F8, S7): with one minibatch per update it trains bit for bit like
+//!   the plain update; with several (epochs × minibatches) every network takes exactly one Adam
+//!   step per iteration and ends elsewhere; FEN's and SOTO's networks (the driven ones too) train
+//!   with it and stay same-seed deterministic; on AH's reference host path it is refused with
+//!   one line naming the field, before anything is written.
+
+#[path = "common/train_cli.rs"]
+mod train_cli;
+
+use std::path::Path;
+use train_cli::{fairground, run};
+
+const BASE: &str = "instances = 2\nrollout_steps = 12\nbackend = \"cpu\"\nseed = 7\n\
+                    [ah]\nepisode_steps = 10\n[ppo]\nhidden = [16, 8]\n";
+
+/// Adam's step counter of every network in a checkpoint (`g<k>.adam_state`: β1^t, β2^t, t).
+fn adam_steps(ckpt: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(ckpt).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out = Vec::new();
+    for k in 0.. {
+        let Ok(v) = st.tensor(&format!("g{k}.adam_state")) else {
+            break;
+        };
+        let d = v.data();
+        out.push(f32::from_le_bytes(d[8..12].try_into().unwrap()));
+    }
+    out
+}
+
+#[test]
+fn one_step_per_update_is_one_adam_step_on_the_mean_gradient() {
+    let dir = train_cli::scratch_dir("ref-one-step");
+    let keys = ["param_hash"];
+    // 2 instances × 40 agents × 12 steps = 480 rows per group network at most: one minibatch.
+    let single = format!("{BASE}epochs = 1\nminibatch_size = 1024\n");
+    let plain = run(&dir, "plain", &single, "2", &keys);
+    let one = run(
+        &dir,
+        "one",
+        &format!("{single}one_step_per_update = true\n"),
+        "2",
+        &keys,
+    );
+    assert_eq!(plain, one, "one minibatch: the same update, bit for bit");
+
+    let several = format!("{BASE}epochs = 3\nminibatch_size = 64\n");
+    let plain = run(&dir, "plain3", &several, "3", &keys);
+    let text = format!("{several}one_step_per_update = true\n");
+    let one = run(&dir, "one3", &text, "3", &keys);
+    assert_ne!(plain[2]["param_hash"], one[2]["param_hash"]);
+    assert_eq!(
+        one,
+        run(&dir, "one3b", &text, "3", &keys),
+        "same seed, same bits"
+    );
+    assert_eq!(
+        adam_steps(&dir.join("one3/checkpoints/ckpt-00000003.safetensors")),
+        [3.0, 3.0],
+        "one step per network per iteration"
+    );
+    assert!(
+        adam_steps(&dir.join("plain3/checkpoints/ckpt-00000003.safetensors"))[0] > 3.0,
+        "the plain update steps per minibatch"
+    );
+
+    // The baselines: FEN's sub-policies and controller, SOTO's streams.
+    for (algo, extra, nets) in [
+        (
+            "fen",
+            "[fen]\nsubpolicies = 2\nmacro_steps = 3\ncontroller_hidden = [8]\n",
+            3,
+        ),
+        ("soto", "[soto]\nsegment = 4\nteam_hidden = [8]\n", 2),
+    ] {
+        let text = format!("algo = \"{algo}\"\n{text}{extra}");
+        let a = run(&dir, algo, &text, "3", &keys);
+        assert_eq!(
+            a,
+            run(&dir, &format!("{algo}-b"), &text, "3", &keys),
+            "{algo}"
+        );
+        let steps = adam_steps(&dir.join(format!("{algo}/checkpoints/ckpt-00000003.safetensors")));
+        assert!(
+            steps.iter().all(|&s| s <= 3.0) && steps.iter().filter(|&&s| s > 0.0).count() >= nets,
+            "{algo}: at most one step per network per iteration: {steps:?}"
+        );
+    }
+}
+
+#[test]
+fn one_step_per_update_is_refused_on_the_ah_reference_host_path() {
+    let dir = train_cli::scratch_dir("ref-one-step-refused");
+    let out_dir = dir.join("run");
+    let cfg = train_cli::write_cfg(
+        &dir,
+        "cfg",
+        "profile = \"reference\"\nbackend = \"cpu\"\n[ppo]\none_step_per_update = true\n",
+    );
+    let out = fairground(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("ppo.one_step_per_update"), "{err}");
+    assert!(!out_dir.exists(), "nothing written");
+}
