@@ -4,7 +4,12 @@
 //!   the plain update; with several (epochs × minibatches) every network takes exactly one Adam
 //!   step per iteration and ends elsewhere; FEN's and SOTO's networks (the driven ones too) train
 //!   with it and stay same-seed deterministic; on AH's reference host path it is refused with
-//!   one line naming the field, before anything is written.
+//!   one line naming the field, before anything is written;
+//! - FEN's reference flags (F1 `controller_plain_input`, F2 `stale_consensus` and
+//!   `episode_end_reward`, F3 `unclipped_utilisation`, F6 `decision_logprob_reward`, F10
+//!   `global_clock`, F13 `controller_tanh`; F12 `argmax_every_step` in evaluation): each trains
+//!   something else than the clean FEN, deterministically, and all of them together resume bit
+//!   for bit; F1 drops the controller's two extra inputs.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -111,4 +116,77 @@ fn one_step_per_update_is_refused_on_the_ah_reference_host_path() {
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(err.contains("ppo.one_step_per_update"), "{err}");
     assert!(!out_dir.exists(), "nothing written");
+}
+
+const FEN: &str = "algo = \"fen\"\n";
+const FEN_SMALL: &str = "[fen]\nsubpolicies = 2\nmacro_steps = 3\ncontroller_hidden = [8]\n";
+
+#[test]
+fn every_fen_reference_flag_changes_training_and_all_resume_bit_for_bit() {
+    let dir = train_cli::scratch_dir("ref-fen-flags");
+    let keys = ["param_hash", "fen"];
+    let text = format!("{FEN}{BASE}epochs = 2\nminibatch_size = 64\n{FEN_SMALL}");
+    let clean = run(&dir, "clean", &text, "3", &keys);
+    let flags = [
+        "controller_plain_input",
+        "stale_consensus",
+        "episode_end_reward",
+        "unclipped_utilisation",
+        "decision_logprob_reward",
+        "global_clock",
+        "controller_tanh",
+    ];
+    for flag in flags {
+        let t = format!("{text}{flag} = true\n");
+        let a = run(&dir, flag, &t, "3", &keys);
+        assert_ne!(
+            a[2]["param_hash"], clean[2]["param_hash"],
+            "{flag} changes nothing"
+        );
+        assert_eq!(
+            a,
+            run(&dir, &format!("{flag}-b"), &t, "3", &keys),
+            "{flag}: same bits"
+        );
+    }
+    // F1: the controller's input is the observation alone (10 floats, no δ, η): its first
+    // layer has 10 inputs.
+    let bytes =
+        std::fs::read(dir.join("controller_plain_input/checkpoints/ckpt-00000003.safetensors"))
+            .unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let plain = st.tensor("g2.params").unwrap().shape()[0];
+    let bytes = std::fs::read(dir.join("clean/checkpoints/ckpt-00000003.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let full = st.tensor("g2.params").unwrap().shape()[0];
+    assert_eq!(
+        full - plain,
+        2 * 2 * 8,
+        "two inputs fewer into the policy and value MLPs' 8 hidden units"
+    );
+
+    // All of them at once, interrupted after iteration 2 and resumed.
+    let all: String = flags.iter().map(|f| format!("{f} = true\n")).collect();
+    let t = format!("{text}{all}argmax_every_step = true\n");
+    let a = run(&dir, "all", &t, "4", &keys);
+    let resumed = dir.join("resumed");
+    train_cli::copy_dir(&dir.join("all"), &resumed);
+    for k in [3, 4] {
+        for ext in ["json", "safetensors"] {
+            std::fs::remove_file(resumed.join(format!("checkpoints/ckpt-{k:08}.{ext}"))).unwrap();
+        }
+    }
+    let cfg = train_cli::write_cfg(&dir, "resumed", &t);
+    train_cli::train(&cfg, &resumed, "4", true);
+    assert_eq!(train_cli::metrics(&resumed, &keys), a, "resumed = straight");
+    // F12: evaluation with the controller's argmax at every step runs and reports FEN.
+    let out = fairground(&["eval", dir.join("all").to_str().unwrap(), "--episodes", "2"]);
+    train_cli::ok(&out);
+    let eval: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("all/eval.json")).unwrap()).unwrap();
+    assert!(
+        eval["fen"]["choice_frequency"].is_array(),
+        "{}",
+        eval["fen"]
+    );
 }

@@ -383,6 +383,33 @@ pub struct FenConfig {
     pub controller_hidden: Vec<u32>,
     /// The controller's entropy coefficient, 0..=1e6.
     pub controller_ent_coef: f32,
+    /// The controller's hidden activation: false ReLU (the authors'), true tanh (the reference
+    /// port's 10 → 128 → 64 tanh, F13).
+    pub controller_tanh: bool,
+    /// [REPRO] F1: the controller sees the plain observation, without (δ, η).
+    pub controller_plain_input: bool,
+    /// [REPRO] F3: the reference port's reward (ū/c) / (ε + |u_i/(ū + ε) − 1|), utilisation
+    /// not clipped at 1 (with its c = 1, ε = 1e-6 it explodes when u_i ≈ ū).
+    pub unclipped_utilisation: bool,
+    /// [REPRO] F2: ū starts at each agent's first reward of the episode and is then only
+    /// gossiped, one round on the complete graph (weights 1/(n + 1)) after every T-th step; it
+    /// never absorbs later utilities (it tends to the mean first-step reward).
+    pub stale_consensus: bool,
+    /// [REPRO] F2: the controller's reward is computed once, when the episode ends, from the
+    /// final utilities, and every macro step of the episode gets that one value.
+    pub episode_end_reward: bool,
+    /// [REPRO] F6: a diversity sub-policy's reward at every step is the log-probability of
+    /// the controller's last choice as stored when it chose, plus `decision_entropy` times the
+    /// sub-policy's entropy at that step (so it hardly depends on the sub-policy's actions).
+    pub decision_logprob_reward: bool,
+    /// α_H of `decision_logprob_reward` (the reference port's 0.05), 0..=1e6.
+    pub decision_entropy: f32,
+    /// [REPRO] F10: macro boundaries (and the stale gossip) on one global step counter that an
+    /// episode's reset does not restart.
+    pub global_clock: bool,
+    /// [REPRO] F12: evaluation asks the controller for its argmax at every step (no macro
+    /// persistence).
+    pub argmax_every_step: bool,
 }
 
 impl Default for FenConfig {
@@ -405,6 +432,15 @@ impl Default for FenConfig {
             diversity_entropy: 0.03,
             controller_hidden: vec![128, 128],
             controller_ent_coef: 0.01,
+            controller_tanh: false,
+            controller_plain_input: false,
+            unclipped_utilisation: false,
+            stale_consensus: false,
+            episode_end_reward: false,
+            decision_logprob_reward: false,
+            decision_entropy: 0.05,
+            global_clock: false,
+            argmax_every_step: false,
         }
     }
 }
@@ -431,6 +467,7 @@ impl FenConfig {
             0.0,
             1e6,
         )?;
+        range_f32("fen.decision_entropy", self.decision_entropy, 0.0, 1e6)?;
         if self.controller_hidden.is_empty()
             || self
                 .controller_hidden

@@ -72,10 +72,41 @@ impl CtrlMemory {
         }
     }
 
+    /// `episode_end_reward` (F2): `slot`'s macro step ended inside its episode; its row waits
+    /// for the episode's end for its reward.
+    pub fn complete_pending(&mut self, slot: u32) {
+        if let Some(mut row) = self.open[slot as usize].take() {
+            row.reward = None;
+            row.terminal = false;
+            self.done.push(row);
+        }
+    }
+
+    /// `episode_end_reward` (F2): `slot`'s episode ended: every row of it waiting for a reward
+    /// gets `reward`, its open row too (terminal). Returns the rows rewarded.
+    pub fn settle_episode(&mut self, slot: u32, reward: f32) -> u64 {
+        let mut n = 0;
+        for r in self
+            .done
+            .iter_mut()
+            .filter(|r| r.slot == slot && r.reward.is_none())
+        {
+            r.reward = Some(reward);
+            n += 1;
+        }
+        if self.open[slot as usize].is_some() {
+            self.complete(slot, reward, true);
+            n += 1;
+        }
+        n
+    }
+
     /// Take the rows of `unit` that can train now, with their advantages and value targets
     /// (GAE(γ, λ) along each slot's chain); the others stay.
     pub fn take_trainable(&mut self, unit: u32, gamma: f32, lambda: f32) -> Batch {
-        let ready = |r: &CtrlRow| gamma == 0.0 || r.terminal || r.next_value.is_some();
+        let ready = |r: &CtrlRow| {
+            r.reward.is_some() && (gamma == 0.0 || r.terminal || r.next_value.is_some())
+        };
         let mut batch = Batch::default();
         let mut keep = Vec::with_capacity(self.done.len());
         for r in self.done.drain(..) {

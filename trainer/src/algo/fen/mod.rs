@@ -60,6 +60,15 @@ pub struct FenState {
     pub reward_sum: Vec<f64>,
     pub memory: CtrlMemory,
     pub norm: RunningNorm,
+    /// `global_clock`: training steps since the run began.
+    #[serde(default)]
+    pub global: u64,
+    /// `stale_consensus`: every slot's estimate ū (carried from step to step).
+    #[serde(default)]
+    pub ubar: Vec<f64>,
+    /// `decision_logprob_reward`: the log-probability of each slot's last controller choice.
+    #[serde(default)]
+    pub zlogp: Vec<f32>,
 }
 
 /// Counts behind the metrics line's and eval.json's `fen` object.
@@ -153,6 +162,9 @@ impl Fen {
                 reward_sum: vec![0.0; slots],
                 memory: CtrlMemory::new(slots),
                 norm: RunningNorm::new(2),
+                global: 0,
+                ubar: vec![0.0; slots],
+                zlogp: vec![0.0; slots],
             },
             u: vec![0.0; slots],
             ubar: vec![0.0; slots],
@@ -181,6 +193,26 @@ impl Fen {
         self.m > 1
     }
 
+    /// The controller's inputs beyond the observation: (δ, η), or none (F1).
+    fn ctrl_extra(&self) -> usize {
+        if self.cfg.controller_plain_input {
+            0
+        } else {
+            2
+        }
+    }
+
+    /// Whether `slot` is at a macro boundary (its steps since the episode began, or with
+    /// `global_clock` the run's, a multiple of T).
+    fn at_boundary(&self, slot: usize) -> bool {
+        let t = self.cfg.macro_steps;
+        if self.cfg.global_clock {
+            self.state.global.is_multiple_of(u64::from(t))
+        } else {
+            self.state.clock[slot].is_multiple_of(t)
+        }
+    }
+
     /// Network index of controller `unit`.
     fn controller(&self, unit: usize) -> usize {
         self.units * self.m + unit
@@ -195,6 +227,10 @@ impl Fen {
             } else {
                 0.0
             };
+        }
+        if self.cfg.stale_consensus {
+            self.ubar.copy_from_slice(&st.ubar);
+            return;
         }
         for ((u, ubar), scratch) in self
             .u
@@ -220,6 +256,9 @@ impl Fen {
             let s = s as usize;
             net.slots.push(s as u32);
             net.obs.extend_from_slice(self.slot_obs.row(s));
+            if self.cfg.controller_plain_input {
+                continue;
+            }
             let mut f = self.features(s);
             if self.cfg.extra_obs_norm {
                 self.state.norm.apply(&mut f);
@@ -244,12 +283,10 @@ impl Fen {
         at: RoundAt,
         nets: &mut [PolicyNet<E>],
     ) -> Result<(), ShaderError> {
-        let t = self.cfg.macro_steps;
-        let boundary: Vec<bool> = self
-            .state
-            .clock
-            .iter()
-            .map(|&c| c.is_multiple_of(t))
+        // F12: evaluation asks for the controller's argmax at every step.
+        let every = matches!(at.phase, Phase::Eval(_)) && self.cfg.argmax_every_step;
+        let boundary: Vec<bool> = (0..self.state.clock.len())
+            .map(|s| every || self.at_boundary(s))
             .collect();
         if !boundary.iter().any(|&b| b) {
             return Ok(());
@@ -257,7 +294,7 @@ impl Fen {
         // Only a round with a decision reads the observations here (end_round refreshes them
         // every round for the diversity rewards).
         self.slot_obs.refresh(env, self.cfg.share);
-        if at.phase == Phase::Train && self.cfg.extra_obs_norm {
+        if at.phase == Phase::Train && self.cfg.extra_obs_norm && !self.cfg.controller_plain_input {
             for s in (0..boundary.len()).filter(|&s| boundary[s]) {
                 let f = self.features(s);
                 self.state.norm.update(&f);
@@ -265,6 +302,7 @@ impl Fen {
         }
         let mode = match at.phase {
             Phase::Train => ActMode::Sample,
+            Phase::Eval(_) if every => ActMode::Greedy,
             Phase::Eval(m) => m,
         };
         for unit in 0..self.units {
@@ -280,6 +318,7 @@ impl Fen {
                 let z = net.actions[j];
                 let si = s as usize;
                 self.state.z[si] = z;
+                self.state.zlogp[si] = net.logp[j];
                 self.tally.choices[0][z as usize] += 1;
                 if self.u[si] < self.ubar[si] {
                     self.tally.choices[1][z as usize] += 1;
@@ -311,6 +350,9 @@ impl Fen {
         at: RoundAt,
         nets: &mut [PolicyNet<E>],
     ) -> Result<(), ShaderError> {
+        if self.cfg.decision_logprob_reward {
+            return self.decision_logprob_rewards(at, nets);
+        }
         let m = self.m;
         for unit in 0..self.units {
             let slots = self.unit_slots(unit, |s| {
@@ -340,6 +382,50 @@ impl Fen {
             }
         }
         Ok(())
+    }
+
+    /// Training, F6: each diversity sub-policy's reward is the stored log-probability of its
+    /// slot's last controller choice plus α_H times its own entropy on the observation it acted
+    /// on (a forward of the sub-policy over the round's rows).
+    fn decision_logprob_rewards<E: Executor>(
+        &mut self,
+        at: RoundAt,
+        nets: &mut [PolicyNet<E>],
+    ) -> Result<(), ShaderError> {
+        let alpha = self.cfg.decision_entropy;
+        for k in (0..self.units * self.m).filter(|k| k % self.m >= 1) {
+            let net = &mut nets[k];
+            if net.slots.is_empty() {
+                continue;
+            }
+            net.act_logits(at.iteration, REWARD_KEY | at.round, ActMode::Sample)?;
+            let c = net.shape.action_components[0] as usize;
+            for j in 0..net.slots.len() {
+                let s = net.slots[j] as usize;
+                let h = utility::entropy(&net.logits[j * c..(j + 1) * c]);
+                let r = self.state.zlogp[s] + alpha * h;
+                net.rewards[net.dst[j] as usize] = r;
+                self.tally.div_reward.0 += f64::from(r);
+                self.tally.div_reward.1 += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// F2: ū starts at each agent's first reward of its episode, then one gossip round on the
+    /// instance's complete graph after every T-th step.
+    fn stale_consensus(&mut self, rewards: &[f32]) {
+        for (s, &r) in rewards.iter().enumerate() {
+            if self.state.clock[s] == 1 {
+                self.state.ubar[s] = f64::from(r);
+            }
+        }
+        for first in (0..rewards.len()).step_by(self.block) {
+            if self.at_boundary(first) {
+                let r = first..first + self.block;
+                utility::stale_gossip_round(&mut self.state.ubar[r.clone()], &mut self.scratch[r]);
+            }
+        }
     }
 
     /// Training: macro steps that ended without their episode are truncated segments: the last
@@ -470,7 +556,7 @@ impl Algorithm<AhAdapter> for Fen {
                 };
                 out.push(NetShape {
                     name: intern(format!("{prefix}controller")),
-                    obs_width: self.obs_width + 2,
+                    obs_width: self.obs_width + self.ctrl_extra(),
                     action_components: vec![self.m as u32],
                     layout: shapes[0].layout,
                 });
@@ -494,7 +580,11 @@ impl Algorithm<AhAdapter> for Fen {
         if net >= self.units * self.m {
             spec.trunk = vec![];
             spec.hidden = self.cfg.controller_hidden.clone();
-            spec.hidden_activation = Activation::Relu;
+            spec.hidden_activation = if self.cfg.controller_tanh {
+                Activation::Tanh
+            } else {
+                Activation::Relu
+            };
             hyper.ent_coef = self.cfg.controller_ent_coef;
         } else if net % self.m >= 1 {
             hyper.ent_coef = self.cfg.diversity_entropy;
@@ -536,8 +626,11 @@ impl Algorithm<AhAdapter> for Fen {
             self.state.clock[s] += 1;
             self.state.reward_sum[s] += f64::from(r);
         }
+        self.state.global += 1;
+        if self.cfg.stale_consensus {
+            self.stale_consensus(&out.reward);
+        }
         self.refresh_utilities();
-        let t = self.cfg.macro_steps;
         if self.has_controller() {
             if train {
                 segments::acted_rows(&nets[..self.units * self.m], &mut self.row_of);
@@ -549,22 +642,42 @@ impl Algorithm<AhAdapter> for Fen {
             let mut ended = Vec::new();
             for s in 0..out.done.len() {
                 let done = out.done[s];
-                if !(done || self.state.clock[s].is_multiple_of(t)) {
+                if !(done || self.at_boundary(s)) {
                     continue;
                 }
-                let r = fair_efficient_reward(
+                let reward = if self.cfg.unclipped_utilisation {
+                    utility::reference_fair_efficient_reward
+                } else {
+                    fair_efficient_reward
+                };
+                let r = reward(
                     self.u[s],
                     self.ubar[s],
                     f64::from(self.cfg.c),
                     f64::from(self.cfg.eps),
                 ) as f32;
-                self.tally.ctrl_reward.0 += f64::from(r);
-                self.tally.ctrl_reward.1 += 1;
-                if train {
-                    self.state.memory.complete(s as u32, r, done);
-                    if !done && self.row_of[s].0 != u32::MAX {
-                        ended.push(s as u32);
+                if self.cfg.episode_end_reward {
+                    // F2: one reward per episode, given to all its macro steps at its end.
+                    if done {
+                        let n = if train {
+                            self.state.memory.settle_episode(s as u32, r)
+                        } else {
+                            1
+                        };
+                        self.tally.ctrl_reward.0 += f64::from(r) * n as f64;
+                        self.tally.ctrl_reward.1 += n;
+                    } else if train {
+                        self.state.memory.complete_pending(s as u32);
                     }
+                } else {
+                    self.tally.ctrl_reward.0 += f64::from(r);
+                    self.tally.ctrl_reward.1 += 1;
+                    if train {
+                        self.state.memory.complete(s as u32, r, done);
+                    }
+                }
+                if train && !done && self.row_of[s].0 != u32::MAX {
+                    ended.push(s as u32);
                 }
             }
             if train {
@@ -624,10 +737,24 @@ impl Algorithm<AhAdapter> for Fen {
 
     fn restore(&mut self, state: FenState) -> Result<(), TrainError> {
         let slots = self.state.z.len();
-        let fits = [state.z.len(), state.clock.len(), state.reward_sum.len()]
-            .iter()
-            .chain([&state.memory.open.len()])
-            .all(|&n| n == slots)
+        let mut state = state;
+        // Checkpoints from before the reference flags: fresh estimates.
+        if state.ubar.is_empty() {
+            state.ubar = vec![0.0; slots];
+        }
+        if state.zlogp.is_empty() {
+            state.zlogp = vec![0.0; slots];
+        }
+        let fits = [
+            state.z.len(),
+            state.clock.len(),
+            state.reward_sum.len(),
+            state.ubar.len(),
+            state.zlogp.len(),
+        ]
+        .iter()
+        .chain([&state.memory.open.len()])
+        .all(|&n| n == slots)
             && state.norm.mean.len() == 2;
         if !fits {
             return Err(super::foreign_state(
@@ -744,6 +871,39 @@ mod tests {
             h = y;
         }
         h
+    }
+
+    /// F10: with the global clock, z changes only on the run's steps that are multiples of T,
+    /// also across an episode's reset (episodes of 10 steps, T = 3: no new choice at step 10);
+    /// F2: the stale estimate ū is carried, not recomputed from the utilities.
+    #[test]
+    fn the_global_clock_ignores_episode_resets_and_the_stale_estimate_is_carried() {
+        let mut cfg = tiny();
+        cfg.fen.global_clock = true;
+        cfg.fen.stale_consensus = true;
+        let env = AhAdapter::new(&cfg, EnvUse::Train).unwrap();
+        let fen = Fen::new(&cfg, &env).unwrap();
+        let mut t = Trainer::new(&cfg, env, fen, |p| Ok(CpuExecutor::new(p))).unwrap();
+        t.iterate().unwrap();
+        t.iterate().unwrap();
+        let (rounds, _, _) = std::mem::take(&mut t.algo.trace);
+        assert_eq!(rounds.len(), 24);
+        let mut changes_at = std::collections::BTreeSet::new();
+        for (k, w) in rounds.windows(2).enumerate() {
+            let global = k + 1;
+            if w[1].1 != w[0].1 {
+                changes_at.insert(global);
+            }
+            if global % 3 != 0 {
+                assert_eq!(w[1].1, w[0].1, "z changed at global step {global}");
+            }
+        }
+        assert!(!changes_at.is_empty());
+        assert_eq!(t.algo.state.global, 24);
+        // The estimate is the carried state (F2), not the instance's mean utility.
+        assert_eq!(t.algo.ubar, t.algo.state.ubar);
+        let mean: f64 = t.algo.u[..40].iter().sum::<f64>() / 40.0;
+        assert!(t.algo.ubar[..40].iter().any(|&b| (b - mean).abs() > 1e-9));
     }
 
     #[test]

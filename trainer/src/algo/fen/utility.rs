@@ -17,6 +17,37 @@ pub fn fair_efficient_reward(u: f64, ubar: f64, c: f64, eps: f64) -> f64 {
     eta / (eps + delta.abs())
 }
 
+/// The reference port's controller reward (F3): (ū/c) / (ε + |u/(ū + ε) − 1|), utilisation
+/// unclipped.
+pub fn reference_fair_efficient_reward(u: f64, ubar: f64, c: f64, eps: f64) -> f64 {
+    (ubar / c) / (eps + (u / (ubar + eps) - 1.0).abs())
+}
+
+/// One round of the reference port's gossip (F2) on the complete graph of `ubar`'s agents:
+/// ū_i ← ū_i + Σ_j (ū_j − ū_i)/(n + 1), from the estimates, not the utilities.
+pub fn stale_gossip_round(ubar: &mut [f64], scratch: &mut [f64]) {
+    let n = ubar.len();
+    scratch.copy_from_slice(ubar);
+    let w = 1.0 / (n as f64 + 1.0);
+    for i in 0..n {
+        let pull: f64 = scratch.iter().map(|&uj| uj - scratch[i]).sum();
+        ubar[i] = scratch[i] + w * pull;
+    }
+}
+
+/// Entropy of the categorical distribution of `logits`.
+pub fn entropy(logits: &[f32]) -> f32 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let lse = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+    -logits
+        .iter()
+        .map(|&l| {
+            let lp = l - lse;
+            lp.exp() * lp
+        })
+        .sum::<f32>()
+}
+
 /// A diversity sub-policy's reward for acting as sub-policy `z`, from the controller's
 /// `logits` on the next inputs: log p_θ(z | x) floored at `floor`, or p_θ(z | x).
 pub fn diversity_reward(kind: DiversityReward, floor: f32, logits: &[f32], z: usize) -> f32 {
@@ -158,6 +189,24 @@ mod tests {
         assert!((fair_efficient_reward(0.5, 1.0, 5.0, 0.1) - 0.2 / 0.6).abs() < 1e-12);
         // ū above c: utilisation saturates at 1: 1 / (0.1 + 0.5).
         assert!((fair_efficient_reward(15.0, 10.0, 5.0, 0.1) - 1.0 / 0.6).abs() < 1e-12);
+    }
+
+    /// The reference port's pieces (F3, F2, F6) by hand.
+    #[test]
+    fn reference_reward_gossip_round_and_entropy_by_hand() {
+        // u_i = ū: (ū/c)/ε with the port's ε = 1e-6 (ratio u/(ū + ε) a hair below 1).
+        let r = reference_fair_efficient_reward(0.5, 0.5, 1.0, 1e-6);
+        let want = 0.5 / (1e-6 + (1.0 - 0.5 / (0.5 + 1e-6)));
+        assert!((r - want).abs() < 1e-6 * want, "{r} vs {want}");
+        assert!(r > 1e5, "explodes when u_i ≈ ū: {r}");
+        // Unclipped: ū = 10 > c = 1 gives utilisation 10.
+        assert!((reference_fair_efficient_reward(15.0, 10.0, 1.0, 0.0) - 10.0 / 0.5).abs() < 1e-12);
+        // One round on two agents: weights 1/3.
+        let mut ubar = [0.0, 3.0];
+        stale_gossip_round(&mut ubar, &mut [0.0; 2]);
+        assert_eq!(ubar, [1.0, 2.0]);
+        assert!((entropy(&[0.0; 4]) - 4f32.ln()).abs() < 1e-6);
+        assert!(entropy(&[0.0, -1e9]).abs() < 1e-6);
     }
 
     #[test]
