@@ -7,9 +7,11 @@
 //!   one line naming the field, before anything is written;
 //! - FEN's reference flags (F1 `controller_plain_input`, F2 `stale_consensus` and
 //!   `episode_end_reward`, F3 `unclipped_utilisation`, F6 `decision_logprob_reward`, F10
-//!   `global_clock`, F13 `controller_tanh`; F12 `argmax_every_step` in evaluation): each trains
+//!   `global_clock`, F13 `controller_tanh`, F9 `flat_gae`, F5 `maxlogit_baseline`; F12
+//!   `argmax_every_step` in evaluation): each trains
 //!   something else than the clean FEN, deterministically, and all of them together resume bit
-//!   for bit; F1 drops the controller's two extra inputs.
+//!   for bit; F1 drops the controller's two extra inputs; on HS each is refused with one line
+//!   (they are the FEN-AH port's).
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -135,6 +137,8 @@ fn every_fen_reference_flag_changes_training_and_all_resume_bit_for_bit() {
         "decision_logprob_reward",
         "global_clock",
         "controller_tanh",
+        "flat_gae",
+        "maxlogit_baseline",
     ];
     for flag in flags {
         let t = format!("{text}{flag} = true\n");
@@ -189,4 +193,29 @@ fn every_fen_reference_flag_changes_training_and_all_resume_bit_for_bit() {
         "{}",
         eval["fen"]
     );
+}
+
+#[test]
+fn fen_ah_reference_flags_are_refused_on_hs() {
+    let dir = train_cli::scratch_dir("ref-fen-hs");
+    for flag in ["stale_consensus", "flat_gae", "maxlogit_baseline"] {
+        let out_dir = dir.join(flag);
+        let cfg = train_cli::write_cfg(
+            &dir,
+            flag,
+            &format!("algo = \"fen\"\nenv = \"hs\"\nbackend = \"cpu\"\n[fen]\n{flag} = true\n"),
+        );
+        let out = fairground(&[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(&format!("fen.{flag}")), "{err}");
+        assert!(!out_dir.exists(), "nothing written");
+    }
 }

@@ -404,6 +404,15 @@ pub struct FenConfig {
     pub decision_logprob_reward: bool,
     /// α_H of `decision_logprob_reward` (the reference port's 0.05), 0..=1e6.
     pub decision_entropy: f32,
+    /// [REPRO] F9: each sub-policy's advantages are GAE(γ, λ) over all its rows of the
+    /// rollout as one trajectory (time-major, agent-minor; no episode ends, no truncated
+    /// segments, the last row bootstrapped with 0), standardised, with returns = the
+    /// standardised advantage + V (the reference's `_ppo_step`).
+    pub flat_gae: bool,
+    /// [REPRO] F5: the controller's baseline is its largest logit (no critic: its value loss
+    /// is off), its advantages GAE(γ, λ) over its macro rows of all agents flattened in
+    /// decision order, bootstrapped with 0, standardised.
+    pub maxlogit_baseline: bool,
     /// [REPRO] F10: macro boundaries (and the stale gossip) on one global step counter that an
     /// episode's reset does not restart.
     pub global_clock: bool,
@@ -439,6 +448,8 @@ impl Default for FenConfig {
             episode_end_reward: false,
             decision_logprob_reward: false,
             decision_entropy: 0.05,
+            flat_gae: false,
+            maxlogit_baseline: false,
             global_clock: false,
             argmax_every_step: false,
         }
@@ -989,6 +1000,27 @@ impl TrainConfig {
     fn check_baseline(&self) -> Result<(), TrainError> {
         let algo = self.algo.to_string();
         if self.env == EnvName::Hs {
+            let f = &self.fen;
+            let ah_only = [
+                ("fen.controller_tanh", f.controller_tanh),
+                ("fen.controller_plain_input", f.controller_plain_input),
+                ("fen.unclipped_utilisation", f.unclipped_utilisation),
+                ("fen.stale_consensus", f.stale_consensus),
+                ("fen.episode_end_reward", f.episode_end_reward),
+                ("fen.decision_logprob_reward", f.decision_logprob_reward),
+                ("fen.flat_gae", f.flat_gae),
+                ("fen.maxlogit_baseline", f.maxlogit_baseline),
+                ("fen.global_clock", f.global_clock),
+                ("fen.argmax_every_step", f.argmax_every_step),
+            ];
+            if let Some((field, _)) = ah_only.iter().find(|(_, on)| *on) {
+                return Err(bad(
+                    field,
+                    "true: a behaviour of the reference FEN-AH port; on hs it is not \
+                     implemented (the FEN-HS port's flags are not yet); set it false"
+                        .into(),
+                ));
+            }
             if self.hs.pairwise_ratio {
                 return Err(bad(
                     "hs.pairwise_ratio",

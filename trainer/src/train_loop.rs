@@ -199,6 +199,12 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         &self.nets
     }
 
+    /// The networks, mutable (tests read their device stores).
+    #[cfg(test)]
+    pub fn nets_mut(&mut self) -> &mut [PolicyNet<E>] {
+        &mut self.nets
+    }
+
     pub fn seeds(&self) -> &Seeds {
         &self.seeds
     }

@@ -260,6 +260,27 @@ impl<E: Executor> ActorCritic<E> {
         self.exec.write(buf, adjust)
     }
 
+    /// The store's values V(s_t) as acted (rows of the whole store).
+    pub fn stored_values(&mut self) -> Result<Vec<f32>, ShaderError> {
+        let store = self.store()?;
+        let (buf, n) = (store.gae.values, store.spec.rows());
+        let mut v: Vec<f32> = self.exec.read(buf)?;
+        v.truncate(n);
+        Ok(v)
+    }
+
+    /// Replace the store's advantages and returns from the host (an advantage estimate the
+    /// store's GAE cannot express, such as the reference FEN port's GAE over a network's rows
+    /// flattened into one trajectory). Rows of the whole store; the epochs then train on them.
+    pub fn store_set_advantages(&mut self, adv: &[f32], ret: &[f32]) -> Result<(), ShaderError> {
+        let store = self.store()?;
+        let (gae, n) = (store.gae, store.spec.rows());
+        Self::check("store advantages", n, adv.len())?;
+        Self::check("store returns", n, ret.len())?;
+        self.exec.write(gae.advantages, adv)?;
+        self.exec.write(gae.returns, ret)
+    }
+
     /// The store's advantage adjustments (rows of the whole store; for tests and audits).
     pub fn stored_adjustments(&mut self) -> Result<Vec<f32>, ShaderError> {
         let store = self.store()?;

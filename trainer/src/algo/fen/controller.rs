@@ -101,6 +101,32 @@ impl CtrlMemory {
         n
     }
 
+    /// `maxlogit_baseline` (F5): take `unit`'s rewarded rows; their advantages are GAE(γ, λ)
+    /// over them flattened in completion order (one trajectory, the last bootstrapped with 0)
+    /// with each row's `value` (its largest logit) as the baseline, standardised; the value
+    /// targets are the rows' values (no critic learns).
+    pub fn take_flat(&mut self, unit: u32, gamma: f32, lambda: f32) -> Batch {
+        let mut batch = Batch::default();
+        let mut keep = Vec::with_capacity(self.done.len());
+        for r in self.done.drain(..) {
+            if r.unit == unit && r.reward.is_some() {
+                batch.rows.push(r);
+            } else {
+                keep.push(r);
+            }
+        }
+        self.done = keep;
+        let rewards: Vec<f32> = batch
+            .rows
+            .iter()
+            .map(|r| r.reward.expect("rewarded"))
+            .collect();
+        let values: Vec<f32> = batch.rows.iter().map(|r| r.value).collect();
+        batch.adv = flat_gae(&rewards, &values, gamma, lambda);
+        batch.ret = values;
+        batch
+    }
+
     /// Take the rows of `unit` that can train now, with their advantages and value targets
     /// (GAE(γ, λ) along each slot's chain); the others stay.
     pub fn take_trainable(&mut self, unit: u32, gamma: f32, lambda: f32) -> Batch {
@@ -155,16 +181,52 @@ impl CtrlMemory {
         cfg: &FenConfig,
         epochs: u32,
         minibatch: usize,
+        flat: (f32, f32),
     ) -> Result<u64, ShaderError> {
         let mut rows = 0;
         for (unit, net) in controllers.iter_mut().enumerate() {
-            let batch =
-                self.take_trainable(unit as u32, cfg.controller_gamma, cfg.controller_lambda);
+            let batch = if cfg.maxlogit_baseline {
+                self.take_flat(unit as u32, flat.0, flat.1)
+            } else {
+                self.take_trainable(unit as u32, cfg.controller_gamma, cfg.controller_lambda)
+            };
             rows += batch.rows.len() as u64;
             train(net, &batch, epochs, minibatch)?;
         }
         Ok(rows)
     }
+}
+
+/// The reference ports' GAE (F5, F9): `rewards` and `values` as one trajectory (no episode
+/// ends, the last value bootstrapped with 0), then standardised (unbiased std + 1e-8; one
+/// value becomes 0), in f64.
+pub fn flat_gae(rewards: &[f32], values: &[f32], gamma: f32, lambda: f32) -> Vec<f32> {
+    let n = rewards.len();
+    let (g, l) = (f64::from(gamma), f64::from(lambda));
+    let mut adv = vec![0.0f64; n];
+    let mut carry = 0.0;
+    for t in (0..n).rev() {
+        let next = if t + 1 < n {
+            f64::from(values[t + 1])
+        } else {
+            0.0
+        };
+        let delta = f64::from(rewards[t]) + g * next - f64::from(values[t]);
+        carry = delta + g * l * carry;
+        adv[t] = carry;
+    }
+    if n == 0 {
+        return Vec::new();
+    }
+    let mean = adv.iter().sum::<f64>() / n as f64;
+    let sd = if n > 1 {
+        (adv.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    adv.iter()
+        .map(|a| ((a - mean) / (sd + 1e-8)) as f32)
+        .collect()
 }
 
 /// Rows ready to train with their advantages and returns.
@@ -266,6 +328,23 @@ mod tests {
             terminal: false,
             next_value: None,
         }
+    }
+
+    #[test]
+    fn flat_gae_by_hand() {
+        // γ = λ = 0.5; values 1, 2, bootstrap 0 after the last: δ1 = 1 − 2 = −1,
+        // δ0 = 0 + 0.5·2 − 1 = 0, A0 = 0 + 0.25·(−1) = −0.25; standardised over {−0.25, −1}.
+        let a = flat_gae(&[0.0, 1.0], &[1.0, 2.0], 0.5, 0.5);
+        let (m, sd) = (-0.625f64, (2.0f64 * 0.375 * 0.375).sqrt());
+        let want = [(-0.25 - m) / (sd + 1e-8), (-1.0 - m) / (sd + 1e-8)];
+        for (x, w) in a.iter().zip(want) {
+            assert!((f64::from(*x) - w).abs() < 1e-6, "{a:?} vs {want:?}");
+        }
+        assert_eq!(
+            flat_gae(&[3.0], &[1.0], 0.9, 0.9),
+            [0.0],
+            "one value becomes 0"
+        );
     }
 
     #[test]

@@ -461,6 +461,7 @@ impl Algorithm<HsAdapter> for FenHs {
                 &self.cfg,
                 self.epochs,
                 self.minibatch,
+                (self.gamma, 0.95),
             )?;
         }
         Ok(vec![NetPlan::default(); nets.len()])

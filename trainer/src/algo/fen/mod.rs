@@ -100,6 +100,7 @@ type Trace = (
 pub struct Fen {
     cfg: FenConfig,
     gamma: f32,
+    lambda: f32,
     epochs: u32,
     minibatch: usize,
     /// Sub-policies per unit, share units, environment networks.
@@ -144,6 +145,7 @@ impl Fen {
         let units = cfg.fen.share.units(shapes.len());
         Ok(Self {
             gamma: cfg.ppo.gamma,
+            lambda: cfg.ppo.gae_lambda,
             epochs: cfg.ppo.epochs,
             minibatch: cfg.ppo.minibatch_size as usize,
             m,
@@ -312,7 +314,17 @@ impl Fen {
             }
             let net = &mut nets[self.controller(unit)];
             self.controller_inputs(net, &slots);
-            net.act(at.iteration, at.round, mode)?;
+            if self.cfg.maxlogit_baseline {
+                // F5: the baseline is the largest logit.
+                net.act_logits(at.iteration, at.round, mode)?;
+                let m = self.m;
+                for j in 0..slots.len() {
+                    let l = &net.logits[j * m..(j + 1) * m];
+                    net.values[j] = l.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                }
+            } else {
+                net.act(at.iteration, at.round, mode)?;
+            }
             let w = net.shape.obs_width;
             for (j, &s) in slots.iter().enumerate() {
                 let z = net.actions[j];
@@ -586,6 +598,9 @@ impl Algorithm<AhAdapter> for Fen {
                 Activation::Relu
             };
             hyper.ent_coef = self.cfg.controller_ent_coef;
+            if self.cfg.maxlogit_baseline {
+                hyper.vf_coef = 0.0;
+            }
         } else if net % self.m >= 1 {
             hyper.ent_coef = self.cfg.diversity_entropy;
         }
@@ -680,7 +695,8 @@ impl Algorithm<AhAdapter> for Fen {
                     ended.push(s as u32);
                 }
             }
-            if train {
+            // F9's flat GAE knows no segments: nothing to truncate.
+            if train && !self.cfg.flat_gae {
                 self.truncate(at, nets, &ended)?;
             }
         }
@@ -711,7 +727,13 @@ impl Algorithm<AhAdapter> for Fen {
                 &self.cfg,
                 self.epochs,
                 self.minibatch,
+                (self.gamma, self.lambda),
             )?;
+        }
+        if self.cfg.flat_gae {
+            for net in &mut nets[..self.units * self.m] {
+                flat_store_advantages(net, self.gamma, self.lambda)?;
+            }
         }
         Ok(vec![NetPlan::default(); nets.len()])
     }
@@ -770,6 +792,31 @@ impl Algorithm<AhAdapter> for Fen {
     fn restore_model(&mut self, state: FenState) {
         self.state.norm = state.norm;
     }
+}
+
+/// F9: network `net`'s advantages and returns replaced by GAE over its rollout rows flattened
+/// in row order (time-major, agent-minor), standardised, returns = advantage + V.
+fn flat_store_advantages<E: Executor>(
+    net: &mut PolicyNet<E>,
+    gamma: f32,
+    lambda: f32,
+) -> Result<(), ShaderError> {
+    if net.rows.is_empty() {
+        return Ok(());
+    }
+    let values = net.ac.stored_values()?;
+    let mut rows = net.rows.clone();
+    rows.sort_unstable();
+    let r: Vec<f32> = rows.iter().map(|&k| net.rewards[k as usize]).collect();
+    let v: Vec<f32> = rows.iter().map(|&k| values[k as usize]).collect();
+    let a = controller::flat_gae(&r, &v, gamma, lambda);
+    let (mut adv, mut ret) = (vec![0.0f32; values.len()], vec![0.0f32; values.len()]);
+    for ((&k, &a), &v) in rows.iter().zip(&a).zip(&v) {
+        adv[k as usize] = a;
+        ret[k as usize] = a + v;
+    }
+    net.transfer_bytes += (values.len() * 12) as u64;
+    net.ac.store_set_advantages(&adv, &ret)
 }
 
 #[cfg(test)]
@@ -904,6 +951,56 @@ mod tests {
         assert_eq!(t.algo.ubar, t.algo.state.ubar);
         let mean: f64 = t.algo.u[..40].iter().sum::<f64>() / 40.0;
         assert!(t.algo.ubar[..40].iter().any(|&b| (b - mean).abs() > 1e-9));
+    }
+
+    /// F9: after the update, each sub-policy's store holds GAE over its rows flattened in row
+    /// order, standardised, and returns = advantage + V; F5: the controller rows' baseline is
+    /// their largest logit.
+    #[test]
+    fn flat_gae_and_the_maxlogit_baseline_are_the_reference_ports() {
+        let mut cfg = tiny();
+        cfg.fen.flat_gae = true;
+        cfg.fen.maxlogit_baseline = true;
+        let env = AhAdapter::new(&cfg, EnvUse::Train).unwrap();
+        let fen = Fen::new(&cfg, &env).unwrap();
+        let mut t = Trainer::new(&cfg, env, fen, |p| Ok(CpuExecutor::new(p))).unwrap();
+        let (_, before) = t.save().unwrap();
+        t.iterate().unwrap();
+        let mut checked = 0;
+        for k in 0..3 {
+            let net = &mut t.nets_mut()[k];
+            if net.rows.len() < 2 {
+                continue;
+            }
+            let mut rows = net.rows.clone();
+            rows.sort_unstable();
+            let values = net.ac.stored_values().unwrap();
+            let r: Vec<f32> = rows.iter().map(|&k| net.rewards[k as usize]).collect();
+            let v: Vec<f32> = rows.iter().map(|&k| values[k as usize]).collect();
+            let want = controller::flat_gae(&r, &v, cfg.ppo.gamma, cfg.ppo.gae_lambda);
+            let (adv, ret) = net.ac.stored_advantages().unwrap();
+            for (j, &row) in rows.iter().enumerate() {
+                assert_eq!(adv[row as usize], want[j]);
+                assert_eq!(ret[row as usize], want[j] + v[j]);
+            }
+            checked += 1;
+        }
+        assert!(checked > 0);
+        // The controller rows still waiting (open) carry their largest logit as value; the
+        // controller network's logits on the same input, with the parameters it acted with
+        // (before this update), give it back.
+        let open: Vec<CtrlRow> = t.algo.state.memory.open.iter().flatten().cloned().collect();
+        assert!(!open.is_empty());
+        let c = &mut t.nets_mut()[3];
+        c.ac.restore(&before[3].params, &before[3].optimizer).unwrap();
+        let row = &open[0];
+        c.slots.clear();
+        c.slots.push(row.slot);
+        c.obs.clear();
+        c.obs.extend_from_slice(&row.x);
+        c.act_logits(0, 0, ActMode::Sample).unwrap();
+        let max = c.logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        assert_eq!(row.value, max);
     }
 
     #[test]
