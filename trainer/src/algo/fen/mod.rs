@@ -992,7 +992,8 @@ mod tests {
         let open: Vec<CtrlRow> = t.algo.state.memory.open.iter().flatten().cloned().collect();
         assert!(!open.is_empty());
         let c = &mut t.nets_mut()[3];
-        c.ac.restore(&before[3].params, &before[3].optimizer).unwrap();
+        c.ac.restore(&before[3].params, &before[3].optimizer)
+            .unwrap();
         let row = &open[0];
         c.slots.clear();
         c.slots.push(row.slot);
