@@ -11,7 +11,10 @@
 //!   `argmax_every_step` in evaluation): each trains
 //!   something else than the clean FEN, deterministically, and all of them together resume bit
 //!   for bit; F1 drops the controller's two extra inputs; on HS each is refused with one line
-//!   (they are the FEN-AH port's).
+//!   (they are the FEN-AH port's);
+//! - SOTO's (S1 `self_weighted_advantage`, S3 `deque_utility`, S6 `episode_stream`, S10
+//!   `flat_gae`): likewise each changes training deterministically and all together resume bit
+//!   for bit; on HS each is refused with one line.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -198,12 +201,20 @@ fn every_fen_reference_flag_changes_training_and_all_resume_bit_for_bit() {
 #[test]
 fn fen_ah_reference_flags_are_refused_on_hs() {
     let dir = train_cli::scratch_dir("ref-fen-hs");
-    for flag in ["stale_consensus", "flat_gae", "maxlogit_baseline"] {
-        let out_dir = dir.join(flag);
+    for (algo, flag) in [
+        ("fen", "stale_consensus"),
+        ("fen", "flat_gae"),
+        ("fen", "maxlogit_baseline"),
+        ("soto", "self_weighted_advantage"),
+        ("soto", "episode_stream"),
+    ] {
+        let out_dir = dir.join(format!("{algo}-{flag}"));
         let cfg = train_cli::write_cfg(
             &dir,
-            flag,
-            &format!("algo = \"fen\"\nenv = \"hs\"\nbackend = \"cpu\"\n[fen]\n{flag} = true\n"),
+            &format!("{algo}-{flag}"),
+            &format!(
+                "algo = \"{algo}\"\nenv = \"hs\"\nbackend = \"cpu\"\n[{algo}]\n{flag} = true\n"
+            ),
         );
         let out = fairground(&[
             "train",
@@ -215,7 +226,50 @@ fn fen_ah_reference_flags_are_refused_on_hs() {
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-        assert!(err.contains(&format!("fen.{flag}")), "{err}");
+        assert!(err.contains(&format!("{algo}.{flag}")), "{err}");
         assert!(!out_dir.exists(), "nothing written");
     }
+}
+
+#[test]
+fn every_soto_reference_flag_changes_training_and_all_resume_bit_for_bit() {
+    let dir = train_cli::scratch_dir("ref-soto-flags");
+    let keys = ["param_hash", "soto"];
+    let text = format!(
+        "algo = \"soto\"\n{BASE}epochs = 2\nminibatch_size = 64\n\
+         [soto]\nsegment = 4\nteam_hidden = [8]\n"
+    );
+    let clean = run(&dir, "clean", &text, "4", &keys);
+    let flags = [
+        "self_weighted_advantage",
+        "deque_utility",
+        "episode_stream",
+        "flat_gae",
+    ];
+    for flag in flags {
+        let t = format!("{text}{flag} = true\n");
+        let a = run(&dir, flag, &t, "4", &keys);
+        assert_ne!(
+            a[3]["param_hash"], clean[3]["param_hash"],
+            "{flag} changes nothing"
+        );
+        assert_eq!(
+            a,
+            run(&dir, &format!("{flag}-b"), &t, "4", &keys),
+            "{flag}: same bits"
+        );
+    }
+    let all: String = flags.iter().map(|f| format!("{f} = true\n")).collect();
+    let t = format!("{text}{all}welfare = \"alpha\"\nalpha = 2.0\n");
+    let a = run(&dir, "all", &t, "4", &keys);
+    let resumed = dir.join("resumed");
+    train_cli::copy_dir(&dir.join("all"), &resumed);
+    for k in [3, 4] {
+        for ext in ["json", "safetensors"] {
+            std::fs::remove_file(resumed.join(format!("checkpoints/ckpt-{k:08}.{ext}"))).unwrap();
+        }
+    }
+    let cfg = train_cli::write_cfg(&dir, "resumed", &t);
+    train_cli::train(&cfg, &resumed, "4", true);
+    assert_eq!(train_cli::metrics(&resumed, &keys), a, "resumed = straight");
 }

@@ -286,6 +286,19 @@ pub struct SotoConfig {
     /// Add the z-scored utilities of every agent of the instance, by index, to the team
     /// stream's input (the authors' CLDE).
     pub full_vector: bool,
+    /// [REPRO] S1: the team advantage is each agent's own advantage times its own weight,
+    /// standardised, not the welfare-weighted sum over the instance's agents.
+    pub self_weighted_advantage: bool,
+    /// [REPRO] S3: an agent's utility J is the mean of its last (up to 100) episode returns,
+    /// starting from one 0 (the port's deque), and every row of an update is weighted by it.
+    pub deque_utility: bool,
+    /// [REPRO] S6: one stream per episode for all the agents of an instance together, drawn at
+    /// the episode's start (no segments).
+    pub episode_stream: bool,
+    /// [REPRO] S10: each stream's GAE over its rows as one trajectory (time-major, agent-minor;
+    /// no episode ends or truncated segments; bootstrap 0), standardised; returns = the
+    /// advantage the stream trains on + V.
+    pub flat_gae: bool,
 }
 
 impl Default for SotoConfig {
@@ -300,6 +313,10 @@ impl Default for SotoConfig {
             share: Share::All,
             team_hidden: vec![64, 64],
             full_vector: false,
+            self_weighted_advantage: false,
+            deque_utility: false,
+            episode_stream: false,
+            flat_gae: false,
         }
     }
 }
@@ -1012,12 +1029,19 @@ impl TrainConfig {
                 ("fen.maxlogit_baseline", f.maxlogit_baseline),
                 ("fen.global_clock", f.global_clock),
                 ("fen.argmax_every_step", f.argmax_every_step),
+                (
+                    "soto.self_weighted_advantage",
+                    self.soto.self_weighted_advantage,
+                ),
+                ("soto.deque_utility", self.soto.deque_utility),
+                ("soto.episode_stream", self.soto.episode_stream),
+                ("soto.flat_gae", self.soto.flat_gae),
             ];
             if let Some((field, _)) = ah_only.iter().find(|(_, on)| *on) {
                 return Err(bad(
                     field,
-                    "true: a behaviour of the reference FEN-AH port; on hs it is not \
-                     implemented (the FEN-HS port's flags are not yet); set it false"
+                    "true: a behaviour of the reference ports on AH; on hs it is not \
+                     implemented (the HS ports' flags are not yet); set it false"
                         .into(),
                 ));
             }

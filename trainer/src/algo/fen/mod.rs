@@ -732,7 +732,7 @@ impl Algorithm<AhAdapter> for Fen {
         }
         if self.cfg.flat_gae {
             for net in &mut nets[..self.units * self.m] {
-                flat_store_advantages(net, self.gamma, self.lambda)?;
+                segments::flat_store_advantages(net, self.gamma, self.lambda)?;
             }
         }
         Ok(vec![NetPlan::default(); nets.len()])
@@ -792,31 +792,6 @@ impl Algorithm<AhAdapter> for Fen {
     fn restore_model(&mut self, state: FenState) {
         self.state.norm = state.norm;
     }
-}
-
-/// F9: network `net`'s advantages and returns replaced by GAE over its rollout rows flattened
-/// in row order (time-major, agent-minor), standardised, returns = advantage + V.
-fn flat_store_advantages<E: Executor>(
-    net: &mut PolicyNet<E>,
-    gamma: f32,
-    lambda: f32,
-) -> Result<(), ShaderError> {
-    if net.rows.is_empty() {
-        return Ok(());
-    }
-    let values = net.ac.stored_values()?;
-    let mut rows = net.rows.clone();
-    rows.sort_unstable();
-    let r: Vec<f32> = rows.iter().map(|&k| net.rewards[k as usize]).collect();
-    let v: Vec<f32> = rows.iter().map(|&k| values[k as usize]).collect();
-    let a = controller::flat_gae(&r, &v, gamma, lambda);
-    let (mut adv, mut ret) = (vec![0.0f32; values.len()], vec![0.0f32; values.len()]);
-    for ((&k, &a), &v) in rows.iter().zip(&a).zip(&v) {
-        adv[k as usize] = a;
-        ret[k as usize] = a + v;
-    }
-    net.transfer_bytes += (values.len() * 12) as u64;
-    net.ac.store_set_advantages(&adv, &ret)
 }
 
 #[cfg(test)]

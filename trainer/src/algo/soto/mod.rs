@@ -49,6 +49,9 @@ pub struct SotoState {
     pub j: Vec<f64>,
     pub snapshot: Vec<f64>,
     pub rng: Option<Stream>,
+    /// `deque_utility` (S3): each slot's last (up to 100) episode returns.
+    #[serde(default)]
+    pub returns: Vec<Vec<f64>>,
 }
 
 /// Counts behind the `soto` object of a metrics line or eval.json.
@@ -68,6 +71,7 @@ struct Tally {
 pub struct Soto {
     cfg: SotoConfig,
     gamma: f32,
+    lambda: f32,
     iterations: u32,
     units: usize,
     env_nets: usize,
@@ -103,6 +107,7 @@ impl Soto {
         let units = cfg.soto.share.units(shapes.len());
         let mut s = Self {
             gamma: cfg.ppo.gamma,
+            lambda: cfg.ppo.gae_lambda,
             iterations: cfg.iterations,
             units,
             env_nets: shapes.len(),
@@ -115,6 +120,7 @@ impl Soto {
                 j: vec![0.0; slots],
                 snapshot: vec![0.0; slots],
                 rng: Some(Stream::new(cfg.seed, Purpose::TrainAlgo, &[0x5070])),
+                returns: vec![vec![0.0]; slots],
             },
             zj: vec![0.0; slots],
             rank_frac: vec![0.0; slots],
@@ -352,7 +358,15 @@ impl Algorithm<AhAdapter> for Soto {
         };
         for s in 0..self.slots {
             if self.state.stream[s] == UNDRAWN {
-                self.state.stream[s] = self.draw(at.phase);
+                if self.cfg.episode_stream {
+                    // S6: one draw for the instance's agents together.
+                    if s % self.block == 0 {
+                        let st = self.draw(at.phase);
+                        self.state.stream[s..s + self.block].fill(st);
+                    }
+                } else {
+                    self.state.stream[s] = self.draw(at.phase);
+                }
             }
         }
         let team: Vec<u32> = (0..self.slots as u32)
@@ -396,13 +410,26 @@ impl Algorithm<AhAdapter> for Soto {
             if done {
                 self.tally_episode(b);
                 for s in first..first + self.block {
+                    if self.cfg.deque_utility {
+                        let q = &mut self.state.returns[s];
+                        q.push(self.state.j[s]);
+                        if q.len() > 100 {
+                            q.remove(0);
+                        }
+                    }
                     self.state.clock[s] = 0;
                     self.state.j[s] = 0.0;
                 }
-            } else if !self.state.clock[first].is_multiple_of(t) {
+            } else if self.cfg.episode_stream || !self.state.clock[first].is_multiple_of(t) {
                 continue;
             }
             self.snapshot(b);
+            if self.cfg.episode_stream {
+                // S6: the next episode's one stream for all the instance's agents.
+                let st = self.draw(at.phase);
+                self.state.stream[first..first + self.block].fill(st);
+                continue;
+            }
             for s in first..first + self.block {
                 let old = self.state.stream[s];
                 self.state.stream[s] = self.draw(at.phase);
@@ -411,7 +438,7 @@ impl Algorithm<AhAdapter> for Soto {
                 }
             }
         }
-        if train && !ended.is_empty() {
+        if train && !ended.is_empty() && !self.cfg.flat_gae {
             self.slot_obs.refresh(env, self.cfg.share);
             // The team stream's critic needs the recommendation at o_{t+1}.
             let team: Vec<u32> = ended
@@ -453,6 +480,39 @@ impl Algorithm<AhAdapter> for Soto {
         if nets[self.units..].iter().all(|n| n.rows.is_empty()) {
             return Ok(plans);
         }
+        // S10: every stream's advantages by the port's flat GAE first (team values kept for the
+        // returns).
+        let mut team_values: Vec<(Vec<u32>, Vec<f32>)> = Vec::new();
+        if self.cfg.flat_gae {
+            for (k, net) in nets.iter_mut().enumerate() {
+                let rv = segments::flat_store_advantages(net, self.gamma, self.lambda)?;
+                if k >= self.units {
+                    team_values.push(rv);
+                }
+            }
+        }
+        // S3: every row weighted by its agent's mean of past returns at update time.
+        if self.cfg.deque_utility {
+            let mut j = vec![0.0f64; self.slots];
+            for (v, q) in j.iter_mut().zip(&self.state.returns) {
+                *v = q.iter().sum::<f64>() / q.len().max(1) as f64;
+            }
+            let mut w = vec![0.0f64; self.slots];
+            for b in 0..self.slots / self.block {
+                let r = b * self.block..(b + 1) * self.block;
+                weights(
+                    self.cfg.welfare,
+                    &j[r.clone()],
+                    f64::from(self.cfg.ggf_base),
+                    f64::from(self.cfg.alpha),
+                    f64::from(self.cfg.alpha_eps),
+                    &mut w[r],
+                );
+            }
+            for (k, x) in self.w_row.iter_mut().enumerate() {
+                *x = w[k % self.slots];
+            }
+        }
         // Â per (step, slot) from the network that acted there (rows align: t * slots + s).
         let rows = self.w_row.len();
         let mut ahat = vec![0.0f64; rows];
@@ -491,10 +551,18 @@ impl Algorithm<AhAdapter> for Soto {
                 at[t * blocks + b] = sum;
             }
         }
-        let target = |r: usize| at[(r / self.slots) * blocks + (r % self.slots) / self.block];
-        // α-fair: the weighted sums standardised over the team rows of the batch.
+        let own = self.cfg.self_weighted_advantage;
+        let target = |r: usize| {
+            if own {
+                // S1: the agent's own advantage times its own weight.
+                self.w_row[r] * ahat[r]
+            } else {
+                at[(r / self.slots) * blocks + (r % self.slots) / self.block]
+            }
+        };
+        // α-fair (and S1, as the port): the targets standardised over the team rows.
         let (mut mean, mut sd) = (0.0, 1.0);
-        if self.cfg.welfare == SotoWelfare::Alpha {
+        if self.cfg.welfare == SotoWelfare::Alpha || own {
             let vals: Vec<f64> = nets[self.units..]
                 .iter()
                 .flat_map(|n| n.rows.iter().map(|&r| target(r as usize)))
@@ -511,6 +579,19 @@ impl Algorithm<AhAdapter> for Soto {
         for (u, adv) in team_adv.into_iter().enumerate() {
             let net = &mut nets[self.units + u];
             if net.rows.is_empty() {
+                continue;
+            }
+            if self.cfg.flat_gae {
+                // S10: the port's returns are the advantage trained on + V.
+                let (rows, values) = &team_values[u];
+                let (mut a, mut ret) = (vec![0.0f32; adv.len()], vec![0.0f32; adv.len()]);
+                for (&r, &v) in rows.iter().zip(values) {
+                    let t = ((target(r as usize) - mean) / sd) as f32;
+                    a[r as usize] = t;
+                    ret[r as usize] = t + v;
+                }
+                net.ac.store_set_advantages(&a, &ret)?;
+                net.transfer_bytes += (adv.len() * 8) as u64;
                 continue;
             }
             let mut adj = vec![0.0f32; adv.len()];
@@ -545,12 +626,17 @@ impl Algorithm<AhAdapter> for Soto {
         ]
         .iter()
         .all(|&n| n == self.slots)
-            && state.rng.is_some();
+            && state.rng.is_some()
+            && (state.returns.is_empty() || state.returns.len() == self.slots);
         if !fits {
             return Err(super::foreign_state(
                 "soto",
                 format!("not {} slots' SOTO state with its stream", self.slots),
             ));
+        }
+        let mut state = state;
+        if state.returns.is_empty() {
+            state.returns = vec![vec![0.0]; self.slots];
         }
         self.state = state;
         for b in 0..self.slots / self.block {
@@ -570,6 +656,51 @@ mod tests {
     use crate::common::EnvUse;
     use crate::train_loop::Trainer;
     use fairground_shaders::CpuExecutor;
+
+    /// S6: one stream per instance (all its agents) at every point of the run; S3: each
+    /// agent's deque holds the 0 it starts with and one return per episode ended.
+    #[test]
+    fn the_episode_stream_is_one_per_instance_and_the_deque_keeps_episode_returns() {
+        let mut cfg = TrainConfig {
+            instances: 2,
+            rollout_steps: 12,
+            iterations: 4,
+            seed: 5,
+            ..TrainConfig::default()
+        };
+        cfg.algo = crate::config::Algo::Soto;
+        cfg.ah.episode_steps = 10;
+        cfg.ppo.hidden = vec![16, 8];
+        cfg.ppo.minibatch_size = 64;
+        cfg.ppo.epochs = 1;
+        cfg.soto.team_hidden = vec![8];
+        cfg.soto.episode_stream = true;
+        cfg.soto.deque_utility = true;
+        let env = AhAdapter::new(&cfg, EnvUse::Train).unwrap();
+        let soto = Soto::new(&cfg, &env);
+        let mut t = Trainer::new(&cfg, env, soto, |p| Ok(CpuExecutor::new(p))).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..4 {
+            t.iterate().unwrap();
+            for block in t.algo.state.stream.chunks(40) {
+                assert!(block.iter().all(|&x| x == block[0]), "{block:?}");
+                seen.insert(block[0]);
+            }
+        }
+        assert!(seen.contains(&TEAM), "β reaches 0 halfway: {seen:?}");
+        // 48 steps: episodes ended at steps 10, 20, 30, 40.
+        for q in &t.algo.state.returns {
+            assert_eq!(q.len(), 5);
+            assert_eq!(q[0], 0.0);
+        }
+        assert!(
+            t.algo
+                .state
+                .returns
+                .iter()
+                .any(|q| q[1..].iter().any(|&r| r > 0.0))
+        );
+    }
 
     #[test]
     fn no_gradient_of_the_team_loss_reaches_the_self_stream() {
