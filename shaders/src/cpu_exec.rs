@@ -121,6 +121,7 @@ impl Executor for CpuExecutor {
                     b(3),
                     f(b(4)),
                     fm(&mut taken[0]),
+                    f(b(6)),
                 ),
                 Kernel::Gae => {
                     let (a, rest) = taken.split_at_mut(1);

@@ -50,12 +50,16 @@ pub struct HeadParams {
     pub iteration: u32,
     pub step: u32,
     pub agent_offset: u32,
-    pub pad0: u32,
+    /// `head_backward` only: 1 adds `extra_grad[row * logit_width + j]` to every allowed
+    /// logit's gradient (a loss term over the logits the PPO loss does not have: the reference
+    /// FEN port's KL of the mean controller distribution to uniform, F7).
+    pub extra_grad: u32,
     pub pad1: u32,
     pub pad2: u32,
 }
 const _: () = {
     assert!(size_of::<HeadParams>() == 48);
+    assert!(offset_of!(HeadParams, extra_grad) == 36);
     assert!(offset_of!(HeadParams, seed_lo) == 16);
     assert!(offset_of!(HeadParams, rows) == 0);
     assert!(offset_of!(HeadParams, agent_offset) == 32);

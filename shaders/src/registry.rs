@@ -210,7 +210,7 @@ impl Kernel {
                 ReadWrite(F32),
             ],
             Kernel::HeadEvaluate => &[Read(F32), Read(F32), Read(F32), Read(F32), ReadWrite(F32)],
-            // logits, masks, component_sizes, actions, policy_grad, logit_grad
+            // logits, masks, component_sizes, actions, policy_grad, logit_grad, extra
             Kernel::HeadBackward => &[
                 Read(F32),
                 Read(F32),
@@ -218,6 +218,7 @@ impl Kernel {
                 Read(F32),
                 Read(F32),
                 ReadWrite(F32),
+                Read(F32),
             ],
             // rewards, values, dones, last_values, advantages, returns
             Kernel::Gae => &[

@@ -495,3 +495,64 @@ fn accumulate_mode_steps_once_on_the_mean_gradient() {
         );
     }
 }
+
+/// A gradient per logit (`set_logit_grad_extra`) moves the parameters' gradient by exactly the
+/// gradient of Σ_{allowed (r, j)} E_rj · z_rj(θ): finite differences over parameters of every
+/// layer of the policy head; zeros, or switching it off, change nothing, bit for bit.
+#[test]
+fn an_extra_logit_gradient_is_the_gradient_of_its_linear_term() {
+    let s = ActorCriticSpec {
+        group_count: 1,
+        ..spec(16)
+    };
+    let d = data(&s);
+    let d = Data {
+        groups: vec![],
+        ..d
+    };
+    let mb = minibatch(&d);
+    let p0 = s.init_params(21);
+    let lw = s.logit_width() as usize;
+    let extra = uniform(30, 16 * lw, -1.0, 1.0);
+    let cpu = |p| Ok(CpuExecutor::new(p));
+    let grads = |e: Option<&[f32]>| {
+        let mut ac = ActorCritic::new(s.clone(), hyper(), &p0, cpu).unwrap();
+        ac.set_logit_grad_extra(e).unwrap();
+        ac.train_minibatch(&mb).unwrap();
+        ac.grads().unwrap()
+    };
+    let (g0, g1) = (grads(None), grads(Some(&extra)));
+    assert_eq!(grads(Some(&vec![0.0; 16 * lw])), g0, "zeros change nothing");
+    let linear = |p: &[f32]| -> f64 {
+        let mut ac = ActorCritic::new(s.clone(), hyper(), p, cpu).unwrap();
+        let key = SampleKey {
+            seed: 1,
+            iteration: 0,
+            step: 0,
+            agent_offset: 0,
+        };
+        ac.act(&d.obs, &[], &d.masks, key).unwrap();
+        let z = ac.logits().unwrap();
+        (0..16 * lw)
+            .filter(|&i| d.masks[i] != 0)
+            .map(|i| f64::from(extra[i]) * f64::from(z[i]))
+            .sum()
+    };
+    let [_, policy_at, value_at] = s.param_offsets();
+    let mut checked = 0;
+    for k in (policy_at as usize..value_at as usize).step_by(97) {
+        let h = 1e-3f32;
+        let (mut up, mut down) = (p0.clone(), p0.clone());
+        up[k] += h;
+        down[k] -= h;
+        let fd = (linear(&up) - linear(&down)) / (2.0 * f64::from(h));
+        // The PPO loss's loss_scale (1.25 in `hyper`) does not scale the extra term.
+        let got = f64::from(g1[k] - g0[k]);
+        assert!(
+            (got - fd).abs() <= 2e-3 * fd.abs().max(1.0),
+            "param {k}: gradient change {got}, finite difference {fd}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 10);
+}

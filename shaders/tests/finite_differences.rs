@@ -191,7 +191,7 @@ fn policy_head_backward_matches_finite_differences() {
         ..HeadParams::default()
     };
     let mut lg = vec![0.0f32; rows * width];
-    cpu::head_backward(&p, &z, &mask, &comps, &actions, &pg, &mut lg);
+    cpu::head_backward(&p, &z, &mask, &comps, &actions, &pg, &mut lg, &[]);
     let h = 1e-6;
     for r in 0..rows {
         let zr: Vec<f64> = z[r * width..][..width]

@@ -229,11 +229,25 @@ fn check_heads(rows: u32, components: &[u32], use_mask: bool) {
         &[logits, masks, comps, actions, eval_out],
         u64::from(rows),
     );
+    let extra = prog.buffer("extra", n * width as usize);
+    let lgrad2 = prog.buffer("logit_grad_extra", n * width as usize);
     prog.push(
         seq,
         Kernel::HeadBackward,
         &hp,
-        &[logits, masks, comps, actions, pgrad, lgrad],
+        &[logits, masks, comps, actions, pgrad, lgrad, extra],
+        u64::from(rows),
+    );
+    // The same with a gradient per logit added (extra_grad).
+    let hp2 = HeadParams {
+        extra_grad: 1,
+        ..hp
+    };
+    prog.push(
+        seq,
+        Kernel::HeadBackward,
+        &hp2,
+        &[logits, masks, comps, actions, pgrad, lgrad2, extra],
         u64::from(rows),
     );
     let z = uniform(10, n * width as usize, -3.0, 3.0);
@@ -269,6 +283,7 @@ fn check_heads(rows: u32, components: &[u32], use_mask: bool) {
         }
     }
     let pg = uniform(13, n * 2, -1.0, 1.0);
+    let ex = uniform(14, n * width as usize, -0.5, 0.5);
     let Some((mut g, mut c)) = both(
         &name,
         prog,
@@ -278,11 +293,25 @@ fn check_heads(rows: u32, components: &[u32], use_mask: bool) {
             e.write(comps, components).unwrap();
             e.write(actions, &acts).unwrap();
             e.write(pgrad, &pg).unwrap();
+            e.write(extra, &ex).unwrap();
         },
         seq,
     ) else {
         return;
     };
+    // extra_grad adds the given gradient to every allowed logit's, exactly (one f32 add).
+    let (l1, l2) = (read_f32(&mut c, lgrad), read_f32(&mut c, lgrad2));
+    for (i, ((&a, &b), &e)) in l1.iter().zip(&l2).zip(&ex).enumerate() {
+        let want = if !use_mask || m[i] != 0 { a + e } else { 0.0 };
+        assert_eq!(b, want, "{name}: extra at {i}");
+    }
+    assert_close(
+        &format!("{name}: logit_grad with extra"),
+        &read_f32(&mut g, lgrad2),
+        &l2,
+        1e-5,
+        1e-5,
+    );
     // log-softmax and entropy go through exp/log, whose GPU precision is a few ulps: 1e-5.
     assert_close(
         &format!("{name}: evaluate"),

@@ -8,7 +8,7 @@
 // first word of Philox4x32-10 with counter (iteration, step, agent_offset + row, c) and key
 // (seed_lo, seed_hi). Integer ops only, so the CPU twin draws the same u bit for bit.
 // head_evaluate scores stored actions; head_backward turns dL/dlogp and dL/dentropy into
-// dL/dlogits (masked logits get 0).
+// dL/dlogits (masked logits get 0), plus, with extra_grad, a gradient given per logit.
 
 struct HeadParams {
     rows: u32,
@@ -20,7 +20,7 @@ struct HeadParams {
     iteration: u32,
     step: u32,
     agent_offset: u32,
-    pad0: u32,
+    extra_grad: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -39,6 +39,7 @@ struct HeadParams {
 @group(0) @binding(4) var<storage, read> bw_actions: array<u32>;
 @group(0) @binding(5) var<storage, read> policy_grad: array<f32>;
 @group(0) @binding(6) var<storage, read_write> logit_grad: array<f32>;
+@group(0) @binding(7) var<storage, read> extra: array<f32>;
 
 const NEG_BIG: f32 = -3.0e38;
 
@@ -210,6 +211,9 @@ fn head_backward(
                 let prob = exp(lp);
                 // d log pi(a) / dz_j = [j == a] - p_j;  d H / dz_j = -p_j (log p_j + H)
                 g = g_logp * (select(0.0, 1.0, j == action) - prob) - g_entropy * prob * (lp + h);
+                if p.extra_grad == 1u {
+                    g = g + extra[row * p.logit_width + j];
+                }
             }
             logit_grad[row * p.logit_width + j] = g;
         }

@@ -164,6 +164,7 @@ pub fn head_backward(
     actions: &[u32],
     policy_grad: &[f32],
     logit_grad: &mut [f32],
+    extra: &[f32],
 ) {
     let width = p.logit_width as usize;
     let n_comp = p.component_count as usize;
@@ -183,6 +184,9 @@ pub fn head_backward(
                     let prob = lp.exp();
                     let onehot = if j == action { 1.0 } else { 0.0 };
                     g = g_logp * (onehot - prob) - g_entropy * prob * (lp + h);
+                    if p.extra_grad == 1 {
+                        g += extra[row * width + j];
+                    }
                 }
                 logit_grad[row * width + j] = g;
             }

@@ -37,6 +37,9 @@ pub(super) struct Buffers {
     pub(super) grads: BufferId,
     /// The minibatches' gradient sum in accumulate mode (one word otherwise).
     pub(super) grad_acc: BufferId,
+    /// A gradient per (row, logit) added in the head's backward when switched on
+    /// ([`super::ActorCritic::set_logit_grad_extra`]).
+    pub(super) logit_extra: BufferId,
     pub(super) moment1: BufferId,
     pub(super) moment2: BufferId,
     pub(super) adam_state: BufferId,
@@ -224,6 +227,7 @@ fn declare_buffers(
         params: prog.buffer("params", param_len),
         grads: prog.buffer("grads", param_len),
         grad_acc: prog.buffer("grad_acc", if accumulate { param_len } else { 1 }),
+        logit_extra: prog.buffer("logit_extra", n * logit_width),
         moment1: prog.buffer("moment1", param_len),
         moment2: prog.buffer("moment2", param_len),
         adam_state: prog.buffer("adam_state", size_of::<AdamState>() / 4),
@@ -369,9 +373,10 @@ fn record_backward(prog: &mut Program, seq: SeqId, nets: &Nets, bufs: &Buffers, 
             bufs.actions,
             bufs.policy_grad,
             logit_grad,
+            bufs.logit_extra,
         ],
         u64::from(head.rows),
-        &[logits_w, masks_w, comps_w, actions_w, policy_w, lw],
+        &[logits_w, masks_w, comps_w, actions_w, policy_w, lw, lw],
     );
     let (params, grads, groups) = (bufs.params, bufs.grads, bufs.group_ids);
     nets.policy

@@ -293,6 +293,37 @@ impl<E: Executor> ActorCritic<E> {
         self.exec.run(self.train_seq)
     }
 
+    /// Add `extra` (rows × logit width, the rows of the next training launches) to the
+    /// gradient of the loss with respect to each allowed logit, from the next training launch
+    /// on; `None` switches it off. For a loss term over the logits that the PPO loss does not
+    /// have (the reference FEN port's KL of the mean controller distribution to uniform).
+    pub fn set_logit_grad_extra(&mut self, extra: Option<&[f32]>) -> Result<(), ShaderError> {
+        if let Some(e) = extra {
+            let lw = self.spec.logit_width() as usize;
+            if e.len() > self.spec.batch as usize * lw || !e.len().is_multiple_of(lw) {
+                return Err(ShaderError::ShapeMismatch {
+                    what: "logit_grad_extra",
+                    expected: self.spec.batch as usize * lw,
+                    got: e.len(),
+                });
+            }
+            self.exec.write(self.bufs.logit_extra, e)?;
+        }
+        let flag = u32::from(extra.is_some());
+        let at = std::mem::offset_of!(HeadParams, extra_grad);
+        let mut changed = false;
+        for (_, kernel, base) in &mut self.row_ops {
+            if *kernel == Kernel::HeadBackward && base[at..at + 4] != flag.to_le_bytes() {
+                base[at..at + 4].copy_from_slice(&flag.to_le_bytes());
+                changed = true;
+            }
+        }
+        if changed {
+            self.write_row_uniforms(self.rows);
+        }
+        Ok(())
+    }
+
     /// Whether training launches accumulate gradients ([`PpoHyper::accumulate`]).
     pub fn accumulates(&self) -> bool {
         self.apply.is_some()
