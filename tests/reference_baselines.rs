@@ -7,7 +7,8 @@
 //!   one line naming the field, before anything is written;
 //! - FEN's reference flags (F1 `controller_plain_input`, F2 `stale_consensus` and
 //!   `episode_end_reward`, F3 `unclipped_utilisation`, F6 `decision_logprob_reward`, F10
-//!   `global_clock`, F13 `controller_tanh`, F9 `flat_gae`, F5 `maxlogit_baseline`; F12
+//!   `global_clock`, F13 `controller_tanh`, F9 `flat_gae`, F5 `maxlogit_baseline`, F7
+//!   `kl_uniform`; F12
 //!   `argmax_every_step` in evaluation): each trains
 //!   something else than the clean FEN, deterministically, and all of them together resume bit
 //!   for bit; F1 drops the controller's two extra inputs; on HS each is refused with one line
@@ -142,9 +143,17 @@ fn every_fen_reference_flag_changes_training_and_all_resume_bit_for_bit() {
         "controller_tanh",
         "flat_gae",
         "maxlogit_baseline",
+        "kl_uniform",
     ];
+    let set = |flag: &str| {
+        if flag == "kl_uniform" {
+            format!("{flag} = 0.5\n")
+        } else {
+            format!("{flag} = true\n")
+        }
+    };
     for flag in flags {
-        let t = format!("{text}{flag} = true\n");
+        let t = format!("{text}{}", set(flag));
         let a = run(&dir, flag, &t, "3", &keys);
         assert_ne!(
             a[2]["param_hash"], clean[2]["param_hash"],
@@ -173,7 +182,7 @@ fn every_fen_reference_flag_changes_training_and_all_resume_bit_for_bit() {
     );
 
     // All of them at once, interrupted after iteration 2 and resumed.
-    let all: String = flags.iter().map(|f| format!("{f} = true\n")).collect();
+    let all: String = flags.iter().map(|f| set(f)).collect();
     let t = format!("{text}{all}argmax_every_step = true\n");
     let a = run(&dir, "all", &t, "4", &keys);
     let resumed = dir.join("resumed");

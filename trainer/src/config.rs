@@ -430,6 +430,9 @@ pub struct FenConfig {
     /// is off), its advantages GAE(γ, λ) over its macro rows of all agents flattened in
     /// decision order, bootstrapped with 0, standardised.
     pub maxlogit_baseline: bool,
+    /// [REPRO] F7: β_KL of the term β_KL · KL(mean controller distribution ‖ uniform) added
+    /// to the controller's loss (over each minibatch's rows), 0..=1e6; 0: none (the port: 0.5).
+    pub kl_uniform: f32,
     /// [REPRO] F10: macro boundaries (and the stale gossip) on one global step counter that an
     /// episode's reset does not restart.
     pub global_clock: bool,
@@ -467,6 +470,7 @@ impl Default for FenConfig {
             decision_entropy: 0.05,
             flat_gae: false,
             maxlogit_baseline: false,
+            kl_uniform: 0.0,
             global_clock: false,
             argmax_every_step: false,
         }
@@ -496,6 +500,7 @@ impl FenConfig {
             1e6,
         )?;
         range_f32("fen.decision_entropy", self.decision_entropy, 0.0, 1e6)?;
+        range_f32("fen.kl_uniform", self.kl_uniform, 0.0, 1e6)?;
         if self.controller_hidden.is_empty()
             || self
                 .controller_hidden
@@ -1027,6 +1032,7 @@ impl TrainConfig {
                 ("fen.decision_logprob_reward", f.decision_logprob_reward),
                 ("fen.flat_gae", f.flat_gae),
                 ("fen.maxlogit_baseline", f.maxlogit_baseline),
+                ("fen.kl_uniform", f.kl_uniform > 0.0),
                 ("fen.global_clock", f.global_clock),
                 ("fen.argmax_every_step", f.argmax_every_step),
                 (

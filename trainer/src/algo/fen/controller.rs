@@ -191,7 +191,7 @@ impl CtrlMemory {
                 self.take_trainable(unit as u32, cfg.controller_gamma, cfg.controller_lambda)
             };
             rows += batch.rows.len() as u64;
-            train(net, &batch, epochs, minibatch)?;
+            train_with(net, &batch, epochs, minibatch, cfg.kl_uniform)?;
         }
         Ok(rows)
     }
@@ -246,6 +246,49 @@ pub fn train<E: Executor>(
     epochs: u32,
     mb: usize,
 ) -> Result<(), ShaderError> {
+    train_with(net, batch, epochs, mb, 0.0)
+}
+
+/// The gradient with respect to each row's logits of β · KL(p̄ ‖ uniform), p̄ the mean over
+/// the rows of softmax(logits) (rows × k logits): (β/B) p_rj (g_j − Σ_i p_ri g_i) with
+/// g_i = ln(k p̄_i); and the KL itself.
+pub fn kl_uniform_grad(logits: &[f32], k: usize, beta: f32) -> (f64, Vec<f32>) {
+    let rows = logits.len() / k;
+    let mut p = vec![0.0f64; logits.len()];
+    let mut mean = vec![0.0f64; k];
+    for r in 0..rows {
+        let l = &logits[r * k..(r + 1) * k];
+        let max = l.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let sum: f64 = l.iter().map(|&v| f64::from(v - max).exp()).sum();
+        for j in 0..k {
+            let v = f64::from(l[j] - max).exp() / sum;
+            p[r * k + j] = v;
+            mean[j] += v / rows as f64;
+        }
+    }
+    let g: Vec<f64> = mean.iter().map(|&m| (k as f64 * m).ln()).collect();
+    let kl: f64 = mean.iter().zip(&g).map(|(m, g)| m * g).sum();
+    let scale = f64::from(beta) / rows as f64;
+    let mut grad = vec![0.0f32; logits.len()];
+    for r in 0..rows {
+        let pr = &p[r * k..(r + 1) * k];
+        let dot: f64 = pr.iter().zip(&g).map(|(a, b)| a * b).sum();
+        for j in 0..k {
+            grad[r * k + j] = (scale * pr[j] * (g[j] - dot)) as f32;
+        }
+    }
+    (kl, grad)
+}
+
+/// [`train`] with the reference port's β_KL · KL(mean distribution ‖ uniform) term (F7) added
+/// to every minibatch's loss, at the parameters the minibatch starts from (`kl` = 0: none).
+pub fn train_with<E: Executor>(
+    net: &mut PolicyNet<E>,
+    batch: &Batch,
+    epochs: u32,
+    mb: usize,
+    kl: f32,
+) -> Result<(), ShaderError> {
     net.loss = LossSums::default();
     let n = batch.rows.len();
     if n == 0 {
@@ -283,6 +326,21 @@ pub fn train<E: Executor>(
                 adv.push(batch.adv[k as usize]);
                 ret.push(batch.ret[k as usize]);
             }
+            if kl > 0.0 {
+                // The minibatch's current logits, for the KL term's gradient.
+                let key = fairground_shaders::SampleKey {
+                    seed: 0,
+                    iteration: 0,
+                    step: 0,
+                    agent_offset: 0,
+                };
+                net.ac.act(&obs, &[], &[], key)?;
+                let logits = net.ac.logits()?;
+                let k = net.shape.action_components[0] as usize;
+                let (_, grad) = kl_uniform_grad(&logits[..part.len() * k], k, kl);
+                net.ac.set_logit_grad_extra(Some(&grad))?;
+                net.transfer_bytes += (part.len() * (w + 2 * k) * 4) as u64;
+            }
             net.ac.train_minibatch(&Minibatch {
                 obs: &obs,
                 group_ids: &[],
@@ -301,6 +359,9 @@ pub fn train<E: Executor>(
                 net.loss.add(&stats);
             }
         }
+    }
+    if kl > 0.0 {
+        net.ac.set_logit_grad_extra(None)?;
     }
     // `ppo.one_step_per_update`: one step on the mean of the minibatches' gradients.
     if net.ac.accumulates() {
@@ -328,6 +389,30 @@ mod tests {
             terminal: false,
             next_value: None,
         }
+    }
+
+    /// F7's gradient against finite differences of β · KL(p̄ ‖ uniform) over the logits; a
+    /// uniform mean distribution has KL 0.
+    #[test]
+    fn kl_to_uniform_gradient_matches_finite_differences() {
+        let logits = [0.3f32, -1.2, 0.7, 2.0, 0.1, -0.4];
+        let (kl, grad) = kl_uniform_grad(&logits, 3, 0.5);
+        assert!(kl > 0.0);
+        let h = 1e-3f32;
+        for i in 0..logits.len() {
+            let (mut up, mut down) = (logits, logits);
+            up[i] += h;
+            down[i] -= h;
+            let fd = 0.5 * (kl_uniform_grad(&up, 3, 0.5).0 - kl_uniform_grad(&down, 3, 0.5).0)
+                / (2.0 * f64::from(h));
+            assert!(
+                (f64::from(grad[i]) - fd).abs() < 1e-5,
+                "{i}: {} vs {fd}",
+                grad[i]
+            );
+        }
+        let (kl, _) = kl_uniform_grad(&[0.0, 1.0, 1.0, 0.0], 2, 0.5);
+        assert!(kl.abs() < 1e-12, "p̄ uniform: {kl}");
     }
 
     #[test]
