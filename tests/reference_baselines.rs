@@ -15,7 +15,11 @@
 //!   (they are the FEN-AH port's);
 //! - SOTO's (S1 `self_weighted_advantage`, S3 `deque_utility`, S6 `episode_stream`, S10
 //!   `flat_gae`): likewise each changes training deterministically and all together resume bit
-//!   for bit; on HS each is refused with one line.
+//!   for bit; on HS each is refused with one line;
+//! - `--profile reference --algo fen` on AH is the FEN-AH port: every flag above on with its
+//!   values (k = 2, T = 10, c = 1, ε = 1e-6, β_KL = 0.5, one step per update, one instance and
+//!   one rollout per episode, the PPO trainer's [REPRO] flags off), and it trains
+//!   deterministically; a value the user sets still wins.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -281,4 +285,50 @@ fn every_soto_reference_flag_changes_training_and_all_resume_bit_for_bit() {
     let cfg = train_cli::write_cfg(&dir, "resumed", &t);
     train_cli::train(&cfg, &resumed, "4", true);
     assert_eq!(train_cli::metrics(&resumed, &keys), a, "resumed = straight");
+}
+
+#[test]
+fn the_fen_reference_profile_is_the_ports_flags_and_values() {
+    let dir = train_cli::scratch_dir("ref-fen-profile");
+    let text = "algo = \"fen\"\nprofile = \"reference\"\nbackend = \"cpu\"\nseed = 3\n\
+                [ah]\nepisode_steps = 20\n[ppo]\nhidden = [16, 8]\n[fen]\nmacro_steps = 5\n";
+    let keys = ["param_hash", "fen"];
+    let a = run(&dir, "a", text, "2", &keys);
+    assert_eq!(a, run(&dir, "b", text, "2", &keys), "same seed, same bits");
+    let saved: toml::Table =
+        toml::from_str(&std::fs::read_to_string(dir.join("a/config.toml")).unwrap()).unwrap();
+    let (ppo, fen, ah) = (&saved["ppo"], &saved["fen"], &saved["ah"]);
+    assert_eq!(saved["instances"].as_integer(), Some(1));
+    assert_eq!(
+        saved["rollout_steps"].as_integer(),
+        Some(20),
+        "one rollout per episode"
+    );
+    assert_eq!(ppo["one_step_per_update"].as_bool(), Some(true));
+    assert_eq!(ppo["clip_coef"].as_float(), Some(0.1));
+    assert_eq!(ah["action_misalignment"].as_bool(), Some(false));
+    assert_eq!(fen["subpolicies"].as_integer(), Some(2));
+    assert_eq!(
+        fen["macro_steps"].as_integer(),
+        Some(5),
+        "the user's value wins"
+    );
+    for flag in [
+        "controller_tanh",
+        "controller_plain_input",
+        "unclipped_utilisation",
+        "stale_consensus",
+        "episode_end_reward",
+        "decision_logprob_reward",
+        "flat_gae",
+        "maxlogit_baseline",
+        "global_clock",
+        "argmax_every_step",
+    ] {
+        assert_eq!(fen[flag].as_bool(), Some(true), "{flag}");
+    }
+    assert_eq!(fen["kl_uniform"].as_float(), Some(0.5));
+    // One episode per iteration: every controller row of it trains at its end.
+    assert_eq!(a[0]["fen"]["episodes"], 1);
+    assert_eq!(a[0]["fen"]["controller_rows_trained"], 40 * 4);
 }

@@ -835,6 +835,71 @@ impl TrainConfig {
     ///   (`instances = 1`, `hs_whole_days`, `rollout_steps` = [`HS_DAY_ROUNDS_CAP`] as the cap);
     ///   spec §3.2's networks, a shared trunk 256 → 128 with linear heads, at lr 1e-5.
     pub fn defaults(env: EnvName, profile: Profile) -> Self {
+        Self::defaults_for_algo(env, profile, Algo::Ppo)
+    }
+
+    /// [`Self::defaults`] for `algo`: with `reference` on AH, FEN gets the reference FEN-AH
+    /// port (baselines-spec A1.3 F1–F13 and spec §3.3/§5.1's values) instead of the PPO
+    /// reference trainer's [REPRO] flags, which belong to the reference's PPO update.
+    pub fn defaults_for_algo(env: EnvName, profile: Profile, algo: Algo) -> Self {
+        let mut c = Self::defaults_ppo(env, profile);
+        if profile == Profile::Reference && env == EnvName::Ah && algo == Algo::Fen {
+            c.algo = Algo::Fen;
+            c.fen_ah_reference();
+        }
+        c
+    }
+
+    /// The reference FEN-AH port (`FEN-AH/trainFEN.py`, `FENAgent.py`): one FEN model for all
+    /// players, k = 2 sub-policies, T = 10 on a global clock, c = 1, ε = 1e-6, the controller
+    /// 10 → 128 → 64 tanh on the plain observation with the stale consensus, one reward per
+    /// episode, the max-logit baseline and β_KL = 0.5; the sub-policies' flat GAE and
+    /// decision-log-prob diversity reward (α_H = 0.05); lr 1e-4, clip 0.1, 5 epochs of
+    /// sequential minibatches of 256 averaged into one Adam step per episode, value 0.5,
+    /// entropy 0.01; evaluation by the controller's argmax at every step.
+    fn fen_ah_reference(&mut self) {
+        self.ah.action_misalignment = false;
+        self.ah.interleaved_gae = false;
+        self.ah.standardized_returns = false;
+        self.ah.cross_group_training = false;
+        let p = &mut self.ppo;
+        p.lr = 1e-4;
+        p.clip_coef = 0.1;
+        p.epochs = 5;
+        p.minibatch_size = 256;
+        p.vf_coef = 0.5;
+        p.ent_coef = 0.01;
+        p.gamma = 0.99;
+        p.gae_lambda = 0.95;
+        p.shuffle_minibatches = false;
+        p.one_step_per_update = true;
+        self.fen = FenConfig {
+            subpolicies: 2,
+            macro_steps: 10,
+            c: 1.0,
+            eps: 1e-6,
+            share: Share::All,
+            extra_obs_norm: false,
+            diversity_entropy: 0.01,
+            controller_hidden: vec![128, 64],
+            controller_ent_coef: 0.0,
+            controller_tanh: true,
+            controller_plain_input: true,
+            unclipped_utilisation: true,
+            stale_consensus: true,
+            episode_end_reward: true,
+            decision_logprob_reward: true,
+            decision_entropy: 0.05,
+            flat_gae: true,
+            maxlogit_baseline: true,
+            kl_uniform: 0.5,
+            global_clock: true,
+            argmax_every_step: true,
+            ..FenConfig::default()
+        };
+    }
+
+    fn defaults_ppo(env: EnvName, profile: Profile) -> Self {
         let mut c = Self::default_for(env);
         if profile == Profile::Reference {
             c.profile = Profile::Reference;
@@ -873,14 +938,28 @@ impl TrainConfig {
         env: Option<EnvName>,
         profile: Option<Profile>,
     ) -> Result<Self, TrainError> {
+        Self::from_toml_for_algo(text, path, env, profile, None)
+    }
+
+    /// [`Self::from_toml_for`] with the defaults of `algo` (when given, else the file's; see
+    /// [`Self::defaults_for_algo`]).
+    pub fn from_toml_for_algo(
+        text: &str,
+        path: &str,
+        env: Option<EnvName>,
+        profile: Option<Profile>,
+        algo: Option<Algo>,
+    ) -> Result<Self, TrainError> {
         // Parse once as is: type errors and unknown keys are reported with their line.
         let parsed = Self::from_toml(text, path)?;
         let env = env.unwrap_or(parsed.env);
         let profile = profile.unwrap_or(parsed.profile);
+        let algo = algo.unwrap_or(parsed.algo);
         if env == EnvName::Ah && profile == Profile::Clean {
             return Ok(parsed);
         }
-        let mut table = toml::Table::try_from(Self::defaults(env, profile)).expect("config table");
+        let mut table = toml::Table::try_from(Self::defaults_for_algo(env, profile, algo))
+            .expect("config table");
         let file = sectioned(toml::from_str(text).expect("parsed above")).expect("checked above");
         let sets_rollout = file.contains_key("rollout_steps");
         merge(&mut table, file);
@@ -1015,10 +1094,11 @@ impl TrainConfig {
 }
 
 impl TrainConfig {
-    /// FEN and SOTO run on AH's clean trainer path (the environment may follow either
-    /// profile): their HS adaptations and the reference ports' own flags are not implemented
-    /// yet, and AH's [REPRO] trainer flags belong to the reference's PPO update. Refused here,
-    /// before anything is written, rather than silently training something else.
+    /// FEN and SOTO run on the store trainer path (the environment may follow either profile).
+    /// Refused here, before anything is written, rather than silently training something else:
+    /// the AH reference ports' flags on HS (the HS ports' are not implemented), SOTO's
+    /// reference profile (S4, S5, S9 missing), and AH's [REPRO] trainer flags, which belong to
+    /// the reference's PPO update.
     fn check_baseline(&self) -> Result<(), TrainError> {
         let algo = self.algo.to_string();
         if self.env == EnvName::Hs {
@@ -1062,6 +1142,15 @@ impl TrainConfig {
             }
             return Ok(());
         }
+        if self.algo == Algo::Soto && self.profile == Profile::Reference {
+            return Err(bad(
+                "profile",
+                "reference with algo soto: the SOTO-AH port's shared trunk (S4), bush-fraction \
+                 input (S5) and trunk-less checkpoints (S9) are not implemented yet; use \
+                 profile clean with the [soto] reference flags (docs/baselines.md)"
+                    .into(),
+            ));
+        }
         let flags = [
             ("ah.action_misalignment", self.ah.action_misalignment),
             ("ah.interleaved_gae", self.ah.interleaved_gae),
@@ -1072,7 +1161,9 @@ impl TrainConfig {
             return Err(bad(
                 field,
                 format!(
-                    "true: {algo} with the reference trainer's [REPRO] flags is not implemented                      yet (the reference ports' own flags are not either, docs/baselines.md); set                      the four ah.* trainer flags false to train {algo} on the reference                      environment"
+                    "true: {algo} with the reference PPO trainer's [REPRO] flags is not \
+                     implemented (they belong to the reference's PPO update); set the four ah.* \
+                     trainer flags false"
                 ),
             ));
         }

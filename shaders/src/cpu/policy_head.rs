@@ -156,6 +156,7 @@ pub fn head_evaluate(
 }
 
 /// Twin of `head_backward`.
+#[allow(clippy::too_many_arguments)] // one slice per binding of the kernel
 pub fn head_backward(
     p: &HeadParams,
     logits: &[f32],

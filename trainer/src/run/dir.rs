@@ -325,11 +325,12 @@ fn resolve_resume(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainErr
     )?;
     let mut cfg = saved.clone();
     if let Some(file) = &req.config_file {
-        cfg = TrainConfig::from_toml_for(
+        cfg = TrainConfig::from_toml_for_algo(
             &read_to_string(file)?,
             &file.display().to_string(),
             req.overrides.env,
             req.overrides.profile,
+            req.overrides.algo,
         )?;
     }
     req.overrides.apply(&mut cfg);
@@ -355,15 +356,17 @@ fn resolve_resume(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainErr
 /// A new run's config (file, then flags) and its directory, which must be unused.
 fn resolve_fresh(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError> {
     let mut cfg = match &req.config_file {
-        Some(file) => TrainConfig::from_toml_for(
+        Some(file) => TrainConfig::from_toml_for_algo(
             &read_to_string(file)?,
             &file.display().to_string(),
             req.overrides.env,
             req.overrides.profile,
+            req.overrides.algo,
         )?,
-        None => TrainConfig::defaults(
+        None => TrainConfig::defaults_for_algo(
             req.overrides.env.unwrap_or_default(),
             req.overrides.profile.unwrap_or_default(),
+            req.overrides.algo.unwrap_or_default(),
         ),
     };
     req.overrides.apply(&mut cfg);
