@@ -13,8 +13,8 @@
 //!   something else than the clean FEN, deterministically, and all of them together resume bit
 //!   for bit; F1 drops the controller's two extra inputs; on HS each is refused with one line
 //!   (they are the FEN-AH port's);
-//! - SOTO's (S1 `self_weighted_advantage`, S3 `deque_utility`, S6 `episode_stream`, S10
-//!   `flat_gae`): likewise each changes training deterministically and all together resume bit
+//! - SOTO's (S1 `self_weighted_advantage`, S3 `deque_utility`, S5 `bush_fraction_input`, S6
+//!   `episode_stream`, S10 `flat_gae`): likewise each changes training deterministically and all together resume bit
 //!   for bit; on HS each is refused with one line;
 //! - `--profile reference --algo fen` on AH is the FEN-AH port: every flag above on with its
 //!   values (k = 2, T = 10, c = 1, ε = 1e-6, β_KL = 0.5, one step per update, one instance and
@@ -258,6 +258,7 @@ fn every_soto_reference_flag_changes_training_and_all_resume_bit_for_bit() {
         "deque_utility",
         "episode_stream",
         "flat_gae",
+        "bush_fraction_input",
     ];
     for flag in flags {
         let t = format!("{text}{flag} = true\n");

@@ -292,6 +292,10 @@ pub struct SotoConfig {
     /// [REPRO] S3: an agent's utility J is the mean of its last (up to 100) episode returns,
     /// starting from one 0 (the port's deque), and every row of an update is weighted by it.
     pub deque_utility: bool,
+    /// [REPRO] S5: the team stream's extra input is the instance's bush statistics [ripe,
+    /// blue, red] as fractions of its live bushes (zeros without bushes), the same for every
+    /// agent, instead of the recommendation and the agent's standing.
+    pub bush_fraction_input: bool,
     /// [REPRO] S6: one stream per episode for all the agents of an instance together, drawn at
     /// the episode's start (no segments).
     pub episode_stream: bool,
@@ -315,6 +319,7 @@ impl Default for SotoConfig {
             full_vector: false,
             self_weighted_advantage: false,
             deque_utility: false,
+            bush_fraction_input: false,
             episode_stream: false,
             flat_gae: false,
         }
@@ -1121,6 +1126,7 @@ impl TrainConfig {
                 ),
                 ("soto.deque_utility", self.soto.deque_utility),
                 ("soto.episode_stream", self.soto.episode_stream),
+                ("soto.bush_fraction_input", self.soto.bush_fraction_input),
                 ("soto.flat_gae", self.soto.flat_gae),
             ];
             if let Some((field, _)) = ah_only.iter().find(|(_, on)| *on) {
@@ -1145,9 +1151,9 @@ impl TrainConfig {
         if self.algo == Algo::Soto && self.profile == Profile::Reference {
             return Err(bad(
                 "profile",
-                "reference with algo soto: the SOTO-AH port's shared trunk (S4), bush-fraction \
-                 input (S5) and trunk-less checkpoints (S9) are not implemented yet; use \
-                 profile clean with the [soto] reference flags (docs/baselines.md)"
+                "reference with algo soto: the SOTO-AH port's shared trunk (S4) and trunk-less \
+                 checkpoints (S9) are not implemented yet; use profile clean with the [soto] \
+                 reference flags (docs/baselines.md)"
                     .into(),
             ));
         }

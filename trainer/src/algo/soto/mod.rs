@@ -97,6 +97,8 @@ pub struct Soto {
     tally: Tally,
     /// The segment-end β of the current iteration.
     beta: f64,
+    /// `bush_fraction_input` (S5): per instance block, [ripe, blue, red] / live bushes.
+    bushes: Vec<[f32; 3]>,
 }
 
 impl Soto {
@@ -132,6 +134,7 @@ impl Soto {
             ggf_w: ggf_weights(block, f64::from(cfg.soto.ggf_base)),
             tally: Tally::default(),
             beta: 1.0,
+            bushes: vec![[0.0; 3]; slots / block],
             cfg: cfg.soto.clone(),
         };
         for b in 0..slots / block {
@@ -228,6 +231,10 @@ impl Soto {
     }
 
     fn team_inputs(&self, slot: usize, out: &mut Vec<f32>) {
+        if self.cfg.bush_fraction_input {
+            out.extend_from_slice(&self.bushes[slot / self.block]);
+            return;
+        }
         let c = self.choices;
         out.extend_from_slice(&self.rec[slot * c..(slot + 1) * c]);
         out.push(self.zj[slot] as f32);
@@ -239,6 +246,26 @@ impl Soto {
                     .iter()
                     .map(|&v| v as f32),
             );
+        }
+    }
+
+    /// S5: every instance's bush statistics as the port's `global_features`.
+    fn refresh_bushes(&mut self, env: &AhAdapter) {
+        for (b, f) in self.bushes.iter_mut().enumerate() {
+            let inst = env.block_instance(b);
+            let (mut n, mut ripe, mut blue, mut red) = (0u32, 0u32, 0u32, 0u32);
+            for bush in inst.bushes() {
+                n += 1;
+                ripe += u32::from(bush.ripe);
+                blue += u32::from(bush.colour == 1);
+                red += u32::from(bush.colour == 0);
+            }
+            *f = if n == 0 {
+                [0.0; 3]
+            } else {
+                let n = n as f32;
+                [ripe as f32 / n, blue as f32 / n, red as f32 / n]
+            };
         }
     }
 
@@ -322,6 +349,9 @@ impl Algorithm<AhAdapter> for Soto {
         if net < self.units {
             return 0;
         }
+        if self.cfg.bush_fraction_input {
+            return 3;
+        }
         self.choices + 2 + if self.cfg.full_vector { self.block } else { 0 }
     }
 
@@ -374,7 +404,9 @@ impl Algorithm<AhAdapter> for Soto {
             .collect();
         self.tally.decisions += self.slots as u64;
         self.tally.team += team.len() as u64;
-        if !team.is_empty() {
+        if self.cfg.bush_fraction_input {
+            self.refresh_bushes(env);
+        } else if !team.is_empty() {
             self.recommend(nets, &team, at.iteration, at.round)?;
         }
         if at.phase == Phase::Train {
@@ -446,7 +478,9 @@ impl Algorithm<AhAdapter> for Soto {
                 .copied()
                 .filter(|&s| self.state.stream[s as usize] == SELF)
                 .collect();
-            if !team.is_empty() {
+            if self.cfg.bush_fraction_input {
+                self.refresh_bushes(env);
+            } else if !team.is_empty() {
                 self.recommend(nets, &team, at.iteration, at.round)?;
             }
             for (k, net) in nets.iter_mut().enumerate().take(2 * self.units) {
@@ -658,7 +692,8 @@ mod tests {
     use fairground_shaders::CpuExecutor;
 
     /// S6: one stream per instance (all its agents) at every point of the run; S3: each
-    /// agent's deque holds the 0 it starts with and one return per episode ended.
+    /// agent's deque holds the 0 it starts with and one return per episode ended; S5: the team
+    /// input's three bush fractions.
     #[test]
     fn the_episode_stream_is_one_per_instance_and_the_deque_keeps_episode_returns() {
         let mut cfg = TrainConfig {
@@ -676,6 +711,7 @@ mod tests {
         cfg.soto.team_hidden = vec![8];
         cfg.soto.episode_stream = true;
         cfg.soto.deque_utility = true;
+        cfg.soto.bush_fraction_input = true;
         let env = AhAdapter::new(&cfg, EnvUse::Train).unwrap();
         let soto = Soto::new(&cfg, &env);
         let mut t = Trainer::new(&cfg, env, soto, |p| Ok(CpuExecutor::new(p))).unwrap();
@@ -700,6 +736,12 @@ mod tests {
                 .iter()
                 .any(|q| q[1..].iter().any(|&r| r > 0.0))
         );
+        // S5: fractions of the live bushes, the team network's three extra inputs.
+        for f in &t.algo.bushes {
+            assert!(f.iter().all(|v| (0.0..=1.0).contains(v)) && f[1] + f[2] <= 1.0 + 1e-6);
+            assert!(f[1] + f[2] > 0.0, "{f:?}");
+        }
+        assert_eq!(t.nets()[1].shape.obs_width, t.nets()[0].shape.obs_width + 3);
     }
 
     #[test]

@@ -173,6 +173,16 @@ impl AhAdapter {
         &self.env
     }
 
+    /// The instance of slot block `b` (blocks of `agents()` slots: the factual world's
+    /// instances, then the twin world's).
+    pub fn block_instance(&self, b: usize) -> fairground_kernel::ah::InstanceRef<'_> {
+        let n = self.env.instances();
+        match (&self.twin, b >= n) {
+            (Some(t), true) => t.instance(b - n),
+            _ => self.env.instance(b),
+        }
+    }
+
     pub fn agents(&self) -> usize {
         self.env.agents()
     }
