@@ -1102,7 +1102,7 @@ impl TrainConfig {
     /// FEN and SOTO run on the store trainer path (the environment may follow either profile).
     /// Refused here, before anything is written, rather than silently training something else:
     /// the AH reference ports' flags on HS (the HS ports' are not implemented), SOTO's
-    /// reference profile (S4, S5, S9 missing), and AH's [REPRO] trainer flags, which belong to
+    /// reference profile (S4, S9 missing), and AH's [REPRO] trainer flags, which belong to
     /// the reference's PPO update.
     fn check_baseline(&self) -> Result<(), TrainError> {
         let algo = self.algo.to_string();
