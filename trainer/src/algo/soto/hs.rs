@@ -23,7 +23,7 @@
 //!
 //! Evaluation uses the team stream only.
 
-use super::welfare::{team_advantage, weights, z_scores};
+use super::welfare::{WelfareTally, team_advantage, weights, z_scores};
 use super::{SELF, TEAM, UNDRAWN};
 use crate::algo::fen::controller::{Batch, CtrlRow, train};
 use crate::algo::fen::hs::GroupUtilities;
@@ -34,7 +34,7 @@ use crate::env::hs::HsAdapter;
 use crate::env::units::GroupOutcomes;
 use crate::env::{EnvAdapter, RoundOut};
 use crate::error::TrainError;
-use crate::metrics::welfare::{alpha_fair, coefficient_of_variation, ggf, ggf_weights};
+use crate::metrics::welfare::ggf_weights;
 use crate::net::{NetPlan, NetShape, PolicyNet};
 use fairground_kernel::rng::{Purpose, Stream};
 use fairground_shaders::{ActorCriticSpec, Executor, PpoHyper, ShaderError};
@@ -70,19 +70,6 @@ struct TeamStep {
     next_x: Option<Vec<f32>>,
 }
 
-#[derive(Clone, Debug, Default)]
-struct Tally {
-    decisions: u64,
-    team: u64,
-    days: u64,
-    ggf: f64,
-    alpha: (f64, u64),
-    min_u: f64,
-    mean_u: f64,
-    cv: (f64, u64),
-    critic_loss: (f64, u64),
-}
-
 /// SOTO over HospitalSim.
 pub struct SotoHs {
     cfg: SotoConfig,
@@ -113,7 +100,9 @@ pub struct SotoHs {
     /// The iteration of the rounds being played (keys the critics' forwards in `plan`).
     iteration: u32,
     gather: (Vec<u32>, Vec<f32>),
-    tally: Tally,
+    tally: WelfareTally,
+    /// The group critics' value loss over the update (sum, count).
+    critic_loss: (f64, u64),
 }
 
 impl SotoHs {
@@ -173,7 +162,8 @@ impl SotoHs {
             beta: 1.0,
             iteration: 0,
             gather: (Vec::with_capacity(slots), Vec::new()),
-            tally: Tally::default(),
+            tally: WelfareTally::default(),
+            critic_loss: (0.0, 0),
             cfg: cfg.soto.clone(),
         };
         for key in 0..keys {
@@ -274,41 +264,15 @@ impl SotoHs {
         }
     }
 
-    /// A day ended: its groups' welfare.
-    fn tally_day(&mut self, u: &[f64]) {
-        let t = &mut self.tally;
-        t.days += 1;
-        t.ggf += ggf(u, &self.ggf_w).unwrap_or(0.0);
-        if let Some(a) = alpha_fair(u, f64::from(self.cfg.alpha)) {
-            t.alpha.0 += a;
-            t.alpha.1 += 1;
-        }
-        t.min_u += u.iter().copied().fold(f64::INFINITY, f64::min);
-        t.mean_u += u.iter().sum::<f64>() / u.len() as f64;
-        if let Some(c) = coefficient_of_variation(u) {
-            t.cv.0 += c;
-            t.cv.1 += 1;
-        }
-    }
-
     fn report_of(&self, train: bool) -> serde_json::Value {
-        let t = &self.tally;
-        let per = |v: f64| (t.days > 0).then(|| v / t.days as f64);
-        let mean = |(s, n): (f64, u64)| (n > 0).then(|| s / n as f64);
-        let mut v = serde_json::json!({
-            "units": "impairment groups (HS adaptation)",
-            "welfare": self.cfg.welfare.to_string(),
-            "team_fraction": (t.decisions > 0).then(|| t.team as f64 / t.decisions as f64),
-            "episodes": t.days,
-            "ggf": per(t.ggf),
-            "alpha_fair": mean(t.alpha),
-            "min_utility": per(t.min_u),
-            "mean_utility": per(t.mean_u),
-            "cv": mean(t.cv),
-        });
+        let mut v = self
+            .tally
+            .report(self.cfg.welfare, "min_utility", "mean_utility");
+        v["units"] = "impairment groups (HS adaptation)".into();
         if train {
+            let (sum, n) = self.critic_loss;
             v["beta"] = self.beta.into();
-            v["group_critic_value_loss"] = mean(t.critic_loss).into();
+            v["group_critic_value_loss"] = (n > 0).then(|| sum / n as f64).into();
         }
         v
     }
@@ -383,8 +347,8 @@ impl SotoHs {
             train(net, &batch, self.epochs, self.minibatch)?;
             let l = &net.loss;
             if l.count > 0 {
-                self.tally.critic_loss.0 += l.sums[1] / f64::from(l.count);
-                self.tally.critic_loss.1 += 1;
+                self.critic_loss.0 += l.sums[1] / f64::from(l.count);
+                self.critic_loss.1 += 1;
             }
         }
         self.steps[role] = steps;
@@ -466,7 +430,8 @@ impl Algorithm<HsAdapter> for SotoHs {
     }
 
     fn begin_rollout(&mut self, _env: &HsAdapter) {
-        self.tally = Tally::default();
+        self.tally = WelfareTally::default();
+        self.critic_loss = (0.0, 0);
         for s in &mut self.steps {
             s.clear();
         }
@@ -609,7 +574,8 @@ impl Algorithm<HsAdapter> for SotoHs {
             }
             env.outcomes_by_group(s as u32, true, &mut self.outcomes);
             let u = GroupUtilities::from_outcomes(&self.outcomes).u;
-            self.tally_day(&u);
+            self.tally
+                .add_episode(&u, &self.ggf_w, f64::from(self.cfg.alpha));
         }
         Ok(())
     }

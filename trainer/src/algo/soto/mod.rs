@@ -28,12 +28,12 @@ use crate::common::ActMode;
 use crate::config::{Share, SotoConfig, SotoWelfare, TrainConfig};
 use crate::env::ah::AhAdapter;
 use crate::env::{EnvAdapter, RoundOut};
-use crate::metrics::welfare::{alpha_fair, coefficient_of_variation, ggf, ggf_weights};
+use crate::metrics::welfare::ggf_weights;
 use crate::net::{NetPlan, NetShape, PolicyNet};
 use fairground_kernel::rng::{Purpose, Stream};
 use fairground_shaders::{ActorCriticSpec, Executor, PpoHyper, ShaderError};
 use std::ops::Range;
-use welfare::{ranks, weights, z_scores};
+use welfare::{WelfareTally, ranks, weights, z_scores};
 
 /// Which stream a slot uses (none drawn yet: a fresh run or evaluation).
 pub(crate) const SELF: u8 = 0;
@@ -52,19 +52,6 @@ pub struct SotoState {
     /// `deque_utility` (S3): each slot's last (up to 100) episode returns.
     #[serde(default)]
     pub returns: Vec<Vec<f64>>,
-}
-
-/// Counts behind the `soto` object of a metrics line or eval.json.
-#[derive(Clone, Debug, Default)]
-struct Tally {
-    decisions: u64,
-    team: u64,
-    episodes: u64,
-    ggf: f64,
-    alpha: (f64, u64),
-    min_return: f64,
-    mean_return: f64,
-    cv: (f64, u64),
 }
 
 /// SOTO over Allelopathic Harvest.
@@ -94,7 +81,7 @@ pub struct Soto {
     /// Per slot, this round's (network, store row).
     row_of: Vec<(u32, u32)>,
     ggf_w: Vec<f64>,
-    tally: Tally,
+    tally: WelfareTally,
     /// The segment-end β of the current iteration.
     beta: f64,
     /// `bush_fraction_input` (S5): per instance block, [ripe, blue, red] / live bushes.
@@ -132,7 +119,7 @@ impl Soto {
             w_row: vec![0.0; slots * cfg.rollout_steps as usize],
             row_of: vec![(u32::MAX, u32::MAX); slots],
             ggf_w: ggf_weights(block, f64::from(cfg.soto.ggf_base)),
-            tally: Tally::default(),
+            tally: WelfareTally::default(),
             beta: 1.0,
             bushes: vec![[0.0; 3]; slots / block],
             cfg: cfg.soto.clone(),
@@ -272,36 +259,14 @@ impl Soto {
     /// An instance block whose episode ended: its returns' welfare.
     fn tally_episode(&mut self, b: usize) {
         let ret = &self.state.j[b * self.block..(b + 1) * self.block];
-        let t = &mut self.tally;
-        t.episodes += 1;
-        t.ggf += ggf(ret, &self.ggf_w).unwrap_or(0.0);
-        if let Some(a) = alpha_fair(ret, f64::from(self.cfg.alpha)) {
-            t.alpha.0 += a;
-            t.alpha.1 += 1;
-        }
-        t.min_return += ret.iter().copied().fold(f64::INFINITY, f64::min);
-        t.mean_return += ret.iter().sum::<f64>() / ret.len() as f64;
-        if let Some(c) = coefficient_of_variation(ret) {
-            t.cv.0 += c;
-            t.cv.1 += 1;
-        }
+        self.tally
+            .add_episode(ret, &self.ggf_w, f64::from(self.cfg.alpha));
     }
 
     fn report_of(&self, with_beta: bool) -> serde_json::Value {
-        let t = &self.tally;
-        let ep = t.episodes as f64;
-        let per = |v: f64| (t.episodes > 0).then(|| v / ep);
-        let mean = |(s, n): (f64, u64)| (n > 0).then(|| s / n as f64);
-        let mut v = serde_json::json!({
-            "welfare": self.cfg.welfare.to_string(),
-            "team_fraction": (t.decisions > 0).then(|| t.team as f64 / t.decisions as f64),
-            "episodes": t.episodes,
-            "ggf": per(t.ggf),
-            "alpha_fair": mean(t.alpha),
-            "min_return": per(t.min_return),
-            "mean_return": per(t.mean_return),
-            "cv": mean(t.cv),
-        });
+        let mut v = self
+            .tally
+            .report(self.cfg.welfare, "min_return", "mean_return");
         if with_beta {
             v["beta"] = self.beta.into();
         }
@@ -369,7 +334,7 @@ impl Algorithm<AhAdapter> for Soto {
     }
 
     fn begin_rollout(&mut self, _env: &AhAdapter) {
-        self.tally = Tally::default();
+        self.tally = WelfareTally::default();
     }
 
     fn begin_round<E: Executor>(

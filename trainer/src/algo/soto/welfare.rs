@@ -51,6 +51,59 @@ pub fn z_scores(j: &[f64], out: &mut [f64]) {
     }
 }
 
+/// What a SOTO rollout (or evaluation) reports of its streams and of the welfare of the
+/// episodes that ended in it, over the units' utilities (AH: the agents' returns; HS: the
+/// groups' mean ledgers).
+#[derive(Clone, Debug, Default)]
+pub struct WelfareTally {
+    pub decisions: u64,
+    pub team: u64,
+    pub episodes: u64,
+    ggf: f64,
+    alpha: (f64, u64),
+    min: f64,
+    mean: f64,
+    cv: (f64, u64),
+}
+
+impl WelfareTally {
+    /// An episode ended with the units' utilities `u`.
+    pub fn add_episode(&mut self, u: &[f64], ggf_w: &[f64], alpha: f64) {
+        use crate::metrics::welfare::{alpha_fair, coefficient_of_variation, ggf};
+        self.episodes += 1;
+        self.ggf += ggf(u, ggf_w).unwrap_or(0.0);
+        if let Some(a) = alpha_fair(u, alpha) {
+            self.alpha.0 += a;
+            self.alpha.1 += 1;
+        }
+        self.min += u.iter().copied().fold(f64::INFINITY, f64::min);
+        self.mean += u.iter().sum::<f64>() / u.len() as f64;
+        if let Some(c) = coefficient_of_variation(u) {
+            self.cv.0 += c;
+            self.cv.1 += 1;
+        }
+    }
+
+    /// The `soto` object's shared keys; the minimum and mean utility under `min_key` and
+    /// `mean_key`.
+    pub fn report(&self, welfare: SotoWelfare, min_key: &str, mean_key: &str) -> serde_json::Value {
+        let per = |v: f64| (self.episodes > 0).then(|| v / self.episodes as f64);
+        let mean = |(s, n): (f64, u64)| (n > 0).then(|| s / n as f64);
+        let mut v = serde_json::json!({
+            "welfare": welfare.to_string(),
+            "team_fraction": (self.decisions > 0)
+                .then(|| self.team as f64 / self.decisions as f64),
+            "episodes": self.episodes,
+            "ggf": per(self.ggf),
+            "alpha_fair": mean(self.alpha),
+            "cv": mean(self.cv),
+        });
+        v[min_key] = per(self.min).into();
+        v[mean_key] = per(self.mean).into();
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! baselines-spec §A5.8: weights of 1 (or α = 0) give the plain sum of the advantages; one
