@@ -215,23 +215,12 @@ fn baselines_refuse_what_they_do_not_implement_yet() {
         assert!(!out_dir.exists(), "nothing written for {argv:?}");
     }
     // The PPO reference trainer's flags are refused for a baseline, one line naming the first.
-    let cfg = write_cfg(
+    train_cli::refused(
         &dir,
         "soto-repro",
         "algo = \"soto\"\nbackend = \"cpu\"\n[ah]\naction_misalignment = true\n",
+        "ah.action_misalignment",
     );
-    let out_dir = dir.join("soto-repro-run");
-    let out = fairground(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ah.action_misalignment"), "{err}");
-    assert!(!out_dir.exists());
 }
 
 /// HS's tiny config (days of 40 minutes, 12 patients, so days end inside the runs).
@@ -270,17 +259,8 @@ fn fen_on_hs_is_ppo_with_one_subpolicy_and_resumes_bit_for_bit() {
         "4",
     );
     assert_eq!(a, one, "1 and 2 threads");
-    let resumed = dir.join("resumed");
-    train_cli::copy_dir(&dir.join("a"), &resumed);
-    for k in [3, 4] {
-        for ext in ["json", "safetensors"] {
-            std::fs::remove_file(resumed.join(format!("checkpoints/ckpt-{k:08}.{ext}"))).unwrap();
-        }
-    }
-    let cfg = write_cfg(&dir, "resumed", &text);
-    train(&cfg, &resumed, "4", true);
     assert_eq!(
-        train_cli::metrics(&resumed, &["fen"]),
+        train_cli::resume_killed(&dir, "a", &text, 2, 4, &["fen"]),
         a,
         "resumed = straight"
     );

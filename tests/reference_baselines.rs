@@ -108,24 +108,12 @@ fn one_step_per_update_is_one_adam_step_on_the_mean_gradient() {
 #[test]
 fn one_step_per_update_is_refused_on_the_ah_reference_host_path() {
     let dir = train_cli::scratch_dir("ref-one-step-refused");
-    let out_dir = dir.join("run");
-    let cfg = train_cli::write_cfg(
+    train_cli::refused(
         &dir,
         "cfg",
         "profile = \"reference\"\nbackend = \"cpu\"\n[ppo]\none_step_per_update = true\n",
+        "ppo.one_step_per_update",
     );
-    let out = fairground(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    assert!(err.contains("ppo.one_step_per_update"), "{err}");
-    assert!(!out_dir.exists(), "nothing written");
 }
 
 const FEN: &str = "algo = \"fen\"\n";
@@ -189,16 +177,11 @@ fn every_fen_reference_flag_changes_training_and_all_resume_bit_for_bit() {
     let all: String = flags.iter().map(|f| set(f)).collect();
     let t = format!("{text}{all}argmax_every_step = true\n");
     let a = run(&dir, "all", &t, "4", &keys);
-    let resumed = dir.join("resumed");
-    train_cli::copy_dir(&dir.join("all"), &resumed);
-    for k in [3, 4] {
-        for ext in ["json", "safetensors"] {
-            std::fs::remove_file(resumed.join(format!("checkpoints/ckpt-{k:08}.{ext}"))).unwrap();
-        }
-    }
-    let cfg = train_cli::write_cfg(&dir, "resumed", &t);
-    train_cli::train(&cfg, &resumed, "4", true);
-    assert_eq!(train_cli::metrics(&resumed, &keys), a, "resumed = straight");
+    assert_eq!(
+        train_cli::resume_killed(&dir, "all", &t, 2, 4, &keys),
+        a,
+        "resumed = straight"
+    );
     // F12: evaluation with the controller's argmax at every step runs and reports FEN.
     let out = fairground(&["eval", dir.join("all").to_str().unwrap(), "--episodes", "2"]);
     train_cli::ok(&out);
@@ -221,26 +204,14 @@ fn fen_ah_reference_flags_are_refused_on_hs() {
         ("soto", "self_weighted_advantage"),
         ("soto", "episode_stream"),
     ] {
-        let out_dir = dir.join(format!("{algo}-{flag}"));
-        let cfg = train_cli::write_cfg(
+        train_cli::refused(
             &dir,
             &format!("{algo}-{flag}"),
             &format!(
                 "algo = \"{algo}\"\nenv = \"hs\"\nbackend = \"cpu\"\n[{algo}]\n{flag} = true\n"
             ),
+            &format!("{algo}.{flag}"),
         );
-        let out = fairground(&[
-            "train",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-        ]);
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-        assert!(err.contains(&format!("{algo}.{flag}")), "{err}");
-        assert!(!out_dir.exists(), "nothing written");
     }
 }
 
@@ -276,16 +247,11 @@ fn every_soto_reference_flag_changes_training_and_all_resume_bit_for_bit() {
     let all: String = flags.iter().map(|f| format!("{f} = true\n")).collect();
     let t = format!("{text}{all}welfare = \"alpha\"\nalpha = 2.0\n");
     let a = run(&dir, "all", &t, "4", &keys);
-    let resumed = dir.join("resumed");
-    train_cli::copy_dir(&dir.join("all"), &resumed);
-    for k in [3, 4] {
-        for ext in ["json", "safetensors"] {
-            std::fs::remove_file(resumed.join(format!("checkpoints/ckpt-{k:08}.{ext}"))).unwrap();
-        }
-    }
-    let cfg = train_cli::write_cfg(&dir, "resumed", &t);
-    train_cli::train(&cfg, &resumed, "4", true);
-    assert_eq!(train_cli::metrics(&resumed, &keys), a, "resumed = straight");
+    assert_eq!(
+        train_cli::resume_killed(&dir, "all", &t, 2, 4, &keys),
+        a,
+        "resumed = straight"
+    );
 }
 
 #[test]

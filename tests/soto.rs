@@ -96,18 +96,8 @@ fn soto_is_deterministic_thread_invariant_and_resumes_bit_for_bit() {
     assert_eq!(a, one, "1 and 2 threads");
     // β's schedule is over the run's iterations, so an interrupted run (not an extended
     // one) must resume bit for bit: drop the checkpoints after iteration 2, as a kill would.
-    let resumed = dir.join("resumed");
-    train_cli::copy_dir(&dir.join("a"), &resumed);
-    for k in [3, 4] {
-        for ext in ["json", "safetensors"] {
-            let f = resumed.join(format!("checkpoints/ckpt-{k:08}.{ext}"));
-            std::fs::remove_file(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        }
-    }
-    let cfg = write_cfg(&dir, "resumed", &text);
-    train(&cfg, &resumed, "4", true);
     assert_eq!(
-        train_cli::metrics(&resumed, &["param_hash", "soto"]),
+        train_cli::resume_killed(&dir, "a", &text, 2, 4, &["param_hash", "soto"]),
         a,
         "resumed = straight"
     );
@@ -320,17 +310,8 @@ fn soto_on_hs_self_stream_is_ppo_and_both_streams_resume_bit_for_bit() {
         "4",
     );
     assert_eq!(a, one, "1 and 2 threads");
-    let resumed = dir.join("resumed");
-    train_cli::copy_dir(&dir.join("a"), &resumed);
-    for k in [3, 4] {
-        for ext in ["json", "safetensors"] {
-            std::fs::remove_file(resumed.join(format!("checkpoints/ckpt-{k:08}.{ext}"))).unwrap();
-        }
-    }
-    let cfg = write_cfg(&dir, "resumed", &text);
-    train(&cfg, &resumed, "4", true);
     assert_eq!(
-        train_cli::metrics(&resumed, &["dp", "penalty", "param_hash"]),
+        train_cli::resume_killed(&dir, "a", &text, 2, 4, &["dp", "penalty", "param_hash"]),
         a,
         "resumed = straight"
     );

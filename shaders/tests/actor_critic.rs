@@ -97,17 +97,7 @@ fn data(s: &ActorCriticSpec) -> Data {
 }
 
 fn train_10<E: Executor>(ac: &mut ActorCritic<E>, d: &Data) -> Vec<f32> {
-    let mb = Minibatch {
-        obs: &d.obs,
-        group_ids: &d.groups,
-        masks: &d.masks,
-        actions: &d.actions,
-        old_logp: &d.old_logp,
-        old_values: &d.old_values,
-        advantages: &d.adv,
-        adv_adjust: &d.adj,
-        returns: &d.ret,
-    };
+    let mb = minibatch(d);
     for _ in 0..10 {
         ac.train_minibatch(&mb).expect("train");
     }

@@ -130,3 +130,47 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A run killed after iteration `kept`: a copy of `dir/<name>` without the checkpoints after
+/// `kept` (as a kill would leave it), resumed with config `text` up to `iterations`; its
+/// metrics lines, each checked for `keys`.
+pub fn resume_killed(
+    dir: &Path,
+    name: &str,
+    text: &str,
+    kept: u32,
+    iterations: u32,
+    keys: &[&str],
+) -> Vec<serde_json::Value> {
+    let resumed = dir.join(format!("{name}-resumed"));
+    copy_dir(&dir.join(name), &resumed);
+    for k in kept + 1..=iterations {
+        for ext in ["json", "safetensors"] {
+            let f = resumed.join(format!("checkpoints/ckpt-{k:08}.{ext}"));
+            std::fs::remove_file(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        }
+    }
+    let cfg = write_cfg(dir, &format!("{name}-resumed"), text);
+    train(&cfg, &resumed, &iterations.to_string(), true);
+    metrics(&resumed, keys)
+}
+
+/// Train with config `text` (written as `dir/<name>.toml`) into `dir/<name>-run`, which must be
+/// refused: a non-zero exit, one line naming `field`, nothing written. Returns that line.
+pub fn refused(dir: &Path, name: &str, text: &str, field: &str) -> String {
+    let cfg = write_cfg(dir, name, text);
+    let out_dir = dir.join(format!("{name}-run"));
+    let out = fairground(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "{name}: accepted");
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
+    assert!(err.contains(field), "{name}: {err}");
+    assert!(!out_dir.exists(), "{name}: nothing written");
+    err
+}
