@@ -19,7 +19,15 @@
 //! - `--profile reference --algo fen` on AH is the FEN-AH port: every flag above on with its
 //!   values (k = 2, T = 10, c = 1, ε = 1e-6, β_KL = 0.5, one step per update, one instance and
 //!   one rollout per episode, the PPO trainer's [REPRO] flags off), and it trains
-//!   deterministically; a value the user sets still wins.
+//!   deterministically; a value the user sets still wins;
+//! - the FEN-HS port's behaviours (`hospital_clock`, F4 `episode_end_reward`, the HS
+//!   `decision_logprob_reward` and `flat_gae`, F1, `standardized_controller`,
+//!   `controller_trunk`, F14 `hs.pairwise_ratio`, `ppo.max_grad_norm`): each changes training
+//!   deterministically and all together resume bit for bit; on AH the HS-only ones are refused
+//!   with one line; `--profile reference --algo fen --env hs` is the port (its values, one
+//!   controller choice every T rounds of the day trained at the day's end) and its test
+//!   (`argmax_controller`, `eval_macro_steps`, `random_until_chosen`, each changing what the
+//!   evaluation plays).
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -199,7 +207,7 @@ fn fen_ah_reference_flags_are_refused_on_hs() {
     let dir = train_cli::scratch_dir("ref-fen-hs");
     for (algo, flag) in [
         ("fen", "stale_consensus"),
-        ("fen", "flat_gae"),
+        ("fen", "global_clock"),
         ("fen", "maxlogit_baseline"),
         ("soto", "self_weighted_advantage"),
         ("soto", "episode_stream"),
@@ -211,6 +219,218 @@ fn fen_ah_reference_flags_are_refused_on_hs() {
                 "algo = \"{algo}\"\nenv = \"hs\"\nbackend = \"cpu\"\n[{algo}]\n{flag} = true\n"
             ),
             &format!("{algo}.{flag}"),
+        );
+    }
+    // And the other way round: the FEN-HS port's macro process and test on AH; SOTO-HS with
+    // the B × B ratio (S11's router is not built).
+    for flag in [
+        "hospital_clock = true",
+        "random_until_chosen = true",
+        "eval_macro_steps = 5",
+    ] {
+        let field = format!("fen.{}", flag.split(' ').next().unwrap());
+        train_cli::refused(
+            &dir,
+            &field,
+            &format!("algo = \"fen\"\nbackend = \"cpu\"\n[fen]\n{flag}\n"),
+            &field,
+        );
+    }
+    train_cli::refused(
+        &dir,
+        "soto-pairwise",
+        "algo = \"soto\"\nenv = \"hs\"\nbackend = \"cpu\"\n[hs]\npairwise_ratio = true\n",
+        "hs.pairwise_ratio",
+    );
+}
+
+/// A small hospital (30 patients, 2 hours; one day per iteration under the port's whole days)
+/// with FEN and the given lines of the top level and of each section.
+fn hs_cfg(top: &str, ppo: &str, hs: &str, fen: &str) -> String {
+    format!(
+        "env = \"hs\"\nalgo = \"fen\"\nbackend = \"cpu\"\nseed = 7\n{top}\n[ppo]\n{ppo}\n\
+         [hs]\npatients = 30\nsim_minutes = 120\n{hs}\n[fen]\n{fen}\n"
+    )
+}
+
+#[test]
+fn every_fen_hs_reference_flag_changes_training_and_all_resume_bit_for_bit() {
+    let dir = train_cli::scratch_dir("ref-fen-hs-flags");
+    let keys = ["param_hash", "fen"];
+    let top = "instances = 2\nrollout_steps = 40";
+    let ppo = "hidden = [16]\nepochs = 2\nminibatch_size = 32";
+    let fen = "subpolicies = 3\nmacro_steps = 4";
+    let clean = run(
+        &dir,
+        "clean",
+        &hs_cfg(top, ppo, "", &format!("{fen}\ncontroller_hidden = [8]")),
+        "3",
+        &keys,
+    );
+    // (name, [ppo] line, [hs] line, [fen] lines)
+    let flags = [
+        ("hospital_clock", "", "", "hospital_clock = true"),
+        ("episode_end_reward", "", "", "episode_end_reward = true"),
+        (
+            "decision_logprob_reward",
+            "",
+            "",
+            "decision_logprob_reward = true\ndecision_entropy = 0.0",
+        ),
+        ("flat_gae", "", "", "flat_gae = true"),
+        (
+            "controller_plain_input",
+            "",
+            "",
+            "controller_plain_input = true",
+        ),
+        (
+            "standardized_controller",
+            "",
+            "",
+            "standardized_controller = true",
+        ),
+        ("controller_trunk", "", "", "controller_trunk = [8]"),
+        ("pairwise_ratio", "", "pairwise_ratio = true", ""),
+        ("max_grad_norm", "max_grad_norm = 0.05", "", ""),
+    ];
+    for (name, p, h, f) in flags {
+        // The controller trunk replaces the controller's hidden layers.
+        let hidden = if name == "controller_trunk" {
+            "controller_hidden = []"
+        } else {
+            "controller_hidden = [8]"
+        };
+        let t = hs_cfg(
+            top,
+            &format!("{ppo}\n{p}"),
+            h,
+            &format!("{fen}\n{hidden}\n{f}"),
+        );
+        let a = run(&dir, name, &t, "3", &keys);
+        assert_ne!(
+            a[2]["param_hash"], clean[2]["param_hash"],
+            "{name} changes nothing"
+        );
+        assert_eq!(
+            a,
+            run(&dir, &format!("{name}-b"), &t, "3", &keys),
+            "{name}: same bits"
+        );
+    }
+    // All of them at once, interrupted after iteration 2 and resumed: the hospital clock, the
+    // day's pending choices and the last choice are in the checkpoint.
+    let t = hs_cfg(
+        top,
+        &format!("{ppo}\nmax_grad_norm = 0.05"),
+        "pairwise_ratio = true",
+        &format!(
+            "{fen}\ncontroller_hidden = []\ncontroller_trunk = [8]\nhospital_clock = true\n\
+             episode_end_reward = true\ndecision_logprob_reward = true\n\
+             decision_entropy = 0.5\nflat_gae = true\ncontroller_plain_input = true\n\
+             standardized_controller = true"
+        ),
+    );
+    let a = run(&dir, "all", &t, "4", &keys);
+    assert_eq!(
+        train_cli::resume_killed(&dir, "all", &t, 2, 4, &keys),
+        a,
+        "resumed = straight"
+    );
+    assert!(
+        a.iter()
+            .any(|l| l["fen"]["diversity_reward_mean"].is_number())
+    );
+}
+
+#[test]
+fn the_fen_hs_reference_profile_is_the_ports_process() {
+    let dir = train_cli::scratch_dir("ref-fen-hs-profile");
+    let text = hs_cfg("profile = \"reference\"", "", "", "macro_steps = 7");
+    let keys = ["param_hash", "fen", "decisions_by_role", "days_completed"];
+    let a = run(&dir, "a", &text, "2", &keys);
+    assert_eq!(a, run(&dir, "b", &text, "2", &keys), "same seed, same bits");
+    let saved: toml::Table =
+        toml::from_str(&std::fs::read_to_string(dir.join("a/config.toml")).unwrap()).unwrap();
+    let (ppo, fen, hs) = (&saved["ppo"], &saved["fen"], &saved["hs"]);
+    assert_eq!(saved["instances"].as_integer(), Some(1));
+    assert_eq!(hs["pairwise_ratio"].as_bool(), Some(true), "F14");
+    assert_eq!(hs["whole_days"].as_bool(), Some(true));
+    assert_eq!(ppo["lr"].as_float(), Some(1e-5));
+    assert_eq!(ppo["clip_coef"].as_float(), Some(0.1));
+    assert_eq!(ppo["epochs"].as_integer(), Some(10));
+    assert_eq!(ppo["minibatch_size"].as_integer(), Some(64));
+    assert_eq!(ppo["max_grad_norm"].as_float(), Some(0.5));
+    assert_eq!(ppo["shuffle_minibatches"].as_bool(), Some(false));
+    assert_eq!(fen["subpolicies"].as_integer(), Some(4));
+    assert_eq!(
+        fen["macro_steps"].as_integer(),
+        Some(7),
+        "the user's value wins"
+    );
+    assert_eq!(fen["eval_macro_steps"].as_integer(), Some(25));
+    assert_eq!(fen["c"].as_float(), Some(100.0));
+    assert_eq!(fen["controller_gamma"].as_float(), Some(0.99));
+    for flag in [
+        "controller_plain_input",
+        "episode_end_reward",
+        "decision_logprob_reward",
+        "flat_gae",
+        "hospital_clock",
+        "standardized_controller",
+        "argmax_controller",
+        "random_until_chosen",
+    ] {
+        assert_eq!(fen[flag].as_bool(), Some(true), "{flag}");
+    }
+    // The hospital clock: one controller choice every 7 rounds of the day, by the role deciding
+    // then, all rewarded at the day's end and trained in its iteration (one day each).
+    for line in &a {
+        assert_eq!(line["days_completed"], 1, "{line}");
+        let rounds: u64 = line["decisions_by_role"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            line["fen"]["controller_rows_trained"].as_u64(),
+            Some(rounds.div_ceil(7)),
+            "{line}"
+        );
+        assert_eq!(line["fen"]["episodes"], 1);
+    }
+    // The port's test: argmax at every 25th round, random actions until a role has chosen.
+    let out = fairground(&["eval", dir.join("a").to_str().unwrap(), "--episodes", "2"]);
+    train_cli::ok(&out);
+    let eval: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("a/eval.json")).unwrap()).unwrap();
+    let fen = &eval["fen"];
+    assert!(fen["units"].as_str().unwrap().contains("F4"), "{fen}");
+    let freq = fen["choice_frequency"].as_array().unwrap();
+    assert_eq!(freq.len(), 4);
+    // Each eval flag alone changes what the evaluation plays.
+    let base = std::fs::read(dir.join("a/eval.json")).unwrap();
+    for flag in ["argmax_controller", "random_until_chosen"] {
+        let t = hs_cfg(
+            "profile = \"reference\"",
+            "",
+            "",
+            &format!("macro_steps = 7\n{flag} = false"),
+        );
+        run(&dir, flag, &t, "2", &keys);
+        let out = fairground(&["eval", dir.join(flag).to_str().unwrap(), "--episodes", "2"]);
+        train_cli::ok(&out);
+        let other = std::fs::read(dir.join(flag).join("eval.json")).unwrap();
+        let strip = |b: &[u8]| {
+            let mut v: serde_json::Value = serde_json::from_slice(b).unwrap();
+            v.as_object_mut().unwrap().remove("run_dir");
+            v
+        };
+        assert_ne!(
+            strip(&base),
+            strip(&other),
+            "{flag} changes nothing in evaluation"
         );
     }
 }

@@ -408,7 +408,8 @@ pub struct FenConfig {
     /// The controller's hidden activation: false ReLU (the authors'), true tanh (the reference
     /// port's 10 → 128 → 64 tanh, F13).
     pub controller_tanh: bool,
-    /// [REPRO] F1: the controller sees the plain observation, without (δ, η).
+    /// [REPRO] F1: the controller sees the plain observation, without (δ, η) (HS: without
+    /// (η, δ_g)).
     pub controller_plain_input: bool,
     /// [REPRO] F3: the reference port's reward (ū/c) / (ε + |u_i/(ū + ε) − 1|), utilisation
     /// not clipped at 1 (with its c = 1, ε = 1e-6 it explodes when u_i ≈ ū).
@@ -418,18 +419,25 @@ pub struct FenConfig {
     /// never absorbs later utilities (it tends to the mean first-step reward).
     pub stale_consensus: bool,
     /// [REPRO] F2: the controller's reward is computed once, when the episode ends, from the
-    /// final utilities, and every macro step of the episode gets that one value.
+    /// final utilities, and every macro step of the episode gets that one value. On HS (F4, the
+    /// FEN-HS port's): the day's mean over {impaired, not impaired} patients of
+    /// (ū/c) / (ε + |u_g/ū − 1|), ū and u_g the mean ledgers of the day's finished patients
+    /// (u_g = 0 for a group without any), 0 when ū ≤ 1e-6.
     pub episode_end_reward: bool,
     /// [REPRO] F6: a diversity sub-policy's reward at every step is the log-probability of
     /// the controller's last choice as stored when it chose, plus `decision_entropy` times the
     /// sub-policy's entropy at that step (so it hardly depends on the sub-policy's actions).
+    /// On HS (the FEN-HS port's): the stored log-probability of the hospital's last controller
+    /// choice if it was this role's, else 0 (plus the entropy term; the port has none).
     pub decision_logprob_reward: bool,
     /// α_H of `decision_logprob_reward` (the reference port's 0.05), 0..=1e6.
     pub decision_entropy: f32,
     /// [REPRO] F9: each sub-policy's advantages are GAE(γ, λ) over all its rows of the
     /// rollout as one trajectory (time-major, agent-minor; no episode ends, no truncated
     /// segments, the last row bootstrapped with 0), standardised, with returns = the
-    /// standardised advantage + V (the reference's `_ppo_step`).
+    /// standardised advantage + V (the reference's `_ppo_step`). On HS (the FEN-HS port's):
+    /// the last row bootstrapped with its own value, standardised only over two or more rows,
+    /// returns = the raw advantage + V.
     pub flat_gae: bool,
     /// [REPRO] F5: the controller's baseline is its largest logit (no critic: its value loss
     /// is off), its advantages GAE(γ, λ) over its macro rows of all agents flattened in
@@ -444,6 +452,29 @@ pub struct FenConfig {
     /// [REPRO] F12: evaluation asks the controller for its argmax at every step (no macro
     /// persistence).
     pub argmax_every_step: bool,
+    /// Hidden widths of a trunk the controller's policy and value heads share, each in
+    /// 1..=4096 (leaky ReLU, as every trunk, and then so are `controller_hidden`'s layers);
+    /// empty: separate controller networks of `controller_hidden` (the FEN-HS port: 256, 128
+    /// with linear heads, the role networks' shape).
+    pub controller_trunk: Vec<u32>,
+    /// Standardise the controller's advantages over the rows of each update (unbiased std +
+    /// 1e-8; a single row is left as it is), as the FEN-HS port does.
+    pub standardized_controller: bool,
+    /// [REPRO] HS only, the FEN-HS port's macro process: a boundary is every T-th round of a
+    /// hospital's day (its decisions of all roles counted, as the reference's wrapper steps),
+    /// where only the role deciding at that round chooses; every role starts the day on
+    /// sub-policy 0.
+    pub hospital_clock: bool,
+    /// Evaluation takes the controller's argmax at its boundaries (F12, FEN-HS's test; the
+    /// sub-policies act as `eval --greedy` says).
+    pub argmax_controller: bool,
+    /// HS only: T at evaluation, 0..=1,000,000; 0: `macro_steps` (the FEN-HS port tests with
+    /// 25 after training with 50).
+    pub eval_macro_steps: u32,
+    /// [REPRO] HS only, F12: at evaluation a role that has not been given a sub-policy today
+    /// acts uniformly at random (the port's wrapper plays a random action for an agent that
+    /// sends none).
+    pub random_until_chosen: bool,
 }
 
 impl Default for FenConfig {
@@ -478,6 +509,12 @@ impl Default for FenConfig {
             kl_uniform: 0.0,
             global_clock: false,
             argmax_every_step: false,
+            controller_trunk: vec![],
+            standardized_controller: false,
+            hospital_clock: false,
+            argmax_controller: false,
+            eval_macro_steps: 0,
+            random_until_chosen: false,
         }
     }
 }
@@ -486,6 +523,7 @@ impl FenConfig {
     fn validate(&self) -> Result<(), TrainError> {
         range_u32("fen.subpolicies", self.subpolicies, 1, 8)?;
         range_u32("fen.macro_steps", self.macro_steps, 1, 1_000_000)?;
+        range_u32("fen.eval_macro_steps", self.eval_macro_steps, 0, 1_000_000)?;
         if !(self.c.is_finite() && self.c > 0.0 && self.c <= 1e9) {
             return Err(bad("fen.c", format!("{} is not in (0, 1e9]", self.c)));
         }
@@ -506,7 +544,21 @@ impl FenConfig {
         )?;
         range_f32("fen.decision_entropy", self.decision_entropy, 0.0, 1e6)?;
         range_f32("fen.kl_uniform", self.kl_uniform, 0.0, 1e6)?;
-        if self.controller_hidden.is_empty()
+        if self
+            .controller_trunk
+            .iter()
+            .any(|&w| !(1..=4096).contains(&w))
+        {
+            return Err(bad(
+                "fen.controller_trunk",
+                format!(
+                    "{:?}: need 0 or more widths in 1..=4096",
+                    self.controller_trunk
+                ),
+            ));
+        }
+        let least = usize::from(self.controller_trunk.is_empty());
+        if self.controller_hidden.len() < least
             || self
                 .controller_hidden
                 .iter()
@@ -515,8 +567,13 @@ impl FenConfig {
             return Err(bad(
                 "fen.controller_hidden",
                 format!(
-                    "{:?}: need 1 or more widths in 1..=4096",
-                    self.controller_hidden
+                    "{:?}: need {least} or more widths in 1..=4096{}",
+                    self.controller_hidden,
+                    if least > 0 {
+                        " without a controller_trunk"
+                    } else {
+                        ""
+                    }
                 ),
             ));
         }
@@ -561,6 +618,9 @@ pub struct PpoConfig {
     /// per update on their mean gradient (the "epochs" change nothing but the average). Off:
     /// one step per minibatch. Not on AH's reference host path (`ah.*` [REPRO] trainer flags).
     pub one_step_per_update: bool,
+    /// Clip each Adam step's gradient to this global L2 norm, in 0..=1e6; 0: no clipping (the
+    /// FEN-HS port: 0.5).
+    pub max_grad_norm: f32,
 }
 
 /// `[fair]`: Fair-PPO's fairness notion and penalty (docs/fair-ppo.md).
@@ -702,6 +762,7 @@ impl Default for PpoConfig {
             normalize_advantages: true,
             shuffle_minibatches: true,
             one_step_per_update: false,
+            max_grad_norm: 0.0,
         }
     }
 }
@@ -776,6 +837,7 @@ impl TrainConfig {
             lr: self.ppo.lr,
             pairwise_ratio: self.env == EnvName::Hs && self.hs.pairwise_ratio,
             accumulate: self.ppo.one_step_per_update,
+            max_grad_norm: self.ppo.max_grad_norm,
             ..PpoHyper::default()
         }
     }
@@ -848,11 +910,64 @@ impl TrainConfig {
     /// reference trainer's [REPRO] flags, which belong to the reference's PPO update.
     pub fn defaults_for_algo(env: EnvName, profile: Profile, algo: Algo) -> Self {
         let mut c = Self::defaults_ppo(env, profile);
-        if profile == Profile::Reference && env == EnvName::Ah && algo == Algo::Fen {
+        if profile == Profile::Reference && algo == Algo::Fen {
             c.algo = Algo::Fen;
-            c.fen_ah_reference();
+            match env {
+                EnvName::Ah => c.fen_ah_reference(),
+                EnvName::Hs => c.fen_hs_reference(),
+            }
         }
         c
+    }
+
+    /// The reference FEN-HS port (`FEN-HS/trainFEN.py`, `agent_scripts/FENAgent.py`; spec
+    /// §5.2): per role a controller and M = 4 sub-policies, each its own network of the role's
+    /// shape (a 256 → 128 leaky-ReLU trunk with linear heads) on the plain observation; a
+    /// boundary every T = 50 rounds of the hospital's day, where the role deciding chooses;
+    /// sub-policy 0 on the environment's reward, the others on the stored log-probability of
+    /// the hospital's last controller choice when it was their role's, else 0; one controller
+    /// reward per day (F4: c = 100, ε = 0.1, over impaired and not impaired patients) for its
+    /// every choice, trained on Monte-Carlo returns (γ 0.99) less its value, standardised; the
+    /// sub-policies on flat GAE(0.99, 0.95) bootstrapped with their own last value; lr 1e-5,
+    /// clip 0.1, 10 epochs of sequential minibatches of 64, value 0.5, entropy 0.01, gradient
+    /// norm 0.5, the B × B ratio (F14) in every network; one hospital, one rollout per day
+    /// (the HS PPO reference's environment settings).
+    fn fen_hs_reference(&mut self) {
+        let p = &mut self.ppo;
+        p.lr = 1e-5;
+        p.clip_coef = 0.1;
+        p.epochs = 10;
+        p.minibatch_size = 64;
+        p.vf_coef = 0.5;
+        p.ent_coef = 0.01;
+        p.gamma = 0.99;
+        p.gae_lambda = 0.95;
+        p.max_grad_norm = 0.5;
+        self.fen = FenConfig {
+            subpolicies: 4,
+            macro_steps: 50,
+            c: 100.0,
+            eps: 0.1,
+            share: Share::Group,
+            extra_obs_norm: false,
+            diversity_entropy: 0.01,
+            controller_trunk: vec![256, 128],
+            controller_hidden: vec![],
+            controller_ent_coef: 0.01,
+            controller_gamma: 0.99,
+            controller_lambda: 1.0,
+            standardized_controller: true,
+            controller_plain_input: true,
+            episode_end_reward: true,
+            decision_logprob_reward: true,
+            decision_entropy: 0.0,
+            flat_gae: true,
+            hospital_clock: true,
+            argmax_controller: true,
+            eval_macro_steps: 25,
+            random_until_chosen: true,
+            ..FenConfig::default()
+        };
     }
 
     /// The reference FEN-AH port (`FEN-AH/trainFEN.py`, `FENAgent.py`): one FEN model for all
@@ -1101,7 +1216,7 @@ impl TrainConfig {
 impl TrainConfig {
     /// FEN and SOTO run on the store trainer path (the environment may follow either profile).
     /// Refused here, before anything is written, rather than silently training something else:
-    /// the AH reference ports' flags on HS (the HS ports' are not implemented), SOTO's
+    /// the AH reference ports' flags on HS and FEN-HS's on AH, SOTO-HS with the B × B ratio, SOTO's
     /// reference profile (S4, S9 missing), and AH's [REPRO] trainer flags, which belong to
     /// the reference's PPO update.
     fn check_baseline(&self) -> Result<(), TrainError> {
@@ -1110,12 +1225,8 @@ impl TrainConfig {
             let f = &self.fen;
             let ah_only = [
                 ("fen.controller_tanh", f.controller_tanh),
-                ("fen.controller_plain_input", f.controller_plain_input),
                 ("fen.unclipped_utilisation", f.unclipped_utilisation),
                 ("fen.stale_consensus", f.stale_consensus),
-                ("fen.episode_end_reward", f.episode_end_reward),
-                ("fen.decision_logprob_reward", f.decision_logprob_reward),
-                ("fen.flat_gae", f.flat_gae),
                 ("fen.maxlogit_baseline", f.maxlogit_baseline),
                 ("fen.kl_uniform", f.kl_uniform > 0.0),
                 ("fen.global_clock", f.global_clock),
@@ -1132,21 +1243,31 @@ impl TrainConfig {
             if let Some((field, _)) = ah_only.iter().find(|(_, on)| *on) {
                 return Err(bad(
                     field,
-                    "true: a behaviour of the reference ports on AH; on hs it is not \
-                     implemented (the HS ports' flags are not yet); set it false"
+                    "true: a behaviour of the reference ports on AH, not of FEN-HS's or \
+                     SOTO-HS's; on hs set it false"
                         .into(),
                 ));
             }
-            if self.hs.pairwise_ratio {
+            if self.hs.pairwise_ratio && self.algo == Algo::Soto {
                 return Err(bad(
                     "hs.pairwise_ratio",
-                    format!(
-                        "true: {algo} with the reference's [REPRO] ratio is not implemented yet; \
-                         set it false"
-                    ),
+                    "true: SOTO-HS with the reference's [REPRO] ratio (S11's router) is not \
+                     implemented yet; set it false"
+                        .into(),
                 ));
             }
             return Ok(());
+        }
+        let hs_only = [
+            ("fen.hospital_clock", self.fen.hospital_clock),
+            ("fen.random_until_chosen", self.fen.random_until_chosen),
+            ("fen.eval_macro_steps", self.fen.eval_macro_steps > 0),
+        ];
+        if let Some((field, _)) = hs_only.iter().find(|(_, on)| *on) {
+            return Err(bad(
+                field,
+                "set: a behaviour of the FEN-HS port, on hs only; on ah leave it unset".into(),
+            ));
         }
         if self.algo == Algo::Soto && self.profile == Profile::Reference {
             return Err(bad(
@@ -1205,7 +1326,8 @@ impl PpoConfig {
         range_u32("ppo.epochs", self.epochs, 1, 1000)?;
         range_u32("ppo.minibatch_size", self.minibatch_size, 1, 65_536)?;
         range_f32("ppo.vf_coef", self.vf_coef, 0.0, 1e6)?;
-        range_f32("ppo.ent_coef", self.ent_coef, 0.0, 1e6)
+        range_f32("ppo.ent_coef", self.ent_coef, 0.0, 1e6)?;
+        range_f32("ppo.max_grad_norm", self.max_grad_norm, 0.0, 1e6)
     }
 }
 

@@ -433,6 +433,9 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
                 gather_net(env, &*algo, k, net, scratch);
             }
             run_nets(pool, nets, |_, net| net.act(iteration, t, mode))?;
+            for (k, net) in nets.iter_mut().enumerate() {
+                algo.eval_actions(at, k, net);
+            }
             for net in nets.iter() {
                 scatter_net(env, net);
             }

@@ -12,7 +12,8 @@
 //! segments); after the rollout `rewards` (what a network trains on, before GAE); after GAE
 //! `plan` (per network: advantage transform and loss scale; a network the algorithm drives
 //! itself trains here); then the epochs, and `report` for the metrics line. Evaluation calls
-//! `begin_round`, `route` and `end_round` too (with [`Phase::Eval`]), then `eval_report`.
+//! `begin_round`, `route`, `eval_actions` (before the actions reach the environment) and
+//! `end_round` too (with [`Phase::Eval`]), then `eval_report`.
 //!
 //! A network whose [`Algorithm::env_nets`] is empty is *driven*: the loop builds it without a
 //! store, never gathers, acts or trains it, but checkpoints, hashes and restores it with the
@@ -110,6 +111,12 @@ pub trait Algorithm<A: EnvAdapter>: Send {
     ) -> Result<(), ShaderError> {
         let _ = (env, at, nets);
         Ok(())
+    }
+    /// Evaluation: network `net` has chosen its slots' actions this round (in `policy`); the
+    /// algorithm may replace some before they reach the environment (the FEN-HS port's random
+    /// actions for a role without a sub-policy).
+    fn eval_actions<E: Executor>(&mut self, at: RoundAt, net: usize, policy: &mut PolicyNet<E>) {
+        let _ = (at, net, policy);
     }
     /// The round's step is done: `out` holds every slot's reward and episode end, and (in
     /// training) each network's stores hold the round's rewards and dones.

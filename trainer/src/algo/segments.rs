@@ -7,6 +7,7 @@
 //! slot left) and the segment bootstraps as a truncation, not as a terminal state
 //! (baselines-spec §A4.4, §A5.4).
 
+use crate::algo::fen::controller::FlatGae;
 use crate::common::ActMode;
 use crate::net::PolicyNet;
 use fairground_shaders::{Executor, ShaderError};
@@ -96,14 +97,15 @@ pub fn acted_rows<E: Executor>(nets: &[PolicyNet<E>], out: &mut [(u32, u32)]) {
     }
 }
 
-/// The reference ports' GAE on a stored network (FEN F9, SOTO S10): its advantages and returns
-/// replaced by GAE over its rollout rows flattened in row order (time-major, agent-minor, as one
-/// trajectory: no episode ends, the last row bootstrapped with 0), standardised, returns =
-/// advantage + V. Returns the rows (sorted) with their values.
+/// The reference ports' GAE on a stored network (FEN F9, SOTO S10, FEN-HS): its advantages
+/// and returns replaced by GAE over its rollout rows flattened in row order (time-major,
+/// agent-minor, as one trajectory: no episode ends), as `port` finishes it
+/// ([`FlatGae`]). Returns the rows (sorted) with their values.
 pub fn flat_store_advantages<E: Executor>(
     net: &mut PolicyNet<E>,
     gamma: f32,
     lambda: f32,
+    port: FlatGae,
 ) -> Result<(Vec<u32>, Vec<f32>), ShaderError> {
     if net.rows.is_empty() {
         return Ok((Vec::new(), Vec::new()));
@@ -113,11 +115,11 @@ pub fn flat_store_advantages<E: Executor>(
     rows.sort_unstable();
     let r: Vec<f32> = rows.iter().map(|&k| net.rewards[k as usize]).collect();
     let v: Vec<f32> = rows.iter().map(|&k| values[k as usize]).collect();
-    let a = crate::algo::fen::controller::flat_gae(&r, &v, gamma, lambda);
+    let (a, t) = crate::algo::fen::controller::flat_gae_of(port, &r, &v, gamma, lambda);
     let (mut adv, mut ret) = (vec![0.0f32; values.len()], vec![0.0f32; values.len()]);
-    for ((&k, &a), &v) in rows.iter().zip(&a).zip(&v) {
+    for ((&k, &a), &t) in rows.iter().zip(&a).zip(&t) {
         adv[k as usize] = a;
-        ret[k as usize] = a + v;
+        ret[k as usize] = t;
     }
     net.transfer_bytes += (values.len() * 12) as u64;
     net.ac.store_set_advantages(&adv, &ret)?;

@@ -174,7 +174,8 @@ impl CtrlMemory {
 
 impl CtrlMemory {
     /// The update of every controller: `controllers[u]` (unit u's controller, units in
-    /// order) trains on unit u's rows that can train now. Returns the rows trained.
+    /// order) trains on unit u's rows that can train now (minibatches in a fresh order each
+    /// epoch with `shuffle`, else in row order). Returns the rows trained.
     pub fn train_controllers<E: Executor>(
         &mut self,
         controllers: &mut [PolicyNet<E>],
@@ -182,25 +183,39 @@ impl CtrlMemory {
         epochs: u32,
         minibatch: usize,
         flat: (f32, f32),
+        shuffle: bool,
     ) -> Result<u64, ShaderError> {
         let mut rows = 0;
         for (unit, net) in controllers.iter_mut().enumerate() {
-            let batch = if cfg.maxlogit_baseline {
+            let mut batch = if cfg.maxlogit_baseline {
                 self.take_flat(unit as u32, flat.0, flat.1)
             } else {
                 self.take_trainable(unit as u32, cfg.controller_gamma, cfg.controller_lambda)
             };
+            if cfg.standardized_controller {
+                batch.adv = standardised_if_many(&batch.adv);
+            }
             rows += batch.rows.len() as u64;
-            train_with(net, &batch, epochs, minibatch, cfg.kl_uniform)?;
+            train_with(net, &batch, epochs, minibatch, cfg.kl_uniform, shuffle)?;
         }
         Ok(rows)
     }
 }
 
-/// The reference ports' GAE (F5, F9): `rewards` and `values` as one trajectory (no episode
-/// ends, the last value bootstrapped with 0), then standardised (unbiased std + 1e-8; one
-/// value becomes 0), in f64.
-pub fn flat_gae(rewards: &[f32], values: &[f32], gamma: f32, lambda: f32) -> Vec<f32> {
+/// Which reference port's flat GAE (a network's rows as one trajectory, no episode ends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlatGae {
+    /// FEN-AH and SOTO-AH (F5, F9, S10): the last row bootstrapped with 0, standardised (a
+    /// single row becomes 0); returns = the standardised advantage + V.
+    Ah,
+    /// FEN-HS (`FENAgent.update`): the last row bootstrapped with its own value, standardised
+    /// over two or more rows (a single row stays as it is); returns = the raw advantage + V.
+    Hs,
+}
+
+/// GAE(γ, λ) of `rewards` and `values` as one trajectory (the last row bootstrapped with
+/// `last`), in f64.
+fn flat_gae_raw(rewards: &[f32], values: &[f32], gamma: f32, lambda: f32, last: f64) -> Vec<f64> {
     let n = rewards.len();
     let (g, l) = (f64::from(gamma), f64::from(lambda));
     let mut adv = vec![0.0f64; n];
@@ -209,12 +224,18 @@ pub fn flat_gae(rewards: &[f32], values: &[f32], gamma: f32, lambda: f32) -> Vec
         let next = if t + 1 < n {
             f64::from(values[t + 1])
         } else {
-            0.0
+            last
         };
         let delta = f64::from(rewards[t]) + g * next - f64::from(values[t]);
         carry = delta + g * l * carry;
         adv[t] = carry;
     }
+    adv
+}
+
+/// `(a − mean) / (unbiased std + 1e-8)` (a single value becomes 0).
+fn standardised(adv: &[f64]) -> Vec<f32> {
+    let n = adv.len();
     if n == 0 {
         return Vec::new();
     }
@@ -227,6 +248,53 @@ pub fn flat_gae(rewards: &[f32], values: &[f32], gamma: f32, lambda: f32) -> Vec
     adv.iter()
         .map(|a| ((a - mean) / (sd + 1e-8)) as f32)
         .collect()
+}
+
+/// The FEN-HS port's standardisation: over two or more values, a single one left as it is.
+pub fn standardised_if_many(adv: &[f32]) -> Vec<f32> {
+    if adv.len() < 2 {
+        return adv.to_vec();
+    }
+    standardised(&adv.iter().map(|&a| f64::from(a)).collect::<Vec<_>>())
+}
+
+/// The reference ports' GAE (F5, F9): `rewards` and `values` as one trajectory (no episode
+/// ends, the last value bootstrapped with 0), then standardised (unbiased std + 1e-8; one
+/// value becomes 0), in f64.
+pub fn flat_gae(rewards: &[f32], values: &[f32], gamma: f32, lambda: f32) -> Vec<f32> {
+    standardised(&flat_gae_raw(rewards, values, gamma, lambda, 0.0))
+}
+
+/// A port's flat GAE: (the advantages trained on, the value targets).
+pub fn flat_gae_of(
+    port: FlatGae,
+    rewards: &[f32],
+    values: &[f32],
+    gamma: f32,
+    lambda: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    match port {
+        FlatGae::Ah => {
+            let a = flat_gae(rewards, values, gamma, lambda);
+            let ret = a.iter().zip(values).map(|(a, v)| a + v).collect();
+            (a, ret)
+        }
+        FlatGae::Hs => {
+            let last = values.last().map_or(0.0, |&v| f64::from(v));
+            let raw = flat_gae_raw(rewards, values, gamma, lambda, last);
+            let ret = raw
+                .iter()
+                .zip(values)
+                .map(|(a, &v)| (a + f64::from(v)) as f32)
+                .collect();
+            let a = if raw.len() > 1 {
+                standardised(&raw)
+            } else {
+                raw.iter().map(|&a| a as f32).collect()
+            };
+            (a, ret)
+        }
+    }
 }
 
 /// Rows ready to train with their advantages and returns.
@@ -246,7 +314,7 @@ pub fn train<E: Executor>(
     epochs: u32,
     mb: usize,
 ) -> Result<(), ShaderError> {
-    train_with(net, batch, epochs, mb, 0.0)
+    train_with(net, batch, epochs, mb, 0.0, true)
 }
 
 /// The gradient with respect to each row's logits of β · KL(p̄ ‖ uniform), p̄ the mean over
@@ -281,13 +349,15 @@ pub fn kl_uniform_grad(logits: &[f32], k: usize, beta: f32) -> (f64, Vec<f32>) {
 }
 
 /// [`train`] with the reference port's β_KL · KL(mean distribution ‖ uniform) term (F7) added
-/// to every minibatch's loss, at the parameters the minibatch starts from (`kl` = 0: none).
+/// to every minibatch's loss, at the parameters the minibatch starts from (`kl` = 0: none);
+/// without `shuffle` every epoch visits the rows in order (the reference ports').
 pub fn train_with<E: Executor>(
     net: &mut PolicyNet<E>,
     batch: &Batch,
     epochs: u32,
     mb: usize,
     kl: f32,
+    shuffle: bool,
 ) -> Result<(), ShaderError> {
     net.loss = LossSums::default();
     let n = batch.rows.len();
@@ -307,7 +377,9 @@ pub fn train_with<E: Executor>(
     let zeros = vec![0.0f32; mb];
     let mut minibatches = 0u32;
     for _ in 0..epochs {
-        net.shuffle.shuffle(&mut order);
+        if shuffle {
+            net.shuffle.shuffle(&mut order);
+        }
         let chunks = n.div_ceil(mb);
         for c in 0..chunks {
             let part = &order[c * mb..((c + 1) * mb).min(n)];
@@ -430,6 +502,31 @@ mod tests {
             [0.0],
             "one value becomes 0"
         );
+    }
+
+    /// The FEN-HS port's flat GAE: the last row bootstraps with its own value, the targets are
+    /// the raw advantages + V, the advantages standardised over two or more rows only.
+    #[test]
+    fn the_hs_ports_flat_gae_by_hand() {
+        // γ = λ = 0.5; rewards 1, 3; values 1, 2, the last bootstrapped with its own 2:
+        // δ1 = 3 + 1 − 2 = 2, δ0 = 1 + 1 − 1 = 1, A0 = 1 + 0.25·2 = 1.5, A1 = 2.
+        let (a, ret) = flat_gae_of(FlatGae::Hs, &[1.0, 3.0], &[1.0, 2.0], 0.5, 0.5);
+        assert_eq!(ret, [2.5, 4.0], "raw advantage + V");
+        let (m, sd) = (1.75f64, (2.0f64 * 0.25 * 0.25).sqrt());
+        for (x, w) in a
+            .iter()
+            .zip([(1.5 - m) / (sd + 1e-8), (2.0 - m) / (sd + 1e-8)])
+        {
+            assert!((f64::from(*x) - w).abs() < 1e-5, "{a:?}");
+        }
+        // One row: δ = r + γV − V, left unstandardised.
+        let (a, ret) = flat_gae_of(FlatGae::Hs, &[3.0], &[2.0], 0.5, 0.5);
+        assert_eq!((a, ret), (vec![2.0], vec![4.0]));
+        // AH's: the last row bootstraps with 0 and the targets are the standardised A + V.
+        let (a, ret) = flat_gae_of(FlatGae::Ah, &[0.0, 1.0], &[1.0, 2.0], 0.5, 0.5);
+        assert_eq!(a, flat_gae(&[0.0, 1.0], &[1.0, 2.0], 0.5, 0.5));
+        assert_eq!(ret, [a[0] + 1.0, a[1] + 2.0]);
+        assert_eq!(standardised_if_many(&[7.0]), [7.0]);
     }
 
     #[test]

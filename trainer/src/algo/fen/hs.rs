@@ -15,8 +15,9 @@
 //! log π_θ(z | x_k) (its next inputs come in the next rollout); a segment that straddles a
 //! rollout is bootstrapped by the trainer with the sub-policy that acted, which is exact.
 
-use super::controller::{CtrlMemory, CtrlRow};
+use super::controller::{CtrlMemory, CtrlRow, FlatGae};
 use super::utility::{RunningNorm, diversity_reward};
+use crate::algo::segments::VALUE_KEY as REWARD_KEY;
 use crate::algo::{Algorithm, Phase, RoundAt, segments};
 use crate::common::ActMode;
 use crate::config::{FenConfig, TrainConfig};
@@ -25,19 +26,60 @@ use crate::env::units::GroupOutcomes;
 use crate::env::{EnvAdapter, RoundOut};
 use crate::error::TrainError;
 use crate::net::{NetPlan, NetShape, PolicyNet};
+use fairground_kernel::rng::{Purpose, Stream};
 use fairground_shaders::{Activation, ActorCriticSpec, Executor, PpoHyper, ShaderError};
 use std::ops::Range;
 
 const GROUPS: usize = <HsAdapter as GroupOutcomes>::GROUPS;
+/// Stream path tag of F12's random actions ("FENR").
+const RANDOM_TAG: u64 = 0x4645_4e52;
 
-/// What a checkpoint keeps of FEN on HS: per (role, hospital) the sub-policy and macro clock
-/// (decisions of the role since the day began), the controllers' rows, the input normaliser.
+/// What a checkpoint keeps of FEN on HS: per (role, hospital) the sub-policy, macro clock
+/// (decisions of the role since the day began) and controller choices today; per hospital its
+/// rounds today and its last controller choice (role, stored log-probability); the
+/// controllers' rows, the input normaliser. (Checkpoints from before the FEN-HS port's flags
+/// have no `pending`, `hclock`, `last`: zeros and none, which is what they were.)
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct FenHsState {
     pub z: Vec<u32>,
     pub clock: Vec<u32>,
     pub memory: CtrlMemory,
     pub norm: RunningNorm,
+    #[serde(default)]
+    pub pending: Vec<u32>,
+    #[serde(default)]
+    pub hclock: Vec<u32>,
+    #[serde(default)]
+    pub last: Vec<Option<(u32, f32)>>,
+}
+
+/// The FEN-HS port's diversity reward of a decision by `role` on a diversity sub-policy: the
+/// stored log-probability of the hospital's last controller choice `last` (role, log π) if
+/// that choice was this role's, else 0.
+pub fn port_diversity_reward(last: Option<(u32, f32)>, role: usize) -> f32 {
+    match last {
+        Some((r, logp)) if r as usize == role => logp,
+        _ => 0.0,
+    }
+}
+
+/// F4, the FEN-HS port's controller reward of a finished day from its per-impairment outcomes
+/// (sum of ledgers, patients finished): the mean over {impaired (low, high), not impaired} of
+/// (ū/c) / (ε + |u_g/ū − 1|), u_g = 0 for a group without finished patients; 0 unless
+/// ū > 1e-6.
+pub fn port_day_reward(o: &[(f64, u32)], c: f64, eps: f64) -> f64 {
+    let (non, imp) = (o[0], (o[1].0 + o[2].0, o[1].1 + o[2].1));
+    let n = non.1 + imp.1;
+    if n == 0 {
+        return 0.0;
+    }
+    let ubar = (non.0 + imp.0) / f64::from(n);
+    if ubar <= 1e-6 {
+        return 0.0;
+    }
+    let mean = |(sum, k): (f64, u32)| if k > 0 { sum / f64::from(k) } else { 0.0 };
+    let score = |u: f64| (ubar / c) / (eps + (u / ubar - 1.0).abs());
+    (score(mean(imp)) + score(mean(non))) / 2.0
 }
 
 /// The utilities of one hospital: ū and u_g (a group without finished patients counts as ū).
@@ -100,6 +142,8 @@ struct Tally {
 pub struct FenHs {
     cfg: FenConfig,
     gamma: f32,
+    lambda: f32,
+    seed: u64,
     epochs: u32,
     minibatch: usize,
     m: usize,
@@ -130,6 +174,8 @@ impl FenHs {
         let m = cfg.fen.subpolicies as usize;
         Ok(Self {
             gamma: cfg.ppo.gamma,
+            lambda: cfg.ppo.gae_lambda,
+            seed: cfg.seed,
             epochs: cfg.ppo.epochs,
             minibatch: cfg.ppo.minibatch_size as usize,
             m,
@@ -141,6 +187,9 @@ impl FenHs {
                 clock: vec![0; roles * slots],
                 memory: CtrlMemory::new(roles * slots),
                 norm: RunningNorm::new(1 + GROUPS),
+                pending: vec![0; roles * slots],
+                hclock: vec![0; slots],
+                last: vec![None; slots],
             },
             util: vec![GroupUtilities::default(); slots],
             proxy: vec![None; slots],
@@ -156,6 +205,37 @@ impl FenHs {
 
     fn controller(&self, role: usize) -> usize {
         self.roles * self.m + role
+    }
+
+    /// The controller's inputs beyond the observation: (η, δ_g), none with F1.
+    fn extra_inputs(&self) -> usize {
+        if self.cfg.controller_plain_input {
+            0
+        } else {
+            1 + GROUPS
+        }
+    }
+
+    /// Whether (role, hospital) `key` of hospital `s` is at a macro boundary.
+    fn at_boundary(&self, key: usize, s: usize, phase: Phase) -> bool {
+        let t = match phase {
+            Phase::Eval(_) if self.cfg.eval_macro_steps > 0 => self.cfg.eval_macro_steps,
+            _ => self.cfg.macro_steps,
+        };
+        if self.cfg.hospital_clock {
+            self.state.hclock[s].is_multiple_of(t)
+        } else {
+            self.state.clock[key].is_multiple_of(t)
+        }
+    }
+
+    /// Whether `key`'s controller has chosen before today (so a macro step is open).
+    fn has_chosen(&self, key: usize) -> bool {
+        if self.cfg.hospital_clock {
+            self.state.pending[key] > 0
+        } else {
+            self.state.clock[key] > 0
+        }
     }
 
     fn diversity(&self, logits: &[f32], z: usize) -> f32 {
@@ -180,7 +260,11 @@ impl FenHs {
         let mean = |(s, n): (f64, u64)| (n > 0).then(|| s / n as f64);
         let per_day = |v: f64| (t.days > 0).then(|| v / t.days as f64);
         serde_json::json!({
-            "units": "impairment groups (HS adaptation)",
+            "units": if self.cfg.episode_end_reward {
+                "impaired and not impaired patients (the FEN-HS port's reward, F4)"
+            } else {
+                "impairment groups (HS adaptation)"
+            },
             "choice_frequency": freq,
             "controller_reward_mean": mean(t.ctrl_reward),
             "diversity_reward_mean": mean(t.div_reward),
@@ -214,7 +298,7 @@ impl Algorithm<HsAdapter> for FenHs {
             for base in shapes {
                 out.push(NetShape {
                     name: super::intern(format!("{}.controller", base.name)),
-                    obs_width: base.obs_width + 1 + GROUPS,
+                    obs_width: base.obs_width + self.extra_inputs(),
                     action_components: vec![self.m as u32],
                     layout: base.layout,
                 });
@@ -237,12 +321,39 @@ impl Algorithm<HsAdapter> for FenHs {
 
     fn tune(&self, net: usize, spec: &mut ActorCriticSpec, hyper: &mut PpoHyper) {
         if net >= self.roles * self.m {
-            spec.trunk = vec![];
+            // With a trunk the controller keeps the role networks' activation (leaky ReLU).
+            spec.trunk = self.cfg.controller_trunk.clone();
             spec.hidden = self.cfg.controller_hidden.clone();
-            spec.hidden_activation = Activation::Relu;
+            if self.cfg.controller_trunk.is_empty() {
+                spec.hidden_activation = Activation::Relu;
+            }
             hyper.ent_coef = self.cfg.controller_ent_coef;
         } else if net % self.m >= 1 {
             hyper.ent_coef = self.cfg.diversity_entropy;
+        }
+    }
+
+    /// F12 (`random_until_chosen`): a role without a sub-policy today acts uniformly at
+    /// random, each component from its own counter-based draw (round, hospital, component).
+    fn eval_actions<E: Executor>(&mut self, at: RoundAt, net: usize, policy: &mut PolicyNet<E>) {
+        if !self.cfg.random_until_chosen || self.m == 1 || net >= self.roles * self.m {
+            return;
+        }
+        let role = net / self.m;
+        let comps = policy.shape.action_components.clone();
+        for (j, &s) in policy.slots.iter().enumerate() {
+            if self.state.pending[role * self.slots + s as usize] > 0 {
+                continue;
+            }
+            for (c, &n) in comps.iter().enumerate() {
+                let path = [
+                    RANDOM_TAG,
+                    u64::from(at.round) << 32 | u64::from(s),
+                    c as u64,
+                ];
+                policy.actions[j * comps.len() + c] =
+                    Stream::new(self.seed, Purpose::TrainAlgo, &path).below(n);
+            }
         }
     }
 
@@ -266,10 +377,12 @@ impl Algorithm<HsAdapter> for FenHs {
         let train = at.phase == Phase::Train;
         let mode = match at.phase {
             Phase::Train => ActMode::Sample,
+            Phase::Eval(_) if self.cfg.argmax_controller => ActMode::Greedy,
             Phase::Eval(m) => m,
         };
         self.refresh_utilities(env);
-        let t = self.cfg.macro_steps;
+        let plain = self.cfg.controller_plain_input;
+        let port_div = self.cfg.decision_logprob_reward;
         // The gathering scratch leaves `self` for the loop (which borrows `self` throughout).
         let (mut slots, mut obs) = std::mem::take(&mut self.gather);
         for role in 0..self.roles {
@@ -278,9 +391,9 @@ impl Algorithm<HsAdapter> for FenHs {
                 continue;
             }
             let w = self.obs_width[role];
-            if train && self.cfg.extra_obs_norm {
+            if train && self.cfg.extra_obs_norm && !plain {
                 for &s in &slots {
-                    if self.state.clock[role * self.slots + s as usize].is_multiple_of(t) {
+                    if self.at_boundary(role * self.slots + s as usize, s as usize, at.phase) {
                         let f = self.features(s as usize);
                         self.state.norm.update(&f);
                     }
@@ -294,6 +407,9 @@ impl Algorithm<HsAdapter> for FenHs {
                 for (j, &s) in slots.iter().enumerate() {
                     net.slots.push(s);
                     net.obs.extend_from_slice(&obs[j * w..(j + 1) * w]);
+                    if plain {
+                        continue;
+                    }
                     let mut f = self.features(s as usize);
                     if self.cfg.extra_obs_norm {
                         self.state.norm.apply(&mut f);
@@ -302,7 +418,7 @@ impl Algorithm<HsAdapter> for FenHs {
                 }
                 net.act_logits(at.iteration, at.round, mode)?;
             }
-            let (cw, m) = (w + 1 + GROUPS, self.m);
+            let (cw, m) = (w + self.extra_inputs(), self.m);
             let mut cuts: Vec<(usize, u32, u32, usize)> = Vec::new();
             for (j, &s) in slots.iter().enumerate() {
                 let key = role * self.slots + s as usize;
@@ -314,18 +430,25 @@ impl Algorithm<HsAdapter> for FenHs {
                 } else {
                     None
                 };
-                // The previous decision's diversity reward, now that its next inputs are here.
-                if let (Some(row), true) = (prev, z_old >= 1) {
+                // The previous decision's diversity reward, now that its next inputs are here
+                // (the port's is its own decision's, set in `end_round`).
+                if let (Some(row), true, false) = (prev, z_old >= 1, port_div) {
                     let r = self.diversity(&logits, z_old);
                     nets[k_old].rewards[row as usize] = r;
                     self.tally.div_reward.0 += f64::from(r);
                     self.tally.div_reward.1 += 1;
                 }
-                if self.state.clock[key].is_multiple_of(t) {
-                    if let Some(row) = prev {
+                if self.at_boundary(key, s as usize, at.phase) {
+                    // Flat GAE knows no segments: nothing to truncate.
+                    if let (Some(row), false) = (prev, self.cfg.flat_gae) {
                         cuts.push((k_old, s, row, j));
                     }
-                    if self.state.clock[key] > 0 {
+                    if self.cfg.episode_end_reward {
+                        // F4: the reward comes with the day's end.
+                        if train {
+                            self.state.memory.complete_pending(key as u32);
+                        }
+                    } else if self.has_chosen(key) {
                         let r = self.util[s as usize]
                             .reward(f64::from(self.cfg.c), f64::from(self.cfg.eps))
                             as f32;
@@ -337,6 +460,8 @@ impl Algorithm<HsAdapter> for FenHs {
                     }
                     let z = nets[c].actions[j];
                     self.state.z[key] = z;
+                    self.state.pending[key] += 1;
+                    self.state.last[s as usize] = Some((role as u32, nets[c].logp[j]));
                     self.tally.choices[z as usize] += 1;
                     if train {
                         self.state.memory.decide(CtrlRow {
@@ -354,7 +479,12 @@ impl Algorithm<HsAdapter> for FenHs {
                 }
                 let z_now = self.state.z[key] as usize;
                 if z_now >= 1 {
-                    self.proxy[s as usize] = Some((role, self.diversity(&logits, z_now)));
+                    let r = if port_div {
+                        port_diversity_reward(self.state.last[s as usize], role)
+                    } else {
+                        self.diversity(&logits, z_now)
+                    };
+                    self.proxy[s as usize] = Some((role, r));
                 }
             }
             // Segments that ended with this decision: truncated with the old sub-policy's critic.
@@ -399,18 +529,49 @@ impl Algorithm<HsAdapter> for FenHs {
             }
         }
         if train {
+            let alpha = self.cfg.decision_entropy;
             for role in 0..self.roles {
                 for z in 1..self.m {
                     let k = role * self.m + z;
+                    // The port's diversity reward adds α_H times the sub-policy's entropy at
+                    // the step (a forward over the round's rows).
+                    let entropy = if self.cfg.decision_logprob_reward
+                        && alpha > 0.0
+                        && !nets[k].slots.is_empty()
+                    {
+                        nets[k].act_logits(at.iteration, REWARD_KEY | at.round, ActMode::Sample)?;
+                        let comps = nets[k].shape.action_components.clone();
+                        let width: usize = comps.iter().map(|&c| c as usize).sum();
+                        (0..nets[k].slots.len())
+                            .map(|j| {
+                                let mut at = j * width;
+                                comps
+                                    .iter()
+                                    .map(|&c| {
+                                        let l = &nets[k].logits[at..at + c as usize];
+                                        at += c as usize;
+                                        super::utility::entropy(l)
+                                    })
+                                    .sum::<f32>()
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                     let pairs: Vec<(u32, u32)> = nets[k]
                         .slots
                         .iter()
                         .copied()
                         .zip(nets[k].dst.iter().copied())
                         .collect();
-                    for (s, row) in pairs {
+                    for (j, (s, row)) in pairs.into_iter().enumerate() {
                         if let Some((_, p)) = self.proxy[s as usize] {
-                            nets[k].rewards[row as usize] = p;
+                            let r = p + entropy.get(j).map_or(0.0, |h| alpha * h);
+                            nets[k].rewards[row as usize] = r;
+                            if self.cfg.decision_logprob_reward {
+                                self.tally.div_reward.0 += f64::from(r);
+                                self.tally.div_reward.1 += 1;
+                            }
                         }
                     }
                 }
@@ -419,14 +580,28 @@ impl Algorithm<HsAdapter> for FenHs {
         for (s, &role) in decided.iter().enumerate() {
             if role != usize::MAX {
                 self.state.clock[role * self.slots + s] += 1;
+                self.state.hclock[s] += 1;
             }
             if out.done[s] {
                 env.outcomes_by_group(s as u32, true, &mut self.outcomes);
                 let u = GroupUtilities::from_outcomes(&self.outcomes);
-                let r = u.reward(f64::from(self.cfg.c), f64::from(self.cfg.eps)) as f32;
+                let (c, eps) = (f64::from(self.cfg.c), f64::from(self.cfg.eps));
+                let r = if self.cfg.episode_end_reward {
+                    port_day_reward(&self.outcomes, c, eps) as f32
+                } else {
+                    u.reward(c, eps) as f32
+                };
                 for role in 0..self.roles {
                     let key = role * self.slots + s;
-                    if self.state.clock[key] > 0 {
+                    if self.cfg.episode_end_reward {
+                        // F4: every choice of the day gets the day's one reward.
+                        if train {
+                            self.state.memory.settle_episode(key as u32, r);
+                        }
+                        let n = self.state.pending[key];
+                        self.tally.ctrl_reward.0 += f64::from(r) * f64::from(n);
+                        self.tally.ctrl_reward.1 += u64::from(n);
+                    } else if self.has_chosen(key) {
                         if train {
                             self.state.memory.complete(key as u32, r, true);
                         }
@@ -434,7 +609,13 @@ impl Algorithm<HsAdapter> for FenHs {
                         self.tally.ctrl_reward.1 += 1;
                     }
                     self.state.clock[key] = 0;
+                    self.state.pending[key] = 0;
+                    if self.cfg.hospital_clock {
+                        self.state.z[key] = 0;
+                    }
                 }
+                self.state.hclock[s] = 0;
+                self.state.last[s] = None;
                 let t = &mut self.tally;
                 t.days += 1;
                 t.utilisation += (u.ubar / f64::from(self.cfg.c)).min(1.0);
@@ -452,7 +633,7 @@ impl Algorithm<HsAdapter> for FenHs {
     fn plan<E: Executor>(
         &mut self,
         _env: &HsAdapter,
-        _cfg: &TrainConfig,
+        cfg: &TrainConfig,
         nets: &mut [PolicyNet<E>],
     ) -> Result<Vec<NetPlan>, ShaderError> {
         if self.m > 1 {
@@ -462,7 +643,13 @@ impl Algorithm<HsAdapter> for FenHs {
                 self.epochs,
                 self.minibatch,
                 (self.gamma, 0.95),
+                cfg.ppo.shuffle_minibatches,
             )?;
+        }
+        if self.cfg.flat_gae {
+            for net in &mut nets[..self.roles * self.m] {
+                segments::flat_store_advantages(net, self.gamma, self.lambda, FlatGae::Hs)?;
+            }
         }
         Ok(vec![NetPlan::default(); nets.len()])
     }
@@ -484,11 +671,24 @@ impl Algorithm<HsAdapter> for FenHs {
         self.state.clone()
     }
 
-    fn restore(&mut self, state: FenHsState) -> Result<(), TrainError> {
+    fn restore(&mut self, mut state: FenHsState) -> Result<(), TrainError> {
         let keys = self.state.z.len();
-        let fits = [state.z.len(), state.clock.len(), state.memory.open.len()]
-            .iter()
-            .all(|&n| n == keys)
+        // Checkpoints from before the FEN-HS port's flags: no choices counted, no clock.
+        if state.pending.is_empty() && state.hclock.is_empty() && state.last.is_empty() {
+            state.pending = vec![0; keys];
+            state.hclock = vec![0; self.slots];
+            state.last = vec![None; self.slots];
+        }
+        let fits = [
+            state.z.len(),
+            state.clock.len(),
+            state.memory.open.len(),
+            state.pending.len(),
+        ]
+        .iter()
+        .all(|&n| n == keys)
+            && state.hclock.len() == self.slots
+            && state.last.len() == self.slots
             && state.norm.mean.len() == 1 + GROUPS;
         if !fits {
             return Err(crate::algo::foreign_state(
@@ -526,5 +726,33 @@ mod tests {
         assert!((u.reward(200.0, 0.1) - 0.5 / (0.1 + 1.0 / 3.0)).abs() < 1e-12);
         let none = GroupUtilities::from_outcomes(&[(0.0, 0); 3]);
         assert_eq!((none.ubar, none.reward(100.0, 0.1)), (0.0, 0.0));
+    }
+
+    /// F4 by hand: impaired = low + high; the two groups' scores averaged; an empty group
+    /// counts as 0 (not as ū); nothing when ū ≤ 1e-6.
+    #[test]
+    fn the_ports_day_reward_by_hand() {
+        // Not impaired: 2 patients, 300 in all (u = 150); impaired: 1 low (50) + 1 high (50),
+        // u = 50; ū = 400 / 4 = 100. Scores: (1)/(0.1 + 0.5) for both groups.
+        let r = port_day_reward(&[(300.0, 2), (50.0, 1), (50.0, 1)], 100.0, 0.1);
+        assert!((r - 1.0 / 0.6).abs() < 1e-12, "{r}");
+        // No impaired patient finished: u_imp = 0, |0/ū − 1| = 1; u_non = ū.
+        let r = port_day_reward(&[(200.0, 2), (0.0, 0), (0.0, 0)], 100.0, 0.1);
+        assert!((r - (1.0 / 1.1 + 1.0 / 0.1) / 2.0).abs() < 1e-12, "{r}");
+        assert_eq!(port_day_reward(&[(0.0, 0); 3], 100.0, 0.1), 0.0);
+        assert_eq!(
+            port_day_reward(&[(-5.0, 2), (1.0, 1), (0.0, 0)], 100.0, 0.1),
+            0.0,
+            "ū ≤ 1e-6"
+        );
+    }
+
+    /// The port's diversity reward: the hospital's last choice's log-probability, only when
+    /// that choice was the deciding role's.
+    #[test]
+    fn the_ports_diversity_reward_is_the_last_choice_of_the_same_role() {
+        assert_eq!(port_diversity_reward(Some((2, -1.25)), 2), -1.25);
+        assert_eq!(port_diversity_reward(Some((0, -1.25)), 2), 0.0);
+        assert_eq!(port_diversity_reward(None, 1), 0.0);
     }
 }

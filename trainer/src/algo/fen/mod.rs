@@ -304,7 +304,7 @@ impl Fen {
         }
         let mode = match at.phase {
             Phase::Train => ActMode::Sample,
-            Phase::Eval(_) if every => ActMode::Greedy,
+            Phase::Eval(_) if every || self.cfg.argmax_controller => ActMode::Greedy,
             Phase::Eval(m) => m,
         };
         for unit in 0..self.units {
@@ -590,13 +590,16 @@ impl Algorithm<AhAdapter> for Fen {
 
     fn tune(&self, net: usize, spec: &mut ActorCriticSpec, hyper: &mut PpoHyper) {
         if net >= self.units * self.m {
-            spec.trunk = vec![];
+            // With a trunk the controller keeps the environment networks' activation.
+            spec.trunk = self.cfg.controller_trunk.clone();
             spec.hidden = self.cfg.controller_hidden.clone();
-            spec.hidden_activation = if self.cfg.controller_tanh {
-                Activation::Tanh
-            } else {
-                Activation::Relu
-            };
+            if self.cfg.controller_trunk.is_empty() {
+                spec.hidden_activation = if self.cfg.controller_tanh {
+                    Activation::Tanh
+                } else {
+                    Activation::Relu
+                };
+            }
             hyper.ent_coef = self.cfg.controller_ent_coef;
             if self.cfg.maxlogit_baseline {
                 hyper.vf_coef = 0.0;
@@ -718,7 +721,7 @@ impl Algorithm<AhAdapter> for Fen {
     fn plan<E: Executor>(
         &mut self,
         _env: &AhAdapter,
-        _cfg: &TrainConfig,
+        cfg: &TrainConfig,
         nets: &mut [PolicyNet<E>],
     ) -> Result<Vec<NetPlan>, ShaderError> {
         if self.has_controller() {
@@ -728,11 +731,17 @@ impl Algorithm<AhAdapter> for Fen {
                 self.epochs,
                 self.minibatch,
                 (self.gamma, self.lambda),
+                cfg.ppo.shuffle_minibatches,
             )?;
         }
         if self.cfg.flat_gae {
             for net in &mut nets[..self.units * self.m] {
-                segments::flat_store_advantages(net, self.gamma, self.lambda)?;
+                segments::flat_store_advantages(
+                    net,
+                    self.gamma,
+                    self.lambda,
+                    controller::FlatGae::Ah,
+                )?;
             }
         }
         Ok(vec![NetPlan::default(); nets.len()])

@@ -484,7 +484,12 @@ impl Algorithm<AhAdapter> for Soto {
         let mut team_values: Vec<(Vec<u32>, Vec<f32>)> = Vec::new();
         if self.cfg.flat_gae {
             for (k, net) in nets.iter_mut().enumerate() {
-                let rv = segments::flat_store_advantages(net, self.gamma, self.lambda)?;
+                let rv = segments::flat_store_advantages(
+                    net,
+                    self.gamma,
+                    self.lambda,
+                    crate::algo::fen::controller::FlatGae::Ah,
+                )?;
                 if k >= self.units {
                     team_values.push(rv);
                 }
