@@ -195,11 +195,13 @@ fn reblocking_a_frozen_neighbour_pays_again() {
 #[test]
 fn sensitive_agents_rest_on_even_steps() {
     // Reference: every action is lost on even steps. Clean: only moves are (with substitutes
-    // off, a move on a resting step simply fails).
+    // off, a move on a resting step simply fails). Moves are on in both profiles here, so the
+    // rest rule shows alone (the reference's moves never succeed: see below).
     for profile in Profile::ALL {
         let pool = pool();
         let mut params = small(profile);
         params.flags.substitute_failed_actions = false;
+        params.flags.moves_never_succeed = false;
         let mut env = scenario(
             params,
             &[agent(0, 0, true, RED), agent(3, 0, true, RED)],
@@ -227,7 +229,7 @@ fn sensitive_agents_rest_on_even_steps() {
 #[test]
 fn moves_need_an_empty_cell_inside_the_grid() {
     let pool = pool();
-    let mut params = small(Profile::Reference);
+    let mut params = small(Profile::Clean);
     params.flags.substitute_failed_actions = false;
     let mut env = scenario(
         params,
@@ -242,6 +244,50 @@ fn moves_need_an_empty_cell_inside_the_grid() {
             (0, 0),
             "action {a}"
         );
+    }
+    // Into an empty cell a move succeeds (agent 1 steps right to (2, 0)).
+    step(&mut env, &[STAY, RIGHT], &pool);
+    assert_eq!(
+        (env.instance(0).agent(1).x, env.instance(0).agent(1).y),
+        (2, 0)
+    );
+}
+
+/// Spec §1.5 (corrected): in the reference no move ever succeeds (its action names do not
+/// match its move table): into an empty cell the move fails, and with substitution on it costs
+/// an attempt and is replaced like any failed action; the agent never changes cell. Clean: the
+/// same moves succeed.
+#[test]
+fn reference_moves_never_succeed() {
+    for profile in Profile::ALL {
+        for substitute in [false, true] {
+            let pool = pool();
+            let mut params = small(profile);
+            params.flags.substitute_failed_actions = substitute;
+            let mut env = scenario(params, &[agent(2, 2, false, RED)], &[]);
+            let mut cells = std::collections::BTreeSet::new();
+            for a in [RIGHT, DOWN, LEFT, UP, RIGHT, RIGHT] {
+                let (_, r, _) = step(&mut env, &[a], &pool);
+                assert_eq!(r, vec![0.0], "{profile}: nothing to eat or hit");
+                let ag = env.instance(0).agent(0);
+                cells.insert((ag.x, ag.y));
+            }
+            if profile == Profile::Reference {
+                assert_eq!(
+                    cells.into_iter().collect::<Vec<_>>(),
+                    [(2, 2)],
+                    "{profile}, substitute {substitute}: never moves"
+                );
+            } else if !substitute {
+                // Right, down, left, up: back at (2, 2); then right twice.
+                assert_eq!(
+                    (env.instance(0).agent(0).x, env.instance(0).agent(0).y),
+                    (4, 2),
+                    "{profile}"
+                );
+                assert!(cells.len() >= 4, "{profile}: {cells:?}");
+            }
+        }
     }
 }
 

@@ -186,13 +186,9 @@ fn bad_fen_values_are_refused_with_one_line() {
 #[test]
 fn baselines_refuse_what_they_do_not_implement_yet() {
     let dir = scratch("not-yet");
-    let cases: [(&str, &[&str], &str); 3] = [
+    // (FEN's HS reference profile is the FEN-HS port: tests/reference_baselines.rs.)
+    let cases: [(&str, &[&str], &str); 2] = [
         ("soto", &["--profile", "reference"], "profile"),
-        (
-            "fen",
-            &["--env", "hs", "--profile", "reference"],
-            "hs.pairwise_ratio",
-        ),
         (
             "soto",
             &["--env", "hs", "--profile", "reference"],

@@ -20,8 +20,9 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// Resume the fixture `name` to 4 iterations and compare with a straight 4-iteration run of
-/// the config it was made with.
-fn resumes_bit_for_bit(name: &str) {
+/// the config it was made with (plus `rules`: the environment rules it was made with where
+/// this version's profile has changed them since; its run directory keeps them).
+fn resumes_bit_for_bit(name: &str, rules: &str) {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/old-runs")
         .join(name);
@@ -40,7 +41,10 @@ fn resumes_bit_for_bit(name: &str) {
     ]);
     ok(&out);
     let straight = dir.join("straight");
-    train(&fixture.join("made-with.toml"), &straight, "4", false);
+    let made_with = std::fs::read_to_string(fixture.join("made-with.toml")).unwrap();
+    let cfg = dir.join("made-with.toml");
+    std::fs::write(&cfg, format!("{made_with}{rules}")).unwrap();
+    train(&cfg, &straight, "4", false);
     let (a, b) = (
         train_cli::metrics(&resumed, &["param_hash"]),
         train_cli::metrics(&straight, &["param_hash"]),
@@ -61,20 +65,22 @@ fn resumes_bit_for_bit(name: &str) {
 
 #[test]
 fn an_old_ah_ppo_run_resumes_bit_for_bit() {
-    resumes_bit_for_bit("ah-ppo");
+    resumes_bit_for_bit("ah-ppo", "");
 }
 
 #[test]
 fn an_old_ah_fair_ppo_run_resumes_bit_for_bit() {
-    resumes_bit_for_bit("ah-fair-dp");
+    resumes_bit_for_bit("ah-fair-dp", "");
 }
 
+/// Made before `ah.moves_never_succeed` (the reference's moves, spec §1.5 corrected): its
+/// agents moved, its config has no such key, and it resumes moving.
 #[test]
 fn an_old_ah_reference_run_resumes_bit_for_bit() {
-    resumes_bit_for_bit("ah-reference");
+    resumes_bit_for_bit("ah-reference", "\n[ah]\nmoves_never_succeed = false\n");
 }
 
 #[test]
 fn an_old_hs_fair_ppo_run_resumes_bit_for_bit() {
-    resumes_bit_for_bit("hs-fair-dp");
+    resumes_bit_for_bit("hs-fair-dp", "");
 }

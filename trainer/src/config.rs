@@ -668,6 +668,12 @@ pub struct AhConfig {
     /// memory the "old" log-probabilities and values are the stored ones, i.e. the other
     /// network's. false: each network trains on its own memory only.
     pub cross_group_training: bool,
+    /// [REPRO] The environment rule of spec §1.5 (corrected): moves are always infeasible and
+    /// take the substitution path, so no agent ever changes cell (the reference's action names
+    /// do not match its move table). On in `reference`, off in `clean`. Unlike the kernel's
+    /// other rule flags it is recorded in the config: a run directory made before it existed
+    /// (no key) moved, and resumes and evaluates as it was made.
+    pub moves_never_succeed: bool,
 }
 
 /// `[hs]`: HospitalSim.
@@ -786,6 +792,7 @@ impl Default for AhConfig {
             interleaved_gae: false,
             standardized_returns: false,
             cross_group_training: false,
+            moves_never_succeed: false,
         }
     }
 }
@@ -1024,6 +1031,7 @@ impl TrainConfig {
         if profile == Profile::Reference {
             c.profile = Profile::Reference;
             c.ah.action_misalignment = true;
+            c.ah.moves_never_succeed = true;
             c.ah.interleaved_gae = true;
             c.ah.standardized_returns = true;
             c.ah.cross_group_training = true;

@@ -50,6 +50,12 @@ pub struct AhFlags {
     /// Off: the acting order is a fresh uniform permutation each step, drawn from the instance's
     /// `AhOrder` stream (removes the systematic advantage of low indices).
     pub fixed_agent_order: bool,
+    /// Moves (actions 1–4) are always infeasible and take the substitution path (reference:
+    /// its action table names them "move_up" … while `Player.move` only knows "up" …, so no
+    /// agent ever changes cell; spec §1.5, corrected 2026-12-02). Off (clean): a move into an
+    /// empty in-grid cell succeeds. (Snapshots from before the flag have none: they moved.)
+    #[serde(default)]
+    pub moves_never_succeed: bool,
 }
 
 impl AhFlags {
@@ -61,6 +67,7 @@ impl AhFlags {
                 rest_blocks_all_actions: true,
                 substitute_failed_actions: true,
                 fixed_agent_order: true,
+                moves_never_succeed: true,
             },
             Profile::Clean => Self {
                 permanent_freeze: false,
@@ -68,6 +75,7 @@ impl AhFlags {
                 rest_blocks_all_actions: false,
                 substitute_failed_actions: true,
                 fixed_agent_order: true,
+                moves_never_succeed: false,
             },
         }
     }

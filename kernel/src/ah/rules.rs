@@ -291,7 +291,7 @@ fn attempt_action(
     match action {
         STAY => Attempt::Done(0.0),
         UP | DOWN | LEFT | RIGHT => {
-            if resting {
+            if resting || p.flags.moves_never_succeed {
                 return Attempt::Infeasible;
             }
             let pw = p.padded_width();

@@ -32,6 +32,7 @@ pub const GROUP_NAMES: [&str; GROUP_NETS] = ["non_sensitive", "sensitive"];
 pub fn ah_params(cfg: &TrainConfig) -> AhParams {
     let mut p = AhParams::new(cfg.profile);
     p.episode_steps = cfg.ah.episode_steps;
+    p.flags.moves_never_succeed = cfg.ah.moves_never_succeed;
     p
 }
 
