@@ -142,11 +142,28 @@ fn fen_eval_follows_the_macro_process_and_reports_fen() {
         let e: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(run_dir.join(name)).unwrap()).unwrap();
         let fen = &e["fen"];
-        assert_eq!(fen["episodes"], 4, "2 episodes of 2 instances: {fen}");
+        // The episodes the environment's numbers describe: 2 of the factual world, not its
+        // counterfactual twin's too.
+        assert_eq!(fen["episodes"], 2, "{fen}");
+        assert_eq!(fen["episodes"], e["episodes"], "{e}");
         assert!(fen["utilisation"].as_f64().unwrap() >= 0.0);
         assert!(fen["choice_frequency"].as_array().unwrap().len() == 3);
         assert!(e["dp"].is_number() && e["gini"].is_number(), "{e}");
     }
+    // 3 episodes on 2 instances end 4 together: FEN counts the 3 the environment keeps.
+    ok(&fairground(&[
+        "eval",
+        run_dir.to_str().unwrap(),
+        "--episodes",
+        "3",
+    ]));
+    let e: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(
+        (&e["episodes"], &e["fen"]["episodes"]),
+        (&3.into(), &3.into()),
+        "{e}"
+    );
 }
 
 #[test]

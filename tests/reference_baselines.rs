@@ -407,6 +407,8 @@ fn the_fen_hs_reference_profile_is_the_ports_process() {
         serde_json::from_slice(&std::fs::read(dir.join("a/eval.json")).unwrap()).unwrap();
     let fen = &eval["fen"];
     assert!(fen["units"].as_str().unwrap().contains("F4"), "{fen}");
+    assert_eq!(fen["episodes"], 2, "the kept days, not the twins': {fen}");
+    assert_eq!(fen["episodes"], eval["days"]);
     let freq = fen["choice_frequency"].as_array().unwrap();
     assert_eq!(freq.len(), 4);
     // Each eval flag alone changes what the evaluation plays.

@@ -138,7 +138,10 @@ fn soto_eval_plays_the_team_stream() {
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap()).unwrap();
     let s = &e["soto"];
     assert_eq!(s["team_fraction"], 1.0, "{s}");
-    assert_eq!(s["episodes"], 4, "2 episodes of 2 instances: {s}");
+    // The episodes the environment's numbers describe: 2 of the factual world, not its
+    // counterfactual twin's too.
+    assert_eq!(s["episodes"], 2, "{s}");
+    assert_eq!(s["episodes"], e["episodes"], "{e}");
     assert!(s["ggf"].is_number() && s.get("beta").is_none(), "{s}");
     assert!(e["gini"].is_number() && e["dp"].is_number());
 }
@@ -348,4 +351,8 @@ fn soto_on_hs_self_stream_is_ppo_and_both_streams_resume_bit_for_bit() {
         serde_json::from_slice(&std::fs::read(dir.join("a/eval.json")).unwrap()).unwrap();
     assert_eq!(eval["soto"]["team_fraction"], 1.0, "{}", eval["soto"]);
     assert!(eval["soto"]["ggf"].is_number(), "{eval}");
+    assert_eq!(
+        eval["soto"]["episodes"], eval["days"],
+        "the kept days only: {eval}"
+    );
 }

@@ -412,6 +412,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         random: bool,
         progress: &mut dyn FnMut(usize),
     ) -> Result<serde_json::Value, ShaderError> {
+        self.algo.begin_eval(episodes);
         let (nets, algo, pool, iteration) =
             (&mut self.nets, &mut self.algo, &self.pool, self.iteration);
         let scratch = &mut self.scratch;

@@ -19,6 +19,7 @@
 //! store, never gathers, acts or trains it, but checkpoints, hashes and restores it with the
 //! others; the algorithm acts and trains it through the hooks that receive the networks.
 
+pub mod eval_scope;
 pub mod fair_ppo;
 pub mod fen;
 pub mod ppo;
@@ -151,6 +152,13 @@ pub trait Algorithm<A: EnvAdapter>: Send {
     }
     /// The metrics line's key of [`Self::report`].
     const REPORT_KEY: &'static str = "penalty";
+    /// Evaluation of `episodes` episodes starts: the algorithm's own numbers in `eval.json`
+    /// must describe the episodes the environment keeps (the factual world's first
+    /// `episodes`, in round then slot order: [`EnvAdapter::factual`]), not every one that
+    /// ended.
+    fn begin_eval(&mut self, episodes: usize) {
+        let _ = episodes;
+    }
     /// What the algorithm adds to `eval.json` (under [`Self::REPORT_KEY`]), from the rounds
     /// evaluated.
     fn eval_report(&self) -> Option<serde_json::Value> {

@@ -86,4 +86,10 @@ pub trait EnvAdapter: Send {
     fn played_count(&self, played: &Self::Played) -> usize;
     /// Evaluation: `eval.json`'s environment numbers.
     fn eval_report(&self, played: &Self::Played, mode: ActMode) -> serde_json::Value;
+    /// Whether `slot` is in the factual world (not a counterfactual twin's, which evaluation
+    /// plays for `cf` but whose episodes it does not count).
+    fn factual(&self, slot: u32) -> bool {
+        let _ = slot;
+        true
+    }
 }

@@ -17,6 +17,7 @@
 
 use super::controller::{CtrlMemory, CtrlRow, FlatGae};
 use super::utility::{RunningNorm, diversity_reward};
+use crate::algo::eval_scope::EvalScope;
 use crate::algo::segments::VALUE_KEY as REWARD_KEY;
 use crate::algo::{Algorithm, Phase, RoundAt, segments};
 use crate::common::ActMode;
@@ -157,6 +158,7 @@ pub struct FenHs {
     outcomes: Vec<(f64, u32)>,
     gather: (Vec<u32>, Vec<f32>),
     tally: Tally,
+    scope: EvalScope,
 }
 
 impl FenHs {
@@ -199,6 +201,7 @@ impl FenHs {
                 choices: vec![0; m],
                 ..Tally::default()
             },
+            scope: EvalScope::default(),
             cfg: cfg.fen.clone(),
         })
     }
@@ -282,6 +285,10 @@ impl Algorithm<HsAdapter> for FenHs {
     type State = FenHsState;
     const ROUTES: bool = true;
     const REPORT_KEY: &'static str = "fen";
+
+    fn begin_eval(&mut self, episodes: usize) {
+        self.scope = EvalScope::eval(episodes);
+    }
 
     fn nets(&self, env: &HsAdapter) -> Vec<NetShape> {
         let shapes = env.nets();
@@ -455,14 +462,18 @@ impl Algorithm<HsAdapter> for FenHs {
                         if train {
                             self.state.memory.complete(key as u32, r, false);
                         }
-                        self.tally.ctrl_reward.0 += f64::from(r);
-                        self.tally.ctrl_reward.1 += 1;
+                        if self.scope.decision(env, s) {
+                            self.tally.ctrl_reward.0 += f64::from(r);
+                            self.tally.ctrl_reward.1 += 1;
+                        }
                     }
                     let z = nets[c].actions[j];
                     self.state.z[key] = z;
                     self.state.pending[key] += 1;
                     self.state.last[s as usize] = Some((role as u32, nets[c].logp[j]));
-                    self.tally.choices[z as usize] += 1;
+                    if self.scope.decision(env, s) {
+                        self.tally.choices[z as usize] += 1;
+                    }
                     if train {
                         self.state.memory.decide(CtrlRow {
                             slot: key as u32,
@@ -591,6 +602,9 @@ impl Algorithm<HsAdapter> for FenHs {
                 } else {
                     u.reward(c, eps) as f32
                 };
+                // Evaluation counts the days the environment keeps (not the twins', nor any
+                // past the ones asked for).
+                let counts = self.scope.episode(env, s as u32, self.tally.days);
                 for role in 0..self.roles {
                     let key = role * self.slots + s;
                     if self.cfg.episode_end_reward {
@@ -599,14 +613,18 @@ impl Algorithm<HsAdapter> for FenHs {
                             self.state.memory.settle_episode(key as u32, r);
                         }
                         let n = self.state.pending[key];
-                        self.tally.ctrl_reward.0 += f64::from(r) * f64::from(n);
-                        self.tally.ctrl_reward.1 += u64::from(n);
+                        if counts {
+                            self.tally.ctrl_reward.0 += f64::from(r) * f64::from(n);
+                            self.tally.ctrl_reward.1 += u64::from(n);
+                        }
                     } else if self.has_chosen(key) {
                         if train {
                             self.state.memory.complete(key as u32, r, true);
                         }
-                        self.tally.ctrl_reward.0 += f64::from(r);
-                        self.tally.ctrl_reward.1 += 1;
+                        if counts {
+                            self.tally.ctrl_reward.0 += f64::from(r);
+                            self.tally.ctrl_reward.1 += 1;
+                        }
                     }
                     self.state.clock[key] = 0;
                     self.state.pending[key] = 0;
@@ -616,6 +634,9 @@ impl Algorithm<HsAdapter> for FenHs {
                 }
                 self.state.hclock[s] = 0;
                 self.state.last[s] = None;
+                if !counts {
+                    continue;
+                }
                 let t = &mut self.tally;
                 t.days += 1;
                 t.utilisation += (u.ubar / f64::from(self.cfg.c)).min(1.0);

@@ -21,6 +21,7 @@ pub mod controller;
 pub mod hs;
 pub mod utility;
 
+use super::eval_scope::EvalScope;
 use super::segments::{self, SlotObs};
 use super::{Algorithm, Phase, RoundAt};
 use crate::common::ActMode;
@@ -121,6 +122,7 @@ pub struct Fen {
     /// Per slot, this round's (network, store row), NONE if it did not act.
     row_of: Vec<(u32, u32)>,
     tally: Tally,
+    scope: EvalScope,
     /// Tests: every training round's (clock, z) after the decisions, and every truncation as
     /// (network, row, reward before, value added).
     #[cfg(test)]
@@ -174,6 +176,7 @@ impl Fen {
             scratch: vec![0.0; slots],
             row_of: vec![(u32::MAX, u32::MAX); slots],
             tally: Tally::default(),
+            scope: EvalScope::default(),
             #[cfg(test)]
             trace: Default::default(),
             cfg: cfg.fen.clone(),
@@ -331,11 +334,13 @@ impl Fen {
                 let si = s as usize;
                 self.state.z[si] = z;
                 self.state.zlogp[si] = net.logp[j];
-                self.tally.choices[0][z as usize] += 1;
-                if self.u[si] < self.ubar[si] {
-                    self.tally.choices[1][z as usize] += 1;
-                } else if self.u[si] > self.ubar[si] {
-                    self.tally.choices[2][z as usize] += 1;
+                if self.scope.decision(env, s) {
+                    self.tally.choices[0][z as usize] += 1;
+                    if self.u[si] < self.ubar[si] {
+                        self.tally.choices[1][z as usize] += 1;
+                    } else if self.u[si] > self.ubar[si] {
+                        self.tally.choices[2][z as usize] += 1;
+                    }
                 }
                 if at.phase == Phase::Train {
                     self.state.memory.decide(CtrlRow {
@@ -541,6 +546,10 @@ impl Fen {
 }
 
 impl Algorithm<AhAdapter> for Fen {
+    fn begin_eval(&mut self, episodes: usize) {
+        self.scope = EvalScope::eval(episodes);
+    }
+
     type State = FenState;
     const ROUTES: bool = true;
     const REPORT_KEY: &'static str = "fen";
@@ -674,6 +683,7 @@ impl Algorithm<AhAdapter> for Fen {
                     f64::from(self.cfg.c),
                     f64::from(self.cfg.eps),
                 ) as f32;
+                let counts = self.scope.decision(env, s as u32);
                 if self.cfg.episode_end_reward {
                     // F2: one reward per episode, given to all its macro steps at its end.
                     if done {
@@ -682,14 +692,18 @@ impl Algorithm<AhAdapter> for Fen {
                         } else {
                             1
                         };
-                        self.tally.ctrl_reward.0 += f64::from(r) * n as f64;
-                        self.tally.ctrl_reward.1 += n;
+                        if counts {
+                            self.tally.ctrl_reward.0 += f64::from(r) * n as f64;
+                            self.tally.ctrl_reward.1 += n;
+                        }
                     } else if train {
                         self.state.memory.complete_pending(s as u32);
                     }
                 } else {
-                    self.tally.ctrl_reward.0 += f64::from(r);
-                    self.tally.ctrl_reward.1 += 1;
+                    if counts {
+                        self.tally.ctrl_reward.0 += f64::from(r);
+                        self.tally.ctrl_reward.1 += 1;
+                    }
                     if train {
                         self.state.memory.complete(s as u32, r, done);
                     }
@@ -704,7 +718,7 @@ impl Algorithm<AhAdapter> for Fen {
             }
         }
         for first in (0..out.done.len()).step_by(self.block) {
-            if out.done[first] {
+            if out.done[first] && self.scope.episode(env, first as u32, self.tally.episodes) {
                 self.tally_episode(first);
             }
         }

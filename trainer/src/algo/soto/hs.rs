@@ -25,6 +25,7 @@
 
 use super::welfare::{WelfareTally, team_advantage, weights, z_scores};
 use super::{SELF, TEAM, UNDRAWN};
+use crate::algo::eval_scope::EvalScope;
 use crate::algo::fen::controller::{Batch, CtrlRow, train};
 use crate::algo::fen::hs::GroupUtilities;
 use crate::algo::{Algorithm, Phase, RoundAt, segments};
@@ -101,6 +102,7 @@ pub struct SotoHs {
     iteration: u32,
     gather: (Vec<u32>, Vec<f32>),
     tally: WelfareTally,
+    scope: EvalScope,
     /// The group critics' value loss over the update (sum, count).
     critic_loss: (f64, u64),
 }
@@ -163,6 +165,7 @@ impl SotoHs {
             iteration: 0,
             gather: (Vec::with_capacity(slots), Vec::new()),
             tally: WelfareTally::default(),
+            scope: EvalScope::default(),
             critic_loss: (0.0, 0),
             cfg: cfg.soto.clone(),
         };
@@ -361,6 +364,10 @@ impl Algorithm<HsAdapter> for SotoHs {
     const ROUTES: bool = true;
     const REPORT_KEY: &'static str = "soto";
 
+    fn begin_eval(&mut self, episodes: usize) {
+        self.scope = EvalScope::eval(episodes);
+    }
+
     fn nets(&self, env: &HsAdapter) -> Vec<NetShape> {
         let shapes = env.nets();
         let mut out = Vec::new();
@@ -467,7 +474,8 @@ impl Algorithm<HsAdapter> for SotoHs {
             let mut cuts: Vec<(usize, u32, u32, Vec<f32>)> = Vec::new();
             for (j, &s) in slots.iter().enumerate() {
                 let key = role * self.slots + s as usize;
-                self.tally.decisions += 1;
+                let counts = self.scope.decision(env, s);
+                self.tally.decisions += u64::from(counts);
                 if self.state.clock[key].is_multiple_of(t) {
                     let old = self.state.stream[key];
                     let new = self.draw(at.phase);
@@ -495,7 +503,7 @@ impl Algorithm<HsAdapter> for SotoHs {
                         .copy_from_slice(&self.utilities[s as usize].u);
                     self.features(key);
                 }
-                if self.state.stream[key] == TEAM {
+                if self.state.stream[key] == TEAM && counts {
                     self.tally.team += 1;
                 }
             }
@@ -571,6 +579,10 @@ impl Algorithm<HsAdapter> for SotoHs {
                     self.steps[role][open as usize].done = true;
                     self.open[key] = NONE;
                 }
+            }
+            // Evaluation counts the days the environment keeps.
+            if !self.scope.episode(env, s as u32, self.tally.episodes) {
+                continue;
             }
             env.outcomes_by_group(s as u32, true, &mut self.outcomes);
             let u = GroupUtilities::from_outcomes(&self.outcomes).u;

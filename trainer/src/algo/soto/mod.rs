@@ -22,6 +22,7 @@
 pub mod hs;
 pub mod welfare;
 
+use super::eval_scope::EvalScope;
 use super::segments::{self, SlotObs};
 use super::{Algorithm, Phase, RoundAt};
 use crate::common::ActMode;
@@ -82,6 +83,7 @@ pub struct Soto {
     row_of: Vec<(u32, u32)>,
     ggf_w: Vec<f64>,
     tally: WelfareTally,
+    scope: EvalScope,
     /// The segment-end β of the current iteration.
     beta: f64,
     /// `bush_fraction_input` (S5): per instance block, [ripe, blue, red] / live bushes.
@@ -120,6 +122,7 @@ impl Soto {
             row_of: vec![(u32::MAX, u32::MAX); slots],
             ggf_w: ggf_weights(block, f64::from(cfg.soto.ggf_base)),
             tally: WelfareTally::default(),
+            scope: EvalScope::default(),
             beta: 1.0,
             bushes: vec![[0.0; 3]; slots / block],
             cfg: cfg.soto.clone(),
@@ -279,6 +282,10 @@ impl Algorithm<AhAdapter> for Soto {
     const ROUTES: bool = true;
     const REPORT_KEY: &'static str = "soto";
 
+    fn begin_eval(&mut self, episodes: usize) {
+        self.scope = EvalScope::eval(episodes);
+    }
+
     fn nets(&self, env: &AhAdapter) -> Vec<NetShape> {
         let shapes = env.nets();
         let mut out = Vec::new();
@@ -367,8 +374,12 @@ impl Algorithm<AhAdapter> for Soto {
         let team: Vec<u32> = (0..self.slots as u32)
             .filter(|&s| self.state.stream[s as usize] == TEAM)
             .collect();
-        self.tally.decisions += self.slots as u64;
-        self.tally.team += team.len() as u64;
+        // Evaluation counts the factual world's decisions.
+        let scope = self.scope;
+        self.tally.decisions += (0..self.slots as u32)
+            .filter(|&s| scope.decision(env, s))
+            .count() as u64;
+        self.tally.team += team.iter().filter(|&&s| scope.decision(env, s)).count() as u64;
         if self.cfg.bush_fraction_input {
             self.refresh_bushes(env);
         } else if !team.is_empty() {
@@ -405,7 +416,9 @@ impl Algorithm<AhAdapter> for Soto {
             let first = b * self.block;
             let done = out.done[first];
             if done {
-                self.tally_episode(b);
+                if self.scope.episode(env, first as u32, self.tally.episodes) {
+                    self.tally_episode(b);
+                }
                 for s in first..first + self.block {
                     if self.cfg.deque_utility {
                         let q = &mut self.state.returns[s];

@@ -488,6 +488,10 @@ impl EnvAdapter for AhAdapter {
     fn eval_report(&self, played: &Vec<EpisodeTotals>, _mode: ActMode) -> serde_json::Value {
         eval_report(self, played)
     }
+
+    fn factual(&self, slot: u32) -> bool {
+        (slot as usize) < self.world_slots()
+    }
 }
 
 /// `eval.json`'s AH numbers from the episodes played (spec §6; metrics.rs for the welfare

@@ -365,6 +365,10 @@ impl EnvAdapter for HsAdapter {
     fn eval_report(&self, p: &HsPlayed, _mode: ActMode) -> serde_json::Value {
         eval_report(self, &p.days)
     }
+
+    fn factual(&self, slot: u32) -> bool {
+        !self.env.config().twins || slot.is_multiple_of(2)
+    }
 }
 
 /// `eval.json`'s HS numbers from the days played (spec §6).
