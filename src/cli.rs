@@ -184,6 +184,19 @@ pub struct EnvBenchArgs {
     /// Rule profile: clean (the paper's rules) or reference (the Python code's behaviour).
     #[arg(long, default_value = "clean")]
     pub profile: Profile,
+    /// AH: add what happened inside the steps to the line (substitutions, executed actions,
+    /// outcomes, movers, frozen agents, ripeness, the sensitive agents' share of the reward),
+    /// each a mean over instances with its standard error, to hold a profile against the
+    /// reference code (tools/refcompare/). Same trajectory as without.
+    #[arg(long)]
+    pub stats: bool,
+    /// AH: the share of sensitive agents, 0..=1 (0 and 1 are the reference's counterfactual
+    /// worlds; default 0.5).
+    #[arg(long)]
+    pub sensitive_fraction: Option<f64>,
+    /// AH: steps per episode, 1..=1,000,000 (default 3000; the reference's test scripts 1500).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub episode_steps: Option<u32>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -192,6 +192,9 @@ fn bench_line_has_the_documented_fields_and_a_thread_independent_hash() {
         threads,
         seed: 3,
         profile: Profile::Reference,
+        stats: false,
+        sensitive_fraction: None,
+        episode_steps: None,
     };
     let one: serde_json::Value =
         serde_json::from_str(&fairground::bench::env(&args(1)).unwrap()).unwrap();

@@ -11,6 +11,17 @@ use fairground_trainer::EnvName;
 pub fn env(args: &EnvBenchArgs) -> anyhow::Result<String> {
     match args.env {
         EnvName::Ah => env_ah::run(args),
-        EnvName::Hs => env_hs::run(args),
+        EnvName::Hs => {
+            // AH's options, refused rather than ignored (HS statistics are not built yet).
+            let ah_only = [
+                ("--stats", args.stats),
+                ("--sensitive-fraction", args.sensitive_fraction.is_some()),
+                ("--episode-steps", args.episode_steps.is_some()),
+            ];
+            if let Some((flag, _)) = ah_only.iter().find(|(_, on)| *on) {
+                anyhow::bail!("{flag}: an AH option (bench env --env ah); not for --env hs");
+            }
+            env_hs::run(args)
+        }
     }
 }

@@ -7,6 +7,7 @@ use super::rules::{
     step_part,
 };
 use super::state::{AhState, BLUE, BUSH, Dims, EMPTY, GROUPS, NONE, RED};
+use super::stats::{AhStats, InstanceStats};
 use crate::pool::WorkerPool;
 use crate::rng::{Purpose, Stream};
 use serde::{Deserialize, Serialize};
@@ -105,6 +106,49 @@ impl AhEnv {
     /// the final step's rewards, and are reset: their observations are the first of the next
     /// episode (AH episodes end only by the step limit, and the reference bootstraps with 0).
     pub fn step(&mut self, actions: &[u8], out: StepOut<'_>, pool: &WorkerPool) {
+        self.step_into(actions, out, pool, &mut []);
+    }
+
+    /// [`Self::step`], also counting what happened inside the step into `stats` (one counter
+    /// set per instance, [`AhStats::new`]). The trajectory is the same as `step`'s.
+    pub fn step_recording(
+        &mut self,
+        actions: &[u8],
+        out: StepOut<'_>,
+        pool: &WorkerPool,
+        stats: &mut AhStats,
+    ) {
+        assert_eq!(
+            stats.instances.len(),
+            self.instances,
+            "stats: expected one counter set per instance"
+        );
+        self.step_into(actions, out, pool, &mut stats.instances);
+    }
+
+    /// Count every instance's episode in progress (if it has begun) into `stats` as if it
+    /// ended now: its movers so far and its agents frozen now. For a measurement that stops
+    /// inside episodes.
+    pub fn close_episodes(&self, stats: &mut AhStats) {
+        use super::stats::Record;
+        for (i, rec) in stats.instances.iter_mut().enumerate() {
+            let inst = self.instance(i);
+            if inst.step_in_episode() > 0 {
+                let frozen = (0..self.dims.agents)
+                    .filter(|&a| inst.agent(a).frozen_turns != Some(0))
+                    .count();
+                rec.episode_end(frozen as u64);
+            }
+        }
+    }
+
+    fn step_into(
+        &mut self,
+        actions: &[u8],
+        out: StepOut<'_>,
+        pool: &WorkerPool,
+        stats: &mut [InstanceStats],
+    ) {
         let n = self.instances;
         let a = self.dims.agents;
         assert_eq!(
@@ -138,6 +182,7 @@ impl AhEnv {
             dones: out.dones,
             groups: out.groups,
             prefs: out.prefs,
+            stats,
         };
         let params = &self.params;
         let world = self.world;

@@ -16,6 +16,7 @@ mod observe;
 pub mod params;
 mod rules;
 mod state;
+pub mod stats;
 
 pub use env::{Agent, AgentSpec, AhEnv, AhSnapshot, Bush, BushSpec, InstanceRef, StepOut};
 pub use observe::naive_observations;
@@ -24,3 +25,4 @@ pub use params::{
 };
 pub use rules::{World, action};
 pub use state::{AhState, GROUPS};
+pub use stats::{AhStats, InstanceStats};

@@ -5,6 +5,7 @@
 use super::observe::{ObsInputs, write_observations};
 use super::params::{ACTIONS, AGENTS_MAX, AhParams, OBS_DIM};
 use super::state::{AhView, BLUE, BUSH, EMPTY, GROUPS, Inst, NEVER, NONE, RED, WALL};
+use super::stats::{InstanceStats, Record};
 use crate::pool::Split;
 use crate::rng::{Purpose, Stream};
 
@@ -48,6 +49,9 @@ pub(crate) struct StepPart<'a> {
     pub dones: &'a mut [u8],
     pub groups: &'a mut [u8],
     pub prefs: &'a mut [u8],
+    /// One counter set per instance when recording ([`super::AhEnv::step_recording`]),
+    /// empty otherwise.
+    pub stats: &'a mut [InstanceStats],
 }
 
 impl Split for StepPart<'_> {
@@ -64,6 +68,11 @@ impl Split for StepPart<'_> {
         let (d0, d1) = self.dones.split_at_mut(at);
         let (g0, g1) = self.groups.split_at_mut(at * a);
         let (p0, p1) = self.prefs.split_at_mut(at * a);
+        let (c0, c1) = if self.stats.is_empty() {
+            (Default::default(), Default::default())
+        } else {
+            self.stats.split_at_mut(at)
+        };
         (
             StepPart {
                 state: s0,
@@ -73,6 +82,7 @@ impl Split for StepPart<'_> {
                 dones: d0,
                 groups: g0,
                 prefs: p0,
+                stats: c0,
             },
             StepPart {
                 state: s1,
@@ -82,6 +92,7 @@ impl Split for StepPart<'_> {
                 dones: d1,
                 groups: g1,
                 prefs: p1,
+                stats: c1,
             },
         )
     }
@@ -97,13 +108,19 @@ pub(crate) fn step_part(p: &AhParams, part: StepPart<'_>, world: World) {
         dones,
         groups,
         prefs,
+        stats,
     } = part;
     let a = state.dims.agents;
     for i in 0..state.instances {
         let mut s = state.inst(i);
         let acts = &actions[i * a..(i + 1) * a];
         let rew = &mut rewards[i * a..(i + 1) * a];
-        dones[i] = step_instance(p, &mut s, acts, rew, world) as u8;
+        // Recording is chosen per instance, outside the agents' loop: the plain step runs the
+        // rules with `()`, whose records are empty.
+        dones[i] = match stats.get_mut(i) {
+            Some(rec) => step_instance(p, &mut s, acts, rew, world, rec),
+            None => step_instance(p, &mut s, acts, rew, world, &mut ()),
+        } as u8;
         groups[i * a..(i + 1) * a].copy_from_slice(&s.agent_sensitive[..a]);
         prefs[i * a..(i + 1) * a].copy_from_slice(&s.agent_pref[..a]);
         write_observations(
@@ -115,12 +132,13 @@ pub(crate) fn step_part(p: &AhParams, part: StepPart<'_>, world: World) {
 }
 
 /// One step of one instance; returns whether its episode ended (it is then already reset).
-fn step_instance(
+fn step_instance<R: Record>(
     p: &AhParams,
     s: &mut Inst<'_>,
     actions: &[u8],
     rewards: &mut [f32],
     world: World,
+    rec: &mut R,
 ) -> bool {
     let n = p.agents as usize;
     let t = s.step[0];
@@ -128,7 +146,7 @@ fn step_instance(
     // 1. Agents act one after the other on the grid as earlier movers left it (first mover wins).
     if p.flags.fixed_agent_order {
         for (agent, &action) in actions.iter().enumerate().take(n) {
-            act_and_book(p, s, agent, action, t, rewards);
+            act_and_book(p, s, agent, action, t, rewards, rec);
         }
     } else {
         let mut order = [0u8; AGENTS_MAX as usize];
@@ -138,7 +156,7 @@ fn step_instance(
         s.order_rng[0].shuffle(&mut order[..n]);
         for &agent in &order[..n] {
             let agent = agent as usize;
-            act_and_book(p, s, agent, actions[agent], t, rewards);
+            act_and_book(p, s, agent, actions[agent], t, rewards, rec);
         }
     }
 
@@ -150,10 +168,15 @@ fn step_instance(
     if t > 0 && t.is_multiple_of(p.growth_every_steps) {
         grow_bush(p, s, t);
     }
+    if rec.wants_bushes() {
+        let (live, ripe) = bush_ripeness(s, t + 1);
+        rec.bushes(live, ripe);
+    }
 
     // 4. Advance the clock; at the limit, book the episode and start the next one.
     s.step[0] = t + 1;
     if s.step[0] >= p.episode_steps {
+        rec.episode_end(frozen_agents(s));
         s.agent_last_return.copy_from_slice(s.agent_return);
         s.last_group_return[0] = group_sums(s.agent_return, s.agent_sensitive, s.agent_pref);
         s.episodes_done[0] += 1;
@@ -164,20 +187,36 @@ fn step_instance(
     }
 }
 
+/// Agents frozen now (for good, or for their next turn).
+pub(crate) fn frozen_agents(s: &Inst<'_>) -> u64 {
+    s.agent_frozen.iter().filter(|&&f| f > 0).count() as u64
+}
+
+/// Live bushes and the ripe ones among them as of step `t`.
+pub(crate) fn bush_ripeness(s: &Inst<'_>, t: u32) -> (u64, u64) {
+    let cap = s.ring_cell.len();
+    let (head, len) = (s.ring_head[0] as usize, s.ring_len[0] as usize);
+    let ripe = (0..len)
+        .filter(|k| t >= s.bush_ripe_at[s.ring_cell[(head + k) % cap] as usize])
+        .count();
+    (len as u64, ripe as u64)
+}
+
 #[inline]
-fn act_and_book(
+fn act_and_book<R: Record>(
     p: &AhParams,
     s: &mut Inst<'_>,
     agent: usize,
     action: u8,
     t: u32,
     rewards: &mut [f32],
+    rec: &mut R,
 ) {
     assert!(
         (action as u32) < ACTIONS,
         "action {action} of agent {agent} is not in 0..{ACTIONS}"
     );
-    let r = act(p, s, agent, action, t);
+    let r = act(p, s, agent, action, t, rec);
     rewards[agent] = r;
     s.agent_last_reward[agent] = r;
     s.agent_return[agent] += r;
@@ -211,18 +250,28 @@ enum Attempt {
 
 /// One agent's turn: frozen and resting checks, then up to `max_attempts` attempts.
 #[inline]
-fn act(p: &AhParams, s: &mut Inst<'_>, agent: usize, action: u8, t: u32) -> f32 {
+fn act<R: Record>(
+    p: &AhParams,
+    s: &mut Inst<'_>,
+    agent: usize,
+    action: u8,
+    t: u32,
+    rec: &mut R,
+) -> f32 {
+    rec.turn();
     let frozen = s.agent_frozen[agent];
     if frozen > 0 {
         if frozen != FROZEN_FOR_GOOD {
             s.agent_frozen[agent] = frozen - 1;
         }
+        rec.frozen();
         return 0.0;
     }
     // Sensitive agents act on odd steps only (the reference increments a per-agent counter
     // before testing its parity, so they act on 0-based steps 1, 3, 5, ...).
     let resting = s.agent_sensitive[agent] == 1 && t.is_multiple_of(2);
     if resting && p.flags.rest_blocks_all_actions {
+        rec.resting();
         return 0.0;
     }
     let attempts = if p.flags.substitute_failed_actions {
@@ -234,10 +283,16 @@ fn act(p: &AhParams, s: &mut Inst<'_>, agent: usize, action: u8, t: u32) -> f32 
     let mut current = action;
     for attempt in 1..=attempts {
         match attempt_action(p, s, agent, current, resting, t) {
-            Attempt::Done(r) => return r,
+            Attempt::Done(r) => {
+                rec.executed(agent, current, r);
+                return r;
+            }
             Attempt::Infeasible => {
                 if attempt == attempts {
                     break;
+                }
+                if attempt == 1 {
+                    rec.substituted();
                 }
                 candidates &= !(1u16 << current);
                 let k = s.agent_rng[agent].below(candidates.count_ones());
@@ -245,6 +300,7 @@ fn act(p: &AhParams, s: &mut Inst<'_>, agent: usize, action: u8, t: u32) -> f32 
             }
         }
     }
+    rec.exhausted();
     0.0
 }
 
