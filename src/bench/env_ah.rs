@@ -199,6 +199,9 @@ fn stats_json(st: &AhStats, shares: &[[f64; 2]]) -> serde_json::Value {
     serde_json::json!({
         "instances": st.instances.len(),
         "episodes": st.total().episodes,
+        "mean_reward_per_agent_step": summary(&|i, s| {
+            (s.agent_steps > 0).then(|| shares[i][1] / s.agent_steps as f64)
+        }),
         "players_moved_mean": summary(&|_, s| {
             (s.episodes > 0).then(|| s.moved_agents as f64 / s.episodes as f64)
         }),
