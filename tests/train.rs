@@ -141,6 +141,15 @@ fn same_seed_is_identical_and_resume_equals_a_straight_run() {
         assert!(eval.get(key).is_some(), "eval.json lacks {key}");
     }
     assert_eq!(eval["episodes"], 2);
+    // Both units side by side (issue 12 item 3): the reference's DP on group totals is the
+    // difference of the mean group totals; the per-agent one is that over 20 agents a side.
+    let total = eval["dp_total"].as_f64().unwrap();
+    let per_agent = eval["dp"].as_f64().unwrap();
+    let by_totals = eval["demographic_disparity"].as_f64().unwrap();
+    assert!((total - by_totals).abs() <= 1e-9 * by_totals.abs().max(1.0));
+    assert!((total - 20.0 * per_agent).abs() <= 1e-9 * total.abs().max(1.0));
+    assert!(eval["dp_total_abs"].as_f64().unwrap() >= total.abs() - 1e-9);
+    assert!(eval["csp_total"]["sum"].as_f64().unwrap() >= 0.0);
 }
 
 /// Runs `train` with `args`, expects failure with one stderr line containing every `needle`,

@@ -59,7 +59,9 @@ pub fn csp_value(levels: &[(&str, Option<f64>)]) -> Option<serde_json::Value> {
 /// AH eval disparities in per-agent return units (spec §6's group gaps, divided by each
 /// cell's agents): `dp` = mean over episodes of (non-sensitive mean return − sensitive),
 /// `dp_abs` = mean of its |·|; `csp` per berry preference c the mean of (NS_c mean − S_c mean),
-/// and `sum` = mean over episodes of Σ_c |·| (the paper's Eq. 4).
+/// and `sum` = mean over episodes of Σ_c |·| (the paper's Eq. 4). The same on group TOTALS
+/// (the reference's quantities, spec §6 and §9 item 29: not a rescaling for `csp`, since each
+/// colour's sensitive count varies per episode): `dp_total`, `dp_total_abs`, `csp_total`.
 pub fn ah_eval_disparities(episodes: &[EpisodeTotals]) -> serde_json::Value {
     let e = episodes.len().max(1) as f64;
     let per_agent = |t: &[f32; 4], n: &[u32; 4], cells: &[usize]| {
@@ -73,6 +75,10 @@ pub fn ah_eval_disparities(episodes: &[EpisodeTotals]) -> serde_json::Value {
     };
     let (mut dp, mut dp_abs, mut csp_sum) = (0.0, 0.0, 0.0);
     let mut colour = [0.0; 2];
+    // The reference's quantities (spec §6, §9 item 29): differences of group TOTALS.
+    let total = |t: &[f32; 4], cells: &[usize]| cells.iter().map(|&c| f64::from(t[c])).sum::<f64>();
+    let (mut dp_t, mut dp_t_abs, mut csp_t_sum) = (0.0, 0.0, 0.0);
+    let mut colour_t = [0.0; 2];
     for EpisodeTotals {
         totals: t,
         counts: n,
@@ -87,11 +93,22 @@ pub fn ah_eval_disparities(episodes: &[EpisodeTotals]) -> serde_json::Value {
             *acc += gc / e;
             csp_sum += gc.abs() / e;
         }
+        let gt = total(t, &[0, 1]) - total(t, &[2, 3]);
+        dp_t += gt / e;
+        dp_t_abs += gt.abs() / e;
+        for (c, acc) in colour_t.iter_mut().enumerate() {
+            let gc = total(t, &[c]) - total(t, &[2 + c]);
+            *acc += gc / e;
+            csp_t_sum += gc.abs() / e;
+        }
     }
     serde_json::json!({
         "dp": dp,
         "dp_abs": dp_abs,
         "csp": {"red": colour[0], "blue": colour[1], "sum": csp_sum},
+        "dp_total": dp_t,
+        "dp_total_abs": dp_t_abs,
+        "csp_total": {"red": colour_t[0], "blue": colour_t[1], "sum": csp_t_sum},
     })
 }
 
@@ -177,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn ah_disparities_are_per_agent_gaps_averaged_over_episodes() {
+    fn ah_disparities_are_per_agent_and_total_gaps_averaged_over_episodes() {
         // Episode 1: NS (NSr 30 over 3 agents, NSb 10 over 1) = 40/4 = 10 per agent; S (Sr 12
         // over 2, Sb 24 over 2) = 36/4 = 9: dp = 1; red 30/3 − 12/2 = 4, blue 10 − 12 = −2.
         // Episode 2: NS 8/4 = 2, S 16/4 = 4: dp = −2; red 6/2 − 8/2 = −1, blue 2/2 − 8/2 = −3.
@@ -192,6 +209,14 @@ mod tests {
         assert_eq!(d["csp"]["blue"], (-2.0 - 3.0) / 2.0);
         // Eq. 4: per episode Σ_c |gap_c| = 6 and 4, mean 5.
         assert_eq!(d["csp"]["sum"], 5.0);
+        // On totals (the reference's): NS − S = 40 − 36 = 4 and 8 − 16 = −8; red 30 − 12 = 18
+        // and 6 − 8 = −2, blue 10 − 24 = −14 and 2 − 8 = −6; Σ_c |·| = 32 and 8. Not 4 × the
+        // per-agent CSP: the colours' agent counts differ per episode.
+        assert_eq!(d["dp_total"], -2.0);
+        assert_eq!(d["dp_total_abs"], 6.0);
+        assert_eq!(d["csp_total"]["red"], 8.0);
+        assert_eq!(d["csp_total"]["blue"], -10.0);
+        assert_eq!(d["csp_total"]["sum"], 20.0);
     }
 
     fn day(i: u32, ledger: [[f64; 3]; 3], finished: [[u16; 3]; 3]) -> HsDayStats {
