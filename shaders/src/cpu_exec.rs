@@ -135,6 +135,10 @@ impl Executor for CpuExecutor {
                         fm(&mut rest[0]),
                     )
                 }
+                Kernel::GaeReturns => {
+                    let (a, rest) = taken.split_at_mut(1);
+                    cpu::gae_returns(&uni(u), f(b(1)), f(&a[0]), fm(&mut rest[0]))
+                }
                 Kernel::GaeRagged => {
                     let (a, rest) = taken.split_at_mut(1);
                     cpu::gae_ragged(

@@ -220,6 +220,10 @@ fn chunk_threads(kernel: Kernel, chunk: &[u8], cap: u32, threads: u64) -> u64 {
             );
             s * u64::from(u(std::mem::offset_of!(ReduceParams, group_count)))
         }
+        // One invocation per row of each of the chunk's time steps.
+        Kernel::GaeReturns => {
+            u64::from(rows) * u64::from(u(std::mem::offset_of!(GaeParams, agents)))
+        }
         Kernel::HeadSample
         | Kernel::HeadEvaluate
         | Kernel::HeadBackward

@@ -84,6 +84,7 @@ pub enum Kernel {
     HeadBackward,
     Gae,
     GaeRagged,
+    GaeReturns,
     PpoLoss,
     AdamBegin,
     AdamUpdate,
@@ -97,7 +98,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 20] = [
+    pub const ALL: [Kernel; 21] = [
         Kernel::DenseForward,
         Kernel::ActGrad,
         Kernel::InputGrad,
@@ -108,6 +109,7 @@ impl Kernel {
         Kernel::HeadBackward,
         Kernel::Gae,
         Kernel::GaeRagged,
+        Kernel::GaeReturns,
         Kernel::PpoLoss,
         Kernel::AdamBegin,
         Kernel::AdamUpdate,
@@ -128,7 +130,7 @@ impl Kernel {
             | Kernel::WeightGradPartial
             | Kernel::WeightGradReduce => Family::DenseBackward,
             Kernel::HeadSample | Kernel::HeadEvaluate | Kernel::HeadBackward => Family::PolicyHead,
-            Kernel::Gae | Kernel::GaeRagged => Family::Gae,
+            Kernel::Gae | Kernel::GaeRagged | Kernel::GaeReturns => Family::Gae,
             Kernel::PpoLoss => Family::PpoLoss,
             Kernel::AdamBegin | Kernel::AdamUpdate | Kernel::GradAccumulate => Family::Adam,
             Kernel::ReducePartial | Kernel::ReduceFinal | Kernel::Normalize => Family::GroupReduce,
@@ -149,6 +151,7 @@ impl Kernel {
             Kernel::HeadBackward => "head_backward",
             Kernel::Gae => "gae",
             Kernel::GaeRagged => "gae_ragged",
+            Kernel::GaeReturns => "gae_returns",
             Kernel::PpoLoss => "ppo_loss",
             Kernel::AdamBegin => "adam_begin",
             Kernel::AdamUpdate => "adam_update",
@@ -174,7 +177,7 @@ impl Kernel {
             Kernel::HeadSample | Kernel::HeadEvaluate | Kernel::HeadBackward => {
                 size_of::<HeadParams>()
             }
-            Kernel::Gae | Kernel::GaeRagged => size_of::<GaeParams>(),
+            Kernel::Gae | Kernel::GaeRagged | Kernel::GaeReturns => size_of::<GaeParams>(),
             Kernel::PpoLoss => size_of::<LossParams>(),
             Kernel::AdamBegin | Kernel::AdamUpdate | Kernel::GradAccumulate => {
                 size_of::<AdamParams>()
@@ -220,8 +223,9 @@ impl Kernel {
                 ReadWrite(F32),
                 Read(F32),
             ],
-            // rewards, values, dones, last_values, advantages, returns
-            Kernel::Gae => &[
+            // rewards, values, dones, last_values, advantages, returns (gae_returns reads
+            // only values and advantages, but binds the same table)
+            Kernel::Gae | Kernel::GaeReturns => &[
                 Read(F32),
                 Read(F32),
                 Read(F32),

@@ -3,7 +3,7 @@
 //! dispatches per launch) and give the CPU twin's results within the same tolerances as
 //! unchunked launches (gpu_vs_cpu.rs): dense forward, input and weight gradients (whose
 //! fixed-split sums are unchanged by chunking), grouped or not; GAE (chunks of steps, latest
-//! first, carrying the recursion), a whole actor-critic step with and without a shared trunk
+//! first, carrying the recursion; `gae_returns` in independent chunks of steps), a whole actor-critic step with and without a shared trunk
 //! (whose heads' input gradients add up across chunks), group reductions and normalisation (chunks on split
 //! boundaries) and Adam (chunks of parameters) give results bit-identical to the unchunked run
 //! on the ordinary device; and a launch that cannot be chunked fails with the typed error.
@@ -348,6 +348,31 @@ fn gae_over_oversized_buffers_runs_in_time_chunks_latest_first_bit_identical() {
             assert_close(&what, &c, &cpu.read::<f32>(buf).unwrap(), 1e-5, 1e-5);
         }
     }
+}
+
+#[test]
+fn gae_returns_over_oversized_buffers_run_in_time_chunks_bit_identical() {
+    // 600 steps x 1000 agents = 2.4 MB per buffer: chunks of steps, each row its own sum.
+    let (steps, agents) = (600u32, 1000u32);
+    let name = "chunked gae_returns";
+    let n = (steps * agents) as usize;
+    let mut prog = Program::new();
+    let b = GaeBuffers::declare(&mut prog, steps, agents);
+    let seq = prog.sequence();
+    b.record_returns(&mut prog, seq, steps, agents);
+    let v = uniform(27, n, -2.0, 2.0);
+    let a = uniform(28, n, -3.0, 3.0);
+    let Some((mut ch, mut wh, mut cpu)) = chunked_unchunked_cpu(name, prog, seq, |e| {
+        e.write(b.values, &v).unwrap();
+        e.write(b.advantages, &a).unwrap();
+    }) else {
+        return;
+    };
+    let want: Vec<f32> = a.iter().zip(&v).map(|(a, v)| a + v).collect();
+    let c = ch.read::<f32>(b.returns).unwrap();
+    assert_bits(name, &c, &want);
+    assert_bits(name, &wh.read::<f32>(b.returns).unwrap(), &want);
+    assert_bits(name, &cpu.read::<f32>(b.returns).unwrap(), &want);
 }
 
 #[test]

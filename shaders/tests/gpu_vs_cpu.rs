@@ -2,7 +2,7 @@
 //! shapes (batch 1, 7, 64, 1000, 65537; widths 1, 9, 64, 256; grouped and not), within the
 //! tolerances written beside each comparison; sampling draws the same actions for the same keys
 //! (away from CDF ties); the pairwise (reference HS) PPO loss matches its twin over batches 1, 7,
-//! 64, 256 and 300; batch 65537 exercises dispatches folded past 65535 workgroups per
+//! 64, 256 and 300; `gae_returns` matches bit for bit; batch 65537 exercises dispatches folded past 65535 workgroups per
 //! dimension. Without an adapter these tests print a loud SKIPPED line (or fail under
 //! FAIRGROUND_REQUIRE_GPU=1).
 
@@ -441,6 +441,43 @@ fn gae_matches_the_cpu_twin() {
             &read_f32(&mut c, b.returns),
             1e-5,
             1e-5,
+        );
+    }
+}
+
+#[test]
+fn gae_returns_match_the_cpu_twin_bit_for_bit() {
+    // One f32 addition per row: no tolerance. (3, 65537) folds the dispatch past 65535
+    // workgroups per dimension.
+    for (steps, agents) in [(1u32, 1u32), (64, 7), (200, 1000), (3, 65537)] {
+        let name = format!("gae_returns steps {steps} agents {agents}");
+        let n = (steps * agents) as usize;
+        let mut prog = Program::new();
+        let b = GaeBuffers::declare(&mut prog, steps, agents);
+        let seq = prog.sequence();
+        b.record_returns(&mut prog, seq, steps, agents);
+        let v = uniform(24, n, -2.0, 2.0);
+        let a = uniform(25, n, -3.0, 3.0);
+        let stale = uniform(26, n, -9.0, 9.0);
+        let Some((mut g, mut c)) = both(
+            &name,
+            prog,
+            |e| {
+                e.write(b.values, &v).unwrap();
+                e.write(b.advantages, &a).unwrap();
+                e.write(b.returns, &stale).unwrap();
+            },
+            seq,
+        ) else {
+            return;
+        };
+        let want: Vec<f32> = a.iter().zip(&v).map(|(a, v)| a + v).collect();
+        assert_eq!(read_f32(&mut g, b.returns), want, "{name}: gpu");
+        assert_eq!(read_f32(&mut c, b.returns), want, "{name}: cpu");
+        assert_eq!(
+            read_f32(&mut g, b.advantages),
+            a,
+            "{name}: advantages untouched"
         );
     }
 }

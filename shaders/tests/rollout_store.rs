@@ -7,7 +7,9 @@
 //! std 1; the stored path agrees between the GPU and the cpu backend; and a ragged store (slot
 //! s's trajectory is its first lengths[s] rows, HS decisions) gives, per slot, exactly the GAE of
 //! that slot's sequence alone, bootstrapped from its pending value or else its own last value,
-//! on both backends, leaving the rows past each length untouched.
+//! on both backends, leaving the rows past each length untouched; and the standardised value
+//! target (returns := standardised advantage + stored value, the reference's HS-CF script) holds
+//! row for row on both backends.
 
 mod common;
 
@@ -328,6 +330,41 @@ fn the_store_standardises_the_valid_rows_only() {
 }
 
 #[test]
+fn returns_from_standardised_advantages_are_advantage_plus_stored_value() {
+    // Dense and ragged stores: after the standardisation, every valid row's return is its
+    // standardised advantage plus its stored value (the reference's HS-CF target), not the raw
+    // GAE return; the advantages themselves do not move.
+    let dense = {
+        let mut ac = stored_cpu();
+        act_stored(&mut ac);
+        (ac, rewards_dones_valid())
+    };
+    let ragged = {
+        let mut ac = ragged_store(|p| Ok(CpuExecutor::new(p)));
+        act_ragged(&mut ac);
+        (ac, ragged_inputs())
+    };
+    for (name, (mut ac, (rewards, dones, valid))) in [("dense", dense), ("ragged", ragged)] {
+        ac.store_advantages(&rewards, &dones, &valid, 0.99, 0.95, true)
+            .unwrap();
+        let (adv, raw) = ac.stored_advantages().unwrap();
+        let values = ac.stored_values().unwrap();
+        ac.store_returns_from_advantages().unwrap();
+        let (adv2, ret) = ac.stored_advantages().unwrap();
+        assert_eq!(adv2, adv, "{name}: advantages unchanged");
+        let mut differs = 0;
+        for i in (0..ret.len()).filter(|&i| valid[i] == 0) {
+            assert_eq!(ret[i], adv[i] + values[i], "{name}: row {i}");
+            differs += usize::from(ret[i] != raw[i]);
+        }
+        assert!(
+            differs > 0,
+            "{name}: the target changed from the raw return"
+        );
+    }
+}
+
+#[test]
 fn store_calls_reject_bad_rows_with_a_clear_error() {
     let mut stored = stored_cpu();
     let too_far = STEPS * SLOTS;
@@ -398,12 +435,24 @@ fn the_stored_path_agrees_between_gpu_and_cpu() {
 /// Standardised GAE over the store, for either backend.
 trait StoreRun {
     fn advantages(&mut self, rewards: &[f32], dones: &[f32], valid: &[u32]);
+    fn returns_from_advantages(&mut self);
+    fn values(&mut self) -> Vec<f32>;
+    fn stored(&mut self) -> (Vec<f32>, Vec<f32>);
 }
 
 impl<E: Executor> StoreRun for ActorCritic<E> {
     fn advantages(&mut self, rewards: &[f32], dones: &[f32], valid: &[u32]) {
         self.store_advantages(rewards, dones, valid, 0.99, 0.95, true)
             .unwrap();
+    }
+    fn returns_from_advantages(&mut self) {
+        self.store_returns_from_advantages().unwrap();
+    }
+    fn values(&mut self) -> Vec<f32> {
+        self.stored_values().unwrap()
+    }
+    fn stored(&mut self) -> (Vec<f32>, Vec<f32>) {
+        self.stored_advantages().unwrap()
     }
 }
 
@@ -530,4 +579,13 @@ fn the_ragged_store_agrees_between_gpu_and_cpu() {
     let (cadv, cret) = c.stored_advantages().unwrap();
     assert_close("advantages", &gadv, &cadv, 1e-5, 1e-4);
     assert_close("returns", &gret, &cret, 1e-5, 1e-4);
+    // The standardised target on both backends: the same sum of what each backend holds.
+    for (e, adv) in [(&mut g as &mut dyn StoreRun, &gadv), (&mut c, &cadv)] {
+        let values = e.values();
+        e.returns_from_advantages();
+        let ret = e.stored().1;
+        for i in (0..ret.len()).filter(|&i| valid[i] == 0) {
+            assert_eq!(ret[i], adv[i] + values[i], "row {i}");
+        }
+    }
 }

@@ -82,3 +82,22 @@ fn gae_ragged(
     }
     walk(a, min(lengths[a], p.steps), last_values[a], 0.0);
 }
+
+// Returns from the advantages as they stand: returns_i = advantages_i + values_i, one
+// invocation per row of the first steps x agents rows. Run after the standardisation of the
+// advantages, it makes the value target the standardised advantage plus the stored value (the
+// reference's HS counterfactual script, spec §3.2); GAE's own returns use the raw advantage.
+// Binds the Gae bindings (reads only values and advantages); chunks of time steps are
+// independent (no carry).
+@compute @workgroup_size(64)
+fn gae_returns(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wg.y * nwg.x + wg.x) * 64u + lid;
+    if i >= p.steps * p.agents {
+        return;
+    }
+    returns[i] = advantages[i] + values[i];
+}

@@ -84,3 +84,16 @@ pub fn gae_ragged(
         );
     }
 }
+
+/// Twin of `gae_returns`: `returns[i] = advantages[i] + values[i]` over the first
+/// `steps * agents` rows (after the advantages' standardisation: the reference's HS-CF target).
+pub fn gae_returns(p: &GaeParams, values: &[f32], advantages: &[f32], returns: &mut [f32]) {
+    let n = p.steps as usize * p.agents as usize;
+    for ((r, &a), &v) in returns[..n]
+        .iter_mut()
+        .zip(&advantages[..n])
+        .zip(&values[..n])
+    {
+        *r = a + v;
+    }
+}

@@ -23,7 +23,7 @@ mod rollout;
 pub use adam::{adam_begin, adam_update, grad_accumulate};
 pub use dense::{act_grad, dense_forward, input_grad, weight_grad_partial, weight_grad_reduce};
 pub use fairness::{fair_adjust, segment_means};
-pub use gae::{gae, gae_ragged};
+pub use gae::{gae, gae_ragged, gae_returns};
 pub use policy_head::{head_backward, head_evaluate, head_sample, philox4x32_10, sample_uniform};
 pub use ppo_loss::ppo_loss;
 pub use reduce::{normalize, reduce_final, reduce_partial};

@@ -209,4 +209,31 @@ impl GaeBuffers {
             &[a, a, a, 0, a, a],
         )
     }
+
+    /// Record `gae_returns` over `steps` x `agents` rows: returns := advantages + values (after
+    /// a standardisation of the advantages, the reference's HS-CF value target). Chunked by
+    /// time steps like GAE, but the chunks are independent.
+    pub fn record_returns(&self, program: &mut Program, seq: SeqId, steps: u32, agents: u32) {
+        let a = agents;
+        let p = GaeParams {
+            steps,
+            agents,
+            ..GaeParams::default()
+        };
+        program.push_rows(
+            seq,
+            Kernel::GaeReturns,
+            &p,
+            &[
+                self.rewards,
+                self.values,
+                self.dones,
+                self.last_values,
+                self.advantages,
+                self.returns,
+            ],
+            u64::from(steps) * u64::from(agents),
+            &[RowLayout::UNREAD, a, RowLayout::UNREAD, 0, a, a],
+        );
+    }
 }

@@ -61,6 +61,8 @@ pub(super) struct Store {
     pub(super) tail_seq: SeqId,
     pub(super) gae_seq: SeqId,
     pub(super) norm_seq: SeqId,
+    /// returns := advantages + values over the whole store ([`ActorCritic::store_returns_from_advantages`]).
+    pub(super) returns_seq: SeqId,
     /// A stored minibatch: the gathers, then a copy of the training launches.
     pub(super) gather_seq: SeqId,
     pub(super) gae_op: OpRef,
@@ -97,6 +99,9 @@ pub(super) fn declare_store(
     store.copies = copies.ops;
     store.gae_op = record_gae(prog, &store);
     record_normalize_valid(prog, &store);
+    store
+        .gae
+        .record_returns(prog, store.returns_seq, st.steps, st.slots);
     store.adjust = (st.cells > 0).then(|| declare_cell_adjust(prog, &store, st));
     store
 }
@@ -125,6 +130,7 @@ fn declare_buffers(prog: &mut Program, spec: &ActorCriticSpec, st: StoreSpec) ->
         tail_seq: prog.sequence(),
         gae_seq: prog.sequence(),
         norm_seq: prog.sequence(),
+        returns_seq: prog.sequence(),
         gather_seq: prog.sequence(),
         gae_op: OpRef { seq: 0, index: 0 },
         train_offset: 0,
@@ -429,6 +435,16 @@ impl<E: Executor> ActorCritic<E> {
             self.exec.run(norm_seq)?;
         }
         Ok(())
+    }
+
+    /// Replace every stored return by the stored advantage as it stands plus the stored value:
+    /// after [`Self::store_advantages`] with `normalize`, the value target becomes the
+    /// standardised advantage + V (the reference's HS counterfactual script, spec §3.2) instead
+    /// of the raw advantage + V. Rows a ragged store leaves untouched get advantage + value of
+    /// whatever they hold; they are invalid and never read.
+    pub fn store_returns_from_advantages(&mut self) -> Result<(), ShaderError> {
+        let seq = self.store()?.returns_seq;
+        self.exec.run(seq)
     }
 
     /// Queue one PPO minibatch step over store rows `rows` (1 ..= batch, any order), gathered
