@@ -8,7 +8,11 @@
 //!   (one update per episode), however many decision rounds the day takes;
 //! - the same seed gives an identical `metrics.jsonl` (every key but the wall-clock ones);
 //! - a flag overridden in the config file is saved as given and changes the training (HS
-//!   without the pairwise ratio ends with other parameters).
+//!   without the pairwise ratio ends with other parameters);
+//! - HS counterfactual runs (PPO, Fair-PPO) follow the reference's CF script: standardised
+//!   advantages and the value regressed on standardised advantage + V (`hs.standardized_returns`),
+//!   where DP keeps raw advantages; a file's value is kept and the target changes training; FEN
+//!   refuses the key in one line.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -43,7 +47,11 @@ fn setup(name: &str, files: &[(&str, &str)]) -> PathBuf {
 }
 
 fn train(env: &str, cfg: &Path, run: &Path) {
-    let out = fairground(&[
+    train_with(env, cfg, run, &[]);
+}
+
+fn train_with(env: &str, cfg: &Path, run: &Path, extra: &[&str]) {
+    let mut args = vec![
         "train",
         "--env",
         env,
@@ -55,7 +63,9 @@ fn train(env: &str, cfg: &Path, run: &Path) {
         run.to_str().unwrap(),
         "--iterations",
         "2",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = fairground(&args);
     ok(&out);
     assert_eq!(
         String::from_utf8(out.stdout).unwrap().trim(),
@@ -167,6 +177,79 @@ fn hs_reference_runs_shows_its_flags_is_deterministic_and_the_flag_matters() {
         ma[1]["param_hash"], mc[1]["param_hash"],
         "the pairwise ratio changes the updates"
     );
+}
+
+#[test]
+fn hs_reference_counterfactual_runs_regress_on_standardised_advantages_as_the_cf_script() {
+    // fair-PPO-HS/CF standardises each role's advantages and regresses the value on the
+    // standardised advantage + V; the DP and CSP scripts keep raw advantages. A file that sets
+    // either key keeps it, and the target changes the training.
+    let raw = format!("{TINY_HS}[hs]\nstandardized_returns = false\n");
+    let fen = format!("{TINY_HS}[hs]\nstandardized_returns = true\n");
+    let dir = setup(
+        "train-ref-hs-cf",
+        &[
+            ("tiny.toml", TINY_HS),
+            ("raw.toml", raw.as_str()),
+            ("fen.toml", fen.as_str()),
+        ],
+    );
+    let cf = ["--algo", "fair-ppo", "--fairness", "cf"];
+    let (a, b, c, d) = (dir.join("a"), dir.join("b"), dir.join("c"), dir.join("d"));
+    train_with("hs", &dir.join("tiny.toml"), &a, &cf);
+    train_with("hs", &dir.join("tiny.toml"), &b, &cf);
+    let saved = saved_config(&a);
+    assert_eq!(
+        saved["ppo.normalize_advantages"], "true",
+        "CF: standardised"
+    );
+    assert_eq!(
+        saved["hs.standardized_returns"], "true",
+        "CF: its value target"
+    );
+    assert_eq!(
+        dotted(&manifest_config(&a), "hs.standardized_returns"),
+        true
+    );
+    assert_eq!(
+        metrics(&a),
+        metrics(&b),
+        "same seed: identical metrics.jsonl"
+    );
+    train_with("hs", &dir.join("raw.toml"), &c, &cf);
+    let saved = saved_config(&c);
+    assert_eq!(
+        saved["hs.standardized_returns"], "false",
+        "the file's value"
+    );
+    assert_eq!(saved["ppo.normalize_advantages"], "true");
+    let (ma, mc) = (metrics(&a), metrics(&c));
+    assert_ne!(
+        ma[1]["param_hash"], mc[1]["param_hash"],
+        "the value target changes the updates"
+    );
+    // DP keeps the raw advantages and returns.
+    train_with("hs", &dir.join("tiny.toml"), &d, &["--algo", "fair-ppo"]);
+    let saved = saved_config(&d);
+    assert_eq!(saved["ppo.normalize_advantages"], "false");
+    assert_eq!(saved["hs.standardized_returns"], "false");
+    // FEN keeps its own returns: one line naming the key.
+    let out = fairground(&[
+        "train",
+        "--env",
+        "hs",
+        "--algo",
+        "fen",
+        "--config",
+        dir.join("fen.toml").to_str().unwrap(),
+        "--out",
+        dir.join("e").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("hs.standardized_returns"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!dir.join("e").exists(), "nothing written");
 }
 
 #[test]

@@ -695,6 +695,14 @@ pub struct HsSection {
     /// `instances = 1`, the reference profile's default, an iteration is exactly one day; with
     /// more, instances that end their day early go on into the next until the last one ends.
     pub whole_days: bool,
+    /// [REPRO] (spec §3.2; the reference's HS counterfactual script `fair-PPO-HS/CF`): the value
+    /// target is the advantage as the update sees it (standardised, with
+    /// `ppo.normalize_advantages`) plus the stored value, not the raw GAE advantage plus the
+    /// value. The reference profile turns it on, with `ppo.normalize_advantages`, for Fair-PPO's
+    /// and PPO's counterfactual runs only (its DP and CSP scripts use raw advantages); a config
+    /// file that sets either key keeps its value. Not for FEN or SOTO (their reference ports'
+    /// GAE defines the returns).
+    pub standardized_returns: bool,
 }
 
 /// The flat keys of earlier versions' config files: (flat key, section, key in the section).
@@ -804,6 +812,7 @@ impl Default for HsSection {
             sim_minutes: 720,
             pairwise_ratio: false,
             whole_days: false,
+            standardized_returns: false,
         }
     }
 }
@@ -1254,6 +1263,15 @@ impl TrainConfig {
                     "true: a behaviour of the reference ports on AH, not of FEN-HS's or \
                      SOTO-HS's; on hs set it false"
                         .into(),
+                ));
+            }
+            if self.hs.standardized_returns {
+                return Err(bad(
+                    "hs.standardized_returns",
+                    format!(
+                        "true: the value target of the reference's Fair-PPO HS counterfactual \
+                         script; {algo}'s update keeps its own returns; set it false"
+                    ),
                 ));
             }
             if self.hs.pairwise_ratio && self.algo == Algo::Soto {

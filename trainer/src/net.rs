@@ -280,7 +280,8 @@ impl<E: Executor> PolicyNet<E> {
     }
 
     /// GAE over the store (advantages standardised over this rollout's rows when the config
-    /// asks and there are 2+), after the rollout.
+    /// asks and there are 2+; with `hs.standardized_returns` on HS the returns are then those
+    /// advantages + the stored values), after the rollout.
     pub fn advantages(&mut self, cfg: &TrainConfig) -> Result<(), ShaderError> {
         self.loss = LossSums::default();
         let n = self.rows.len();
@@ -295,6 +296,9 @@ impl<E: Executor> PolicyNet<E> {
             cfg.ppo.gae_lambda,
             cfg.ppo.normalize_advantages && n > 1,
         )?;
+        if cfg.env == crate::config::EnvName::Hs && cfg.hs.standardized_returns {
+            self.ac.store_returns_from_advantages()?;
+        }
         self.transfer_bytes += (self.rewards.len() * 12) as u64;
         Ok(())
     }

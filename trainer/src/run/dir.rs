@@ -370,22 +370,19 @@ fn resolve_fresh(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainErro
         ),
     };
     req.overrides.apply(&mut cfg);
-    // HS counterfactual runs pair every hospital with its twin: a default of one instance
-    // (the reference profile's) becomes one pair. A value the user gave is kept (and
-    // validated).
-    let file_sets_instances = match &req.config_file {
-        Some(file) => toml::from_str::<toml::Table>(&read_to_string(file)?)
-            .is_ok_and(|t| t.contains_key("instances")),
-        None => false,
+    let file = match &req.config_file {
+        Some(f) => toml::from_str::<toml::Table>(&read_to_string(f)?).ok(),
+        None => None,
     };
-    if cfg.env == EnvName::Hs
-        && cfg.fair.fairness == crate::config::Fairness::Cf
-        && cfg.instances == 1
-        && req.overrides.instances.is_none()
-        && !file_sets_instances
-    {
-        cfg.instances = 2;
-    }
+    let file_sets = |section: &str, key: &str, flat: &str| {
+        file.as_ref().is_some_and(|t| {
+            t.contains_key(flat)
+                || t.get(section)
+                    .and_then(toml::Value::as_table)
+                    .is_some_and(|s| s.contains_key(key))
+        })
+    };
+    notion_defaults(&mut cfg, req.overrides.instances.is_some(), &file_sets);
     cfg.validate()?;
     let dir = req.out.clone().unwrap_or_else(|| default_out(&cfg));
     if dir.is_file() {
@@ -398,6 +395,40 @@ fn resolve_fresh(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainErro
         return Err(TrainError::RunDirExists(dir.display().to_string()));
     }
     Ok((cfg, dir))
+}
+
+/// Defaults that follow the fairness notion, applied to a fresh run after the file and the
+/// command line; a value the user gave (`user_instances`, or a key `file_sets(section, key,
+/// flat key)`) is kept, and validated. The config records the result, so a resume trains as
+/// the run was made.
+/// - HS counterfactual runs pair every hospital with its twin: a default of one instance (the
+///   reference profile's) becomes one pair.
+/// - The reference's HS counterfactual script (`fair-PPO-HS/CF`) standardises the advantages
+///   over each role's day memory and regresses the value on standardised advantage + V, where
+///   its DP and CSP scripts use raw advantages: the reference profile's PPO and Fair-PPO CF
+///   runs on HS get `ppo.normalize_advantages` and `hs.standardized_returns`.
+fn notion_defaults(
+    cfg: &mut TrainConfig,
+    user_instances: bool,
+    file_sets: &dyn Fn(&str, &str, &str) -> bool,
+) {
+    use crate::config::{Algo, Fairness};
+    if cfg.env != EnvName::Hs || cfg.fair.fairness != Fairness::Cf {
+        return;
+    }
+    if cfg.instances == 1 && !user_instances && !file_sets("", "", "instances") {
+        cfg.instances = 2;
+    }
+    if cfg.profile == fairground_kernel::Profile::Reference
+        && matches!(cfg.algo, Algo::Ppo | Algo::FairPpo)
+    {
+        if !file_sets("ppo", "normalize_advantages", "normalize_advantages") {
+            cfg.ppo.normalize_advantages = true;
+        }
+        if !file_sets("hs", "standardized_returns", "hs_standardized_returns") {
+            cfg.hs.standardized_returns = true;
+        }
+    }
 }
 
 /// `manifest.json`: what a run directory was made from.
