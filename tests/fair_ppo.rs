@@ -238,8 +238,33 @@ fn hs_zero_weights_and_the_reference_penalty_are_ppo_bit_for_bit() {
     // A PPO run's eval plays every hospital with its twin: `days` factual days, cf measured.
     let e = eval_of(&dir.join("ppo"));
     assert_eq!(e["days"], 2);
-    for key in ["dp", "dp_abs", "csp", "cf"] {
+    for key in ["dp", "dp_abs", "csp", "cf", "cf_total"] {
         assert!(e.get(key).is_some(), "eval.json lacks {key}");
+    }
+    // The reference's CF test metric, on sums of the pair's finished ledgers, is measured.
+    assert!(e["cf_total"].as_f64().unwrap() >= 0.0, "{e}");
+    // Escort travel, the empty-dispatch cap and the per-day means (issue 12, HS-5).
+    let travel = e["escort_travel_mean"].as_f64().unwrap();
+    assert!(travel > 0.0 && travel.is_finite(), "{e}");
+    let by = &e["escort_travel_mean_by_helper"];
+    let (nurse, robot) = (by["nurse"].as_f64().unwrap(), by["robot"].as_f64().unwrap());
+    assert!(
+        travel >= nurse.min(robot) && travel <= nurse.max(robot),
+        "{e}"
+    );
+    assert!(e["empty_dispatch_cap_days"].as_u64().unwrap() <= 2, "{e}");
+    assert!(e["empty_dispatch_cap_triggers_mean"].as_f64().unwrap() >= 0.0);
+    let pd = &e["per_day"];
+    let frac: f64 = ["perfect", "backup", "wrong"]
+        .iter()
+        .map(|k| pd["routing_outcome_fraction"][k].as_f64().unwrap())
+        .sum();
+    assert!(
+        (frac - 1.0).abs() < 1e-9,
+        "per-day outcome fractions sum to 1: {e}"
+    );
+    for key in ["escort_wait_mean", "escort_travel_mean", "ward_wait_mean"] {
+        assert!(pd[key].as_f64().unwrap() >= 0.0, "per_day.{key}: {e}");
     }
 }
 

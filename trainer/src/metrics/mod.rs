@@ -115,8 +115,10 @@ pub fn ah_eval_disparities(episodes: &[EpisodeTotals]) -> serde_json::Value {
 /// HS eval disparities (spec §6) of the factual hospitals' days (even instances): per day
 /// `dp` = mean ledger of finished non-impaired − impaired (signed, as AH's), `dp_abs` its |·|; `csp` per priority the same within the priority (an
 /// empty cell's mean counts as 0, as the reference's tables) and their sum; `cf` (twin runs)
-/// per pair of days of the same number |mean ledger of the factual hospital − its twin|. Each
-/// is the mean over the days (pairs) that have it.
+/// per pair of days of the same number |mean ledger of the factual hospital − its twin|;
+/// `cf_total` the reference's CF test metric (`CF_Reward_Gap` of `fair-PPO-HS/CF/test.py`): per
+/// pair |Σ ledger of the factual hospital's finished patients − the twin's| (a pair where a side
+/// finished nobody counts that side as 0). Each is the mean over the days (pairs) that have it.
 pub fn hs_eval_disparities(days: &[(usize, HsDayStats)]) -> serde_json::Value {
     let mean_of = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     let cell = |s: &HsDayStats, imps: &[usize], pris: &[usize]| {
@@ -135,7 +137,8 @@ pub fn hs_eval_disparities(days: &[(usize, HsDayStats)]) -> serde_json::Value {
             acc.push((a - b).abs());
         }
     }
-    let mut cf = Vec::new();
+    let (mut cf, mut cf_total) = (Vec::new(), Vec::new());
+    let ledger_sum = |x: &HsDayStats| x.ledger_finished.iter().flatten().sum::<f64>();
     for (i, s) in days.iter().filter(|(i, _)| i % 2 == 0) {
         let twin = days.iter().find(|(j, t)| *j == i + 1 && t.day == s.day);
         if let Some((_, t)) = twin {
@@ -143,6 +146,7 @@ pub fn hs_eval_disparities(days: &[(usize, HsDayStats)]) -> serde_json::Value {
             if let (Some(a), Some(b)) = (all(s), all(t)) {
                 cf.push((a - b).abs());
             }
+            cf_total.push((ledger_sum(s) - ledger_sum(t)).abs());
         }
     }
     let csp: Vec<Option<f64>> = pri.iter().map(|v| mean_of(v)).collect();
@@ -163,6 +167,7 @@ pub fn hs_eval_disparities(days: &[(usize, HsDayStats)]) -> serde_json::Value {
             "sum": csp.iter().flatten().sum::<f64>(),
         },
         "cf": mean_of(&cf),
+        "cf_total": mean_of(&cf_total),
         "welfare": {"impairment_groups": mean_welfare(&groups)},
     })
 }
@@ -249,8 +254,18 @@ mod tests {
         assert_eq!(d["csp"]["low"], 20.0);
         assert_eq!(d["csp"]["medium"], 0.0);
         assert_eq!(d["csp"]["sum"], 20.0);
-        // CF: factual mean (400 + 190 + 170) / 4 = 190, twin 760 / 4 = 190.
+        // CF: factual mean (400 + 190 + 170) / 4 = 190, twin 760 / 4 = 190. On sums (the
+        // reference's): 760 − 760 = 0 too; a twin that finished one patient more moves it.
         assert_eq!(d["cf"], 0.0);
+        assert_eq!(d["cf_total"], 0.0);
+        let t3 = day(
+            0,
+            [[380.0, 0.0, 0.0], [380.0, 0.0, 0.0], [190.0, 0.0, 0.0]],
+            [[2, 0, 0], [2, 0, 0], [1, 0, 0]],
+        );
+        let d3 = hs_eval_disparities(&[(0, f), (1, t3)]);
+        assert_eq!(d3["cf"], 0.0, "means: 950 / 5 = 190");
+        assert_eq!(d3["cf_total"], 190.0, "sums: |760 − 950|");
         // Welfare over the impairment groups [200, 190, 170] of the factual day.
         let w = &d["welfare"]["impairment_groups"];
         let jain =

@@ -402,6 +402,7 @@ fn eval_report(a: &HsAdapter, days: &[(usize, HsDayStats)]) -> serde_json::Value
         "dp_abs": fair["dp_abs"],
         "csp": fair["csp"],
         "cf": fair["cf"],
+        "cf_total": fair["cf_total"],
         "welfare": fair["welfare"],
         "swing_moves_mean": mean(&|s| f64::from(s.swing_moves)),
         "routing_decisions_mean": routing,
@@ -418,7 +419,54 @@ fn eval_report(a: &HsAdapter, days: &[(usize, HsDayStats)]) -> serde_json::Value
         "empty_dispatches_mean": mean(&|s| f64::from(s.empty_dispatches)),
         "bounces_mean": mean(&|s| f64::from(s.bounces)),
         "escort_wait_mean": mean(&|s| s.escort_wait_sum) / mean(&|s| f64::from(s.escort_waits)).max(1.0),
+        "escort_travel_mean": pooled(&stats, &|s| s.escort_travel_sum.iter().sum(), &|s| s.escort_travels.iter().sum()),
+        "escort_travel_mean_by_helper": {
+            "nurse": pooled(&stats, &|s| s.escort_travel_sum[0], &|s| s.escort_travels[0]),
+            "robot": pooled(&stats, &|s| s.escort_travel_sum[1], &|s| s.escort_travels[1]),
+        },
         "ward_wait_mean": mean(&|s| s.ward_wait_sum) / mean(&|s| f64::from(s.ward_waits)).max(1.0),
+        "empty_dispatch_cap_days": stats.iter().filter(|s| s.empty_dispatch_cap_triggers > 0).count(),
+        "empty_dispatch_cap_triggers_mean": mean(&|s| f64::from(s.empty_dispatch_cap_triggers)),
+        "per_day": per_day_means(&stats),
+    })
+}
+
+/// Σ numerator / Σ count over the days (0 without a sample): a pooled mean.
+fn pooled(
+    stats: &[HsDayStats],
+    sum: &dyn Fn(&HsDayStats) -> f64,
+    count: &dyn Fn(&HsDayStats) -> u32,
+) -> f64 {
+    let n: u64 = stats.iter().map(|s| u64::from(count(s))).sum();
+    let total: f64 = stats.iter().map(sum).sum();
+    if n == 0 { 0.0 } else { total / n as f64 }
+}
+
+/// The ratios as the reference's test scripts and tables average them: each day's own mean
+/// (a day without a sample counts 0, as their `np.mean(x) if x else 0.0`), then the mean over
+/// the days. Beside the pooled means above, which weight a day by its sample count.
+fn per_day_means(stats: &[HsDayStats]) -> serde_json::Value {
+    let ratio = |num: f64, n: u32| if n == 0 { 0.0 } else { num / f64::from(n) };
+    let over_days = |f: &dyn Fn(&HsDayStats) -> f64| {
+        if stats.is_empty() {
+            0.0
+        } else {
+            stats.iter().map(f).sum::<f64>() / stats.len() as f64
+        }
+    };
+    let routed = |s: &HsDayStats| s.routing_decisions.iter().sum::<u32>();
+    let outcome = |k: usize| over_days(&|s| ratio(f64::from(s.routing_decisions[k]), routed(s)));
+    serde_json::json!({
+        "escort_wait_mean": over_days(&|s| ratio(s.escort_wait_sum, s.escort_waits)),
+        "escort_travel_mean": over_days(&|s| {
+            ratio(s.escort_travel_sum.iter().sum(), s.escort_travels.iter().sum())
+        }),
+        "ward_wait_mean": over_days(&|s| ratio(s.ward_wait_sum, s.ward_waits)),
+        "routing_outcome_fraction": {
+            "perfect": outcome(0),
+            "backup": outcome(1),
+            "wrong": outcome(2),
+        },
     })
 }
 
@@ -602,5 +650,43 @@ mod tests {
             assert_eq!(st[at[j]], ret[j], "return of round-order row {j}");
         }
         assert!(dones.iter().any(|&d| d != 0) && pending.iter().any(Option::is_none));
+    }
+
+    #[test]
+    fn per_day_means_weight_days_equally_where_pooled_means_weight_samples() {
+        // Day A: 1 escort waiting 10 min, 3 travels of 2 min, routing 1 perfect of 1.
+        // Day B: 3 escorts waiting 2 min each, no travel, routing 1 perfect, 1 backup, 2 wrong.
+        use fairground_kernel::hs::HsDayStats;
+        let a = HsDayStats {
+            escort_wait_sum: 10.0,
+            escort_waits: 1,
+            escort_travel_sum: [4.0, 2.0],
+            escort_travels: [2, 1],
+            routing_decisions: [1, 0, 0],
+            ..HsDayStats::default()
+        };
+        let b = HsDayStats {
+            escort_wait_sum: 6.0,
+            escort_waits: 3,
+            routing_decisions: [1, 1, 2],
+            empty_dispatch_cap_triggers: 2,
+            ..HsDayStats::default()
+        };
+        let days = [a, b];
+        // Pooled: 16 / 4 = 4 min; per day: (10 + 2) / 2 = 6.
+        let w = super::pooled(&days, &|s| s.escort_wait_sum, &|s| s.escort_waits);
+        assert_eq!(w, 4.0);
+        let d = super::per_day_means(&days);
+        assert_eq!(d["escort_wait_mean"], 6.0);
+        // Travel: pooled 6 / 3 = 2; per day (2 + 0) / 2 = 1 (a day without a sample counts 0).
+        let t = super::pooled(&days, &|s| s.escort_travel_sum.iter().sum(), &|s| {
+            s.escort_travels.iter().sum()
+        });
+        assert_eq!(t, 2.0);
+        assert_eq!(d["escort_travel_mean"], 1.0);
+        // Perfect: pooled 2 / 5 = 0.4; per day (1 + 1/4) / 2 = 0.625.
+        assert_eq!(d["routing_outcome_fraction"]["perfect"], 0.625);
+        assert_eq!(d["routing_outcome_fraction"]["wrong"], 0.25);
+        assert_eq!(d["ward_wait_mean"], 0.0);
     }
 }
