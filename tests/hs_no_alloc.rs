@@ -1,9 +1,12 @@
 //! Guarantees: after construction, stepping HospitalSim allocates nothing — over 20+ simulated
-//! days per instance (day ends and auto-resets included) on a 2-thread pool, in both profiles.
+//! days per instance (day ends and auto-resets included) on a 2-thread pool, in both profiles,
+//! with each source of arrival peaks (single random, the curriculum's pool, fresh templates).
 //! A counting `#[global_allocator]` (one per test binary, hence this file) checks it.
 
 use fairground_kernel::Profile;
-use fairground_kernel::hs::{HsActions, HsConfig, HsEnv, HsRound, RandomPolicy};
+use fairground_kernel::hs::{
+    ArrivalPeaks, Curriculum, HsActions, HsConfig, HsEnv, HsRound, RandomPolicy,
+};
 use fairground_kernel::pool::WorkerPool;
 #[path = "common/counting_alloc.rs"]
 mod counting_alloc;
@@ -20,14 +23,28 @@ static GLOBAL: Counting = Counting;
 /// are still counted.
 fn main() {
     stepping_many_days_allocates_nothing();
-    println!("hs_no_alloc: stepping many days allocates nothing (both profiles)");
+    println!(
+        "hs_no_alloc: stepping many days allocates nothing (both profiles, every arrival source)"
+    );
 }
 
 fn stepping_many_days_allocates_nothing() {
-    for profile in Profile::ALL {
+    let sources = [
+        ArrivalPeaks::SingleRandom,
+        ArrivalPeaks::Curriculum(Curriculum {
+            phase_days: [10, 40],
+            ..Curriculum::default()
+        }),
+        ArrivalPeaks::FreshTemplate,
+    ];
+    for (profile, arrivals) in Profile::ALL
+        .into_iter()
+        .flat_map(|p| sources.map(|a| (p, a)))
+    {
         let n = 6;
         let mut config = HsConfig::new(n as u32, 5, profile);
         config.twins = true;
+        config.arrivals = arrivals;
         let pool = WorkerPool::new(2);
         let mut policy = RandomPolicy::new(5, n, true);
         let mut actions = HsActions::new(n, &config.params);
@@ -49,7 +66,7 @@ fn stepping_many_days_allocates_nothing() {
         assert_eq!(
             after - before,
             0,
-            "{profile}: {} allocations over {days} days",
+            "{profile} {arrivals:?}: {} allocations over {days} days",
             after - before
         );
     }

@@ -12,7 +12,10 @@
 //! - HS counterfactual runs (PPO, Fair-PPO) follow the reference's CF script: standardised
 //!   advantages and the value regressed on standardised advantage + V (`hs.standardized_returns`),
 //!   where DP keeps raw advantages; a file's value is kept and the target changes training; FEN
-//!   refuses the key in one line.
+//!   refuses the key in one line;
+//! - HS reference runs train on the arrival-template curriculum and evaluate on fresh templates
+//!   (`eval.json` says so and lists each day's peaks), except counterfactual runs; the key
+//!   changes training, a file's value is kept, and unordered phases are refused in one line.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -250,6 +253,87 @@ fn hs_reference_counterfactual_runs_regress_on_standardised_advantages_as_the_cf
     assert!(err.contains("hs.standardized_returns"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!dir.join("e").exists(), "nothing written");
+}
+
+#[test]
+fn hs_reference_trains_on_the_arrival_curriculum_and_tests_on_fresh_templates() {
+    // The DP, CSP, FEN and SOTO scripts set a template from a pool of five every training day
+    // and build a fresh one for every test day; the CF scripts never apply theirs.
+    let off = format!("{TINY_HS}[hs]\narrival_curriculum = false\n");
+    let on = format!("{TINY_HS}[hs]\narrival_curriculum = true\n");
+    let bad = format!("{TINY_HS}[hs]\ncurriculum_phase_days = [600, 300]\n");
+    let dir = setup(
+        "train-ref-hs-curriculum",
+        &[
+            ("tiny.toml", TINY_HS),
+            ("off.toml", off.as_str()),
+            ("on.toml", on.as_str()),
+            ("bad.toml", bad.as_str()),
+        ],
+    );
+    let (a, b, c, d) = (dir.join("a"), dir.join("b"), dir.join("c"), dir.join("d"));
+    train("hs", &dir.join("tiny.toml"), &a);
+    let saved = saved_config(&a);
+    assert_eq!(saved["hs.arrival_curriculum"], "true");
+    assert_eq!(saved["hs.curriculum_templates"], "5");
+    assert_eq!(saved["hs.curriculum_seed"], "42");
+    assert_eq!(saved["hs.curriculum_phase_days"], "[300, 600]");
+    ok(&fairground(&[
+        "eval",
+        a.to_str().unwrap(),
+        "--episodes",
+        "2",
+    ]));
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(eval["arrivals"]["source"], "fresh_template");
+    let peaks = eval["arrivals"]["peaks_by_day"].as_array().unwrap();
+    assert_eq!(peaks.len(), 2, "{peaks:?}");
+    for day in peaks {
+        assert_eq!(day.as_array().unwrap().len(), 2, "two peaks a day: {day}");
+    }
+    // The key changes training; the file's value is kept.
+    train("hs", &dir.join("off.toml"), &b);
+    assert_eq!(saved_config(&b)["hs.arrival_curriculum"], "false");
+    let (ma, mb) = (metrics(&a), metrics(&b));
+    assert_ne!(
+        ma.last().unwrap()["param_hash"],
+        mb.last().unwrap()["param_hash"],
+        "the peaks change the days, hence the updates"
+    );
+    ok(&fairground(&[
+        "eval",
+        b.to_str().unwrap(),
+        "--episodes",
+        "1",
+    ]));
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(eval["arrivals"]["source"], "single_random");
+    // Counterfactual runs keep the single random peak unless the file says otherwise.
+    let cf = ["--fairness", "cf"];
+    train_with("hs", &dir.join("tiny.toml"), &c, &cf);
+    assert_eq!(saved_config(&c)["hs.arrival_curriculum"], "false");
+    train_with("hs", &dir.join("on.toml"), &d, &cf);
+    assert_eq!(saved_config(&d)["hs.arrival_curriculum"], "true");
+    // Unordered phases: one line naming the key, nothing written.
+    let e = dir.join("e");
+    let out = fairground(&[
+        "train",
+        "--env",
+        "hs",
+        "--profile",
+        "reference",
+        "--config",
+        dir.join("bad.toml").to_str().unwrap(),
+        "--out",
+        e.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("hs.curriculum_phase_days"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!e.exists(), "nothing written");
 }
 
 #[test]

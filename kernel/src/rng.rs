@@ -37,6 +37,8 @@ pub enum Purpose {
     HsArrivals = 0x0B02,
     /// HS clerk predictions (priority and assistance guesses).
     HsClerks = 0x0B03,
+    /// HS arrival templates: the curriculum's pool, a day's choice from it, a fresh template.
+    HsTemplates = 0x0B04,
     /// Trainer: initial network parameters (indexed by network).
     TrainInit = 0x0C01,
     /// Trainer: the key of the policy's counter-based action sampling (indexed by network).

@@ -703,6 +703,25 @@ pub struct HsSection {
     /// file that sets either key keeps its value. Not for FEN or SOTO (their reference ports'
     /// GAE defines the returns).
     pub standardized_returns: bool,
+    /// [REPRO] (spec §2.4, §3.2; the reference's DP, CSP, FEN and SOTO HS scripts): the
+    /// arrival-template curriculum. Training days take their peaks from a pool of
+    /// `curriculum_templates` two-peak templates drawn once from `curriculum_seed` (not the
+    /// run's seed: the reference reseeds its global RNG with 42), sorted by difficulty (peaks ×
+    /// total peak minutes): the day of global index g (day d of hospital k of K: d·K + k)
+    /// draws uniformly from the easiest `max(1, ⌊0.3·n⌋)` while g < `curriculum_phase_days[0]`,
+    /// the easiest `max(1, ⌊0.7·n⌋)` while g < `curriculum_phase_days[1]`, then from all; every
+    /// evaluation day draws a fresh template (the test scripts). false: the hospital's single
+    /// random peak per day, in training and evaluation. The reference profile turns it on except
+    /// for counterfactual runs (the CF scripts never apply their templates); a config file
+    /// that sets it keeps its value; a run made before the key existed has it off.
+    pub arrival_curriculum: bool,
+    /// The curriculum's pool size (reference 5; 1..=64).
+    pub curriculum_templates: u8,
+    /// The seed of the curriculum's pool (reference 42), independent of the run's seed.
+    pub curriculum_seed: u64,
+    /// Global day indices where the curriculum's easy and medium phases end (reference
+    /// [300, 600]; ascending).
+    pub curriculum_phase_days: [u32; 2],
 }
 
 /// The flat keys of earlier versions' config files: (flat key, section, key in the section).
@@ -813,6 +832,10 @@ impl Default for HsSection {
             pairwise_ratio: false,
             whole_days: false,
             standardized_returns: false,
+            arrival_curriculum: false,
+            curriculum_templates: 5,
+            curriculum_seed: 42,
+            curriculum_phase_days: [300, 600],
         }
     }
 }
@@ -1046,6 +1069,7 @@ impl TrainConfig {
             c.ah.cross_group_training = true;
             c.hs.pairwise_ratio = true;
             c.hs.whole_days = true;
+            c.hs.arrival_curriculum = true;
             c.ppo.shuffle_minibatches = false;
             match env {
                 EnvName::Ah => {
@@ -1373,7 +1397,24 @@ impl AhConfig {
 impl HsSection {
     fn validate(&self) -> Result<(), TrainError> {
         range_u32("hs.patients", u32::from(self.patients), 1, 320)?;
-        range_u32("hs.sim_minutes", u32::from(self.sim_minutes), 1, 1440)
+        range_u32("hs.sim_minutes", u32::from(self.sim_minutes), 1, 1440)?;
+        range_u32(
+            "hs.curriculum_templates",
+            u32::from(self.curriculum_templates),
+            1,
+            fairground_kernel::hs::arrivals::POOL_MAX as u32,
+        )?;
+        let [easy, medium] = self.curriculum_phase_days;
+        if easy > medium {
+            return Err(bad(
+                "hs.curriculum_phase_days",
+                format!(
+                    "[{easy}, {medium}]: the easy phase must end no later than the medium one \
+                     (ascending day indices)"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 //! Module map:
 //! - [`params`]: limits (`PATIENTS_MAX`, `EVENTS_MAX`, staff maxima), [`HsParams`], [`HsFlags`].
 //! - [`layout`]: rooms, floors, the precomputed travel table, illnesses and the quality map.
+//! - [`arrivals`]: where a day's arrival peaks come from (single random, curriculum, fresh).
 //! - [`patients`]: statuses, potentials, allowed transitions, the daily schedule generator.
 //! - [`events`]: the per-instance fixed-capacity event queue (a per-minute calendar).
 //! - `state`: the struct-of-arrays columns and views, and the invariant checker.
@@ -21,6 +22,7 @@
 
 mod actions;
 pub mod agents;
+pub mod arrivals;
 pub mod events;
 mod journey;
 pub mod layout;
@@ -32,6 +34,7 @@ pub mod stats;
 mod tick;
 
 pub use agents::RandomPolicy;
+pub use arrivals::{ArrivalPeaks, ArrivalTemplate, Curriculum};
 pub use log::{Cause, EventSink, LogRecord, NoLog};
 pub use params::*;
 pub use patients::{Status, World};
@@ -73,6 +76,10 @@ pub struct HsConfig {
     /// Counterfactual pairs: instance 2k is a factual world and 2k+1 its twin (same streams,
     /// impairment none <-> high swapped; see `HsFlags::counterfactual_schedule_lost`).
     pub twins: bool,
+    /// Where each day's arrival peaks come from (the reference wrapper's single random peak
+    /// unless set; snapshots made before this field existed used it).
+    #[serde(default)]
+    pub arrivals: ArrivalPeaks,
 }
 
 impl HsConfig {
@@ -83,6 +90,7 @@ impl HsConfig {
             params: HsParams::default(),
             flags: HsFlags::from_profile(profile),
             twins: false,
+            arrivals: ArrivalPeaks::SingleRandom,
         }
     }
 }
@@ -317,6 +325,7 @@ pub struct HsSnapshot {
 pub struct HsEnv {
     config: HsConfig,
     travel: TravelTable,
+    arrivals: arrivals::ArrivalPlan,
     state: HsState,
 }
 
@@ -332,26 +341,22 @@ impl HsEnv {
         );
         let mut env = Self {
             travel: TravelTable::new(),
+            arrivals: arrivals::ArrivalPlan::new(config.arrivals, config.params.sim_minutes),
             state: HsState::zeroed(n),
             config,
         };
-        let ctx = Ctx {
-            params: &env.config.params,
-            flags: env.config.flags,
-            travel: &env.travel,
-        };
-        let mut cols = env.state.cols();
+        let (twins, seed) = (env.config.twins, env.config.seed);
+        let (ctx, mut cols) = env.ctx_cols();
         for i in 0..n {
             let mut v = cols.instance(i);
-            let (stream_index, world) = if env.config.twins {
+            let (stream_index, world) = if twins {
                 (i / 2, (i % 2) as u8)
             } else {
                 (i, 0)
             };
-            v.sc[0].episodes =
-                Stream::new(env.config.seed, Purpose::Episodes, &[stream_index as u64]);
+            v.sc[0].episodes = Stream::new(seed, Purpose::Episodes, &[stream_index as u64]);
             v.sc[0].world = world;
-            v.start_day(&ctx);
+            v.start_day(&ctx, i);
             v.advance(&ctx, &mut NoLog, i as u32);
         }
         env
@@ -386,22 +391,39 @@ impl HsEnv {
         );
         let state = snapshot.state;
         Self {
+            arrivals: arrivals::ArrivalPlan::new(
+                snapshot.config.arrivals,
+                snapshot.config.params.sim_minutes,
+            ),
             config: snapshot.config,
             travel: TravelTable::new(),
             state,
         }
     }
 
-    /// Write every instance's pending role and observation (no stepping; reward, acted and
-    /// day_done are zeroed).
-    pub fn observe(&mut self, round: &mut HsRound) {
-        self.check_round(round);
+    /// The curriculum's template pool, easiest first (empty unless the config sets one).
+    pub fn arrival_pool(&self) -> &[ArrivalTemplate] {
+        self.arrivals.pool()
+    }
+
+    /// What a tick reads besides the state, and the state's columns (borrowed apart).
+    fn ctx_cols(&mut self) -> (Ctx<'_>, Cols<'_>) {
         let ctx = Ctx {
             params: &self.config.params,
             flags: self.config.flags,
             travel: &self.travel,
+            arrivals: &self.arrivals,
+            twins: self.config.twins,
+            instances: self.config.instances,
         };
-        let mut cols = self.state.cols();
+        (ctx, self.state.cols())
+    }
+
+    /// Write every instance's pending role and observation (no stepping; reward, acted and
+    /// day_done are zeroed).
+    pub fn observe(&mut self, round: &mut HsRound) {
+        self.check_round(round);
+        let (ctx, mut cols) = self.ctx_cols();
         let mut out = round.view();
         for i in 0..cols.len() {
             let mut v = cols.instance(i);
@@ -422,14 +444,10 @@ impl HsEnv {
             actions.n_swing, self.config.params.n_swing as usize,
             "HsActions n_swing"
         );
-        let ctx = Ctx {
-            params: &self.config.params,
-            flags: self.config.flags,
-            travel: &self.travel,
-        };
+        let (ctx, cols) = self.ctx_cols();
         let part = Part {
             base: 0,
-            cols: self.state.cols(),
+            cols,
             out: round.view(),
             router: &actions.router,
             dispatcher: &actions.dispatcher,
@@ -448,14 +466,10 @@ impl HsEnv {
         log: &mut L,
     ) {
         self.check_round(round);
-        let ctx = Ctx {
-            params: &self.config.params,
-            flags: self.config.flags,
-            travel: &self.travel,
-        };
+        let (ctx, cols) = self.ctx_cols();
         let mut part = Part {
             base: 0,
-            cols: self.state.cols(),
+            cols,
             out: round.view(),
             router: &actions.router,
             dispatcher: &actions.dispatcher,
@@ -515,7 +529,7 @@ impl Part<'_> {
                     &mut self.out.day_ledger[i * PATIENTS_MAX..(i + 1) * PATIENTS_MAX],
                     &mut self.out.day_finished[i * PATIENTS_MAX..(i + 1) * PATIENTS_MAX],
                 );
-                v.start_day(ctx);
+                v.start_day(ctx, self.base + i);
                 v.advance(ctx, log, inst);
             }
             v.write_observation(ctx, &mut self.out, i);
@@ -566,8 +580,8 @@ impl Inst<'_> {
         }
     }
 
-    /// Reset this instance to the start of its next day, in place.
-    fn start_day(&mut self, ctx: &Ctx) {
+    /// Reset instance `inst` to the start of its next day, in place.
+    fn start_day(&mut self, ctx: &Ctx, inst: usize) {
         let p = ctx.params;
         let flags = ctx.flags;
         let n = p.n_patients as usize;
@@ -577,14 +591,24 @@ impl Inst<'_> {
         let day_seed = sc.episodes.next_u64();
         let world = sc.world;
         let cf = world == World::Counterfactual as u8;
+        // The day's place in the run's days played one after another (day d of stream k of
+        // K: d·K + k), the curriculum's clock; twins share their factual world's day.
+        let (stream, streams) = if ctx.twins {
+            (inst / 2, ctx.instances as usize / 2)
+        } else {
+            (inst, ctx.instances as usize)
+        };
+        let global_day = u64::from(day) * streams as u64 + stream as u64;
+        let template = ctx.arrivals.template(day_seed, global_day);
         let mut attrs = Stream::new(day_seed, Purpose::HsPatients, &[]);
         // The reference's lost counterfactual schedule: the twin's arrival times come from an
         // independent stream and its attributes are not swapped.
         let arrival_world = u64::from(cf && flags.counterfactual_schedule_lost);
         let mut gaps = Stream::new(day_seed, Purpose::HsArrivals, &[arrival_world]);
-        patients::generate(
+        let peaks = patients::generate(
             n,
             p.sim_minutes,
+            template,
             &mut attrs,
             &mut gaps,
             cf && !flags.counterfactual_schedule_lost,
@@ -623,7 +647,7 @@ impl Inst<'_> {
         sc.dispatch_run = 0;
         sc.dispatch_run_minute = -1;
         sc.dispatch_blocked_minute = -1;
-        sc.stats = HsDayStats::start(day, p.n_patients);
+        sc.stats = HsDayStats::start(day, p.n_patients, peaks);
         sc.helper_idle = [0; 2];
         // Doctors: fixed ones ward by ward in creation (= dict) order, then swing doctors.
         self.doc_busy.fill(0);

@@ -1,6 +1,7 @@
 //! Patient statuses, their shaping potentials, the transitions the spec allows, and the daily
 //! patient schedule (spec §2.3, §2.4, §2.6, §2.8).
 
+use super::arrivals::ArrivalTemplate;
 use crate::rng::Stream;
 use serde::{Deserialize, Serialize};
 
@@ -155,17 +156,25 @@ pub use crate::world::World;
 /// Draw the day's patients (spec §2.3–2.4). `attrs` is the day's HsPatients stream (the
 /// reference wrapper's `rng`: peaks, rates, then per patient impairment, priority, illness) and
 /// `gaps` the day's HsArrivals stream (the reference's global `random.expovariate`).
+/// `template`: the day's peaks when the caller sets them (the reference's
+/// `arrival_template_override`; the patient stream then draws no peak), else `None` for the
+/// wrapper's single random peak. Returns the peaks the day used.
 pub fn generate(
     n: usize,
     sim_minutes: u16,
+    template: Option<ArrivalTemplate>,
     attrs: &mut Stream,
     gaps: &mut Stream,
     swap_impairment: bool,
     out: Schedule<'_>,
-) {
-    // Peaks: a single interval (start, end) with end independent of start (may be empty).
-    let start = attrs.range_inclusive(0, 420);
-    let end = attrs.range_inclusive(60, 120) + attrs.range_inclusive(0, 420);
+) -> ArrivalTemplate {
+    // Peaks: the template's, or a single interval (start, end) with end independent of start
+    // (it may precede it: no peak at all).
+    let peaks = template.unwrap_or_else(|| {
+        let start = attrs.range_inclusive(0, 420);
+        let end = attrs.range_inclusive(60, 120) + attrs.range_inclusive(0, 420);
+        ArrivalTemplate::single(start as u16, end as u16)
+    });
     let lambda_peak = attrs.uniform(10.0, 18.0);
     let lambda_off = attrs.uniform(1.0, 5.0);
     // build_arrival_schedule: integer times, truncated every step. Raw times are stored in the
@@ -173,7 +182,7 @@ pub fn generate(
     // range is 45 standard deviations away); overflow is asserted, never truncated.
     let mut t: i64 = 0;
     for i in 0..n {
-        let lambda = if start <= t && t < end {
+        let lambda = if peaks.is_peak(t) {
             lambda_peak
         } else {
             lambda_off
@@ -216,6 +225,7 @@ pub fn generate(
         out.priority[i] = attrs.below(3) as u8;
         out.illness[i] = attrs.below(6) as u8;
     }
+    peaks
 }
 
 #[cfg(test)]
@@ -280,6 +290,59 @@ mod tests {
         }
     }
 
+    /// One day's schedule from fresh streams of seed `day`.
+    fn day(day: u64, template: Option<ArrivalTemplate>) -> ([u8; 300], [u8; 300], [u16; 300]) {
+        let (mut imp, mut pri, mut ill, mut arr) =
+            ([0u8; 300], [0u8; 300], [0u8; 300], [0u16; 300]);
+        let mut a = Stream::new(day, Purpose::HsPatients, &[]);
+        let mut g = Stream::new(day, Purpose::HsArrivals, &[0]);
+        generate(
+            300,
+            720,
+            template,
+            &mut a,
+            &mut g,
+            false,
+            Schedule {
+                impairment: &mut imp,
+                priority: &mut pri,
+                illness: &mut ill,
+                arrival: &mut arr,
+            },
+        );
+        (imp, pri, arr)
+    }
+
+    #[test]
+    fn a_template_replaces_the_peak_draws_and_shapes_the_arrivals() {
+        let morning = ArrivalTemplate {
+            peaks: [(0, 60), (100, 160)],
+        };
+        let evening = ArrivalTemplate {
+            peaks: [(400, 460), (500, 560)],
+        };
+        let (mut differ, mut tenth_m, mut tenth_e) = (0, 0u32, 0u32);
+        for d in 0..50 {
+            let (imp_m, pri_m, arr_m) = day(d, Some(morning));
+            let (imp_e, pri_e, arr_e) = day(d, Some(evening));
+            let (imp_f, pri_f, _) = day(d, None);
+            // The rates and attributes come from the patient stream and do not depend on which
+            // template: the stream draws no peak when one is given.
+            assert_eq!((imp_m, pri_m), (imp_e, pri_e), "day {d}");
+            // Without one, its three peak draws come first and shift every attribute draw.
+            differ += usize::from((imp_m, pri_m) != (imp_f, pri_f));
+            tenth_m += u32::from(arr_m[9]);
+            tenth_e += u32::from(arr_e[9]);
+        }
+        assert_eq!(differ, 50);
+        // A peak from minute 0 makes the first arrivals come at the peak rate (10-18/h instead
+        // of 1-5/h): the 10th arrival comes several times earlier on average.
+        assert!(
+            3 * tenth_m < tenth_e,
+            "10th arrivals {tenth_m} vs {tenth_e} (sums)"
+        );
+    }
+
     #[test]
     fn schedule_is_sorted_within_the_day_and_attributes_follow_the_weights() {
         let n = 300;
@@ -292,6 +355,7 @@ mod tests {
             generate(
                 n,
                 720,
+                None,
                 &mut a,
                 &mut g,
                 false,

@@ -1,5 +1,6 @@
 //! Per-day statistics for the metrics of spec §6. One record per finished day and instance.
 
+use super::arrivals::ArrivalTemplate;
 use crate::hash::TrajectoryHash;
 use serde::{Deserialize, Serialize};
 
@@ -59,13 +60,19 @@ pub struct HsDayStats {
     pub bounces: u32,
     /// Events handled.
     pub events: u32,
+    /// The day's arrival peaks (the template the day was given, or its single random peak).
+    /// Not part of the trajectory hash: the arrival times they shape are, through the day's
+    /// events; statistics saved before this field existed read as no peak.
+    #[serde(default)]
+    pub peaks: ArrivalTemplate,
 }
 
 impl HsDayStats {
-    pub(crate) fn start(day: u32, patients: u16) -> Self {
+    pub(crate) fn start(day: u32, patients: u16, peaks: ArrivalTemplate) -> Self {
         Self {
             day,
             patients,
+            peaks,
             ..Self::default()
         }
     }

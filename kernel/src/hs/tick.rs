@@ -22,6 +22,9 @@ pub(crate) struct Ctx<'p> {
     pub params: &'p HsParams,
     pub flags: HsFlags,
     pub travel: &'p TravelTable,
+    pub arrivals: &'p super::arrivals::ArrivalPlan,
+    pub twins: bool,
+    pub instances: u32,
 }
 
 /// Why a tick call returned.

@@ -407,6 +407,8 @@ fn resolve_fresh(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainErro
 ///   over each role's day memory and regresses the value on standardised advantage + V, where
 ///   its DP and CSP scripts use raw advantages: the reference profile's PPO and Fair-PPO CF
 ///   runs on HS get `ppo.normalize_advantages` and `hs.standardized_returns`.
+/// - The reference's HS counterfactual scripts never apply their arrival templates: the
+///   reference profile's CF runs keep the single random peak (`hs.arrival_curriculum` off).
 fn notion_defaults(
     cfg: &mut TrainConfig,
     user_instances: bool,
@@ -418,6 +420,10 @@ fn notion_defaults(
     }
     if cfg.instances == 1 && !user_instances && !file_sets("", "", "instances") {
         cfg.instances = 2;
+    }
+    if !file_sets("hs", "arrival_curriculum", "") {
+        // Only the reference profile turns it on; this keeps it off for CF.
+        cfg.hs.arrival_curriculum = false;
     }
     if cfg.profile == fairground_kernel::Profile::Reference
         && matches!(cfg.algo, Algo::Ppo | Algo::FairPpo)

@@ -22,9 +22,9 @@ pub use crate::metrics::outcomes::{DayAgg, Outcomes};
 use crate::metrics::{FairMetrics, csp_value};
 use crate::net::{NetShape, StoreLayout};
 use fairground_kernel::hs::{
-    DISPATCH_CHOICES, DISPATCH_COMPONENTS, DISPATCHER_OBS, HsActions, HsConfig, HsDayStats, HsEnv,
-    HsParams, HsRound, HsSnapshot, MANAGER_CHOICES, MANAGER_OBS, ROUTER_ACTIONS, ROUTER_OBS,
-    RandomPolicy,
+    ArrivalPeaks, Curriculum, DISPATCH_CHOICES, DISPATCH_COMPONENTS, DISPATCHER_OBS, HsActions,
+    HsConfig, HsDayStats, HsEnv, HsParams, HsRound, HsSnapshot, MANAGER_CHOICES, MANAGER_OBS,
+    ROUTER_ACTIONS, ROUTER_OBS, RandomPolicy,
 };
 use fairground_kernel::pool::WorkerPool;
 
@@ -50,6 +50,18 @@ pub fn hs_config(cfg: &TrainConfig, env_use: EnvUse) -> HsConfig {
     };
     // Counterfactual fairness steps every hospital with its twin (instance 2k + 1 of 2k).
     c.twins = cfg.fair.fairness == Fairness::Cf;
+    // The reference's scripts: a curriculum over a fixed pool in training, a fresh template for
+    // every test day.
+    if cfg.hs.arrival_curriculum {
+        c.arrivals = match env_use {
+            EnvUse::Train => ArrivalPeaks::Curriculum(Curriculum {
+                templates: cfg.hs.curriculum_templates,
+                seed: cfg.hs.curriculum_seed,
+                phase_days: cfg.hs.curriculum_phase_days,
+            }),
+            EnvUse::Eval => ArrivalPeaks::FreshTemplate,
+        };
+    }
     c
 }
 
@@ -428,7 +440,20 @@ fn eval_report(a: &HsAdapter, days: &[(usize, HsDayStats)]) -> serde_json::Value
         "empty_dispatch_cap_days": stats.iter().filter(|s| s.empty_dispatch_cap_triggers > 0).count(),
         "empty_dispatch_cap_triggers_mean": mean(&|s| f64::from(s.empty_dispatch_cap_triggers)),
         "per_day": per_day_means(&stats),
+        "arrivals": arrivals_report(a.env.config().arrivals, &stats),
     })
+}
+
+/// Where the evaluated days' arrival peaks came from, and each day's `[start, end)` intervals
+/// in the order the days were kept (an empty interval, start >= end, is no peak).
+fn arrivals_report(source: ArrivalPeaks, stats: &[HsDayStats]) -> serde_json::Value {
+    let source = match source {
+        ArrivalPeaks::SingleRandom => "single_random",
+        ArrivalPeaks::Curriculum(_) => "curriculum",
+        ArrivalPeaks::FreshTemplate => "fresh_template",
+    };
+    let peaks: Vec<_> = stats.iter().map(|s| s.peaks.peaks).collect();
+    serde_json::json!({ "source": source, "peaks_by_day": peaks })
 }
 
 /// Σ numerator / Σ count over the days (0 without a sample): a pooled mean.
