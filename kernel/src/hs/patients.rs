@@ -346,26 +346,9 @@ mod tests {
     #[test]
     fn schedule_is_sorted_within_the_day_and_attributes_follow_the_weights() {
         let n = 300;
-        let (mut imp, mut pri, mut ill, mut arr) =
-            ([0u8; 300], [0u8; 300], [0u8; 300], [0u16; 300]);
         let mut counts = [0u32; 3];
-        for day in 0..200u64 {
-            let mut a = Stream::new(day, Purpose::HsPatients, &[]);
-            let mut g = Stream::new(day, Purpose::HsArrivals, &[0]);
-            generate(
-                n,
-                720,
-                None,
-                &mut a,
-                &mut g,
-                false,
-                Schedule {
-                    impairment: &mut imp,
-                    priority: &mut pri,
-                    illness: &mut ill,
-                    arrival: &mut arr,
-                },
-            );
+        for d in 0..200u64 {
+            let (imp, _, arr) = day(d, None);
             assert!(arr.windows(2).all(|w| w[0] <= w[1]));
             assert!(arr[n - 1] <= 720, "{}", arr[n - 1]);
             for &i in &imp {
