@@ -184,10 +184,12 @@ pub struct EnvBenchArgs {
     /// Rule profile: clean (the paper's rules) or reference (the Python code's behaviour).
     #[arg(long, default_value = "clean")]
     pub profile: Profile,
-    /// AH: add what happened inside the steps to the line (substitutions, executed actions,
-    /// outcomes, movers, frozen agents, ripeness, the sensitive agents' share of the reward),
-    /// each a mean over instances with its standard error, to hold a profile against the
-    /// reference code (tools/refcompare/). Same trajectory as without.
+    /// Add what happened inside the steps to the line, each a mean with its standard error, to
+    /// hold a profile against the reference code (tools/refcompare/). AH, over instances:
+    /// substitutions, executed actions, outcomes, movers, frozen agents, ripeness, the sensitive
+    /// agents' share of the reward. HS, over each instance's first --days days: rewards and
+    /// decisions per role, escort wait and travel, routing outcomes, ward wait, exits, ledger
+    /// means by impairment and priority, the ledgers' DP. Same trajectory as without.
     #[arg(long)]
     pub stats: bool,
     /// AH: the share of sensitive agents, 0..=1 (0 and 1 are the reference's counterfactual

@@ -159,9 +159,9 @@ fn the_stats_line_and_the_sensitive_fraction() {
     assert!(err.contains("sensitive_fraction"), "{err}");
     // AH's options are refused for HS, not ignored.
     let out = Command::new(env!("CARGO_BIN_EXE_fairground"))
-        .args(["bench", "env", "--env", "hs", "--stats"])
+        .args(["bench", "env", "--env", "hs", "--sensitive-fraction", "0"])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--stats"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--sensitive-fraction"));
 }

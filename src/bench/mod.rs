@@ -12,9 +12,8 @@ pub fn env(args: &EnvBenchArgs) -> anyhow::Result<String> {
     match args.env {
         EnvName::Ah => env_ah::run(args),
         EnvName::Hs => {
-            // AH's options, refused rather than ignored (HS statistics are not built yet).
+            // AH's options, refused rather than ignored.
             let ah_only = [
-                ("--stats", args.stats),
                 ("--sensitive-fraction", args.sensitive_fraction.is_some()),
                 ("--episode-steps", args.episode_steps.is_some()),
             ];
