@@ -1,11 +1,12 @@
 //! Guarantees: after construction, stepping HospitalSim allocates nothing — over 20+ simulated
 //! days per instance (day ends and auto-resets included) on a 2-thread pool, in both profiles,
-//! with each source of arrival peaks (single random, the curriculum's pool, fresh templates).
+//! with each source of arrival peaks (single random, the curriculum's pool, fresh templates),
+//! and with counterfactual pairs whose days end together (`PairDays::EitherEnds`).
 //! A counting `#[global_allocator]` (one per test binary, hence this file) checks it.
 
 use fairground_kernel::Profile;
 use fairground_kernel::hs::{
-    ArrivalPeaks, Curriculum, HsActions, HsConfig, HsEnv, HsRound, RandomPolicy,
+    ArrivalPeaks, Curriculum, HsActions, HsConfig, HsEnv, HsRound, PairDays, RandomPolicy,
 };
 use fairground_kernel::pool::WorkerPool;
 #[path = "common/counting_alloc.rs"]
@@ -24,7 +25,7 @@ static GLOBAL: Counting = Counting;
 fn main() {
     stepping_many_days_allocates_nothing();
     println!(
-        "hs_no_alloc: stepping many days allocates nothing (both profiles, every arrival source)"
+        "hs_no_alloc: stepping many days allocates nothing (both profiles, every arrival source, both pair-day modes)"
     );
 }
 
@@ -37,14 +38,19 @@ fn stepping_many_days_allocates_nothing() {
         }),
         ArrivalPeaks::FreshTemplate,
     ];
-    for (profile, arrivals) in Profile::ALL
-        .into_iter()
-        .flat_map(|p| sources.map(|a| (p, a)))
-    {
+    let cases = Profile::ALL.into_iter().flat_map(|p| {
+        sources.map(|a| (p, a, PairDays::Full)).into_iter().chain([(
+            p,
+            ArrivalPeaks::SingleRandom,
+            PairDays::EitherEnds,
+        )])
+    });
+    for (profile, arrivals, pair_days) in cases {
         let n = 6;
         let mut config = HsConfig::new(n as u32, 5, profile);
         config.twins = true;
         config.arrivals = arrivals;
+        config.pair_days = pair_days;
         let pool = WorkerPool::new(2);
         let mut policy = RandomPolicy::new(5, n, true);
         let mut actions = HsActions::new(n, &config.params);
@@ -66,7 +72,7 @@ fn stepping_many_days_allocates_nothing() {
         assert_eq!(
             after - before,
             0,
-            "{profile} {arrivals:?}: {} allocations over {days} days",
+            "{profile} {arrivals:?} {pair_days:?}: {} allocations over {days} days",
             after - before
         );
     }

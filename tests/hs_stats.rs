@@ -64,7 +64,9 @@ fn day(edit: impl Fn(&mut HsDayStats)) -> DaySample {
 }
 
 fn mean(v: &serde_json::Value) -> f64 {
-    v["mean"].as_f64().unwrap_or_else(|| panic!("no mean in {v}"))
+    v["mean"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no mean in {v}"))
 }
 
 #[test]
@@ -129,18 +131,39 @@ fn the_summary_is_per_day_means_with_standard_errors() {
 fn the_stats_line() {
     let bench = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_fairground"))
-            .args(["bench", "env", "--env", "hs", "--instances", "2", "--days", "1"])
+            .args([
+                "bench",
+                "env",
+                "--env",
+                "hs",
+                "--instances",
+                "2",
+                "--days",
+                "1",
+            ])
             .args(extra)
             .output()
             .unwrap()
     };
     let out = bench(&["--profile", "reference", "--stats"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let s = &line["stats"];
     assert_eq!(s["days"], 2, "{s}");
-    for key in ["escort_wait_mean", "ledger_dp", "patients_finished", "swing_moves"] {
-        assert!(s[key]["mean"].is_f64() && s[key]["se"].is_f64(), "{key}: {s}");
+    for key in [
+        "escort_wait_mean",
+        "ledger_dp",
+        "patients_finished",
+        "swing_moves",
+    ] {
+        assert!(
+            s[key]["mean"].is_f64() && s[key]["se"].is_f64(),
+            "{key}: {s}"
+        );
     }
     for role in ["router", "dispatcher", "manager"] {
         assert!(s["reward_per_day"][role]["mean"].is_f64(), "{role}: {s}");

@@ -1,22 +1,36 @@
 #!/usr/bin/env python3
-"""Hold fairground's AH environment against the reference code's, statistically.
+"""Hold fairground's environments against the reference code's, statistically.
 
-Runs the reference Allelopathic Harvest (``environments/AllelopaticHarvest/Environment.py`` of a
-checkout of gabrielelamalfakcl/fairness-aware-ppo, given by path) under the protocol of
+AH (``--env ah``, the default): runs the reference Allelopathic Harvest
+(``environments/AllelopaticHarvest/Environment.py`` of a checkout of
+gabrielelamalfakcl/fairness-aware-ppo, given by path) under the protocol of
 ``fairground bench env --env ah --stats``: a fresh environment per episode, seeded, uniform
 random actions, spec §1.1's configuration. It measures the same statistics by wrapping the
-reference's Player methods (nothing in the checkout is modified), prints them with standard
-errors over episodes, and, given a fairground ``--stats`` JSON line, a comparison table with
-z-scores.
+reference's Player methods (nothing in the checkout is modified).
+
+HS (``--env hs``): runs the reference HospitalSim wrapper (``environments/Hospital/
+hospital_pz_env.py``, ``HospitalMAS`` with the test scripts' configuration) one seeded day per
+sample, the pending role acting uniformly at random (the wrapper's own fallback), and reads the
+same per-day statistics as ``fairground bench env --env hs --stats`` from the simulator's own
+records (``escort_wait_times``, ``helper_travel_times``, ``routing_outcomes``, the patients'
+ledgers, ...).
+
+Either way it prints the statistics with standard errors over episodes or days and, given a
+fairground ``--stats`` JSON line, a comparison table with z-scores.
 
     python3 tools/refcompare/refcompare.py --reference PATH/TO/fairness-aware-ppo \
         --episodes 300 --steps 1500 --sensitive-fraction 0.5 \
         --fairground <(fairground bench env --env ah --profile reference --stats \
                          --instances 300 --steps 1500 --episode-steps 1500)
+    python3 tools/refcompare/refcompare.py --env hs --reference PATH/TO/fairness-aware-ppo \
+        --days 1000 --fairground <(fairground bench env --env hs --profile reference --stats \
+                                     --instances 100 --days 10)
 
-Each fairground instance with ``--steps`` = ``--episode-steps`` plays exactly one episode, so
-both sides average over independent episodes. Requires numpy (the reference imports it). Not
-part of CI: CI has no reference checkout.
+Each fairground AH instance with ``--steps`` = ``--episode-steps`` plays exactly one episode, so
+both sides average over independent episodes; each HS day is a sample on both sides. Requires
+numpy (both reference environments import it) and, for HS, gymnasium and pettingzoo (the
+wrapper's imports; its plotting module, which needs matplotlib and imageio, is replaced by an
+empty module since nothing is drawn). Not part of CI: CI has no reference checkout.
 """
 
 import argparse
@@ -166,6 +180,93 @@ def play_episode(env_module, current, seed, steps, sensitive_fraction):
     return sample
 
 
+HS_CONFIG = dict(n_clerks=30, n_patients=300, m_nurses=60, k_robots=30, n_triage=30,
+                 n_swing_doctors=18, sim_hours=12, gamma=0.99)
+HS_ROLES = [("router", "awaiting_routing", "triage_router"),
+            ("dispatcher", "awaiting_dispatch", "escort_dispatcher"),
+            ("manager", "awaiting_doctor_move", "doctor_manager")]
+IMPAIRMENTS = ["none", "low", "high"]
+PRIORITIES = ["low", "medium", "high"]
+ROUTING = [("perfect", "perfect"), ("backup", "acceptable"), ("wrong", "wrong")]
+
+
+def hs_module(reference):
+    """The reference's HospitalMAS class, its plotting module stubbed (never drawn)."""
+    import importlib
+    import types
+
+    sys.path.insert(0, reference)
+    sys.modules.setdefault("environments.Hospital.visual",
+                           types.ModuleType("environments.Hospital.visual"))
+    return importlib.import_module("environments.Hospital.hospital_pz_env").HospitalMAS
+
+
+def mean_or_none(v):
+    return sum(v) / len(v) if v else None
+
+
+def play_day(env, seed):
+    """One seeded day of uniform random play; its statistics (one sample)."""
+    random.seed(seed)  # patient features and arrival gaps use the global stream
+    env.reset(seed=seed)
+    rng = random.Random(seed ^ 0x5EED)
+    n_swing = env.n_swing
+    reward = {name: 0.0 for name, _, _ in HS_ROLES}
+    decisions = {name: 0 for name, _, _ in HS_ROLES}
+    done = False
+    while not done:
+        hook = env.sim._hook
+        action = {}
+        for name, h, agent in HS_ROLES:
+            if hook == h:
+                decisions[name] += 1
+                if agent == "triage_router":
+                    action[agent] = rng.randrange(6)
+                elif agent == "escort_dispatcher":
+                    action[agent] = [rng.randrange(50) for _ in range(20)]
+                else:
+                    action[agent] = [rng.randrange(7) for _ in range(n_swing)]
+        _, rewards, term, _, _ = env.step(action)
+        for name, _, agent in HS_ROLES:
+            reward[name] += float(rewards.get(agent, 0.0))
+        done = term["__all__"]
+    sim = env.sim
+    finished = [p for p in sim.patients if p.status in ("done", "exited")]
+    ledger = sim._patient_rewards
+
+    def ledger_mean(keep):
+        return mean_or_none([ledger.get(p.id, 0.0) for p in finished if keep(p)])
+
+    sample = {}
+    for name, _, _ in HS_ROLES:
+        sample["reward_per_day." + name] = reward[name]
+        sample["decisions_per_day." + name] = float(decisions[name])
+    exited = sum(1 for p in sim.patients if p.status == "exited")
+    sample["patients_finished"] = float(len(finished))
+    sample["patients_exited"] = float(exited)
+    sample["patients_done_not_exited"] = float(len(finished) - exited)
+    sample["escort_wait_mean"] = mean_or_none(sim.escort_wait_times)
+    sample["escort_travel_mean"] = mean_or_none(sim.helper_travel_times)
+    sample["escorts_per_day"] = float(len(sim.escort_wait_times))
+    sample["dispatches_per_day"] = float(len(sim.helper_travel_times))
+    sample["ward_wait_mean"] = mean_or_none(sim.ward_wait_times)
+    routed = len(sim.routing_outcomes)
+    for name, tag in ROUTING:
+        sample["routing_fraction." + name] = (sim.routing_outcomes.count(tag) / routed
+                                              if routed else None)
+    sample["swing_moves"] = float(sim.doctor_moves_count)
+    for k in IMPAIRMENTS:
+        sample["ledger_mean_by_impairment." + k] = ledger_mean(lambda p: p.true_impairment == k)
+    for k in PRIORITIES:
+        sample["ledger_mean_by_priority." + k] = ledger_mean(lambda p: p.true_priority == k)
+    none = ledger_mean(lambda p: p.true_impairment == "none")
+    impaired = ledger_mean(lambda p: p.true_impairment != "none")
+    dp = none - impaired if none is not None and impaired is not None else None
+    sample["ledger_dp"] = dp
+    sample["ledger_dp_abs"] = abs(dp) if dp is not None else None
+    return sample
+
+
 def summarise(samples):
     """Per statistic, (mean, standard error) over the samples that have it."""
     out = {}
@@ -195,10 +296,12 @@ def fairground_stats(line):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--env", choices=["ah", "hs"], default="ah")
     ap.add_argument("--reference", help="path of a fairness-aware-ppo checkout")
     ap.add_argument("--saved", help="a file holding this script's --json output (instead of running)")
     ap.add_argument("--episodes", type=int, default=300)
     ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--days", type=int, default=1000, help="HS: days to simulate")
     ap.add_argument("--sensitive-fraction", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fairground", help="a file holding `fairground bench env --stats` output")
@@ -209,6 +312,16 @@ def main():
     if args.saved:
         with open(args.saved) as f:
             ref = {k: (v["mean"], v["se"]) for k, v in json.loads(f.readline()).items()}
+    elif args.reference and args.env == "hs":
+        if args.days < 2:
+            sys.exit("error: --days: %d is not in 2.. (a standard error needs two)" % args.days)
+        env = hs_module(args.reference)(verbose=False, **HS_CONFIG)
+        samples = []
+        for d in range(args.days):
+            samples.append(play_day(env, args.seed * 1_000_003 + d))
+            print("day %d/%d" % (d + 1, args.days), file=sys.stderr, end="\r")
+        print(file=sys.stderr)
+        ref = summarise(samples)
     elif args.reference:
         sys.path.insert(0, args.reference)
         import importlib

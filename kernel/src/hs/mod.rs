@@ -80,6 +80,25 @@ pub struct HsConfig {
     /// unless set; snapshots made before this field existed used it).
     #[serde(default)]
     pub arrivals: ArrivalPeaks,
+    /// How a counterfactual pair's days end (twins only; snapshots made before this field
+    /// existed played full days).
+    #[serde(default)]
+    pub pair_days: PairDays,
+}
+
+/// How the two worlds of a counterfactual pair end their days.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairDays {
+    /// Each world plays its whole day; a pair's worlds end their days when each reaches the
+    /// end of the clock (fairground's counterfactual).
+    #[default]
+    Full,
+    /// Both worlds' days end at the decision round where either world's ends, the other's cut
+    /// short where it stands (the reference's CF scripts step both worlds once per loop
+    /// `while not done_w0 and not done_w1`). A cut day's statistics count what finished by
+    /// then, and `HsDayStats::end_minute` says where it stopped.
+    EitherEnds,
 }
 
 impl HsConfig {
@@ -91,6 +110,7 @@ impl HsConfig {
             flags: HsFlags::from_profile(profile),
             twins: false,
             arrivals: ArrivalPeaks::SingleRandom,
+            pair_days: PairDays::Full,
         }
     }
 }
@@ -339,6 +359,11 @@ impl HsEnv {
             !config.twins || n.is_multiple_of(2),
             "twins need an even number of instances, got {n}"
         );
+        assert!(
+            config.twins || config.pair_days == PairDays::Full,
+            "pair_days {:?} needs twins",
+            config.pair_days
+        );
         let mut env = Self {
             travel: TravelTable::new(),
             arrivals: arrivals::ArrivalPlan::new(config.arrivals, config.params.sim_minutes),
@@ -444,6 +469,7 @@ impl HsEnv {
             actions.n_swing, self.config.params.n_swing as usize,
             "HsActions n_swing"
         );
+        let pair_days = self.config.pair_days;
         let (ctx, cols) = self.ctx_cols();
         let part = Part {
             base: 0,
@@ -454,7 +480,13 @@ impl HsEnv {
             manager: &actions.manager,
             n_swing: actions.n_swing,
         };
-        pool.run_split(part, &|mut part: Part| part.step(&ctx, &mut NoLog));
+        match pair_days {
+            PairDays::Full => pool.run_split(part, &|mut part: Part| part.step(&ctx, &mut NoLog)),
+            // A pair's worlds decide together, so a worker never gets half a pair.
+            PairDays::EitherEnds => pool.run_split(Pairs(part), &|mut p: Pairs| {
+                p.0.step_pairs(&ctx, &mut NoLog)
+            }),
+        }
     }
 
     /// [`HsEnv::step`] on the calling thread, reporting every status change and action to `log`
@@ -466,6 +498,7 @@ impl HsEnv {
         log: &mut L,
     ) {
         self.check_round(round);
+        let pair_days = self.config.pair_days;
         let (ctx, cols) = self.ctx_cols();
         let mut part = Part {
             base: 0,
@@ -476,7 +509,10 @@ impl HsEnv {
             manager: &actions.manager,
             n_swing: actions.n_swing,
         };
-        part.step(&ctx, log);
+        match pair_days {
+            PairDays::Full => part.step(&ctx, log),
+            PairDays::EitherEnds => part.step_pairs(&ctx, log),
+        }
     }
 
     fn check_round(&self, round: &HsRound) {
@@ -489,51 +525,103 @@ impl HsEnv {
 }
 
 impl Part<'_> {
+    /// Every instance on its own: act, and where the day ends start the next one.
     fn step<L: EventSink>(&mut self, ctx: &Ctx, log: &mut L) {
         for i in 0..self.cols.len() {
-            let inst = (self.base + i) as u32;
-            let mut v = self.cols.instance(i);
-            let role = v.sc[0].pending;
-            let mut parts = [0.0f64; IMPAIRMENTS];
-            let reward = match role {
-                PENDING_ROUTER => v.apply_routing(ctx, log, inst, self.router[i], &mut parts),
-                PENDING_DISPATCHER => v.apply_dispatch(
-                    ctx,
-                    log,
-                    inst,
-                    &self.dispatcher[i * DISPATCH_COMPONENTS..(i + 1) * DISPATCH_COMPONENTS],
-                    &mut parts,
-                ),
-                _ => v.apply_manager(
-                    ctx,
-                    log,
-                    inst,
-                    &self.manager[i * self.n_swing..(i + 1) * self.n_swing],
-                    &mut parts,
-                ),
-            };
-            self.out.reward[i] = reward as f32;
-            for (d, &p) in self.out.reward_by_group[i * IMPAIRMENTS..(i + 1) * IMPAIRMENTS]
-                .iter_mut()
-                .zip(&parts)
-            {
-                *d = p as f32;
+            if self.act(ctx, log, i) {
+                self.next_day(ctx, log, i);
             }
-            self.out.acted[i] = role;
-            self.out.day_done[i] = 0;
-            if v.advance(ctx, log, inst) {
-                self.out.day_done[i] = 1;
-                self.out.day_stats[i] = v.sc[0].stats;
-                v.write_day_ledgers(
-                    ctx,
-                    &mut self.out.day_ledger[i * PATIENTS_MAX..(i + 1) * PATIENTS_MAX],
-                    &mut self.out.day_finished[i * PATIENTS_MAX..(i + 1) * PATIENTS_MAX],
-                );
-                v.start_day(ctx, self.base + i);
-                v.advance(ctx, log, inst);
-            }
-            v.write_observation(ctx, &mut self.out, i);
+            self.cols
+                .instance(i)
+                .write_observation(ctx, &mut self.out, i);
         }
+    }
+
+    /// Pairs (2k, 2k + 1) together (`PairDays::EitherEnds`): both act, and where either's
+    /// day ended the other's is cut short there, so both start their next day together.
+    fn step_pairs<L: EventSink>(&mut self, ctx: &Ctx, log: &mut L) {
+        debug_assert!(self.cols.len().is_multiple_of(2));
+        for a in (0..self.cols.len()).step_by(2) {
+            let ended = [self.act(ctx, log, a), self.act(ctx, log, a + 1)];
+            if ended[0] || ended[1] {
+                for (i, e) in [a, a + 1].into_iter().zip(ended) {
+                    if !e {
+                        self.cols.instance(i).finish_day(ctx);
+                    }
+                    self.next_day(ctx, log, i);
+                }
+            }
+            for i in [a, a + 1] {
+                self.cols
+                    .instance(i)
+                    .write_observation(ctx, &mut self.out, i);
+            }
+        }
+    }
+
+    /// Apply instance `i`'s pending action, write its reward and advance it to its next
+    /// decision; true when its day ended (its statistics are then final).
+    fn act<L: EventSink>(&mut self, ctx: &Ctx, log: &mut L, i: usize) -> bool {
+        let inst = (self.base + i) as u32;
+        let mut v = self.cols.instance(i);
+        let role = v.sc[0].pending;
+        let mut parts = [0.0f64; IMPAIRMENTS];
+        let reward = match role {
+            PENDING_ROUTER => v.apply_routing(ctx, log, inst, self.router[i], &mut parts),
+            PENDING_DISPATCHER => v.apply_dispatch(
+                ctx,
+                log,
+                inst,
+                &self.dispatcher[i * DISPATCH_COMPONENTS..(i + 1) * DISPATCH_COMPONENTS],
+                &mut parts,
+            ),
+            _ => v.apply_manager(
+                ctx,
+                log,
+                inst,
+                &self.manager[i * self.n_swing..(i + 1) * self.n_swing],
+                &mut parts,
+            ),
+        };
+        self.out.reward[i] = reward as f32;
+        for (d, &p) in self.out.reward_by_group[i * IMPAIRMENTS..(i + 1) * IMPAIRMENTS]
+            .iter_mut()
+            .zip(&parts)
+        {
+            *d = p as f32;
+        }
+        self.out.acted[i] = role;
+        self.out.day_done[i] = 0;
+        v.advance(ctx, log, inst)
+    }
+
+    /// Instance `i`'s day has finished: publish its statistics and ledgers, start its next day
+    /// and advance to that day's first decision.
+    fn next_day<L: EventSink>(&mut self, ctx: &Ctx, log: &mut L, i: usize) {
+        let inst = (self.base + i) as u32;
+        let mut v = self.cols.instance(i);
+        self.out.day_done[i] = 1;
+        self.out.day_stats[i] = v.sc[0].stats;
+        v.write_day_ledgers(
+            ctx,
+            &mut self.out.day_ledger[i * PATIENTS_MAX..(i + 1) * PATIENTS_MAX],
+            &mut self.out.day_finished[i * PATIENTS_MAX..(i + 1) * PATIENTS_MAX],
+        );
+        v.start_day(ctx, self.base + i);
+        v.advance(ctx, log, inst);
+    }
+}
+
+/// A [`Part`] split only between pairs (`PairDays::EitherEnds`): its instances are pairs.
+struct Pairs<'a>(Part<'a>);
+
+impl Split for Pairs<'_> {
+    fn instances(&self) -> usize {
+        self.0.cols.len() / 2
+    }
+    fn split_at(self, at: usize) -> (Self, Self) {
+        let (a, b) = self.0.split_at(2 * at);
+        (Pairs(a), Pairs(b))
     }
 }
 
@@ -563,7 +651,9 @@ impl Inst<'_> {
 
     fn finish_day(&mut self, ctx: &Ctx) {
         let n = ctx.params.n_patients as usize;
+        let clock = self.clock();
         let st = &mut self.sc[0].stats;
+        st.end_minute = clock;
         for p in 0..n {
             let s = patients::Status::from_u8(self.p_status[p]);
             let (imp, pri) = (self.p_impairment[p] as usize, self.p_priority[p] as usize);

@@ -65,6 +65,12 @@ pub struct HsDayStats {
     /// events; statistics saved before this field existed read as no peak.
     #[serde(default)]
     pub peaks: ArrivalTemplate,
+    /// The clock when the day ended: the day's length or past it for a whole day, less for a
+    /// counterfactual day cut short by its twin's end (`PairDays::EitherEnds`). Not part of
+    /// the trajectory hash (the events that set the clock are); statistics saved before this
+    /// field existed read as 0.
+    #[serde(default)]
+    pub end_minute: u16,
 }
 
 impl HsDayStats {
