@@ -350,15 +350,15 @@ def main():
             fm, fse = fg[key]
             if fse is None:
                 z = "—"
-                fg_cell = "%.4f" % fm
+                fg_cell = "%.6g" % fm
             else:
                 s = math.sqrt(se ** 2 + fse ** 2)
                 z = "%.2f" % ((m - fm) / s) if s > 0 else ("0" if m == fm else "inf")
-                fg_cell = "%.4f ± %.4f" % (fm, fse)
-            print("| %s | %.4f ± %.4f | %s | %s |" % (key, m, se, fg_cell, z))
+                fg_cell = "%.6g ± %.3g" % (fm, fse)
+            print("| %s | %.6g ± %.3g | %s | %s |" % (key, m, se, fg_cell, z))
     elif not args.json:
         for key, (m, se) in ref.items():
-            print("%-45s %.4f ± %.4f" % (key, m, se))
+            print("%-45s %.6g ± %.3g" % (key, m, se))
 
 
 if __name__ == "__main__":
