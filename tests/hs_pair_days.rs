@@ -44,9 +44,9 @@ fn play(c: HsConfig, days: u32, threads: usize) -> (Vec<String>, Vec<(usize, usi
         let mut h = TrajectoryHash::new();
         round.hash_into(&mut h);
         digests.push(h.hex());
-        for i in 0..n {
+        for (i, e) in ended.iter_mut().enumerate() {
             if round.day_done[i] == 1 {
-                ended[i] += 1;
+                *e += 1;
                 ends.push((r, i, round.day_stats[i]));
             }
         }

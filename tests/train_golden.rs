@@ -72,6 +72,11 @@ fn matrix() -> Vec<(&'static str, &'static str, String)> {
             HS_REFERENCE,
             fair("fairness = \"csp\"\npenalty = \"reference\"\n"),
         ),
+        (
+            "hs-reference-cf",
+            HS_REFERENCE,
+            fair("fairness = \"cf\"\npenalty = \"reference\"\n"),
+        ),
     ]
 }
 

@@ -15,7 +15,12 @@
 //!   refuses the key in one line;
 //! - HS reference runs train on the arrival-template curriculum and evaluate on fresh templates
 //!   (`eval.json` says so and lists each day's peaks), except counterfactual runs; the key
-//!   changes training, a file's value is kept, and unordered phases are refused in one line.
+//!   changes training, a file's value is kept, and unordered phases are refused in one line;
+//! - HS counterfactual reference runs play the CF scripts' protocol: one agent set per world
+//!   (six networks, `hs.cf_world_agents`; not with the shaped penalty, whose credit trains one
+//!   router) and both worlds' days ending when either's does (`hs.cf_days_end_together`), in
+//!   training and eval; deterministic, resumable bit for bit; the clean profile keeps shared
+//!   networks and whole days; the keys are refused outside HS CF runs in one line.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -339,5 +344,103 @@ fn hs_reference_trains_one_whole_day_per_iteration() {
     assert!(
         rounds.iter().all(|&r| r > 1 && r < 16_384),
         "each iteration took the rounds of one day: {rounds:?}"
+    );
+}
+
+#[test]
+fn hs_reference_counterfactual_runs_play_the_cf_scripts_protocol() {
+    // fair-PPO-HS/CF/train.py and test.py: one agent set per world, both worlds stepped until
+    // EITHER world's day is done (the slower one cut short).
+    let base = format!(
+        "env = \"hs\"\nprofile = \"reference\"\nalgo = \"fair-ppo\"\nfairness = \"cf\"\n\
+         penalty = \"reference\"\n{TINY_HS}"
+    );
+    let dir = train_cli::scratch_dir("train-ref-hs-cf-protocol");
+    let keys = ["iteration", "param_hash", "penalty"];
+    let a = train_cli::run(&dir, "a", &base, "3", &keys);
+    let b = train_cli::run(&dir, "b", &base, "3", &keys);
+    assert_eq!(a, b, "same seed: identical metrics.jsonl");
+    let saved = saved_config(&dir.join("a"));
+    assert_eq!(saved["hs.cf_days_end_together"], "true");
+    assert_eq!(saved["hs.cf_world_agents"], "true");
+    // Six networks: the reference penalty reports P for each world's three roles.
+    let roles = a[0]["penalty"]["roles"].as_array().unwrap();
+    let names: Vec<&str> = roles.iter().map(|r| r.as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "router",
+            "dispatcher",
+            "manager",
+            "router_twin",
+            "dispatcher_twin",
+            "manager_twin"
+        ]
+    );
+    assert_eq!(a[0]["penalty"]["p"].as_array().unwrap().len(), 6);
+    // A killed run resumes bit for bit with its six networks.
+    let resumed = train_cli::resume_killed(&dir, "a", &base, 1, 3, &keys);
+    assert_eq!(resumed, a, "resume after iteration 1");
+    // The eval plays the same protocol: every pair-day ends together, one world cut short.
+    let eval = eval_json(&dir.join("a"), "4");
+    let pd = &eval["pair_days"];
+    assert_eq!(pd["mode"], "either_ends", "{pd}");
+    assert_eq!(pd["days_played"], 8, "{pd}");
+    let cut = pd["days_cut_short"].as_u64().unwrap();
+    assert!(
+        (1..=4).contains(&cut),
+        "at most one world of a pair is cut: {pd}"
+    );
+    assert!(
+        pd["cut_short_end_minute_mean"].as_f64().unwrap() < 40.0,
+        "{pd}"
+    );
+    assert!(
+        eval["cf_total"].is_f64(),
+        "the reference's CF gap on the cut days"
+    );
+    // Shared networks (the file's value) train otherwise.
+    let shared = format!("{base}[hs]\ncf_world_agents = false\n");
+    let c = train_cli::run(&dir, "c", &shared, "3", &keys);
+    assert_eq!(saved_config(&dir.join("c"))["hs.cf_world_agents"], "false");
+    assert_eq!(c[0]["penalty"]["p"].as_array().unwrap().len(), 3);
+    assert_ne!(a[2]["param_hash"], c[2]["param_hash"]);
+    // Fair-PPO's shaped penalty credits one router: shared networks, days still end together.
+    let shaped = base.replace("penalty = \"reference\"\n", "");
+    train_cli::run(&dir, "d", &shaped, "1", &["param_hash"]);
+    let saved = saved_config(&dir.join("d"));
+    assert_eq!(saved["hs.cf_world_agents"], "false");
+    assert_eq!(saved["hs.cf_days_end_together"], "true");
+    // The clean profile keeps fairground's counterfactual: shared networks, whole days.
+    let clean = base.replace("profile = \"reference\"\n", "");
+    train_cli::run(&dir, "e", &clean, "1", &["param_hash"]);
+    let saved = saved_config(&dir.join("e"));
+    assert_eq!(saved["hs.cf_world_agents"], "false");
+    assert_eq!(saved["hs.cf_days_end_together"], "false");
+    let pd = eval_json(&dir.join("e"), "2")["pair_days"].clone();
+    assert_eq!(
+        (pd["mode"].as_str(), pd["days_cut_short"].as_u64()),
+        (Some("full"), Some(0))
+    );
+    // Refused in one line, nothing written: the keys outside HS counterfactual runs, world
+    // agents with the shaped penalty or with FEN.
+    let dp = base.replace("fairness = \"cf\"\n", "");
+    refused(
+        &dir,
+        "dp",
+        &format!("{dp}[hs]\ncf_world_agents = true\n"),
+        "hs.cf_world_agents",
+    );
+    refused(
+        &dir,
+        "ah",
+        "profile = \"reference\"\nfairness = \"cf\"\n[hs]\ncf_days_end_together = true\n",
+        "hs.cf_days_end_together",
+    );
+    refused(
+        &dir,
+        "shaped",
+        &format!("{shaped}[hs]\ncf_world_agents = true\n"),
+        "hs.cf_world_agents",
     );
 }

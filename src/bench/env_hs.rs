@@ -86,7 +86,7 @@ pub fn run_days(config: HsConfig, days: u32, threads: usize, stats: bool) -> HsB
                 let s = &round.day_stats[i];
                 if stats && *done_i < days {
                     r.samples.push(DaySample {
-                        stats: s.clone(),
+                        stats: *s,
                         role_reward: role_reward[i],
                     });
                 }

@@ -722,6 +722,21 @@ pub struct HsSection {
     /// Global day indices where the curriculum's easy and medium phases end (reference
     /// [300, 600]; ascending).
     pub curriculum_phase_days: [u32; 2],
+    /// [REPRO] (the reference's HS counterfactual scripts `fair-PPO-HS/CF/train.py`, `test.py`):
+    /// both worlds of a counterfactual pair end their day in the round where either world's
+    /// ends (`while not done_w0 and not done_w1`), the slower one cut short where it stands
+    /// (kernel `PairDays::EitherEnds`), in training and evaluation. Counterfactual runs
+    /// (`fair.fairness = "cf"`) on HS only. The reference profile turns it on for PPO's and
+    /// Fair-PPO's counterfactual runs; a config file that sets it keeps its value; a run made
+    /// before the key existed has it off.
+    pub cf_days_end_together: bool,
+    /// [REPRO] (the same scripts): one agent set per world, each world's three networks acting
+    /// only in their world and each trained on its own world's memory (six networks:
+    /// router, dispatcher, manager of the factual worlds, then of the twins), where fairground
+    /// shares one network per role across the twins. Counterfactual runs on HS only, with the
+    /// reference penalty (`fair.penalty = "reference"`, which only reports P on HS) or PPO.
+    /// Defaults as `cf_days_end_together`.
+    pub cf_world_agents: bool,
 }
 
 /// The flat keys of earlier versions' config files: (flat key, section, key in the section).
@@ -836,6 +851,8 @@ impl Default for HsSection {
             curriculum_templates: 5,
             curriculum_seed: 42,
             curriculum_phase_days: [300, 600],
+            cf_days_end_together: false,
+            cf_world_agents: false,
         }
     }
 }
@@ -1226,10 +1243,41 @@ impl TrainConfig {
                     .into(),
             ));
         }
-        if self.fair.fairness == Fairness::Cf
-            && self.env == EnvName::Hs
-            && !self.instances.is_multiple_of(2)
-        {
+        let cf_hs = self.fair.fairness == Fairness::Cf && self.env == EnvName::Hs;
+        let cf_flags = [
+            ("hs.cf_days_end_together", self.hs.cf_days_end_together),
+            ("hs.cf_world_agents", self.hs.cf_world_agents),
+        ];
+        if let Some((field, _)) = cf_flags.iter().find(|(_, on)| *on && !cf_hs) {
+            return Err(bad(
+                field,
+                "true: a protocol of the reference's HS counterfactual scripts; needs env = \"hs\" \
+                 and fair.fairness = \"cf\" (set it false)"
+                    .into(),
+            ));
+        }
+        if self.hs.cf_world_agents {
+            if !matches!(self.algo, Algo::Ppo | Algo::FairPpo) {
+                return Err(bad(
+                    "hs.cf_world_agents",
+                    format!(
+                        "true with algo {}: one agent set per world is the reference's PPO and \
+                         Fair-PPO counterfactual protocol; set it false",
+                        self.algo.name()
+                    ),
+                ));
+            }
+            if self.algo == Algo::FairPpo && self.fair.penalty == Penalty::Shaped {
+                return Err(bad(
+                    "hs.cf_world_agents",
+                    "true with fair.penalty = \"shaped\": the shaped penalty's ledger credit \
+                     trains one router network, not one per world; use fair.penalty = \
+                     \"reference\" or set it false"
+                        .into(),
+                ));
+            }
+        }
+        if cf_hs && !self.instances.is_multiple_of(2) {
             return Err(bad(
                 "instances",
                 format!(

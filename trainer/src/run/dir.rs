@@ -334,6 +334,13 @@ fn resolve_resume(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainErr
         )?;
     }
     req.overrides.apply(&mut cfg);
+    if req.config_file.is_some() {
+        // The file means what it meant when the run was made: the same notion defaults.
+        let file = file_table(req)?;
+        notion_defaults(&mut cfg, req.overrides.instances.is_some(), &|s, k, f| {
+            file_sets(&file, s, k, f)
+        });
+    }
     if cfg.backend == Backend::Auto {
         cfg.backend = saved.backend;
     }
@@ -370,19 +377,10 @@ fn resolve_fresh(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainErro
         ),
     };
     req.overrides.apply(&mut cfg);
-    let file = match &req.config_file {
-        Some(f) => toml::from_str::<toml::Table>(&read_to_string(f)?).ok(),
-        None => None,
-    };
-    let file_sets = |section: &str, key: &str, flat: &str| {
-        file.as_ref().is_some_and(|t| {
-            t.contains_key(flat)
-                || t.get(section)
-                    .and_then(toml::Value::as_table)
-                    .is_some_and(|s| s.contains_key(key))
-        })
-    };
-    notion_defaults(&mut cfg, req.overrides.instances.is_some(), &file_sets);
+    let file = file_table(req)?;
+    notion_defaults(&mut cfg, req.overrides.instances.is_some(), &|s, k, f| {
+        file_sets(&file, s, k, f)
+    });
     cfg.validate()?;
     let dir = req.out.clone().unwrap_or_else(|| default_out(&cfg));
     if dir.is_file() {
@@ -397,6 +395,24 @@ fn resolve_fresh(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainErro
     Ok((cfg, dir))
 }
 
+/// The request's config file as a table (None without a file).
+fn file_table(req: &TrainRequest) -> Result<Option<toml::Table>, TrainError> {
+    Ok(match &req.config_file {
+        Some(f) => toml::from_str::<toml::Table>(&read_to_string(f)?).ok(),
+        None => None,
+    })
+}
+
+/// Whether the config file sets `section.key` (or its flat legacy key `flat`).
+fn file_sets(file: &Option<toml::Table>, section: &str, key: &str, flat: &str) -> bool {
+    file.as_ref().is_some_and(|t| {
+        t.contains_key(flat)
+            || t.get(section)
+                .and_then(toml::Value::as_table)
+                .is_some_and(|s| s.contains_key(key))
+    })
+}
+
 /// Defaults that follow the fairness notion, applied to a fresh run after the file and the
 /// command line; a value the user gave (`user_instances`, or a key `file_sets(section, key,
 /// flat key)`) is kept, and validated. The config records the result, so a resume trains as
@@ -409,12 +425,16 @@ fn resolve_fresh(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainErro
 ///   runs on HS get `ppo.normalize_advantages` and `hs.standardized_returns`.
 /// - The reference's HS counterfactual scripts never apply their arrival templates: the
 ///   reference profile's CF runs keep the single random peak (`hs.arrival_curriculum` off).
+/// - They step the two worlds together until either's day ends, with one agent set per
+///   world: the reference profile's PPO and Fair-PPO CF runs get `hs.cf_days_end_together`,
+///   and `hs.cf_world_agents` unless Fair-PPO's penalty is fairground's shaped one (whose
+///   ledger credit trains one router network; the reference penalty only reports P on HS).
 fn notion_defaults(
     cfg: &mut TrainConfig,
     user_instances: bool,
     file_sets: &dyn Fn(&str, &str, &str) -> bool,
 ) {
-    use crate::config::{Algo, Fairness};
+    use crate::config::{Algo, Fairness, Penalty};
     if cfg.env != EnvName::Hs || cfg.fair.fairness != Fairness::Cf {
         return;
     }
@@ -433,6 +453,13 @@ fn notion_defaults(
         }
         if !file_sets("hs", "standardized_returns", "hs_standardized_returns") {
             cfg.hs.standardized_returns = true;
+        }
+        if !file_sets("hs", "cf_days_end_together", "") {
+            cfg.hs.cf_days_end_together = true;
+        }
+        let shaped = cfg.algo == Algo::FairPpo && cfg.fair.penalty == Penalty::Shaped;
+        if !file_sets("hs", "cf_world_agents", "") && !shaped {
+            cfg.hs.cf_world_agents = true;
         }
     }
 }

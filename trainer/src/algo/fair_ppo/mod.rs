@@ -332,12 +332,15 @@ impl<A: FairnessCells> Algorithm<A> for FairPpo {
                 ReferenceForm::Roles => {
                     let comps = self.comparisons(env, &sums, &stats, None);
                     let names: Vec<&str> = env.nets().iter().map(|n| n.name).collect();
+                    let partner: Vec<usize> =
+                        (0..names.len()).map(|n| env.partner_net(n)).collect();
                     let json = reference::roles(
                         &mut self.state.reference,
                         &self.spec,
                         &comps,
                         &stats,
                         &names,
+                        &partner,
                     );
                     self.report = Some(json);
                 }

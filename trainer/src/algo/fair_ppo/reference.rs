@@ -97,14 +97,18 @@ pub fn passes(
 }
 
 /// The reference's P per role (spec §4.5–4.7; λ is detached in every HS variant, so the
-/// gradient factor is 1 and training is PPO's: P is only reported). `stats`: each role's
-/// device reductions by cell (CF: cell = hospital, even = factual).
+/// gradient factor is 1 and training is PPO's: P is only reported). `stats`: each network's
+/// device reductions by cell (CF: cell = hospital, even = factual). `partner[r]`: the network
+/// whose rows CF compares with network r's (with one agent set per world, the other world's
+/// network of the role, each with its own normalisers as the reference's two agents; else r,
+/// whose rows hold both worlds).
 pub fn roles(
     norms: &mut [Vec<MinMax>],
     spec: &FairSpec,
     comps: &[Comparison],
     stats: &[Option<CellStats>],
     role_names: &[&str],
+    partner: &[usize],
 ) -> serde_json::Value {
     let (alpha, beta) = (f64::from(spec.alpha), f64::from(spec.beta));
     let mut p = Vec::with_capacity(norms.len());
@@ -134,7 +138,12 @@ pub fn roles(
             Fairness::Cf => {
                 let (mut r0, mut r1, mut v0, mut v1, mut n0, mut n1) =
                     (0.0, 0.0, 0.0, 0.0, 0u32, 0u32);
-                if let Some(s) = &stats[r] {
+                let nets: &[usize] = if partner[r] == r {
+                    &[r]
+                } else {
+                    &[r, partner[r]]
+                };
+                for s in nets.iter().filter_map(|&n| stats[n].as_ref()) {
                     for (c, (rw, vl)) in s.rewards.iter().zip(&s.values).enumerate() {
                         if c % 2 == 0 {
                             (r0, v0, n0) = (

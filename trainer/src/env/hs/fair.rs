@@ -5,7 +5,7 @@
 //! the cell count. Retrospective gaps are measured on the patients of the days finished in the
 //! rollout; a rollout that finishes no day keeps the latest.
 
-use super::{HsAdapter, PRIORITY_NAMES};
+use super::{HsAdapter, PRIORITY_NAMES, ROLES};
 use crate::config::Fairness;
 use crate::env::fairness::{CellSums, Credit, FairnessCells, ReferenceForm};
 use fairground_kernel::hs::PATIENTS_MAX;
@@ -85,17 +85,28 @@ impl FairnessCells for HsAdapter {
             .collect()
     }
 
-    /// The router critic's gap by cell (the device's per-cell means of its values).
+    /// The router critic's gap by cell (the device's per-cell means of its values); with one
+    /// agent set per world, side b's values are the twins' router's.
     fn pro_gaps(&self, f: Fairness, _: &CellSums, stats: &[Option<CellStats>]) -> Vec<Option<f64>> {
+        let (net_a, net_b) = (0, self.partner_net(0));
         self.comparisons(f)
             .iter()
             .map(|(_, a, b)| {
-                stats[0].as_ref().and_then(|s| {
-                    let (va, vb) = (s.values[*a as usize], s.values[*b as usize]);
-                    (va.count > 0 && vb.count > 0).then(|| f64::from(va.mean) - f64::from(vb.mean))
-                })
+                let (sa, sb) = (stats[net_a].as_ref()?, stats[net_b].as_ref()?);
+                let (va, vb) = (sa.values[*a as usize], sb.values[*b as usize]);
+                (va.count > 0 && vb.count > 0).then(|| f64::from(va.mean) - f64::from(vb.mean))
             })
             .collect()
+    }
+
+    /// With one agent set per world (`hs.cf_world_agents`), the other world's network of the
+    /// same role; else the network itself.
+    fn partner_net(&self, net: usize) -> usize {
+        if self.world_agents {
+            (net + ROLES) % (2 * ROLES)
+        } else {
+            net
+        }
     }
 
     fn credit(&self, f: Fairness) -> Credit {

@@ -24,13 +24,23 @@ use crate::net::{NetShape, StoreLayout};
 use fairground_kernel::hs::{
     ArrivalPeaks, Curriculum, DISPATCH_CHOICES, DISPATCH_COMPONENTS, DISPATCHER_OBS, HsActions,
     HsConfig, HsDayStats, HsEnv, HsParams, HsRound, HsSnapshot, MANAGER_CHOICES, MANAGER_OBS,
-    ROUTER_ACTIONS, ROUTER_OBS, RandomPolicy,
+    PairDays, ROUTER_ACTIONS, ROUTER_OBS, RandomPolicy,
 };
 use fairground_kernel::pool::WorkerPool;
 
 /// Networks, one per role (the kernel's `PENDING_*` values).
 pub const ROLES: usize = 3;
 pub const ROLE_NAMES: [&str; ROLES] = ["router", "dispatcher", "manager"];
+/// With `hs.cf_world_agents`: one agent set per world, network `w·ROLES + role` acting in the
+/// hospitals of world w (0 factual, 1 twin).
+pub const WORLD_NET_NAMES: [&str; 2 * ROLES] = [
+    "router",
+    "dispatcher",
+    "manager",
+    "router_twin",
+    "dispatcher_twin",
+    "manager_twin",
+];
 /// Impairment groups of the ledgers (`return_by_group`).
 pub const IMPAIRMENT_NAMES: [&str; 3] = ["none", "low", "high"];
 /// Patient priorities (the CSP factor).
@@ -50,6 +60,9 @@ pub fn hs_config(cfg: &TrainConfig, env_use: EnvUse) -> HsConfig {
     };
     // Counterfactual fairness steps every hospital with its twin (instance 2k + 1 of 2k).
     c.twins = cfg.fair.fairness == Fairness::Cf;
+    if cfg.hs.cf_days_end_together {
+        c.pair_days = PairDays::EitherEnds;
+    }
     // The reference's scripts: a curriculum over a fixed pool in training, a fresh template for
     // every test day.
     if cfg.hs.arrival_curriculum {
@@ -127,6 +140,8 @@ pub struct HsAdapter {
     reward_sum: f64,
     decisions: [u64; ROLES],
     random: RandomPolicy,
+    /// `hs.cf_world_agents`: networks per world (network `w·ROLES + role`).
+    world_agents: bool,
 }
 
 fn obs_width(role: usize) -> usize {
@@ -148,11 +163,13 @@ impl HsAdapter {
         let n_swing = hc.params.n_swing as usize;
         let actions = HsActions::new(n, &hc.params);
         let random = RandomPolicy::new(hc.seed, n, hc.twins);
-        let shapes = (0..ROLES)
-            .map(|r| NetShape {
-                name: ROLE_NAMES[r],
-                obs_width: obs_width(r),
-                action_components: components(r, n_swing),
+        let world_agents = cfg.hs.cf_world_agents;
+        let nets = if world_agents { 2 * ROLES } else { ROLES };
+        let shapes = (0..nets)
+            .map(|net| NetShape {
+                name: WORLD_NET_NAMES[net],
+                obs_width: obs_width(net % ROLES),
+                action_components: components(net % ROLES, n_swing),
                 layout: StoreLayout::Ragged,
             })
             .collect();
@@ -171,6 +188,7 @@ impl HsAdapter {
             reward_sum: 0.0,
             decisions: [0; ROLES],
             random,
+            world_agents,
         }
     }
 
@@ -248,10 +266,13 @@ impl EnvAdapter for HsAdapter {
     fn gather(&self, net: usize, slots: &mut Vec<u32>, obs: &mut Vec<f32>) {
         slots.clear();
         obs.clear();
+        let role = net % ROLES;
+        // With one agent set per world, network w·ROLES + role acts in world w's hospitals.
+        let world = |i: usize| !self.world_agents || i % 2 == net / ROLES;
         for i in 0..self.round.role.len() {
-            if self.round.role[i] as usize == net {
+            if self.round.role[i] as usize == role && world(i) {
                 slots.push(i as u32);
-                obs.extend_from_slice(self.obs_row(net, i));
+                obs.extend_from_slice(self.obs_row(role, i));
             }
         }
     }
@@ -259,6 +280,7 @@ impl EnvAdapter for HsAdapter {
     fn scatter(&mut self, net: usize, slots: &[u32], actions: &[u32]) {
         let n_swing = self.actions.n_swing;
         let comps = self.shapes[net].action_components.len();
+        let net = net % ROLES;
         self.decisions[net] += slots.len() as u64;
         for (k, &i) in slots.iter().enumerate() {
             let i = i as usize;
@@ -441,6 +463,31 @@ fn eval_report(a: &HsAdapter, days: &[(usize, HsDayStats)]) -> serde_json::Value
         "empty_dispatch_cap_triggers_mean": mean(&|s| f64::from(s.empty_dispatch_cap_triggers)),
         "per_day": per_day_means(&stats),
         "arrivals": arrivals_report(a.env.config().arrivals, &stats),
+        "pair_days": pair_days_report(a.env.config().pair_days, days, a.hs_sim_minutes),
+    })
+}
+
+/// How the counterfactual pairs' days ended: the mode, and over every day played (factual and
+/// twin) the days cut short by their twin's end and the mean minute they stopped at.
+fn pair_days_report(
+    mode: PairDays,
+    days: &[(usize, HsDayStats)],
+    sim_minutes: u16,
+) -> serde_json::Value {
+    let cut: Vec<f64> = days
+        .iter()
+        .filter(|(_, s)| s.end_minute < sim_minutes)
+        .map(|(_, s)| f64::from(s.end_minute))
+        .collect();
+    let mode = match mode {
+        PairDays::Full => "full",
+        PairDays::EitherEnds => "either_ends",
+    };
+    serde_json::json!({
+        "mode": mode,
+        "days_played": days.len(),
+        "days_cut_short": cut.len(),
+        "cut_short_end_minute_mean": (!cut.is_empty()).then(|| cut.iter().sum::<f64>() / cut.len() as f64),
     })
 }
 
