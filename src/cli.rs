@@ -123,6 +123,10 @@ pub struct EvalArgs {
     /// Backend of the networks [default: the run's].
     #[arg(long, value_parser = one_of::<Backend>(Backend::NAMES))]
     pub backend: Option<Backend>,
+    /// AH: start every test game of both counterfactual worlds from one seed, hence one layout
+    /// (the reference's CF test re-creates its worlds with seed 42 for every game).
+    #[arg(long)]
+    pub one_layout: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -60,6 +60,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<String> {
         random: args.random,
         episode_steps: args.episode_steps,
         backend: args.backend,
+        one_layout: args.one_layout,
     })?)
 }
 

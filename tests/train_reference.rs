@@ -20,7 +20,11 @@
 //!   (six networks, `hs.cf_world_agents`; not with the shaped penalty, whose credit trains one
 //!   router) and both worlds' days ending when either's does (`hs.cf_days_end_together`), in
 //!   training and eval; deterministic, resumable bit for bit; the clean profile keeps shared
-//!   networks and whole days; the keys are refused outside HS CF runs in one line.
+//!   networks and whole days; the keys are refused outside HS CF runs in one line;
+//! - AH counterfactual reference runs play the reference's worlds (`ah.cf_reference_worlds`:
+//!   all able by network 0, all sensitive by network 1): deterministic, resumable, `eval.json`
+//!   reports world-0 − world-1 totals (`cf_total`), `eval --one-layout` the one-layout test;
+//!   the file's value and the clean profile keep the twin; refusals in one line.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -443,4 +447,96 @@ fn hs_reference_counterfactual_runs_play_the_cf_scripts_protocol() {
         &format!("{shaped}[hs]\ncf_world_agents = true\n"),
         "hs.cf_world_agents",
     );
+}
+
+#[test]
+fn ah_reference_counterfactual_runs_play_the_reference_worlds() {
+    // Spec §4.4: an all-able world played by network 0 and an all-sensitive world by network
+    // 1, independent layouts, own-world memories; the test metric is world-0 total − world-1
+    // total, optionally with every test game from one layout.
+    let base = "profile = \"reference\"\nalgo = \"fair-ppo\"\nfairness = \"cf\"\n\
+                penalty = \"reference\"\nepisode_steps = 20\nhidden = [16, 8]\n\
+                minibatch_size = 64\nepochs = 2\nbackend = \"cpu\"\nseed = 3\n";
+    let dir = train_cli::scratch_dir("train-ref-ah-cf-worlds");
+    let keys = ["iteration", "param_hash", "penalty"];
+    let a = train_cli::run(&dir, "a", base, "2", &keys);
+    assert_eq!(
+        a,
+        train_cli::run(&dir, "b", base, "2", &keys),
+        "same seed, same lines"
+    );
+    assert_eq!(
+        saved_config(&dir.join("a"))["ah.cf_reference_worlds"],
+        "true"
+    );
+    // The all-able world has no sensitive agents: its per-group return says so.
+    assert!(
+        a[0]["return_by_group"]["sensitive"].as_f64().unwrap_or(0.0) == 0.0,
+        "{}",
+        a[0]
+    );
+    let resumed = train_cli::resume_killed(&dir, "a", base, 1, 2, &keys);
+    assert_eq!(resumed, a, "resume after iteration 1");
+    let eval = eval_json(&dir.join("a"), "3");
+    let w = &eval["cf_worlds"];
+    assert_eq!(w["kind"], "reference", "{w}");
+    assert_eq!(w["one_layout"], false, "{w}");
+    let totals: Vec<f64> = w["world_totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let cf_total = eval["cf_total"].as_f64().unwrap();
+    assert!((cf_total - (totals[0] - totals[1])).abs() < 1e-9, "{eval}");
+    assert!(eval["cf_total_abs"].as_f64().unwrap() >= cf_total.abs() - 1e-9);
+    assert!(
+        eval["dp"].is_null(),
+        "no disparity inside an all-able world: {}",
+        eval["dp"]
+    );
+    // The one-layout test.
+    ok(&fairground(&[
+        "eval",
+        dir.join("a").to_str().unwrap(),
+        "--episodes",
+        "2",
+        "--one-layout",
+    ]));
+    let one: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("a/eval.json")).unwrap()).unwrap();
+    assert_eq!(one["cf_worlds"]["one_layout"], true);
+    // The file's value is kept: the twin, as the clean profile's counterfactual.
+    let twin = format!("{base}[ah]\ncf_reference_worlds = false\n");
+    let c = train_cli::run(&dir, "c", &twin, "2", &keys);
+    assert_ne!(a[1]["param_hash"], c[1]["param_hash"]);
+    assert_eq!(eval_json(&dir.join("c"), "2")["cf_worlds"]["kind"], "twin");
+    let clean = base.replace("profile = \"reference\"\n", "");
+    train_cli::run(&dir, "d", &clean, "1", &["param_hash"]);
+    assert_eq!(
+        saved_config(&dir.join("d"))["ah.cf_reference_worlds"],
+        "false"
+    );
+    // Refused in one line: outside AH counterfactual runs; --one-layout on HS.
+    let dp = base.replace("fairness = \"cf\"\n", "");
+    refused(
+        &dir,
+        "dp",
+        &format!("{dp}[ah]\ncf_reference_worlds = true\n"),
+        "ah.cf_reference_worlds",
+    );
+    let hs = format!("env = \"hs\"\n{TINY_HS}");
+    let h = dir.join("hs");
+    train_cli::train(&train_cli::write_cfg(&dir, "hs", &hs), &h, "1", false);
+    let out = fairground(&[
+        "eval",
+        h.to_str().unwrap(),
+        "--episodes",
+        "1",
+        "--one-layout",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--one-layout"), "{err}");
 }

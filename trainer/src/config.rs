@@ -674,6 +674,20 @@ pub struct AhConfig {
     /// other rule flags it is recorded in the config: a run directory made before it existed
     /// (no key) moved, and resumes and evaluates as it was made.
     pub moves_never_succeed: bool,
+    /// [REPRO] (spec §4.4, the reference's AH counterfactual scripts): the counterfactual
+    /// experiment is two whole worlds, an all-able one (sensitive fraction 0) played entirely
+    /// by network 0 and an all-sensitive one (fraction 1) played entirely by network 1, with
+    /// independent layouts, each network's memory its own world; where fairground's
+    /// counterfactual is the twin of a 50/50 world (every attribute flipped, common random
+    /// numbers, rows routed to networks by group in both worlds). Counterfactual runs on AH
+    /// only. The reference profile turns it on for PPO's and Fair-PPO's counterfactual runs; a
+    /// config file that sets it keeps its value; a run made before the key existed has it off.
+    pub cf_reference_worlds: bool,
+    /// Evaluation only (`fairground eval --one-layout` sets it for that evaluation): every
+    /// test game of both counterfactual worlds starts from one seed, hence one layout, as the
+    /// reference's CF test, which re-creates both worlds with seed 42 for every game (its
+    /// published CF numbers are conditional on that layout). Counterfactual runs on AH only.
+    pub cf_test_one_layout: bool,
 }
 
 /// `[hs]`: HospitalSim.
@@ -835,6 +849,8 @@ impl Default for AhConfig {
             standardized_returns: false,
             cross_group_training: false,
             moves_never_succeed: false,
+            cf_reference_worlds: false,
+            cf_test_one_layout: false,
         }
     }
 }
@@ -1241,6 +1257,29 @@ impl TrainConfig {
                 "true: not on AH's reference host path (the ah.* [REPRO] trainer flags); set it \
                  false or turn those flags off"
                     .into(),
+            ));
+        }
+        let cf_ah = self.fair.fairness == Fairness::Cf && self.env == EnvName::Ah;
+        let ah_cf_flags = [
+            ("ah.cf_reference_worlds", self.ah.cf_reference_worlds),
+            ("ah.cf_test_one_layout", self.ah.cf_test_one_layout),
+        ];
+        if let Some((field, _)) = ah_cf_flags.iter().find(|(_, on)| *on && !cf_ah) {
+            return Err(bad(
+                field,
+                "true: a protocol of the reference's AH counterfactual scripts; needs env = \"ah\" \
+                 and fair.fairness = \"cf\" (set it false)"
+                    .into(),
+            ));
+        }
+        if self.ah.cf_reference_worlds && !matches!(self.algo, Algo::Ppo | Algo::FairPpo) {
+            return Err(bad(
+                "ah.cf_reference_worlds",
+                format!(
+                    "true with algo {}: the reference's two whole worlds are its PPO and \
+                     Fair-PPO counterfactual protocol; set it false",
+                    self.algo.name()
+                ),
             ));
         }
         let cf_hs = self.fair.fairness == Fairness::Cf && self.env == EnvName::Hs;

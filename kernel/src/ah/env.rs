@@ -73,8 +73,10 @@ impl AhEnv {
             rows: params.height as usize,
         };
         let mut state = AhState::zeroed(dims, instances);
+        let one_layout = params.one_layout;
         for (i, rng) in state.episode_rng.iter_mut().enumerate() {
-            *rng = Stream::new(seed, Purpose::Episodes, &[i as u64]);
+            let stream = if one_layout { 0 } else { i as u64 };
+            *rng = Stream::new(seed, Purpose::Episodes, &[stream]);
         }
         let mut env = Self {
             params,

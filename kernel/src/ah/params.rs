@@ -116,6 +116,13 @@ pub struct AhParams {
     pub flags: AhFlags,
     /// The profile the flags were derived from (informational: the flags are what counts).
     pub profile: Profile,
+    /// Every episode of every instance starts from one seed (instance 0's first): the same
+    /// layout, sensitive draw and environment streams each time, so episodes differ only by
+    /// the actions. The reference's counterfactual test re-creates its worlds with seed 42
+    /// for every test game; off everywhere else. Snapshots made before this field existed
+    /// read it as off.
+    #[serde(default)]
+    pub one_layout: bool,
 }
 
 impl AhParams {
@@ -138,6 +145,7 @@ impl AhParams {
             episode_steps: 3000,
             flags: AhFlags::from_profile(profile),
             profile,
+            one_layout: false,
         }
     }
 

@@ -536,10 +536,15 @@ fn grow_bush(p: &AhParams, s: &mut Inst<'_>, t: u32) {
     }
 }
 
-/// Start a new episode with the next seed of the instance's episode stream (spec §1.2).
+/// Start a new episode with the next seed of the instance's episode stream (spec §1.2); with
+/// `one_layout` the stream is not advanced, so every episode gets its first seed.
 pub(crate) fn reset_instance(p: &AhParams, s: &mut Inst<'_>, world: World) {
     let n = p.agents as usize;
-    let seed = s.episode_rng[0].next_u64();
+    let seed = if p.one_layout {
+        s.episode_rng[0].clone().next_u64()
+    } else {
+        s.episode_rng[0].next_u64()
+    };
     let mut layout = Stream::new(seed, Purpose::AhLayout, &[]);
     s.growth_rng[0] = Stream::new(seed, Purpose::AhGrowth, &[]);
     s.order_rng[0] = Stream::new(seed, Purpose::AhOrder, &[]);

@@ -23,6 +23,9 @@ pub struct EpisodeTotals {
     /// Counterfactual runs: mean over agents of |return − the twin's return| (the twin's
     /// episode ends on the same step).
     pub cf: Option<f64>,
+    /// Counterfactual runs: the episode's total reward (all agents, all steps) of the factual
+    /// world and of the counterfactual one (the reference's CF test compares these).
+    pub world_totals: Option<[f64; 2]>,
 }
 
 /// The fairness part of a metrics line: the measured disparities, and what the penalty did.
@@ -62,7 +65,16 @@ pub fn csp_value(levels: &[(&str, Option<f64>)]) -> Option<serde_json::Value> {
 /// and `sum` = mean over episodes of Σ_c |·| (the paper's Eq. 4). The same on group TOTALS
 /// (the reference's quantities, spec §6 and §9 item 29: not a rescaling for `csp`, since each
 /// colour's sensitive count varies per episode): `dp_total`, `dp_total_abs`, `csp_total`.
+/// A world without one of the groups (the reference's all-able counterfactual world) has no
+/// disparity: every key is then null.
 pub fn ah_eval_disparities(episodes: &[EpisodeTotals]) -> serde_json::Value {
+    let has_both = |n: &[u32; 4]| n[0] + n[1] > 0 && n[2] + n[3] > 0;
+    if !episodes.iter().all(|ep| has_both(&ep.counts)) {
+        return serde_json::json!({
+            "dp": null, "dp_abs": null, "csp": null,
+            "dp_total": null, "dp_total_abs": null, "csp_total": null,
+        });
+    }
     let e = episodes.len().max(1) as f64;
     let per_agent = |t: &[f32; 4], n: &[u32; 4], cells: &[usize]| {
         let total: f64 = cells.iter().map(|&c| f64::from(t[c])).sum();
@@ -183,6 +195,7 @@ mod tests {
             counts,
             returns: vec![],
             cf: None,
+            world_totals: None,
         }
     }
 

@@ -425,7 +425,10 @@ fn file_sets(file: &Option<toml::Table>, section: &str, key: &str, flat: &str) -
 ///   runs on HS get `ppo.normalize_advantages` and `hs.standardized_returns`.
 /// - The reference's HS counterfactual scripts never apply their arrival templates: the
 ///   reference profile's CF runs keep the single random peak (`hs.arrival_curriculum` off).
-/// - They step the two worlds together until either's day ends, with one agent set per
+/// - The reference's AH counterfactual scripts play two whole worlds (all able, all
+///   sensitive), each by one network: the reference profile's PPO and Fair-PPO CF runs on AH
+///   get `ah.cf_reference_worlds`.
+/// - The HS counterfactual scripts step the two worlds together until either's day ends, with one agent set per
 ///   world: the reference profile's PPO and Fair-PPO CF runs get `hs.cf_days_end_together`,
 ///   and `hs.cf_world_agents` unless Fair-PPO's penalty is fairground's shaped one (whose
 ///   ledger credit trains one router network; the reference penalty only reports P on HS).
@@ -435,6 +438,14 @@ fn notion_defaults(
     file_sets: &dyn Fn(&str, &str, &str) -> bool,
 ) {
     use crate::config::{Algo, Fairness, Penalty};
+    let reference_ppo = cfg.profile == fairground_kernel::Profile::Reference
+        && matches!(cfg.algo, Algo::Ppo | Algo::FairPpo);
+    if cfg.env == EnvName::Ah && cfg.fair.fairness == Fairness::Cf {
+        if reference_ppo && !file_sets("ah", "cf_reference_worlds", "") {
+            cfg.ah.cf_reference_worlds = true;
+        }
+        return;
+    }
     if cfg.env != EnvName::Hs || cfg.fair.fairness != Fairness::Cf {
         return;
     }

@@ -26,6 +26,8 @@ pub struct EvalRequest {
     pub episode_steps: Option<u32>,
     /// Override the run's backend.
     pub backend: Option<Backend>,
+    /// AH: every test game of both worlds from one seed (`ah.cf_test_one_layout`).
+    pub one_layout: bool,
 }
 
 /// `fairground eval`: writes `eval.json` into the run directory and returns its text.
@@ -44,6 +46,16 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
     }
     if let Some(b) = req.backend {
         cfg.backend = b;
+    }
+    if req.one_layout {
+        if cfg.env != EnvName::Ah {
+            return Err(TrainError::Eval {
+                dir: req.run_dir.display().to_string(),
+                why: "--one-layout: an AH option (the reference's CF test); this is an HS run"
+                    .into(),
+            });
+        }
+        cfg.ah.cf_test_one_layout = true;
     }
     cfg.instances = cfg.instances.min(req.episodes.max(1));
     cfg.fair.fairness = Fairness::Cf;

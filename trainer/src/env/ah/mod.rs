@@ -22,7 +22,10 @@ use crate::net::{NetShape, StoreLayout};
 use fair::{FairCells, cell_gaps};
 use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepOut};
 use fairground_kernel::pool::WorkerPool;
-use fairground_kernel::rng::{Purpose, Stream};
+use fairground_kernel::rng::{Purpose, Stream, derive_seed};
+
+/// The path that derives the reference worlds' world-1 seed from the run's environment seed.
+const WORLD1_SEED_TAG: u64 = 0x5731;
 
 /// Group networks (not the kernel's four reward cells).
 pub const GROUP_NETS: usize = 2;
@@ -132,13 +135,33 @@ pub struct AhAdapter {
     /// Episodes finished by the last step (factual world, instance order).
     finished: Vec<EpisodeTotals>,
     random: Stream,
+    /// `ah.cf_reference_worlds`: the second world is the all-sensitive one, not the twin.
+    reference_worlds: bool,
 }
 
 impl AhAdapter {
     pub fn new(cfg: &TrainConfig, env_use: EnvUse) -> Result<Self, TrainError> {
         let seeds = Seeds::derive(cfg.seed, &[], env_use, GROUP_NETS);
-        let env = AhEnv::new(ah_params(cfg), cfg.instances as usize, seeds.env)?;
-        let twin = (cfg.fair.fairness == Fairness::Cf).then(|| env.twin());
+        let cf = cfg.fair.fairness == Fairness::Cf;
+        let mut params = ah_params(cfg);
+        // Every test game from one seed (`eval --one-layout`, the reference's CF test).
+        params.one_layout = cf && env_use == EnvUse::Eval && cfg.ah.cf_test_one_layout;
+        let reference_worlds = cf && cfg.ah.cf_reference_worlds;
+        if reference_worlds {
+            // World 0 all able (played by network 0, since every agent is of group 0); world 1
+            // all sensitive: the all-able world's twin (network 1's).
+            params.sensitive_fraction = 0.0;
+        }
+        let n = cfg.instances as usize;
+        let env = AhEnv::new(params.clone(), n, seeds.env)?;
+        let twin = match (cf, reference_worlds && !params.one_layout) {
+            (false, _) => None,
+            // The reference's worlds are built apart, so their layouts are independent.
+            (true, true) => {
+                Some(AhEnv::new(params, n, derive_seed(seeds.env, &[WORLD1_SEED_TAG]))?.twin())
+            }
+            (true, false) => Some(env.twin()),
+        };
         let worlds = 1 + usize::from(twin.is_some());
         let slots = worlds * env.instances() * env.agents();
         let shape = |name| NetShape {
@@ -167,6 +190,7 @@ impl AhAdapter {
             random: Stream::new(env.seed(), Purpose::RandomActions, &[]),
             env,
             twin,
+            reference_worlds,
         })
     }
 
@@ -284,11 +308,19 @@ impl AhAdapter {
                 .sum::<f64>()
                 / agents as f64
         });
+        let world_totals = self.twin.as_ref().map(|twin| {
+            let total = |r: &[f32]| r.iter().map(|&x| f64::from(x)).sum::<f64>();
+            [
+                total(inst.last_episode_returns()),
+                total(twin.instance(i).last_episode_returns()),
+            ]
+        });
         EpisodeTotals {
             totals: inst.last_episode_group_returns(),
             counts,
             returns: inst.last_episode_returns().to_vec(),
             cf,
+            world_totals,
         }
     }
 
@@ -517,6 +549,7 @@ fn eval_report(a: &AhAdapter, played: &[EpisodeTotals]) -> serde_json::Value {
         .iter()
         .map(|e| e.returns.iter().map(|&v| f64::from(v)).collect())
         .collect();
+    let cf_worlds = cf_worlds_report(a, played);
     // Gini and Jain on [NSr, NSb, Sr, Sb] per episode (spec §6), then averaged.
     let groups: Welfare = mean_welfare(&group_vectors);
     serde_json::json!({
@@ -540,6 +573,9 @@ fn eval_report(a: &AhAdapter, played: &[EpisodeTotals]) -> serde_json::Value {
         "dp_total_abs": fair["dp_total_abs"],
         "csp_total": fair["csp_total"],
         "cf": cf,
+        "cf_total": cf_worlds["cf_total"],
+        "cf_total_abs": cf_worlds["cf_total_abs"],
+        "cf_worlds": cf_worlds["worlds"],
         "gini": groups.gini,
         "jain": groups.jain,
         "welfare": {
@@ -547,4 +583,88 @@ fn eval_report(a: &AhAdapter, played: &[EpisodeTotals]) -> serde_json::Value {
             "players": mean_welfare(&player_vectors),
         },
     })
+}
+
+/// Counterfactual runs: the reference's CF test metric (spec §4.4) beside `cf`: per episode
+/// the factual world's total reward minus the counterfactual world's (`cf_total`, its mean;
+/// `cf_total_abs`, the mean of its size), and what the worlds were (`twin`: the 50/50 world's
+/// attribute-flipped twin; `reference`: all able vs all sensitive, `ah.cf_reference_worlds`)
+/// with each world's mean total and whether every game started from one layout. All null
+/// without a counterfactual world.
+fn cf_worlds_report(a: &AhAdapter, played: &[EpisodeTotals]) -> serde_json::Value {
+    let worlds: Vec<[f64; 2]> = played.iter().filter_map(|e| e.world_totals).collect();
+    if a.twin.is_none() || worlds.is_empty() {
+        return serde_json::json!({ "cf_total": null, "cf_total_abs": null, "worlds": null });
+    }
+    let e = worlds.len() as f64;
+    let mean = |f: &dyn Fn(&[f64; 2]) -> f64| worlds.iter().map(f).sum::<f64>() / e;
+    serde_json::json!({
+        "cf_total": mean(&|w| w[0] - w[1]),
+        "cf_total_abs": mean(&|w| (w[0] - w[1]).abs()),
+        "worlds": {
+            "kind": if a.reference_worlds { "reference" } else { "twin" },
+            "one_layout": a.env.params().one_layout,
+            "world_totals": [mean(&|w| w[0]), mean(&|w| w[1])],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The reference's counterfactual worlds (`ah.cf_reference_worlds`): world 0 all able,
+    //! world 1 all sensitive, each network playing one whole world; independent layouts in
+    //! training, one layout shared by both worlds with `cf_test_one_layout` in evaluation.
+    use super::*;
+    use crate::config::{Algo, EnvName};
+    use fairground_kernel::Profile;
+
+    fn cfg(one_layout: bool) -> TrainConfig {
+        let mut c = TrainConfig::defaults_for_algo(EnvName::Ah, Profile::Reference, Algo::FairPpo);
+        c.fair.fairness = Fairness::Cf;
+        c.ah.cf_reference_worlds = true;
+        c.ah.cf_test_one_layout = one_layout;
+        c.instances = 2;
+        c
+    }
+
+    fn cells(a: &AhAdapter, b: usize) -> Vec<(u32, u32)> {
+        let inst = a.block_instance(b);
+        (0..a.agents())
+            .map(|k| (inst.agent(k).x, inst.agent(k).y))
+            .collect()
+    }
+
+    #[test]
+    fn each_network_plays_one_whole_world() {
+        let mut a = AhAdapter::new(&cfg(false), EnvUse::Train).unwrap();
+        a.begin_rollout();
+        let world = a.world_slots();
+        assert!(
+            a.groups()[..world].iter().all(|&g| g == 0),
+            "world 0: all able"
+        );
+        assert!(
+            a.groups()[world..].iter().all(|&g| g == 1),
+            "world 1: all sensitive"
+        );
+        let (mut slots, mut obs) = (Vec::new(), Vec::new());
+        for net in 0..GROUP_NETS {
+            a.gather(net, &mut slots, &mut obs);
+            let expected: Vec<u32> = (net * world..(net + 1) * world).map(|s| s as u32).collect();
+            assert_eq!(slots, expected, "network {net} acts for all of world {net}");
+        }
+        // Training layouts are independent (the reference builds its worlds apart).
+        for i in 0..2 {
+            assert_ne!(cells(&a, i), cells(&a, 2 + i), "instance {i}");
+        }
+        // The eval option: both worlds (and every game) from one layout.
+        let mut e = AhAdapter::new(&cfg(true), EnvUse::Eval).unwrap();
+        e.begin_rollout();
+        assert_eq!(cells(&e, 0), cells(&e, 2));
+        assert_eq!(cells(&e, 0), cells(&e, 1), "every instance the same layout");
+        assert!(e.groups()[e.world_slots()..].iter().all(|&g| g == 1));
+        // The option changes evaluation only.
+        let t = AhAdapter::new(&cfg(true), EnvUse::Train).unwrap();
+        assert_ne!(cells(&t, 0), cells(&t, 2));
+    }
 }
