@@ -619,7 +619,7 @@ mod tests {
     use fairground_kernel::Profile;
 
     fn cfg(one_layout: bool) -> TrainConfig {
-        let mut c = TrainConfig::defaults_for_algo(EnvName::Ah, Profile::Reference, Algo::FairPpo);
+        let mut c = TrainConfig::defaults_for_algo(EnvName::Ah, Profile::Reference, Algo::Ppo);
         c.fair.fairness = Fairness::Cf;
         c.ah.cf_reference_worlds = true;
         c.ah.cf_test_one_layout = one_layout;
