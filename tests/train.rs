@@ -150,6 +150,8 @@ fn same_seed_is_identical_and_resume_equals_a_straight_run() {
     assert!((total - 20.0 * per_agent).abs() <= 1e-9 * total.abs().max(1.0));
     assert!(eval["dp_total_abs"].as_f64().unwrap() >= total.abs() - 1e-9);
     assert!(eval["csp_total"]["sum"].as_f64().unwrap() >= 0.0);
+    // A clean run's tables report the per-agent gaps.
+    assert_eq!(eval["table_keys"], serde_json::json!(["dp", "csp"]));
 }
 
 /// Runs `train` with `args`, expects failure with one stderr line containing every `needle`,

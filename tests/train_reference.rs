@@ -495,6 +495,11 @@ fn ah_reference_counterfactual_runs_play_the_reference_worlds() {
         "no disparity inside an all-able world: {}",
         eval["dp"]
     );
+    // The reference profile's tables report group totals (spec §9 item 29).
+    assert_eq!(
+        eval["table_keys"],
+        serde_json::json!(["dp_total", "csp_total"])
+    );
     // The one-layout test.
     ok(&fairground(&[
         "eval",

@@ -555,6 +555,13 @@ fn eval_report(a: &AhAdapter, played: &[EpisodeTotals]) -> serde_json::Value {
     serde_json::json!({
         "episodes": played.len(),
         "episode_steps": a.episode_steps,
+        // What a table of this profile reports as DP and CSP: the reference's are differences
+        // of group totals (spec §6, §9 item 29), the clean profile's per-agent means.
+        "table_keys": if params.profile == fairground_kernel::Profile::Reference {
+            ["dp_total", "csp_total"]
+        } else {
+            ["dp", "csp"]
+        },
         "mean_reward_per_agent_step":
             total / (f64::from(params.agents) * f64::from(a.episode_steps)),
         "return_by_group": by_group([ns / group_agents[0], s / group_agents[1]]),
