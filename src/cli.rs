@@ -27,6 +27,43 @@ pub enum Command {
     Train(TrainArgs),
     /// Run a trained policy for whole episodes; writes eval.json into the run directory.
     Eval(EvalArgs),
+    /// Plan, run and follow a sweep of runs (one machine, or an array job).
+    #[command(subcommand)]
+    Sweep(SweepCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SweepCommand {
+    /// Expand a sweep file's axes into numbered runs: DIR/sweep.json and one config per run.
+    Plan {
+        /// The sweep file ([base] config keys, [axes] lists of values).
+        file: std::path::PathBuf,
+        /// The sweep directory to write.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Train one run of a planned sweep: skipped if done, resumed if partial.
+    Run {
+        /// The sweep directory.
+        dir: std::path::PathBuf,
+        /// The run [default: $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX].
+        #[arg(long)]
+        index: Option<usize>,
+    },
+    /// Run every unfinished run of a sweep with a local pool of processes.
+    Local {
+        dir: std::path::PathBuf,
+        /// Runs at once (each a `sweep run` process), 1..=64.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+        jobs: u32,
+    },
+    /// One line per run: its state and axis values, and the failed runs' error lines.
+    Status {
+        dir: std::path::PathBuf,
+        /// Print the status as one JSON object instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A parser for one of a trainer enum's names (`NAMES`, `FromStr`): clap lists the possible

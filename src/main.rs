@@ -54,6 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let text = fairground::train::eval(&args)?;
             println!("{text}");
         }
+        Command::Sweep(cmd) => fairground::sweep::run(cmd)?,
     }
     Ok(())
 }

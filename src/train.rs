@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Ctrl-C or SIGTERM: the first asks the run to stop after its iteration (it saves a
 /// checkpoint and says how to resume); a second stops at once, pointing at the last checkpoint.
-fn stop_on_signal(out: Option<PathBuf>) -> Option<Arc<AtomicBool>> {
+pub(crate) fn stop_on_signal(out: Option<PathBuf>) -> Option<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let dir = out.map_or("<the run directory>".into(), |d| d.display().to_string());

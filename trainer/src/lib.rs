@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod net;
 pub mod repro;
 pub mod run;
+pub mod sweep;
 pub mod train_loop;
 pub mod update;
 

@@ -395,6 +395,17 @@ fn resolve_fresh(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainErro
     Ok((cfg, dir))
 }
 
+/// What `fairground train --config FILE` with no other flag would train from a file holding
+/// `text` (`path` names it in errors): the file over its env, profile and algorithm's
+/// defaults, the notion defaults, validated. A sweep's plan checks every run with it.
+pub fn resolve_text(text: &str, path: &str) -> Result<TrainConfig, TrainError> {
+    let mut cfg = TrainConfig::from_toml_for_algo(text, path, None, None, None)?;
+    let file = toml::from_str::<toml::Table>(text).ok();
+    notion_defaults(&mut cfg, false, &|s, k, f| file_sets(&file, s, k, f));
+    cfg.validate()?;
+    Ok(cfg)
+}
+
 /// The request's config file as a table (None without a file).
 fn file_table(req: &TrainRequest) -> Result<Option<toml::Table>, TrainError> {
     Ok(match &req.config_file {

@@ -1,0 +1,176 @@
+//! `fairground sweep plan|run|local|status`: the command-line side of
+//! `fairground_trainer::sweep` (the plan and the run states live there). `local` is a pool of
+//! `sweep run` processes: each run is its own process, so one that fails or is killed never
+//! takes the others with it, and a rerun continues from the files alone.
+
+use crate::cli::SweepCommand;
+use fairground_trainer::sweep::{self, RunOutcome, RunState};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
+    match cmd {
+        SweepCommand::Plan { file, out } => {
+            let s = sweep::plan(&file, &out)?;
+            let axes: Vec<String> = s
+                .axes
+                .iter()
+                .map(|a| format!("{} ({})", a.name, a.values.len()))
+                .collect();
+            eprintln!("planned {} runs over {}", s.runs.len(), axes.join(" × "));
+            println!("{}", out.display());
+        }
+        SweepCommand::Run { dir, index } => {
+            let index = index.or_else(sweep::index_from_env).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--index: not given, and neither SLURM_ARRAY_TASK_ID nor \
+                     JOB_COMPLETION_INDEX is set"
+                )
+            })?;
+            let stop = crate::train::stop_on_signal(Some(dir.clone()));
+            match sweep::run_index(&dir, index, false, stop)? {
+                RunOutcome::Skipped => eprintln!("run {index}: already done"),
+                RunOutcome::Trained { resumed_from } => match resumed_from {
+                    Some(k) => eprintln!("run {index}: done (resumed from iteration {k})"),
+                    None => eprintln!("run {index}: done"),
+                },
+            }
+        }
+        SweepCommand::Local { dir, jobs } => local(&dir, jobs as usize)?,
+        SweepCommand::Status { dir, json } => {
+            let s = sweep::status_json(&dir)?;
+            if json {
+                println!("{s}");
+            } else {
+                for r in s["by_run"].as_array().expect("runs") {
+                    let values: Vec<String> = r["values"]
+                        .as_object()
+                        .expect("values")
+                        .iter()
+                        .map(|(k, v)| match v.as_str() {
+                            Some(s) => format!("{k}={s}"),
+                            None => format!("{k}={v}"),
+                        })
+                        .collect();
+                    println!(
+                        "{:04} {:<8} {}",
+                        r["index"].as_u64().unwrap_or(0),
+                        r["state"].as_str().unwrap_or("?"),
+                        values.join(" ")
+                    );
+                    if let Some(e) = r["error"].as_str() {
+                        println!("     error: {e}");
+                    }
+                }
+                println!("{}", s["counts"]);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `sweep local DIR --jobs K`: every run not done, K processes at a time, one progress line.
+fn local(dir: &Path, jobs: usize) -> anyhow::Result<()> {
+    let plan = sweep::load(dir)?;
+    let total = plan.runs.len();
+    let mut todo = Vec::new();
+    let mut done = 0usize;
+    for r in &plan.runs {
+        match sweep::state(dir, r) {
+            RunState::Done { .. } => done += 1,
+            _ => todo.push(r.index),
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        // The children share the terminal's process group and get the same signal: each
+        // stops after its iteration with a checkpoint. The pool stops launching.
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    let exe = std::env::current_exe()?;
+    let tty = std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let mut queue = todo.into_iter();
+    let mut running: Vec<(usize, Child)> = Vec::new();
+    let (mut failed, mut finished_here) = (Vec::new(), 0usize);
+    let mut last_line = String::new();
+    loop {
+        while running.len() < jobs && !stop.load(Ordering::SeqCst) {
+            let Some(i) = queue.next() else { break };
+            let log_path = dir.join(&plan.runs[i].config).with_file_name("log.txt");
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)?;
+            let child = Command::new(&exe)
+                .args(["sweep", "run"])
+                .arg(dir)
+                .args(["--index", &i.to_string()])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()?;
+            running.push((i, child));
+        }
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let mut k = 0;
+        while k < running.len() {
+            if let Some(status) = running[k].1.try_wait()? {
+                let (i, _) = running.swap_remove(k);
+                if status.success() {
+                    done += 1;
+                    finished_here += 1;
+                } else if !stop.load(Ordering::SeqCst) {
+                    failed.push(i);
+                }
+            } else {
+                k += 1;
+            }
+        }
+        let pending = total - done - failed.len() - running.len();
+        let eta = (finished_here > 0).then(|| {
+            let per = start.elapsed().as_secs_f64() / finished_here as f64;
+            per * (pending + running.len()) as f64 / jobs as f64
+        });
+        let line = format!(
+            "sweep: {done}/{total} done, {} running, {} failed, {pending} pending{}",
+            running.len(),
+            failed.len(),
+            eta.map_or(String::new(), |s| format!(", ETA {s:.0} s"))
+        );
+        if tty {
+            eprint!("\r{line}   ");
+        } else if line != last_line {
+            eprintln!("{line}");
+        }
+        last_line = line;
+    }
+    if tty {
+        eprintln!();
+    }
+    let wall = start.elapsed().as_secs_f64();
+    if stop.load(Ordering::SeqCst) {
+        eprintln!("stopped after {wall:.1} s; run `fairground sweep local` again to continue");
+        std::process::exit(130);
+    }
+    if !failed.is_empty() {
+        failed.sort_unstable();
+        anyhow::bail!(
+            "{} of {total} runs failed ({:?}); `fairground sweep status {}` shows why, and a \
+             rerun retries only them and the unfinished ones",
+            failed.len(),
+            failed,
+            dir.display()
+        );
+    }
+    eprintln!("sweep: all {total} runs done in {wall:.1} s");
+    Ok(())
+}

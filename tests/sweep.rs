@@ -1,0 +1,232 @@
+//! Guarantees for `fairground sweep plan|run|local|status` (issue 16's sweep, on one machine):
+//! - a plan depends only on the sweep file: two plans are byte-identical, the runs are the
+//!   axes' product in the documented order, each config's hash is the SHA-256 of its bytes,
+//!   replanning the same file into its directory is accepted and another plan there refused;
+//! - bad sweep files (unknown axis, empty axis, a value out of range, a scalar axis, an unknown
+//!   table) are refused with one line naming the axis or value, and nothing is written;
+//! - `sweep run --index I` trains run I exactly as `train --config` would (same parameter
+//!   hashes), skips it when done, resumes a partial run bit for bit, takes its index from
+//!   `SLURM_ARRAY_TASK_ID`, and refuses a config changed since the plan and an index out of
+//!   range;
+//! - `sweep local` runs everything, a failing run does not stop the others, `status` names it
+//!   with its error, and a rerun retries only what is not done.
+
+#[path = "common/train_cli.rs"]
+mod train_cli;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use train_cli::{fairground, ok};
+
+const SMOKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sweeps/smoke.toml");
+
+fn plan(dir: &Path, file: &str) -> std::process::Output {
+    fairground(&["sweep", "plan", file, "--out", dir.to_str().unwrap()])
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = train_cli::scratch_dir(name);
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn sweep_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap()
+}
+
+fn status(dir: &Path) -> serde_json::Value {
+    let out = fairground(&["sweep", "status", dir.to_str().unwrap(), "--json"]);
+    ok(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn last_hash(run: &Path) -> String {
+    train_cli::metrics(run, &["param_hash"]).last().unwrap()["param_hash"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_plan_depends_only_on_the_file() {
+    let (a, b) = (scratch("sweep-plan-a"), scratch("sweep-plan-b"));
+    ok(&plan(&a, SMOKE));
+    ok(&plan(&b, SMOKE));
+    let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+    assert_eq!(read(&a, "sweep.json"), read(&b, "sweep.json"));
+    let s = sweep_json(&a);
+    let runs = s["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    // Alphabetical axes (algo, seed), the last fastest.
+    let values: Vec<(String, u64)> = runs
+        .iter()
+        .map(|r| {
+            let v = &r["values"];
+            (
+                v["algo"].as_str().unwrap().to_string(),
+                v["seed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = [("ppo", 0), ("ppo", 1), ("fair-ppo", 0), ("fair-ppo", 1)];
+    assert_eq!(
+        values,
+        want.map(|(a, s)| (a.to_string(), s)).to_vec(),
+        "{values:?}"
+    );
+    for r in runs {
+        let cfg = r["config"].as_str().unwrap();
+        assert_eq!(read(&a, cfg), read(&b, cfg));
+        let text = String::from_utf8(read(&a, cfg)).unwrap();
+        let out = Command::new("sha256sum")
+            .arg(a.join(cfg))
+            .output()
+            .expect("sha256sum");
+        let sum = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            sum.split_whitespace().next(),
+            r["config_hash"].as_str(),
+            "{text}"
+        );
+    }
+    // The same plan again is accepted; another sweep's plan into the directory is refused.
+    ok(&plan(&a, SMOKE));
+    let other = a.join("other.toml");
+    std::fs::write(&other, "[base]\nenv = \"ah\"\n[axes]\nseed = [5]\n").unwrap();
+    let out = plan(&a, other.to_str().unwrap());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another sweep"));
+    assert_eq!(read(&a, "sweep.json"), read(&b, "sweep.json"), "untouched");
+}
+
+#[test]
+fn bad_sweep_files_are_refused_in_one_line_and_write_nothing() {
+    let base = "[base]\nenv = \"ah\"\n";
+    let cases = [
+        (format!("{base}[axes]\nbogus = [1]\n"), "bogus"),
+        (format!("{base}[axes]\nseed = []\n"), "seed"),
+        (
+            format!("{base}[axes]\n\"fair.alpha\" = [0.5, 11.0]\n"),
+            "fair.alpha = 11.0",
+        ),
+        (format!("{base}[axes]\nseed = 3\n"), "seed"),
+        (
+            format!("{base}[axes]\nseed = [1]\n[extra]\nx = 1\n"),
+            "extra",
+        ),
+        (base.to_string(), "[axes]"),
+    ];
+    for (k, (text, needle)) in cases.iter().enumerate() {
+        let dir = scratch(&format!("sweep-bad-{k}"));
+        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        let file = dir.with_extension("toml");
+        std::fs::write(
+            &file,
+            format!("[base]\nenv = \"ah\"\n{text}").replace(
+                "[base]\nenv = \"ah\"\n[base]\nenv = \"ah\"\n",
+                "[base]\nenv = \"ah\"\n",
+            ),
+        )
+        .unwrap();
+        let out = plan(&dir, file.to_str().unwrap());
+        assert!(!out.status.success(), "case {k} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "case {k}: {err}");
+        assert!(err.contains(needle), "case {k}: {err}");
+        assert!(!dir.exists(), "case {k}: wrote {}", dir.display());
+    }
+}
+
+#[test]
+fn a_run_trains_as_train_would_skips_when_done_and_resumes_when_partial() {
+    let dir = scratch("sweep-run");
+    ok(&plan(&dir, SMOKE));
+    let d = dir.to_str().unwrap();
+    ok(&fairground(&["sweep", "run", d, "--index", "2"]));
+    // The same config through `train`: the same parameters.
+    let direct = dir.join("direct");
+    train_cli::train(&dir.join("runs/0002/config.toml"), &direct, "2", false);
+    assert_eq!(last_hash(&dir.join("runs/0002/run")), last_hash(&direct));
+    let out = fairground(&["sweep", "run", d, "--index", "2"]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already done"));
+    // A partial run (one iteration of two, as a kill would leave it) resumes bit for bit.
+    let run1 = dir.join("runs/0001/run");
+    train_cli::train(&dir.join("runs/0001/config.toml"), &run1, "1", false);
+    assert_eq!(status(&dir)["by_run"][1]["state"], "partial");
+    let out = Command::new(env!("CARGO_BIN_EXE_fairground"))
+        .args(["sweep", "run", d])
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .output()
+        .unwrap();
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resumed from iteration 1"));
+    let whole = dir.join("whole");
+    train_cli::train(&dir.join("runs/0001/config.toml"), &whole, "2", false);
+    assert_eq!(
+        train_cli::metrics(&run1, &["param_hash"]),
+        train_cli::metrics(&whole, &["param_hash"])
+    );
+    // A config changed after the plan, and an index out of range: one line each.
+    let cfg0 = dir.join("runs/0000/config.toml");
+    let text = std::fs::read_to_string(&cfg0).unwrap();
+    std::fs::write(&cfg0, text.replace("seed = 0", "seed = 9")).unwrap();
+    for (index, needle) in [("0", "content hash"), ("4", "0..=3")] {
+        let out = fairground(&["sweep", "run", d, "--index", index]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+    assert!(!dir.join("runs/0000/run").exists(), "nothing trained");
+}
+
+#[test]
+fn the_local_pool_survives_a_failing_run_and_a_rerun_retries_only_it() {
+    let dir = scratch("sweep-local");
+    ok(&plan(&dir, SMOKE));
+    let d = dir.to_str().unwrap();
+    // Run 3's run directory is a file: that run fails, the others must not.
+    std::fs::write(dir.join("runs/0003/run"), "in the way").unwrap();
+    let out = fairground(&["sweep", "local", d, "--jobs", "2"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 of 4 runs failed ([3])"), "{err}");
+    let s = status(&dir);
+    assert_eq!(
+        s["counts"],
+        serde_json::json!({"done": 3, "failed": 1}),
+        "{s}"
+    );
+    let failed = &s["by_run"][3];
+    assert_eq!(failed["state"], "failed");
+    assert!(
+        failed["error"].as_str().unwrap().contains("names a file"),
+        "{failed}"
+    );
+    let text = fairground(&["sweep", "status", d]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("0003 failed") && text.contains("error:"),
+        "{text}"
+    );
+    let hashes: Vec<_> = (0..3)
+        .map(|i| s["by_run"][i]["param_hash"].clone())
+        .collect();
+    let log = |i: usize| std::fs::read(dir.join(format!("runs/{i:04}/log.txt"))).unwrap();
+    let logs: Vec<_> = (0..3).map(log).collect();
+    std::fs::remove_file(dir.join("runs/0003/run")).unwrap();
+    ok(&fairground(&["sweep", "local", d, "--jobs", "2"]));
+    let s = status(&dir);
+    assert_eq!(s["counts"], serde_json::json!({"done": 4}), "{s}");
+    let again: Vec<_> = (0..3)
+        .map(|i| s["by_run"][i]["param_hash"].clone())
+        .collect();
+    assert_eq!(hashes, again);
+    assert_eq!(
+        logs,
+        (0..3).map(log).collect::<Vec<_>>(),
+        "done runs were not run again"
+    );
+    assert!(s["by_run"][3]["error"].is_null());
+}
