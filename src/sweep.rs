@@ -16,12 +16,19 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
     match cmd {
         SweepCommand::Plan { file, out } => {
             let s = sweep::plan(&file, &out)?;
-            let axes: Vec<String> = s
-                .axes
+            let grids: Vec<String> = s
+                .grids
                 .iter()
-                .map(|a| format!("{} ({})", a.name, a.values.len()))
+                .map(|g| {
+                    let axes: Vec<String> = g
+                        .axes
+                        .iter()
+                        .map(|a| format!("{} ({})", a.name, a.values.len()))
+                        .collect();
+                    format!("{}: {}", g.name, axes.join(" × "))
+                })
                 .collect();
-            eprintln!("planned {} runs over {}", s.runs.len(), axes.join(" × "));
+            eprintln!("planned {} runs; {}", s.runs.len(), grids.join("; "));
             println!("{}", out.display());
         }
         SweepCommand::Run { dir, index } => {

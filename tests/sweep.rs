@@ -9,7 +9,9 @@
 //!   `SLURM_ARRAY_TASK_ID`, and refuses a config changed since the plan and an index out of
 //!   range;
 //! - `sweep local` runs everything, a failing run does not stop the others, `status` names it
-//!   with its error, and a rerun retries only what is not done.
+//!   with its error, and a rerun retries only what is not done;
+//! - the shipped paper grids plan (237 runs each, grid by grid, each with its grid's base);
+//!   [axes] with [[grid]], or a grid without axes, is refused in one line.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -229,4 +231,60 @@ fn the_local_pool_survives_a_failing_run_and_a_rerun_retries_only_it() {
         "done runs were not run again"
     );
     assert!(s["by_run"][3]["error"].is_null());
+}
+
+#[test]
+fn the_shipped_paper_grids_plan_grid_by_grid() {
+    for env in ["ah", "hs"] {
+        let dir = scratch(&format!("sweep-paper-{env}"));
+        let file = format!("{}/sweeps/paper-{env}.toml", env!("CARGO_MANIFEST_DIR"));
+        ok(&plan(&dir, &file));
+        let s = sweep_json(&dir);
+        let grids: Vec<&str> = s["grids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(grids, ["fair-ppo", "ppo", "fen", "soto"]);
+        let runs = s["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 225 + 3 + 3 + 6, "{env}");
+        // Grid by grid, in file order; each run's config carries its grid's base.
+        let per_grid = |g: u64| runs.iter().filter(|r| r["grid"] == g).count();
+        assert_eq!(
+            (per_grid(0), per_grid(1), per_grid(2), per_grid(3)),
+            (225, 3, 3, 6)
+        );
+        assert!(
+            runs.windows(2)
+                .all(|w| w[0]["grid"].as_u64() <= w[1]["grid"].as_u64())
+        );
+        let cfg = |i: usize| {
+            let text = std::fs::read_to_string(dir.join(runs[i]["config"].as_str().unwrap()));
+            text.unwrap().parse::<toml::Table>().unwrap()
+        };
+        assert_eq!(cfg(0)["algo"].as_str(), Some("fair-ppo"));
+        assert_eq!(cfg(0)["env"].as_str(), Some(env));
+        assert_eq!(cfg(225)["algo"].as_str(), Some("ppo"));
+        assert_eq!(cfg(236)["soto"]["welfare"].as_str(), Some("alpha"));
+    }
+    // [axes] and [[grid]] together, or a grid without axes: one line, nothing written.
+    let dir = scratch("sweep-grid-bad");
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    for (k, text) in [
+        "[axes]\nseed = [0]\n[[grid]]\nname = \"a\"\naxes = { seed = [1] }\n",
+        "[[grid]]\nname = \"a\"\nbase = { algo = \"ppo\" }\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let file = dir.with_extension(format!("{k}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let out = plan(&dir, file.to_str().unwrap());
+        assert!(!out.status.success(), "case {k}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("grid") || err.contains("axes"), "{err}");
+        assert!(!dir.exists());
+    }
 }

@@ -180,6 +180,7 @@ pub fn status_json(dir: &Path) -> Result<serde_json::Value, TrainError> {
             *counts.entry(st.name()).or_default() += 1;
             let mut j = serde_json::json!({
                 "index": r.index,
+                "grid": sweep.grids.get(r.grid).map(|g| g.name.as_str()),
                 "state": st.name(),
                 "values": r.values,
                 "dir": r.dir,

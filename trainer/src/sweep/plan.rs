@@ -5,7 +5,8 @@
 //! table whose entries are lists of values, named by their dotted config key (`seed`,
 //! `algo`, `fair.alpha`, written `fair.alpha = [...]` or `"fair.alpha" = [...]`). The runs are
 //! the cartesian product of the axes, in the alphabetical order of the axis names with the
-//! last varying fastest, so the plan depends only on the file's content.
+//! last varying fastest, so the plan depends only on the file's content. Several grids (each
+//! its own product, over its own base) are `[[grid]]` tables, planned one after another.
 
 use crate::error::TrainError;
 use crate::io::{read_to_string, write_atomic};
@@ -28,6 +29,8 @@ pub struct Axis {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlannedRun {
     pub index: usize,
+    /// The grid it belongs to (an index into `Sweep::grids`).
+    pub grid: usize,
     /// The axis values of this run, by axis name.
     pub values: serde_json::Map<String, serde_json::Value>,
     /// Relative to the sweep directory: the run's config file and its run directory.
@@ -43,7 +46,7 @@ pub struct Sweep {
     pub version: u32,
     /// SHA-256 of the sweep file the plan was made from.
     pub source_hash: String,
-    pub axes: Vec<Axis>,
+    pub grids: Vec<Grid>,
     pub runs: Vec<PlannedRun>,
 }
 
@@ -118,8 +121,57 @@ fn set_dotted(t: &mut toml::Table, name: &str, v: toml::Value) -> Result<(), Str
     Ok(())
 }
 
+/// One grid of a sweep: a base (the file's `[base]` with the grid's own `base` over it) and
+/// its axes, whose product it plans.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Grid {
+    pub name: String,
+    pub axes: Vec<Axis>,
+}
+
+/// `a` with `b`'s keys over it, sub-tables merged key by key.
+fn merged(a: &toml::Table, b: &toml::Table) -> toml::Table {
+    let mut out = a.clone();
+    for (k, v) in b {
+        match (out.get_mut(k), v) {
+            (Some(toml::Value::Table(x)), toml::Value::Table(y)) => *x = merged(x, y),
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    out
+}
+
+fn table_of(v: Option<toml::Value>, what: &str, path: &str) -> Result<toml::Table, TrainError> {
+    match v {
+        Some(toml::Value::Table(t)) => Ok(t),
+        None => Ok(toml::Table::new()),
+        Some(_) => Err(sweep_err(path, format!("`{what}` must be a table"))),
+    }
+}
+
+/// A grid's axes, sorted by name; an empty set is refused.
+fn grid_axes(t: toml::Table, what: &str, path: &str) -> Result<Vec<Axis>, TrainError> {
+    let mut axes = Vec::new();
+    axes_of(&t, "", &mut axes, path)?;
+    axes.sort_by(|a, b| a.name.cmp(&b.name));
+    if axes.is_empty() {
+        return Err(sweep_err(
+            path,
+            format!("{what} is empty: name at least one axis (for example seed = [0, 1, 2])"),
+        ));
+    }
+    Ok(axes)
+}
+
 /// Parse a sweep file and plan its runs (every run's config resolved and validated as
 /// `train --config` would). Returns the plan and each run's config text.
+///
+/// One grid is `[axes]`; several are `[[grid]]` tables, each with a `name`, an `axes` table
+/// and optionally a `base` table over the file's `[base]` (the paper's grids: Fair-PPO over
+/// α × β × notion, each baseline over its own parameters). Runs are numbered grid by grid in
+/// file order.
 pub fn plan_text(text: &str, path: &str) -> Result<(Sweep, Vec<String>), TrainError> {
     let mut file: toml::Table = toml::from_str(text).map_err(|e| {
         sweep_err(
@@ -127,81 +179,137 @@ pub fn plan_text(text: &str, path: &str) -> Result<(Sweep, Vec<String>), TrainEr
             format!("not a sweep file: {}", one_line(&e.to_string())),
         )
     })?;
-    if let Some(k) = file.keys().find(|k| *k != "base" && *k != "axes") {
+    if let Some(k) = file
+        .keys()
+        .find(|k| !matches!(k.as_str(), "base" | "axes" | "grid"))
+    {
         return Err(sweep_err(
             path,
-            format!("unknown table `{k}`: a sweep file has [base] and [axes]"),
+            format!("unknown table `{k}`: a sweep file has [base] and [axes] (or [[grid]])"),
         ));
     }
-    let base = match file.remove("base") {
-        Some(toml::Value::Table(t)) => t,
-        None => toml::Table::new(),
-        Some(_) => return Err(sweep_err(path, "`base` must be a table ([base])".into())),
-    };
-    let axes_table = match file.remove("axes") {
-        Some(toml::Value::Table(t)) => t,
+    let base = table_of(file.remove("base"), "base", path)?;
+    let mut grids: Vec<(Grid, toml::Table)> = Vec::new();
+    match (file.remove("axes"), file.remove("grid")) {
+        (Some(_), Some(_)) => {
+            return Err(sweep_err(
+                path,
+                "both [axes] and [[grid]]: use one (several grids are [[grid]] tables)".into(),
+            ));
+        }
+        (Some(axes), None) => {
+            let axes = grid_axes(table_of(Some(axes), "axes", path)?, "[axes]", path)?;
+            let name = "main".to_string();
+            grids.push((Grid { name, axes }, base.clone()));
+        }
+        (None, Some(toml::Value::Array(list))) if !list.is_empty() => {
+            for (k, g) in list.into_iter().enumerate() {
+                let mut g = table_of(Some(g), "grid", path)?;
+                let name = match g.remove("name") {
+                    Some(toml::Value::String(s)) => s,
+                    None => format!("grid{k}"),
+                    Some(other) => {
+                        return Err(sweep_err(
+                            path,
+                            format!("grid {k}: name {other} is not a string"),
+                        ));
+                    }
+                };
+                let grid_base = merged(&base, &table_of(g.remove("base"), "grid.base", path)?);
+                let axes = g
+                    .remove("axes")
+                    .ok_or_else(|| sweep_err(path, format!("grid `{name}`: no axes table")))?;
+                if let Some(extra) = g.keys().next() {
+                    return Err(sweep_err(
+                        path,
+                        format!(
+                            "grid `{name}`: unknown key `{extra}` (a grid has name, base, axes)"
+                        ),
+                    ));
+                }
+                let axes = grid_axes(
+                    table_of(Some(axes), "grid.axes", path)?,
+                    &format!("grid `{name}`'s axes"),
+                    path,
+                )?;
+                grids.push((Grid { name, axes }, grid_base));
+            }
+        }
         _ => {
             return Err(sweep_err(
                 path,
                 "no [axes] table: name at least one axis (for example seed = [0, 1, 2])".into(),
             ));
         }
-    };
-    let mut axes = Vec::new();
-    axes_of(&axes_table, "", &mut axes, path)?;
-    axes.sort_by(|a, b| a.name.cmp(&b.name));
-    if axes.is_empty() {
+    }
+    let mut total = 0usize;
+    for (g, _) in &grids {
+        let n = g
+            .axes
+            .iter()
+            .try_fold(1usize, |n, a| n.checked_mul(a.values.len()))
+            .unwrap_or(usize::MAX);
+        total = total.saturating_add(n);
+    }
+    if total > RUNS_MAX {
         return Err(sweep_err(
             path,
-            "[axes] is empty: name at least one axis".into(),
+            format!("more than {RUNS_MAX} runs; split the sweep"),
         ));
     }
-    let total = axes
-        .iter()
-        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()))
-        .filter(|&n| n <= RUNS_MAX)
-        .ok_or_else(|| sweep_err(path, format!("more than {RUNS_MAX} runs; split the sweep")))?;
     let mut runs = Vec::with_capacity(total);
     let mut texts = Vec::with_capacity(total);
-    for index in 0..total {
-        // Mixed radix, the last axis fastest.
-        let mut rest = index;
-        let mut picks = vec![0usize; axes.len()];
-        for (k, a) in axes.iter().enumerate().rev() {
-            picks[k] = rest % a.values.len();
-            rest /= a.values.len();
+    for (gi, (grid, grid_base)) in grids.iter().enumerate() {
+        let axes = &grid.axes;
+        let n: usize = axes.iter().map(|a| a.values.len()).product();
+        for local in 0..n {
+            let index = runs.len();
+            // Mixed radix, the last axis fastest.
+            let mut rest = local;
+            let mut picks = vec![0usize; axes.len()];
+            for (k, a) in axes.iter().enumerate().rev() {
+                picks[k] = rest % a.values.len();
+                rest /= a.values.len();
+            }
+            let mut t = grid_base.clone();
+            let mut values = serde_json::Map::new();
+            let mut label = Vec::with_capacity(axes.len());
+            for (a, &p) in axes.iter().zip(&picks) {
+                let v = a.values[p].clone();
+                label.push(format!("{} = {v}", a.name));
+                values.insert(
+                    a.name.clone(),
+                    serde_json::to_value(&v).expect("a TOML value is JSON"),
+                );
+                set_dotted(&mut t, &a.name, v)
+                    .map_err(|why| sweep_err(path, format!("axis `{}`: {why}", a.name)))?;
+            }
+            let label = label.join(", ");
+            let config_text = toml::to_string(&t).expect("a table serialises");
+            resolve_text(&config_text, "of the run").map_err(|e| {
+                let at = if grids.len() > 1 {
+                    format!("grid `{}`, ", grid.name)
+                } else {
+                    String::new()
+                };
+                sweep_err(path, format!("{at}run {index} ({label}): {e}"))
+            })?;
+            let id = format!("{index:04}");
+            runs.push(PlannedRun {
+                index,
+                grid: gi,
+                values,
+                config: format!("runs/{id}/config.toml"),
+                dir: format!("runs/{id}/run"),
+                config_hash: sha256_hex(config_text.as_bytes()),
+            });
+            texts.push(config_text);
         }
-        let mut t = base.clone();
-        let mut values = serde_json::Map::new();
-        let mut label = Vec::with_capacity(axes.len());
-        for (a, &p) in axes.iter().zip(&picks) {
-            let v = a.values[p].clone();
-            label.push(format!("{} = {v}", a.name));
-            values.insert(
-                a.name.clone(),
-                serde_json::to_value(&v).expect("a TOML value is JSON"),
-            );
-            set_dotted(&mut t, &a.name, v)
-                .map_err(|why| sweep_err(path, format!("axis `{}`: {why}", a.name)))?;
-        }
-        let label = label.join(", ");
-        let config_text = toml::to_string(&t).expect("a table serialises");
-        resolve_text(&config_text, "of the run")
-            .map_err(|e| sweep_err(path, format!("run {index} ({label}): {e}")))?;
-        let id = format!("{index:04}");
-        runs.push(PlannedRun {
-            index,
-            values,
-            config: format!("runs/{id}/config.toml"),
-            dir: format!("runs/{id}/run"),
-            config_hash: sha256_hex(config_text.as_bytes()),
-        });
-        texts.push(config_text);
     }
     let sweep = Sweep {
         version: SWEEP_VERSION,
         source_hash: sha256_hex(text.as_bytes()),
-        axes,
+        grids: grids.into_iter().map(|(g, _)| g).collect(),
         runs,
     };
     Ok((sweep, texts))
