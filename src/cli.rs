@@ -57,6 +57,43 @@ pub enum SweepCommand {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
         jobs: u32,
     },
+    /// Write DIR/slurm.sbatch, an array job with one task per run calling `sweep run`; print
+    /// it, and submit it with --submit.
+    Slurm {
+        dir: std::path::PathBuf,
+        /// Slurm partition.
+        #[arg(long)]
+        partition: Option<String>,
+        /// Time limit per run (Slurm's format, e.g. 02:00:00).
+        #[arg(long)]
+        time: Option<String>,
+        /// CPUs per run, 1..=1024.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        cpus_per_task: u32,
+        /// GPUs per run, 0..=64 (0: none requested).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64))]
+        gpus_per_task: u32,
+        /// Runs at once (the array's %K), 1..=100000 [default: all].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        max_parallel: Option<u32>,
+        /// Submit with sbatch (prints the job id).
+        #[arg(long)]
+        submit: bool,
+    },
+    /// Write DIR/k8s-job.yaml, a Kubernetes Indexed Job with one completion per run calling
+    /// `sweep run` (JOB_COMPLETION_INDEX); print it.
+    K8s {
+        dir: std::path::PathBuf,
+        /// The container image holding the fairground binary.
+        #[arg(long, default_value = "fairground:latest")]
+        image: String,
+        /// A PersistentVolumeClaim holding the sweep directory, mounted at the same path.
+        #[arg(long)]
+        pvc: Option<String>,
+        /// Runs at once (the Job's parallelism), 1..=100000 [default: all].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        max_parallel: Option<u32>,
+    },
     /// One line per run: its state and axis values, and the failed runs' error lines.
     Status {
         dir: std::path::PathBuf,

@@ -48,6 +48,102 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
             }
         }
         SweepCommand::Local { dir, jobs } => local(&dir, jobs as usize)?,
+        SweepCommand::Slurm {
+            dir,
+            partition,
+            time,
+            cpus_per_task,
+            gpus_per_task,
+            max_parallel,
+            submit,
+        } => {
+            let plan = sweep::load(&dir)?;
+            let dir = std::fs::canonicalize(&dir)?;
+            let n = plan.runs.len();
+            let k = max_parallel.map_or(n as u32, |k| k.min(n as u32));
+            let mut s = String::from("#!/bin/bash\n");
+            s += "# Written by `fairground sweep slurm`: one array task per planned run; each calls\n";
+            s +=
+                "# `fairground sweep run`, which skips a finished run and resumes a partial one.\n";
+            s += &format!("#SBATCH --job-name=fairground-{}\n", name_of(&dir));
+            s += &format!("#SBATCH --array=0-{}%{k}\n", n - 1);
+            s += &format!("#SBATCH --cpus-per-task={cpus_per_task}\n");
+            s += &format!("#SBATCH --output={}/runs/slurm-%A_%a.out\n", dir.display());
+            if let Some(p) = &partition {
+                s += &format!("#SBATCH --partition={p}\n");
+            }
+            if let Some(t) = &time {
+                s += &format!("#SBATCH --time={t}\n");
+            }
+            if gpus_per_task > 0 {
+                s += &format!("#SBATCH --gpus-per-task={gpus_per_task}\n");
+            }
+            s += "set -euo pipefail\n";
+            s += &format!(
+                "exec {} sweep run {}\n",
+                shell_quote(&std::env::current_exe()?.display().to_string()),
+                shell_quote(&dir.display().to_string())
+            );
+            let path = dir.join("slurm.sbatch");
+            fairground_trainer::io::write_atomic(&path, s.as_bytes())?;
+            print!("{s}");
+            if submit {
+                let out = Command::new("sbatch")
+                    .arg("--parsable")
+                    .arg(&path)
+                    .output()
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "--submit: cannot run sbatch ({e}); install Slurm or submit {} \
+                             yourself",
+                            path.display()
+                        )
+                    })?;
+                if !out.status.success() {
+                    anyhow::bail!(
+                        "sbatch refused {}: {}",
+                        path.display(),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+                let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                eprintln!("submitted job {id} ({n} array tasks, {k} at once)");
+            }
+        }
+        SweepCommand::K8s {
+            dir,
+            image,
+            pvc,
+            max_parallel,
+        } => {
+            let plan = sweep::load(&dir)?;
+            let dir = std::fs::canonicalize(&dir)?;
+            let n = plan.runs.len();
+            let k = max_parallel.map_or(n as u32, |k| k.min(n as u32));
+            let d = dir.display().to_string();
+            let mut y = String::from(
+                "# Written by `fairground sweep k8s`: an Indexed Job, one completion per planned run;\n\
+                 # each calls `fairground sweep run`, which reads its index from JOB_COMPLETION_INDEX.\n",
+            );
+            y += "apiVersion: batch/v1\nkind: Job\nmetadata:\n";
+            y += &format!("  name: fairground-{}\n", name_of(&dir));
+            y += "spec:\n  completionMode: Indexed\n";
+            y += &format!("  completions: {n}\n  parallelism: {k}\n  backoffLimitPerIndex: 2\n");
+            y += "  template:\n    spec:\n      restartPolicy: Never\n      containers:\n";
+            y += &format!("        - name: run\n          image: {image}\n");
+            y += &format!("          command: [\"fairground\", \"sweep\", \"run\", {d:?}]\n");
+            if let Some(claim) = &pvc {
+                y += &format!(
+                    "          volumeMounts:\n            - name: sweep\n              mountPath: {d:?}\n"
+                );
+                y += &format!(
+                    "      volumes:\n        - name: sweep\n          persistentVolumeClaim:\n            claimName: {claim}\n"
+                );
+            }
+            let path = dir.join("k8s-job.yaml");
+            fairground_trainer::io::write_atomic(&path, y.as_bytes())?;
+            print!("{y}");
+        }
         SweepCommand::Status { dir, json } => {
             let s = sweep::status_json(&dir)?;
             if json {
@@ -180,4 +276,21 @@ fn local(dir: &Path, jobs: usize) -> anyhow::Result<()> {
     }
     eprintln!("sweep: all {total} runs done in {wall:.1} s");
     Ok(())
+}
+
+/// A job name from the sweep directory's name: lower-case letters, digits and dashes.
+fn name_of(dir: &Path) -> String {
+    let raw = dir
+        .file_name()
+        .map_or("sweep".into(), |n| n.to_string_lossy().to_lowercase());
+    let s: String = raw
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    s.trim_matches('-').chars().take(40).collect()
+}
+
+/// `s` as one shell word.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }

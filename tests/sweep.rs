@@ -11,7 +11,9 @@
 //! - `sweep local` runs everything, a failing run does not stop the others, `status` names it
 //!   with its error, and a rerun retries only what is not done;
 //! - the shipped paper grids plan (237 runs each, grid by grid, each with its grid's base);
-//!   [axes] with [[grid]], or a grid without axes, is refused in one line.
+//!   [axes] with [[grid]], or a grid without axes, is refused in one line;
+//! - `sweep slurm` writes (and prints) an array script whose task I runs `sweep run` for run I,
+//!   `sweep k8s` an Indexed Job; `--submit` without Slurm is one clear line.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -286,5 +288,64 @@ fn the_shipped_paper_grids_plan_grid_by_grid() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains("grid") || err.contains("axes"), "{err}");
         assert!(!dir.exists());
+    }
+}
+
+#[test]
+fn the_slurm_script_and_the_k8s_job_call_sweep_run_per_index() {
+    let dir = scratch("sweep-scripts");
+    ok(&plan(&dir, SMOKE));
+    let d = dir.to_str().unwrap();
+    let out = fairground(&[
+        "sweep",
+        "slurm",
+        d,
+        "--max-parallel",
+        "2",
+        "--time",
+        "00:10:00",
+    ]);
+    ok(&out);
+    let script = std::fs::read_to_string(dir.join("slurm.sbatch")).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        script,
+        "printed as written"
+    );
+    for line in [
+        "#SBATCH --array=0-3%2",
+        "#SBATCH --time=00:10:00",
+        "sweep run",
+    ] {
+        assert!(script.contains(line), "{line}: {script}");
+    }
+    // The script is what an array task runs: task 1 trains run 1.
+    let task = Command::new("bash")
+        .arg(dir.join("slurm.sbatch"))
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .output()
+        .unwrap();
+    ok(&task);
+    assert_eq!(status(&dir)["by_run"][1]["state"], "done");
+    assert_eq!(status(&dir)["counts"]["done"], 1);
+    let out = fairground(&["sweep", "k8s", d, "--pvc", "shared", "--max-parallel", "3"]);
+    ok(&out);
+    let job = std::fs::read_to_string(dir.join("k8s-job.yaml")).unwrap();
+    for line in [
+        "completionMode: Indexed",
+        "completions: 4",
+        "parallelism: 3",
+        "claimName: shared",
+    ] {
+        assert!(job.contains(line), "{line}: {job}");
+    }
+    // Without Slurm, --submit says so in one line.
+    let has_sbatch = Command::new("sbatch").arg("--version").output().is_ok();
+    if !has_sbatch {
+        let out = fairground(&["sweep", "slurm", d, "--submit"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("sbatch"), "{err}");
     }
 }
