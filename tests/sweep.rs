@@ -6,8 +6,8 @@
 //!   table) are refused with one line naming the axis or value, and nothing is written;
 //! - `sweep run --index I` trains run I exactly as `train --config` would (same parameter
 //!   hashes), skips it when done, resumes a partial run bit for bit, takes its index from
-//!   `SLURM_ARRAY_TASK_ID`, and refuses a config changed since the plan and an index out of
-//!   range;
+//!   `SLURM_ARRAY_TASK_ID`, and refuses a config changed since the plan, a run directory
+//!   holding another config, and an index out of range;
 //! - `sweep local` runs everything, a failing run does not stop the others, `status` names it
 //!   with its error, and a rerun retries only what is not done;
 //! - the shipped paper grids plan (237 runs each, grid by grid, each with its grid's base);
@@ -183,6 +183,15 @@ fn a_run_trains_as_train_would_skips_when_done_and_resumes_when_partial() {
         assert!(err.contains(needle), "{err}");
     }
     assert!(!dir.join("runs/0000/run").exists(), "nothing trained");
+    // A run directory holding another run's config is refused, not continued.
+    let run3 = dir.join("runs/0003/run");
+    train_cli::train(&dir.join("runs/0002/config.toml"), &run3, "1", false);
+    let out = fairground(&["sweep", "run", d, "--index", "3"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("keeps its saved config"), "{err}");
+    assert_eq!(train_cli::metrics(&run3, &[]).len(), 1, "left as it was");
 }
 
 #[test]
