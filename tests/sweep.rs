@@ -10,6 +10,8 @@
 //!   holding another config, and an index out of range;
 //! - `sweep local` runs everything, a failing run does not stop the others, `status` names it
 //!   with its error, and a rerun retries only what is not done;
+//! - with an `[eval]` table every run is evaluated after training; a run whose evaluation
+//!   failed is evaluated again by a rerun, not trained again;
 //! - the shipped paper grids plan (237 runs each, grid by grid, each with its grid's base);
 //!   [axes] with [[grid]], or a grid without axes, is refused in one line;
 //! - `sweep slurm` writes (and prints) an array script whose task I runs `sweep run` for run I,
@@ -357,4 +359,37 @@ fn the_slurm_script_and_the_k8s_job_call_sweep_run_per_index() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains("sbatch"), "{err}");
     }
+}
+
+#[test]
+fn every_run_is_evaluated_and_a_failed_evaluation_is_all_a_rerun_redoes() {
+    let dir = scratch("sweep-eval");
+    ok(&plan(&dir, SMOKE));
+    let d = dir.to_str().unwrap();
+    // Run 0 trained to the end (as an attempt killed during its evaluation leaves it), and its
+    // eval.json cannot be written (a directory is in the way).
+    let run0 = dir.join("runs/0000/run");
+    train_cli::train(&dir.join("runs/0000/config.toml"), &run0, "2", false);
+    std::fs::create_dir_all(run0.join("eval.json")).unwrap();
+    let out = fairground(&["sweep", "run", d, "--index", "0"]);
+    assert!(!out.status.success(), "the evaluation could not be saved");
+    let s = status(&dir);
+    assert_eq!(s["by_run"][0]["state"], "failed", "{s}");
+    let trained = train_cli::metrics(&dir.join("runs/0000/run"), &["param_hash"]);
+    assert_eq!(trained.len(), 2);
+    std::fs::remove_dir(dir.join("runs/0000/run/eval.json")).unwrap();
+    let out = fairground(&["sweep", "run", d, "--index", "0"]);
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("training"), "not trained again: {err}");
+    let eval: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("runs/0000/run/eval.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(eval["episodes"], 2);
+    assert_eq!(status(&dir)["by_run"][0]["state"], "done");
+    assert_eq!(
+        train_cli::metrics(&dir.join("runs/0000/run"), &["param_hash"]),
+        trained
+    );
 }

@@ -5,7 +5,8 @@
 //! - `sweep.json`: the plan (axes, and per run its axis values, config path and content hash);
 //! - `runs/NNNN/config.toml`: run N's config file (base + its axis values);
 //! - `runs/NNNN/run/`: its run directory, as `fairground train --config … --out …` makes it;
-//! - `runs/NNNN/done.json`: written last, after the run finished (its final parameter hash);
+//! - `runs/NNNN/done.json`: written last, after the run finished (its final parameter hash)
+//!   and, with an `[eval]` table, was evaluated (`eval.json` in its run directory);
 //! - `runs/NNNN/error.txt`: the error line of its last failed attempt (removed on success).
 //!
 //! A run's state is read from those files alone, so any process on any machine that sees the
@@ -116,10 +117,8 @@ pub fn run_index(
     }
     let root = run_root(dir, run);
     let out = dir.join(&run.dir);
-    let resumed_from = match st {
-        RunState::Partial { iterations } => Some(iterations),
-        _ => None,
-    };
+    // Partial, or failed after some checkpoints: it resumes from the newest.
+    let resumed_from = crate::io::latest_checkpoint(&out);
     let req = TrainRequest {
         config_file: Some(cfg_path),
         out: Some(out.clone()),
@@ -128,8 +127,32 @@ pub fn run_index(
         stop,
         ..TrainRequest::default()
     };
-    match train(&req) {
-        Ok(_) => {
+    // A run trained to the end whose evaluation failed: only the evaluation is left.
+    let planned = crate::run::dir::resolve_text(
+        &read_to_string(req.config_file.as_ref().expect("set above"))?,
+        &run.config,
+    )?;
+    let complete = resumed_from == Some(planned.iterations);
+    let trained = (if complete {
+        Ok(())
+    } else {
+        train(&req).map(|_| ())
+    })
+    .and_then(|()| match &sweep.eval {
+        Some(e) => crate::run::eval(&crate::run::EvalRequest {
+            run_dir: out.clone(),
+            episodes: e.episodes,
+            greedy: e.greedy,
+            random: false,
+            episode_steps: None,
+            backend: None,
+            one_layout: false,
+        })
+        .map(|_| ()),
+        None => Ok(()),
+    });
+    match trained {
+        Ok(()) => {
             let _ = std::fs::remove_file(root.join("error.txt"));
             let cfg = crate::TrainConfig::from_toml(
                 &read_to_string(&out.join("config.toml"))?,

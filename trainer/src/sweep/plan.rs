@@ -40,10 +40,24 @@ pub struct PlannedRun {
     pub config_hash: String,
 }
 
+/// The sweep file's `[eval]` table: every run is evaluated after training
+/// (`fairground eval RUN --episodes E [--greedy]`), its `eval.json` part of the run's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalPlan {
+    /// Whole episodes (HS: days), 1..=1,000,000.
+    pub episodes: u32,
+    #[serde(default)]
+    pub greedy: bool,
+}
+
 /// `sweep.json`: the whole plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sweep {
     pub version: u32,
+    /// Evaluation after training (none without an `[eval]` table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<EvalPlan>,
     /// SHA-256 of the sweep file the plan was made from.
     pub source_hash: String,
     pub grids: Vec<Grid>,
@@ -181,13 +195,30 @@ pub fn plan_text(text: &str, path: &str) -> Result<(Sweep, Vec<String>), TrainEr
     })?;
     if let Some(k) = file
         .keys()
-        .find(|k| !matches!(k.as_str(), "base" | "axes" | "grid"))
+        .find(|k| !matches!(k.as_str(), "base" | "axes" | "grid" | "eval"))
     {
         return Err(sweep_err(
             path,
-            format!("unknown table `{k}`: a sweep file has [base] and [axes] (or [[grid]])"),
+            format!(
+                "unknown table `{k}`: a sweep file has [base], [axes] (or [[grid]]) and [eval]"
+            ),
         ));
     }
+    let eval = match file.remove("eval") {
+        None => None,
+        Some(v) => {
+            let e: EvalPlan = v.try_into().map_err(|e: toml::de::Error| {
+                sweep_err(path, format!("[eval]: {}", one_line(&e.to_string())))
+            })?;
+            if !(1..=1_000_000).contains(&e.episodes) {
+                return Err(sweep_err(
+                    path,
+                    format!("[eval] episodes: {} is not in 1..=1000000", e.episodes),
+                ));
+            }
+            Some(e)
+        }
+    };
     let base = table_of(file.remove("base"), "base", path)?;
     let mut grids: Vec<(Grid, toml::Table)> = Vec::new();
     match (file.remove("axes"), file.remove("grid")) {
@@ -308,6 +339,7 @@ pub fn plan_text(text: &str, path: &str) -> Result<(Sweep, Vec<String>), TrainEr
     }
     let sweep = Sweep {
         version: SWEEP_VERSION,
+        eval,
         source_hash: sha256_hex(text.as_bytes()),
         grids: grids.into_iter().map(|(g, _)| g).collect(),
         runs,
