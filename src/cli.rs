@@ -30,6 +30,15 @@ pub enum Command {
     /// Plan, run and follow a sweep of runs (one machine, or an array job).
     #[command(subcommand)]
     Sweep(SweepCommand),
+    /// A sweep's results: runs.csv and report.md (per configuration, mean over seeds with a
+    /// 95 % bootstrap interval), from the runs' eval.json alone.
+    Report {
+        /// The sweep directory.
+        dir: std::path::PathBuf,
+        /// Where to write [default: DIR/report].
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -55,6 +55,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{text}");
         }
         Command::Sweep(cmd) => fairground::sweep::run(cmd)?,
+        Command::Report { dir, out } => {
+            let out = out.unwrap_or_else(|| dir.join("report"));
+            fairground_trainer::sweep::report::report(&dir, &out)?;
+            println!("{}", out.display());
+        }
     }
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! directory agrees on it.
 
 pub mod plan;
+pub mod report;
 
 pub use plan::{PlannedRun, Sweep, load, plan};
 

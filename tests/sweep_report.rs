@@ -1,0 +1,87 @@
+//! Guarantees for `fairground report DIR` (the first part of issue 16's report): from the runs'
+//! `eval.json` alone it writes `runs.csv` (one row per run, the measures as eval.json has them)
+//! and `report.md` (per configuration the mean over seeds and a bootstrap interval that holds
+//! it); the means equal those recomputed from the runs; a run without `eval.json` is listed as
+//! missing and its configuration's `n` says how many seeds are averaged.
+
+#[path = "common/train_cli.rs"]
+mod train_cli;
+
+use fairground_trainer::sweep::report::mean_ci;
+use train_cli::{fairground, ok};
+
+const SMOKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/sweeps/smoke.toml");
+
+fn eval(dir: &std::path::Path, i: usize) -> serde_json::Value {
+    let p = dir.join(format!("runs/{i:04}/run/eval.json"));
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn the_report_is_the_runs_numbers() {
+    let dir = train_cli::scratch_dir("sweep-report");
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    ok(&fairground(&["sweep", "plan", SMOKE, "--out", d]));
+    ok(&fairground(&["sweep", "local", d, "--jobs", "2"]));
+    ok(&fairground(&["report", d]));
+    let csv = std::fs::read_to_string(dir.join("report/runs.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 5, "{csv}");
+    assert!(rows[0].starts_with("index,grid,state,values,reward,dp,"));
+    for i in 0..4 {
+        let e = eval(&dir, i);
+        let fields: Vec<&str> = rows[i + 1].split(',').collect();
+        assert_eq!(
+            fields[4].parse::<f64>().unwrap(),
+            e["mean_reward_per_agent_step"].as_f64().unwrap()
+        );
+        assert_eq!(
+            fields[5].parse::<f64>().unwrap(),
+            e["dp"].as_f64().unwrap(),
+            "clean: per agent"
+        );
+    }
+    // Runs 0, 1 are PPO's seeds; the report's PPO reward mean is their mean.
+    let md = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    let ppo = md.lines().find(|l| l.starts_with("| algo=ppo |")).unwrap();
+    let r: Vec<f64> = (0..2)
+        .map(|i| {
+            eval(&dir, i)["mean_reward_per_agent_step"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    let want = format!("| algo=ppo | 2 | {:.4} [", (r[0] + r[1]) / 2.0);
+    assert!(ppo.starts_with(&want), "{ppo} vs {want}");
+    // A run without eval.json: listed, and its configuration averages the seed that exists.
+    std::fs::remove_file(dir.join("runs/0003/run/eval.json")).unwrap();
+    ok(&fairground(&["report", d]));
+    let md = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    assert!(md.contains("runs [3]"), "{md}");
+    let fair = md
+        .lines()
+        .find(|l| l.starts_with("| algo=fair-ppo |"))
+        .unwrap();
+    let r2 = eval(&dir, 2)["mean_reward_per_agent_step"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        fair.starts_with(&format!("| algo=fair-ppo | 1 | {r2:.4} [{r2:.4}, {r2:.4}]")),
+        "{fair}"
+    );
+}
+
+#[test]
+fn the_bootstrap_interval_holds_the_mean_and_is_reproducible() {
+    let v = [1.0, 4.0, 2.0, 8.0, 5.0];
+    let (m, lo, hi) = mean_ci(&v).unwrap();
+    assert_eq!(m, 4.0);
+    assert!(
+        lo <= m && m <= hi && lo >= 1.0 && hi <= 8.0 && lo < hi,
+        "{lo} {hi}"
+    );
+    assert_eq!(mean_ci(&v), mean_ci(&v));
+    assert_eq!(mean_ci(&[3.5]), Some((3.5, 3.5, 3.5)));
+    assert_eq!(mean_ci(&[]), None);
+}
