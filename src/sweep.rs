@@ -57,10 +57,7 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
             max_parallel,
             submit,
         } => {
-            let plan = sweep::load(&dir)?;
-            let dir = std::fs::canonicalize(&dir)?;
-            let n = plan.runs.len();
-            let k = max_parallel.map_or(n as u32, |k| k.min(n as u32));
+            let (dir, n, k) = array_of(&dir, max_parallel)?;
             let mut s = String::from("#!/bin/bash\n");
             s += "# Written by `fairground sweep slurm`: one array task per planned run; each calls\n";
             s +=
@@ -116,10 +113,7 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
             pvc,
             max_parallel,
         } => {
-            let plan = sweep::load(&dir)?;
-            let dir = std::fs::canonicalize(&dir)?;
-            let n = plan.runs.len();
-            let k = max_parallel.map_or(n as u32, |k| k.min(n as u32));
+            let (dir, n, k) = array_of(&dir, max_parallel)?;
             let d = dir.display().to_string();
             let mut y = String::from(
                 "# Written by `fairground sweep k8s`: an Indexed Job, one completion per planned run;\n\
@@ -276,6 +270,17 @@ fn local(dir: &Path, jobs: usize) -> anyhow::Result<()> {
     }
     eprintln!("sweep: all {total} runs done in {wall:.1} s");
     Ok(())
+}
+
+/// An array job's view of a sweep: its absolute directory (tasks may start elsewhere), the runs
+/// and how many run at once (`max_parallel`, at most all of them).
+fn array_of(
+    dir: &Path,
+    max_parallel: Option<u32>,
+) -> anyhow::Result<(std::path::PathBuf, usize, u32)> {
+    let n = sweep::load(dir)?.runs.len();
+    let k = max_parallel.map_or(n as u32, |k| k.min(n as u32));
+    Ok((std::fs::canonicalize(dir)?, n, k))
 }
 
 /// A job name from the sweep directory's name: lower-case letters, digits and dashes.

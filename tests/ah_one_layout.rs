@@ -6,8 +6,10 @@
 //! - without it, episodes and instances differ (the flag is what does it), and a snapshot
 //!   without the field reads it as off.
 
+mod common;
+
 use fairground_kernel::Profile;
-use fairground_kernel::ah::{AhEnv, AhParams, StepOut};
+use fairground_kernel::ah::{AhEnv, AhParams};
 use fairground_kernel::pool::WorkerPool;
 use fairground_kernel::rng::{Purpose, Stream};
 
@@ -30,23 +32,11 @@ fn starts(params: AhParams, instances: usize, episodes: u32) -> Vec<Vec<Layout>>
     let mut env = AhEnv::new(params, instances, 11).unwrap();
     let pool = WorkerPool::new(2);
     let n = instances * env.agents();
-    let (mut obs, mut rewards) = (vec![0f32; env.obs_len()], vec![0f32; n]);
-    let (mut dones, mut groups, mut prefs) = (vec![0u8; instances], vec![0u8; n], vec![0u8; n]);
     let mut rng = Stream::new(11, Purpose::RandomActions, &[]);
     let mut out: Vec<Vec<Layout>> = (0..instances).map(|i| vec![layout(&env, i)]).collect();
     while out[0].len() < episodes as usize {
         let actions: Vec<u8> = (0..n).map(|_| rng.below(9) as u8).collect();
-        env.step(
-            &actions,
-            StepOut {
-                obs: &mut obs,
-                rewards: &mut rewards,
-                dones: &mut dones,
-                groups: &mut groups,
-                prefs: &mut prefs,
-            },
-            &pool,
-        );
+        let (_, _, dones) = common::step(&mut env, &actions, &pool);
         for (i, o) in out.iter_mut().enumerate() {
             if dones[i] != 0 {
                 o.push(layout(&env, i));

@@ -153,24 +153,8 @@ pub fn run(args: &EnvBenchArgs) -> anyhow::Result<String> {
 /// Each statistic as `{"mean": m, "se": s}` over the instances (each instance an independent
 /// sample; se = unbiased std / √n, 0 for one instance).
 fn stats_json(st: &AhStats, shares: &[[f64; 2]]) -> serde_json::Value {
-    let summary = |f: &dyn Fn(usize, &InstanceStats) -> Option<f64>| -> serde_json::Value {
-        let v: Vec<f64> = st
-            .instances
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| f(i, s))
-            .collect();
-        if v.is_empty() {
-            return serde_json::Value::Null;
-        }
-        let n = v.len() as f64;
-        let mean = v.iter().sum::<f64>() / n;
-        let se = if v.len() > 1 {
-            (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
-        } else {
-            0.0
-        };
-        serde_json::json!({ "mean": mean, "se": se })
+    let summary = |f: &dyn Fn(usize, &InstanceStats) -> Option<f64>| {
+        super::mean_se(st.instances.iter().enumerate().map(|(i, s)| f(i, s)))
     };
     let per_step = |x: fn(&InstanceStats) -> u64| {
         move |_: usize, s: &InstanceStats| {

@@ -136,23 +136,6 @@ const IMPAIRMENTS: [&str; 3] = ["none", "low", "high"];
 const PRIORITIES: [&str; 3] = ["low", "medium", "high"];
 const ROUTING: [&str; 3] = ["perfect", "backup", "wrong"];
 
-/// `{"mean": m, "se": s}` over the days that have the statistic (se = unbiased std / √n, 0 for
-/// one day); null when no day has it.
-fn summary(v: impl Iterator<Item = Option<f64>>) -> serde_json::Value {
-    let v: Vec<f64> = v.flatten().collect();
-    if v.is_empty() {
-        return serde_json::Value::Null;
-    }
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let se = if v.len() > 1 {
-        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
-    } else {
-        0.0
-    };
-    serde_json::json!({ "mean": mean, "se": se })
-}
-
 fn ratio(num: f64, den: f64) -> Option<f64> {
     (den > 0.0).then(|| num / den)
 }
@@ -175,7 +158,7 @@ fn ledger_mean(s: &HsDayStats, keep: impl Fn(usize, usize) -> bool) -> Option<f6
 /// reference's test scripts average a day's ratio over days), so a day without the quantity
 /// (no escort, no finished impaired patient) is left out of that statistic.
 pub fn stats_json(days: &[DaySample]) -> serde_json::Value {
-    let per_day = |f: &dyn Fn(&DaySample) -> Option<f64>| summary(days.iter().map(f));
+    let per_day = |f: &dyn Fn(&DaySample) -> Option<f64>| super::mean_se(days.iter().map(f));
     let by = |names: &[&str], f: &dyn Fn(usize, &DaySample) -> Option<f64>| {
         let mut m = serde_json::Map::new();
         for (k, name) in names.iter().enumerate() {

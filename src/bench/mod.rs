@@ -24,3 +24,20 @@ pub fn env(args: &EnvBenchArgs) -> anyhow::Result<String> {
         }
     }
 }
+
+/// `{"mean": m, "se": s}` of the samples that have a value (se = unbiased std / √n, 0 for one
+/// sample); null when none has: the unit of every `--stats` statistic.
+pub(crate) fn mean_se(v: impl Iterator<Item = Option<f64>>) -> serde_json::Value {
+    let v: Vec<f64> = v.flatten().collect();
+    if v.is_empty() {
+        return serde_json::Value::Null;
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let se = if v.len() > 1 {
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) / n).sqrt()
+    } else {
+        0.0
+    };
+    serde_json::json!({ "mean": mean, "se": se })
+}

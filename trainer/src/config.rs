@@ -1259,62 +1259,72 @@ impl TrainConfig {
                     .into(),
             ));
         }
-        let cf_ah = self.fair.fairness == Fairness::Cf && self.env == EnvName::Ah;
-        let ah_cf_flags = [
-            ("ah.cf_reference_worlds", self.ah.cf_reference_worlds),
-            ("ah.cf_test_one_layout", self.ah.cf_test_one_layout),
-        ];
-        if let Some((field, _)) = ah_cf_flags.iter().find(|(_, on)| *on && !cf_ah) {
-            return Err(bad(
-                field,
-                "true: a protocol of the reference's AH counterfactual scripts; needs env = \"ah\" \
-                 and fair.fairness = \"cf\" (set it false)"
-                    .into(),
-            ));
-        }
-        if self.ah.cf_reference_worlds && !matches!(self.algo, Algo::Ppo | Algo::FairPpo) {
-            return Err(bad(
+        // The reference's counterfactual protocols: each for its environment's CF runs only,
+        // some for its PPO and Fair-PPO scripts only.
+        let cf = self.fair.fairness == Fairness::Cf;
+        let protocols = [
+            (
                 "ah.cf_reference_worlds",
-                format!(
-                    "true with algo {}: the reference's two whole worlds are its PPO and \
-                     Fair-PPO counterfactual protocol; set it false",
-                    self.algo.name()
-                ),
-            ));
-        }
-        let cf_hs = self.fair.fairness == Fairness::Cf && self.env == EnvName::Hs;
-        let cf_flags = [
-            ("hs.cf_days_end_together", self.hs.cf_days_end_together),
-            ("hs.cf_world_agents", self.hs.cf_world_agents),
+                self.ah.cf_reference_worlds,
+                EnvName::Ah,
+                true,
+            ),
+            (
+                "ah.cf_test_one_layout",
+                self.ah.cf_test_one_layout,
+                EnvName::Ah,
+                false,
+            ),
+            (
+                "hs.cf_days_end_together",
+                self.hs.cf_days_end_together,
+                EnvName::Hs,
+                false,
+            ),
+            (
+                "hs.cf_world_agents",
+                self.hs.cf_world_agents,
+                EnvName::Hs,
+                true,
+            ),
         ];
-        if let Some((field, _)) = cf_flags.iter().find(|(_, on)| *on && !cf_hs) {
-            return Err(bad(
-                field,
-                "true: a protocol of the reference's HS counterfactual scripts; needs env = \"hs\" \
-                 and fair.fairness = \"cf\" (set it false)"
-                    .into(),
-            ));
-        }
-        if self.hs.cf_world_agents {
-            if !matches!(self.algo, Algo::Ppo | Algo::FairPpo) {
+        for (field, on, env, ppo_only) in protocols {
+            if !on {
+                continue;
+            }
+            if !(cf && self.env == env) {
+                let (e, upper) = (env.name(), env.name().to_uppercase());
                 return Err(bad(
-                    "hs.cf_world_agents",
+                    field,
                     format!(
-                        "true with algo {}: one agent set per world is the reference's PPO and \
-                         Fair-PPO counterfactual protocol; set it false",
+                        "true: a protocol of the reference's {upper} counterfactual scripts; \
+                         needs env = \"{e}\" and fair.fairness = \"cf\" (set it false)"
+                    ),
+                ));
+            }
+            if ppo_only && !matches!(self.algo, Algo::Ppo | Algo::FairPpo) {
+                return Err(bad(
+                    field,
+                    format!(
+                        "true with algo {}: a protocol of the reference's PPO and Fair-PPO \
+                         counterfactual scripts; set it false",
                         self.algo.name()
                     ),
                 ));
             }
-            if self.algo == Algo::FairPpo && self.fair.penalty == Penalty::Shaped {
-                return Err(bad(
-                    "hs.cf_world_agents",
-                    "true with fair.penalty = \"shaped\": the shaped penalty's ledger credit \
-                     trains one router network, not one per world; use fair.penalty = \
-                     \"reference\" or set it false"
-                        .into(),
-                ));
-            }
+        }
+        let cf_hs = cf && self.env == EnvName::Hs;
+        if self.hs.cf_world_agents
+            && self.algo == Algo::FairPpo
+            && self.fair.penalty == Penalty::Shaped
+        {
+            return Err(bad(
+                "hs.cf_world_agents",
+                "true with fair.penalty = \"shaped\": the shaped penalty's ledger credit \
+                 trains one router network, not one per world; use fair.penalty = \
+                 \"reference\" or set it false"
+                    .into(),
+            ));
         }
         if cf_hs && !self.instances.is_multiple_of(2) {
             return Err(bad(

@@ -111,7 +111,7 @@ pub fn run_index(
             sweep.runs.len().saturating_sub(1)
         ),
     })?;
-    let cfg_path = plan::run_config(dir, run)?;
+    let (cfg_path, cfg_text) = plan::run_config(dir, run)?;
     let st = state(dir, run);
     if let RunState::Done { .. } = st {
         return Ok(RunOutcome::Skipped);
@@ -129,10 +129,7 @@ pub fn run_index(
         ..TrainRequest::default()
     };
     // A run trained to the end whose evaluation failed: only the evaluation is left.
-    let planned = crate::run::dir::resolve_text(
-        &read_to_string(req.config_file.as_ref().expect("set above"))?,
-        &run.config,
-    )?;
+    let planned = crate::run::dir::resolve_text(&cfg_text, &run.config)?;
     let complete = resumed_from == Some(planned.iterations);
     let trained = (if complete {
         Ok(())

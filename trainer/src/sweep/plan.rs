@@ -408,8 +408,8 @@ pub fn load(dir: &Path) -> Result<Sweep, TrainError> {
     Ok(s)
 }
 
-/// Run `i`'s config file, checked against its planned hash.
-pub fn run_config(dir: &Path, run: &PlannedRun) -> Result<PathBuf, TrainError> {
+/// Run `i`'s config file, checked against its planned hash: its path and text.
+pub fn run_config(dir: &Path, run: &PlannedRun) -> Result<(PathBuf, String), TrainError> {
     let p = dir.join(&run.config);
     let bytes = std::fs::read(&p).map_err(|e| TrainError::io(&p, e))?;
     let hash = sha256_hex(&bytes);
@@ -423,5 +423,6 @@ pub fn run_config(dir: &Path, run: &PlannedRun) -> Result<PathBuf, TrainError> {
             ),
         ));
     }
-    Ok(p)
+    let text = String::from_utf8(bytes).map_err(|e| TrainError::io(&p, e))?;
+    Ok((p, text))
 }
