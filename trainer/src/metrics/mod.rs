@@ -26,6 +26,9 @@ pub struct EpisodeTotals {
     /// Counterfactual runs: the episode's total reward (all agents, all steps) of the factual
     /// world and of the counterfactual one (the reference's CF test compares these).
     pub world_totals: Option<[f64; 2]>,
+    /// Actions the agents of each group (0 non-sensitive, 1 sensitive) chose in the episode,
+    /// by action id (the report's action-profile radar).
+    pub actions: [[u32; fairground_kernel::ah::ACTIONS as usize]; 2],
 }
 
 /// The fairness part of a metrics line: the measured disparities, and what the penalty did.
@@ -196,6 +199,7 @@ mod tests {
             returns: vec![],
             cf: None,
             world_totals: None,
+            actions: Default::default(),
         }
     }
 

@@ -20,7 +20,7 @@ use crate::error::TrainError;
 use crate::metrics::{FairMetrics, Welfare, csp_value, mean_welfare};
 use crate::net::{NetShape, StoreLayout};
 use fair::{FairCells, cell_gaps};
-use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepOut};
+use fairground_kernel::ah::{ACTIONS, AhEnv, AhParams, AhSnapshot, OBS_DIM, StepOut, action};
 use fairground_kernel::pool::WorkerPool;
 use fairground_kernel::rng::{Purpose, Stream, derive_seed};
 
@@ -132,6 +132,10 @@ pub struct AhAdapter {
     next_groups: Vec<u8>,
     next_prefs: Vec<u8>,
     tally: Tally,
+    /// Per factual instance, the actions chosen this episode by group (copied into its
+    /// `EpisodeTotals` when it ends; not part of a checkpoint, since only evaluation, which
+    /// starts episodes afresh, reports them).
+    episode_actions: Vec<[[u32; ACTIONS as usize]; 2]>,
     /// Episodes finished by the last step (factual world, instance order).
     finished: Vec<EpisodeTotals>,
     random: Stream,
@@ -186,6 +190,7 @@ impl AhAdapter {
             next_groups: vec![0; slots],
             next_prefs: vec![0; slots],
             tally: Tally::default(),
+            episode_actions: vec![[[0; ACTIONS as usize]; 2]; n],
             finished: Vec::new(),
             random: Stream::new(env.seed(), Purpose::RandomActions, &[]),
             env,
@@ -321,6 +326,7 @@ impl AhAdapter {
             returns: inst.last_episode_returns().to_vec(),
             cf,
             world_totals,
+            actions: [[0; ACTIONS as usize]; 2],
         }
     }
 
@@ -423,6 +429,7 @@ impl EnvAdapter for AhAdapter {
                 let c = 2 * g + usize::from(self.prefs[slot]);
                 t.csp.reward[c] += f64::from(r);
                 t.csp.count[c] += 1;
+                self.episode_actions[slot / agents][g][usize::from(self.actions[slot])] += 1;
             }
         }
         self.finished.clear();
@@ -433,7 +440,8 @@ impl EnvAdapter for AhAdapter {
                 t.episodes += 1;
                 t.episode_sums[0] += f64::from(r[0]) + f64::from(r[1]);
                 t.episode_sums[1] += f64::from(r[2]) + f64::from(r[3]);
-                let e = self.episode_of(i, &self.groups, &self.prefs);
+                let mut e = self.episode_of(i, &self.groups, &self.prefs);
+                e.actions = std::mem::take(&mut self.episode_actions[i]);
                 self.finished.push(e);
             }
         }
@@ -589,7 +597,33 @@ fn eval_report(a: &AhAdapter, played: &[EpisodeTotals]) -> serde_json::Value {
             "groups": groups,
             "players": mean_welfare(&player_vectors),
         },
+        "action_profile": action_profile(played),
     })
+}
+
+/// Per group, the fraction of its agents' turns spent on each action over the episodes played
+/// (chosen actions; in the reference profile moves are chosen but never executed).
+fn action_profile(played: &[EpisodeTotals]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (g, name) in GROUP_NAMES.iter().enumerate() {
+        let mut counts = [0u64; ACTIONS as usize];
+        for e in played {
+            for (c, &x) in counts.iter_mut().zip(&e.actions[g]) {
+                *c += u64::from(x);
+            }
+        }
+        let turns: u64 = counts.iter().sum();
+        let fractions: serde_json::Map<String, serde_json::Value> = action::NAMES
+            .iter()
+            .zip(counts)
+            .map(|(n, c)| {
+                let f = (turns > 0).then(|| c as f64 / turns as f64);
+                (n.to_string(), serde_json::json!(f))
+            })
+            .collect();
+        out.insert(name.to_string(), fractions.into());
+    }
+    out.into()
 }
 
 /// Counterfactual runs: the reference's CF test metric (spec §4.4) beside `cf`: per episode

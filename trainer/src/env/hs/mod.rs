@@ -462,9 +462,38 @@ fn eval_report(a: &HsAdapter, days: &[(usize, HsDayStats)]) -> serde_json::Value
         "empty_dispatch_cap_days": stats.iter().filter(|s| s.empty_dispatch_cap_triggers > 0).count(),
         "empty_dispatch_cap_triggers_mean": mean(&|s| f64::from(s.empty_dispatch_cap_triggers)),
         "per_day": per_day_means(&stats),
+        "by_priority": by_priority(&stats),
         "arrivals": arrivals_report(a.env.config().arrivals, &stats),
         "pair_days": pair_days_report(a.env.config().pair_days, days, a.hs_sim_minutes),
     })
+}
+
+/// HS Table 2's cells: per priority, the finished patients per day and their mean ledger by
+/// impairment, and the gap (mean ledger of non-impaired minus impaired, null without both).
+fn by_priority(stats: &[HsDayStats]) -> serde_json::Value {
+    let mut o = Outcomes::new(1);
+    for s in stats {
+        o.add(0, s);
+    }
+    let days = (stats.len() as f64).max(1.0);
+    let mut out = serde_json::Map::new();
+    for (p, pri) in PRIORITY_NAMES.iter().enumerate() {
+        let mut finished = serde_json::Map::new();
+        let mut ledger = serde_json::Map::new();
+        for (i, imp) in IMPAIRMENT_NAMES.iter().enumerate() {
+            finished.insert(imp.to_string(), (o.finished[i][p] / days).into());
+            ledger.insert(imp.to_string(), serde_json::json!(o.mean(&[i], &[p])));
+        }
+        out.insert(
+            pri.to_string(),
+            serde_json::json!({
+                "finished_per_day": finished,
+                "ledger_mean": ledger,
+                "gap": o.gap(Some(p)),
+            }),
+        );
+    }
+    out.into()
 }
 
 /// How the counterfactual pairs' days ended: the mode, and over every day played (factual and
