@@ -38,7 +38,23 @@ pub enum Command {
         /// Where to write [default: DIR/report].
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// How each grid's best configuration is chosen on the selection seeds.
+        #[arg(long, value_enum, default_value = "abs-dp")]
+        select: ReportSelect,
+        /// How many seeds (the lowest) choose the best configurations; the others report them
+        /// [default: half the seeds, at least one].
+        #[arg(long)]
+        selection_seeds: Option<usize>,
     },
+}
+
+/// `report --select`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ReportSelect {
+    /// The lowest mean |DP|.
+    AbsDp,
+    /// The highest mean reward.
+    Reward,
 }
 
 #[derive(Subcommand, Debug)]

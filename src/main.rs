@@ -55,9 +55,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{text}");
         }
         Command::Sweep(cmd) => fairground::sweep::run(cmd)?,
-        Command::Report { dir, out } => {
+        Command::Report {
+            dir,
+            out,
+            select,
+            selection_seeds,
+        } => {
+            use fairground_trainer::sweep::report::{Options, Select, report};
             let out = out.unwrap_or_else(|| dir.join("report"));
-            fairground_trainer::sweep::report::report(&dir, &out)?;
+            let select = match select {
+                fairground::cli::ReportSelect::AbsDp => Select::AbsDp,
+                fairground::cli::ReportSelect::Reward => Select::Reward,
+            };
+            let opts = Options {
+                select,
+                selection_seeds,
+            };
+            report(&dir, &out, &opts)?;
             println!("{}", out.display());
         }
     }

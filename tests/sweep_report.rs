@@ -59,6 +59,18 @@ fn the_report_is_the_runs_numbers() {
     ok(&fairground(&["report", d]));
     let md = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
     assert!(md.contains("runs [3]"), "{md}");
+    // The HTML page carries its figures inline and reaches for nothing outside itself.
+    let html = std::fs::read_to_string(dir.join("report/report.html")).unwrap();
+    assert!(html.contains("<svg"), "figures inline");
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+    for f in [
+        "pareto-ah.svg",
+        "curves-ah.svg",
+        "radar-ah.svg",
+        "marl-eval.json",
+    ] {
+        assert!(dir.join("report").join(f).is_file(), "{f}");
+    }
     let fair = md
         .lines()
         .find(|l| l.starts_with("| algo=fair-ppo |"))
@@ -70,18 +82,30 @@ fn the_report_is_the_runs_numbers() {
         fair.starts_with(&format!("| algo=fair-ppo | 1 | {r2:.4} [{r2:.4}, {r2:.4}]")),
         "{fair}"
     );
+    // A damaged eval.json is refused in one line naming the file, never averaged.
+    std::fs::write(dir.join("runs/0002/run/eval.json"), r#"{"dp": 0.1"#).unwrap();
+    let out = fairground(&["report", d]);
+    assert!(!out.status.success(), "damaged eval.json accepted");
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("0002") && err.contains("damaged, refused"),
+        "{err}"
+    );
 }
 
 #[test]
 fn the_bootstrap_interval_holds_the_mean_and_is_reproducible() {
     let v = [1.0, 4.0, 2.0, 8.0, 5.0];
-    let (m, lo, hi) = mean_ci(&v).unwrap();
+    let e = mean_ci(&v).unwrap();
+    let (m, lo, hi) = (e.value, e.lo, e.hi);
     assert_eq!(m, 4.0);
     assert!(
         lo <= m && m <= hi && lo >= 1.0 && hi <= 8.0 && lo < hi,
         "{lo} {hi}"
     );
     assert_eq!(mean_ci(&v), mean_ci(&v));
-    assert_eq!(mean_ci(&[3.5]), Some((3.5, 3.5, 3.5)));
-    assert_eq!(mean_ci(&[]), None);
+    let one = mean_ci(&[3.5]).unwrap();
+    assert_eq!((one.value, one.lo, one.hi), (3.5, 3.5, 3.5));
+    assert!(mean_ci(&[]).is_none());
 }
