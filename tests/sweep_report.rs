@@ -2,7 +2,8 @@
 //! `eval.json` alone it writes `runs.csv` (one row per run, the measures as eval.json has them)
 //! and `report.md` (per configuration the mean over seeds and a bootstrap interval that holds
 //! it); the means equal those recomputed from the runs; a run without `eval.json` is listed as
-//! missing and its configuration's `n` says how many seeds are averaged.
+//! missing and its configuration's `n` says how many seeds are averaged; a damaged `eval.json` is
+//! refused; report.html is self-contained; the layout of report.md is pinned by a snapshot.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -108,4 +109,27 @@ fn the_bootstrap_interval_holds_the_mean_and_is_reproducible() {
     let one = mean_ci(&[3.5]).unwrap();
     assert_eq!((one.value, one.lo, one.hi), (3.5, 3.5, 3.5));
     assert!(mean_ci(&[]).is_none());
+}
+
+/// The report's layout (headings, every table's header and the rows' shape) is pinned; the
+/// numbers are masked (digit → 9) so that only a deliberate change of layout moves it.
+#[test]
+fn the_report_layout_is_pinned() {
+    let dir = train_cli::scratch_dir("sweep-report-layout");
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    ok(&fairground(&["sweep", "plan", SMOKE, "--out", d]));
+    ok(&fairground(&["sweep", "local", d, "--jobs", "2"]));
+    ok(&fairground(&["report", d]));
+    let md = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    let layout: Vec<String> = md
+        .lines()
+        .filter(|l| l.starts_with('#') || l.starts_with('|'))
+        .map(|l| {
+            l.chars()
+                .map(|c| if c.is_ascii_digit() { '9' } else { c })
+                .collect()
+        })
+        .collect();
+    insta::assert_snapshot!("report_layout", layout.join("\n"));
 }
