@@ -3,7 +3,9 @@
 //! directory alone. A file that exists but does not parse is refused, never read as missing.
 
 use super::super::{PlannedRun, Sweep, plan::run_config, state};
+use crate::config::EnvName;
 use crate::error::TrainError;
+use crate::run::dir::resolve_text;
 use std::path::Path;
 
 /// The environment a run trained on (the report's tables differ).
@@ -46,7 +48,7 @@ pub struct Run {
     pub grid: usize,
     /// The axis values but the seed, `k=v` joined by spaces ("(all)" without any).
     pub config: String,
-    pub seed: i64,
+    pub seed: u64,
     pub env: Env,
     pub algo: String,
     /// `clean` or `reference`.
@@ -59,7 +61,7 @@ pub struct Run {
     pub curve: Vec<CurvePoint>,
 }
 
-fn value_text(v: &serde_json::Value) -> String {
+pub(super) fn value_text(v: &serde_json::Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }
 
@@ -70,56 +72,63 @@ fn refused(path: &Path, why: impl std::fmt::Display) -> TrainError {
     }
 }
 
+/// A file's text, None if it does not exist (not yet written); any other failure to read it
+/// is an error, never taken for absence.
+fn optional(path: &Path) -> Result<Option<String>, TrainError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(TrainError::io(path, e)),
+    }
+}
+
 fn read_run(dir: &Path, r: &PlannedRun) -> Result<Run, TrainError> {
     let (cfg_path, text) = run_config(dir, r)?;
-    let cfg: toml::Table = text.parse().map_err(|e| refused(&cfg_path, e))?;
-    let env = match cfg.get("env").and_then(|v| v.as_str()) {
-        Some("hs") => Env::Hs,
-        _ => Env::Ah,
+    // The trainer's own resolution (file over the env, profile and algorithm defaults): the
+    // report sees exactly what the run trained, and a config that no longer resolves is damaged.
+    let cfg =
+        resolve_text(&text, &cfg_path.display().to_string()).map_err(|e| refused(&cfg_path, e))?;
+    let env = match cfg.env {
+        EnvName::Ah => Env::Ah,
+        EnvName::Hs => Env::Hs,
     };
-    let algo = cfg
-        .get("algo")
-        .and_then(|v| v.as_str())
-        .unwrap_or("ppo")
-        .to_string();
-    let profile = cfg
-        .get("profile")
-        .and_then(|v| v.as_str())
-        .unwrap_or("clean")
-        .to_string();
-    let seed = cfg
-        .get("seed")
-        .and_then(toml::Value::as_integer)
-        .unwrap_or(0);
     let run_dir = dir.join(&r.dir);
     let eval_path = run_dir.join("eval.json");
-    let eval = match std::fs::read_to_string(&eval_path) {
-        Ok(t) => Some(
+    let eval = match optional(&eval_path)? {
+        Some(t) => Some(
             serde_json::from_str::<serde_json::Value>(&t).map_err(|e| refused(&eval_path, e))?,
         ),
-        Err(_) => None,
+        None => None,
     };
     let metrics_path = run_dir.join("metrics.jsonl");
     let mut curve = Vec::new();
-    if let Ok(t) = std::fs::read_to_string(&metrics_path) {
-        for (n, line) in t.lines().enumerate() {
-            let m: serde_json::Value = serde_json::from_str(line)
-                .map_err(|e| refused(&metrics_path, format!("line {}: {e}", n + 1)))?;
-            curve.push(CurvePoint {
-                iteration: m["iteration"].as_u64().unwrap_or(n as u64 + 1) as u32,
-                env_steps: m["env_steps"].as_u64().unwrap_or(0),
-                reward: m["mean_reward_per_agent_step"]
-                    .as_f64()
-                    .or_else(|| m["mean_reward_per_decision"].as_f64()),
-                dp: m["dp"].as_f64(),
-            });
-        }
+    for (n, line) in optional(&metrics_path)?
+        .unwrap_or_default()
+        .lines()
+        .enumerate()
+    {
+        let m: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| refused(&metrics_path, format!("line {}: {e}", n + 1)))?;
+        curve.push(CurvePoint {
+            iteration: m["iteration"].as_u64().unwrap_or(n as u64 + 1) as u32,
+            env_steps: m["env_steps"].as_u64().unwrap_or(0),
+            reward: m["mean_reward_per_agent_step"]
+                .as_f64()
+                .or_else(|| m["mean_reward_per_decision"].as_f64()),
+            dp: m["dp"].as_f64(),
+        });
     }
-    let key: Vec<String> = r
+    let values: Vec<String> = r
         .values
         .iter()
-        .filter(|(k, _)| k.as_str() != "seed")
         .map(|(k, v)| format!("{k}={}", value_text(v)))
+        .collect();
+    let key: Vec<&str> = r
+        .values
+        .keys()
+        .zip(&values)
+        .filter(|(k, _)| k.as_str() != "seed")
+        .map(|(_, kv)| kv.as_str())
         .collect();
     Ok(Run {
         index: r.index,
@@ -129,17 +138,13 @@ fn read_run(dir: &Path, r: &PlannedRun) -> Result<Run, TrainError> {
         } else {
             key.join(" ")
         },
-        seed,
+        seed: cfg.seed,
         env,
-        algo,
-        profile,
+        algo: cfg.algo.name().to_string(),
+        profile: cfg.profile.to_string(),
         axes: r.values.clone(),
         state: state(dir, r).name(),
-        values: r
-            .values
-            .iter()
-            .map(|(k, v)| format!("{k}={}", value_text(v)))
-            .collect(),
+        values,
         eval,
         curve,
     })

@@ -46,6 +46,20 @@ fn span(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     lo - pad..hi + pad
 }
 
+/// Every figure's legend: a framed, nearly opaque box at `at` (MiddleRight: plotters' default).
+fn legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    at: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
 fn svg(size: (u32, u32), draw: impl FnOnce(&Area) -> Result<(), String>) -> Result<String, String> {
     let mut s = String::new();
     {
@@ -128,13 +142,7 @@ pub fn pareto(
                     .map(|&p| Circle::new(p, 8, BLACK.stroke_width(2))),
             )
             .map_err(err)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
 }
 
@@ -186,12 +194,7 @@ fn curve_panel(area: &Area, title: &str, y_label: &str, curves: &[Curve]) -> Res
             .label(c.label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], col.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)
+    legend(&mut chart, SeriesLabelPosition::MiddleRight)
 }
 
 /// Learning curves per algorithm (rollout reward and rollout |DP|), mean and 95 % band.
@@ -332,6 +335,12 @@ fn radar_panel(area: &Area, actions: &[&str], r: &Radar) -> Result<(), String> {
             .draw_series(std::iter::once(PathElement::new(pts, BLACK.mix(0.15))))
             .map_err(err)?;
     }
+    let style = TextStyle::from(("sans-serif", 11).into_font()).pos(
+        plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Center,
+        ),
+    );
     for (k, name) in actions.iter().enumerate() {
         chart
             .draw_series(std::iter::once(PathElement::new(
@@ -339,17 +348,11 @@ fn radar_panel(area: &Area, actions: &[&str], r: &Radar) -> Result<(), String> {
                 BLACK.mix(0.25),
             )))
             .map_err(err)?;
-        let style = TextStyle::from(("sans-serif", 11).into_font()).pos(
-            plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Center,
-                plotters::style::text_anchor::VPos::Center,
-            ),
-        );
         chart
             .draw_series(std::iter::once(Text::new(
                 name.to_string(),
                 at(k, 1.2),
-                style,
+                style.clone(),
             )))
             .map_err(err)?;
     }
@@ -373,13 +376,7 @@ fn radar_panel(area: &Area, actions: &[&str], r: &Radar) -> Result<(), String> {
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], col.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)
+    legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
 /// The AH action profile per group, one radar per algorithm (radius: fraction of turns,

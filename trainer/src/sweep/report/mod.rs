@@ -47,6 +47,14 @@ impl Select {
             Select::Reward => "the highest mean reward",
         }
     }
+
+    /// The measure the selection ranks by.
+    fn measure(self) -> &'static Measure {
+        match self {
+            Select::AbsDp => &ABS_DP,
+            Select::Reward => &REWARD,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -87,14 +95,14 @@ fn cell(e: Option<Estimate>) -> String {
 
 /// The seeds that choose and the seeds that report.
 struct Split {
-    selection: BTreeSet<i64>,
-    evaluation: BTreeSet<i64>,
+    selection: BTreeSet<u64>,
+    evaluation: BTreeSet<u64>,
     /// One seed only: selected and reported on the same one.
     same: bool,
 }
 
 fn split(runs: &[Run], opts: &Options) -> Result<Split, TrainError> {
-    let seeds: Vec<i64> = runs
+    let seeds: Vec<u64> = runs
         .iter()
         .map(|r| r.seed)
         .collect::<BTreeSet<_>>()
@@ -113,7 +121,7 @@ fn split(runs: &[Run], opts: &Options) -> Result<Split, TrainError> {
         if let Some(k) = opts.selection_seeds {
             return Err(bad(k));
         }
-        let all: BTreeSet<i64> = seeds.into_iter().collect();
+        let all: BTreeSet<u64> = seeds.into_iter().collect();
         return Ok(Split {
             selection: all.clone(),
             evaluation: all,
@@ -152,9 +160,9 @@ impl Report<'_> {
     fn by_seed(
         &self,
         c: &Config,
-        seeds: &BTreeSet<i64>,
+        seeds: &BTreeSet<u64>,
         read: &dyn Fn(&serde_json::Value) -> Option<f64>,
-    ) -> BTreeMap<i64, f64> {
+    ) -> BTreeMap<u64, f64> {
         c.runs
             .iter()
             .map(|&i| &self.runs[i])
@@ -163,11 +171,11 @@ impl Report<'_> {
             .collect()
     }
 
-    fn values(&self, c: &Config, seeds: &BTreeSet<i64>, m: &Measure) -> Vec<f64> {
+    fn values(&self, c: &Config, seeds: &BTreeSet<u64>, m: &Measure) -> Vec<f64> {
         self.by_seed(c, seeds, &m.read).into_values().collect()
     }
 
-    fn all_seeds(&self) -> BTreeSet<i64> {
+    fn all_seeds(&self) -> BTreeSet<u64> {
         self.runs.iter().map(|r| r.seed).collect()
     }
 
@@ -198,12 +206,9 @@ impl Report<'_> {
 
     /// The grid's best configuration by the selection rule on `seeds` (configurations with no
     /// finished run there cannot be chosen); None if none has one.
-    fn best<'c>(&self, cands: &[&'c Config], seeds: &BTreeSet<i64>) -> Option<&'c Config> {
+    fn best<'c>(&self, cands: &[&'c Config], seeds: &BTreeSet<u64>) -> Option<&'c Config> {
         let score = |c: &Config| {
-            let m = match self.opts.select {
-                Select::AbsDp => &ABS_DP,
-                Select::Reward => &REWARD,
-            };
+            let m = self.opts.select.measure();
             // Lowest score wins: the measure turned so that higher is better, negated.
             let v = oriented(m, self.values(c, seeds, m));
             (!v.is_empty()).then(|| -stats::mean(&v))
@@ -273,18 +278,19 @@ impl Report<'_> {
         cell(stats::iqm_ci(&v))
     }
 
-    fn n_eval(&self, c: &Config) -> usize {
-        self.by_seed(c, &self.split.evaluation, &|e| {
-            Some(e.is_object() as u8 as f64)
-        })
-        .len()
+    /// How many of `c`'s runs on `seeds` have an `eval.json` (the `n` of a row).
+    fn n_with_eval(&self, c: &Config, seeds: &BTreeSet<u64>) -> usize {
+        c.runs
+            .iter()
+            .map(|&i| &self.runs[i])
+            .filter(|r| r.eval.is_some() && seeds.contains(&r.seed))
+            .count()
     }
 
     /// One row per grid of `env`: its best configuration on the evaluation seeds.
-    /// `price` and `iqm`: the table's first (it also carries the full note), else a companion
-    /// table of the same configurations.
+    /// `first`: the section's first table, with the price of fairness, the IQMs and the full
+    /// note; else a companion table of the same configurations.
     fn best_table(&self, env: Env, title: &str, ms: &[Measure], first: bool) -> Table {
-        let (price, iqm) = (first, first);
         let bests = self.bests(env);
         let ppo = self.ppo(&bests);
         let mut header: Vec<String> = ["algorithm", "configuration", "n"]
@@ -292,10 +298,10 @@ impl Report<'_> {
             .map(|s| s.to_string())
             .collect();
         header.extend(ms.iter().map(|m| m.label.to_string()));
-        if price {
+        if first {
             header.push("price of fairness %".into());
         }
-        if iqm {
+        if first {
             header.push("reward IQM".into());
             header.push("|DP| IQM".into());
         }
@@ -309,14 +315,14 @@ impl Report<'_> {
                 continue;
             };
             row.push(self.label(c));
-            row.push(self.n_eval(c).to_string());
+            row.push(self.n_with_eval(c, &self.split.evaluation).to_string());
             for m in ms {
                 row.push(cell(mean_ci(&self.values(c, &self.split.evaluation, m))));
             }
-            if price {
+            if first {
                 row.push(self.price(c, ppo));
             }
-            if iqm {
+            if first {
                 row.push(self.iqm(c, &REWARD));
                 row.push(self.iqm(c, &ABS_DP));
             }
@@ -335,7 +341,7 @@ impl Report<'_> {
     }
 
     fn best_note(&self, env: Env) -> String {
-        let seeds = |s: &BTreeSet<i64>| s.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        let seeds = |s: &BTreeSet<u64>| s.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
         let mut n = format!(
             "Each algorithm (grid) at its best configuration: {} on the selection seeds [{}], \
              reported on the evaluation seeds [{}]; `n` counts the evaluation seeds with an \
@@ -375,13 +381,10 @@ impl Report<'_> {
             if cands.len() < 2 {
                 continue;
             }
-            let measure = match self.opts.select {
-                Select::AbsDp => &ABS_DP,
-                Select::Reward => &REWARD,
-            };
+            let measure = self.opts.select.measure();
             let same = self.best(&cands, &all);
             let held = self.best(&cands, &self.split.selection);
-            let show = |c: Option<&Config>, seeds: &BTreeSet<i64>| match c {
+            let show = |c: Option<&Config>, seeds: &BTreeSet<u64>| match c {
                 Some(c) => format!(
                     "{} ({})",
                     cell(mean_ci(&self.values(c, seeds, measure))),
@@ -504,11 +507,7 @@ impl Report<'_> {
         let mut rows = Vec::new();
         for c in self.configs.iter().filter(|c| c.grid == g) {
             let cols: Vec<Vec<f64>> = CORE.iter().map(|m| self.values(c, &all, m)).collect();
-            let n = c
-                .runs
-                .iter()
-                .filter(|&&i| self.runs[i].eval.is_some())
-                .count();
+            let n = self.n_with_eval(c, &all);
             let mut row = vec![c.key.clone(), n.to_string()];
             row.extend(cols.iter().map(|v| cell(mean_ci(v))));
             rows.push(row);
@@ -800,12 +799,7 @@ impl Report<'_> {
                 r.axes
                     .iter()
                     .filter(|(k, _)| !["fair.alpha", "fair.beta", "seed"].contains(&k.as_str()))
-                    .map(|(k, v)| {
-                        format!(
-                            "{k}={}",
-                            v.as_str().map_or_else(|| v.to_string(), str::to_string)
-                        )
-                    })
+                    .map(|(k, v)| format!("{k}={}", data::value_text(v)))
                     .collect::<Vec<_>>()
                     .join(" ")
             };

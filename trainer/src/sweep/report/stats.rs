@@ -192,7 +192,7 @@ mod tests {
         let v = [1.0, 4.0, 2.0, 8.0, 5.0];
         let a = mean_ci(&v).unwrap();
         assert_eq!(a.value, 4.0);
-        assert!(a.lo <= 4.0 && 4.0 <= a.hi && a.lo >= 1.0 && a.hi <= 8.0);
+        assert!(a.lo <= 4.0 && 4.0 <= a.hi && a.lo >= 1.0 && a.hi <= 8.0 && a.lo < a.hi);
         assert_eq!(mean_ci(&v), Some(a));
         let one = mean_ci(&[2.5]).unwrap();
         assert_eq!((one.lo, one.hi), (2.5, 2.5));
