@@ -42,7 +42,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "abs-dp")]
         select: ReportSelect,
         /// How many seeds (the lowest) choose the best configurations; the others report them
-        /// [default: half the seeds, at least one].
+        /// [default: half the seeds, at least one]; 0: nothing is selected and every seed
+        /// reports (only when every grid has one configuration, as in a replication).
         #[arg(long)]
         selection_seeds: Option<usize>,
     },

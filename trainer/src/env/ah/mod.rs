@@ -598,7 +598,30 @@ fn eval_report(a: &AhAdapter, played: &[EpisodeTotals]) -> serde_json::Value {
             "players": mean_welfare(&player_vectors),
         },
         "action_profile": action_profile(played),
+        "per_episode": per_episode(a, played),
     })
+}
+
+/// Each episode's own disparities and reward, in the order played: what a protocol needs to
+/// measure the evaluation's noise (the spread over episodes) against the spread over seeds.
+fn per_episode(a: &AhAdapter, played: &[EpisodeTotals]) -> serde_json::Value {
+    let agents = f64::from(a.env.params().agents);
+    let steps = f64::from(a.episode_steps);
+    played
+        .iter()
+        .map(|ep| {
+            let fair = crate::metrics::ah_eval_disparities(std::slice::from_ref(ep));
+            let total: f64 = ep.totals.iter().map(|&x| f64::from(x)).sum();
+            serde_json::json!({
+                "dp": fair["dp"],
+                "dp_total": fair["dp_total"],
+                "csp_sum": fair["csp"]["sum"],
+                "cf": ep.cf,
+                "reward_per_agent_step": total / (agents * steps),
+            })
+        })
+        .collect::<Vec<_>>()
+        .into()
 }
 
 /// Per group, the fraction of its agents' turns spent on each action over the episodes played

@@ -59,6 +59,23 @@ macro_rules! m {
 pub const REWARD: Measure = m!("reward", "reward", Higher, reward_of);
 pub const ABS_DP: Measure = m!("abs_dp", "|DP|", Lower, |e| dp_of(e).map(f64::abs));
 
+/// The mean over episodes of each episode's |DP| (`dp_abs`; `dp_total_abs` where the profile's
+/// table reads totals): unlike [`ABS_DP`], gaps of opposite signs in different episodes do not
+/// cancel. The replication protocol's statistic (docs/fair-ppo.md).
+pub const EPISODE_ABS_DP: Measure = m!("dp_abs", "mean |DP| per episode", Lower, |e| {
+    e[format!("{}_abs", table_key(e, 0, "dp"))].as_f64()
+});
+
+pub const DP: Measure = m!("dp", "DP", Neither, dp_of);
+
+/// What the paired table tests, each against PPO.
+pub const PAIRED: [Measure; 4] = [
+    EPISODE_ABS_DP,
+    m!("csp_sum", "CSP Σ|·|", Lower, |e| csp(e, "sum")),
+    m!("cf", "CF", Lower, |e| e["cf"].as_f64()),
+    REWARD,
+];
+
 /// The columns of `runs.csv` and of the all-configurations tables (both environments).
 pub const CORE: [Measure; 8] = [
     REWARD,

@@ -99,6 +99,9 @@ struct Split {
     evaluation: BTreeSet<u64>,
     /// One seed only: selected and reported on the same one.
     same: bool,
+    /// `--selection-seeds 0`: every grid has one configuration, nothing is selected, every
+    /// seed reports.
+    none: bool,
 }
 
 fn split(runs: &[Run], opts: &Options) -> Result<Split, TrainError> {
@@ -112,7 +115,8 @@ fn split(runs: &[Run], opts: &Options) -> Result<Split, TrainError> {
     let bad = |k: usize| TrainError::Io {
         path: "--selection-seeds".into(),
         message: format!(
-            "{k}: allowed 1..={} (the sweep has {n} seed{}; the rest report)",
+            "{k}: allowed 0..={} (the sweep has {n} seed{}; the rest report; 0 only when \
+             every grid has one configuration)",
             n.saturating_sub(1),
             if n == 1 { "" } else { "s" }
         ),
@@ -126,16 +130,27 @@ fn split(runs: &[Run], opts: &Options) -> Result<Split, TrainError> {
             selection: all.clone(),
             evaluation: all,
             same: true,
+            none: false,
         });
     }
     let k = opts.selection_seeds.unwrap_or((n / 2).max(1));
-    if k == 0 || k >= n {
+    if k >= n {
         return Err(bad(k));
+    }
+    if k == 0 {
+        let all: BTreeSet<u64> = seeds.into_iter().collect();
+        return Ok(Split {
+            selection: all.clone(),
+            evaluation: all,
+            same: false,
+            none: true,
+        });
     }
     Ok(Split {
         selection: seeds[..k].iter().copied().collect(),
         evaluation: seeds[k..].iter().copied().collect(),
         same: false,
+        none: false,
     })
 }
 
@@ -360,7 +375,15 @@ impl Report<'_> {
                             patients; the price of fairness is on patients treated per day.",
             }
         );
-        if self.split.same {
+        if self.split.none {
+            n = format!(
+                "Each algorithm (grid) has one configuration (`--selection-seeds 0`: nothing is \
+                 selected), reported on every seed [{}]; `n` counts the seeds with an \
+                 `eval.json`. Cells: mean [95 % stratified-bootstrap interval, \
+                 {BOOTSTRAP_RESAMPLES} resamples].",
+                seeds(&self.split.evaluation)
+            );
+        } else if self.split.same {
             n += " **The sweep has one seed, so the configuration is selected and reported on \
                   the same seed: this flatters the best of many configurations (the reference \
                   analysis does this throughout).**";
@@ -460,6 +483,126 @@ impl Report<'_> {
                 "P(lower |DP|)".into(),
                 "P(higher reward)".into(),
             ],
+            rows,
+        })
+    }
+
+    /// Each grid's best configuration against PPO's, seed by seed on the evaluation seeds:
+    /// per measure of [`measures::PAIRED`], how often and by how much it moved, with the exact
+    /// one-sided sign-flip test of "lower" (the replication protocol's test,
+    /// docs/fair-ppo.md).
+    fn paired_table(&self, env: Env) -> Option<Table> {
+        let bests = self.bests(env);
+        let ppo = self.ppo(&bests)?;
+        let ev = &self.split.evaluation;
+        let mut rows = Vec::new();
+        for (g, c) in &bests {
+            let Some(c) = c else { continue };
+            if std::ptr::eq(*c, ppo) {
+                continue;
+            }
+            for m in &measures::PAIRED {
+                let base = self.by_seed(ppo, ev, &m.read);
+                let pairs: Vec<(f64, f64)> = self
+                    .by_seed(c, ev, &m.read)
+                    .into_iter()
+                    .filter_map(|(s, x)| Some((x, *base.get(&s)?)))
+                    .collect();
+                if pairs.is_empty() {
+                    continue;
+                }
+                let diffs: Vec<f64> = pairs.iter().map(|(x, b)| x - b).collect();
+                let mean_of = |f: fn(&(f64, f64)) -> f64| {
+                    fmt(stats::mean(&pairs.iter().map(f).collect::<Vec<_>>()))
+                };
+                let p = match stats::sign_flip_p(&diffs) {
+                    Some(p) => format!("{p:.4}"),
+                    None => format!("— (n > {})", stats::SIGN_FLIP_MAX),
+                };
+                rows.push(vec![
+                    self.grid_name(*g).to_string(),
+                    self.label(c),
+                    m.label.to_string(),
+                    pairs.len().to_string(),
+                    mean_of(|x| x.1),
+                    mean_of(|x| x.0),
+                    fmt(stats::mean(&diffs)),
+                    format!("{} of {}", diffs.iter().filter(|&&d| d < 0.0).count(), pairs.len()),
+                    p,
+                ]);
+            }
+        }
+        (!rows.is_empty()).then(|| Table {
+            title: "Paired against PPO".into(),
+            note: "Seed by seed on the evaluation seeds, each grid's best configuration against \
+                   PPO's run of the same seed (same environment and initialisation seeds). \
+                   Δ = the algorithm minus PPO; `lower`: the seeds where the algorithm's value \
+                   is below PPO's; p: the exact one-sided paired sign-flip test of a lower \
+                   value (all 2^n sign patterns of the differences; for the reward, a small p \
+                   says the algorithm costs reward)."
+                .into(),
+            header: [
+                "algorithm",
+                "configuration",
+                "measure",
+                "pairs",
+                "PPO",
+                "value",
+                "Δ",
+                "lower",
+                "p (lower)",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            rows,
+        })
+    }
+
+    /// The signed DP and the reward of each grid's best configuration, one row per evaluation
+    /// seed (what the paired table summarises).
+    fn per_seed_table(&self, env: Env) -> Option<Table> {
+        let bests: Vec<(usize, &Config)> = self
+            .bests(env)
+            .into_iter()
+            .filter_map(|(g, c)| Some((g, c?)))
+            .collect();
+        if bests.is_empty() {
+            return None;
+        }
+        let mut header = vec!["seed".to_string()];
+        for (g, _) in &bests {
+            header.push(format!("{} DP", self.grid_name(*g)));
+            header.push(format!("{} reward", self.grid_name(*g)));
+        }
+        let cols: Vec<[BTreeMap<u64, f64>; 2]> = bests
+            .iter()
+            .map(|(_, c)| {
+                [
+                    self.by_seed(c, &self.split.evaluation, &measures::DP.read),
+                    self.by_seed(c, &self.split.evaluation, &REWARD.read),
+                ]
+            })
+            .collect();
+        let rows = self
+            .split
+            .evaluation
+            .iter()
+            .map(|s| {
+                let mut row = vec![s.to_string()];
+                for col in &cols {
+                    for m in col {
+                        row.push(m.get(s).map_or("—".into(), |&v| fmt(v)));
+                    }
+                }
+                row
+            })
+            .collect();
+        Some(Table {
+            title: "Per seed".into(),
+            note: "Each grid's best configuration on every evaluation seed: the signed DP                    (non-sensitive minus sensitive) and the reward (AH: per agent-step; HS:                    patients treated per day)."
+                .into(),
+            header,
             rows,
         })
     }
@@ -636,6 +779,12 @@ impl Report<'_> {
             }
         }
         if let Some(t) = self.improvement_table(env) {
+            doc.table(&t, 3);
+        }
+        if let Some(t) = self.paired_table(env) {
+            doc.table(&t, 3);
+        }
+        if let Some(t) = self.per_seed_table(env) {
             doc.table(&t, 3);
         }
         if let Some(t) = self.flattery_table(env) {
@@ -945,6 +1094,18 @@ pub fn report(dir: &Path, out: &Path, opts: &Options) -> Result<String, TrainErr
     let runs = data::read_runs(dir, &sweep)?;
     let configs = data::configs(&runs);
     let split = split(&runs, opts)?;
+    if split.none
+        && let Some(g) = (0..sweep.grids.len()).find(|&g| configs.iter().filter(|c| c.grid == g).count() > 1)
+    {
+        return Err(TrainError::Io {
+            path: "--selection-seeds".into(),
+            message: format!(
+                "0: allowed only when every grid has one configuration (grid {} has {})",
+                sweep.grids[g].name,
+                configs.iter().filter(|c| c.grid == g).count()
+            ),
+        });
+    }
     let rep = Report {
         sweep: &sweep,
         runs,

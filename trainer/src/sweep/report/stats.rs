@@ -156,6 +156,38 @@ pub fn price_of_fairness(pairs: &[(f64, f64)]) -> Option<Estimate> {
     })
 }
 
+/// Most pairs [`sign_flip_p`] enumerates (2^n sign patterns).
+pub const SIGN_FLIP_MAX: usize = 22;
+
+/// The exact one-sided paired sign-flip test of "the differences are below zero": under the
+/// null each seed's difference `d_i` is as likely `+|d_i|` as `-|d_i|`, and the p-value is the
+/// fraction of the 2^n sign patterns whose sum is at most the observed sum (the observed
+/// pattern included, so p ≥ 2^-n). Sums are compared with a relative tolerance of 1e-12 so
+/// patterns equal to the observed one up to rounding count as ties. None without pairs or
+/// beyond [`SIGN_FLIP_MAX`] pairs.
+pub fn sign_flip_p(diffs: &[f64]) -> Option<f64> {
+    let n = diffs.len();
+    if n == 0 || n > SIGN_FLIP_MAX {
+        return None;
+    }
+    let observed: f64 = diffs.iter().sum();
+    let scale: f64 = diffs.iter().map(|d| d.abs()).sum();
+    let bound = observed + 1e-12 * scale.max(f64::MIN_POSITIVE);
+    let abs: Vec<f64> = diffs.iter().map(|d| d.abs()).collect();
+    let mut at_most = 0u64;
+    for mask in 0u64..(1 << n) {
+        let sum: f64 = abs
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| if mask >> i & 1 == 1 { -a } else { a })
+            .sum();
+        if sum <= bound {
+            at_most += 1;
+        }
+    }
+    Some(at_most as f64 / (1u64 << n) as f64)
+}
+
 #[cfg(test)]
 mod tests {
     //! Hand values of every statistic.
@@ -185,6 +217,22 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(price_of_fairness(&[]), None);
+    }
+
+    #[test]
+    fn sign_flip_counts_patterns_at_most_the_observed_sum() {
+        // All three below zero: only the observed pattern is as low, p = 1/8.
+        assert_eq!(sign_flip_p(&[-1.0, -2.0, -3.0]), Some(0.125));
+        // All above zero: every pattern is at most the observed sum.
+        assert_eq!(sign_flip_p(&[1.0, 2.0, 3.0]), Some(1.0));
+        // [-3, 1]: sums of (±3, ±1) are 4, 2, -2, -4; at most -2: two of four.
+        assert_eq!(sign_flip_p(&[-3.0, 1.0]), Some(0.5));
+        // Ties: |d| equal, observed sum 0 ([-1, 1]): patterns with sums -2, 0, 0 count.
+        assert_eq!(sign_flip_p(&[-1.0, 1.0]), Some(0.75));
+        // A zero difference has both signs equal: it doubles every count.
+        assert_eq!(sign_flip_p(&[-1.0, 0.0]), Some(0.5));
+        assert_eq!(sign_flip_p(&[]), None);
+        assert_eq!(sign_flip_p(&[-1.0; SIGN_FLIP_MAX + 1]), None);
     }
 
     #[test]
