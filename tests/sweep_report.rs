@@ -131,3 +131,100 @@ fn the_report_layout_is_pinned() {
         .collect();
     insta::assert_snapshot!("report_layout", layout.join("\n"));
 }
+
+/// The paired table's numbers on hand-written `eval.json` files (no training): with
+/// `--selection-seeds 0` every seed reports, each Fair-PPO seed is paired with PPO's, and the
+/// sign-flip p-value is the hand count of sign patterns. A grid of several configurations
+/// refuses `--selection-seeds 0` in one line.
+#[test]
+fn the_paired_table_tests_each_seed_against_ppo() {
+    let dir = train_cli::scratch_dir("sweep-report-paired");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sweep = dir.join("paired.toml");
+    std::fs::write(
+        &sweep,
+        r#"
+[base]
+env = "ah"
+backend = "cpu"
+instances = 1
+iterations = 1
+
+[[grid]]
+name = "ppo"
+base = { algo = "ppo" }
+axes = { seed = [1, 2, 3] }
+
+[[grid]]
+name = "fair"
+base = { algo = "fair-ppo", fair = { fairness = "dp", alpha = 0.5, beta = 0.5 } }
+axes = { seed = [1, 2, 3] }
+"#,
+    )
+    .unwrap();
+    let out = dir.join("sweep");
+    let d = out.to_str().unwrap();
+    ok(&fairground(&[
+        "sweep",
+        "plan",
+        sweep.to_str().unwrap(),
+        "--out",
+        d,
+    ]));
+    // PPO's |DP| per episode 10, 20, 30; Fair-PPO's 4, 15, 31: differences -6, -5, +1, sum
+    // -10. Of the 8 sums ±6 ±5 ±1 (12, 10, 2, 0, 0, -2, -10, -12) two are at most -10.
+    let dp_abs = [10.0, 20.0, 30.0, 4.0, 15.0, 31.0];
+    let reward = [1.0, 1.0, 1.0, 0.9, 0.8, 1.1];
+    for i in 0..6 {
+        let run = out.join(format!("runs/{i:04}/run"));
+        std::fs::create_dir_all(&run).unwrap();
+        let e = serde_json::json!({
+            "dp": dp_abs[i], "dp_abs": dp_abs[i], "mean_reward_per_agent_step": reward[i],
+        });
+        std::fs::write(run.join("eval.json"), e.to_string()).unwrap();
+    }
+    ok(&fairground(&["report", d, "--selection-seeds", "0"]));
+    let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| fair |") && l.contains(r"mean \|DP\| per episode"))
+        .unwrap_or_else(|| panic!("no paired row: {md}"));
+    // Cells split on " | " (the measure's own bars are escaped, without spaces).
+    let cells: Vec<&str> = row.trim_matches(['|', ' ']).split(" | ").collect();
+    // fair | configuration | measure | pairs | PPO | value | Δ | lower | p
+    assert_eq!(
+        cells[3..],
+        ["3", "20.00", "16.67", "-3.3333", "2 of 3", "0.2500"],
+        "{row}"
+    );
+    // Reward: differences -0.1, -0.2, +0.1; sums of ±.1 ±.2 ±.1 at most -0.2: (-.1-.2+.1),
+    // (+.1-.2-.1), (-.1-.2-.1): 3 of 8.
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| fair |") && l.contains("| reward |"))
+        .unwrap();
+    assert!(row.ends_with("| 2 of 3 | 0.3750 |"), "{row}");
+    assert!(md.contains("### Per seed"), "{md}");
+    assert!(md.contains("nothing is selected"), "{md}");
+    // Without the split every seed reports; with it, seed 1 would select and 2, 3 report.
+    ok(&fairground(&["report", d, "--selection-seeds", "1"]));
+    let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    assert!(
+        md.contains("| 2 of 2 |") || md.contains("| 1 of 2 |"),
+        "{md}"
+    );
+    // Several configurations in one grid: no selection is refused, in one line.
+    let smoke = train_cli::scratch_dir("sweep-report-paired-smoke");
+    let _ = std::fs::remove_dir_all(&smoke);
+    let s = smoke.to_str().unwrap();
+    ok(&fairground(&["sweep", "plan", SMOKE, "--out", s]));
+    let out = fairground(&["report", s, "--selection-seeds", "0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--selection-seeds") && err.contains("one configuration"),
+        "{err}"
+    );
+}

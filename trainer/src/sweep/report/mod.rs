@@ -527,7 +527,11 @@ impl Report<'_> {
                     mean_of(|x| x.1),
                     mean_of(|x| x.0),
                     fmt(stats::mean(&diffs)),
-                    format!("{} of {}", diffs.iter().filter(|&&d| d < 0.0).count(), pairs.len()),
+                    format!(
+                        "{} of {}",
+                        diffs.iter().filter(|&&d| d < 0.0).count(),
+                        pairs.len()
+                    ),
                     p,
                 ]);
             }
@@ -1095,7 +1099,8 @@ pub fn report(dir: &Path, out: &Path, opts: &Options) -> Result<String, TrainErr
     let configs = data::configs(&runs);
     let split = split(&runs, opts)?;
     if split.none
-        && let Some(g) = (0..sweep.grids.len()).find(|&g| configs.iter().filter(|c| c.grid == g).count() > 1)
+        && let Some(g) =
+            (0..sweep.grids.len()).find(|&g| configs.iter().filter(|c| c.grid == g).count() > 1)
     {
         return Err(TrainError::Io {
             path: "--selection-seeds".into(),
