@@ -604,7 +604,9 @@ impl Report<'_> {
             .collect();
         Some(Table {
             title: "Per seed".into(),
-            note: "Each grid's best configuration on every evaluation seed: the signed DP                    (non-sensitive minus sensitive) and the reward (AH: per agent-step; HS:                    patients treated per day)."
+            note: "Each grid's best configuration on every evaluation seed: the signed DP \
+                   (non-sensitive minus sensitive) and the reward (AH: per agent-step; HS: \
+                   patients treated per day)."
                 .into(),
             header,
             rows,
