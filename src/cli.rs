@@ -27,6 +27,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Run a trained policy for whole episodes; writes eval.json into the run directory.
     Eval(EvalArgs),
+    /// Record one episode (AH) or day (HS) of a run's policy into a replay file, or check a
+    /// replay file by re-simulating it (exit 1 at the first round that differs).
+    Replay(ReplayArgs),
     /// Plan, run and follow a sweep of runs (one machine, or an array job).
     #[command(subcommand)]
     Sweep(SweepCommand),
@@ -227,6 +230,33 @@ pub struct EvalArgs {
     /// (the reference's CF test re-creates its worlds with seed 42 for every game).
     #[arg(long)]
     pub one_layout: bool,
+}
+
+/// `fairground replay RUN_DIR --out FILE.fgr` or `fairground replay --check FILE.fgr`.
+#[derive(Args, Debug, Clone)]
+pub struct ReplayArgs {
+    /// The run directory whose policy plays.
+    #[arg(required_unless_present = "check", conflicts_with = "check")]
+    pub run_dir: Option<std::path::PathBuf>,
+    /// The replay file to write.
+    #[arg(long, required_unless_present = "check", conflicts_with = "check")]
+    pub out: Option<std::path::PathBuf>,
+    /// The checkpoint (iteration) whose networks play [default: the newest].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100_000_000))]
+    pub checkpoint: Option<u32>,
+    /// Which episode (AH) or day (HS) of the first instance to record, from 0.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub episode: u32,
+    /// Take the most probable action instead of sampling.
+    #[arg(long)]
+    pub greedy: bool,
+    /// Re-simulate this replay file and verify every round's state digests.
+    #[arg(long, value_name = "FILE")]
+    pub check: Option<std::path::PathBuf>,
+    /// Worker threads of the kernel [default: the run's, or the recording's for --check]; the
+    /// result does not depend on them.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -3,5 +3,6 @@
 
 pub mod bench;
 pub mod cli;
+pub mod replay;
 pub mod sweep;
 pub mod train;

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         },
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             let trainer = e.downcast_ref::<fairground_trainer::TrainError>();
             if let Some(fairground_trainer::TrainError::EvalNotSaved { text, .. }) = trainer {
@@ -32,7 +32,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// The exit code of a command that ran: 0, or 1 where its verdict was negative (a replay that
+/// does not re-simulate).
+fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Bench(BenchCommand::Env(args)) => {
             let line = fairground::bench::env(&args)?;
@@ -53,6 +55,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => {
             let text = fairground::train::eval(&args)?;
             println!("{text}");
+        }
+        Command::Replay(args) => {
+            if !fairground::replay::run(&args)? {
+                return Ok(1);
+            }
         }
         Command::Sweep(cmd) => fairground::sweep::run(cmd)?,
         Command::Report {
@@ -75,7 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", out.display());
         }
     }
-    Ok(())
+    Ok(0)
 }
 
 /// clap's message folded into one line: the error and its "[possible values: …]" / tip lines,

@@ -47,6 +47,10 @@ pub enum TrainError {
         "interrupted at iteration {iteration}: resume with `fairground train --out {dir} --resume`"
     )]
     Interrupted { dir: String, iteration: u32 },
+    /// `replay` cannot record from a directory, or refuses a replay file (not one, another
+    /// version, damaged, inconsistent).
+    #[error("replay {path}: {why}")]
+    Replay { path: String, why: String },
     /// `eval` computed its result but could not write it (the result is printed anyway).
     #[error("{path}: {message} (the evaluation is printed on stdout)")]
     EvalNotSaved {

@@ -23,6 +23,7 @@ pub mod error;
 pub mod io;
 pub mod metrics;
 pub mod net;
+pub mod replay;
 pub mod repro;
 pub mod run;
 pub mod sweep;

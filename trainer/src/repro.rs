@@ -604,6 +604,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
         mode: ActMode,
         random: bool,
         progress: &mut dyn FnMut(usize),
+        watch: &mut crate::train_loop::Watch<'_>,
     ) -> Result<serde_json::Value, ShaderError> {
         let (nets, pool, iteration) = (&mut self.nets, &self.pool, self.iteration);
         let mut act = |env: &mut AhAdapter, out: Option<&_>, t: u32| -> Result<(), ShaderError> {
@@ -628,6 +629,7 @@ impl<E: Executor + Send> AhReproTrainer<E> {
             random,
             progress,
             &mut act,
+            watch,
         )
     }
 }

@@ -10,7 +10,7 @@
 use crate::algo::{Algorithm, Phase, RoundAt};
 use crate::common::{ACT_CHUNK_MAX, ActMode, EnvUse, NetState, Seeds, Timing};
 use crate::config::TrainConfig;
-use crate::env::{EnvAdapter, RoundOut};
+use crate::env::{EnvAdapter, ReplayView, RoundOut};
 use crate::error::TrainError;
 use crate::net::{
     NetPlan, ParamCheck, PolicyNet, check_params, restore_all, restore_streams, save_all,
@@ -411,6 +411,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         mode: ActMode,
         random: bool,
         progress: &mut dyn FnMut(usize),
+        watch: &mut Watch<'_>,
     ) -> Result<serde_json::Value, ShaderError> {
         self.algo.begin_eval(episodes);
         let (nets, algo, pool, iteration) =
@@ -451,6 +452,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
             random,
             progress,
             &mut act,
+            watch,
         )?;
         if let (Some(extra), Some(o)) = (self.algo.eval_report(), report.as_object_mut())
             && !random
@@ -517,10 +519,20 @@ fn scatter_net<A: EnvAdapter, E: Executor>(env: &mut A, net: &PolicyNet<E>) {
 /// into the environment), with `Some(out)` the round's step is done.
 pub type PlayAct<'a, A> = dyn FnMut(&mut A, Option<&RoundOut>, u32) -> Result<(), ShaderError> + 'a;
 
+/// What [`play_loop`] shows a watcher (a replay's recorder) at the scatter/step boundary:
+/// the environment before the first round (`None`) and after every step (`Some`: what the
+/// step produced). Returning true ends the play after that round.
+pub type Watch<'a> = dyn FnMut(ReplayView<'_>, Option<&RoundOut>) -> bool + 'a;
+
+/// A watcher that watches nothing (evaluation).
+pub fn no_watch(_: ReplayView<'_>, _: Option<&RoundOut>) -> bool {
+    false
+}
+
 /// The evaluation loop shared by every trainer: each round the baseline's random actions or
-/// `act(env, None, round)` (the networks' choices scattered into `env`), a step, then
-/// `act(env, Some(out), round + 1)` (what the round produced, for the algorithm), and the
-/// round's finished episodes, until `episodes` are in.
+/// `act(env, None, round)` (the networks' choices scattered into `env`), a step, `watch`,
+/// then `act(env, Some(out), round + 1)` (what the round produced, for the algorithm), and
+/// the round's finished episodes, until `episodes` are in or `watch` asks to stop.
 #[allow(clippy::too_many_arguments)]
 pub fn play_loop<A: EnvAdapter>(
     env: &mut A,
@@ -531,25 +543,26 @@ pub fn play_loop<A: EnvAdapter>(
     random: bool,
     progress: &mut dyn FnMut(usize),
     act: &mut PlayAct<'_, A>,
+    watch: &mut Watch<'_>,
 ) -> Result<serde_json::Value, ShaderError> {
     let mut played = env.played(episodes);
     env.begin_rollout();
+    let mut stop = watch(env.replay_view(), None);
     let mut t = 0u32;
-    loop {
+    while !stop {
         if random {
             env.random_actions();
         } else {
             act(env, None, t)?;
         }
         env.step(out, pool);
+        stop = watch(env.replay_view(), Some(out));
         if !random {
             act(env, Some(out), t.wrapping_add(1))?;
         }
         let done = env.collect(episodes, &mut played);
         progress(env.played_count(&played));
-        if done {
-            break;
-        }
+        stop |= done;
         t = t.wrapping_add(1);
     }
     Ok(env.eval_report(&played, mode))

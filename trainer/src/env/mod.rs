@@ -19,7 +19,27 @@ pub mod units;
 use crate::common::ActMode;
 use crate::error::TrainError;
 use crate::net::NetShape;
+use fairground_kernel::ah::AhEnv;
+use fairground_kernel::hs::{HsActions, HsEnv, HsRound};
 use fairground_kernel::pool::WorkerPool;
+
+/// What a replay records of an environment at the scatter/step boundary: the kernel of the
+/// factual world and the actions its last step applied (`fairground replay`). Only the
+/// factual world is recorded: AH's twin world is a separate kernel whose steps never touch the
+/// factual one; HS's twins share the factual hospitals' kernel, so all of it is recorded.
+#[derive(Clone, Copy)]
+pub enum ReplayView<'a> {
+    /// AH: the factual world's kernel and the actions it received (one per agent, instance
+    /// major, after any [REPRO] misalignment).
+    Ah { env: &'a AhEnv, actions: &'a [u8] },
+    /// HS: the hospitals' kernel, the action buffers its last step read and what that step
+    /// wrote (the finished day's statistics where a day ended).
+    Hs {
+        env: &'a HsEnv,
+        actions: &'a HsActions,
+        round: &'a HsRound,
+    },
+}
 
 /// What one round's step produced, per slot: the reward of the slot's decision of this round
 /// and whether the slot's episode (AH) or day (HS) ended with it.
@@ -75,6 +95,9 @@ pub trait EnvAdapter: Send {
 
     fn snapshot(&self) -> Self::Snapshot;
     fn restore(&mut self, s: Self::Snapshot) -> Result<(), TrainError>;
+
+    /// Replay: the factual kernel and the actions its last step applied.
+    fn replay_view(&self) -> ReplayView<'_>;
 
     /// Evaluation: fill every slot's action with the baseline's uniform random choice.
     fn random_actions(&mut self);

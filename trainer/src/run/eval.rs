@@ -86,7 +86,13 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
             b.tick();
         }
     };
-    let played = trainer.play(episodes, mode, req.random, &mut progress)?;
+    let played = trainer.play(
+        episodes,
+        mode,
+        req.random,
+        &mut progress,
+        &mut crate::train_loop::no_watch,
+    )?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

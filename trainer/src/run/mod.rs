@@ -26,7 +26,7 @@ use crate::env::EnvAdapter;
 use crate::env::ah::AhAdapter;
 use crate::env::hs::HsAdapter;
 use crate::error::TrainError;
-use crate::io::{load_latest_checkpoint, save_checkpoint};
+use crate::io::{ckpt_stem, load_latest_checkpoint, params_hash, read_checkpoint, save_checkpoint};
 use crate::repro::{AhReproTrainer, uses_store};
 use crate::train_loop::{IterStats, Trainer, TrainerState};
 use fairground_shaders::{CpuExecutor, Executor, GpuContext, GpuExecutor, Program, ShaderError};
@@ -57,14 +57,19 @@ pub trait RunTrainer {
     fn resume(&mut self, dir: &Path) -> Result<Option<u32>, TrainError>;
     /// Load only the networks of `dir`'s newest checkpoint (evaluation).
     fn load_latest_nets(&mut self, dir: &Path) -> Result<(), TrainError>;
+    /// Load only the networks of `dir`'s checkpoint `iteration`, verified (a replay of an
+    /// older policy); the checkpoint's parameter hash.
+    fn load_nets_at(&mut self, dir: &Path, iteration: u32) -> Result<String, TrainError>;
     /// Play `episodes` episodes (AH) or days (HS): `eval.json`'s environment numbers;
-    /// `progress` gets the episodes finished so far, after every round.
+    /// `progress` gets the episodes finished so far, after every round; `watch` sees the
+    /// environment at every step (a replay's recorder; [`crate::train_loop::no_watch`]).
     fn play(
         &mut self,
         episodes: usize,
         mode: ActMode,
         random: bool,
         progress: &mut dyn FnMut(usize),
+        watch: &mut crate::train_loop::Watch<'_>,
     ) -> Result<serde_json::Value, ShaderError>;
     fn adapter(&self) -> &str;
     /// The seeds the run derived (the manifest's `seeds`).
@@ -182,14 +187,25 @@ macro_rules! run_trainer {
                 load_latest_checkpoint::<$state>(dir)?.ok_or_else(|| no_checkpoint(dir))?;
             self.load_model(state, &nets)
         }
+        fn load_nets_at(&mut self, dir: &Path, iteration: u32) -> Result<String, TrainError> {
+            let (state, nets) = read_checkpoint::<$state>(dir, iteration).map_err(|why| {
+                TrainError::Checkpoint {
+                    why: format!("{}: {why}", ckpt_stem(dir, iteration).display()),
+                }
+            })?;
+            let hash = params_hash(&nets);
+            self.load_model(state, &nets)?;
+            Ok(hash)
+        }
         fn play(
             &mut self,
             episodes: usize,
             mode: ActMode,
             random: bool,
             progress: &mut dyn FnMut(usize),
+            watch: &mut crate::train_loop::Watch<'_>,
         ) -> Result<serde_json::Value, ShaderError> {
-            <$t>::play(self, episodes, mode, random, progress)
+            <$t>::play(self, episodes, mode, random, progress, watch)
         }
         fn adapter(&self) -> &str {
             <$t>::adapter(self)

@@ -495,6 +495,13 @@ impl EnvAdapter for AhAdapter {
         Ok(())
     }
 
+    fn replay_view(&self) -> crate::env::ReplayView<'_> {
+        crate::env::ReplayView::Ah {
+            env: &self.env,
+            actions: &self.actions[..self.world_slots()],
+        }
+    }
+
     fn random_actions(&mut self) {
         // The twin world (if any) replays the factual world's random actions: common random
         // numbers, so that `cf` measures the attribute alone.

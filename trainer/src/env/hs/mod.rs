@@ -350,6 +350,14 @@ impl EnvAdapter for HsAdapter {
         Ok(())
     }
 
+    fn replay_view(&self) -> crate::env::ReplayView<'_> {
+        crate::env::ReplayView::Hs {
+            env: &self.env,
+            actions: &self.actions,
+            round: &self.round,
+        }
+    }
+
     fn random_actions(&mut self) {
         self.random.fill(&self.round, &mut self.actions);
     }
