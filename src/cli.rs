@@ -18,6 +18,33 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `fairground audit RUN_DIR` or `fairground audit SWEEP_DIR --sample K --seed S`.
+#[derive(Args, Debug, Clone)]
+pub struct AuditArgs {
+    /// A run directory, or a sweep directory (with --sample).
+    pub dir: std::path::PathBuf,
+    /// Audit only the last K iterations, each retrained from the checkpoint before it (the
+    /// run must have kept those checkpoints) [default: every iteration, from scratch].
+    #[arg(long, value_name = "K", conflicts_with = "all",
+          value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub iterations: Option<u32>,
+    /// Retrain every iteration from scratch (the default).
+    #[arg(long)]
+    pub all: bool,
+    /// Also re-run the evaluation and compare eval.json (or eval-greedy.json).
+    #[arg(long)]
+    pub eval: bool,
+    /// Audit on this backend; refused (exit 2) unless it is the run's.
+    #[arg(long, value_parser = one_of::<Backend>(Backend::NAMES))]
+    pub backend: Option<Backend>,
+    /// A sweep directory: audit K of its trained runs, chosen by --seed.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub sample: Option<u32>,
+    /// The seed that chooses the sampled runs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Measure throughput; each bench prints exactly one JSON line on stdout.
@@ -30,6 +57,10 @@ pub enum Command {
     /// Record one episode (AH) or day (HS) of a run's policy into a replay file, or check a
     /// replay file by re-simulating it (exit 1 at the first round that differs).
     Replay(ReplayArgs),
+    /// Re-derive a run (or a sample of a sweep's runs) from its own config and compare every
+    /// metrics line, parameter hash and, with --eval, eval.json (exit 0 identical, 1 divergent,
+    /// 2 could not audit).
+    Audit(AuditArgs),
     /// Plan, run and follow a sweep of runs (one machine, or an array job).
     #[command(subcommand)]
     Sweep(SweepCommand),

@@ -61,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 return Ok(1);
             }
         }
+        Command::Audit(args) => return Ok(fairground::audit::run(&args)),
         Command::Sweep(cmd) => fairground::sweep::run(cmd)?,
         Command::Report {
             dir,

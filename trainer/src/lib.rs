@@ -16,6 +16,7 @@
 //! - [`common`], [`error`]: shared small types and typed one-line errors.
 
 pub mod algo;
+pub mod audit;
 pub mod common;
 pub mod config;
 pub mod env;
