@@ -18,11 +18,8 @@ mod train_cli;
 use std::path::{Path, PathBuf};
 use train_cli::{fairground, ok, scratch_dir, train, write_cfg};
 
-const TINY_AH: &str = "instances = 2\nrollout_steps = 12\nepisode_steps = 10\nhidden = [16, 8]\n\
-                       minibatch_size = 64\nepochs = 2\nbackend = \"cpu\"\nseed = 7\nthreads = 1\n";
-const TINY_HS: &str = "env = \"hs\"\ninstances = 2\nrollout_steps = 40\nhs_patients = 12\n\
-                       hs_sim_minutes = 40\ntrunk = [16, 8]\nhidden = []\nminibatch_size = 32\n\
-                       epochs = 2\nbackend = \"cpu\"\nseed = 7\nthreads = 1\n";
+const TINY_AH: &str = train_cli::TINY_AH_ONE_THREAD;
+const TINY_HS: &str = train_cli::TINY_HS_ONE_THREAD;
 
 /// A tiny run of `text`, 3 iterations, evaluated on 2 episodes, in `dir/run`.
 fn tiny_run(dir: &Path, text: &str) -> PathBuf {

@@ -68,6 +68,17 @@ pub const TINY_AH: &str = "instances = 2\nrollout_steps = 12\nepisode_steps = 10
                            hidden = [16, 8]\nminibatch_size = 64\nepochs = 2\n\
                            backend = \"cpu\"\nseed = 7\n";
 
+/// [`TINY_AH`] on one kernel thread (the replay and audit tests' run).
+pub const TINY_AH_ONE_THREAD: &str = "instances = 2\nrollout_steps = 12\nepisode_steps = 10\n\
+                                      hidden = [16, 8]\nminibatch_size = 64\nepochs = 2\n\
+                                      backend = \"cpu\"\nseed = 7\nthreads = 1\n";
+
+/// HS's tiny test config on one kernel thread: 12 patients, 40 minutes, a small shared trunk.
+pub const TINY_HS_ONE_THREAD: &str = "env = \"hs\"\ninstances = 2\nrollout_steps = 40\n\
+                                      hs_patients = 12\nhs_sim_minutes = 40\ntrunk = [16, 8]\n\
+                                      hidden = []\nminibatch_size = 32\nepochs = 2\n\
+                                      backend = \"cpu\"\nseed = 7\nthreads = 1\n";
+
 /// A fresh, empty scratch directory `<target tmp>/<name>`.
 pub fn scratch_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
