@@ -61,6 +61,9 @@ pub enum Command {
     /// metrics line, parameter hash and, with --eval, eval.json (exit 0 identical, 1 divergent,
     /// 2 could not audit).
     Audit(AuditArgs),
+    /// Turn a replay file into a self-contained HTML player (and, AH, an animated GIF); the
+    /// replay is re-simulated and verified first.
+    View(ViewArgs),
     /// Plan, run and follow a sweep of runs (one machine, or an array job).
     #[command(subcommand)]
     Sweep(SweepCommand),
@@ -286,6 +289,32 @@ pub struct ReplayArgs {
     pub check: Option<std::path::PathBuf>,
     /// Worker threads of the kernel [default: the run's, or the recording's for --check]; the
     /// result does not depend on them.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: Option<u32>,
+}
+
+/// `fairground view FILE.fgr --out PAGE.html [--gif OUT.gif]`.
+#[derive(Args, Debug, Clone)]
+pub struct ViewArgs {
+    /// The replay file (from `fairground replay`).
+    pub replay: std::path::PathBuf,
+    /// Write the HTML player here (one file: no network, the frames embedded).
+    #[arg(long, value_name = "PAGE.html", required_unless_present = "gif")]
+    pub out: Option<std::path::PathBuf>,
+    /// Write the AH episode as an animated GIF here.
+    #[arg(long, value_name = "OUT.gif")]
+    pub gif: Option<std::path::PathBuf>,
+    /// GIF: keep every N-th frame (and the last).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub gif_every: u32,
+    /// GIF: pixels per grid cell (3..=32).
+    #[arg(long, value_name = "PX", default_value_t = 8)]
+    pub gif_scale: u32,
+    /// GIF: frames per second (1..=50).
+    #[arg(long, value_name = "FPS", default_value_t = 20)]
+    pub gif_fps: u32,
+    /// Worker threads of the re-simulation [default: the recording's]; frames do not depend
+    /// on them.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub threads: Option<u32>,
 }

@@ -7,3 +7,4 @@ pub mod cli;
 pub mod replay;
 pub mod sweep;
 pub mod train;
+pub mod view;

@@ -62,6 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             }
         }
         Command::Audit(args) => return Ok(fairground::audit::run(&args)),
+        Command::View(args) => fairground::view::run(&args)?,
         Command::Sweep(cmd) => fairground::sweep::run(cmd)?,
         Command::Report {
             dir,

@@ -14,6 +14,7 @@
 mod train_cli;
 
 use fairground_shaders::{BackendChoice, GpuContext};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use train_cli::train;
 
@@ -27,7 +28,9 @@ fn have_gpu(test: &str) -> bool {
             if std::env::var("FAIRGROUND_REQUIRE_GPU").as_deref() == Ok("1") {
                 panic!("FAIRGROUND_REQUIRE_GPU=1 but: {e}");
             }
-            eprintln!(
+            // Past the harness's capture: a skip shows in every log, not only on failure.
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED (no GPU adapter): {test} — install mesa-vulkan-drivers or set \
                  FAIRGROUND_REQUIRE_GPU=1 to fail ({e})"
             );

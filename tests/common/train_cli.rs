@@ -185,3 +185,27 @@ pub fn refused(dir: &Path, name: &str, text: &str, field: &str) -> String {
     assert!(!out_dir.exists(), "{name}: nothing written");
     err
 }
+
+/// [`TINY_HS_ONE_THREAD`] with a day long enough that patients are treated (the viewer tests
+/// compare treated counts and ledger means).
+pub const TINY_HS_TREATING: &str = "env = \"hs\"\ninstances = 2\nrollout_steps = 40\n\
+                                    hs_patients = 12\nhs_sim_minutes = 150\ntrunk = [16, 8]\n\
+                                    hidden = []\nminibatch_size = 32\nepochs = 2\n\
+                                    backend = \"cpu\"\nseed = 7\nthreads = 1\n";
+
+/// A tiny run of `text` trained for 2 iterations in `dir/run`, and its first episode (AH) or
+/// day (HS) recorded into `dir/episode.fgr` (the viewer tests' input).
+pub fn tiny_replay(dir: &Path, text: &str) -> PathBuf {
+    let cfg = write_cfg(dir, "tiny", text);
+    let run = dir.join("run");
+    train(&cfg, &run, "2", false);
+    let file = dir.join("episode.fgr");
+    let out = fairground(&[
+        "replay",
+        run.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    ok(&out);
+    file
+}

@@ -30,6 +30,7 @@ pub mod run;
 pub mod sweep;
 pub mod train_loop;
 pub mod update;
+pub mod view;
 
 pub use config::{Algo, Backend, EnvName, Fairness, Penalty, TrainConfig};
 pub use error::TrainError;

@@ -38,7 +38,10 @@ pub use arrivals::{ArrivalPeaks, ArrivalTemplate, Curriculum};
 pub use log::{Cause, EventSink, LogRecord, NoLog};
 pub use params::*;
 pub use patients::{Status, World};
-pub use state::{HsState, InstanceRef, PENDING_DISPATCHER, PENDING_MANAGER, PENDING_ROUTER};
+pub use state::{
+    Doctor, Helper, HsState, InstanceRef, PENDING_DISPATCHER, PENDING_MANAGER, PENDING_ROUTER,
+    ROLE_ESCORTING, ROLE_IDLE, ROLE_MOVING,
+};
 pub use stats::HsDayStats;
 
 use crate::Profile;

@@ -242,6 +242,32 @@ columns! {
     ev_tail: u16 = BUCKETS;
 }
 
+/// A helper's public state ([`InstanceRef::helper`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Helper {
+    /// `ROLE_IDLE`, `ROLE_MOVING` or `ROLE_ESCORTING`.
+    pub role: u8,
+    /// Where it is, or as soon as it sets off where it goes (the reference's position).
+    pub room: Option<Room>,
+    pub target: Option<Room>,
+    /// The patient it is sent for or escorts.
+    pub patient: Option<usize>,
+}
+
+/// A doctor's public state ([`InstanceRef::doctor`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Doctor {
+    /// None while it walks to another ward.
+    pub room: Option<Room>,
+    pub target: Option<Room>,
+    /// Busy treating until this minute.
+    pub busy_until: u16,
+}
+
+fn room_or_none(r: u8) -> Option<Room> {
+    (r != ROOM_NONE).then(|| Room::from_u8(r))
+}
+
 impl InstanceRef<'_> {
     pub fn clock(&self) -> u16 {
         self.sc[0].clock
@@ -276,6 +302,60 @@ impl InstanceRef<'_> {
 
     pub fn arrival(&self, patient: usize) -> u16 {
         self.p_arrival[patient]
+    }
+
+    /// Patients of today that have arrived (arrivals come in index order).
+    pub fn arrived(&self) -> usize {
+        self.sc[0].next_arrival as usize
+    }
+
+    /// The room a patient is listed in; None while it walks or is escorted.
+    pub fn patient_room(&self, patient: usize) -> Option<Room> {
+        room_or_none(self.p_room[patient])
+    }
+
+    /// The ward the router last sent a patient to; None before its first routing.
+    pub fn patient_ward(&self, patient: usize) -> Option<Room> {
+        room_or_none(self.p_ward[patient])
+    }
+
+    /// Helper `h` (nurses first, then robots) as it stands.
+    pub fn helper(&self, h: usize) -> Helper {
+        Helper {
+            role: self.h_role[h],
+            room: room_or_none(self.h_room[h]),
+            target: room_or_none(self.h_target[h]),
+            patient: (self.h_patient[h] != PATIENT_NONE).then_some(self.h_patient[h] as usize),
+        }
+    }
+
+    /// Doctor `d` (fixed doctors ward by ward, then swing doctors) as it stands.
+    pub fn doctor(&self, d: usize) -> Doctor {
+        Doctor {
+            room: room_or_none(self.doc_room[d]),
+            target: room_or_none(self.doc_target[d]),
+            busy_until: self.doc_busy[d],
+        }
+    }
+
+    /// Patients in the triage queue by priority (low, medium, high).
+    pub fn triage_queue(&self) -> [u16; 3] {
+        self.sc[0].tq_len
+    }
+
+    /// Patients arrived and not yet accepted by a clerk.
+    pub fn entrance_queue(&self) -> usize {
+        usize::from(self.sc[0].next_arrival - self.sc[0].entrance_head)
+    }
+
+    /// Open escort requests.
+    pub fn open_requests(&self) -> usize {
+        self.sc[0].req_len as usize
+    }
+
+    /// The agent this instance waits for (`PENDING_*`).
+    pub fn pending(&self) -> u8 {
+        self.sc[0].pending
     }
 
     /// Day statistics accumulated so far today.

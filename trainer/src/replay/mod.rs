@@ -267,6 +267,18 @@ fn differing(columns: &[String], recorded: &[u32], now: &[u32]) -> Vec<String> {
 /// `fairground replay --check FILE`: re-simulate from the recorded start and actions.
 pub fn check(path: &Path, threads: Option<u32>) -> Result<Checked, TrainError> {
     let replay = read(path)?;
+    resimulate(path, &replay, threads, |_, _| {})
+}
+
+/// Re-simulate a replay read from `path` and verify every digest, calling `frame` with the
+/// restored start state (round None) and with the kernel after each verified round. It stops
+/// at the first mismatch (the verdict names it): what `frame` saw up to then is all verified.
+pub fn resimulate(
+    path: &Path,
+    replay: &Replay,
+    threads: Option<u32>,
+    mut frame: impl FnMut(Option<u32>, &Kernel),
+) -> Result<Checked, TrainError> {
     let h = &replay.header;
     let mut kernel = Kernel::restore(&h.env, &h.start).map_err(|why| replay_error(path, why))?;
     if kernel.action_bytes() != h.action_bytes as usize {
@@ -302,6 +314,7 @@ pub fn check(path: &Path, threads: Option<u32>) -> Result<Checked, TrainError> {
             what: "the restored start state differs from the recorded one".into(),
         })));
     }
+    frame(None, &kernel);
     for r in 0..h.rounds {
         kernel
             .step(replay.round_actions(r as usize), &pool)
@@ -317,6 +330,7 @@ pub fn check(path: &Path, threads: Option<u32>) -> Result<Checked, TrainError> {
             })));
         }
         let last = r + 1 == h.rounds;
+        frame(Some(r), &kernel);
         if kernel.episode_ended() != last {
             return Ok(verdict(Some(Mismatch {
                 round: Some(r),
