@@ -3,9 +3,12 @@
 //!
 //! - the page is one self-contained file: no URL, stylesheet or script from anywhere else; its
 //!   embedded frames are the start and one per round, and they are the kernel's states as a
-//!   re-simulation of the replay gives them (AH group returns and bushes, HS clock and treated
-//!   patients), the last frame carrying the booked outcome the replay's header records;
-//! - the page does not depend on the re-simulation's thread count (byte-identical);
+//!   re-simulation of the replay gives them (AH: every bush's code, every agent's place,
+//!   freezing, action, reward and return, the group returns; HS: the clock, every patient's
+//!   status and room, helpers' roles, doctors' rooms and busy flags, treated patients), the last
+//!   frame carrying the booked outcome the replay's header records;
+//! - the page does not depend on the re-simulation's thread count (byte-identical; HS: the
+//!   factual hospital and its twin, split over the threads);
 //! - `--gif` writes an animated GIF that the `gif` crate decodes, with the frames and size it
 //!   reports; HS has no GIF and says so in one line;
 //! - a damaged replay, one whose actions were changed and checksum resealed, and out-of-range
@@ -14,7 +17,7 @@
 #[path = "common/train_cli.rs"]
 mod train_cli;
 
-use fairground_kernel::hs::{IMPAIRMENTS, Status};
+use fairground_kernel::hs::{IMPAIRMENTS, ROLE_IDLE, Status};
 use fairground_trainer::replay::sim::Kernel;
 use fairground_trainer::replay::{read, resimulate};
 use std::path::Path;
@@ -71,9 +74,10 @@ fn an_ah_page_embeds_the_kernels_states_and_the_booked_outcome() {
     assert_eq!(printed["frames"], frames.len());
     assert_eq!(data["header"]["param_hash"], header.param_hash.as_str());
 
+    let replay = read(&file).unwrap();
     let mut seen = 0;
     states(&file, |round, k| {
-        let Kernel::Ah { env, .. } = k else {
+        let Kernel::Ah { env, rewards, .. } = k else {
             panic!("AH")
         };
         let i = env.instance(0);
@@ -97,6 +101,38 @@ fn an_ah_page_embeds_the_kernels_states_and_the_booked_outcome() {
             i.bushes().count(),
             "frame {n}: one code per live bush"
         );
+        let w = env.params().width;
+        for b in i.bushes() {
+            let code = [b'r', b'b', b'n'][usize::from(b.colour)];
+            let code = if b.ripe {
+                code.to_ascii_uppercase()
+            } else {
+                code
+            };
+            assert_eq!(
+                grid.as_bytes()[(b.y * w + b.x) as usize],
+                code,
+                "frame {n} {b:?}"
+            );
+        }
+        for a in 0..env.agents() {
+            let ag = i.agent(a);
+            assert_eq!(f["x"][a], ag.x, "frame {n} agent {a}");
+            assert_eq!(f["y"][a], ag.y, "frame {n} agent {a}");
+            let frozen = match ag.frozen_turns {
+                Some(0) => 0,
+                Some(_) => 1,
+                None => 2,
+            };
+            assert_eq!(f["frozen"][a], frozen, "frame {n} agent {a}");
+            assert_eq!(f["ret"][a].as_f64().unwrap(), f64::from(ag.episode_return));
+            if let Some(r) = round {
+                assert_eq!(f["action"][a], replay.round_actions(r as usize)[a]);
+                assert_eq!(f["reward"][a].as_f64().unwrap(), f64::from(rewards[a]));
+            } else {
+                assert_eq!(f["action"][a], 255, "no action before the first round");
+            }
+        }
         seen += 1;
     });
     assert_eq!(seen, header.rounds, "every frame but the last compared");
@@ -140,12 +176,46 @@ fn an_hs_page_embeds_the_kernels_states_and_the_booked_day() {
         assert_eq!(got, treated, "frame {n}");
         let status = f["status"].as_str().unwrap().as_bytes();
         assert_eq!(status.len(), usize::from(i.stats().patients));
+        let place = f["place"].as_str().unwrap().as_bytes();
         for (p, &c) in status.iter().enumerate() {
             assert_eq!(
                 Status::from_u8(c - b'a'),
                 i.status(p),
                 "frame {n} patient {p}"
             );
+            if let Some(r) = i.patient_room(p) {
+                assert_eq!(place[p], b'0' + r as u8, "frame {n} patient {p}");
+            } else if p < i.arrived() {
+                // In the entrance queue, or on the way somewhere.
+                assert!(
+                    place[p] == b'0' || place[p] >= b'a',
+                    "frame {n} patient {p}"
+                );
+            }
+        }
+        let helpers = f["helpers"].as_str().unwrap().as_bytes();
+        let params = &env.config().params;
+        assert_eq!(helpers.len(), 2 * params.n_helpers());
+        for h in 0..params.n_helpers() {
+            let hp = i.helper(h);
+            assert_eq!(helpers[2 * h], b'0' + hp.role, "frame {n} helper {h}");
+            if let (ROLE_IDLE, Some(r)) = (hp.role, hp.room) {
+                assert_eq!(helpers[2 * h + 1], b'0' + r as u8, "frame {n} helper {h}");
+            }
+        }
+        let doctors = f["doctors"].as_str().unwrap().as_bytes();
+        assert_eq!(doctors.len(), 2 * params.n_doctors());
+        for d in 0..params.n_doctors() {
+            let doc = i.doctor(d);
+            if let Some(r) = doc.room {
+                assert_eq!(doctors[2 * d], b'0' + r as u8, "frame {n} doctor {d}");
+            }
+            let busy = if doc.busy_until > i.clock() {
+                b'1'
+            } else {
+                b'0'
+            };
+            assert_eq!(doctors[2 * d + 1], busy, "frame {n} doctor {d}");
         }
     });
     let end = frames.last().unwrap();
@@ -160,8 +230,9 @@ fn an_hs_page_embeds_the_kernels_states_and_the_booked_day() {
 
 #[test]
 fn the_page_does_not_depend_on_threads() {
+    // HS: the replay steps the factual hospital and its twin, which two threads split.
     let dir = scratch_dir("view-threads");
-    let file = tiny_replay(&dir, train_cli::TINY_AH_ONE_THREAD);
+    let file = tiny_replay(&dir, train_cli::TINY_HS_TREATING);
     let mut pages = vec![];
     for t in ["1", "2"] {
         let page = dir.join(format!("t{t}.html"));

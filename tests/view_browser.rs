@@ -8,7 +8,8 @@
 //! - "last" shows the end, whose numbers are the booked outcome the replay's header records
 //!   (what `eval` reported when it was recorded), the scrub bar moves to the frame it is set
 //!   to, "play" runs to the end and stops, and hovering an agent shows its last action;
-//! - the canvas is really drawn (thousands of non-white pixels), and a screenshot of each
+//! - the canvas is really drawn (pixels in the colours of agents, ripe bushes, doctors,
+//!   nurses and patients), and a screenshot of each
 //!   viewer is taken (`<target tmp>/view-browser/{ah,hs}.png`).
 //!
 //! Without Chromium each test prints a loud SKIPPED line, and fails where
@@ -154,15 +155,20 @@ fn eval(tab: &Tab, js: &str) -> serde_json::Value {
     serde_json::from_str(text.as_str().expect("a JSON string")).unwrap()
 }
 
-/// Non-white pixels of the viewer's canvas: it is really drawn.
-fn drawn_pixels(tab: &Tab) -> u64 {
+/// Pixels of the viewer's canvas within 10 of colour `rgb` in every channel: what the page
+/// really drew (an empty grid or hospital has none of the entities' colours).
+fn pixels_of(tab: &Tab, rgb: [u8; 3]) -> u64 {
     eval(
         tab,
-        "(() => { const c = document.getElementById('canvas');
-           const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-           let n = 0; for (let i = 0; i < d.length; i += 4)
-             if (d[i] < 250 || d[i + 1] < 250 || d[i + 2] < 250) n++;
-           return n; })()",
+        &format!(
+            "(() => {{ const c = document.getElementById('canvas');
+               const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+               let n = 0; for (let i = 0; i < d.length; i += 4)
+                 if (Math.abs(d[i] - {}) <= 10 && Math.abs(d[i + 1] - {}) <= 10
+                     && Math.abs(d[i + 2] - {}) <= 10) n++;
+               return n; }})()",
+            rgb[0], rgb[1], rgb[2]
+        ),
     )
     .as_u64()
     .unwrap()
@@ -301,7 +307,15 @@ fn the_ah_viewer_shows_the_kernels_states_and_the_booked_outcome() {
             .is_empty()
     );
     plays_to_the_end(&tab, header.rounds);
-    assert!(drawn_pixels(&tab) > 5_000, "the grid is drawn");
+    // Agents of both preferences and ripe bushes of both colours (viewer.html's fills).
+    for (what, rgb) in [
+        ("red-preferring agents", [0x7a, 0x00, 0x10]),
+        ("blue-preferring agents", [0x0a, 0x1e, 0x5c]),
+        ("ripe red bushes", [0xc0, 0x39, 0x2b]),
+        ("ripe blue bushes", [0x1f, 0x5f, 0xbf]),
+    ] {
+        assert!(pixels_of(&tab, rgb) > 200, "{what} are drawn");
+    }
     screenshot(&tab, &dir, "ah");
 }
 
@@ -378,6 +392,13 @@ fn the_hs_viewer_shows_the_kernels_states_and_the_booked_day() {
         "the day treated patients (so the ledger means were compared)"
     );
     plays_to_the_end(&tab, header.rounds);
-    assert!(drawn_pixels(&tab) > 5_000, "the hospital is drawn");
+    // Ward doctors, nurses and unimpaired patients (viewer.html's colours).
+    for (what, rgb) in [
+        ("ward doctors", [0x6a, 0x1b, 0x9a]),
+        ("nurses", [0x00, 0x89, 0x7b]),
+        ("unimpaired patients", [0x2e, 0x7d, 0x32]),
+    ] {
+        assert!(pixels_of(&tab, rgb) > 20, "{what} are drawn");
+    }
     screenshot(&tab, &dir, "hs");
 }

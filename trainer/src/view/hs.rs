@@ -9,7 +9,9 @@
 
 use crate::replay::sim::Kernel;
 use fairground_kernel::hs::layout::{ROOMS, Room};
-use fairground_kernel::hs::{HsDayStats, IMPAIRMENTS, InstanceRef, Status};
+use fairground_kernel::hs::{
+    HsDayStats, IMPAIRMENTS, InstanceRef, ROLE_ESCORTING, ROLE_IDLE, ROLE_MOVING, Status,
+};
 use serde::Serialize;
 
 fn at(r: Room) -> char {
@@ -134,11 +136,19 @@ impl HsFrames {
         let reward = if first { 0.0 } else { round.reward[0] };
         let frame = if !first && round.day_done[0] != 0 {
             let prev = self.frames.last().expect("a round follows the start frame");
+            let booked = day_counts(&round.day_stats[0]);
             HsFrame {
                 clock: round.day_stats[0].end_minute.max(prev.clock),
                 acted,
                 reward,
-                groups: day_counts(&round.day_stats[0]),
+                // Treated patients and their ledgers as the day booked them; "arrived" stays
+                // the live count (the day's statistics count every patient of the day, arrived
+                // or not, when a counterfactual day is cut short).
+                groups: GroupCounts {
+                    arrived: prev.groups.arrived,
+                    ledger_arrived: prev.groups.ledger_arrived,
+                    ..booked
+                },
                 end: true,
                 ..prev.clone()
             }
@@ -181,13 +191,16 @@ impl HsFrames {
             let hp = inst.helper(h);
             if let (Some(p), Some(t)) = (hp.patient, hp.target)
                 && p < n
-                && hp.role == fairground_kernel::hs::ROLE_ESCORTING
+                && hp.role == ROLE_ESCORTING
             {
                 escort_target[p] = Some(t);
             }
             f.helpers.push(char::from(b'0' + hp.role));
             f.helpers.push(match (hp.role, hp.room, hp.target) {
-                (0, Some(r), _) => at(r),
+                (ROLE_IDLE, Some(r), _) => at(r),
+                // Moving without a patient: back to base after a drop-off (or a pickup with
+                // nobody left to collect); the kernel keeps the old target meanwhile.
+                (ROLE_MOVING, _, _) if hp.patient.is_none() => towards(Room::StaffArea),
                 (_, _, Some(t)) => towards(t),
                 (_, Some(r), None) => at(r),
                 _ => '-',
@@ -199,6 +212,8 @@ impl HsFrames {
             let place = match inst.patient_room(k) {
                 Some(r) => at(r),
                 None => match s {
+                    // Arrived, not yet taken by a clerk: the entrance queue.
+                    Status::Waiting | Status::BeingAccepted if k < arrived => at(Room::Entrance),
                     Status::MovingToTriage => towards(Room::Triage),
                     Status::MovingToExit => towards(Room::Exit),
                     Status::MovingToWard => inst.patient_ward(k).map_or('-', towards),

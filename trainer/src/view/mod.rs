@@ -167,8 +167,11 @@ pub fn page(file: &Path, header: &Header, frames: &Frames) -> String {
         header.checkpoint_iteration,
         header.episode
     );
-    PAGE.replacen("__FG_TITLE__", &html_escape(&title), 1)
-        .replacen("__FG_DATA__", &json, 1)
+    // Split the constant template once, so nothing substituted is searched again (a file
+    // named `__FG_DATA__` stays a name).
+    let (head, rest) = PAGE.split_once("__FG_TITLE__").expect("title placeholder");
+    let (middle, tail) = rest.split_once("__FG_DATA__").expect("data placeholder");
+    format!("{head}{}{middle}{json}{tail}", html_escape(&title))
 }
 
 fn html_escape(s: &str) -> String {
@@ -211,7 +214,8 @@ pub fn view(req: &ViewRequest) -> Result<Viewed, TrainError> {
         gif_frames: None,
         gif_bytes: None,
     };
-    // Both outputs are made in memory first: an error leaves neither half-written.
+    // Both outputs are made in memory first and written atomically; if the second write
+    // fails, the first file is removed: an error leaves nothing behind.
     let html = req
         .out
         .as_ref()
@@ -226,10 +230,64 @@ pub fn view(req: &ViewRequest) -> Result<Viewed, TrainError> {
         viewed.html_bytes = Some(text.len());
     }
     if let (Some(path), Some((bytes, n))) = (&req.gif, &gif) {
-        write_atomic(path, bytes)?;
+        if let Err(e) = write_atomic(path, bytes) {
+            if let Some(page) = &viewed.html {
+                let _ = std::fs::remove_file(page);
+            }
+            return Err(e);
+        }
         viewed.gif = Some(path.display().to_string());
         viewed.gif_frames = Some(*n);
         viewed.gif_bytes = Some(bytes.len());
     }
     Ok(viewed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(run_dir: &str) -> Header {
+        Header {
+            env: "ah".into(),
+            run_dir: run_dir.into(),
+            config_sha256: "0".repeat(64),
+            code_version: "test".into(),
+            checkpoint_iteration: 1,
+            param_hash: "0".repeat(16),
+            seed: 0,
+            episode: 0,
+            policy: "stochastic".into(),
+            threads: 1,
+            rounds: 0,
+            action_bytes: 0,
+            columns: vec![],
+            start_digests: vec![],
+            start: serde_json::Value::Null,
+            outcome: serde_json::json!({"note": "</script><!--"}),
+        }
+    }
+
+    #[test]
+    fn nothing_in_a_replay_can_close_the_data_script_or_move_the_placeholders() {
+        let frames = Frames::Ah(ah::AhFrames::new());
+        let page = page(
+            Path::new("/tmp/__FG_DATA__ __FG_TITLE__.fgr"),
+            &header("runs/</script><b>x</b>"),
+            &frames,
+        );
+        let open = "<script id=\"fg-data\" type=\"application/json\">";
+        let start = page.find(open).unwrap() + open.len();
+        let len = page[start..].find("</script>").unwrap();
+        let data: serde_json::Value = serde_json::from_str(&page[start..start + len]).unwrap();
+        assert_eq!(data["header"]["run_dir"], "runs/</script><b>x</b>");
+        assert_eq!(data["header"]["outcome"]["note"], "</script><!--");
+        assert_eq!(data["header"]["file"], "__FG_DATA__ __FG_TITLE__.fgr");
+        assert!(!page[start..start + len].contains('<'));
+        let title = &page[page.find("<title>").unwrap()..page.find("</title>").unwrap()];
+        assert!(title.contains("__FG_DATA__ __FG_TITLE__.fgr"), "{title}");
+        // The data landed in the data script, not in the title: the script's id and the one
+        // getElementById are the only mentions of it.
+        assert_eq!(page.matches("fg-data").count(), 2);
+    }
 }
