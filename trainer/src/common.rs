@@ -4,6 +4,14 @@
 use fairground_kernel::rng::{Purpose, Stream};
 use fairground_shaders::OptimizerState;
 
+/// `s` as HTML text or attribute value (the report's tables, the viewer's title).
+pub fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// "No row" in per-slot row bookkeeping.
 pub const NONE: u32 = u32::MAX;
 

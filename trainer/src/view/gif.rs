@@ -84,7 +84,13 @@ pub fn encode(f: &AhFrames, o: &GifOptions) -> (Vec<u8>, u32) {
                 continue;
             }
             draw(f, k, s, w, &mut px);
-            let mut g = gif::Frame::from_indexed_pixels(w as u16, h as u16, px.clone(), None);
+            // Indices into the global palette, borrowed: no copy of the raster per frame.
+            let mut g = gif::Frame {
+                width: w as u16,
+                height: h as u16,
+                buffer: std::borrow::Cow::Borrowed(&px),
+                ..gif::Frame::default()
+            };
             // Hundredths of a second; the last frame holds for a second.
             g.delay = if k == last {
                 100

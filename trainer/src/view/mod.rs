@@ -10,6 +10,7 @@ pub mod ah;
 pub mod gif;
 pub mod hs;
 
+use crate::common::html_escape;
 use crate::error::TrainError;
 use crate::io::write_atomic;
 use crate::replay::file::{Header, Replay};
@@ -80,14 +81,13 @@ fn view_error(path: &Path, why: impl Into<String>) -> TrainError {
     }
 }
 
-/// Read a replay file, re-simulate it with every digest verified, and return its frames.
-pub fn frames(path: &Path, threads: Option<u32>) -> Result<(Replay, Frames), TrainError> {
-    let replay = read(path)?;
+/// Re-simulate a replay read from `path` with every digest verified, and return its frames.
+pub fn frames(path: &Path, replay: &Replay, threads: Option<u32>) -> Result<Frames, TrainError> {
     let mut frames = match replay.header.env.as_str() {
         "ah" => Frames::Ah(ah::AhFrames::new()),
         _ => Frames::Hs(hs::HsFrames::new()),
     };
-    let checked = resimulate(path, &replay, threads, |round, kernel| match &mut frames {
+    let checked = resimulate(path, replay, threads, |round, kernel| match &mut frames {
         Frames::Ah(f) => f.push(kernel, round.map(|r| replay.round_actions(r as usize))),
         Frames::Hs(f) => f.push(kernel, round.is_none()),
     })?;
@@ -103,7 +103,7 @@ pub fn frames(path: &Path, threads: Option<u32>) -> Result<(Replay, Frames), Tra
             ),
         ));
     }
-    Ok((replay, frames))
+    Ok(frames)
 }
 
 /// What the page shows of the replay's identity.
@@ -174,13 +174,6 @@ pub fn page(file: &Path, header: &Header, frames: &Frames) -> String {
     format!("{head}{}{middle}{json}{tail}", html_escape(&title))
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// `fairground view FILE.fgr [--out PAGE.html] [--gif OUT.gif]`.
 pub fn view(req: &ViewRequest) -> Result<Viewed, TrainError> {
     if req.out.is_none() && req.gif.is_none() {
@@ -193,7 +186,8 @@ pub fn view(req: &ViewRequest) -> Result<Viewed, TrainError> {
         .validate()
         .map_err(|why| view_error(&req.replay, why))?;
     // Refuse before the (long) re-simulation what can be refused from the header alone.
-    let header = read(&req.replay)?.header;
+    let replay = read(&req.replay)?;
+    let header = &replay.header;
     if req.gif.is_some() && header.env != "ah" {
         return Err(view_error(
             &req.replay,
@@ -203,7 +197,7 @@ pub fn view(req: &ViewRequest) -> Result<Viewed, TrainError> {
             ),
         ));
     }
-    let (replay, frames) = frames(&req.replay, req.threads)?;
+    let frames = frames(&req.replay, &replay, req.threads)?;
     let mut viewed = Viewed {
         replay: req.replay.display().to_string(),
         env: replay.header.env.clone(),

@@ -1,19 +1,14 @@
 //! A report table, written as Markdown (`report.md`) and as HTML (`report.html`) from the same
 //! cells, so the two files never disagree.
 
+use crate::common::html_escape;
+
 pub struct Table {
     pub title: String,
     /// Shown under the title: how the numbers were made.
     pub note: String,
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 impl Table {
