@@ -593,6 +593,7 @@ impl Executor for GpuExecutor {
     }
 
     fn run(&mut self, seq: SeqId) -> Result<(), ShaderError> {
+        crate::program::count_flops(&self.program.sequences[seq.0 as usize]);
         let ops = &self.sequences[seq.0 as usize];
         let mut encoder = self
             .ctx

@@ -4,7 +4,8 @@
 //! - [`layout`]: the `#[repr(C)]` + `Pod` structs shared with WGSL, with layout asserts.
 //! - [`cpu`]: the CPU twin of every kernel.
 //! - [`program`]: buffers and launch sequences declared once; [`Executor`] runs them on the GPU
-//!   ([`GpuExecutor`]) or with the twins ([`CpuExecutor`]) — the `gpu` and `cpu` backends.
+//!   ([`GpuExecutor`]), with the twins ([`CpuExecutor`]), or with the twins and a tuned GEMM
+//!   ([`GemmExecutor`]) — the `gpu`, `cpu` and `cpu-gemm` backends.
 //! - [`device`]: adapter choice, explicit limits, pipelines built once ([`GpuContext`]).
 //! - [`mlp`], [`ppo`]: dense networks (grouped or not), GAE, reductions, and [`ActorCritic`].
 
@@ -12,6 +13,7 @@ pub mod cpu;
 pub mod cpu_exec;
 pub mod device;
 pub mod error;
+pub mod gemm_exec;
 pub mod gpu_exec;
 pub mod layout;
 pub mod mlp;
@@ -22,6 +24,7 @@ pub mod registry;
 pub use cpu_exec::CpuExecutor;
 pub use device::{BackendChoice, GpuContext};
 pub use error::ShaderError;
+pub use gemm_exec::{GemmExecutor, GemmPool};
 pub use gpu_exec::GpuExecutor;
 pub use mlp::{Activation, MlpSpec};
 pub use ppo::{

@@ -205,3 +205,33 @@ pub trait ExecutorExt: Executor {
 }
 
 impl<E: Executor + ?Sized> ExecutorExt for E {}
+
+/// FLOPs of the dense launches every executor has run in this process (see [`executed_flops`]).
+static EXECUTED_FLOPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The model FLOPs of one launch, counted from the network shapes: 2 × rows × inputs × outputs
+/// for a dense forward, an input gradient and a weight gradient (one multiply and one add per
+/// weight and row); 0 for every other kernel (activations, heads, the loss, Adam: elementwise
+/// work that no GEMM does, so it does not count towards the arithmetic a peak measures).
+pub fn op_flops(op: &Op) -> u64 {
+    match op.kernel {
+        Kernel::DenseForward | Kernel::InputGrad | Kernel::WeightGradPartial => {
+            let p: crate::layout::DenseParams = *bytemuck::from_bytes(&op.uniform);
+            2 * p.rows as u64 * p.in_width as u64 * p.out_width as u64
+        }
+        _ => 0,
+    }
+}
+
+/// Add the model FLOPs of a sequence's launches (called once per run by every executor).
+pub(crate) fn count_flops(ops: &[Op]) {
+    let n: u64 = ops.iter().map(op_flops).sum();
+    EXECUTED_FLOPS.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The model FLOPs of every dense launch run so far in this process, by any executor: what
+/// `fairground bench train` divides by wall time for `model_gflop_per_s` (a difference of two
+/// readings around the timed iterations).
+pub fn executed_flops() -> u64 {
+    EXECUTED_FLOPS.load(std::sync::atomic::Ordering::Relaxed)
+}

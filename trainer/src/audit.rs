@@ -157,7 +157,7 @@ fn verify_checkpoints(dir: &Path, cfg: &TrainConfig) -> Result<Verified, TrainEr
         })
         .collect();
     iters.sort_unstable();
-    let (_, ctx) = open_backend(cfg.backend)?;
+    let (_, ctx) = open_backend(cfg.backend, cfg.threads)?;
     let mut trainer = make_trainer(cfg, EnvUse::Eval, ctx)?;
     let (mut intact, mut damaged) = (Vec::new(), Vec::new());
     for i in iters {
@@ -226,7 +226,7 @@ pub fn audit(req: &AuditRequest) -> Result<Audit, CannotAudit> {
     }
 
     // The adapter this machine would train on must be the run's.
-    let (_, ctx) = open_backend(cfg.backend).map_err(from_train)?;
+    let (_, ctx) = open_backend(cfg.backend, cfg.threads).map_err(from_train)?;
     let probe = make_trainer(&cfg, EnvUse::Train, ctx).map_err(from_train)?;
     if probe.adapter() != stored_adapter {
         return Err(cannot(format!(

@@ -91,14 +91,20 @@ pub enum Penalty {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// `gpu` on a hardware GPU adapter, else `cpu` (a software adapter such as lavapipe is
-    /// slower than the CPU twins at 256-row minibatches); the manifest says which was used.
+    /// `gpu` on a hardware GPU adapter, else `cpu-gemm` (a software adapter such as lavapipe
+    /// is slower than the CPU at 256-row minibatches); the manifest says which was used.
     #[default]
     Auto,
     /// The WGSL kernels through wgpu.
     Gpu,
-    /// The kernels' CPU twins.
+    /// The kernels' CPU twins: the shaders' summation order, so the same bits on every
+    /// machine (the test oracle, and what every run made before `cpu-gemm` existed used).
     Cpu,
+    /// The CPU twins with the matrix products through a tuned GEMM on `threads` threads: the
+    /// same bits for any thread count, within a written tolerance of the twins, and bits that
+    /// can differ between CPUs with different vector instructions.
+    #[serde(rename = "cpu-gemm")]
+    CpuGemm,
 }
 
 /// The command-line and TOML names of a config enum: `NAMES` (in order), `name()`, `FromStr`
@@ -210,7 +216,7 @@ impl Share {
 }
 named_enum!(Fairness { Dp => "dp", Csp => "csp", Cf => "cf" });
 named_enum!(Penalty { Shaped => "shaped", Reference => "reference" });
-named_enum!(Backend { Auto => "auto", Gpu => "gpu", Cpu => "cpu" });
+named_enum!(Backend { Auto => "auto", Gpu => "gpu", Cpu => "cpu", CpuGemm => "cpu-gemm" });
 
 /// Everything that defines a training run, in sections: the run itself at the top level, then
 /// `[ppo]` (networks and the update), `[fair]` (Fair-PPO's penalty), `[ah]` and `[hs]` (each

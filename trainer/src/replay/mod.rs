@@ -153,7 +153,7 @@ pub fn record(req: &RecordRequest) -> Result<Recorded, TrainError> {
         None => latest_checkpoint(&req.run_dir)
             .ok_or_else(|| replay_error(&req.run_dir, "no checkpoint to replay"))?,
     };
-    let (_, ctx) = open_backend(cfg.backend)?;
+    let (_, ctx) = open_backend(cfg.backend, cfg.threads)?;
     let mut trainer = make_trainer(&cfg, EnvUse::Eval, ctx)?;
     let param_hash = trainer.load_nets_at(&req.run_dir, iteration)?;
     if let Some(what) = trainer.check_params()?.non_finite {

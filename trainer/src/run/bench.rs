@@ -64,7 +64,7 @@ pub fn bench(
     };
     cfg.ppo.minibatch_size = minibatch_size;
     cfg.validate()?;
-    let (backend, ctx) = open_backend(backend)?;
+    let (backend, ctx) = open_backend(backend, cfg.threads)?;
     let mut t = make_trainer(&cfg, EnvUse::Train, ctx)?;
     // One warm-up iteration (pipelines, first allocations), then the timed ones.
     t.iterate()?;

@@ -63,7 +63,7 @@ pub fn eval(req: &EvalRequest) -> Result<String, TrainError> {
         cfg.instances = cfg.instances.max(2).next_multiple_of(2);
     }
     cfg.validate()?;
-    let (backend, ctx) = open_backend(cfg.backend)?;
+    let (backend, ctx) = open_backend(cfg.backend, cfg.threads)?;
     let mode = if req.greedy {
         ActMode::Greedy
     } else {

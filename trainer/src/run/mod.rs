@@ -29,7 +29,9 @@ use crate::error::TrainError;
 use crate::io::{ckpt_stem, load_latest_checkpoint, params_hash, read_checkpoint, save_checkpoint};
 use crate::repro::{AhReproTrainer, uses_store};
 use crate::train_loop::{IterStats, Trainer, TrainerState};
-use fairground_shaders::{CpuExecutor, Executor, GpuContext, GpuExecutor, Program, ShaderError};
+use fairground_shaders::{
+    CpuExecutor, Executor, GemmExecutor, GemmPool, GpuContext, GpuExecutor, Program, ShaderError,
+};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -240,33 +242,53 @@ impl<E: Executor + Send> RunTrainer for AhReproTrainer<E> {
     );
 }
 
-/// The backend to use: `auto` becomes `gpu` when an adapter exists, else `cpu`.
-pub fn open_backend(backend: Backend) -> Result<(Backend, Option<Arc<GpuContext>>), TrainError> {
+/// What runs the networks once a backend is opened.
+pub enum Compute {
+    /// The CPU twins (`cpu`).
+    Twins,
+    /// The twins with the products through `gemm` on these threads (`cpu-gemm`).
+    Gemm(GemmPool),
+    /// The GPU (`gpu`).
+    Gpu(Arc<GpuContext>),
+}
+
+/// The backend to use: `auto` becomes `gpu` when a hardware adapter exists, else `cpu-gemm`;
+/// `threads`: the `cpu-gemm` backend's threads (the config's `threads`).
+pub fn open_backend(backend: Backend, threads: u32) -> Result<(Backend, Compute), TrainError> {
+    let gemm = || -> Result<(Backend, Compute), TrainError> {
+        Ok((Backend::CpuGemm, Compute::Gemm(GemmPool::new(threads as usize)?)))
+    };
     match backend {
-        Backend::Cpu => Ok((Backend::Cpu, None)),
-        Backend::Gpu => Ok((Backend::Gpu, Some(Arc::new(GpuContext::from_env()?)))),
-        // A software adapter (lavapipe) is slower than the CPU twins at the reference's
-        // 256-row minibatches, so `auto` takes the gpu backend only on a hardware adapter.
+        Backend::Cpu => Ok((Backend::Cpu, Compute::Twins)),
+        Backend::CpuGemm => gemm(),
+        Backend::Gpu => Ok((Backend::Gpu, Compute::Gpu(Arc::new(GpuContext::from_env()?)))),
+        // A software adapter (lavapipe) is slower than the CPU at the reference's 256-row
+        // minibatches, so `auto` takes the gpu backend only on a hardware adapter.
         Backend::Auto => match GpuContext::from_env() {
             Ok(ctx) if ctx.info.device_type != wgpu::DeviceType::Cpu => {
-                Ok((Backend::Gpu, Some(Arc::new(ctx))))
+                Ok((Backend::Gpu, Compute::Gpu(Arc::new(ctx))))
             }
-            Ok(_) => Ok((Backend::Cpu, None)),
-            Err(ShaderError::NoAdapter { .. }) => Ok((Backend::Cpu, None)),
+            Ok(_) => gemm(),
+            Err(ShaderError::NoAdapter { .. }) => gemm(),
             Err(e) => Err(e.into()),
         },
     }
 }
 
-/// The trainer of a validated config on the opened backend (`ctx`: the GPU, or the CPU twins).
+/// The trainer of a validated config on the opened backend.
 pub fn make_trainer(
     cfg: &TrainConfig,
     env_use: EnvUse,
-    ctx: Option<Arc<GpuContext>>,
+    compute: Compute,
 ) -> Result<Box<dyn RunTrainer>, TrainError> {
-    match ctx {
-        Some(ctx) => with_executor(cfg, env_use, move |p| GpuExecutor::new(ctx.clone(), p)),
-        None => with_executor(cfg, env_use, |p| Ok(CpuExecutor::new(p))),
+    match compute {
+        Compute::Gpu(ctx) => {
+            with_executor(cfg, env_use, move |p| GpuExecutor::new(ctx.clone(), p))
+        }
+        Compute::Gemm(pool) => with_executor(cfg, env_use, move |p| {
+            Ok(GemmExecutor::new(p, pool.clone()))
+        }),
+        Compute::Twins => with_executor(cfg, env_use, |p| Ok(CpuExecutor::new(p))),
     }
 }
 

@@ -73,7 +73,7 @@ impl<'a> Session<'a> {
                 );
             }
         }
-        let (backend, ctx) = open_backend(cfg.backend)?;
+        let (backend, ctx) = open_backend(cfg.backend, cfg.threads)?;
         cfg.backend = backend;
         let mut trainer = make_trainer(&cfg, EnvUse::Train, ctx)?;
         let mut lines = Vec::new();

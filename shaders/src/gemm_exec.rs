@@ -1,0 +1,558 @@
+//! The `cpu-gemm` backend: runs a [`Program`] on the CPU with its matrix products (the dense
+//! forward, input-gradient and weight-gradient launches) through the `gemm` crate, on a fixed
+//! set of threads, and every other launch with its CPU twin.
+//!
+//! Why `gemm`: measured against `matrixmultiply` and `faer` on this project's shapes (the
+//! networks' layers at 256 and 320 rows, and `256×256 @ 256×128`), it was the fastest on one
+//! core and on two (README, "Training throughput"); `faer` multiplies through it.
+//!
+//! Determinism. The twins keep the shaders' summation order, so their bits are the same on every
+//! machine; a tuned GEMM sums in its own blocked order with fused multiply-adds, so this
+//! executor agrees with the twins within a written tolerance (`shaders/tests/gemm_vs_twin.rs`),
+//! not bit for bit. What it promises instead: same inputs ⇒ same bits, for any thread count.
+//! Every product is cut into tiles of fixed size ([`TILE_ROWS`] × [`TILE_COLS`] of the output)
+//! whatever the thread count, and each tile is one single-threaded `gemm` call over the whole
+//! inner dimension, so threads only decide who computes a tile, never how a sum is split (the
+//! `gemm` crate picks its blocking from the shape it is given, so handing it a thread-dependent
+//! shape would change the bits). The crate picks its kernels at run time for the CPU's vector
+//! instructions, so bits can differ between machines with different instruction sets; audits
+//! across machines use the `cpu` backend (the twins).
+//!
+//! No allocation per launch: the per-launch binding tables are built once, the row gathers of
+//! grouped networks reuse scratch that grows to its largest size and stays, and the written
+//! buffers are moved out and back, never copied.
+
+use crate::cpu_exec::run_twin;
+use crate::error::ShaderError;
+use crate::layout::DenseParams;
+use crate::program::{BufferId, Executor, Op, OpRef, Program, SeqId};
+use crate::registry::{Access, Kernel};
+use bytemuck::{cast_slice, cast_slice_mut};
+use std::sync::Arc;
+
+/// Output rows of one tile of a product.
+pub const TILE_ROWS: usize = 64;
+/// Output columns of one tile of a product.
+pub const TILE_COLS: usize = 128;
+
+/// A matrix operand: element (i, j) at `ptr[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: *const f32,
+    rs: isize,
+    cs: isize,
+}
+
+/// The output of a product: element (i, j) at `ptr[i * rs + j]`.
+#[derive(Clone, Copy)]
+struct MatMut {
+    ptr: *mut f32,
+    rs: isize,
+}
+
+// SAFETY: the pointers are only dereferenced inside `product`, while the slices they come from
+// are borrowed by its caller, and distinct tiles write disjoint elements of the output.
+unsafe impl Send for Mat {}
+unsafe impl Sync for Mat {}
+unsafe impl Send for MatMut {}
+unsafe impl Sync for MatMut {}
+
+/// The threads the products run on. Shared by every executor of a trainer: the networks run
+/// one after another, never at once.
+#[derive(Clone)]
+pub struct GemmPool {
+    pool: Option<Arc<rayon::ThreadPool>>,
+    threads: usize,
+}
+
+impl GemmPool {
+    /// `threads` worker threads (1: the calling thread only, no pool).
+    pub fn new(threads: usize) -> Result<Self, ShaderError> {
+        let threads = threads.max(1);
+        let pool = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("fairground-gemm-{i}"))
+                .build()
+                .map_err(|e| ShaderError::Device(format!("gemm thread pool: {e}")))?;
+            Some(Arc::new(pool))
+        } else {
+            None
+        };
+        Ok(Self { pool, threads })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// `c[m × n] = a[m × k] · b[k × n]` (`accumulate`: `c +=`), in fixed tiles.
+    ///
+    /// # Safety
+    /// `a`, `b` and `c` must address valid `m × k`, `k × n` and `m × n` matrices with their
+    /// strides, `c` must not overlap `a` or `b`, and nothing else may access `c` meanwhile.
+    unsafe fn product(
+        &self,
+        (m, n, k): (usize, usize, usize),
+        c: MatMut,
+        accumulate: bool,
+        a: Mat,
+        b: Mat,
+    ) {
+        if m == 0 || n == 0 {
+            return;
+        }
+        let (tm, tn) = (m.div_ceil(TILE_ROWS), n.div_ceil(TILE_COLS));
+        let tile = |t: usize| {
+            // Whole operands, not their fields: a closure capturing a raw-pointer field
+            // directly would not be Sync.
+            let (c, a, b) = (&c, &a, &b);
+            let (i0, j0) = ((t / tn) * TILE_ROWS, (t % tn) * TILE_COLS);
+            let (rows, cols) = (TILE_ROWS.min(m - i0), TILE_COLS.min(n - j0));
+            // SAFETY: the caller's contract; the tile lies inside every operand.
+            unsafe {
+                let dst = c.ptr.offset(i0 as isize * c.rs + j0 as isize);
+                let lhs = a.ptr.offset(i0 as isize * a.rs);
+                let rhs = b.ptr.offset(j0 as isize * b.cs);
+                if k == 0 {
+                    if !accumulate {
+                        for i in 0..rows {
+                            std::slice::from_raw_parts_mut(dst.offset(i as isize * c.rs), cols)
+                                .fill(0.0);
+                        }
+                    }
+                    return;
+                }
+                gemm::gemm(
+                    rows,
+                    cols,
+                    k,
+                    dst,
+                    1,
+                    c.rs,
+                    accumulate,
+                    lhs,
+                    a.cs,
+                    a.rs,
+                    rhs,
+                    b.cs,
+                    b.rs,
+                    1.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        };
+        let tiles = tm * tn;
+        match &self.pool {
+            Some(pool) if tiles > 1 => {
+                use rayon::prelude::*;
+                pool.install(|| (0..tiles).into_par_iter().for_each(tile));
+            }
+            _ => (0..tiles).for_each(tile),
+        }
+    }
+}
+
+/// Per launch: the buffer of every binding and which bindings it writes.
+struct Plan {
+    ids: Vec<usize>,
+    writable: Vec<usize>,
+}
+
+/// Rows of each parameter set of a grouped launch, and the gathered rows (grown, never shrunk).
+#[derive(Default)]
+struct Scratch {
+    sets: Vec<Vec<usize>>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+}
+
+pub struct GemmExecutor {
+    program: Program,
+    buffers: Vec<Vec<u32>>,
+    plans: Vec<Vec<Plan>>,
+    pool: GemmPool,
+    scratch: Scratch,
+    taken: Vec<Vec<u32>>,
+}
+
+impl GemmExecutor {
+    pub fn new(program: Program, pool: GemmPool) -> Self {
+        let buffers = program
+            .buffers
+            .iter()
+            .map(|b| vec![0u32; b.words])
+            .collect();
+        let plans = program
+            .sequences
+            .iter()
+            .map(|ops| {
+                ops.iter()
+                    .map(|op| {
+                        let ids: Vec<usize> = op.buffers.iter().map(|b| b.0 as usize).collect();
+                        let writable = op
+                            .kernel
+                            .storage()
+                            .iter()
+                            .zip(&ids)
+                            .filter(|(a, _)| matches!(a, Access::ReadWrite(_)))
+                            .map(|(_, &i)| i)
+                            .collect();
+                        Plan { ids, writable }
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            program,
+            buffers,
+            plans,
+            pool,
+            scratch: Scratch::default(),
+            taken: Vec::with_capacity(4),
+        }
+    }
+}
+
+fn f(v: &[u32]) -> &[f32] {
+    cast_slice(v)
+}
+
+fn fm(v: &mut [u32]) -> &mut [f32] {
+    cast_slice_mut(v)
+}
+
+/// The rows of each parameter set (`None`: not grouped, every row in set 0, in place).
+fn group_rows(p: &DenseParams, group_ids: &[u32], sets: &mut Vec<Vec<usize>>) -> bool {
+    if p.group_count <= 1 {
+        return false;
+    }
+    let groups = p.group_count as usize;
+    sets.resize_with(groups.max(sets.len()), Vec::new);
+    sets.iter_mut().for_each(Vec::clear);
+    for row in 0..p.rows as usize {
+        let g = group_ids[row] as usize;
+        if g < groups {
+            sets[g].push(row);
+        }
+    }
+    true
+}
+
+/// Copy rows `rows` of the `width`-wide matrix `src` into `dst`, packed.
+fn gather(src: &[f32], width: usize, rows: &[usize], dst: &mut Vec<f32>) {
+    dst.clear();
+    for &r in rows {
+        dst.extend_from_slice(&src[r * width..][..width]);
+    }
+}
+
+const LEAKY_SLOPE: f32 = 0.01;
+const TANH_CLAMP: f32 = 15.0;
+
+/// The shaders' activations (dense_forward.wgsl), applied in place.
+fn activate(y: &mut [f32], activation: u32) {
+    match activation {
+        1 => y.iter_mut().for_each(|z| *z = z.max(0.0)),
+        2 => y.iter_mut().for_each(|z| {
+            if *z <= 0.0 {
+                *z *= LEAKY_SLOPE
+            }
+        }),
+        3 => y
+            .iter_mut()
+            .for_each(|z| *z = z.clamp(-TANH_CLAMP, TANH_CLAMP).tanh()),
+        _ => {}
+    }
+}
+
+/// The GEMM launches' view of the executor: its threads and scratch, apart from its buffers.
+struct Dense<'a> {
+    pool: &'a GemmPool,
+    scratch: &'a mut Scratch,
+}
+
+impl Dense<'_> {
+    /// `dense_forward`: y = act(x Wᵀ + b) per parameter set.
+    fn forward(&mut self, p: &DenseParams, x: &[f32], w: &[f32], gids: &[u32], y: &mut [f32]) {
+        let (n_in, n_out, rows) = (p.in_width as usize, p.out_width as usize, p.rows as usize);
+        let s = &mut *self.scratch;
+        let grouped = group_rows(p, gids, &mut s.sets);
+        let sets = if grouped { p.group_count as usize } else { 1 };
+        for g in 0..sets {
+            let base = g * p.group_stride as usize;
+            let weights = &w[base + p.weight_offset as usize..][..n_in * n_out];
+            let bias = &w[base + p.bias_offset as usize..][..n_out];
+            let (xs, ys, m): (&[f32], &mut [f32], usize) = if grouped {
+                gather(x, n_in, &s.sets[g], &mut s.a);
+                s.c.resize(s.sets[g].len() * n_out, 0.0);
+                (&s.a, &mut s.c, s.sets[g].len())
+            } else {
+                (&x[..rows * n_in], &mut y[..rows * n_out], rows)
+            };
+            for row in ys.chunks_exact_mut(n_out) {
+                row.copy_from_slice(bias);
+            }
+            // SAFETY: the operands are the slices above, of the stated shapes.
+            unsafe {
+                self.pool.product(
+                    (m, n_out, n_in),
+                    MatMut {
+                        ptr: ys.as_mut_ptr(),
+                        rs: n_out as isize,
+                    },
+                    true,
+                    Mat {
+                        ptr: xs.as_ptr(),
+                        rs: n_in as isize,
+                        cs: 1,
+                    },
+                    Mat {
+                        ptr: weights.as_ptr(),
+                        rs: 1,
+                        cs: n_in as isize,
+                    },
+                );
+            }
+            activate(ys, p.activation);
+            if grouped {
+                for (k, &r) in s.sets[g].iter().enumerate() {
+                    y[r * n_out..][..n_out].copy_from_slice(&s.c[k * n_out..][..n_out]);
+                }
+            }
+        }
+    }
+
+    /// `input_grad`: dx (+)= dz W per parameter set.
+    fn input_grad(&mut self, p: &DenseParams, dz: &[f32], w: &[f32], gids: &[u32], dx: &mut [f32]) {
+        let (n_in, n_out, rows) = (p.in_width as usize, p.out_width as usize, p.rows as usize);
+        let acc = p.accumulate != 0;
+        let s = &mut *self.scratch;
+        let grouped = group_rows(p, gids, &mut s.sets);
+        let sets = if grouped { p.group_count as usize } else { 1 };
+        for g in 0..sets {
+            let weights =
+                &w[g * p.group_stride as usize + p.weight_offset as usize..][..n_in * n_out];
+            let (dzs, dxs, m): (&[f32], &mut [f32], usize) = if grouped {
+                gather(dz, n_out, &s.sets[g], &mut s.a);
+                s.c.clear();
+                s.c.resize(s.sets[g].len() * n_in, 0.0);
+                (&s.a, &mut s.c, s.sets[g].len())
+            } else {
+                (&dz[..rows * n_out], &mut dx[..rows * n_in], rows)
+            };
+            // SAFETY: the operands are the slices above, of the stated shapes.
+            unsafe {
+                self.pool.product(
+                    (m, n_in, n_out),
+                    MatMut {
+                        ptr: dxs.as_mut_ptr(),
+                        rs: n_in as isize,
+                    },
+                    acc && !grouped,
+                    Mat {
+                        ptr: dzs.as_ptr(),
+                        rs: n_out as isize,
+                        cs: 1,
+                    },
+                    Mat {
+                        ptr: weights.as_ptr(),
+                        rs: n_in as isize,
+                        cs: 1,
+                    },
+                );
+            }
+            if grouped {
+                for (k, &r) in s.sets[g].iter().enumerate() {
+                    let (src, dst) = (&s.c[k * n_in..][..n_in], &mut dx[r * n_in..][..n_in]);
+                    if acc {
+                        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                    } else {
+                        dst.copy_from_slice(src);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `weight_grad_partial`, whole: split 0 of `partial` gets, per set, dzᵀ [x, 1] over all the
+    /// set's rows; `weight_grad_reduce` then reads split 0 only.
+    fn weight_grad(
+        &mut self,
+        p: &DenseParams,
+        x: &[f32],
+        dz: &[f32],
+        gids: &[u32],
+        partial: &mut [f32],
+    ) {
+        assert_eq!(
+            p.split_base, 0,
+            "the cpu-gemm backend never chunks a launch"
+        );
+        let (n_in, n_out, rows) = (p.in_width as usize, p.out_width as usize, p.rows as usize);
+        let cols = n_in + 1;
+        let s = &mut *self.scratch;
+        let grouped = group_rows(p, gids, &mut s.sets);
+        let sets = if grouped { p.group_count as usize } else { 1 };
+        for g in 0..sets {
+            let (xs, dzs, m): (&[f32], &[f32], usize) = if grouped {
+                gather(x, n_in, &s.sets[g], &mut s.a);
+                gather(dz, n_out, &s.sets[g], &mut s.b);
+                (&s.a, &s.b, s.sets[g].len())
+            } else {
+                (&x[..rows * n_in], &dz[..rows * n_out], rows)
+            };
+            let dst = &mut partial[g * n_out * cols..][..n_out * cols];
+            // SAFETY: the operands are the slices above, of the stated shapes; dst's rows are
+            // `cols` apart and the product fills columns 0..n_in of each.
+            unsafe {
+                self.pool.product(
+                    (n_out, n_in, m),
+                    MatMut {
+                        ptr: dst.as_mut_ptr(),
+                        rs: cols as isize,
+                    },
+                    false,
+                    Mat {
+                        ptr: dzs.as_ptr(),
+                        rs: 1,
+                        cs: n_out as isize,
+                    },
+                    Mat {
+                        ptr: xs.as_ptr(),
+                        rs: n_in as isize,
+                        cs: 1,
+                    },
+                );
+            }
+            // The bias column: each output's dz summed over the rows in ascending order.
+            for o in 0..n_out {
+                dst[o * cols + n_in] = 0.0;
+            }
+            for r in 0..m {
+                let d = &dzs[r * n_out..][..n_out];
+                for o in 0..n_out {
+                    dst[o * cols + n_in] += d[o];
+                }
+            }
+        }
+    }
+}
+
+impl GemmExecutor {
+    /// `weight_grad_reduce` of a whole `weight_grad`: split 0 is the sum.
+    fn weight_reduce(p: &DenseParams, partial: &[f32], grads: &mut [f32]) {
+        let (n_in, n_out) = (p.in_width as usize, p.out_width as usize);
+        let cols = n_in + 1;
+        for g in 0..p.group_count as usize {
+            let set = g * p.group_stride as usize;
+            let src = &partial[g * n_out * cols..][..n_out * cols];
+            for o in 0..n_out {
+                let row = &src[o * cols..][..cols];
+                let w = &mut grads[set + p.weight_offset as usize + o * n_in..][..n_in];
+                if p.accumulate != 0 {
+                    w.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+                } else {
+                    w.copy_from_slice(&row[..n_in]);
+                }
+                let b = &mut grads[set + p.bias_offset as usize + o];
+                *b = if p.accumulate != 0 {
+                    *b + row[n_in]
+                } else {
+                    row[n_in]
+                };
+            }
+        }
+    }
+}
+
+impl Executor for GemmExecutor {
+    fn adapter_name(&self) -> String {
+        format!("cpu-gemm ({} threads)", self.pool.threads())
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "cpu-gemm"
+    }
+
+    fn write_words(
+        &mut self,
+        buffer: BufferId,
+        offset_words: usize,
+        data: &[u32],
+    ) -> Result<(), ShaderError> {
+        let dst = &mut self.buffers[buffer.0 as usize];
+        if offset_words + data.len() > dst.len() {
+            return Err(ShaderError::WriteOutOfBounds {
+                label: self.program.buffers[buffer.0 as usize].label.clone(),
+                words: offset_words + data.len(),
+                capacity: dst.len(),
+            });
+        }
+        dst[offset_words..offset_words + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn read_words(&mut self, buffer: BufferId) -> Result<Vec<u32>, ShaderError> {
+        Ok(self.buffers[buffer.0 as usize].clone())
+    }
+
+    fn set_uniform(&mut self, op: OpRef, bytes: &[u8]) {
+        let dst = &mut self.program.sequences[op.seq as usize][op.index as usize].uniform;
+        assert_eq!(dst.len(), bytes.len(), "uniform size");
+        dst.copy_from_slice(bytes);
+    }
+
+    fn run(&mut self, seq: SeqId) -> Result<(), ShaderError> {
+        let seq = seq.0 as usize;
+        crate::program::count_flops(&self.program.sequences[seq]);
+        for k in 0..self.program.sequences[seq].len() {
+            let plan = &self.plans[seq][k];
+            let mut taken = std::mem::take(&mut self.taken);
+            taken.extend(
+                plan.writable
+                    .iter()
+                    .map(|&i| std::mem::take(&mut self.buffers[i])),
+            );
+            let op: &Op = &self.program.sequences[seq][k];
+            let b = |j: usize| -> &[u32] { &self.buffers[plan.ids[j]] };
+            match op.kernel {
+                Kernel::DenseForward | Kernel::InputGrad | Kernel::WeightGradPartial => {
+                    let p: DenseParams = *bytemuck::from_bytes(&op.uniform);
+                    let kernel = op.kernel;
+                    let (b0, b1, b2) = (b(0), b(1), b(2));
+                    // The executor's own state is split from the buffers for the call.
+                    let mut me = Dense {
+                        pool: &self.pool,
+                        scratch: &mut self.scratch,
+                    };
+                    let out = fm(&mut taken[0]);
+                    match kernel {
+                        Kernel::DenseForward => me.forward(&p, f(b0), f(b1), b2, out),
+                        Kernel::InputGrad => me.input_grad(&p, f(b0), f(b1), b2, out),
+                        _ => me.weight_grad(&p, f(b0), f(b1), b2, out),
+                    }
+                }
+                Kernel::WeightGradReduce => {
+                    let p: DenseParams = *bytemuck::from_bytes(&op.uniform);
+                    Self::weight_reduce(&p, f(b(0)), fm(&mut taken[0]));
+                }
+                _ => run_twin(op, &self.buffers, &plan.ids, &mut taken),
+            }
+            for (&i, buf) in plan.writable.iter().zip(taken.drain(..)) {
+                self.buffers[i] = buf;
+            }
+            self.taken = taken;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), ShaderError> {
+        Ok(())
+    }
+}
