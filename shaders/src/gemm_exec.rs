@@ -170,6 +170,7 @@ struct Scratch {
     a: Vec<f32>,
     b: Vec<f32>,
     c: Vec<f32>,
+    bias: Vec<f32>,
 }
 
 pub struct GemmExecutor {
@@ -259,11 +260,9 @@ const TANH_CLAMP: f32 = 15.0;
 fn activate(y: &mut [f32], activation: u32) {
     match activation {
         1 => y.iter_mut().for_each(|z| *z = z.max(0.0)),
-        2 => y.iter_mut().for_each(|z| {
-            if *z <= 0.0 {
-                *z *= LEAKY_SLOPE
-            }
-        }),
+        2 => y
+            .iter_mut()
+            .for_each(|z| *z = if *z > 0.0 { *z } else { *z * LEAKY_SLOPE }),
         3 => y
             .iter_mut()
             .for_each(|z| *z = z.clamp(-TANH_CLAMP, TANH_CLAMP).tanh()),
@@ -430,15 +429,15 @@ impl Dense<'_> {
                     },
                 );
             }
-            // The bias column: each output's dz summed over the rows in ascending order.
-            for o in 0..n_out {
-                dst[o * cols + n_in] = 0.0;
+            // The bias column: each output's dz summed over the rows in ascending order, in a
+            // packed row of sums (the column itself is `cols` apart).
+            s.bias.clear();
+            s.bias.resize(n_out, 0.0);
+            for d in dzs[..m * n_out].chunks_exact(n_out) {
+                s.bias.iter_mut().zip(d).for_each(|(b, v)| *b += v);
             }
-            for r in 0..m {
-                let d = &dzs[r * n_out..][..n_out];
-                for o in 0..n_out {
-                    dst[o * cols + n_in] += d[o];
-                }
+            for (o, b) in s.bias.iter().enumerate() {
+                dst[o * cols + n_in] = *b;
             }
         }
     }

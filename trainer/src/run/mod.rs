@@ -256,12 +256,18 @@ pub enum Compute {
 /// `threads`: the `cpu-gemm` backend's threads (the config's `threads`).
 pub fn open_backend(backend: Backend, threads: u32) -> Result<(Backend, Compute), TrainError> {
     let gemm = || -> Result<(Backend, Compute), TrainError> {
-        Ok((Backend::CpuGemm, Compute::Gemm(GemmPool::new(threads as usize)?)))
+        Ok((
+            Backend::CpuGemm,
+            Compute::Gemm(GemmPool::new(threads as usize)?),
+        ))
     };
     match backend {
         Backend::Cpu => Ok((Backend::Cpu, Compute::Twins)),
         Backend::CpuGemm => gemm(),
-        Backend::Gpu => Ok((Backend::Gpu, Compute::Gpu(Arc::new(GpuContext::from_env()?)))),
+        Backend::Gpu => Ok((
+            Backend::Gpu,
+            Compute::Gpu(Arc::new(GpuContext::from_env()?)),
+        )),
         // A software adapter (lavapipe) is slower than the CPU at the reference's 256-row
         // minibatches, so `auto` takes the gpu backend only on a hardware adapter.
         Backend::Auto => match GpuContext::from_env() {
@@ -282,9 +288,7 @@ pub fn make_trainer(
     compute: Compute,
 ) -> Result<Box<dyn RunTrainer>, TrainError> {
     match compute {
-        Compute::Gpu(ctx) => {
-            with_executor(cfg, env_use, move |p| GpuExecutor::new(ctx.clone(), p))
-        }
+        Compute::Gpu(ctx) => with_executor(cfg, env_use, move |p| GpuExecutor::new(ctx.clone(), p)),
         Compute::Gemm(pool) => with_executor(cfg, env_use, move |p| {
             Ok(GemmExecutor::new(p, pool.clone()))
         }),
