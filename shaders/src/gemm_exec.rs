@@ -236,8 +236,8 @@ fn group_rows(p: &DenseParams, group_ids: &[u32], sets: &mut Vec<Vec<usize>>) ->
     let groups = p.group_count as usize;
     sets.resize_with(groups.max(sets.len()), Vec::new);
     sets.iter_mut().for_each(Vec::clear);
-    for row in 0..p.rows as usize {
-        let g = group_ids[row] as usize;
+    for (row, &g) in group_ids[..p.rows as usize].iter().enumerate() {
+        let g = g as usize;
         if g < groups {
             sets[g].push(row);
         }
