@@ -253,20 +253,12 @@ fn gather(src: &[f32], width: usize, rows: &[usize], dst: &mut Vec<f32>) {
     }
 }
 
-const LEAKY_SLOPE: f32 = 0.01;
-const TANH_CLAMP: f32 = 15.0;
-
-/// The shaders' activations (dense_forward.wgsl), applied in place.
+/// The shaders' activations (the twins' [`crate::cpu::activate`]), applied in place; the
+/// match inside is loop-invariant, so each activation gets its own vectorised loop.
 fn activate(y: &mut [f32], activation: u32) {
-    match activation {
-        1 => y.iter_mut().for_each(|z| *z = z.max(0.0)),
-        2 => y
-            .iter_mut()
-            .for_each(|z| *z = if *z > 0.0 { *z } else { *z * LEAKY_SLOPE }),
-        3 => y
-            .iter_mut()
-            .for_each(|z| *z = z.clamp(-TANH_CLAMP, TANH_CLAMP).tanh()),
-        _ => {}
+    if activation != 0 {
+        y.iter_mut()
+            .for_each(|z| *z = crate::cpu::activate(*z, activation));
     }
 }
 

@@ -8,7 +8,8 @@ use crate::layout::DenseParams;
 const LEAKY_SLOPE: f32 = 0.01;
 const TANH_CLAMP: f32 = 15.0;
 
-fn activate(z: f32, activation: u32) -> f32 {
+/// The shaders' activation of one pre-activation (shared with the cpu-gemm executor).
+pub(crate) fn activate(z: f32, activation: u32) -> f32 {
     match activation {
         1 => z.max(0.0),
         2 => {

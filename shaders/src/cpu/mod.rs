@@ -21,6 +21,7 @@ mod reduce;
 mod rollout;
 
 pub use adam::{adam_begin, adam_update, grad_accumulate};
+pub(crate) use dense::activate;
 pub use dense::{act_grad, dense_forward, input_grad, weight_grad_partial, weight_grad_reduce};
 pub use fairness::{fair_adjust, segment_means};
 pub use gae::{gae, gae_ragged, gae_returns};
