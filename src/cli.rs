@@ -352,6 +352,14 @@ pub struct TrainBenchArgs {
     /// Algorithm, with its default settings (fair-ppo: dp, alpha = beta = 0.5).
     #[arg(long, value_parser = one_of::<Algo>(Algo::NAMES), default_value = "ppo")]
     pub algo: Algo,
+    /// Profile: clean, or reference (its defaults; on AH, PPO and Fair-PPO train each group
+    /// network on both groups' memories, the reference's work per trained agent-step).
+    #[arg(long, default_value = "clean")]
+    pub profile: Profile,
+    /// Worker threads of the kernel and of cpu-gemm's products [default: the config's, 2];
+    /// the trained bits do not depend on them.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: Option<u32>,
 }
 
 #[derive(Args, Debug, Clone)]

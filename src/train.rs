@@ -66,12 +66,16 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<String> {
 
 pub fn bench(args: &TrainBenchArgs) -> anyhow::Result<String> {
     Ok(fairground_trainer::bench(
-        args.env,
-        args.instances,
-        args.backend,
-        args.rollout_steps,
-        args.minibatch_size,
-        args.iterations,
-        args.algo,
+        &fairground_trainer::BenchRequest {
+            env: args.env,
+            instances: args.instances,
+            backend: args.backend,
+            rollout_steps: args.rollout_steps,
+            minibatch_size: args.minibatch_size,
+            iterations: args.iterations,
+            algo: args.algo,
+            profile: args.profile,
+            threads: args.threads,
+        },
     )?)
 }

@@ -245,10 +245,29 @@ fn bench_train_prints_one_json_line_with_the_split() {
         "ppo_update_s",
         "host_s",
         "transfer_mib",
+        "model_gflop_per_s",
+        "peak_gflop_per_s",
+        "peak_fraction",
     ] {
         assert!(v.get(key).is_some(), "missing {key} in {v}");
     }
     assert_eq!(v["trained_agent_steps"], 160);
+    // The model FLOPs counted from the shapes: policy 10-256-128-64-9 and value 10-256-128-64-1
+    // hold W = 87,680 weights; a trained agent-step costs one acting forward (2W) plus 5 epochs
+    // of forward (2W), weight gradient (2W) and input gradient (2W less the first layers',
+    // 2 x 5,120): 2,754,560 FLOPs, plus the bootstrap value forward per rollout (2 x 43,584 /
+    // 4 steps here). The "about 2.8 MFLOP" is this.
+    let per = v["model_mflop_per_trained"].as_f64().unwrap();
+    let expected = (2.0 * 87_680.0 + 5.0 * (6.0 * 87_680.0 - 2.0 * 5_120.0) + 87_168.0 / 4.0) / 1e6;
+    assert!((per - expected).abs() < 0.01 * expected, "{per} vs {expected}: {v}");
+    let (model, peak) = (
+        v["model_gflop_per_s"].as_f64().unwrap(),
+        v["peak_gflop_per_s"].as_f64().unwrap(),
+    );
+    assert!(model > 0.0 && peak > 0.0, "{v}");
+    let fraction = v["peak_fraction"].as_f64().unwrap();
+    assert!((fraction - model / peak).abs() < 1e-3 * fraction.max(1.0), "{v}");
+    assert_eq!(v["peak_shape"], "256x256@256x128");
 }
 
 #[test]

@@ -168,6 +168,9 @@ fn hs_bench_train_prints_one_json_line_with_the_split() {
         "ppo_update_s",
         "host_s",
         "transfer_mib",
+        "model_gflop_per_s",
+        "peak_gflop_per_s",
+        "peak_fraction",
     ] {
         let x = v.get(key).and_then(|x| x.as_f64());
         assert!(x.is_some_and(|x| x >= 0.0), "{key} in {v}");

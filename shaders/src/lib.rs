@@ -17,6 +17,7 @@ pub mod gemm_exec;
 pub mod gpu_exec;
 pub mod layout;
 pub mod mlp;
+pub mod peak;
 pub mod ppo;
 pub mod program;
 pub mod registry;
@@ -27,6 +28,7 @@ pub use error::ShaderError;
 pub use gemm_exec::{GemmExecutor, GemmPool};
 pub use gpu_exec::GpuExecutor;
 pub use mlp::{Activation, MlpSpec};
+pub use peak::{Peak, PeakProbe};
 pub use ppo::{
     ActOutput, ActorCritic, ActorCriticSpec, LossStats, Minibatch, OptimizerState, PpoHyper,
     SampleKey,

@@ -34,4 +34,4 @@ pub mod view;
 
 pub use config::{Algo, Backend, EnvName, Fairness, Penalty, TrainConfig};
 pub use error::TrainError;
-pub use run::{EvalRequest, Overrides, TrainRequest, bench, eval, train};
+pub use run::{BenchRequest, EvalRequest, Overrides, TrainRequest, bench, eval, train};

@@ -1,11 +1,13 @@
 //! `fairground bench train`: the environment's default config (AH's or HS's, networks included)
 //! at the given sizes, one warm-up iteration, then the timed ones; one JSON line with the
-//! trained decisions per second split by phase.
+//! trained decisions per second split by phase, the model FLOP rate of the passes run, and the
+//! fraction it is of a peak measured in the same process through the same matrix-product path.
 
-use super::{make_trainer, open_backend};
+use super::{make_trainer, measure_peak, open_backend};
 use crate::common::EnvUse;
 use crate::config::{Algo, Backend, EnvName, TrainConfig};
 use crate::error::TrainError;
+use fairground_kernel::Profile;
 use serde::Serialize;
 
 /// The bench line (field order as printed).
@@ -14,8 +16,10 @@ struct BenchLine<'a> {
     bench: &'static str,
     env: &'static str,
     algo: String,
+    profile: String,
     backend: &'static str,
     adapter: &'a str,
+    threads: u32,
     instances: u32,
     rollout_steps: u32,
     minibatch_size: u32,
@@ -37,6 +41,35 @@ struct BenchLine<'a> {
     ppo_update_s: f64,
     host_s: f64,
     transfer_mib: f64,
+    /// Model FLOPs of the dense launches run in the timed iterations (2 · rows · in · out per
+    /// forward, input-gradient and weight-gradient launch).
+    model_gflop: f64,
+    /// `model_gflop / wall_s`.
+    model_gflop_per_s: f64,
+    /// Model FLOPs per trained agent-step (AH) or decision (HS), in millions.
+    model_mflop_per_trained: f64,
+    /// The peak probe: one `rows × 256 @ 256 × 128` dense forward on the same backend.
+    peak_shape: String,
+    peak_gflop_per_s: f64,
+    /// `model_gflop_per_s / peak_gflop_per_s`.
+    peak_fraction: f64,
+}
+
+/// What `fairground bench train` measures.
+#[derive(Clone, Debug)]
+pub struct BenchRequest {
+    pub env: EnvName,
+    pub instances: u32,
+    pub backend: Backend,
+    pub rollout_steps: u32,
+    pub minibatch_size: u32,
+    pub iterations: u32,
+    pub algo: Algo,
+    /// `reference`: the profile's defaults (for AH PPO/Fair-PPO the reference trainer, which
+    /// trains each group network on both groups' memories: the reference's work per step).
+    pub profile: Profile,
+    /// Worker threads (the config's default when `None`).
+    pub threads: Option<u32>,
 }
 
 /// Milliseconds: wall times are printed to three decimals.
@@ -44,31 +77,34 @@ fn ms(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// Four significant decimals for rates and fractions.
+fn r4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
 /// `fairground bench train`: one JSON line. `rollout_steps` counts decision rounds for HS.
-pub fn bench(
-    env: EnvName,
-    instances: u32,
-    backend: Backend,
-    rollout_steps: u32,
-    minibatch_size: u32,
-    iterations: u32,
-    algo: Algo,
-) -> Result<String, TrainError> {
+pub fn bench(req: &BenchRequest) -> Result<String, TrainError> {
+    let env = req.env;
     let mut cfg = TrainConfig {
-        instances,
-        rollout_steps,
-        iterations,
-        backend,
-        algo,
-        ..TrainConfig::default_for(env)
+        instances: req.instances,
+        rollout_steps: req.rollout_steps,
+        iterations: req.iterations,
+        backend: req.backend,
+        ..TrainConfig::defaults_for_algo(env, req.profile, req.algo)
     };
-    cfg.ppo.minibatch_size = minibatch_size;
+    cfg.algo = req.algo;
+    cfg.ppo.minibatch_size = req.minibatch_size;
+    if let Some(threads) = req.threads {
+        cfg.threads = threads;
+    }
     cfg.validate()?;
-    let (backend, ctx) = open_backend(backend, cfg.threads)?;
-    let mut t = make_trainer(&cfg, EnvUse::Train, ctx)?;
+    let algo = req.algo;
+    let (backend, ctx) = open_backend(req.backend, cfg.threads)?;
+    let mut t = make_trainer(&cfg, EnvUse::Train, ctx.clone())?;
     // One warm-up iteration (pipelines, first allocations), then the timed ones.
     t.iterate()?;
     let before = t.timing();
+    let flops_before = fairground_shaders::program::executed_flops();
     let (mut wall, mut trained, mut days) = (0.0, 0u64, 0u64);
     for _ in 0..cfg.iterations {
         let it = t.iterate()?;
@@ -81,6 +117,10 @@ pub fn bench(
             .unwrap_or(0);
     }
     let after = t.timing();
+    let flops = fairground_shaders::program::executed_flops() - flops_before;
+    // After the timed iterations, so the probe's launches are not counted as training's.
+    let (peak, probe) = measure_peak(&ctx, 1.0)?;
+    let model_gflop_per_s = flops as f64 / 1e9 / wall;
     let hs = env == EnvName::Hs;
     let unit = t.trained_unit();
     let mut counts = serde_json::Map::new();
@@ -93,8 +133,10 @@ pub fn bench(
         bench: "train",
         env: if hs { "hs" } else { "ah" },
         algo: algo.to_string(),
+        profile: cfg.profile.to_string(),
         backend: backend.name(),
         adapter: t.adapter(),
+        threads: cfg.threads,
         instances: cfg.instances,
         rollout_steps: cfg.rollout_steps,
         minibatch_size: cfg.ppo.minibatch_size,
@@ -111,6 +153,15 @@ pub fn bench(
         ppo_update_s: ms(after.update_s - before.update_s),
         host_s: ms(after.host_s - before.host_s),
         transfer_mib: ms((after.transfer_bytes - before.transfer_bytes) as f64 / (1024.0 * 1024.0)),
+        model_gflop: r4(flops as f64 / 1e9),
+        model_gflop_per_s: r4(model_gflop_per_s),
+        model_mflop_per_trained: r4(flops as f64 / 1e6 / trained.max(1) as f64),
+        peak_shape: format!(
+            "{}x{}@{}x{}",
+            probe.rows, probe.inputs, probe.inputs, probe.outputs
+        ),
+        peak_gflop_per_s: r4(peak.gflop_per_s),
+        peak_fraction: r4(model_gflop_per_s / peak.gflop_per_s),
     };
     Ok(serde_json::to_string(&line).expect("json"))
 }

@@ -8,7 +8,7 @@ pub mod dir;
 pub mod eval;
 pub mod train;
 
-pub use bench::bench;
+pub use bench::{BenchRequest, bench};
 pub use dir::{Overrides, TrainRequest};
 pub use eval::{EvalRequest, eval};
 pub use train::train;
@@ -30,7 +30,8 @@ use crate::io::{ckpt_stem, load_latest_checkpoint, params_hash, read_checkpoint,
 use crate::repro::{AhReproTrainer, uses_store};
 use crate::train_loop::{IterStats, Trainer, TrainerState};
 use fairground_shaders::{
-    CpuExecutor, Executor, GemmExecutor, GemmPool, GpuContext, GpuExecutor, Program, ShaderError,
+    CpuExecutor, Executor, GemmExecutor, GemmPool, GpuContext, GpuExecutor, PeakProbe, Program,
+    ShaderError,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -242,7 +243,8 @@ impl<E: Executor + Send> RunTrainer for AhReproTrainer<E> {
     );
 }
 
-/// What runs the networks once a backend is opened.
+/// What runs the networks once a backend is opened (cloning shares the pool or the device).
+#[derive(Clone)]
 pub enum Compute {
     /// The CPU twins (`cpu`).
     Twins,
@@ -279,6 +281,31 @@ pub fn open_backend(backend: Backend, threads: u32) -> Result<(Backend, Compute)
             Err(e) => Err(e.into()),
         },
     }
+}
+
+/// The peak of the opened backend on one large product through its dense-forward launch
+/// (shaders' `peak` module): the issue's `256×256 @ 256×128` on the CPU backends, a product
+/// 64 times taller on the GPU (a 16-MFLOP launch is mostly dispatch overhead there).
+pub fn measure_peak(
+    compute: &Compute,
+    seconds: f64,
+) -> Result<(fairground_shaders::Peak, PeakProbe), TrainError> {
+    let rows = if matches!(compute, Compute::Gpu(_)) {
+        16_384
+    } else {
+        256
+    };
+    let (program, probe) = PeakProbe::new(rows, 256, 128);
+    let peak = match compute {
+        Compute::Gpu(ctx) => {
+            probe.measure(&mut GpuExecutor::new(ctx.clone(), program)?, seconds, 5)?
+        }
+        Compute::Gemm(pool) => {
+            probe.measure(&mut GemmExecutor::new(program, pool.clone()), seconds, 5)?
+        }
+        Compute::Twins => probe.measure(&mut CpuExecutor::new(program), seconds, 5)?,
+    };
+    Ok((peak, probe))
 }
 
 /// The trainer of a validated config on the opened backend.
