@@ -259,14 +259,20 @@ fn bench_train_prints_one_json_line_with_the_split() {
     // 4 steps here). The "about 2.8 MFLOP" is this.
     let per = v["model_mflop_per_trained"].as_f64().unwrap();
     let expected = (2.0 * 87_680.0 + 5.0 * (6.0 * 87_680.0 - 2.0 * 5_120.0) + 87_168.0 / 4.0) / 1e6;
-    assert!((per - expected).abs() < 0.01 * expected, "{per} vs {expected}: {v}");
+    assert!(
+        (per - expected).abs() < 0.01 * expected,
+        "{per} vs {expected}: {v}"
+    );
     let (model, peak) = (
         v["model_gflop_per_s"].as_f64().unwrap(),
         v["peak_gflop_per_s"].as_f64().unwrap(),
     );
     assert!(model > 0.0 && peak > 0.0, "{v}");
     let fraction = v["peak_fraction"].as_f64().unwrap();
-    assert!((fraction - model / peak).abs() < 1e-3 * fraction.max(1.0), "{v}");
+    assert!(
+        (fraction - model / peak).abs() < 1e-3 * fraction.max(1.0),
+        "{v}"
+    );
     assert_eq!(v["peak_shape"], "256x256@256x128");
 }
 
