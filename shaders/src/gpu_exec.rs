@@ -9,7 +9,24 @@ use crate::mlp::{act_grad_threads, tiled_threads};
 use crate::program::{BufferId, Executor, OpRef, Program, RowLayout, SeqId};
 use crate::registry::Kernel;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use wgpu::util::DeviceExt;
+
+/// Queue submissions and readbacks of every GPU executor in this process (see [`submits`]).
+static SUBMITS: AtomicU64 = AtomicU64::new(0);
+static READBACKS: AtomicU64 = AtomicU64::new(0);
+
+/// Queue submissions so far in this process, by every [`GpuExecutor`]: one per `run` and one
+/// per readback (writes ride on the next submission). What `fairground bench train` divides by
+/// rollout steps and minibatches to show the host round trips.
+pub fn submits() -> u64 {
+    SUBMITS.load(Ordering::Relaxed)
+}
+
+/// Readbacks so far in this process (each a submission and a wait for the device).
+pub fn readbacks() -> u64 {
+    READBACKS.load(Ordering::Relaxed)
+}
 
 /// One dispatch of a launch: the whole launch, or one chunk of its rows.
 struct Part {
@@ -533,6 +550,8 @@ impl Executor for GpuExecutor {
             });
         encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
         self.ctx.queue.submit([encoder.finish()]);
+        SUBMITS.fetch_add(1, Ordering::Relaxed);
+        READBACKS.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
@@ -630,6 +649,7 @@ impl Executor for GpuExecutor {
             }
         }
         self.ctx.queue.submit([encoder.finish()]);
+        SUBMITS.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -8,6 +8,7 @@ use crate::common::EnvUse;
 use crate::config::{Algo, Backend, EnvName, TrainConfig};
 use crate::error::TrainError;
 use fairground_kernel::Profile;
+use fairground_shaders::gpu_exec;
 use serde::Serialize;
 
 /// The bench line (field order as printed).
@@ -53,6 +54,12 @@ struct BenchLine<'a> {
     peak_gflop_per_s: f64,
     /// `model_gflop_per_s / peak_gflop_per_s`.
     peak_fraction: f64,
+    /// gpu only: queue submissions and readbacks in the timed iterations (the host round
+    /// trips; a readback is a submission that waits for the device).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu_submits: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu_readbacks: Option<u64>,
 }
 
 /// What `fairground bench train` measures.
@@ -105,6 +112,7 @@ pub fn bench(req: &BenchRequest) -> Result<String, TrainError> {
     t.iterate()?;
     let before = t.timing();
     let flops_before = fairground_shaders::program::executed_flops();
+    let submits_before = (gpu_exec::submits(), gpu_exec::readbacks());
     let (mut wall, mut trained, mut days) = (0.0, 0u64, 0u64);
     for _ in 0..cfg.iterations {
         let it = t.iterate()?;
@@ -118,6 +126,9 @@ pub fn bench(req: &BenchRequest) -> Result<String, TrainError> {
     }
     let after = t.timing();
     let flops = fairground_shaders::program::executed_flops() - flops_before;
+    let gpu = backend == Backend::Gpu;
+    let submits = gpu_exec::submits() - submits_before.0;
+    let readbacks = gpu_exec::readbacks() - submits_before.1;
     // After the timed iterations, so the probe's launches are not counted as training's.
     let (peak, probe) = measure_peak(&ctx, 1.0)?;
     let model_gflop_per_s = flops as f64 / 1e9 / wall;
@@ -162,6 +173,8 @@ pub fn bench(req: &BenchRequest) -> Result<String, TrainError> {
         ),
         peak_gflop_per_s: r4(peak.gflop_per_s),
         peak_fraction: r4(model_gflop_per_s / peak.gflop_per_s),
+        gpu_submits: gpu.then_some(submits),
+        gpu_readbacks: gpu.then_some(readbacks),
     };
     Ok(serde_json::to_string(&line).expect("json"))
 }
