@@ -41,6 +41,16 @@ pub const TILE_ROWS: usize = 128;
 /// Output columns of one tile of a product.
 pub const TILE_COLS: usize = 256;
 
+/// `gemm` calls so far in this process (one per tile): see [`gemm_calls`].
+static GEMM_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The `gemm` calls (tiles) every executor of this process has made. The crate allocates its
+/// packing workspace on each call (gemm-common 0.18, `gemm_basic_generic`: one `MemBuffer` and
+/// one `vec!`), so `shaders/tests/gemm_no_alloc.rs` holds the executor to at most that much.
+pub fn gemm_calls() -> u64 {
+    GEMM_CALLS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A matrix operand: element (i, j) at `ptr[i * rs + j * cs]`.
 #[derive(Clone, Copy)]
 struct Mat {
@@ -129,6 +139,7 @@ impl GemmPool {
                     }
                     return;
                 }
+                GEMM_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 gemm::gemm(
                     rows,
                     cols,

@@ -84,7 +84,7 @@ fn ms(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// Four significant decimals for rates and fractions.
+/// Four decimal places for rates and fractions.
 fn r4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
