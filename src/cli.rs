@@ -409,6 +409,9 @@ pub enum ComputeBackend {
     Gpu,
     /// The kernels' CPU twins, single-threaded.
     Cpu,
+    /// The twins with the matrix products through the gemm crate, on 2 threads.
+    #[value(name = "cpu-gemm")]
+    CpuGemm,
 }
 
 fn parse_width(s: &str) -> Result<u32, String> {

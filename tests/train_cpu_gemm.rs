@@ -6,7 +6,8 @@
 //! - a run stopped and resumed ends where a straight run ends;
 //! - the manifest names the backend `cpu-gemm`, and its runs are not the twins' bits (`cpu`),
 //!   which is why `cpu` stays the backend of goldens and audits;
-//! - `bench train --backend cpu-gemm --threads 1` and `--threads 2` count the same model FLOPs.
+//! - `bench train --backend cpu-gemm --threads 1` and `--threads 2` count the same model FLOPs;
+//! - `bench shaders --backend cpu-gemm` prints its line with positive rates.
 
 #[path = "common/train_cli.rs"]
 mod train_cli;
@@ -98,4 +99,26 @@ fn bench_counts_the_same_flops_on_any_thread_count() {
         v["model_gflop"].as_f64().unwrap()
     };
     assert_eq!(gflop("1"), gflop("2"));
+}
+
+#[test]
+fn bench_shaders_runs_on_cpu_gemm() {
+    let out = fairground(&[
+        "bench",
+        "shaders",
+        "--backend",
+        "cpu-gemm",
+        "--batch",
+        "300",
+        "--hidden",
+        "64,32",
+    ]);
+    ok(&out);
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    assert_eq!(v["backend"], "cpu-gemm", "{v}");
+    assert_eq!(v["batch"], 300, "{v}");
+    for key in ["forward_samples_per_s", "train_samples_per_s"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
 }

@@ -104,6 +104,7 @@ fn bench<E: Executor>(
     let backend = match args.backend {
         ComputeBackend::Gpu => "gpu",
         ComputeBackend::Cpu => "cpu",
+        ComputeBackend::CpuGemm => "cpu-gemm",
     };
     // Keys in the documented order (serde_json's map would sort them).
     Ok(format!(
@@ -144,6 +145,13 @@ pub fn run(args: &ShadersBenchArgs) -> anyhow::Result<String> {
                 Ok(CpuExecutor::new(p))
             })?;
             bench(ac, &d, "cpu".to_string(), args)
+        }
+        ComputeBackend::CpuGemm => {
+            let pool = fairground_shaders::GemmPool::new(2)?;
+            let ac = ActorCritic::new(spec, PpoHyper::default(), &params, |p| {
+                Ok(fairground_shaders::GemmExecutor::new(p, pool.clone()))
+            })?;
+            bench(ac, &d, "cpu-gemm (2 threads)".to_string(), args)
         }
     }
 }
