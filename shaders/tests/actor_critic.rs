@@ -10,10 +10,10 @@
 
 mod common;
 
-use common::{assert_close, gpu, integers, uniform};
+use common::minibatch::{Data, data, minibatch, train_10};
+use common::{assert_close, gpu, uniform};
 use fairground_shaders::{
-    Activation, ActorCritic, ActorCriticSpec, CpuExecutor, Executor, GpuExecutor, Minibatch,
-    PpoHyper, SampleKey,
+    Activation, ActorCritic, ActorCriticSpec, CpuExecutor, GpuExecutor, PpoHyper, SampleKey,
 };
 
 fn spec(batch: u32) -> ActorCriticSpec {
@@ -54,54 +54,6 @@ fn hyper() -> PpoHyper {
         loss_scale: 1.25,
         ..PpoHyper::default()
     }
-}
-
-struct Data {
-    obs: Vec<f32>,
-    groups: Vec<u32>,
-    masks: Vec<u32>,
-    actions: Vec<u32>,
-    old_logp: Vec<f32>,
-    old_values: Vec<f32>,
-    adv: Vec<f32>,
-    adj: Vec<f32>,
-    ret: Vec<f32>,
-}
-
-fn data(s: &ActorCriticSpec) -> Data {
-    let n = s.batch as usize;
-    let width = s.logit_width() as usize;
-    let masks = (0..n * width).map(|i| u32::from(i % 5 != 4)).collect();
-    let a9 = integers(3, n, 9);
-    let a3 = integers(4, n, 3);
-    // Keep every stored action allowed: logit j of row r is masked when (r * width + j) % 5 == 4.
-    let mut actions: Vec<u32> = (0..n).flat_map(|r| [a9[r], a3[r]]).collect();
-    for r in 0..n {
-        for (c, (off, size)) in [(0usize, 9u32), (9, 3)].into_iter().enumerate() {
-            while (r * width + off + actions[r * 2 + c] as usize) % 5 == 4 {
-                actions[r * 2 + c] = (actions[r * 2 + c] + 1) % size;
-            }
-        }
-    }
-    Data {
-        obs: uniform(1, n * s.obs_width as usize, -1.0, 1.0),
-        groups: integers(2, n, s.group_count),
-        masks,
-        actions,
-        old_logp: uniform(5, n, -3.5, -2.5),
-        old_values: uniform(6, n, -0.5, 0.5),
-        adv: uniform(7, n, -1.0, 1.0),
-        adj: uniform(8, n, -0.1, 0.1),
-        ret: uniform(9, n, -1.0, 1.0),
-    }
-}
-
-fn train_10<E: Executor>(ac: &mut ActorCritic<E>, d: &Data) -> Vec<f32> {
-    let mb = minibatch(d);
-    for _ in 0..10 {
-        ac.train_minibatch(&mb).expect("train");
-    }
-    ac.params().expect("params")
 }
 
 fn fnv1a(words: &[f32]) -> u64 {
@@ -386,20 +338,6 @@ fn trunk_model_gpu_and_cpu_agree_and_gpu_training_is_bit_reproducible() {
                 "{what}: parameter hashes after 10 Adam steps differ run to run"
             );
         }
-    }
-}
-
-fn minibatch(d: &Data) -> Minibatch<'_> {
-    Minibatch {
-        obs: &d.obs,
-        group_ids: &d.groups,
-        masks: &d.masks,
-        actions: &d.actions,
-        old_logp: &d.old_logp,
-        old_values: &d.old_values,
-        advantages: &d.adv,
-        adv_adjust: &d.adj,
-        returns: &d.ret,
     }
 }
 

@@ -2,6 +2,8 @@
 //! input generator and tolerance checks.
 #![allow(dead_code)]
 
+pub mod minibatch;
+
 use fairground_shaders::cpu::philox4x32_10;
 use fairground_shaders::{GpuContext, ShaderError};
 use std::sync::{Arc, OnceLock};
