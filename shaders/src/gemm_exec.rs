@@ -519,6 +519,50 @@ impl Executor for GemmExecutor {
     fn run(&mut self, seq: SeqId) -> Result<(), ShaderError> {
         let seq = seq.0 as usize;
         crate::program::count_flops(&self.program.sequences[seq]);
+        // The whole sequence runs on a pool thread, not only its products: a pool's idle
+        // workers spin for a while before they sleep, so a caller doing the serial launches
+        // beside them would share the cores with spinners (three threads on two cores). Inside
+        // the pool the thread that runs the serial launches is one of the workers, and the
+        // products' nested `install` runs in place.
+        // A sequence whose every product is one tile (an acting step on a few rows) stays on
+        // the caller: the hop to the pool and back would cost more than it buys.
+        match self.pool.pool.clone() {
+            Some(pool) if self.parallel(seq) => pool.install(|| self.run_sequence(seq)),
+            _ => self.run_sequence(seq),
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), ShaderError> {
+        Ok(())
+    }
+}
+
+/// The tiles of a dense launch's product, from its uniform's current shape (a grouped launch's
+/// rows counted together: an upper bound).
+fn tiles(kernel: Kernel, p: &DenseParams) -> usize {
+    let (rows, n_in, n_out) = (p.rows as usize, p.in_width as usize, p.out_width as usize);
+    let (m, n) = match kernel {
+        Kernel::DenseForward => (rows, n_out),
+        Kernel::InputGrad => (rows, n_in),
+        Kernel::WeightGradPartial => (n_out, n_in),
+        _ => return 0,
+    };
+    m.div_ceil(TILE_ROWS) * n.div_ceil(TILE_COLS)
+}
+
+impl GemmExecutor {
+    /// Whether any product of the sequence has more than one tile, as its uniforms stand now.
+    fn parallel(&self, seq: usize) -> bool {
+        self.program.sequences[seq].iter().any(|op| {
+            matches!(
+                op.kernel,
+                Kernel::DenseForward | Kernel::InputGrad | Kernel::WeightGradPartial
+            ) && tiles(op.kernel, bytemuck::from_bytes(&op.uniform)) > 1
+        })
+    }
+
+    fn run_sequence(&mut self, seq: usize) {
         for k in 0..self.program.sequences[seq].len() {
             let plan = &self.plans[seq][k];
             let mut taken = std::mem::take(&mut self.taken);
@@ -557,10 +601,5 @@ impl Executor for GemmExecutor {
             }
             self.taken = taken;
         }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<(), ShaderError> {
-        Ok(())
     }
 }
