@@ -24,7 +24,7 @@
 
 use crate::cpu_exec::run_twin;
 use crate::error::ShaderError;
-use crate::layout::DenseParams;
+use crate::layout::{DenseParams, HeadParams};
 use crate::program::{BufferId, Executor, Op, OpRef, Program, SeqId};
 use crate::registry::{Access, Kernel};
 use bytemuck::{cast_slice, cast_slice_mut};
@@ -40,6 +40,13 @@ use std::sync::Arc;
 pub const TILE_ROWS: usize = 128;
 /// Output columns of one tile of a product.
 pub const TILE_COLS: usize = 256;
+
+/// Rows of one chunk of a policy-head launch (`head_evaluate`, `head_backward`) split over the
+/// threads. Every row of a head is independent of the others, so each chunk is the twin run on
+/// its rows and the result is the twin's, bit for bit, for any split. Why split at all: HS's
+/// dispatcher has 20 × 50 logits per row, and its heads, run on one core, were a fifth of HS's
+/// training time (perf, `bench train --env hs`).
+pub const HEAD_ROWS: usize = 64;
 
 /// `gemm` calls so far in this process (one per tile): see [`gemm_calls`].
 static GEMM_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -100,6 +107,34 @@ impl GemmPool {
 
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// `work(chunk, first_row, out_chunk)` for every chunk of `rows_per_chunk` rows of `out`
+    /// (`width` words per row), on the pool's threads when there are several chunks.
+    fn row_chunks(
+        &self,
+        out: &mut [u32],
+        width: usize,
+        rows: usize,
+        rows_per_chunk: usize,
+        work: impl Fn(usize, usize, &mut [u32]) + Sync,
+    ) {
+        let out = &mut out[..rows * width];
+        let chunk = (rows_per_chunk * width).max(1);
+        match &self.pool {
+            Some(pool) if rows > rows_per_chunk => {
+                use rayon::prelude::*;
+                pool.install(|| {
+                    out.par_chunks_mut(chunk)
+                        .enumerate()
+                        .for_each(|(c, o)| work(c, c * rows_per_chunk, o))
+                });
+            }
+            _ => out
+                .chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(c, o)| work(c, c * rows_per_chunk, o)),
+        }
     }
 
     /// `c[m × n] = a[m × k] · b[k × n]` (`accumulate`: `c +=`), in fixed tiles.
@@ -452,6 +487,49 @@ impl Dense<'_> {
     }
 }
 
+/// The rows `first..first + rows` of a row-major buffer of `width` words per row; a buffer the
+/// launch does not read (`used` false: a one-word placeholder) is passed as it is.
+fn rows_of(v: &[u32], used: bool, first: usize, width: usize) -> &[u32] {
+    if used { &v[first * width..] } else { v }
+}
+
+/// `head_evaluate` and `head_backward` over [`HEAD_ROWS`]-row chunks: the twin on each chunk.
+fn head(pool: &GemmPool, op: &Op, bufs: &[Vec<u32>], ids: &[usize], out: &mut [u32]) {
+    let b = |k: usize| -> &[u32] { &bufs[ids[k]] };
+    let p: HeadParams = *bytemuck::from_bytes(&op.uniform);
+    let (rows, width) = (p.rows as usize, p.logit_width as usize);
+    let comps = p.component_count as usize;
+    let masked = p.use_mask != 0;
+    let chunk_params = |first: usize| HeadParams {
+        rows: (rows - first).min(HEAD_ROWS) as u32,
+        ..p
+    };
+    match op.kernel {
+        Kernel::HeadEvaluate => pool.row_chunks(out, 2, rows, HEAD_ROWS, |_, first, o| {
+            crate::cpu::head_evaluate(
+                &chunk_params(first),
+                f(&b(0)[first * width..]),
+                rows_of(b(1), masked, first, width),
+                b(2),
+                &b(3)[first * comps..],
+                fm(o),
+            )
+        }),
+        _ => pool.row_chunks(out, width, rows, HEAD_ROWS, |_, first, o| {
+            crate::cpu::head_backward(
+                &chunk_params(first),
+                f(&b(0)[first * width..]),
+                rows_of(b(1), masked, first, width),
+                b(2),
+                &b(3)[first * comps..],
+                f(&b(4)[first * 2..]),
+                fm(o),
+                f(rows_of(b(6), p.extra_grad == 1, first, width)),
+            )
+        }),
+    }
+}
+
 impl GemmExecutor {
     /// `weight_grad_reduce` of a whole `weight_grad`: split 0 is the sum.
     fn weight_reduce(p: &DenseParams, partial: &[f32], grads: &mut [f32]) {
@@ -554,12 +632,17 @@ fn tiles(kernel: Kernel, p: &DenseParams) -> usize {
 impl GemmExecutor {
     /// Whether any product of the sequence has more than one tile, as its uniforms stand now.
     fn parallel(&self, seq: usize) -> bool {
-        self.program.sequences[seq].iter().any(|op| {
-            matches!(
-                op.kernel,
-                Kernel::DenseForward | Kernel::InputGrad | Kernel::WeightGradPartial
-            ) && tiles(op.kernel, bytemuck::from_bytes(&op.uniform)) > 1
-        })
+        self.program.sequences[seq]
+            .iter()
+            .any(|op| match op.kernel {
+                Kernel::DenseForward | Kernel::InputGrad | Kernel::WeightGradPartial => {
+                    tiles(op.kernel, bytemuck::from_bytes(&op.uniform)) > 1
+                }
+                Kernel::HeadEvaluate | Kernel::HeadBackward => {
+                    bytemuck::from_bytes::<HeadParams>(&op.uniform).rows as usize > HEAD_ROWS
+                }
+                _ => false,
+            })
     }
 
     fn run_sequence(&mut self, seq: usize) {
@@ -593,6 +676,9 @@ impl GemmExecutor {
                 Kernel::WeightGradReduce => {
                     let p: DenseParams = *bytemuck::from_bytes(&op.uniform);
                     Self::weight_reduce(&p, f(b(0)), fm(&mut taken[0]));
+                }
+                Kernel::HeadEvaluate | Kernel::HeadBackward => {
+                    head(&self.pool, op, &self.buffers, &plan.ids, &mut taken[0]);
                 }
                 _ => run_twin(op, &self.buffers, &plan.ids, &mut taken),
             }

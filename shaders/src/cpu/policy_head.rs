@@ -176,13 +176,24 @@ pub fn head_backward(
         for c in 0..n_comp {
             let size = component_sizes[c] as usize;
             let lse = component_lse(p, logits, masks, row, start, size);
-            let h = component_entropy(p, logits, masks, row, start, size, lse);
+            // The entropy, as `component_entropy` sums it, keeping each probability in the
+            // gradient's row: the loop below needs the same `exp(lp)`, and computing it once
+            // saves a third of the exponentials without changing a bit.
+            let mut h = 0.0f32;
+            for j in start..start + size {
+                if allowed(p, masks, row, j) {
+                    let lp = logits[row * width + j] - lse;
+                    let prob = lp.exp();
+                    h -= prob * lp;
+                    logit_grad[row * width + j] = prob;
+                }
+            }
             let action = start + actions[row * n_comp + c] as usize;
             for j in start..start + size {
                 let mut g = 0.0f32;
                 if allowed(p, masks, row, j) {
                     let lp = logits[row * width + j] - lse;
-                    let prob = lp.exp();
+                    let prob = logit_grad[row * width + j];
                     let onehot = if j == action { 1.0 } else { 0.0 };
                     g = g_logp * (onehot - prob) - g_entropy * prob * (lp + h);
                     if p.extra_grad == 1 {
