@@ -137,56 +137,105 @@ impl GemmPool {
         }
     }
 
-    /// `c[m × n] = a[m × k] · b[k × n]` (`accumulate`: `c +=`), in fixed tiles.
+    /// Every product of `jobs`, cut into fixed tiles, all tiles in one parallel region (the
+    /// parameter sets of a grouped launch are independent products, so their tiles share the
+    /// cores rather than running set after set). `starts` is scratch (each job's first tile).
     ///
     /// # Safety
-    /// `a`, `b` and `c` must address valid `m × k`, `k × n` and `m × n` matrices with their
-    /// strides, `c` must not overlap `a` or `b`, and nothing else may access `c` meanwhile.
-    unsafe fn product(
-        &self,
-        (m, n, k): (usize, usize, usize),
-        c: MatMut,
-        accumulate: bool,
-        a: Mat,
-        b: Mat,
-    ) {
-        if m == 0 || n == 0 {
-            return;
+    /// Each job's operands must address valid matrices of its shape, its output must not
+    /// overlap any operand, and no two jobs' outputs may overlap; nothing else may access the
+    /// outputs meanwhile.
+    unsafe fn run_jobs(&self, jobs: &[Job], starts: &mut Vec<usize>) {
+        starts.clear();
+        let mut total = 0;
+        for job in jobs {
+            starts.push(total);
+            total += job.tiles();
         }
-        let (tm, tn) = (m.div_ceil(TILE_ROWS), n.div_ceil(TILE_COLS));
         let tile = |t: usize| {
-            // Whole operands, not their fields: a closure capturing a raw-pointer field
-            // directly would not be Sync.
-            let (c, a, b) = (&c, &a, &b);
-            let (i0, j0) = ((t / tn) * TILE_ROWS, (t % tn) * TILE_COLS);
-            let (rows, cols) = (TILE_ROWS.min(m - i0), TILE_COLS.min(n - j0));
-            // SAFETY: the caller's contract; the tile lies inside every operand.
-            unsafe {
-                let dst = c.ptr.offset(i0 as isize * c.rs + j0 as isize);
-                let lhs = a.ptr.offset(i0 as isize * a.rs);
-                let rhs = b.ptr.offset(j0 as isize * b.cs);
-                if k == 0 {
-                    if !accumulate {
-                        for i in 0..rows {
-                            std::slice::from_raw_parts_mut(dst.offset(i as isize * c.rs), cols)
-                                .fill(0.0);
-                        }
-                    }
-                    return;
+            let j = starts.partition_point(|&s| s <= t) - 1;
+            // SAFETY: the caller's contract, job by job.
+            unsafe { jobs[j].tile(t - starts[j]) }
+        };
+        match &self.pool {
+            Some(pool) if total > 1 => {
+                use rayon::prelude::*;
+                pool.install(|| (0..total).into_par_iter().for_each(tile));
+            }
+            _ => (0..total).for_each(tile),
+        }
+    }
+}
+
+/// One product `c[m × n] = a[m × k] · b[k × n]` (`accumulate`: `c +=`), and what each tile of
+/// it does around its `gemm` call: a forward's tile starts from the bias and ends activated, so
+/// the elementwise work runs on the tile's core too.
+#[derive(Clone, Copy)]
+struct Job {
+    m: usize,
+    n: usize,
+    k: usize,
+    c: MatMut,
+    accumulate: bool,
+    a: Mat,
+    b: Mat,
+    /// Forward launches: every output row starts as these `n` values (then `c +=`).
+    bias: Option<Bias>,
+    activation: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Bias(*const f32);
+
+// SAFETY: as for `Mat`: dereferenced only inside `run_jobs`, under its caller's borrows.
+unsafe impl Send for Bias {}
+unsafe impl Sync for Bias {}
+
+impl Job {
+    fn tiles(&self) -> usize {
+        if self.m == 0 || self.n == 0 {
+            return 0;
+        }
+        self.m.div_ceil(TILE_ROWS) * self.n.div_ceil(TILE_COLS)
+    }
+
+    /// Tile `t` (row-major over the tile grid): one single-threaded `gemm` call over the whole
+    /// inner dimension, whatever the thread count.
+    ///
+    /// # Safety
+    /// [`GemmPool::run_jobs`]' contract.
+    unsafe fn tile(&self, t: usize) {
+        let tn = self.n.div_ceil(TILE_COLS);
+        let (i0, j0) = ((t / tn) * TILE_ROWS, (t % tn) * TILE_COLS);
+        let (rows, cols) = (TILE_ROWS.min(self.m - i0), TILE_COLS.min(self.n - j0));
+        let (c, a, b) = (self.c, self.a, self.b);
+        // SAFETY: the caller's contract; the tile lies inside every operand.
+        unsafe {
+            let dst = c.ptr.offset(i0 as isize * c.rs + j0 as isize);
+            let row =
+                |i: usize| std::slice::from_raw_parts_mut(dst.offset(i as isize * c.rs), cols);
+            if let Some(bias) = self.bias {
+                let bias = std::slice::from_raw_parts(bias.0.add(j0), cols);
+                (0..rows).for_each(|i| row(i).copy_from_slice(bias));
+            }
+            if self.k == 0 {
+                if !self.accumulate {
+                    (0..rows).for_each(|i| row(i).fill(0.0));
                 }
+            } else {
                 GEMM_CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 gemm::gemm(
                     rows,
                     cols,
-                    k,
+                    self.k,
                     dst,
                     1,
                     c.rs,
-                    accumulate,
-                    lhs,
+                    self.accumulate,
+                    a.ptr.offset(i0 as isize * a.rs),
                     a.cs,
                     a.rs,
-                    rhs,
+                    b.ptr.offset(j0 as isize * b.cs),
                     b.cs,
                     b.rs,
                     1.0f32,
@@ -197,14 +246,9 @@ impl GemmPool {
                     gemm::Parallelism::None,
                 );
             }
-        };
-        let tiles = tm * tn;
-        match &self.pool {
-            Some(pool) if tiles > 1 => {
-                use rayon::prelude::*;
-                pool.install(|| (0..tiles).into_par_iter().for_each(tile));
+            if self.activation != 0 {
+                (0..rows).for_each(|i| activate(row(i), self.activation));
             }
-            _ => (0..tiles).for_each(tile),
         }
     }
 }
@@ -215,14 +259,17 @@ struct Plan {
     writable: Vec<usize>,
 }
 
-/// Rows of each parameter set of a grouped launch, and the gathered rows (grown, never shrunk).
+/// Rows of each parameter set of a grouped launch, the gathered rows of each set, and the jobs
+/// of the launch (all grown, never shrunk: after the first minibatch nothing is allocated).
 #[derive(Default)]
 struct Scratch {
     sets: Vec<Vec<usize>>,
-    a: Vec<f32>,
-    b: Vec<f32>,
-    c: Vec<f32>,
+    a: Vec<Vec<f32>>,
+    b: Vec<Vec<f32>>,
+    c: Vec<Vec<f32>>,
     bias: Vec<f32>,
+    jobs: Vec<Job>,
+    starts: Vec<usize>,
 }
 
 pub struct GemmExecutor {
@@ -320,52 +367,88 @@ struct Dense<'a> {
     scratch: &'a mut Scratch,
 }
 
+/// A packed `rows × width` matrix, for a job's operand.
+fn mat(v: &[f32], width: usize) -> Mat {
+    Mat {
+        ptr: v.as_ptr(),
+        rs: width as isize,
+        cs: 1,
+    }
+}
+
+/// The transpose of a packed `rows × width` matrix.
+fn mat_t(v: &[f32], width: usize) -> Mat {
+    Mat {
+        ptr: v.as_ptr(),
+        rs: 1,
+        cs: width as isize,
+    }
+}
+
+fn out(v: &mut [f32], width: usize) -> MatMut {
+    MatMut {
+        ptr: v.as_mut_ptr(),
+        rs: width as isize,
+    }
+}
+
 impl Dense<'_> {
-    /// `dense_forward`: y = act(x Wᵀ + b) per parameter set.
-    fn forward(&mut self, p: &DenseParams, x: &[f32], w: &[f32], gids: &[u32], y: &mut [f32]) {
-        let (n_in, n_out, rows) = (p.in_width as usize, p.out_width as usize, p.rows as usize);
+    /// The parameter sets of a launch (1 when it is not grouped), with one gather buffer of
+    /// each kind per set.
+    fn sets(&mut self, p: &DenseParams, gids: &[u32]) -> (bool, usize) {
         let s = &mut *self.scratch;
         let grouped = group_rows(p, gids, &mut s.sets);
         let sets = if grouped { p.group_count as usize } else { 1 };
+        for v in [&mut s.a, &mut s.b, &mut s.c] {
+            v.resize_with(sets.max(v.len()), Vec::new);
+        }
+        s.jobs.clear();
+        (grouped, sets)
+    }
+
+    /// Run the jobs pushed since [`Dense::sets`].
+    fn run(&mut self) {
+        let s = &mut *self.scratch;
+        // SAFETY: every job was built from slices its caller borrows for the whole launch, and
+        // each writes its own output (a set's gather buffer, a set's block, or the launch's
+        // output when there is one set).
+        unsafe { self.pool.run_jobs(&s.jobs, &mut s.starts) };
+    }
+
+    /// `dense_forward`: y = act(x Wᵀ + b) per parameter set.
+    fn forward(&mut self, p: &DenseParams, x: &[f32], w: &[f32], gids: &[u32], y: &mut [f32]) {
+        let (n_in, n_out, rows) = (p.in_width as usize, p.out_width as usize, p.rows as usize);
+        let (grouped, sets) = self.sets(p, gids);
+        let s = &mut *self.scratch;
         for g in 0..sets {
             let base = g * p.group_stride as usize;
             let weights = &w[base + p.weight_offset as usize..][..n_in * n_out];
             let bias = &w[base + p.bias_offset as usize..][..n_out];
-            let (xs, ys, m): (&[f32], &mut [f32], usize) = if grouped {
-                gather(x, n_in, &s.sets[g], &mut s.a);
-                s.c.resize(s.sets[g].len() * n_out, 0.0);
-                (&s.a, &mut s.c, s.sets[g].len())
+            let (a, c, m) = if grouped {
+                gather(x, n_in, &s.sets[g], &mut s.a[g]);
+                s.c[g].resize(s.sets[g].len() * n_out, 0.0);
+                (mat(&s.a[g], n_in), out(&mut s.c[g], n_out), s.sets[g].len())
             } else {
-                (&x[..rows * n_in], &mut y[..rows * n_out], rows)
+                (mat(x, n_in), out(&mut y[..rows * n_out], n_out), rows)
             };
-            for row in ys.chunks_exact_mut(n_out) {
-                row.copy_from_slice(bias);
-            }
-            // SAFETY: the operands are the slices above, of the stated shapes.
-            unsafe {
-                self.pool.product(
-                    (m, n_out, n_in),
-                    MatMut {
-                        ptr: ys.as_mut_ptr(),
-                        rs: n_out as isize,
-                    },
-                    true,
-                    Mat {
-                        ptr: xs.as_ptr(),
-                        rs: n_in as isize,
-                        cs: 1,
-                    },
-                    Mat {
-                        ptr: weights.as_ptr(),
-                        rs: 1,
-                        cs: n_in as isize,
-                    },
-                );
-            }
-            activate(ys, p.activation);
-            if grouped {
+            s.jobs.push(Job {
+                m,
+                n: n_out,
+                k: n_in,
+                c,
+                accumulate: true,
+                a,
+                b: mat_t(weights, n_in),
+                bias: Some(Bias(bias.as_ptr())),
+                activation: p.activation,
+            });
+        }
+        self.run();
+        if grouped {
+            let s = &*self.scratch;
+            for g in 0..sets {
                 for (k, &r) in s.sets[g].iter().enumerate() {
-                    y[r * n_out..][..n_out].copy_from_slice(&s.c[k * n_out..][..n_out]);
+                    y[r * n_out..][..n_out].copy_from_slice(&s.c[g][k * n_out..][..n_out]);
                 }
             }
         }
@@ -375,44 +458,37 @@ impl Dense<'_> {
     fn input_grad(&mut self, p: &DenseParams, dz: &[f32], w: &[f32], gids: &[u32], dx: &mut [f32]) {
         let (n_in, n_out, rows) = (p.in_width as usize, p.out_width as usize, p.rows as usize);
         let acc = p.accumulate != 0;
+        let (grouped, sets) = self.sets(p, gids);
         let s = &mut *self.scratch;
-        let grouped = group_rows(p, gids, &mut s.sets);
-        let sets = if grouped { p.group_count as usize } else { 1 };
         for g in 0..sets {
             let weights =
                 &w[g * p.group_stride as usize + p.weight_offset as usize..][..n_in * n_out];
-            let (dzs, dxs, m): (&[f32], &mut [f32], usize) = if grouped {
-                gather(dz, n_out, &s.sets[g], &mut s.a);
-                s.c.clear();
-                s.c.resize(s.sets[g].len() * n_in, 0.0);
-                (&s.a, &mut s.c, s.sets[g].len())
+            let (a, c, m) = if grouped {
+                gather(dz, n_out, &s.sets[g], &mut s.a[g]);
+                s.c[g].clear();
+                s.c[g].resize(s.sets[g].len() * n_in, 0.0);
+                (mat(&s.a[g], n_out), out(&mut s.c[g], n_in), s.sets[g].len())
             } else {
-                (&dz[..rows * n_out], &mut dx[..rows * n_in], rows)
+                (mat(dz, n_out), out(&mut dx[..rows * n_in], n_in), rows)
             };
-            // SAFETY: the operands are the slices above, of the stated shapes.
-            unsafe {
-                self.pool.product(
-                    (m, n_in, n_out),
-                    MatMut {
-                        ptr: dxs.as_mut_ptr(),
-                        rs: n_in as isize,
-                    },
-                    acc && !grouped,
-                    Mat {
-                        ptr: dzs.as_ptr(),
-                        rs: n_out as isize,
-                        cs: 1,
-                    },
-                    Mat {
-                        ptr: weights.as_ptr(),
-                        rs: n_in as isize,
-                        cs: 1,
-                    },
-                );
-            }
-            if grouped {
+            s.jobs.push(Job {
+                m,
+                n: n_in,
+                k: n_out,
+                c,
+                accumulate: acc && !grouped,
+                a,
+                b: mat(weights, n_in),
+                bias: None,
+                activation: 0,
+            });
+        }
+        self.run();
+        if grouped {
+            let s = &*self.scratch;
+            for g in 0..sets {
                 for (k, &r) in s.sets[g].iter().enumerate() {
-                    let (src, dst) = (&s.c[k * n_in..][..n_in], &mut dx[r * n_in..][..n_in]);
+                    let (src, dst) = (&s.c[g][k * n_in..][..n_in], &mut dx[r * n_in..][..n_in]);
                     if acc {
                         dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
                     } else {
@@ -439,40 +515,38 @@ impl Dense<'_> {
         );
         let (n_in, n_out, rows) = (p.in_width as usize, p.out_width as usize, p.rows as usize);
         let cols = n_in + 1;
+        let (grouped, sets) = self.sets(p, gids);
         let s = &mut *self.scratch;
-        let grouped = group_rows(p, gids, &mut s.sets);
-        let sets = if grouped { p.group_count as usize } else { 1 };
+        let partial = &mut partial[..sets * n_out * cols];
         for g in 0..sets {
             let (xs, dzs, m): (&[f32], &[f32], usize) = if grouped {
-                gather(x, n_in, &s.sets[g], &mut s.a);
-                gather(dz, n_out, &s.sets[g], &mut s.b);
-                (&s.a, &s.b, s.sets[g].len())
+                gather(x, n_in, &s.sets[g], &mut s.a[g]);
+                gather(dz, n_out, &s.sets[g], &mut s.b[g]);
+                (&s.a[g], &s.b[g], s.sets[g].len())
             } else {
                 (&x[..rows * n_in], &dz[..rows * n_out], rows)
             };
-            let dst = &mut partial[g * n_out * cols..][..n_out * cols];
-            // SAFETY: the operands are the slices above, of the stated shapes; dst's rows are
-            // `cols` apart and the product fills columns 0..n_in of each.
-            unsafe {
-                self.pool.product(
-                    (n_out, n_in, m),
-                    MatMut {
-                        ptr: dst.as_mut_ptr(),
-                        rs: cols as isize,
-                    },
-                    false,
-                    Mat {
-                        ptr: dzs.as_ptr(),
-                        rs: 1,
-                        cs: n_out as isize,
-                    },
-                    Mat {
-                        ptr: xs.as_ptr(),
-                        rs: n_in as isize,
-                        cs: 1,
-                    },
-                );
-            }
+            // Set g's block: rows `cols` apart, the product filling columns 0..n_in of each.
+            s.jobs.push(Job {
+                m: n_out,
+                n: n_in,
+                k: m,
+                c: out(&mut partial[g * n_out * cols..], cols),
+                accumulate: false,
+                a: mat_t(dzs, n_out),
+                b: mat(xs, n_in),
+                bias: None,
+                activation: 0,
+            });
+        }
+        self.run();
+        let s = &mut *self.scratch;
+        for g in 0..sets {
+            let (dzs, m): (&[f32], usize) = if grouped {
+                (&s.b[g], s.sets[g].len())
+            } else {
+                (&dz[..rows * n_out], rows)
+            };
             // The bias column: each output's dz summed over the rows in ascending order, in a
             // packed row of sums (the column itself is `cols` apart).
             s.bias.clear();
@@ -480,6 +554,7 @@ impl Dense<'_> {
             for d in dzs[..m * n_out].chunks_exact(n_out) {
                 s.bias.iter_mut().zip(d).for_each(|(b, v)| *b += v);
             }
+            let dst = &mut partial[g * n_out * cols..][..n_out * cols];
             for (o, b) in s.bias.iter().enumerate() {
                 dst[o * cols + n_in] = *b;
             }
