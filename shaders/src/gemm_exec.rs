@@ -276,9 +276,49 @@ pub struct GemmExecutor {
     program: Program,
     buffers: Vec<Vec<u32>>,
     plans: Vec<Vec<Plan>>,
+    /// Per sequence and launch: the later `dense_forward` that reads the same rows and can run
+    /// with it (see [`pairs`]).
+    partners: Vec<Vec<Option<usize>>>,
+    /// Per launch of the running sequence: already run, with its partner.
+    done: Vec<bool>,
     pool: GemmPool,
     scratch: Scratch,
     taken: Vec<Vec<u32>>,
+}
+
+/// For each `dense_forward` of a sequence, the first later `dense_forward` on the same rows
+/// (same input, parameter and group-id buffers) that may run at the earlier one's place: no
+/// launch from the earlier one up to it writes what it reads or writes, and none in between
+/// reads what it writes. Without a trunk these are the policy's and the value network's first
+/// layers, both reading the observations: the "batched where they share inputs".
+/// Whether their shapes match is checked at run time, when their uniforms are known.
+fn pairs(ops: &[Op], plans: &[Plan]) -> Vec<Option<usize>> {
+    let mut partners = vec![None; ops.len()];
+    let mut taken = vec![false; ops.len()];
+    for i in 0..ops.len() {
+        if ops[i].kernel != Kernel::DenseForward || taken[i] {
+            continue;
+        }
+        let ids = &plans[i].ids;
+        let j = (i + 1..ops.len()).find(|&j| {
+            ops[j].kernel == Kernel::DenseForward
+                && plans[j].ids[..3] == ids[..3]
+                && plans[j].ids[3] != ids[3]
+        });
+        let Some(j) = j else { continue };
+        let (reads_j, writes_j) = (&plans[j].ids, &plans[j].writable);
+        let free = (i..j).all(|k| {
+            let writes_k = &plans[k].writable;
+            let reads_k = &plans[k].ids;
+            !writes_k.iter().any(|b| reads_j.contains(b))
+                && (k == i || !reads_k.iter().any(|b| writes_j.contains(b)))
+        });
+        if free {
+            partners[i] = Some(j);
+            taken[j] = true;
+        }
+    }
+    partners
 }
 
 impl GemmExecutor {
@@ -308,10 +348,19 @@ impl GemmExecutor {
                     .collect()
             })
             .collect();
+        let partners = program
+            .sequences
+            .iter()
+            .zip(&plans)
+            .map(|(ops, plans): (&Vec<Op>, &Vec<Plan>)| pairs(ops, plans))
+            .collect();
+        let longest = program.sequences.iter().map(Vec::len).max().unwrap_or(0);
         Self {
             program,
             buffers,
             plans,
+            partners,
+            done: vec![false; longest],
             pool,
             scratch: Scratch::default(),
             taken: Vec::with_capacity(4),
@@ -395,12 +444,16 @@ fn out(v: &mut [f32], width: usize) -> MatMut {
 impl Dense<'_> {
     /// The parameter sets of a launch (1 when it is not grouped), with one gather buffer of
     /// each kind per set.
-    fn sets(&mut self, p: &DenseParams, gids: &[u32]) -> (bool, usize) {
+    fn sets(&mut self, p: &DenseParams, gids: &[u32], outputs: usize) -> (bool, usize) {
         let s = &mut *self.scratch;
         let grouped = group_rows(p, gids, &mut s.sets);
         let sets = if grouped { p.group_count as usize } else { 1 };
-        for v in [&mut s.a, &mut s.b, &mut s.c] {
-            v.resize_with(sets.max(v.len()), Vec::new);
+        for (v, n) in [
+            (&mut s.a, sets),
+            (&mut s.b, sets),
+            (&mut s.c, outputs * sets),
+        ] {
+            v.resize_with(n.max(v.len()), Vec::new);
         }
         s.jobs.clear();
         (grouped, sets)
@@ -415,40 +468,61 @@ impl Dense<'_> {
         unsafe { self.pool.run_jobs(&s.jobs, &mut s.starts) };
     }
 
-    /// `dense_forward`: y = act(x Wᵀ + b) per parameter set.
-    fn forward(&mut self, p: &DenseParams, x: &[f32], w: &[f32], gids: &[u32], y: &mut [f32]) {
-        let (n_in, n_out, rows) = (p.in_width as usize, p.out_width as usize, p.rows as usize);
-        let (grouped, sets) = self.sets(p, gids);
+    /// `dense_forward`: y = act(x Wᵀ + b) per parameter set, for one launch or for two that
+    /// read the same rows `x` (a policy's and a value network's first layers, see
+    /// [`GemmExecutor::new`]'s pairing): their rows are grouped and gathered once, and the
+    /// products of both run in one parallel region. Every output is what its launch alone gives,
+    /// bit for bit: the same tiles, the same `gemm` calls.
+    fn forward(
+        &mut self,
+        x: &[f32],
+        w: &[f32],
+        gids: &[u32],
+        outs: &mut [(DenseParams, &mut [f32])],
+    ) {
+        let p0 = outs[0].0;
+        let (n_in, rows) = (p0.in_width as usize, p0.rows as usize);
+        let (grouped, sets) = self.sets(&p0, gids, outs.len());
         let s = &mut *self.scratch;
         for g in 0..sets {
-            let base = g * p.group_stride as usize;
-            let weights = &w[base + p.weight_offset as usize..][..n_in * n_out];
-            let bias = &w[base + p.bias_offset as usize..][..n_out];
-            let (a, c, m) = if grouped {
+            if grouped {
                 gather(x, n_in, &s.sets[g], &mut s.a[g]);
-                s.c[g].resize(s.sets[g].len() * n_out, 0.0);
-                (mat(&s.a[g], n_in), out(&mut s.c[g], n_out), s.sets[g].len())
-            } else {
-                (mat(x, n_in), out(&mut y[..rows * n_out], n_out), rows)
-            };
-            s.jobs.push(Job {
-                m,
-                n: n_out,
-                k: n_in,
-                c,
-                accumulate: true,
-                a,
-                b: mat_t(weights, n_in),
-                bias: Some(Bias(bias.as_ptr())),
-                activation: p.activation,
-            });
+            }
+            for (o, (p, y)) in outs.iter_mut().enumerate() {
+                let n_out = p.out_width as usize;
+                let base = g * p.group_stride as usize;
+                let weights = &w[base + p.weight_offset as usize..][..n_in * n_out];
+                let bias = &w[base + p.bias_offset as usize..][..n_out];
+                let (a, c, m) = if grouped {
+                    let c = &mut s.c[o * sets + g];
+                    c.resize(s.sets[g].len() * n_out, 0.0);
+                    (mat(&s.a[g], n_in), out(c, n_out), s.sets[g].len())
+                } else {
+                    (mat(x, n_in), out(&mut y[..rows * n_out], n_out), rows)
+                };
+                s.jobs.push(Job {
+                    m,
+                    n: n_out,
+                    k: n_in,
+                    c,
+                    accumulate: true,
+                    a,
+                    b: mat_t(weights, n_in),
+                    bias: Some(Bias(bias.as_ptr())),
+                    activation: p.activation,
+                });
+            }
         }
         self.run();
         if grouped {
             let s = &*self.scratch;
-            for g in 0..sets {
-                for (k, &r) in s.sets[g].iter().enumerate() {
-                    y[r * n_out..][..n_out].copy_from_slice(&s.c[g][k * n_out..][..n_out]);
+            for (o, (p, y)) in outs.iter_mut().enumerate() {
+                let n_out = p.out_width as usize;
+                for g in 0..sets {
+                    for (k, &r) in s.sets[g].iter().enumerate() {
+                        y[r * n_out..][..n_out]
+                            .copy_from_slice(&s.c[o * sets + g][k * n_out..][..n_out]);
+                    }
                 }
             }
         }
@@ -458,7 +532,7 @@ impl Dense<'_> {
     fn input_grad(&mut self, p: &DenseParams, dz: &[f32], w: &[f32], gids: &[u32], dx: &mut [f32]) {
         let (n_in, n_out, rows) = (p.in_width as usize, p.out_width as usize, p.rows as usize);
         let acc = p.accumulate != 0;
-        let (grouped, sets) = self.sets(p, gids);
+        let (grouped, sets) = self.sets(p, gids, 1);
         let s = &mut *self.scratch;
         for g in 0..sets {
             let weights =
@@ -515,7 +589,7 @@ impl Dense<'_> {
         );
         let (n_in, n_out, rows) = (p.in_width as usize, p.out_width as usize, p.rows as usize);
         let cols = n_in + 1;
-        let (grouped, sets) = self.sets(p, gids);
+        let (grouped, sets) = self.sets(p, gids, 1);
         let s = &mut *self.scratch;
         let partial = &mut partial[..sets * n_out * cols];
         for g in 0..sets {
@@ -705,6 +779,64 @@ fn tiles(kernel: Kernel, p: &DenseParams) -> usize {
 }
 
 impl GemmExecutor {
+    /// The pairs of `dense_forward` launches this executor runs as one (see [`pairs`]), over
+    /// all its sequences.
+    pub fn paired_launches(&self) -> usize {
+        self.partners
+            .iter()
+            .flatten()
+            .filter(|p| p.is_some())
+            .count()
+    }
+
+    /// Run every launch on its own (`false`): the comparison `shaders/tests/gemm_pairing.rs`
+    /// makes, pairing against none.
+    pub fn with_pairing(mut self, on: bool) -> Self {
+        if !on {
+            self.partners.iter_mut().flatten().for_each(|p| *p = None);
+        }
+        self
+    }
+
+    /// Launch `k`'s partner, when it has one and their uniforms now give the same rows and
+    /// sets (a last, short minibatch sets both alike; anything else runs them apart).
+    fn partner(&self, seq: usize, k: usize) -> Option<usize> {
+        let j = self.partners[seq][k]?;
+        let ops = &self.program.sequences[seq];
+        let (a, b): (&DenseParams, &DenseParams) = (
+            bytemuck::from_bytes(&ops[k].uniform),
+            bytemuck::from_bytes(&ops[j].uniform),
+        );
+        let same = a.rows == b.rows && a.in_width == b.in_width && a.group_count == b.group_count;
+        same.then_some(j)
+    }
+
+    /// Launches `k` and `j`, two `dense_forward`s on the same rows, as one.
+    fn forward_pair(&mut self, seq: usize, k: usize, j: usize) {
+        let (ids, out_j) = (&self.plans[seq][k].ids, self.plans[seq][j].ids[3]);
+        let out_k = ids[3];
+        let mut yk = std::mem::take(&mut self.buffers[out_k]);
+        let mut yj = std::mem::take(&mut self.buffers[out_j]);
+        let ops = &self.program.sequences[seq];
+        let (pk, pj): (DenseParams, DenseParams) = (
+            *bytemuck::from_bytes(&ops[k].uniform),
+            *bytemuck::from_bytes(&ops[j].uniform),
+        );
+        let b = |i: usize| -> &[u32] { &self.buffers[ids[i]] };
+        let mut me = Dense {
+            pool: &self.pool,
+            scratch: &mut self.scratch,
+        };
+        me.forward(
+            f(b(0)),
+            f(b(1)),
+            b(2),
+            &mut [(pk, fm(&mut yk)), (pj, fm(&mut yj))],
+        );
+        self.buffers[out_k] = yk;
+        self.buffers[out_j] = yj;
+    }
+
     /// Whether any product of the sequence has more than one tile, as its uniforms stand now.
     fn parallel(&self, seq: usize) -> bool {
         self.program.sequences[seq]
@@ -721,7 +853,16 @@ impl GemmExecutor {
     }
 
     fn run_sequence(&mut self, seq: usize) {
+        self.done.fill(false);
         for k in 0..self.program.sequences[seq].len() {
+            if self.done[k] {
+                continue;
+            }
+            if let Some(j) = self.partner(seq, k) {
+                self.forward_pair(seq, k, j);
+                self.done[j] = true;
+                continue;
+            }
             let plan = &self.plans[seq][k];
             let mut taken = std::mem::take(&mut self.taken);
             taken.extend(
@@ -743,7 +884,7 @@ impl GemmExecutor {
                     };
                     let out = fm(&mut taken[0]);
                     match kernel {
-                        Kernel::DenseForward => me.forward(&p, f(b0), f(b1), b2, out),
+                        Kernel::DenseForward => me.forward(f(b0), f(b1), b2, &mut [(p, out)]),
                         Kernel::InputGrad => me.input_grad(&p, f(b0), f(b1), b2, out),
                         _ => me.weight_grad(&p, f(b0), f(b1), b2, out),
                     }
