@@ -50,16 +50,7 @@ impl Executor for CpuExecutor {
         offset_words: usize,
         data: &[u32],
     ) -> Result<(), ShaderError> {
-        let dst = &mut self.buffers[buffer.0 as usize];
-        if offset_words + data.len() > dst.len() {
-            return Err(ShaderError::WriteOutOfBounds {
-                label: self.program.buffers[buffer.0 as usize].label.clone(),
-                words: offset_words + data.len(),
-                capacity: dst.len(),
-            });
-        }
-        dst[offset_words..offset_words + data.len()].copy_from_slice(data);
-        Ok(())
+        write_host(&self.program, &mut self.buffers, buffer, offset_words, data)
     }
 
     fn read_words(&mut self, buffer: BufferId) -> Result<Vec<u32>, ShaderError> {
@@ -67,9 +58,7 @@ impl Executor for CpuExecutor {
     }
 
     fn set_uniform(&mut self, op: OpRef, bytes: &[u8]) {
-        let dst = &mut self.program.sequences[op.seq as usize][op.index as usize].uniform;
-        assert_eq!(dst.len(), bytes.len(), "uniform size");
-        dst.copy_from_slice(bytes);
+        set_host_uniform(&mut self.program, op, bytes);
     }
 
     fn run(&mut self, seq: SeqId) -> Result<(), ShaderError> {
@@ -102,6 +91,34 @@ impl Executor for CpuExecutor {
     fn finish(&mut self) -> Result<(), ShaderError> {
         Ok(())
     }
+}
+
+/// `Executor::write_words` of the host executors ([`CpuExecutor`], [`crate::GemmExecutor`]):
+/// `data` at `offset_words` of `buffer`, refused past its end.
+pub(crate) fn write_host(
+    program: &Program,
+    buffers: &mut [Vec<u32>],
+    buffer: BufferId,
+    offset_words: usize,
+    data: &[u32],
+) -> Result<(), ShaderError> {
+    let dst = &mut buffers[buffer.0 as usize];
+    if offset_words + data.len() > dst.len() {
+        return Err(ShaderError::WriteOutOfBounds {
+            label: program.buffers[buffer.0 as usize].label.clone(),
+            words: offset_words + data.len(),
+            capacity: dst.len(),
+        });
+    }
+    dst[offset_words..offset_words + data.len()].copy_from_slice(data);
+    Ok(())
+}
+
+/// `Executor::set_uniform` of the host executors: the launch's uniform bytes, same size.
+pub(crate) fn set_host_uniform(program: &mut Program, op: OpRef, bytes: &[u8]) {
+    let dst = &mut program.sequences[op.seq as usize][op.index as usize].uniform;
+    assert_eq!(dst.len(), bytes.len(), "uniform size");
+    dst.copy_from_slice(bytes);
 }
 
 /// Run one launch with its CPU twin. `bufs` holds every buffer but the launch's written ones,

@@ -22,7 +22,7 @@
 //! grouped networks reuse scratch that grows to its largest size and stays, and the written
 //! buffers are moved out and back, never copied.
 
-use crate::cpu_exec::run_twin;
+use crate::cpu_exec::{run_twin, set_host_uniform, write_host};
 use crate::error::ShaderError;
 use crate::layout::{DenseParams, HeadParams};
 use crate::program::{BufferId, Executor, Op, OpRef, Program, SeqId};
@@ -250,6 +250,30 @@ impl Job {
                 (0..rows).for_each(|i| activate(row(i), self.activation));
             }
         }
+    }
+}
+
+/// The widest vector instructions `gemm` dispatches to on this CPU (its kernels are chosen at
+/// run time, so bits can differ between CPUs that differ here: the adapter string says which).
+fn instruction_set() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512f";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return "avx2+fma";
+        }
+        "sse2"
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        "neon"
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        "scalar"
     }
 }
 
@@ -708,7 +732,11 @@ impl GemmExecutor {
 
 impl Executor for GemmExecutor {
     fn adapter_name(&self) -> String {
-        format!("cpu-gemm ({} threads)", self.pool.threads())
+        format!(
+            "cpu-gemm ({} threads, {})",
+            self.pool.threads(),
+            instruction_set()
+        )
     }
 
     fn backend_name(&self) -> &'static str {
@@ -721,16 +749,7 @@ impl Executor for GemmExecutor {
         offset_words: usize,
         data: &[u32],
     ) -> Result<(), ShaderError> {
-        let dst = &mut self.buffers[buffer.0 as usize];
-        if offset_words + data.len() > dst.len() {
-            return Err(ShaderError::WriteOutOfBounds {
-                label: self.program.buffers[buffer.0 as usize].label.clone(),
-                words: offset_words + data.len(),
-                capacity: dst.len(),
-            });
-        }
-        dst[offset_words..offset_words + data.len()].copy_from_slice(data);
-        Ok(())
+        write_host(&self.program, &mut self.buffers, buffer, offset_words, data)
     }
 
     fn read_words(&mut self, buffer: BufferId) -> Result<Vec<u32>, ShaderError> {
@@ -738,9 +757,7 @@ impl Executor for GemmExecutor {
     }
 
     fn set_uniform(&mut self, op: OpRef, bytes: &[u8]) {
-        let dst = &mut self.program.sequences[op.seq as usize][op.index as usize].uniform;
-        assert_eq!(dst.len(), bytes.len(), "uniform size");
-        dst.copy_from_slice(bytes);
+        set_host_uniform(&mut self.program, op, bytes);
     }
 
     fn run(&mut self, seq: SeqId) -> Result<(), ShaderError> {

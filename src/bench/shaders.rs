@@ -148,10 +148,11 @@ pub fn run(args: &ShadersBenchArgs) -> anyhow::Result<String> {
         }
         ComputeBackend::CpuGemm => {
             let pool = fairground_shaders::GemmPool::new(2)?;
-            let ac = ActorCritic::new(spec, PpoHyper::default(), &params, |p| {
+            let mut ac = ActorCritic::new(spec, PpoHyper::default(), &params, |p| {
                 Ok(fairground_shaders::GemmExecutor::new(p, pool.clone()))
             })?;
-            bench(ac, &d, "cpu-gemm (2 threads)".to_string(), args)
+            let adapter = ac.executor().adapter_name();
+            bench(ac, &d, adapter, args)
         }
     }
 }
