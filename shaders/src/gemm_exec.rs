@@ -109,31 +109,30 @@ impl GemmPool {
         self.threads
     }
 
-    /// `work(chunk, first_row, out_chunk)` for every chunk of `rows_per_chunk` rows of `out`
-    /// (`width` words per row), on the pool's threads when there are several chunks.
+    /// `work(first_row, out_chunk)` for every [`HEAD_ROWS`]-row chunk of `out` (`width` words
+    /// per row), on the pool's threads when there are several chunks.
     fn row_chunks(
         &self,
         out: &mut [u32],
         width: usize,
         rows: usize,
-        rows_per_chunk: usize,
-        work: impl Fn(usize, usize, &mut [u32]) + Sync,
+        work: impl Fn(usize, &mut [u32]) + Sync,
     ) {
         let out = &mut out[..rows * width];
-        let chunk = (rows_per_chunk * width).max(1);
+        let chunk = (HEAD_ROWS * width).max(1);
         match &self.pool {
-            Some(pool) if rows > rows_per_chunk => {
+            Some(pool) if rows > HEAD_ROWS => {
                 use rayon::prelude::*;
                 pool.install(|| {
                     out.par_chunks_mut(chunk)
                         .enumerate()
-                        .for_each(|(c, o)| work(c, c * rows_per_chunk, o))
+                        .for_each(|(c, o)| work(c * HEAD_ROWS, o))
                 });
             }
             _ => out
                 .chunks_mut(chunk)
                 .enumerate()
-                .for_each(|(c, o)| work(c, c * rows_per_chunk, o)),
+                .for_each(|(c, o)| work(c * HEAD_ROWS, o)),
         }
     }
 
@@ -193,10 +192,7 @@ unsafe impl Sync for Bias {}
 
 impl Job {
     fn tiles(&self) -> usize {
-        if self.m == 0 || self.n == 0 {
-            return 0;
-        }
-        self.m.div_ceil(TILE_ROWS) * self.n.div_ceil(TILE_COLS)
+        tile_grid(self.m, self.n)
     }
 
     /// Tile `t` (row-major over the tile grid): one single-threaded `gemm` call over the whole
@@ -318,9 +314,9 @@ pub struct GemmExecutor {
 /// Whether their shapes match is checked at run time, when their uniforms are known.
 fn pairs(ops: &[Op], plans: &[Plan]) -> Vec<Option<usize>> {
     let mut partners = vec![None; ops.len()];
-    let mut taken = vec![false; ops.len()];
+    let mut claimed = vec![false; ops.len()];
     for i in 0..ops.len() {
-        if ops[i].kernel != Kernel::DenseForward || taken[i] {
+        if ops[i].kernel != Kernel::DenseForward || claimed[i] {
             continue;
         }
         let ids = &plans[i].ids;
@@ -339,7 +335,7 @@ fn pairs(ops: &[Op], plans: &[Plan]) -> Vec<Option<usize>> {
         });
         if free {
             partners[i] = Some(j);
-            taken[j] = true;
+            claimed[j] = true;
         }
     }
     partners
@@ -678,7 +674,7 @@ fn head(pool: &GemmPool, op: &Op, bufs: &[Vec<u32>], ids: &[usize], out: &mut [u
         ..p
     };
     match op.kernel {
-        Kernel::HeadEvaluate => pool.row_chunks(out, 2, rows, HEAD_ROWS, |_, first, o| {
+        Kernel::HeadEvaluate => pool.row_chunks(out, 2, rows, |first, o| {
             crate::cpu::head_evaluate(
                 &chunk_params(first),
                 f(&b(0)[first * width..]),
@@ -688,7 +684,7 @@ fn head(pool: &GemmPool, op: &Op, bufs: &[Vec<u32>], ids: &[usize], out: &mut [u
                 fm(o),
             )
         }),
-        _ => pool.row_chunks(out, width, rows, HEAD_ROWS, |_, first, o| {
+        _ => pool.row_chunks(out, width, rows, |first, o| {
             crate::cpu::head_backward(
                 &chunk_params(first),
                 f(&b(0)[first * width..]),
@@ -792,6 +788,11 @@ fn tiles(kernel: Kernel, p: &DenseParams) -> usize {
         Kernel::WeightGradPartial => (n_out, n_in),
         _ => return 0,
     };
+    tile_grid(m, n)
+}
+
+/// The tiles of an `m × n` output (none when it is empty).
+fn tile_grid(m: usize, n: usize) -> usize {
     m.div_ceil(TILE_ROWS) * n.div_ceil(TILE_COLS)
 }
 
