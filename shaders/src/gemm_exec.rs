@@ -728,11 +728,9 @@ impl GemmExecutor {
 
 impl Executor for GemmExecutor {
     fn adapter_name(&self) -> String {
-        format!(
-            "cpu-gemm ({} threads, {})",
-            self.pool.threads(),
-            instruction_set()
-        )
+        let threads = self.pool.threads();
+        let plural = if threads == 1 { "" } else { "s" };
+        format!("cpu-gemm ({threads} thread{plural}, {})", instruction_set())
     }
 
     fn backend_name(&self) -> &'static str {

@@ -499,6 +499,43 @@ impl GpuExecutor {
     }
 }
 
+impl GpuExecutor {
+    /// Record sequence `seq` as one compute pass of `encoder`.
+    fn record(&self, encoder: &mut wgpu::CommandEncoder, seq: SeqId) {
+        let ops = &self.sequences[seq.0 as usize];
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("run"),
+                timestamp_writes: None,
+            });
+            for op in ops {
+                let (tiled, _) = self.ctx.pipeline(op.kernel);
+                for part in &op.parts {
+                    if part.workgroups[0] == 0 || !part.active {
+                        continue;
+                    }
+                    match (&part.subgroup_bind_group, part.subgroup) {
+                        (Some(bind_group), true) => {
+                            let (pipeline, _) = self
+                                .ctx
+                                .subgroup_pipeline(op.kernel, part.aligned)
+                                .expect("subgroup parts only where the variant is built");
+                            pass.set_pipeline(pipeline);
+                            pass.set_bind_group(0, bind_group, &[]);
+                        }
+                        _ => {
+                            pass.set_pipeline(tiled);
+                            pass.set_bind_group(0, &part.bind_group, &[]);
+                        }
+                    }
+                    let [x, y, z] = part.workgroups;
+                    pass.dispatch_workgroups(x, y, z);
+                }
+            }
+        }
+    }
+}
+
 impl Executor for GpuExecutor {
     fn adapter_name(&self) -> String {
         self.ctx.adapter_name()
@@ -612,41 +649,17 @@ impl Executor for GpuExecutor {
     }
 
     fn run(&mut self, seq: SeqId) -> Result<(), ShaderError> {
-        crate::program::count_flops(&self.program.sequences[seq.0 as usize]);
-        let ops = &self.sequences[seq.0 as usize];
+        self.run_all(&[seq])
+    }
+
+    fn run_all(&mut self, seqs: &[SeqId]) -> Result<(), ShaderError> {
         let mut encoder = self
             .ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("run"),
-                timestamp_writes: None,
-            });
-            for op in ops {
-                let (tiled, _) = self.ctx.pipeline(op.kernel);
-                for part in &op.parts {
-                    if part.workgroups[0] == 0 || !part.active {
-                        continue;
-                    }
-                    match (&part.subgroup_bind_group, part.subgroup) {
-                        (Some(bind_group), true) => {
-                            let (pipeline, _) = self
-                                .ctx
-                                .subgroup_pipeline(op.kernel, part.aligned)
-                                .expect("subgroup parts only where the variant is built");
-                            pass.set_pipeline(pipeline);
-                            pass.set_bind_group(0, bind_group, &[]);
-                        }
-                        _ => {
-                            pass.set_pipeline(tiled);
-                            pass.set_bind_group(0, &part.bind_group, &[]);
-                        }
-                    }
-                    let [x, y, z] = part.workgroups;
-                    pass.dispatch_workgroups(x, y, z);
-                }
-            }
+        for &seq in seqs {
+            crate::program::count_flops(&self.program.sequences[seq.0 as usize]);
+            self.record(&mut encoder, seq);
         }
         self.ctx.queue.submit([encoder.finish()]);
         SUBMITS.fetch_add(1, Ordering::Relaxed);

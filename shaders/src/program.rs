@@ -186,6 +186,12 @@ pub trait Executor {
     /// Replace a launch's uniform (same size), effective for runs queued after this call.
     fn set_uniform(&mut self, op: OpRef, bytes: &[u8]);
     fn run(&mut self, seq: SeqId) -> Result<(), ShaderError>;
+    /// Run `seqs` one after another, as one unit where the backend has units: the GPU records
+    /// them into one submission (a rollout step's act and its store copy), the CPU backends
+    /// simply run them in order.
+    fn run_all(&mut self, seqs: &[SeqId]) -> Result<(), ShaderError> {
+        seqs.iter().try_for_each(|&seq| self.run(seq))
+    }
     /// Wait until everything queued has finished.
     fn finish(&mut self) -> Result<(), ShaderError>;
 }

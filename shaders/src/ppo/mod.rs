@@ -220,6 +220,18 @@ impl<E: Executor> ActorCritic<E> {
         masks: &[u32],
         key: SampleKey,
     ) -> Result<(), ShaderError> {
+        self.prepare_act(obs, group_ids, masks, key)?;
+        self.exec.run(self.act_seq)
+    }
+
+    /// What [`Self::queue_act`] writes before its run: the rows, and the sampler's uniform.
+    pub(super) fn prepare_act(
+        &mut self,
+        obs: &[f32],
+        group_ids: &[u32],
+        masks: &[u32],
+        key: SampleKey,
+    ) -> Result<(), ShaderError> {
         let n = self.write_common(obs, group_ids, masks)?;
         self.act_rows = n as u32;
         self.head_params.rows = n as u32;
@@ -230,7 +242,7 @@ impl<E: Executor> ActorCritic<E> {
         self.head_params.agent_offset = key.agent_offset;
         let hp = self.head_params;
         self.exec.set_uniform_pod(self.sample_op, &hp);
-        self.exec.run(self.act_seq)
+        Ok(())
     }
 
     /// Read back the last queued act: actions, log-probabilities, entropies and values.

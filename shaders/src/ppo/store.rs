@@ -333,11 +333,13 @@ impl<E: Executor> ActorCritic<E> {
         dst: &[u32],
     ) -> Result<(), ShaderError> {
         let seq = self.store()?.store_seq;
-        self.queue_act(obs, group_ids, masks, key)?;
+        self.prepare_act(obs, group_ids, masks, key)?;
         Self::check("store rows", self.act_rows as usize, dst.len())?;
         self.write_index(dst)?;
         self.set_copy_rows(seq, dst.len() as u32);
-        self.exec.run(seq)
+        // Every write is queued before the runs, so the act and its store copy are one
+        // submission on the GPU.
+        self.exec.run_all(&[self.act_seq, seq])
     }
 
     /// The actions of the last queued act (rows x components): the only thing a stored
