@@ -66,6 +66,9 @@ pub struct GpuContext {
     /// Pipelines of the subgroup variants of the dense matrix kernels, in the order of
     /// [`SUBGROUP_KERNELS`]; empty unless [`GpuContext::subgroup_dense`].
     subgroup_kernels: Vec<KernelPipeline>,
+    /// Command buffers that executors on this device recorded with
+    /// [`crate::Executor::queue_read`] and hold back: the next submission takes them all.
+    pub(crate) held: std::sync::Mutex<Vec<wgpu::CommandBuffer>>,
 }
 
 /// A variant of a dense kernel in `wgsl_subgroup/dense_subgroup.wgsl`.
@@ -241,6 +244,7 @@ impl GpuContext {
             limits,
             kernels,
             subgroup_kernels,
+            held: std::sync::Mutex::new(Vec::new()),
         })
     }
 

@@ -1,6 +1,9 @@
 //! The `gpu` backend: runs a [`Program`] on a wgpu device. Buffers, uniform buffers and bind
-//! groups are created once, in [`GpuExecutor::new`]; a run records one compute pass and makes one
-//! submission.
+//! groups are created once, in [`GpuExecutor::new`], staging buffers at a buffer's first read; a
+//! run records one compute pass per sequence and makes one submission. A
+//! [`Executor::queue_read`] holds its command buffer back in the shared [`GpuContext`] instead,
+//! so the acting steps of all networks on a device, their action readbacks included, are one
+//! submission and one wait.
 
 use crate::device::{GpuContext, SUBGROUP_KERNELS};
 use crate::error::ShaderError;
@@ -17,13 +20,15 @@ static SUBMITS: AtomicU64 = AtomicU64::new(0);
 static READBACKS: AtomicU64 = AtomicU64::new(0);
 
 /// Queue submissions so far in this process, by every [`GpuExecutor`]: one per `run` and one
-/// per readback (writes ride on the next submission). What `fairground bench train` divides by
+/// per `read_words`, and one for all the work held back by [`Executor::queue_read`] until it
+/// is needed (writes ride on the next submission). What `fairground bench train` divides by
 /// rollout steps and minibatches to show the host round trips.
 pub fn submits() -> u64 {
     SUBMITS.load(Ordering::Relaxed)
 }
 
-/// Readbacks so far in this process (each a submission and a wait for the device).
+/// Readbacks so far in this process (each a wait for the device; the collects of held work
+/// share their submission).
 pub fn readbacks() -> u64 {
     READBACKS.load(Ordering::Relaxed)
 }
@@ -58,6 +63,35 @@ pub struct GpuExecutor {
     program: Program,
     buffers: Vec<wgpu::Buffer>,
     sequences: Vec<Vec<GpuOp>>,
+    /// One mappable copy per buffer that has been read, made at its first read and reused
+    /// (a readback creates no buffer after that).
+    staging: Vec<Option<wgpu::Buffer>>,
+    /// Whether this executor has a command buffer held back in the context (see
+    /// [`Executor::queue_read`]): anything it does next submits it first, so its own calls
+    /// keep their order.
+    holding: bool,
+    /// The buffer whose copy the last `queue_read` recorded into its staging buffer.
+    queued_read: Option<BufferId>,
+}
+
+impl Drop for GpuExecutor {
+    /// Held work is submitted, never dropped: the copies it makes may be another executor's
+    /// next collect's to wait for.
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Submit every command buffer held back on `ctx` (every executor's), in the order they were
+/// recorded, as one submission; nothing when none is held. The lock is held through the
+/// submission: an executor that finds nothing held must be able to map its staging buffer
+/// at once, so the copy into it has to be submitted by then, not merely taken.
+fn submit_held(ctx: &GpuContext) {
+    let mut held = ctx.held.lock().expect("held command buffers");
+    if !held.is_empty() {
+        ctx.queue.submit(held.drain(..));
+        SUBMITS.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -470,11 +504,15 @@ impl GpuExecutor {
             }
             sequences.push(gpu_ops);
         }
+        let staging = (0..buffers.len()).map(|_| None).collect();
         Ok(Self {
             ctx,
             program,
             buffers,
             sequences,
+            staging,
+            holding: false,
+            queued_read: None,
         })
     }
 
@@ -488,6 +526,78 @@ impl GpuExecutor {
 
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
+    }
+
+    /// Submit what this executor holds back (and with it every other executor's on the
+    /// device), before a call of its own that must come after it.
+    fn release(&mut self) {
+        if self.holding {
+            submit_held(&self.ctx);
+            self.holding = false;
+        }
+    }
+
+    /// Buffer `buffer`'s staging copy and its size in bytes (the declared words, not the
+    /// padding: see `new`), created at the first use.
+    fn staging(&mut self, buffer: BufferId) -> (&wgpu::Buffer, u64) {
+        let size = (self.program.buffers[buffer.0 as usize].words * size_of::<u32>()) as u64;
+        let device = &self.ctx.device;
+        let staging = self.staging[buffer.0 as usize].get_or_insert_with(|| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        (staging, size)
+    }
+
+    /// Map `buffer`'s staging copy (its copy submitted), wait for the device and return its
+    /// words.
+    fn map_staging(&mut self, buffer: BufferId) -> Result<Vec<u32>, ShaderError> {
+        READBACKS.fetch_add(1, Ordering::Relaxed);
+        let label = self.program.buffers[buffer.0 as usize].label.clone();
+        let device_error = |e: String| ShaderError::Device(format!("reading {label:?}: {e}"));
+        let (staging, _) = self.staging(buffer);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|e| device_error(e.to_string()))?
+            .map_err(|e| device_error(e.to_string()))?;
+        let staging = self.staging[buffer.0 as usize]
+            .as_ref()
+            .expect("made above");
+        let words = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| device_error(e.to_string()))?;
+            bytemuck::pod_collect_to_vec::<u8, u32>(&view)
+        };
+        staging.unmap();
+        Ok(words)
+    }
+
+    /// Record `seqs` and, when `read` is given, the copy of that buffer into its staging
+    /// buffer, as one command buffer.
+    fn record_all(&mut self, seqs: &[SeqId], read: Option<BufferId>) -> wgpu::CommandBuffer {
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
+        for &seq in seqs {
+            crate::program::count_flops(&self.program.sequences[seq.0 as usize]);
+            self.record(&mut encoder, seq);
+        }
+        if let Some(buffer) = read {
+            let (staging, size) = self.staging(buffer);
+            let staging = staging.clone();
+            encoder.copy_buffer_to_buffer(&self.buffers[buffer.0 as usize], 0, &staging, 0, size);
+        }
+        encoder.finish()
     }
 
     fn wait(&self) -> Result<(), ShaderError> {
@@ -560,6 +670,13 @@ impl Executor for GpuExecutor {
             });
         }
         if !data.is_empty() {
+            // A write is applied before the next submission's commands, so what this executor
+            // holds back (which read the buffer as it was) goes first; a queued copy of it
+            // is stale after the write.
+            self.release();
+            if self.queued_read == Some(buffer) {
+                self.queued_read = None;
+            }
             self.ctx.queue.write_buffer(
                 &self.buffers[buffer.0 as usize],
                 (offset_words * size_of::<u32>()) as u64,
@@ -570,45 +687,15 @@ impl Executor for GpuExecutor {
     }
 
     fn read_words(&mut self, buffer: BufferId) -> Result<Vec<u32>, ShaderError> {
-        let src = &self.buffers[buffer.0 as usize];
-        // The declared words, not the padding (see `new`).
-        let size = (self.program.buffers[buffer.0 as usize].words * size_of::<u32>()) as u64;
-        let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("readback"),
-            });
-        encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
-        self.ctx.queue.submit([encoder.finish()]);
+        self.release();
+        let commands = self.record_all(&[], Some(buffer));
+        self.ctx.queue.submit([commands]);
         SUBMITS.fetch_add(1, Ordering::Relaxed);
-        READBACKS.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        self.wait()?;
-        let label = &self.program.buffers[buffer.0 as usize].label;
-        rx.recv()
-            .map_err(|e| ShaderError::Device(format!("reading {label:?}: {e}")))?
-            .map_err(|e| ShaderError::Device(format!("reading {label:?}: {e}")))?;
-        let words = {
-            let view = staging
-                .get_mapped_range(..)
-                .map_err(|e| ShaderError::Device(format!("reading {label:?}: {e}")))?;
-            bytemuck::pod_collect_to_vec::<u8, u32>(&view)
-        };
-        staging.unmap();
-        Ok(words)
+        self.map_staging(buffer)
     }
 
     fn set_uniform(&mut self, op: OpRef, bytes: &[u8]) {
+        self.release();
         let dst = &mut self.program.sequences[op.seq as usize][op.index as usize].uniform;
         assert_eq!(dst.len(), bytes.len(), "uniform size");
         let gpu_op = &mut self.sequences[op.seq as usize][op.index as usize];
@@ -653,20 +740,44 @@ impl Executor for GpuExecutor {
     }
 
     fn run_all(&mut self, seqs: &[SeqId]) -> Result<(), ShaderError> {
-        let mut encoder = self
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
-        for &seq in seqs {
-            crate::program::count_flops(&self.program.sequences[seq.0 as usize]);
-            self.record(&mut encoder, seq);
-        }
-        self.ctx.queue.submit([encoder.finish()]);
+        self.release();
+        // The runs may change the buffer a held copy was made of.
+        self.queued_read = None;
+        let commands = self.record_all(seqs, None);
+        self.ctx.queue.submit([commands]);
         SUBMITS.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
+    fn queue_read(&mut self, seqs: &[SeqId], read: BufferId) -> Result<(), ShaderError> {
+        // Writes made since this executor's last submission ride on the held submission:
+        // wgpu applies a queue's pending writes before the next submission's commands, and
+        // no executor writes another's buffers.
+        let commands = self.record_all(seqs, Some(read));
+        self.ctx
+            .held
+            .lock()
+            .expect("held command buffers")
+            .push(commands);
+        self.holding = true;
+        self.queued_read = Some(read);
+        Ok(())
+    }
+
+    fn collect(&mut self, read: BufferId) -> Result<Vec<u32>, ShaderError> {
+        if self.queued_read != Some(read) {
+            return self.read_words(read);
+        }
+        self.queued_read = None;
+        // Whoever collects first submits every executor's held work; the rest find theirs
+        // submitted already.
+        submit_held(&self.ctx);
+        self.holding = false;
+        self.map_staging(read)
+    }
+
     fn finish(&mut self) -> Result<(), ShaderError> {
+        self.release();
         self.wait()
     }
 }

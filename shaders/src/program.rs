@@ -192,6 +192,20 @@ pub trait Executor {
     fn run_all(&mut self, seqs: &[SeqId]) -> Result<(), ShaderError> {
         seqs.iter().try_for_each(|&seq| self.run(seq))
     }
+    /// Run `seqs`, then make buffer `read` as they left it ready for [`Executor::collect`].
+    /// The GPU records both into one command buffer and holds it back until a collect (of any
+    /// executor on its device) or this executor's next call needs it submitted, so the acting
+    /// step of every network on one device goes in one submission with its action readback.
+    /// The CPU backends run `seqs` now and read at the collect.
+    fn queue_read(&mut self, seqs: &[SeqId], read: BufferId) -> Result<(), ShaderError> {
+        let _ = read;
+        self.run_all(seqs)
+    }
+    /// The words of `read` after the last [`Executor::queue_read`] that named it (what
+    /// [`Executor::read_words`] returns then); submits what this device holds back.
+    fn collect(&mut self, read: BufferId) -> Result<Vec<u32>, ShaderError> {
+        self.read_words(read)
+    }
     /// Wait until everything queued has finished.
     fn finish(&mut self) -> Result<(), ShaderError>;
 }

@@ -16,7 +16,7 @@ use crate::common::{ActMode, NONE, NetState};
 use crate::config::TrainConfig;
 use crate::update::{
     ActAt, EpochScratch, LossSums, act_chunks, act_into_store, actor_critic_spec,
-    adjust_advantages, bootstrap_store, push_argmax, train_stored_epochs,
+    adjust_advantages, bootstrap_store, collect_store_actions, push_argmax, train_stored_epochs,
 };
 use fairground_kernel::rng::Stream;
 use fairground_shaders::ppo::StoreSpec;
@@ -84,6 +84,8 @@ pub struct PolicyNet<E: Executor> {
     /// How many of `slots` came from which environment network, in order.
     pub runs: Vec<(usize, usize)>,
     pub actions: Vec<u32>,
+    /// Whether the last [`Self::act_stored`] left a chunk for [`Self::collect_actions`].
+    acting: bool,
     /// Logits of the last [`Self::act_logits`] (rows x logit width).
     pub logits: Vec<f32>,
     pub logp: Vec<f32>,
@@ -170,6 +172,7 @@ impl<E: Executor> PolicyNet<E> {
             epochs: EpochScratch::default(),
             loss: LossSums::default(),
             transfer_bytes: 0,
+            acting: false,
             shape,
         })
     }
@@ -211,7 +214,9 @@ impl<E: Executor> PolicyNet<E> {
     }
 
     /// Act on the gathered rows into the store rows of [`Self::assign_rows`], keeping
-    /// everything but the actions on the device.
+    /// everything but the actions on the device; the actions are in [`Self::actions`] after
+    /// [`Self::collect_actions`] (on the GPU the last chunk's work is held back until then, so
+    /// call this for every network first).
     pub fn act_stored(&mut self, iteration: u32, step: u32) -> Result<(), ShaderError> {
         debug_assert_eq!(self.dst.len(), self.slots.len(), "assign_rows first");
         self.rows.extend_from_slice(&self.dst);
@@ -223,10 +228,19 @@ impl<E: Executor> PolicyNet<E> {
         self.actions.clear();
         let at = self.act_at(iteration, step);
         let w = self.shape.obs_width;
-        act_into_store(&mut self.ac, at, &self.obs, w, &self.dst, &mut self.actions)?;
+        self.acting = act_into_store(&mut self.ac, at, &self.obs, w, &self.dst, &mut self.actions)?;
         // Observations and store rows up, actions down.
         self.transfer_bytes += (self.dst.len() * (w + 1 + self.components()) * 4) as u64;
         Ok(())
+    }
+
+    /// The actions of the last [`Self::act_stored`], into [`Self::actions`].
+    pub fn collect_actions(&mut self) -> Result<(), ShaderError> {
+        collect_store_actions(
+            &mut self.ac,
+            std::mem::take(&mut self.acting),
+            &mut self.actions,
+        )
     }
 
     /// The reward of this round's decision of every acting slot (`reward[slot]`).

@@ -268,6 +268,8 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         run_nets(&self.pool, &mut self.nets, |_, net| {
             net.act_stored(iteration, t)
         })?;
+        // Apart, so that the GPU gets every network's step as one submission.
+        run_nets(&self.pool, &mut self.nets, |_, net| net.collect_actions())?;
         for net in &self.nets {
             scatter_net(&mut self.env, net);
         }

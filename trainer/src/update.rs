@@ -77,6 +77,9 @@ pub struct ActAt {
 
 /// A rollout step through the device store, chunk by chunk: act on `obs` (rows of `width`),
 /// write each row's outputs into store row `dst[row]`, and append the actions to `actions`.
+/// Every chunk but the last is read back here; the last is left queued (returns whether there
+/// is one) for [`collect_store_actions`], so that on the GPU the last chunks of all networks
+/// go in one submission.
 pub fn act_into_store<E: Executor>(
     ac: &mut ActorCritic<E>,
     at: ActAt,
@@ -84,7 +87,8 @@ pub fn act_into_store<E: Executor>(
     width: usize,
     dst: &[u32],
     actions: &mut Vec<u32>,
-) -> Result<(), ShaderError> {
+) -> Result<bool, ShaderError> {
+    let mut queued = false;
     act_chunks(
         dst.len(),
         at.batch,
@@ -92,6 +96,8 @@ pub fn act_into_store<E: Executor>(
         at.iteration,
         at.step,
         |start, end, key| {
+            // A chunk's inputs overwrite the last one's: read it before.
+            collect_store_actions(ac, std::mem::take(&mut queued), actions)?;
             ac.queue_act_stored(
                 &obs[start * width..end * width],
                 &[],
@@ -99,10 +105,24 @@ pub fn act_into_store<E: Executor>(
                 key,
                 &dst[start..end],
             )?;
-            actions.extend(ac.act_actions()?);
+            queued = true;
             Ok(())
         },
-    )
+    )?;
+    Ok(queued)
+}
+
+/// The actions of the chunk [`act_into_store`] left queued (when `queued`), appended to
+/// `actions`.
+pub fn collect_store_actions<E: Executor>(
+    ac: &mut ActorCritic<E>,
+    queued: bool,
+    actions: &mut Vec<u32>,
+) -> Result<(), ShaderError> {
+    if queued {
+        actions.extend(ac.act_actions()?);
+    }
+    Ok(())
 }
 
 /// The values of `obs` (rows of `width`, after a rollout's last step) stored as the bootstrap

@@ -337,16 +337,18 @@ impl<E: Executor> ActorCritic<E> {
         Self::check("store rows", self.act_rows as usize, dst.len())?;
         self.write_index(dst)?;
         self.set_copy_rows(seq, dst.len() as u32);
-        // Every write is queued before the runs, so the act and its store copy are one
-        // submission on the GPU.
-        self.exec.run_all(&[self.act_seq, seq])
+        // Every write is queued before the runs, so the act, its store copy and the copy of
+        // its actions are one command buffer on the GPU, held back until a collect.
+        self.exec
+            .queue_read(&[self.act_seq, seq], self.bufs.sampled_actions)
     }
 
     /// The actions of the last queued act (rows x components): the only thing a stored
-    /// rollout step reads back.
+    /// rollout step reads back. On the GPU this submits the held acting steps of every network
+    /// on the device (see [`Executor::queue_read`]).
     pub fn act_actions(&mut self) -> Result<Vec<u32>, ShaderError> {
         let n = self.act_rows as usize * self.spec.action_components.len();
-        let mut actions: Vec<u32> = self.exec.read(self.bufs.sampled_actions)?;
+        let mut actions: Vec<u32> = self.exec.collect(self.bufs.sampled_actions)?;
         actions.truncate(n);
         Ok(actions)
     }
