@@ -537,12 +537,12 @@ impl GpuExecutor {
         }
     }
 
-    /// Buffer `buffer`'s staging copy and its size in bytes (the declared words, not the
-    /// padding: see `new`), created at the first use.
-    fn staging(&mut self, buffer: BufferId) -> (&wgpu::Buffer, u64) {
+    /// The size in bytes of `buffer`'s staging copy (the declared words, not the padding: see
+    /// `new`), which is created at the first call.
+    fn make_staging(&mut self, buffer: BufferId) -> u64 {
         let size = (self.program.buffers[buffer.0 as usize].words * size_of::<u32>()) as u64;
         let device = &self.ctx.device;
-        let staging = self.staging[buffer.0 as usize].get_or_insert_with(|| {
+        self.staging[buffer.0 as usize].get_or_insert_with(|| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback"),
                 size,
@@ -550,16 +550,18 @@ impl GpuExecutor {
                 mapped_at_creation: false,
             })
         });
-        (staging, size)
+        size
     }
 
-    /// Map `buffer`'s staging copy (its copy submitted), wait for the device and return its
-    /// words.
-    fn map_staging(&mut self, buffer: BufferId) -> Result<Vec<u32>, ShaderError> {
+    /// Map `buffer`'s staging copy (the copy into it recorded by [`Self::record_all`] and
+    /// submitted), wait for the device and return its words.
+    fn map_staging(&self, buffer: BufferId) -> Result<Vec<u32>, ShaderError> {
         READBACKS.fetch_add(1, Ordering::Relaxed);
-        let label = self.program.buffers[buffer.0 as usize].label.clone();
+        let label = &self.program.buffers[buffer.0 as usize].label;
         let device_error = |e: String| ShaderError::Device(format!("reading {label:?}: {e}"));
-        let (staging, _) = self.staging(buffer);
+        let staging = self.staging[buffer.0 as usize]
+            .as_ref()
+            .expect("made by record_all");
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
@@ -568,9 +570,6 @@ impl GpuExecutor {
         rx.recv()
             .map_err(|e| device_error(e.to_string()))?
             .map_err(|e| device_error(e.to_string()))?;
-        let staging = self.staging[buffer.0 as usize]
-            .as_ref()
-            .expect("made above");
         let words = {
             let view = staging
                 .get_mapped_range(..)
@@ -584,6 +583,7 @@ impl GpuExecutor {
     /// Record `seqs` and, when `read` is given, the copy of that buffer into its staging
     /// buffer, as one command buffer.
     fn record_all(&mut self, seqs: &[SeqId], read: Option<BufferId>) -> wgpu::CommandBuffer {
+        let size = read.map(|buffer| self.make_staging(buffer));
         let mut encoder = self
             .ctx
             .device
@@ -592,10 +592,11 @@ impl GpuExecutor {
             crate::program::count_flops(&self.program.sequences[seq.0 as usize]);
             self.record(&mut encoder, seq);
         }
-        if let Some(buffer) = read {
-            let (staging, size) = self.staging(buffer);
-            let staging = staging.clone();
-            encoder.copy_buffer_to_buffer(&self.buffers[buffer.0 as usize], 0, &staging, 0, size);
+        if let (Some(buffer), Some(size)) = (read, size) {
+            let staging = self.staging[buffer.0 as usize]
+                .as_ref()
+                .expect("made above");
+            encoder.copy_buffer_to_buffer(&self.buffers[buffer.0 as usize], 0, staging, 0, size);
         }
         encoder.finish()
     }
