@@ -14,7 +14,7 @@
 mod common;
 
 use common::{gpu, uniform};
-use fairground_shaders::mlp::{MlpPlacement, MlpSpec};
+use fairground_shaders::mlp::{MlpPlacement, MlpSpec, grad_splits};
 use fairground_shaders::{
     Activation, CpuExecutor, Executor, ExecutorExt, GemmExecutor, GemmPool, GpuExecutor, Program,
 };
@@ -54,10 +54,24 @@ const CASES: &[Case] = &[
     },
 ];
 
+/// Rows per weight-gradient split of a launch of `rows` rows (as `MlpPlacement` lays them out).
+fn rows_per_split(rows: u32) -> u32 {
+    rows.div_ceil(grad_splits(rows)).max(1)
+}
+
+/// Whether every set's rows fill the splits of the packed launch that they fill alone: the
+/// same split size and each set starting on a split boundary, or a single split both times.
+fn splits_align(case: &Case) -> bool {
+    let (alone, packed) = (case.rows, case.rows * case.sets);
+    let single = grad_splits(alone) == 1 && grad_splits(packed) == 1;
+    single
+        || (rows_per_split(alone) == rows_per_split(packed) && alone % rows_per_split(alone) == 0)
+}
+
 /// Every set's forward output (rows x output width, set after set) and, after a backward pass
 /// from fixed output gradients, every set's parameter gradients (set after set): `packed` runs
 /// all sets in one launch, otherwise each set runs alone.
-fn forward<E: Executor>(
+fn run_sets<E: Executor>(
     case: &Case,
     packed: bool,
     make: &impl Fn(Program) -> E,
@@ -93,12 +107,12 @@ fn forward<E: Executor>(
         let input = prog.buffer("x", rows * w_in);
         let p = prog.buffer("params", params.len());
         let groups = prog.buffer("groups", rows);
-        let g = prog.buffer("grads", params.len());
+        let grads_buf = prog.buffer("grads", params.len());
         let d = prog.buffer("dy", rows * w_out);
         let bufs = place.declare_buffers(&mut prog, "net", input, false);
         let seq = prog.sequence();
         place.record_forward(&mut prog, seq, p, groups, &bufs);
-        place.record_backward(&mut prog, seq, p, g, groups, &bufs, d);
+        place.record_backward(&mut prog, seq, p, grads_buf, groups, &bufs, d);
         let ids: Vec<u32> = (first..end).flat_map(|g| vec![g as u32; b]).collect();
         let mut e = make(prog);
         e.write(input, &x[first * b * w_in..end * b * w_in])
@@ -108,7 +122,7 @@ fn forward<E: Executor>(
         e.write(d, &dy[first * b * w_out..end * b * w_out]).unwrap();
         e.run(seq).unwrap();
         out.extend(e.read::<f32>(*bufs.activations.last().unwrap()).unwrap());
-        let launch_grads = e.read::<f32>(g).unwrap();
+        let launch_grads = e.read::<f32>(grads_buf).unwrap();
         let sets = first * set_len..end * set_len;
         grads[sets.clone()].copy_from_slice(&launch_grads[sets]);
     }
@@ -121,8 +135,17 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 fn check<E: Executor>(backend: &str, make: impl Fn(Program) -> E) {
     for case in CASES {
-        let (alone, alone_grads) = forward(case, false, &make);
-        let (packed, packed_grads) = forward(case, true, &make);
+        // The table's premise, so its comments cannot go stale when the split sizes change.
+        assert_eq!(
+            case.splits_align,
+            splits_align(case),
+            "{:?} x {} sets of {} rows: splits_align",
+            case.widths,
+            case.sets,
+            case.rows
+        );
+        let (alone, alone_grads) = run_sets(case, false, &make);
+        let (packed, packed_grads) = run_sets(case, true, &make);
         assert_eq!(alone.len(), packed.len());
         assert!(alone.iter().all(|v| v.is_finite()), "{backend}: finite");
         assert!(
