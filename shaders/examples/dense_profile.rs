@@ -89,11 +89,7 @@ fn main() -> anyhow_free::Result {
         output_activation: Activation::Identity,
         group_count: 1,
     };
-    let mlp = MlpPlacement {
-        spec: spec.clone(),
-        param_offset: 0,
-        rows: ROWS,
-    };
+    let mlp = MlpPlacement::new(spec.clone(), 0, ROWS);
     let input = program.buffer("mlp.x", (ROWS * 10) as usize);
     let mlp_params = program.buffer("mlp.params", spec.param_len() as usize);
     let mlp_grads = program.buffer("mlp.grads", spec.param_len() as usize);

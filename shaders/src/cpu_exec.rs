@@ -204,7 +204,7 @@ pub(crate) fn run_twin(op: &Op, bufs: &[Vec<u32>], ids: &[usize], taken: &mut [V
         }
         Kernel::AdamBegin => {
             let state: &mut [AdamState] = cast_slice_mut(&mut taken[0]);
-            cpu::adam_begin(&uni(u), &mut state[0])
+            cpu::adam_begin(&uni(u), state)
         }
         Kernel::AdamUpdate => {
             let state: &[AdamState] = cast_slice(b(0));
@@ -212,15 +212,7 @@ pub(crate) fn run_twin(op: &Op, bufs: &[Vec<u32>], ids: &[usize], taken: &mut [V
             let [params, m1, m2] = &mut taken[..] else {
                 unreachable!("adam_update writes three buffers")
             };
-            cpu::adam_update(
-                &uni(u),
-                &state[0],
-                &norm[0],
-                fm(params),
-                f(b(3)),
-                fm(m1),
-                fm(m2),
-            )
+            cpu::adam_update(&uni(u), state, norm, fm(params), f(b(3)), fm(m1), fm(m2))
         }
         Kernel::GradAccumulate => {
             let [grads, acc] = &mut taken[..] else {

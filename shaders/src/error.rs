@@ -77,6 +77,10 @@ pub enum ShaderError {
     StoreRows { rows: usize, batch: usize },
     #[error("apply_accumulated needs an actor-critic built with PpoHyper::accumulate")]
     NotAccumulating,
+    /// A packed actor-critic's shape or call that packing cannot keep bit-identical to the
+    /// sets alone: the field and what is allowed.
+    #[error("packed actor-critic: {0}")]
+    Packing(String),
     #[error("GPU device error: {0}")]
     Device(String),
 }

@@ -7,7 +7,7 @@
 
 use crate::device::{GpuContext, SUBGROUP_KERNELS};
 use crate::error::ShaderError;
-use crate::layout::{DenseParams, GaeParams, HeadParams, ReduceParams};
+use crate::layout::{AdamParams, DenseParams, GaeParams, HeadParams, ReduceParams};
 use crate::mlp::{act_grad_threads, tiled_threads};
 use crate::program::{BufferId, Executor, OpRef, Program, RowLayout, SeqId};
 use crate::registry::Kernel;
@@ -133,6 +133,11 @@ fn chunk_uniform(kernel: Kernel, base: &[u8], row0: u32, cap: u32) -> (Vec<u8>, 
     let rows = total.saturating_sub(row0).min(cap);
     write_u32(&mut bytes, 0, rows);
     match kernel {
+        Kernel::AdamUpdate => {
+            let at = std::mem::offset_of!(AdamParams, param_base);
+            write_u32(&mut bytes, at, read_u32(base, at).wrapping_add(row0));
+            (bytes, rows > 0)
+        }
         Kernel::HeadSample | Kernel::HeadEvaluate | Kernel::HeadBackward => {
             let at = std::mem::offset_of!(HeadParams, agent_offset);
             write_u32(&mut bytes, at, read_u32(base, at).wrapping_add(row0));
@@ -415,7 +420,20 @@ impl GpuExecutor {
                         )]
                     }
                     (Some(b), None) => return Err(too_large(b)),
-                    (Some(_), Some(layout)) => {
+                    (Some(b), Some(layout)) => {
+                        // A reduction over a view that starts past its first row (one set of
+                        // a packed network) would read past its chunk's binding: refused.
+                        if op.kernel == Kernel::ReducePartial
+                            && read_u32(
+                                &op.uniform,
+                                std::mem::offset_of!(ReduceParams, value_offset),
+                            ) >= read_u32(
+                                &op.uniform,
+                                std::mem::offset_of!(ReduceParams, value_stride),
+                            )
+                        {
+                            return Err(too_large(b));
+                        }
                         let total = read_u32(&op.uniform, 0);
                         // Bytes per row of each binding; 0: bound whole (not indexed by row, or
                         // smaller than its rows, so not read per row in this launch: e.g. a

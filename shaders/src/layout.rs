@@ -190,9 +190,20 @@ pub struct AdamParams {
     /// the accumulator times `accumulate_scale` into the gradients and clears it.
     pub accumulate_mode: u32,
     pub accumulate_scale: f32,
+    /// Parameters per parameter set of a packed network: parameter i belongs to set
+    /// `(param_base + i) / set_len`, which has its own Adam state and gradient norm (state[set],
+    /// norm_stats[set]). 0: one set (every parameter uses entry 0).
+    pub set_len: u32,
+    /// adam_update: the index of the launch's first parameter (non-zero only when the executor
+    /// splits the parameters into chunks).
+    pub param_base: u32,
+    pub pad0: u32,
+    pub pad1: u32,
 }
 const _: () = {
-    assert!(size_of::<AdamParams>() == 32);
+    assert!(size_of::<AdamParams>() == 48);
+    assert!(offset_of!(AdamParams, set_len) == 32);
+    assert!(offset_of!(AdamParams, param_base) == 36);
     assert!(offset_of!(AdamParams, accumulate_mode) == 24);
     assert!(offset_of!(AdamParams, epsilon) == 16);
     assert!(offset_of!(AdamParams, max_grad_norm) == 20);

@@ -30,8 +30,8 @@ pub use gpu_exec::GpuExecutor;
 pub use mlp::{Activation, MlpSpec};
 pub use peak::{Peak, PeakProbe};
 pub use ppo::{
-    ActOutput, ActorCritic, ActorCriticSpec, LossStats, Minibatch, OptimizerState, PpoHyper,
-    SampleKey,
+    ActOutput, ActorCritic, ActorCriticSpec, LossStats, Minibatch, OptimizerState,
+    PackedActorCritic, PackedRows, Packing, PpoHyper, SampleKey,
 };
 pub use program::{BufferId, Executor, ExecutorExt, Program, SeqId};
 pub use registry::{Family, Kernel};

@@ -160,16 +160,39 @@ pub struct MlpBuffers {
 }
 
 /// An MLP placed in a program: its spec, where its parameters start in the parameter buffer,
-/// and the rows it runs on.
+/// the rows it runs on, and how its weight gradients split those rows.
 #[derive(Clone, Debug)]
 pub struct MlpPlacement {
     pub spec: MlpSpec,
     /// Offset of parameter set 0 in the parameter (and gradient) buffer, in floats.
     pub param_offset: u32,
     pub rows: u32,
+    /// Floats from one parameter set to the next: `spec.set_len()` for an MLP whose sets lie
+    /// side by side; a whole network's length when each set is one network of a packed
+    /// actor-critic (its trunk, policy and value heads contiguous).
+    pub set_stride: u32,
+    /// Row splits of the weight-gradient reduction and rows per split: [`grad_splits`] of
+    /// `rows` and the rows that gives, unless a packed network keeps the splits of each set's
+    /// own batch (see `docs/packing.md`).
+    pub split_count: u32,
+    pub rows_per_split: u32,
 }
 
 impl MlpPlacement {
+    /// `spec` on `rows` rows at `param_offset`, its sets side by side, its weight-gradient
+    /// splits those of `rows`.
+    pub fn new(spec: MlpSpec, param_offset: u32, rows: u32) -> Self {
+        let split_count = grad_splits(rows);
+        Self {
+            set_stride: spec.set_len(),
+            spec,
+            param_offset,
+            rows,
+            split_count,
+            rows_per_split: rows.div_ceil(split_count).max(1),
+        }
+    }
+
     fn dense_params(&self, layer: &LayerShape) -> DenseParams {
         DenseParams {
             rows: self.rows,
@@ -178,10 +201,10 @@ impl MlpPlacement {
             activation: layer.activation as u32,
             weight_offset: self.param_offset + layer.weight_offset,
             bias_offset: self.param_offset + layer.bias_offset,
-            group_stride: self.spec.set_len(),
+            group_stride: self.set_stride,
             group_count: self.spec.group_count,
-            split_count: grad_splits(self.rows),
-            rows_per_split: self.rows.div_ceil(grad_splits(self.rows)).max(1),
+            split_count: self.split_count,
+            rows_per_split: self.rows_per_split,
             accumulate: 0,
             split_base: 0,
         }
@@ -214,7 +237,7 @@ impl MlpPlacement {
             activation_grads.push(Some(program.buffer(format!("{name}.dy{}", l + 1), n)));
             pre_activation_grads.push(program.buffer(format!("{name}.dz{}", l + 1), n));
             partial_words = partial_words.max(
-                grad_splits(self.rows) as usize
+                self.split_count as usize
                     * self.spec.group_count as usize
                     * layer.out_width as usize
                     * (layer.in_width as usize + 1),
@@ -342,7 +365,7 @@ impl MlpPlacement {
                 Kernel::WeightGradPartial,
                 &p,
                 &[bufs.activations[l], dz, group_ids, bufs.partial],
-                tiled_threads(o, i + 1, grad_splits(self.rows) * self.spec.group_count),
+                tiled_threads(o, i + 1, self.split_count * self.spec.group_count),
                 &[i, o, 1, 0],
             );
             program.push(

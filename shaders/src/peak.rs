@@ -42,11 +42,7 @@ impl PeakProbe {
             output_activation: Activation::Identity,
             group_count: 1,
         };
-        let place = MlpPlacement {
-            param_offset: 0,
-            rows,
-            spec,
-        };
+        let place = MlpPlacement::new(spec, 0, rows);
         let input = program.buffer("peak.x", (rows * inputs) as usize);
         let params = program.buffer("peak.params", place.spec.param_len() as usize);
         let groups = program.buffer("peak.group", rows as usize);

@@ -34,11 +34,7 @@ fn check_chunked_mlp(rows: u32, widths: &[u32], groups: u32) {
         output_activation: Activation::Tanh,
         group_count: groups,
     };
-    let place = MlpPlacement {
-        spec: spec.clone(),
-        param_offset: 3,
-        rows,
-    };
+    let place = MlpPlacement::new(spec.clone(), 3, rows);
     let n = rows as usize;
     let mut prog = Program::new();
     let input = prog.buffer("x", n * spec.input_width() as usize);
@@ -463,6 +459,7 @@ fn adam_over_oversized_parameters_runs_in_chunks_bit_identical() {
         max_grad_norm: 0.5,
         accumulate_mode: 0,
         accumulate_scale: 0.0,
+        ..AdamParams::default()
     };
     let seq = prog.sequence();
     for _ in 0..2 {
@@ -493,5 +490,97 @@ fn adam_over_oversized_parameters_runs_in_chunks_bit_identical() {
         // As adam_with_gradient_clipping_matches_the_cpu_twin: sqrt and division may be a few
         // ulps off on the GPU; a step is ~lr = 1e-3, so 1e-6 absolute is ~1e-3 of a step.
         assert_close(&what, &c, &cpu.read::<f32>(buf).unwrap(), 1e-6, 1e-5);
+    }
+}
+
+#[test]
+fn packed_adam_over_oversized_parameters_keeps_each_sets_norm_in_chunks() {
+    // A packed network's Adam: 3 sets of 100_000 parameters (1.2 MB per buffer), each set
+    // clipped by its own norm (given, as the per-set reductions would leave it), two steps.
+    // Chunks of parameters must still find each parameter's set.
+    let (sets, set_len) = (3u32, 100_000u32);
+    let count = sets * set_len;
+    let name = "chunked packed adam";
+    let n = count as usize;
+    let mut prog = Program::new();
+    let params = prog.buffer("params", n);
+    let grads = prog.buffer("grads", n);
+    let m1 = prog.buffer("m1", n);
+    let m2 = prog.buffer("m2", n);
+    let state = prog.buffer("state", 4 * sets as usize);
+    let norm = prog.buffer("norm", 4 * sets as usize);
+    let ap = AdamParams {
+        param_count: count,
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+        max_grad_norm: 0.5,
+        set_len,
+        ..AdamParams::default()
+    };
+    let seq = prog.sequence();
+    for _ in 0..2 {
+        prog.push(seq, Kernel::AdamBegin, &ap, &[state], 1);
+        record_adam_update(&mut prog, seq, &ap, state, norm, params, grads, m1, m2);
+    }
+    let p0 = uniform(60, n, -1.0, 1.0);
+    let gr = uniform(61, n, -0.1, 0.1);
+    // Squared norms 1, 4 and 9: clip factors 0.5, 0.25 and 1/6.
+    let norms: Vec<GroupStats> = (1..=sets)
+        .map(|k| GroupStats {
+            sum: (k * k) as f32,
+            count: set_len,
+            mean: 0.0,
+            variance: 0.0,
+        })
+        .collect();
+    let initial = vec![AdamState::INITIAL; sets as usize];
+    let Some((mut ch, mut wh, mut cpu)) = chunked_unchunked_cpu(name, prog, seq, |e| {
+        e.write(params, &p0).unwrap();
+        e.write(grads, &gr).unwrap();
+        e.write(norm, &norms).unwrap();
+        e.write(state, &initial).unwrap();
+    }) else {
+        return;
+    };
+    let states: Vec<AdamState> = ch.read(state).unwrap();
+    assert!(
+        states.iter().all(|s| s.step == 2),
+        "{name}: every set stepped"
+    );
+    for (label, buf) in [("params", params), ("m1", m1), ("m2", m2)] {
+        let what = format!("{name}: {label}");
+        let c = ch.read::<f32>(buf).unwrap();
+        assert_bits(&what, &c, &wh.read::<f32>(buf).unwrap());
+        assert_close(&what, &c, &cpu.read::<f32>(buf).unwrap(), 1e-6, 1e-5);
+    }
+}
+
+#[test]
+fn a_reduction_over_a_view_past_its_first_row_is_not_chunked() {
+    // One set's gradient norm in a packed network reads a view at value_offset; a chunk's
+    // binding would not hold it, so the launch is refused instead of reading past it.
+    let Some(ctx) = gpu_small_bindings("reduction view refused") else {
+        return;
+    };
+    let n = 400_000usize;
+    let mut prog = Program::new();
+    let grads = prog.buffer("grads", n);
+    let partial = prog.buffer("partial", reduce_partial_words(1));
+    let norm = prog.buffer("norm", 8);
+    let dummy = prog.buffer("dummy_groups", 1);
+    let seq = prog.sequence();
+    let spec = ReduceSpec {
+        mode: ReduceMode::Square,
+        value_offset: 200_000,
+        output_offset: 1,
+        ..ReduceSpec::plain(200_000)
+    };
+    record_group_reduce(&mut prog, seq, spec, grads, dummy, norm, partial, norm);
+    match GpuExecutor::new(ctx, prog) {
+        Err(ShaderError::BufferTooLarge { label, .. }) => assert_eq!(label, "grads"),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a chunked view reduction was accepted"),
     }
 }

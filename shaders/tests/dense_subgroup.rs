@@ -66,11 +66,7 @@ fn check_mlp(ctx: Arc<GpuContext>, what: &str, rows: u32, widths: &[u32], offset
         output_activation: Activation::Tanh,
         group_count: 1,
     };
-    let place = MlpPlacement {
-        spec: spec.clone(),
-        param_offset: offset,
-        rows,
-    };
+    let place = MlpPlacement::new(spec.clone(), offset, rows);
     let n = rows as usize;
     let mut prog = Program::new();
     let input = prog.buffer("x", n * spec.input_width() as usize);

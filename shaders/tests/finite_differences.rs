@@ -90,11 +90,7 @@ fn mlp_backward_matches_finite_differences() {
             output_activation: Activation::Tanh,
             group_count: groups,
         };
-        let place = MlpPlacement {
-            spec: spec.clone(),
-            param_offset: 0,
-            rows: rows as u32,
-        };
+        let place = MlpPlacement::new(spec.clone(), 0, rows as u32);
         let mut prog = Program::new();
         let x = prog.buffer("x", rows * widths[0] as usize);
         let params = prog.buffer("params", spec.param_len() as usize);

@@ -48,11 +48,7 @@ fn run_mlp<E: Executor>(case: &MlpCase, make: impl Fn(Program) -> E) -> Out {
         output_activation: Activation::Tanh,
         group_count: case.groups,
     };
-    let place = MlpPlacement {
-        spec: spec.clone(),
-        param_offset: 3,
-        rows: case.rows,
-    };
+    let place = MlpPlacement::new(spec.clone(), 3, case.rows);
     let rows = case.rows as usize;
     let mut prog = Program::new();
     let input = prog.buffer("x", rows * spec.input_width() as usize);

@@ -59,11 +59,8 @@ fn check_mlp(case: &MlpCase) {
         output_activation: Activation::Tanh,
         group_count: case.groups,
     };
-    let place = MlpPlacement {
-        spec: spec.clone(),
-        param_offset: 3, // a non-zero offset, as for the value net after the policy net
-        rows: case.rows,
-    };
+    // A non-zero offset, as for the value net after the policy net.
+    let place = MlpPlacement::new(spec.clone(), 3, case.rows);
     let rows = case.rows as usize;
     let mut prog = Program::new();
     let input = prog.buffer("x", rows * spec.input_width() as usize);
@@ -620,17 +617,25 @@ fn check_ppo_loss(rows: u32, clip_vloss: u32, pairwise: u32) {
 
 #[test]
 fn adam_with_gradient_clipping_matches_the_cpu_twin() {
-    for (count, max_norm) in [(1u32, 0.0f32), (1000, 0.5), (65537, 1.0)] {
-        let name = format!("adam params {count} max_grad_norm {max_norm}");
+    // (parameters, max_grad_norm, parameter sets): the last is a packed network's Adam, each
+    // set clipped by its own norm (its gradients scaled so the clip binds differently).
+    for (count, max_norm, sets) in [
+        (1u32, 0.0f32, 1u32),
+        (1000, 0.5, 1),
+        (65537, 1.0, 1),
+        (3000, 0.3, 3),
+    ] {
+        let name = format!("adam params {count} max_grad_norm {max_norm} sets {sets}");
         let n = count as usize;
+        let set_len = count / sets;
         let mut prog = Program::new();
         let params = prog.buffer("params", n);
         let grads = prog.buffer("grads", n);
         let m1 = prog.buffer("m1", n);
         let m2 = prog.buffer("m2", n);
-        let state = prog.buffer("state", 4);
+        let state = prog.buffer("state", 4 * sets as usize);
         let partial = prog.buffer("partial", reduce_partial_words(1));
-        let norm = prog.buffer("norm", 4);
+        let norm = prog.buffer("norm", 4 * sets as usize);
         let dummy = prog.buffer("dummy_groups", 1);
         let ap = AdamParams {
             param_count: count,
@@ -641,26 +646,37 @@ fn adam_with_gradient_clipping_matches_the_cpu_twin() {
             max_grad_norm: max_norm,
             accumulate_mode: 0,
             accumulate_scale: 0.0,
+            set_len: if sets > 1 { set_len } else { 0 },
+            ..AdamParams::default()
         };
         let seq = prog.sequence();
         for _ in 0..3 {
             prog.push(seq, Kernel::AdamBegin, &ap, &[state], 1);
-            let spec = ReduceSpec {
-                mode: ReduceMode::Square,
-                ..ReduceSpec::plain(count)
-            };
-            record_group_reduce(&mut prog, seq, spec, grads, dummy, norm, partial, norm);
+            for set in 0..sets {
+                let spec = ReduceSpec {
+                    mode: ReduceMode::Square,
+                    value_offset: set * set_len,
+                    output_offset: set,
+                    ..ReduceSpec::plain(set_len)
+                };
+                record_group_reduce(&mut prog, seq, spec, grads, dummy, norm, partial, norm);
+            }
             record_adam_update(&mut prog, seq, &ap, state, norm, params, grads, m1, m2);
         }
         let p0 = uniform(50, n, -1.0, 1.0);
-        let gr = uniform(51, n, -0.1, 0.1);
+        let gr: Vec<f32> = uniform(51, n, -0.1, 0.1)
+            .iter()
+            .enumerate()
+            .map(|(i, g)| g * (1 + i / set_len as usize) as f32)
+            .collect();
+        let initial = vec![AdamState::INITIAL; sets as usize];
         let Some((mut g, mut c)) = both(
             &name,
             prog,
             |e| {
                 e.write(params, &p0).unwrap();
                 e.write(grads, &gr).unwrap();
-                e.write(state, &[AdamState::INITIAL]).unwrap();
+                e.write(state, &initial).unwrap();
             },
             seq,
         ) else {
@@ -668,10 +684,17 @@ fn adam_with_gradient_clipping_matches_the_cpu_twin() {
         };
         let gs: Vec<AdamState> = g.read(state).unwrap();
         let cs: Vec<AdamState> = c.read(state).unwrap();
-        assert_eq!(
-            gs[0], cs[0],
-            "{name}: running powers are exact f32 products"
-        );
+        assert_eq!(gs, cs, "{name}: running powers are exact f32 products");
+        assert!(gs.iter().all(|s| s.step == 3), "{name}: every set stepped");
+        if sets > 1 {
+            // The clip binds differently in each set, and so moves each set differently.
+            let cn: Vec<GroupStats> = c.read(norm).unwrap();
+            let norms: Vec<f32> = cn.iter().map(|s| s.sum.sqrt()).collect();
+            assert!(
+                norms.iter().all(|&v| v > max_norm) && norms[0] < norms[1],
+                "{name}: each set's own norm, clipped: {norms:?}"
+            );
+        }
         // sqrt and division may be a few ulps off on the GPU; each step moves a parameter by
         // about lr = 1e-3, so 1e-6 absolute is ~1e-3 of a step.
         assert_close(

@@ -98,11 +98,7 @@ fn run_sets<E: Executor>(
     let mut out = Vec::new();
     for (first, end) in launches {
         let rows = (end - first) * b;
-        let place = MlpPlacement {
-            spec: spec.clone(),
-            param_offset: 0,
-            rows: rows as u32,
-        };
+        let place = MlpPlacement::new(spec.clone(), 0, rows as u32);
         let mut prog = Program::new();
         let input = prog.buffer("x", rows * w_in);
         let p = prog.buffer("params", params.len());

@@ -6,6 +6,9 @@
 //     max_grad_norm > 0, where norm = sqrt(norm_stats.sum) comes from group_reduce (mode 2);
 //     m = beta1 m + (1 - beta1) g; v = beta2 v + (1 - beta2) g^2;
 //     param -= lr * (m / (1 - beta1_pow)) / (sqrt(v / (1 - beta2_pow)) + epsilon)
+//   Packed networks (set_len > 0): parameter i belongs to set (param_base + i) / set_len, and
+//     each set has its own state (adam_begin advances param_count / set_len of them) and its
+//     own gradient norm norm_stats[set], so each set steps exactly as it would alone.
 //   grad_accumulate (one per parameter): mode 0: acc += grad (a minibatch's gradients kept for
 //     one later step); mode 1: grad = acc * scale, acc = 0 (the mean over the minibatches, for
 //     the one Adam step that follows). Each parameter sums in minibatch order: deterministic.
@@ -19,6 +22,10 @@ struct AdamParams {
     max_grad_norm: f32,
     accumulate_mode: u32,
     accumulate_scale: f32,
+    set_len: u32,
+    param_base: u32,
+    pad0: u32,
+    pad1: u32,
 }
 
 struct AdamState {
@@ -51,11 +58,25 @@ struct GroupStats {
 
 @compute @workgroup_size(1)
 fn adam_begin() {
-    var s = begin_state[0];
-    s.step = s.step + 1u;
-    s.beta1_pow = s.beta1_pow * p.beta1;
-    s.beta2_pow = s.beta2_pow * p.beta2;
-    begin_state[0] = s;
+    var sets = 1u;
+    if p.set_len > 0u {
+        sets = p.param_count / p.set_len;
+    }
+    for (var k = 0u; k < sets; k = k + 1u) {
+        var s = begin_state[k];
+        s.step = s.step + 1u;
+        s.beta1_pow = s.beta1_pow * p.beta1;
+        s.beta2_pow = s.beta2_pow * p.beta2;
+        begin_state[k] = s;
+    }
+}
+
+// The parameter set of parameter i of this launch.
+fn set_of(i: u32) -> u32 {
+    if p.set_len == 0u {
+        return 0u;
+    }
+    return (p.param_base + i) / p.set_len;
 }
 
 @compute @workgroup_size(64)
@@ -68,9 +89,10 @@ fn adam_update(
     if i >= p.param_count {
         return;
     }
+    let k = set_of(i);
     var clip = 1.0;
     if p.max_grad_norm > 0.0 {
-        let norm = sqrt(norm_stats[0].sum);
+        let norm = sqrt(norm_stats[k].sum);
         clip = min(1.0, p.max_grad_norm / (norm + 1e-6));
     }
     let g = grads[i] * clip;
@@ -78,7 +100,7 @@ fn adam_update(
     let v = p.beta2 * moment2[i] + (1.0 - p.beta2) * g * g;
     moment1[i] = m;
     moment2[i] = v;
-    let s = state[0];
+    let s = state[k];
     let m_hat = m / (1.0 - s.beta1_pow);
     let v_hat = v / (1.0 - s.beta2_pow);
     params[i] = params[i] - p.lr * m_hat / (sqrt(v_hat) + p.epsilon);

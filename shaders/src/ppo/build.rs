@@ -100,10 +100,10 @@ pub(super) struct Declared {
 
 /// The trunk (optional), the policy head and the value head, placed on `batch` rows at their
 /// offsets in the parameters.
-struct Nets {
-    trunk: Option<MlpPlacement>,
-    policy: MlpPlacement,
-    value: MlpPlacement,
+pub(super) struct Nets {
+    pub(super) trunk: Option<MlpPlacement>,
+    pub(super) policy: MlpPlacement,
+    pub(super) value: MlpPlacement,
 }
 
 impl Nets {
@@ -111,21 +111,11 @@ impl Nets {
         let rows = spec.batch;
         let [trunk_offset, policy_offset, value_offset] = spec.param_offsets();
         Self {
-            trunk: spec.trunk().map(|t| MlpPlacement {
-                spec: t,
-                param_offset: trunk_offset,
-                rows,
-            }),
-            policy: MlpPlacement {
-                spec: spec.policy(),
-                param_offset: policy_offset,
-                rows,
-            },
-            value: MlpPlacement {
-                spec: spec.value(),
-                param_offset: value_offset,
-                rows,
-            },
+            trunk: spec
+                .trunk()
+                .map(|t| MlpPlacement::new(t, trunk_offset, rows)),
+            policy: MlpPlacement::new(spec.policy(), policy_offset, rows),
+            value: MlpPlacement::new(spec.value(), value_offset, rows),
         }
     }
 }
@@ -139,7 +129,12 @@ pub(super) fn declare(
 ) -> Declared {
     let nets = Nets::place(spec);
     let mut prog = Program::new();
-    let bufs = declare_buffers(&mut prog, spec, &nets, hyper.accumulate);
+    let sizes = BufferSizes {
+        rows: spec.batch as usize,
+        params: spec.param_len() as usize,
+        sets: 1,
+    };
+    let bufs = declare_buffers(&mut prog, spec, &nets, hyper.accumulate, sizes);
     let head = head_params(spec);
     let (act_seq, sample_op) = record_act(&mut prog, &nets, &bufs, &head);
 
@@ -153,15 +148,15 @@ pub(super) fn declare(
         record_accumulate(&mut prog, train_seq, &bufs, spec.param_len(), 0, 0.0);
         let seq = prog.sequence();
         let op = record_accumulate(&mut prog, seq, &bufs, spec.param_len(), 1, 1.0);
-        record_adam(&mut prog, seq, &bufs, hyper, spec.param_len());
+        record_adam(&mut prog, seq, &bufs, hyper, spec.param_len(), 1);
         Some((seq, op))
     } else {
-        record_adam(&mut prog, train_seq, &bufs, hyper, spec.param_len());
+        record_adam(&mut prog, train_seq, &bufs, hyper, spec.param_len(), 1);
         None
     };
     // Launches over parameters, not rows: their uniforms never follow a call's rows.
     let param_ops = adam_start..prog.ops(train_seq).len();
-    record_stats(&mut prog, train_seq, &bufs, spec.batch);
+    record_stats(&mut prog, train_seq, &bufs, spec.batch, 1, 0);
 
     let store = store.map(|st| declare_store(&mut prog, spec, &bufs, train_seq, st));
     let row_ops = row_ops(&prog, act_seq, train_seq, param_ops, store.as_ref());
@@ -178,18 +173,30 @@ pub(super) fn declare(
     }
 }
 
+/// How large the buffers of [`declare_buffers`] are: rows per launch at most, parameter floats,
+/// and parameter sets (a packed network's; each has its Adam state, gradient norm and loss
+/// statistics).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct BufferSizes {
+    pub(super) rows: usize,
+    pub(super) params: usize,
+    pub(super) sets: usize,
+}
+
 /// Declare the networks' activations and gradients, then the rows' inputs, outputs and
 /// scratch, the parameters and Adam's state.
-fn declare_buffers(
+pub(super) fn declare_buffers(
     prog: &mut Program,
     spec: &ActorCriticSpec,
     nets: &Nets,
     accumulate: bool,
+    sizes: BufferSizes,
 ) -> Buffers {
-    let n = spec.batch as usize;
+    let n = sizes.rows;
     let n_comp = spec.action_components.len();
     let logit_width = spec.logit_width() as usize;
-    let param_len = spec.param_len() as usize;
+    let param_len = sizes.params;
+    let sets = sizes.sets;
     let obs = prog.buffer("obs", n * spec.obs_width as usize);
     let trunk = nets
         .trunk
@@ -206,7 +213,7 @@ fn declare_buffers(
         .declare_buffers(prog, "policy", head_input, with_trunk);
     let mut value = nets.value.declare_buffers(prog, "value", head_input, false);
     value.activation_grads[0] = policy.activation_grads[0];
-    let stats_words = 5 * size_of::<GroupStats>() / 4;
+    let stats_words = 5 * sets * size_of::<GroupStats>() / 4;
     Buffers {
         obs,
         group_ids: prog.buffer("group_ids", n),
@@ -230,9 +237,9 @@ fn declare_buffers(
         logit_extra: prog.buffer("logit_extra", n * logit_width),
         moment1: prog.buffer("moment1", param_len),
         moment2: prog.buffer("moment2", param_len),
-        adam_state: prog.buffer("adam_state", size_of::<AdamState>() / 4),
+        adam_state: prog.buffer("adam_state", sets * size_of::<AdamState>() / 4),
         norm_partial: prog.buffer("norm_partial", reduce_partial_words(1)),
-        norm_stats: prog.buffer("norm_stats", size_of::<GroupStats>() / 4),
+        norm_stats: prog.buffer("norm_stats", sets * size_of::<GroupStats>() / 4),
         stats_partial: prog.buffer("stats_partial", reduce_partial_words(1)),
         stats: prog.buffer("stats", stats_words),
         trunk,
@@ -242,7 +249,7 @@ fn declare_buffers(
 }
 
 /// The head's uniform for `batch` rows (sampling keys are set per act).
-fn head_params(spec: &ActorCriticSpec) -> HeadParams {
+pub(super) fn head_params(spec: &ActorCriticSpec) -> HeadParams {
     HeadParams {
         rows: spec.batch,
         logit_width: spec.logit_width(),
@@ -272,7 +279,7 @@ fn record_forward(prog: &mut Program, seq: SeqId, nets: &Nets, bufs: &Buffers) {
 }
 
 /// The act sequence: forward, then sample. Returns it with its sampling launch.
-fn record_act(
+pub(super) fn record_act(
     prog: &mut Program,
     nets: &Nets,
     bufs: &Buffers,
@@ -298,7 +305,7 @@ fn record_act(
 }
 
 /// Training, first stage: forward, then the log-probability and entropy of the stored actions.
-fn record_train_forward(
+pub(super) fn record_train_forward(
     prog: &mut Program,
     seq: SeqId,
     nets: &Nets,
@@ -324,7 +331,13 @@ fn record_train_forward(
 
 /// Training: the clipped PPO loss per row, its gradients with respect to the new
 /// log-probability, entropy and value, and the four loss terms the statistics reduce.
-fn record_loss(prog: &mut Program, seq: SeqId, bufs: &Buffers, hyper: &PpoHyper, rows: u32) {
+pub(super) fn record_loss(
+    prog: &mut Program,
+    seq: SeqId,
+    bufs: &Buffers,
+    hyper: &PpoHyper,
+    rows: u32,
+) {
     let loss = LossParams {
         rows,
         clip_coef: hyper.clip_coef,
@@ -358,7 +371,13 @@ fn record_loss(prog: &mut Program, seq: SeqId, bufs: &Buffers, hyper: &PpoHyper,
 
 /// Training: backward through the head, the policy head, the value head (its input gradient
 /// added to the policy head's when they share a trunk), then the trunk.
-fn record_backward(prog: &mut Program, seq: SeqId, nets: &Nets, bufs: &Buffers, head: &HeadParams) {
+pub(super) fn record_backward(
+    prog: &mut Program,
+    seq: SeqId,
+    nets: &Nets,
+    bufs: &Buffers,
+    head: &HeadParams,
+) {
     let logit_grad = bufs.logit_grad();
     let lw = head.logit_width;
     let [logits_w, masks_w, comps_w, actions_w, policy_w] = head_words(head);
@@ -398,34 +417,47 @@ fn record_backward(prog: &mut Program, seq: SeqId, nets: &Nets, bufs: &Buffers, 
 }
 
 /// Training: one Adam step over all parameters, after the gradient-norm reduction when
-/// gradients are clipped.
-fn record_adam(prog: &mut Program, seq: SeqId, bufs: &Buffers, hyper: &PpoHyper, params: u32) {
+/// gradients are clipped. A packed network (`sets` > 1 sets of `set_len` parameters each, side
+/// by side) reduces each set's gradient norm on its own, exactly as the set alone would, and
+/// each set steps with its own norm and state.
+pub(super) fn record_adam(
+    prog: &mut Program,
+    seq: SeqId,
+    bufs: &Buffers,
+    hyper: &PpoHyper,
+    set_len: u32,
+    sets: u32,
+) {
     let adam = AdamParams {
-        param_count: params,
+        param_count: set_len * sets,
         lr: hyper.lr,
         beta1: hyper.beta1,
         beta2: hyper.beta2,
         epsilon: hyper.epsilon,
         max_grad_norm: hyper.max_grad_norm,
-        accumulate_mode: 0,
-        accumulate_scale: 0.0,
+        set_len: if sets > 1 { set_len } else { 0 },
+        ..AdamParams::default()
     };
     prog.push(seq, Kernel::AdamBegin, &adam, &[bufs.adam_state], 1);
     if hyper.max_grad_norm > 0.0 {
-        let norm = ReduceSpec {
-            mode: ReduceMode::Square,
-            ..ReduceSpec::plain(params)
-        };
-        record_group_reduce(
-            prog,
-            seq,
-            norm,
-            bufs.grads,
-            bufs.group_ids,
-            bufs.norm_stats,
-            bufs.norm_partial,
-            bufs.norm_stats,
-        );
+        for set in 0..sets {
+            let norm = ReduceSpec {
+                mode: ReduceMode::Square,
+                value_offset: set * set_len,
+                output_offset: set,
+                ..ReduceSpec::plain(set_len)
+            };
+            record_group_reduce(
+                prog,
+                seq,
+                norm,
+                bufs.grads,
+                bufs.group_ids,
+                bufs.norm_stats,
+                bufs.norm_partial,
+                bufs.norm_stats,
+            );
+        }
     }
     record_adam_update(
         prog,
@@ -442,7 +474,7 @@ fn record_adam(prog: &mut Program, seq: SeqId, bufs: &Buffers, hyper: &PpoHyper,
 
 /// A gradient-accumulator launch over the parameters: mode 0 adds the gradients to the sum,
 /// mode 1 writes the sum times `scale` into the gradients and clears it.
-fn record_accumulate(
+pub(super) fn record_accumulate(
     prog: &mut Program,
     seq: SeqId,
     bufs: &Buffers,
@@ -467,34 +499,45 @@ fn record_accumulate(
 }
 
 /// Training, last stage: the minibatch means of the policy loss, value loss, approximate KL
-/// and clip fraction (the loss terms) and of the entropy, in that order in `stats`.
-fn record_stats(prog: &mut Program, seq: SeqId, bufs: &Buffers, rows: u32) {
-    for (slot, (values, stride, offset)) in [
-        (bufs.terms, 4, 0),
-        (bufs.terms, 4, 1),
-        (bufs.terms, 4, 2),
-        (bufs.terms, 4, 3),
-        (bufs.policy_new, 2, 1),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let s = ReduceSpec {
-            value_stride: stride,
-            value_offset: offset,
-            output_offset: slot as u32,
-            ..ReduceSpec::plain(rows)
-        };
-        record_group_reduce(
-            prog,
-            seq,
-            s,
-            values,
-            bufs.group_ids,
-            bufs.stats,
-            bufs.stats_partial,
-            bufs.stats,
-        );
+/// and clip fraction (the loss terms) and of the entropy, in that order in `stats`. A packed
+/// network reduces each of its `sets` sets over its own rows (set g's start at row
+/// `g * set_rows`) into `stats[5 g ..]`, with the splits the set alone would use.
+pub(super) fn record_stats(
+    prog: &mut Program,
+    seq: SeqId,
+    bufs: &Buffers,
+    rows: u32,
+    sets: u32,
+    set_rows: u32,
+) {
+    for set in 0..sets {
+        for (slot, (values, stride, offset)) in [
+            (bufs.terms, 4, 0),
+            (bufs.terms, 4, 1),
+            (bufs.terms, 4, 2),
+            (bufs.terms, 4, 3),
+            (bufs.policy_new, 2, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let s = ReduceSpec {
+                value_stride: stride,
+                value_offset: set * set_rows * stride + offset,
+                output_offset: set * 5 + slot as u32,
+                ..ReduceSpec::plain(rows)
+            };
+            record_group_reduce(
+                prog,
+                seq,
+                s,
+                values,
+                bufs.group_ids,
+                bufs.stats,
+                bufs.stats_partial,
+                bufs.stats,
+            );
+        }
     }
 }
 

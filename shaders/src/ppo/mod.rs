@@ -11,14 +11,18 @@
 //! - `record`: recorders reused outside the actor-critic (reductions, Adam, GAE).
 //! - `store`: the on-device rollout store and its calls.
 //! - `adjust`: the per-cell advantage transform over the store (and its cell statistics).
+//! - `packed`: several parameter sets of one spec trained in one program, each keeping the
+//!   bits it has alone ([`PackedActorCritic`]).
 
 mod adjust;
 mod build;
+mod packed;
 mod record;
 mod spec;
 mod store;
 
 pub use adjust::CellStats;
+pub use packed::{PackedActorCritic, PackedRows, Packing};
 pub use record::{
     GaeBuffers, REDUCE_SPLITS, ReduceSpec, record_adam_update, record_group_reduce,
     record_normalize, reduce_partial_words,
