@@ -220,7 +220,7 @@ fn alone<E: Executor>(case: &Case, make: &impl Fn(Program) -> E) -> Vec<(SetStat
                 let d = data(&case.spec, g, i as u32, rows);
                 ac.train_minibatch(&minibatch(&d)).expect("train");
                 if let Some(k) = case.apply_every
-                    && (i as u32 + 1) % k == 0
+                    && (i as u32 + 1).is_multiple_of(k)
                 {
                     ac.apply_accumulated(k).expect("apply");
                 }
@@ -283,7 +283,7 @@ fn train_packed<E: Executor>(case: &Case, ac: &mut PackedActorCritic<E>, from: u
         let mbs: Vec<Minibatch<'_>> = d.iter().map(minibatch).collect();
         ac.train(&mbs).expect("packed train");
         if let Some(k) = case.apply_every
-            && (i as u32 + 1) % k == 0
+            && (i as u32 + 1).is_multiple_of(k)
         {
             ac.apply_accumulated(k).expect("apply");
         }
@@ -436,32 +436,38 @@ fn bad_packings_are_refused_with_one_line() {
         sets: case.sets,
         set_rows: case.set_rows,
     };
-    let e = refuse(case.spec.clone(), case.hyper, Packing { sets: 0, ..ok });
-    assert!(e.contains("sets is 0"), "{e}");
-    let e = refuse(
-        case.spec.clone(),
-        case.hyper,
-        Packing {
-            set_rows: 257,
-            ..ok
-        },
-    );
-    assert!(e.contains("set_rows is 257: allowed 1 to 256"), "{e}");
     let grouped = ActorCriticSpec {
         group_count: 2,
         ..case.spec.clone()
     };
-    assert!(refuse(grouped, case.hyper, ok).contains("group_count is 2"));
     let pairwise = PpoHyper {
         pairwise_ratio: true,
         ..case.hyper
     };
-    assert!(refuse(case.spec.clone(), pairwise, ok).contains("pairwise_ratio"));
-    for e in [refuse(
-        case.spec.clone(),
-        case.hyper,
-        Packing { sets: 0, ..ok },
-    )] {
+    let refusals = [
+        (
+            refuse(case.spec.clone(), case.hyper, Packing { sets: 0, ..ok }),
+            "sets is 0: allowed 1 or more",
+        ),
+        (
+            refuse(
+                case.spec.clone(),
+                case.hyper,
+                Packing {
+                    set_rows: 257,
+                    ..ok
+                },
+            ),
+            "set_rows is 257: allowed 1 to 256",
+        ),
+        (refuse(grouped, case.hyper, ok), "group_count is 2"),
+        (
+            refuse(case.spec.clone(), pairwise, ok),
+            "pairwise_ratio is on",
+        ),
+    ];
+    for (e, want) in refusals {
+        assert!(e.contains(want), "{e}");
         assert!(!e.contains('\n'), "one line: {e}");
     }
     // Minibatches of different sizes in one call.
