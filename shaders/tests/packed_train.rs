@@ -17,7 +17,8 @@ mod common;
 use common::{gpu, integers, uniform};
 use fairground_shaders::{
     Activation, ActorCritic, ActorCriticSpec, CpuExecutor, Executor, GemmExecutor, GemmPool,
-    GpuExecutor, Minibatch, PackedActorCritic, Packing, PpoHyper, Program, SampleKey,
+    GpuExecutor, LossStats, Minibatch, OptimizerState, PackedActorCritic, Packing, PpoHyper,
+    Program, SampleKey,
 };
 
 struct Case {
@@ -187,6 +188,23 @@ struct SetState {
     loss: [u32; 5],
 }
 
+impl SetState {
+    fn new(params: &[f32], grads: &[f32], o: &OptimizerState, loss: &LossStats) -> Self {
+        Self {
+            params: bits(params),
+            grads: bits(grads),
+            moment1: bits(&o.moment1),
+            moment2: bits(&o.moment2),
+            adam: (
+                o.adam.step,
+                o.adam.beta1_pow.to_bits(),
+                o.adam.beta2_pow.to_bits(),
+            ),
+            loss: loss_bits(loss),
+        }
+    }
+}
+
 fn key(set: u32) -> SampleKey {
     SampleKey {
         seed: 0x5EED_0000 + u64::from(set),
@@ -225,20 +243,12 @@ fn alone<E: Executor>(case: &Case, make: &impl Fn(Program) -> E) -> Vec<(SetStat
                     ac.apply_accumulated(k).expect("apply");
                 }
             }
-            let s = ac.loss_stats().expect("stats");
-            let o = ac.optimizer_state().expect("state");
-            let state = SetState {
-                params: bits(&ac.params().expect("params")),
-                grads: bits(&ac.grads().expect("grads")),
-                moment1: bits(&o.moment1),
-                moment2: bits(&o.moment2),
-                adam: (
-                    o.adam.step,
-                    o.adam.beta1_pow.to_bits(),
-                    o.adam.beta2_pow.to_bits(),
-                ),
-                loss: loss_bits(&s),
-            };
+            let state = SetState::new(
+                &ac.params().expect("params"),
+                &ac.grads().expect("grads"),
+                &ac.optimizer_state().expect("state"),
+                &ac.loss_stats().expect("stats"),
+            );
             (state, acted)
         })
         .collect()
@@ -252,7 +262,7 @@ fn act_bits(out: &fairground_shaders::ActOutput) -> Vec<u32> {
     v
 }
 
-fn loss_bits(s: &fairground_shaders::LossStats) -> [u32; 5] {
+fn loss_bits(s: &LossStats) -> [u32; 5] {
     [
         s.policy_loss.to_bits(),
         s.value_loss.to_bits(),
@@ -291,20 +301,12 @@ fn train_packed<E: Executor>(case: &Case, ac: &mut PackedActorCritic<E>, from: u
 }
 
 fn packed_state<E: Executor>(ac: &mut PackedActorCritic<E>, g: u32) -> SetState {
-    let s = ac.loss_stats(g).expect("stats");
-    let o = ac.optimizer_state(g).expect("state");
-    SetState {
-        params: bits(&ac.params(g).expect("params")),
-        grads: bits(&ac.grads(g).expect("grads")),
-        moment1: bits(&o.moment1),
-        moment2: bits(&o.moment2),
-        adam: (
-            o.adam.step,
-            o.adam.beta1_pow.to_bits(),
-            o.adam.beta2_pow.to_bits(),
-        ),
-        loss: loss_bits(&s),
-    }
+    SetState::new(
+        &ac.params(g).expect("params"),
+        &ac.grads(g).expect("grads"),
+        &ac.optimizer_state(g).expect("state"),
+        &ac.loss_stats(g).expect("stats"),
+    )
 }
 
 fn first_diff(a: &[u32], b: &[u32]) -> Option<usize> {

@@ -8,10 +8,11 @@
 
 use super::record::{ReduceSpec, record_adam_update, record_group_reduce, reduce_partial_words};
 use super::store::{Store, declare_store};
-use super::{ActorCriticSpec, PpoHyper, StoreSpec};
+use super::{ActOutput, ActorCriticSpec, PpoHyper, StoreSpec};
+use crate::error::ShaderError;
 use crate::layout::{AdamParams, AdamState, GroupStats, HeadParams, LossParams, ReduceMode};
 use crate::mlp::{MlpBuffers, MlpPlacement};
-use crate::program::{BufferId, OpRef, Program, SeqId};
+use crate::program::{BufferId, Executor, ExecutorExt, OpRef, Program, SeqId};
 use crate::registry::Kernel;
 use std::ops::Range;
 
@@ -61,6 +62,26 @@ impl Buffers {
     /// The value head's output: one value per row.
     pub(super) fn values_new(&self) -> BufferId {
         *self.value.activations.last().expect("value output")
+    }
+
+    /// Read back the last act of `rows` rows: actions, log-probabilities, entropies, values.
+    pub(super) fn read_act<E: Executor>(
+        &self,
+        exec: &mut E,
+        spec: &ActorCriticSpec,
+        rows: usize,
+    ) -> Result<ActOutput, ShaderError> {
+        let mut actions: Vec<u32> = exec.read(self.sampled_actions)?;
+        actions.truncate(rows * spec.action_components.len());
+        let out: Vec<f32> = exec.read(self.sample_out)?;
+        let mut values: Vec<f32> = exec.read(self.values_new())?;
+        values.truncate(rows);
+        Ok(ActOutput {
+            actions,
+            logp: out.iter().step_by(2).take(rows).copied().collect(),
+            entropy: out.iter().skip(1).step_by(2).take(rows).copied().collect(),
+            values,
+        })
     }
 
     /// dL/d(logits), written by the head's backward and read by the policy head's.

@@ -251,18 +251,8 @@ impl<E: Executor> ActorCritic<E> {
 
     /// Read back the last queued act: actions, log-probabilities, entropies and values.
     pub fn act_output(&mut self) -> Result<ActOutput, ShaderError> {
-        let n = self.act_rows as usize;
-        let mut actions: Vec<u32> = self.exec.read(self.bufs.sampled_actions)?;
-        actions.truncate(n * self.spec.action_components.len());
-        let out: Vec<f32> = self.exec.read(self.bufs.sample_out)?;
-        let mut values: Vec<f32> = self.exec.read(self.bufs.values_new())?;
-        values.truncate(n);
-        Ok(ActOutput {
-            actions,
-            logp: out.iter().step_by(2).take(n).copied().collect(),
-            entropy: out.iter().skip(1).step_by(2).take(n).copied().collect(),
-            values,
-        })
+        self.bufs
+            .read_act(&mut self.exec, &self.spec, self.act_rows as usize)
     }
 
     /// Sample actions for the rows of `obs` (at most `batch`) and return them with

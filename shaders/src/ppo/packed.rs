@@ -351,17 +351,7 @@ impl<E: Executor> PackedActorCritic<E> {
         };
         self.exec.set_uniform_pod(self.sample_op, &hp);
         self.exec.run(self.act_seq)?;
-        let mut actions: Vec<u32> = self.exec.read(self.bufs.sampled_actions)?;
-        actions.truncate(rows * self.spec.action_components.len());
-        let out: Vec<f32> = self.exec.read(self.bufs.sample_out)?;
-        let mut values: Vec<f32> = self.exec.read(self.bufs.values_new())?;
-        values.truncate(rows);
-        Ok(ActOutput {
-            actions,
-            logp: out.iter().step_by(2).take(rows).copied().collect(),
-            entropy: out.iter().skip(1).step_by(2).take(rows).copied().collect(),
-            values,
-        })
+        self.bufs.read_act(&mut self.exec, &self.spec, rows)
     }
 
     /// Queue one PPO minibatch step of every set, set g on `minibatches[g]` (without group
