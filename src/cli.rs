@@ -239,6 +239,15 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint up to --iterations.
     #[arg(long)]
     pub resume: bool,
+    /// Train the seeds --seed .. --seed + K together in one process, each into its own run
+    /// directory OUT/seed-<seed> (bit-identical to training each alone); PPO and Fair-PPO
+    /// train their networks packed, one program for all K.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub seeds: u32,
+    /// With --seeds: train each run's networks on their own instead of packed (the
+    /// comparison baseline; the outputs are the same).
+    #[arg(long)]
+    pub no_pack: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -360,6 +369,12 @@ pub struct TrainBenchArgs {
     /// the trained bits do not depend on them.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub threads: Option<u32>,
+    /// Train K seeds together, as `train --seeds K` does (the line counts all K runs).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub seeds: u32,
+    /// With --seeds: every network trains run by run (what packing is measured against).
+    #[arg(long)]
+    pub no_pack: bool,
 }
 
 #[derive(Args, Debug, Clone)]

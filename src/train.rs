@@ -47,6 +47,8 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<PathBuf> {
         out: args.out.clone(),
         resume: args.resume,
         quiet: false,
+        seeds: args.seeds,
+        no_pack: args.no_pack,
         stop: stop_on_signal(args.out.clone()),
     };
     Ok(fairground_trainer::train(&req)?)
@@ -76,6 +78,8 @@ pub fn bench(args: &TrainBenchArgs) -> anyhow::Result<String> {
             algo: args.algo,
             profile: args.profile,
             threads: args.threads,
+            seeds: args.seeds,
+            no_pack: args.no_pack,
         },
     )?)
 }

@@ -302,7 +302,7 @@ pub fn audit(req: &AuditRequest) -> Result<Audit, CannotAudit> {
             out: Some(to.clone()),
             resume,
             quiet: true,
-            stop: None,
+            ..TrainRequest::default()
         })
         .map_err(|e| cannot(format!("retraining from iteration {start}: {e}")))?;
         let lines = metrics_up_to(&to.join("metrics.jsonl"), until).map_err(from_train)?;

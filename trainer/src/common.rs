@@ -56,6 +56,19 @@ pub struct Timing {
     pub transfer_bytes: u64,
 }
 
+impl Timing {
+    /// Both runs' times and bytes added (a pack's runs in one line).
+    pub fn plus(&self, o: &Timing) -> Timing {
+        Timing {
+            kernel_s: self.kernel_s + o.kernel_s,
+            act_s: self.act_s + o.act_s,
+            update_s: self.update_s + o.update_s,
+            host_s: self.host_s + o.host_s,
+            transfer_bytes: self.transfer_bytes + o.transfer_bytes,
+        }
+    }
+}
+
 /// The seeds a run derives from its root seed (recorded in the manifest): the environment's,
 /// and per network its initialisation and sampling seeds. `tag` prefixes every stream path, so
 /// that two environments' streams never coincide (AH: none; HS: "HS").

@@ -7,6 +7,7 @@
 //! - [`algo`]: the algorithm seam ([`algo::Algorithm`], every default PPO): PPO and Fair-PPO.
 //! - [`train_loop`]: the one training loop, generic over environment, algorithm and backend.
 //! - [`net`]: [`net::PolicyNet`], one network with its rollout store.
+//! - [`pack`]: K runs in lockstep whose networks train as the sets of packed actor-critics.
 //! - [`repro`]: the AH reference profile's host-side path (the [REPRO] memories).
 //! - [`metrics`]: disparities and welfare, shared by training and evaluation.
 //! - [`run`]: `train`, `eval` and `bench train` as the binary runs them, over one
@@ -24,6 +25,7 @@ pub mod error;
 pub mod io;
 pub mod metrics;
 pub mod net;
+pub mod pack;
 pub mod replay;
 pub mod repro;
 pub mod run;

@@ -74,6 +74,8 @@ impl Default for NetPlan {
 pub struct PolicyNet<E: Executor> {
     pub ac: ActorCritic<E>,
     pub shape: NetShape,
+    /// The hyperparameters it trains with (the config's, as the algorithm tuned them).
+    pub hyper: PpoHyper,
     sample_seed: u64,
     pub shuffle: Stream,
     batch: usize,
@@ -151,6 +153,7 @@ impl<E: Executor> PolicyNet<E> {
         };
         Ok(Self {
             ac,
+            hyper,
             sample_seed,
             shuffle,
             batch,

@@ -37,6 +37,16 @@ pub struct IterStats<M> {
     pub wall_s: f64,
 }
 
+/// An iteration between [`Trainer::prepare_update`] and [`Trainer::conclude`]: its rounds,
+/// when it and its update began, and the algorithm's plan per network.
+#[derive(Debug)]
+pub struct PendingUpdate {
+    pub rounds: u32,
+    start: Instant,
+    update_start: Instant,
+    pub plans: Vec<NetPlan>,
+}
+
 /// What a checkpoint's JSON sidecar holds besides the parameters: the counters, each network's
 /// shuffle stream, the environment's snapshot (its fields flattened in, as older versions
 /// wrote them) and the algorithm's state.
@@ -199,8 +209,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         &self.nets
     }
 
-    /// The networks, mutable (tests read their device stores).
-    #[cfg(test)]
+    /// The networks, mutable (a pack trains them; tests read their device stores).
     pub fn nets_mut(&mut self) -> &mut [PolicyNet<E>] {
         &mut self.nets
     }
@@ -211,15 +220,43 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
 
     /// One iteration: rollout, advantages, the algorithm's plan, epochs, metrics.
     pub fn iterate(&mut self) -> Result<IterStats<A::Metrics>, ShaderError> {
+        let pending = self.prepare_update()?;
+        self.epochs(&pending.plans)?;
+        Ok(self.conclude(pending, 0.0, None))
+    }
+
+    /// The first half of [`Self::iterate`]: rollout, bootstrap, advantages and the algorithm's
+    /// plan, ready for the epochs (a pack trains several runs' epochs together, `crate::pack`).
+    pub fn prepare_update(&mut self) -> Result<PendingUpdate, ShaderError> {
         let start = Instant::now();
         let rounds = self.rollout()?;
         self.bootstrap(rounds)?;
         let t0 = Instant::now();
         self.advantages()?;
         let plans = self.algo.plan(&self.env, &self.cfg, &mut self.nets)?;
-        self.epochs(&plans)?;
-        self.timing.update_s += t0.elapsed().as_secs_f64();
-        Ok(self.finish(rounds, start))
+        Ok(PendingUpdate {
+            rounds,
+            start,
+            update_start: t0,
+            plans,
+        })
+    }
+
+    /// The second half of [`Self::iterate`], after the epochs: the metrics. `shared_update_s`:
+    /// this run's share of epochs run between the two halves by someone else (a pack's);
+    /// `wall_s`: the iteration's wall time when it is not this run's own (a pack's).
+    pub fn conclude(
+        &mut self,
+        p: PendingUpdate,
+        shared_update_s: f64,
+        wall_s: Option<f64>,
+    ) -> IterStats<A::Metrics> {
+        self.timing.update_s += p.update_start.elapsed().as_secs_f64() + shared_update_s;
+        let mut stats = self.finish(p.rounds, p.start);
+        if let Some(w) = wall_s {
+            stats.wall_s = w;
+        }
+        stats
     }
 
     /// Up to T rounds (fewer when the environment has what it needs): every network decides

@@ -30,7 +30,7 @@ pub use record::{
 pub use spec::{
     ActOutput, ActorCriticSpec, LossStats, Minibatch, OptimizerState, PpoHyper, SampleKey,
 };
-pub use store::StoreSpec;
+pub use store::{StoreSpec, StoredRows};
 
 use crate::error::ShaderError;
 use crate::layout::{AdamParams, AdamState, GroupStats, HeadParams, LossParams};

@@ -456,6 +456,25 @@ impl<E: Executor> PackedActorCritic<E> {
         self.train_rows_per_set = n;
     }
 
+    /// Scale every set's minibatch loss by `scale` from the next training call on, as
+    /// [`ActorCritic::set_loss_scale`](super::ActorCritic::set_loss_scale) does for one network
+    /// (one scale for all sets: a packed call whose sets need different scales is not built).
+    pub fn set_loss_scale(&mut self, scale: f32) {
+        let at = std::mem::offset_of!(LossParams, loss_scale);
+        let base = &mut self.loss_op.1;
+        if base[at..at + 4] == scale.to_le_bytes() {
+            return;
+        }
+        base[at..at + 4].copy_from_slice(&scale.to_le_bytes());
+        let n = std::mem::take(&mut self.train_rows_per_set);
+        if n > 0 {
+            self.set_train_rows(n);
+        } else {
+            self.exec
+                .set_uniform(self.loss_op.0, &self.loss_op.1.clone());
+        }
+    }
+
     /// Accumulate mode ([`PpoHyper::accumulate`]): one Adam step of every set on the mean of
     /// its gradients over the `minibatches` training calls since the last step.
     pub fn apply_accumulated(&mut self, minibatches: u32) -> Result<(), ShaderError> {
@@ -514,6 +533,26 @@ impl<E: Executor> PackedActorCritic<E> {
             moment2: m2[range].to_vec(),
             adam: adam[set as usize],
         })
+    }
+
+    /// Every set's parameters and Adam state, in set order, from one read of each buffer.
+    pub fn save_sets(&mut self) -> Result<Vec<(Vec<f32>, OptimizerState)>, ShaderError> {
+        let len = self.spec.param_len() as usize;
+        let p: Vec<f32> = self.exec.read(self.bufs.params)?;
+        let m1: Vec<f32> = self.exec.read(self.bufs.moment1)?;
+        let m2: Vec<f32> = self.exec.read(self.bufs.moment2)?;
+        let adam: Vec<AdamState> = self.exec.read(self.bufs.adam_state)?;
+        Ok((0..self.packing.sets as usize)
+            .map(|g| {
+                let r = g * len..(g + 1) * len;
+                let state = OptimizerState {
+                    moment1: m1[r.clone()].to_vec(),
+                    moment2: m2[r.clone()].to_vec(),
+                    adam: adam[g],
+                };
+                (p[r].to_vec(), state)
+            })
+            .collect())
     }
 
     /// Replace set `set`'s parameters and Adam state (its checkpoint): it continues exactly as

@@ -30,6 +30,21 @@ pub struct StoreSpec {
     pub segment: u32,
 }
 
+/// A store's rows on the host ([`ActorCritic::stored_rows`]), one vector per training input,
+/// row-major in store row order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoredRows {
+    pub obs: Vec<f32>,
+    /// Empty unless the spec uses masks.
+    pub masks: Vec<u32>,
+    pub actions: Vec<u32>,
+    pub old_logp: Vec<f32>,
+    pub old_values: Vec<f32>,
+    pub advantages: Vec<f32>,
+    pub adv_adjust: Vec<f32>,
+    pub returns: Vec<f32>,
+}
+
 impl StoreSpec {
     pub fn rows(&self) -> usize {
         self.steps as usize * self.slots as usize
@@ -465,6 +480,48 @@ impl<E: Executor> ActorCritic<E> {
         self.set_copy_rows(seq, rows.len() as u32);
         self.set_rows(rows.len() as u32);
         self.exec.run(seq)
+    }
+
+    /// What a minibatch of the store's first `rows` rows trains on, read back in one piece per
+    /// buffer (store row order): the host side of a minibatch step that trains this store's
+    /// rows elsewhere, such as a [`super::PackedActorCritic`] set. The values are the bits
+    /// [`Self::train_stored`] gathers.
+    pub fn stored_rows(&mut self) -> Result<StoredRows, ShaderError> {
+        let store = self.store()?;
+        let n = store.spec.rows();
+        let (gae, s) = (
+            store.gae,
+            (store.obs, store.masks, store.actions, store.policy),
+        );
+        let adv_adjust = store.adv_adjust;
+        let width = self.spec.obs_width as usize;
+        let comps = self.spec.action_components.len();
+        let lw = self.spec.logit_width() as usize;
+        fn read<T: bytemuck::Pod, E: Executor>(
+            exec: &mut E,
+            buf: BufferId,
+            len: usize,
+        ) -> Result<Vec<T>, ShaderError> {
+            let mut v: Vec<T> = exec.read(buf)?;
+            v.truncate(len);
+            Ok(v)
+        }
+        let e = &mut self.exec;
+        let policy: Vec<f32> = read(e, s.3, n * 2)?;
+        Ok(StoredRows {
+            obs: read(e, s.0, n * width)?,
+            masks: if self.spec.use_masks {
+                read(e, s.1, n * lw)?
+            } else {
+                Vec::new()
+            },
+            actions: read(e, s.2, n * comps)?,
+            old_logp: policy.iter().step_by(2).copied().collect(),
+            old_values: read(e, gae.values, n)?,
+            advantages: read(e, gae.advantages, n)?,
+            adv_adjust: read(e, adv_adjust, n)?,
+            returns: read(e, gae.returns, n)?,
+        })
     }
 
     /// The store's advantages and returns (rows of the whole store; for tests and audits).

@@ -56,6 +56,11 @@ pub trait Algorithm<A: EnvAdapter>: Send {
     type State: serde::Serialize + serde::de::DeserializeOwned + Default + Clone;
     /// Whether [`Self::route`] splits an environment network's slots among several networks.
     const ROUTES: bool = false;
+    /// Whether several runs' networks may train their minibatch steps in one packed program
+    /// (`crate::pack`): true when a network's update is plain PPO over its store, with at most
+    /// the per-cell advantage transform and a loss scale of its [`NetPlan`] (no logit-gradient
+    /// term, no second pass over another network's rows).
+    const PACKS: bool = false;
 
     /// The networks trained (by default one per environment network).
     fn nets(&self, env: &A) -> Vec<NetShape> {

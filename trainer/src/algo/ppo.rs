@@ -13,6 +13,7 @@ pub struct NoState {}
 
 impl<A: EnvAdapter> Algorithm<A> for Ppo {
     type State = NoState;
+    const PACKS: bool = true;
 
     fn state(&self) -> NoState {
         NoState {}

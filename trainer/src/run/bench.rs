@@ -3,8 +3,9 @@
 //! trained decisions per second split by phase, the model FLOP rate of the passes run, and the
 //! fraction it is of a peak measured in the same process through the same matrix-product path.
 
+use super::packed::{RunPack, make_pack, single};
 use super::{make_trainer, measure_peak, open_backend};
-use crate::common::EnvUse;
+use crate::common::{EnvUse, Timing};
 use crate::config::{Algo, Backend, EnvName, TrainConfig};
 use crate::error::TrainError;
 use fairground_kernel::Profile;
@@ -25,6 +26,9 @@ struct BenchLine<'a> {
     rollout_steps: u32,
     minibatch_size: u32,
     iterations: u32,
+    /// Runs trained together (`--seeds`), and the networks per run that trained packed.
+    seeds: u32,
+    packed_networks: usize,
     trunk: &'a [u32],
     hidden: &'a [u32],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +81,10 @@ pub struct BenchRequest {
     pub profile: Profile,
     /// Worker threads (the config's default when `None`).
     pub threads: Option<u32>,
+    /// Runs of seeds 0..seeds trained together (`train --seeds`); 0 and 1: one run.
+    pub seeds: u32,
+    /// With `seeds` > 1: every network trains run by run instead of packed.
+    pub no_pack: bool,
 }
 
 /// Milliseconds: wall times are printed to three decimals.
@@ -107,24 +115,45 @@ pub fn bench(req: &BenchRequest) -> Result<String, TrainError> {
     cfg.validate()?;
     let algo = req.algo;
     let (backend, ctx) = open_backend(req.backend, cfg.threads)?;
-    let mut t = make_trainer(&cfg, EnvUse::Train, ctx.clone())?;
+    let seeds = req.seeds.max(1);
+    let mut t: Box<dyn RunPack> = if seeds == 1 {
+        single(make_trainer(&cfg, EnvUse::Train, ctx.clone())?)
+    } else {
+        let cfgs: Vec<TrainConfig> = (0..u64::from(seeds))
+            .map(|s| TrainConfig {
+                seed: cfg.seed + s,
+                ..cfg.clone()
+            })
+            .collect();
+        make_pack(&cfgs, EnvUse::Train, ctx.clone(), !req.no_pack)?
+    };
     // One warm-up iteration (pipelines, first allocations), then the timed ones.
     t.iterate()?;
-    let before = t.timing();
+    let timing = |t: &mut Box<dyn RunPack>| -> Timing {
+        (0..t.len()).fold(Timing::default(), |acc, r| acc.plus(&t.run(r).timing()))
+    };
+    let before = timing(&mut t);
     let flops_before = fairground_shaders::program::executed_flops();
     let submits_before = (gpu_exec::submits(), gpu_exec::readbacks());
     let (mut wall, mut trained, mut days) = (0.0, 0u64, 0u64);
     for _ in 0..cfg.iterations {
-        let it = t.iterate()?;
-        wall += it.wall_s;
-        trained += it.trained;
-        days += it
-            .body
-            .get("days_completed")
-            .and_then(|d| d.as_u64())
-            .unwrap_or(0);
+        let its = t.iterate()?;
+        // A pack's runs share one wall time; lockstep runs each have their own.
+        wall += if t.packed_networks() > 0 || its.len() == 1 {
+            its[0].wall_s
+        } else {
+            its.iter().map(|it| it.wall_s).sum()
+        };
+        for it in &its {
+            trained += it.trained;
+            days += it
+                .body
+                .get("days_completed")
+                .and_then(|d| d.as_u64())
+                .unwrap_or(0);
+        }
     }
-    let after = t.timing();
+    let after = timing(&mut t);
     let flops = fairground_shaders::program::executed_flops() - flops_before;
     let gpu = backend == Backend::Gpu;
     let submits = gpu_exec::submits() - submits_before.0;
@@ -133,25 +162,29 @@ pub fn bench(req: &BenchRequest) -> Result<String, TrainError> {
     let (peak, probe) = measure_peak(&ctx, 1.0)?;
     let model_gflop_per_s = flops as f64 / 1e9 / wall;
     let hs = env == EnvName::Hs;
-    let unit = t.trained_unit();
+    let unit = t.run(0).trained_unit();
+    let packed_networks = t.packed_networks();
     let mut counts = serde_json::Map::new();
     counts.insert(format!("trained_{unit}"), trained.into());
     counts.insert(
         format!("trained_{unit}_per_s"),
         ((trained as f64 / wall).round() as u64).into(),
     );
+    let adapter = t.run(0).adapter().to_string();
     let line = BenchLine {
         bench: "train",
         env: if hs { "hs" } else { "ah" },
         algo: algo.to_string(),
         profile: cfg.profile.to_string(),
         backend: backend.name(),
-        adapter: t.adapter(),
+        adapter: &adapter,
         threads: cfg.threads,
         instances: cfg.instances,
         rollout_steps: cfg.rollout_steps,
         minibatch_size: cfg.ppo.minibatch_size,
         iterations: cfg.iterations,
+        seeds,
+        packed_networks,
         trunk: &cfg.ppo.trunk,
         hidden: &cfg.ppo.hidden,
         hs_patients: hs.then_some(cfg.hs.patients),

@@ -59,6 +59,11 @@ pub struct TrainRequest {
     pub resume: bool,
     /// Print nothing but errors (tests).
     pub quiet: bool,
+    /// Runs of seeds `seed .. seed + seeds` trained together as one pack (0 and 1: one run;
+    /// see `run::packed`).
+    pub seeds: u32,
+    /// A pack's networks train run by run instead of packed (the baseline of a comparison).
+    pub no_pack: bool,
     /// Set (by a signal handler) to stop after the running iteration: the run saves a
     /// checkpoint, says how to resume, and ends with [`crate::TrainError::Interrupted`].
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
@@ -224,7 +229,7 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn default_out(cfg: &TrainConfig) -> PathBuf {
+pub(super) fn default_out(cfg: &TrainConfig) -> PathBuf {
     let stamp = utc(now_unix()).replace([':', '-'], "");
     let base = format!(
         "runs/{}-{}-s{}-{}",

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod dir;
 pub mod eval;
+pub mod packed;
 pub mod train;
 
 pub use bench::{BenchRequest, bench};
@@ -323,53 +324,93 @@ pub fn make_trainer(
     }
 }
 
-/// The one environment × algorithm match.
+/// The one environment × algorithm match: `$build` gets `$new`, a constructor of the arm's
+/// trainer from a config (`|cfg| -> Result<Trainer<A, G, E>, TrainError>`), and makes what the
+/// caller needs of it (one trainer, or a pack of several); `$repro` is the AH reference
+/// profile's host-side trainer ([`AhReproTrainer`]).
+macro_rules! each_trainer {
+    ($cfg:expr, $env_use:expr, $make:expr, $repro:expr, |$new:ident| $build:expr) => {{
+        let rows = |slots: usize, cfg: &TrainConfig| slots * cfg.rollout_steps as usize;
+        let _ = rows;
+        match ($cfg.env, $cfg.algo) {
+            // The reference profile's [REPRO] memories live on the host (repro.rs).
+            (EnvName::Ah, Algo::Ppo | Algo::FairPpo) if !uses_store($cfg) => $repro,
+            (EnvName::Ah, Algo::Ppo) => {
+                let $new = |cfg: &TrainConfig| -> Result<_, TrainError> {
+                    Trainer::new(cfg, AhAdapter::new(cfg, $env_use)?, Ppo, &$make)
+                };
+                $build
+            }
+            (EnvName::Ah, Algo::FairPpo) => {
+                let $new = |cfg: &TrainConfig| -> Result<_, TrainError> {
+                    let env = AhAdapter::new(cfg, $env_use)?;
+                    let algo = FairPpo::new(cfg, &env, rows(env.slots(), cfg));
+                    Trainer::new(cfg, env, algo, &$make)
+                };
+                $build
+            }
+            (EnvName::Ah, Algo::Fen) => {
+                let $new = |cfg: &TrainConfig| -> Result<_, TrainError> {
+                    let env = AhAdapter::new(cfg, $env_use)?;
+                    let algo = Fen::new(cfg, &env)?;
+                    Trainer::new(cfg, env, algo, &$make)
+                };
+                $build
+            }
+            (EnvName::Ah, Algo::Soto) => {
+                let $new = |cfg: &TrainConfig| -> Result<_, TrainError> {
+                    let env = AhAdapter::new(cfg, $env_use)?;
+                    let algo = Soto::new(cfg, &env);
+                    Trainer::new(cfg, env, algo, &$make)
+                };
+                $build
+            }
+            (EnvName::Hs, Algo::Fen) => {
+                let $new = |cfg: &TrainConfig| -> Result<_, TrainError> {
+                    let env = HsAdapter::new(cfg, $env_use);
+                    let algo = FenHs::new(cfg, &env)?;
+                    Trainer::new(cfg, env, algo, &$make)
+                };
+                $build
+            }
+            (EnvName::Hs, Algo::Soto) => {
+                let $new = |cfg: &TrainConfig| -> Result<_, TrainError> {
+                    let env = HsAdapter::new(cfg, $env_use);
+                    let algo = SotoHs::new(cfg, &env)?;
+                    Trainer::new(cfg, env, algo, &$make)
+                };
+                $build
+            }
+            (EnvName::Hs, Algo::Ppo) => {
+                let $new = |cfg: &TrainConfig| -> Result<_, TrainError> {
+                    Trainer::new(cfg, HsAdapter::new(cfg, $env_use), Ppo, &$make)
+                };
+                $build
+            }
+            (EnvName::Hs, Algo::FairPpo) => {
+                let $new = |cfg: &TrainConfig| -> Result<_, TrainError> {
+                    let env = HsAdapter::new(cfg, $env_use);
+                    let algo = FairPpo::new(cfg, &env, rows(env.slots(), cfg));
+                    Trainer::new(cfg, env, algo, &$make)
+                };
+                $build
+            }
+        }
+    }};
+}
+pub(crate) use each_trainer;
+
+/// One trainer of `cfg` on executors from `make`.
 fn with_executor<E: Executor + Send + 'static>(
     cfg: &TrainConfig,
     env_use: EnvUse,
     make: impl Fn(Program) -> Result<E, ShaderError>,
 ) -> Result<Box<dyn RunTrainer>, TrainError> {
-    let rows = |slots: usize| slots * cfg.rollout_steps as usize;
-    Ok(match (cfg.env, cfg.algo) {
-        // The reference profile's [REPRO] memories live on the host (repro.rs).
-        (EnvName::Ah, Algo::Ppo | Algo::FairPpo) if !uses_store(cfg) => {
-            Box::new(AhReproTrainer::new(cfg, env_use, make)?)
-        }
-        (EnvName::Ah, Algo::Ppo) => {
-            Box::new(Trainer::new(cfg, AhAdapter::new(cfg, env_use)?, Ppo, make)?)
-        }
-        (EnvName::Ah, Algo::FairPpo) => {
-            let env = AhAdapter::new(cfg, env_use)?;
-            let algo = FairPpo::new(cfg, &env, rows(env.slots()));
-            Box::new(Trainer::new(cfg, env, algo, make)?)
-        }
-        (EnvName::Ah, Algo::Fen) => {
-            let env = AhAdapter::new(cfg, env_use)?;
-            let algo = Fen::new(cfg, &env)?;
-            Box::new(Trainer::new(cfg, env, algo, make)?)
-        }
-        (EnvName::Ah, Algo::Soto) => {
-            let env = AhAdapter::new(cfg, env_use)?;
-            let algo = Soto::new(cfg, &env);
-            Box::new(Trainer::new(cfg, env, algo, make)?)
-        }
-        (EnvName::Hs, Algo::Fen) => {
-            let env = HsAdapter::new(cfg, env_use);
-            let algo = FenHs::new(cfg, &env)?;
-            Box::new(Trainer::new(cfg, env, algo, make)?)
-        }
-        (EnvName::Hs, Algo::Soto) => {
-            let env = HsAdapter::new(cfg, env_use);
-            let algo = SotoHs::new(cfg, &env)?;
-            Box::new(Trainer::new(cfg, env, algo, make)?)
-        }
-        (EnvName::Hs, Algo::Ppo) => {
-            Box::new(Trainer::new(cfg, HsAdapter::new(cfg, env_use), Ppo, make)?)
-        }
-        (EnvName::Hs, Algo::FairPpo) => {
-            let env = HsAdapter::new(cfg, env_use);
-            let algo = FairPpo::new(cfg, &env, rows(env.slots()));
-            Box::new(Trainer::new(cfg, env, algo, make)?)
-        }
-    })
+    Ok(each_trainer!(
+        cfg,
+        env_use,
+        make,
+        Box::new(AhReproTrainer::new(cfg, env_use, make)?),
+        |new| Box::new(new(cfg)?)
+    ))
 }

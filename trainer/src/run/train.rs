@@ -34,26 +34,49 @@ struct MetricsLine<'a> {
     param_hash: &'a str,
 }
 
-/// `fairground train`: returns the run directory.
+/// `fairground train`: returns the run directory (with `seeds` > 1, the directory holding the
+/// pack's run directories).
 pub fn train(req: &TrainRequest) -> Result<PathBuf, TrainError> {
-    let started = std::time::Instant::now();
-    let mut run = Session::open(req)?;
-    while run.trainer.iteration() < run.cfg.iterations {
-        run.iteration()?;
+    if req.seeds > 1 {
+        return super::packed::train_pack(req);
     }
-    run.finish(started);
+    let started = std::time::Instant::now();
+    let (mut cfg, dir) = resolve_request(req)?;
+    let (backend, ctx) = open_backend(cfg.backend, cfg.threads)?;
+    cfg.backend = backend;
+    let mut trainer = make_trainer(&cfg, EnvUse::Train, ctx)?;
+    let mut run = Session::start(req, cfg, dir, &mut *trainer, true)?;
+    while trainer.iteration() < run.cfg.iterations {
+        let it = trainer.iterate()?;
+        run.record(&mut *trainer, it)?;
+    }
+    run.finish(started, &*trainer);
     Ok(run.dir)
 }
 
-/// One `train` invocation: the resolved config, the run directory (locked while it lives),
-/// the trainer and the metrics lines so far.
-struct Session<'a> {
+/// The request's config and run directory, with a warning for each option its algorithm
+/// ignores.
+pub(super) fn resolve_request(req: &TrainRequest) -> Result<(TrainConfig, PathBuf), TrainError> {
+    let (cfg, dir) = resolve(req)?;
+    if !req.quiet {
+        for name in ignored_options(req, &cfg) {
+            eprintln!("warning: {name} is ignored: it sets Fair-PPO's penalty and --algo is ppo");
+        }
+    }
+    Ok((cfg, dir))
+}
+
+/// One run's side of a `train` invocation: the resolved config, the run directory (locked
+/// while it lives) and the metrics lines so far. The trainer is passed in (a pack owns its
+/// runs' trainers).
+pub(super) struct Session<'a> {
     req: &'a TrainRequest,
-    cfg: TrainConfig,
-    dir: PathBuf,
-    trainer: Box<dyn RunTrainer>,
+    pub(super) cfg: TrainConfig,
+    pub(super) dir: PathBuf,
     lines: Vec<String>,
     bar: Option<ProgressBar>,
+    /// Prefix of this run's progress lines (a pack's `seed N: `).
+    label: String,
     /// The checkpoint written last by this session.
     last_good: Option<String>,
     warned: bool,
@@ -62,20 +85,15 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    /// Resolve and validate, open the backend, then create the run directory (or lock it and
-    /// resume from its newest checkpoint that verifies).
-    fn open(req: &'a TrainRequest) -> Result<Self, TrainError> {
-        let (mut cfg, dir) = resolve(req)?;
-        if !req.quiet {
-            for name in ignored_options(req, &cfg) {
-                eprintln!(
-                    "warning: {name} is ignored: it sets Fair-PPO's penalty and --algo is ppo"
-                );
-            }
-        }
-        let (backend, ctx) = open_backend(cfg.backend, cfg.threads)?;
-        cfg.backend = backend;
-        let mut trainer = make_trainer(&cfg, EnvUse::Train, ctx)?;
+    /// Create the run directory (or lock it and resume `trainer` from its newest checkpoint
+    /// that verifies). `bar`: a progress bar on a terminal (a pack's runs print lines).
+    pub(super) fn start(
+        req: &'a TrainRequest,
+        cfg: TrainConfig,
+        dir: PathBuf,
+        trainer: &mut dyn RunTrainer,
+        bar: bool,
+    ) -> Result<Self, TrainError> {
         let mut lines = Vec::new();
         let lock = if req.resume {
             let lock = lock_run_dir(&dir)?;
@@ -89,7 +107,12 @@ impl<'a> Session<'a> {
             start_run_dir(&dir, &cfg, trainer.adapter(), trainer.seeds())?;
             lock_run_dir(&dir)?
         };
-        let bar = progress_bar(req, &*trainer, cfg.iterations);
+        let with_bar = bar;
+        let bar = if bar {
+            progress_bar(req, trainer, cfg.iterations)
+        } else {
+            None
+        };
         let env = match cfg.env {
             EnvName::Ah => "ah",
             EnvName::Hs => "hs",
@@ -104,13 +127,19 @@ impl<'a> Session<'a> {
                 dir.display()
             ),
         );
+        // A pack's runs print lines (no bar), each under its seed.
+        let label = if bar.is_none() && !with_bar {
+            format!("seed {}: ", cfg.seed)
+        } else {
+            String::new()
+        };
         Ok(Self {
             req,
             cfg,
             dir,
-            trainer,
             lines,
             bar,
+            label,
             last_good: None,
             warned: false,
             last_summary: "-".into(),
@@ -118,15 +147,18 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// One iteration: train, check, write its metrics line and (on the cadence) checkpoint,
+    /// After one iteration of `trainer`: check it, write its metrics line and (on the cadence) checkpoint,
     /// report progress; stop when non-finite or asked to.
-    fn iteration(&mut self) -> Result<(), TrainError> {
-        let it = self.trainer.iterate()?;
-        let checked = self.trainer.check_params()?;
+    pub(super) fn record(
+        &mut self,
+        trainer: &mut dyn RunTrainer,
+        it: super::Iteration,
+    ) -> Result<(), TrainError> {
+        let checked = trainer.check_params()?;
         if let Some(what) = checked.non_finite {
             return Err(TrainError::NonFinite {
                 what,
-                iteration: self.trainer.iteration(),
+                iteration: trainer.iteration(),
                 last_good: self
                     .last_good
                     .clone()
@@ -134,15 +166,15 @@ impl<'a> Session<'a> {
                     .unwrap_or_else(|| "none (start again)".into()),
             });
         }
-        self.warn_on_divergence(&it);
+        self.warn_on_divergence(&it, trainer.iteration());
         let hash = checked.hash;
         let rate = it.trained as f64 / it.wall_s;
         let line = MetricsLine {
-            iteration: self.trainer.iteration(),
-            env_steps: self.trainer.env_steps(),
+            iteration: trainer.iteration(),
+            env_steps: trainer.env_steps(),
             body: &it.body,
             rate: [(
-                format!("trained_{}_per_s", self.trainer.trained_unit()),
+                format!("trained_{}_per_s", trainer.trained_unit()),
                 rate.round().into(),
             )]
             .into_iter()
@@ -151,16 +183,16 @@ impl<'a> Session<'a> {
             param_hash: &hash,
         };
         append_metrics(&self.dir.join("metrics.jsonl"), &mut self.lines, &line)?;
-        let (i, n) = (self.trainer.iteration(), self.cfg.iterations);
+        let (i, n) = (trainer.iteration(), self.cfg.iterations);
         if i % self.cfg.checkpoint_every == 0 || i == n {
-            self.save(&hash)?;
+            self.save(trainer, &hash)?;
         }
         match &self.bar {
             Some(b) => {
                 b.set_message(it.summary.clone());
                 b.set_position(u64::from(i));
             }
-            None if !self.req.quiet => eprintln!("iteration {i}/{n}: {}", it.summary),
+            None if !self.req.quiet => eprintln!("{}iteration {i}/{n}: {}", self.label, it.summary),
             None => {}
         }
         self.last_summary = it.summary;
@@ -171,7 +203,7 @@ impl<'a> Session<'a> {
             .is_some_and(|s| s.load(Ordering::SeqCst));
         if stop && i < n {
             if self.last_good.as_deref() != Some(checkpoint_name(&self.dir, i).as_str()) {
-                self.save(&hash)?;
+                self.save(trainer, &hash)?;
             }
             if let Some(b) = &self.bar {
                 b.abandon();
@@ -184,14 +216,14 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn save(&mut self, hash: &str) -> Result<(), TrainError> {
-        self.trainer.save(&self.dir, hash)?;
-        self.last_good = Some(checkpoint_name(&self.dir, self.trainer.iteration()));
+    fn save(&mut self, trainer: &mut dyn RunTrainer, hash: &str) -> Result<(), TrainError> {
+        trainer.save(&self.dir, hash)?;
+        self.last_good = Some(checkpoint_name(&self.dir, trainer.iteration()));
         Ok(())
     }
 
     /// Say once when an update moved the policy far (lr = 1, vf_coef = 1e6 collapse it).
-    fn warn_on_divergence(&mut self, it: &super::Iteration) {
+    fn warn_on_divergence(&mut self, it: &super::Iteration, iteration: u32) {
         let kl = it.body.get("approx_kl").and_then(serde_json::Value::as_f64);
         if let Some(kl) = kl.filter(|&kl| !self.warned && kl > DIVERGENCE_KL) {
             self.warned = true;
@@ -201,24 +233,25 @@ impl<'a> Session<'a> {
                 format!(
                     "warning: approx_kl {kl:.3} at iteration {}: one update moved the policy \
                      far (is ppo.lr or ppo.vf_coef too large?)",
-                    self.trainer.iteration()
+                    iteration
                 ),
             );
         }
     }
 
     /// The closing summary line.
-    fn finish(&self, started: std::time::Instant) {
+    pub(super) fn finish(&self, started: std::time::Instant, trainer: &dyn RunTrainer) {
         if let Some(b) = &self.bar {
             b.finish();
         }
         if !self.req.quiet {
             eprintln!(
-                "done: {} iterations in {:.0} s, last {}; checkpoint {}",
+                "{}done: {} iterations in {:.0} s, last {}; checkpoint {}",
+                self.label,
                 self.cfg.iterations,
                 started.elapsed().as_secs_f64(),
                 self.last_summary,
-                checkpoint_name(&self.dir, self.trainer.iteration()),
+                checkpoint_name(&self.dir, trainer.iteration()),
             );
         }
     }

@@ -246,6 +246,7 @@ impl FairPpo {
 
 impl<A: FairnessCells> Algorithm<A> for FairPpo {
     type State = FairState;
+    const PACKS: bool = true;
 
     fn store_extras(&self, _env: &A, net: usize) -> StoreExtras {
         let segment = match (self.spec.penalty, self.credit) {
