@@ -71,6 +71,13 @@ impl MbRows {
         for v in &mut self.per_row {
             v.clear();
         }
+        let per_row = [
+            &s.old_logp,
+            &s.old_values,
+            &s.advantages,
+            &s.adv_adjust,
+            &s.returns,
+        ];
         for &r in rows {
             let r = r as usize;
             self.obs
@@ -80,14 +87,7 @@ impl MbRows {
             }
             self.actions
                 .extend_from_slice(&s.actions[r * comps..(r + 1) * comps]);
-            let src = [
-                &s.old_logp,
-                &s.old_values,
-                &s.advantages,
-                &s.adv_adjust,
-                &s.returns,
-            ];
-            for (dst, src) in self.per_row.iter_mut().zip(src) {
+            for (dst, src) in self.per_row.iter_mut().zip(per_row) {
                 dst.push(src[r]);
             }
         }
@@ -182,8 +182,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Pack<A, G, E> {
                 }
                 _ => {
                     for (run, plan) in self.runs.iter_mut().zip(&plans) {
-                        let cfg = run.cfg.clone();
-                        run.nets_mut()[n].epochs(&cfg, plan)?;
+                        run.net_epochs(n, plan)?;
                     }
                     self.alone_updates += 1;
                 }
@@ -235,7 +234,7 @@ impl<E: Executor + Send> PackedNet<E> {
         n: usize,
         plans: &[&NetPlan],
     ) -> Result<(), ShaderError> {
-        let cfg = runs[0].cfg.clone();
+        let ppo = runs[0].cfg.ppo.clone();
         for (set, (run, plan)) in runs.iter_mut().zip(plans).enumerate() {
             let net = &mut run.nets_mut()[n];
             if let Some(w) = &plan.weights {
@@ -255,7 +254,7 @@ impl<E: Executor + Send> PackedNet<E> {
             spec.logit_width() as usize,
         );
         let rows = runs[0].nets()[n].rows.len();
-        let mb = cfg.ppo.minibatch_size as usize;
+        let mb = ppo.minibatch_size as usize;
         for order in &mut self.order {
             order.clear();
             order.extend(0..rows as u32);
@@ -263,8 +262,8 @@ impl<E: Executor + Send> PackedNet<E> {
         let chunks = rows.div_ceil(mb);
         let mut minibatches = 0u32;
         let mut picked = Vec::with_capacity(mb);
-        for _ in 0..cfg.ppo.epochs {
-            if cfg.ppo.shuffle_minibatches {
+        for _ in 0..ppo.epochs {
+            if ppo.shuffle_minibatches {
                 for (run, order) in runs.iter_mut().zip(&mut self.order) {
                     run.nets_mut()[n].shuffle.shuffle(order);
                 }
@@ -295,7 +294,7 @@ impl<E: Executor + Send> PackedNet<E> {
             let net = &mut run.nets_mut()[n];
             net.restore(&crate::common::NetState { params, optimizer })?;
             // What the alone path moves: the minibatches' rows and their statistics.
-            net.transfer_bytes += (cfg.ppo.epochs as usize * (rows * 4 + chunks * 80)) as u64;
+            net.transfer_bytes += (ppo.epochs as usize * (rows * 4 + chunks * 80)) as u64;
             net.ac.finish()?;
         }
         Ok(())

@@ -38,12 +38,13 @@ pub struct IterStats<M> {
 }
 
 /// An iteration between [`Trainer::prepare_update`] and [`Trainer::conclude`]: its rounds,
-/// when it and its update began, and the algorithm's plan per network.
+/// when it began, the time of its update so far (advantages and plan), and the algorithm's
+/// plan per network.
 #[derive(Debug)]
 pub struct PendingUpdate {
     pub rounds: u32,
     start: Instant,
-    update_start: Instant,
+    update_s: f64,
     pub plans: Vec<NetPlan>,
 }
 
@@ -221,8 +222,9 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
     /// One iteration: rollout, advantages, the algorithm's plan, epochs, metrics.
     pub fn iterate(&mut self) -> Result<IterStats<A::Metrics>, ShaderError> {
         let pending = self.prepare_update()?;
+        let t0 = Instant::now();
         self.epochs(&pending.plans)?;
-        Ok(self.conclude(pending, 0.0, None))
+        Ok(self.conclude(pending, t0.elapsed().as_secs_f64(), None))
     }
 
     /// The first half of [`Self::iterate`]: rollout, bootstrap, advantages and the algorithm's
@@ -237,21 +239,21 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         Ok(PendingUpdate {
             rounds,
             start,
-            update_start: t0,
+            update_s: t0.elapsed().as_secs_f64(),
             plans,
         })
     }
 
-    /// The second half of [`Self::iterate`], after the epochs: the metrics. `shared_update_s`:
-    /// this run's share of epochs run between the two halves by someone else (a pack's);
+    /// The second half of [`Self::iterate`], after the epochs: the metrics. `epochs_s`: the
+    /// time of this run's epochs (in a pack, its share of the pack's);
     /// `wall_s`: the iteration's wall time when it is not this run's own (a pack's).
     pub fn conclude(
         &mut self,
         p: PendingUpdate,
-        shared_update_s: f64,
+        epochs_s: f64,
         wall_s: Option<f64>,
     ) -> IterStats<A::Metrics> {
-        self.timing.update_s += p.update_start.elapsed().as_secs_f64() + shared_update_s;
+        self.timing.update_s += p.update_s + epochs_s;
         let mut stats = self.finish(p.rounds, p.start);
         if let Some(w) = wall_s {
             stats.wall_s = w;
@@ -361,6 +363,11 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         }
         let cfg = &self.cfg;
         run_nets(&self.pool, &mut self.nets, |_, net| net.advantages(cfg))
+    }
+
+    /// Network `net`'s epochs alone, with `plan` (a pack's network that cannot pack).
+    pub fn net_epochs(&mut self, net: usize, plan: &NetPlan) -> Result<(), ShaderError> {
+        self.nets[net].epochs(&self.cfg, plan)
     }
 
     /// K epochs of minibatch PPO per network, with its plan.

@@ -16,9 +16,9 @@
 //! reweights advantages per cell or mixes in a per-segment cell mean (FEN's or SOTO's group
 //! terms, say) can use it as it is. Weights of (1, 0) change nothing, bit for bit.
 
-use super::ActorCritic;
 use super::record::{ReduceSpec, record_group_reduce, reduce_partial_words};
 use super::store::{Store, StoreSpec};
+use super::{ActorCritic, check_len};
 use crate::error::ShaderError;
 use crate::layout::{FairParams, GroupStats, SegmentSum};
 use crate::program::{BufferId, Executor, ExecutorExt, OpRef, Program, SeqId};
@@ -166,7 +166,7 @@ impl<E: Executor> ActorCritic<E> {
             adjust.value_stats,
             adjust.cells as usize,
         );
-        Self::check("store cell ids", n, cell_ids.len())?;
+        check_len("store cell ids", n, cell_ids.len())?;
         self.exec.write(ids, cell_ids)?;
         self.exec.run(seq)?;
         let mut rewards: Vec<GroupStats> = self.exec.read(rs)?;
@@ -198,14 +198,14 @@ impl<E: Executor> ActorCritic<E> {
             adjust.adjust_params,
             adjust.segments as usize,
         );
-        Self::check("cell weights", cells, weights.len())?;
+        check_len("cell weights", cells, weights.len())?;
         self.exec.write(buf, weights)?;
         let p = match mix {
             Some(m) => {
                 if segments == 0 {
                     return Err(ShaderError::NoFairCells);
                 }
-                Self::check("mix values", segments * cells, m.len())?;
+                check_len("mix values", segments * cells, m.len())?;
                 self.exec.write(mix_buf, m)?;
                 base
             }
@@ -256,7 +256,7 @@ impl<E: Executor> ActorCritic<E> {
     pub fn store_set_adjustments(&mut self, adjust: &[f32]) -> Result<(), ShaderError> {
         let store = self.store()?;
         let (buf, n) = (store.adv_adjust, store.spec.rows());
-        Self::check("store adjustments", n, adjust.len())?;
+        check_len("store adjustments", n, adjust.len())?;
         self.exec.write(buf, adjust)
     }
 
@@ -275,8 +275,8 @@ impl<E: Executor> ActorCritic<E> {
     pub fn store_set_advantages(&mut self, adv: &[f32], ret: &[f32]) -> Result<(), ShaderError> {
         let store = self.store()?;
         let (gae, n) = (store.gae, store.spec.rows());
-        Self::check("store advantages", n, adv.len())?;
-        Self::check("store returns", n, ret.len())?;
+        check_len("store advantages", n, adv.len())?;
+        check_len("store returns", n, ret.len())?;
         self.exec.write(gae.advantages, adv)?;
         self.exec.write(gae.returns, ret)
     }

@@ -39,6 +39,23 @@ use crate::registry::Kernel;
 use build::{Buffers, RowOp};
 use store::Store;
 
+/// `got` values of `what` where `expected` are needed: the typed refusal, else nothing.
+pub(super) fn check_len(
+    what: &'static str,
+    expected: usize,
+    got: usize,
+) -> Result<(), ShaderError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(ShaderError::ShapeMismatch {
+            what,
+            expected,
+            got,
+        })
+    }
+}
+
 /// Trunk (optional), policy and value heads, sampling and one PPO minibatch step, on any
 /// [`Executor`].
 pub struct ActorCritic<E: Executor> {
@@ -97,7 +114,7 @@ impl<E: Executor> ActorCritic<E> {
         store: Option<StoreSpec>,
         make_executor: impl FnOnce(Program) -> Result<E, ShaderError>,
     ) -> Result<Self, ShaderError> {
-        Self::check("parameters", spec.param_len() as usize, params.len())?;
+        check_len("parameters", spec.param_len() as usize, params.len())?;
         let d = build::declare(&spec, &hyper, store);
         let mut exec = make_executor(d.program)?;
         exec.write(d.bufs.params, params)?;
@@ -127,18 +144,6 @@ impl<E: Executor> ActorCritic<E> {
 
     pub fn executor(&mut self) -> &mut E {
         &mut self.exec
-    }
-
-    fn check(what: &'static str, expected: usize, got: usize) -> Result<(), ShaderError> {
-        if expected == got {
-            Ok(())
-        } else {
-            Err(ShaderError::ShapeMismatch {
-                what,
-                expected,
-                got,
-            })
-        }
     }
 
     /// Point every row launch at `rows` rows (a no-op when they already are).
@@ -204,11 +209,11 @@ impl<E: Executor> ActorCritic<E> {
         let n = rows as usize;
         self.exec.write(self.bufs.obs, obs)?;
         if self.spec.group_count > 1 || !group_ids.is_empty() {
-            Self::check("group_ids", n, group_ids.len())?;
+            check_len("group_ids", n, group_ids.len())?;
             self.exec.write(self.bufs.group_ids, group_ids)?;
         }
         if self.spec.use_masks {
-            Self::check("masks", n * self.spec.logit_width() as usize, masks.len())?;
+            check_len("masks", n * self.spec.logit_width() as usize, masks.len())?;
             self.exec.write(self.bufs.masks, masks)?;
         }
         self.set_rows(rows);
@@ -272,7 +277,7 @@ impl<E: Executor> ActorCritic<E> {
     /// (at most `batch`; the loss is their mean) without waiting.
     pub fn train_minibatch(&mut self, mb: &Minibatch<'_>) -> Result<(), ShaderError> {
         let n = self.write_common(mb.obs, mb.group_ids, mb.masks)?;
-        Self::check(
+        check_len(
             "actions",
             n * self.spec.action_components.len(),
             mb.actions.len(),
@@ -284,7 +289,7 @@ impl<E: Executor> ActorCritic<E> {
             ("adv_adjust", mb.adv_adjust),
             ("returns", mb.returns),
         ] {
-            Self::check(what, n, v.len())?;
+            check_len(what, n, v.len())?;
         }
         self.exec.write(self.bufs.actions, mb.actions)?;
         for (i, &lp) in mb.old_logp.iter().enumerate() {
@@ -398,7 +403,7 @@ impl<E: Executor> ActorCritic<E> {
             ("moment1", &state.moment1[..]),
             ("moment2", &state.moment2[..]),
         ] {
-            Self::check(what, len, v.len())?;
+            check_len(what, len, v.len())?;
         }
         self.exec.write(self.bufs.params, params)?;
         self.exec.write(self.bufs.moment1, &state.moment1)?;

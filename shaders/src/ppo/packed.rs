@@ -32,6 +32,7 @@ use super::build::{
 };
 use super::{
     ActOutput, ActorCriticSpec, LossStats, Minibatch, OptimizerState, PpoHyper, SampleKey,
+    check_len,
 };
 use crate::error::ShaderError;
 use crate::layout::{AdamParams, AdamState, GroupStats, HeadParams, LossParams};
@@ -290,18 +291,6 @@ impl<E: Executor> PackedActorCritic<E> {
         }
     }
 
-    fn check(what: &'static str, expected: usize, got: usize) -> Result<(), ShaderError> {
-        if expected == got {
-            Ok(())
-        } else {
-            Err(ShaderError::ShapeMismatch {
-                what,
-                expected,
-                got,
-            })
-        }
-    }
-
     /// Sample actions of set `set` for the rows of `obs` (at most the spec's batch), as that
     /// set's actor-critic alone would with `key`.
     pub fn act(
@@ -324,7 +313,7 @@ impl<E: Executor> PackedActorCritic<E> {
         self.exec.write(self.bufs.obs, obs)?;
         self.exec.write(self.bufs.group_ids, &vec![g; rows])?;
         if self.spec.use_masks {
-            Self::check(
+            check_len(
                 "masks",
                 rows * self.spec.logit_width() as usize,
                 masks.len(),
@@ -358,7 +347,7 @@ impl<E: Executor> PackedActorCritic<E> {
     /// ids: each set is one parameter set). Every minibatch has the same rows, 1 ..=
     /// `set_rows`.
     pub fn train(&mut self, minibatches: &[Minibatch<'_>]) -> Result<(), ShaderError> {
-        Self::check("minibatches", self.packing.sets as usize, minibatches.len())?;
+        check_len("minibatches", self.packing.sets as usize, minibatches.len())?;
         let width = self.spec.obs_width as usize;
         let n = minibatches[0].obs.len() / width;
         if n == 0 || n > self.packing.set_rows as usize {
@@ -381,8 +370,8 @@ impl<E: Executor> PackedActorCritic<E> {
                     n * width
                 )));
             }
-            Self::check("group_ids", 0, mb.group_ids.len())?;
-            Self::check("actions", n * comps, mb.actions.len())?;
+            check_len("group_ids", 0, mb.group_ids.len())?;
+            check_len("actions", n * comps, mb.actions.len())?;
             for (what, v) in [
                 ("old_logp", mb.old_logp),
                 ("old_values", mb.old_values),
@@ -390,10 +379,10 @@ impl<E: Executor> PackedActorCritic<E> {
                 ("adv_adjust", mb.adv_adjust),
                 ("returns", mb.returns),
             ] {
-                Self::check(what, n, v.len())?;
+                check_len(what, n, v.len())?;
             }
             if self.spec.use_masks {
-                Self::check("masks", n * lw, mb.masks.len())?;
+                check_len("masks", n * lw, mb.masks.len())?;
             }
             let r0 = g * stride;
             let pad = r0 + n..r0 + stride;
@@ -569,7 +558,7 @@ impl<E: Executor> PackedActorCritic<E> {
             ("moment1", &state.moment1[..]),
             ("moment2", &state.moment2[..]),
         ] {
-            Self::check(what, range.len(), v.len())?;
+            check_len(what, range.len(), v.len())?;
         }
         let words = |v: &[f32]| bytemuck::cast_slice::<f32, u32>(v).to_vec();
         self.exec

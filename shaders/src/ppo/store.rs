@@ -5,6 +5,7 @@
 
 use super::adjust::{CellAdjust, declare_cell_adjust};
 use super::build::Buffers;
+use super::check_len;
 use super::record::{GaeBuffers, ReduceSpec, record_normalize, reduce_partial_words};
 use super::{ActorCritic, ActorCriticSpec, SampleKey};
 use crate::error::ShaderError;
@@ -349,7 +350,7 @@ impl<E: Executor> ActorCritic<E> {
     ) -> Result<(), ShaderError> {
         let seq = self.store()?.store_seq;
         self.prepare_act(obs, group_ids, masks, key)?;
-        Self::check("store rows", self.act_rows as usize, dst.len())?;
+        check_len("store rows", self.act_rows as usize, dst.len())?;
         self.write_index(dst)?;
         self.set_copy_rows(seq, dst.len() as u32);
         // Every write is queued before the runs, so the act, its store copy and the copy of
@@ -373,7 +374,7 @@ impl<E: Executor> ActorCritic<E> {
     pub fn store_bootstrap(&mut self, slots: &[u32]) -> Result<(), ShaderError> {
         let store = self.store()?;
         let (seq, limit) = (store.boot_seq, store.spec.slots as usize);
-        Self::check("bootstrap slots", self.act_rows as usize, slots.len())?;
+        check_len("bootstrap slots", self.act_rows as usize, slots.len())?;
         if let Some(&bad) = slots.iter().find(|&&s| s as usize >= limit) {
             return Err(ShaderError::StoreRow {
                 row: bad as usize,
@@ -398,7 +399,7 @@ impl<E: Executor> ActorCritic<E> {
         if !st.ragged {
             return Err(ShaderError::NotRagged);
         }
-        Self::check("store lengths", st.slots as usize, lengths.len())?;
+        check_len("store lengths", st.slots as usize, lengths.len())?;
         if let Some(&bad) = lengths.iter().find(|&&l| l > st.steps) {
             return Err(ShaderError::StoreRow {
                 row: bad as usize,
@@ -435,9 +436,9 @@ impl<E: Executor> ActorCritic<E> {
         let n = store.spec.rows();
         let (gae, valid_buf, gae_op, st) = (store.gae, store.valid, store.gae_op, store.spec);
         let (gae_seq, norm_seq) = (store.gae_seq, store.norm_seq);
-        Self::check("store rewards", n, rewards.len())?;
-        Self::check("store dones", n, dones.len())?;
-        Self::check("store valid", n, valid.len())?;
+        check_len("store rewards", n, rewards.len())?;
+        check_len("store dones", n, dones.len())?;
+        check_len("store valid", n, valid.len())?;
         self.exec.write(gae.rewards, rewards)?;
         self.exec.write(gae.dones, dones)?;
         self.exec.write(valid_buf, valid)?;

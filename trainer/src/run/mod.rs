@@ -330,8 +330,6 @@ pub fn make_trainer(
 /// profile's host-side trainer ([`AhReproTrainer`]).
 macro_rules! each_trainer {
     ($cfg:expr, $env_use:expr, $make:expr, $repro:expr, |$new:ident| $build:expr) => {{
-        let rows = |slots: usize, cfg: &TrainConfig| slots * cfg.rollout_steps as usize;
-        let _ = rows;
         match ($cfg.env, $cfg.algo) {
             // The reference profile's [REPRO] memories live on the host (repro.rs).
             (EnvName::Ah, Algo::Ppo | Algo::FairPpo) if !uses_store($cfg) => $repro,
@@ -344,7 +342,7 @@ macro_rules! each_trainer {
             (EnvName::Ah, Algo::FairPpo) => {
                 let $new = |cfg: &TrainConfig| -> Result<_, TrainError> {
                     let env = AhAdapter::new(cfg, $env_use)?;
-                    let algo = FairPpo::new(cfg, &env, rows(env.slots(), cfg));
+                    let algo = FairPpo::new(cfg, &env, env.slots() * cfg.rollout_steps as usize);
                     Trainer::new(cfg, env, algo, &$make)
                 };
                 $build
@@ -390,7 +388,7 @@ macro_rules! each_trainer {
             (EnvName::Hs, Algo::FairPpo) => {
                 let $new = |cfg: &TrainConfig| -> Result<_, TrainError> {
                     let env = HsAdapter::new(cfg, $env_use);
-                    let algo = FairPpo::new(cfg, &env, rows(env.slots(), cfg));
+                    let algo = FairPpo::new(cfg, &env, env.slots() * cfg.rollout_steps as usize);
                     Trainer::new(cfg, env, algo, &$make)
                 };
                 $build
