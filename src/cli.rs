@@ -109,9 +109,14 @@ pub enum SweepCommand {
     Run {
         /// The sweep directory.
         dir: std::path::PathBuf,
-        /// The run [default: $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX].
+        /// The run (with --pack: the pack group) [default: $SLURM_ARRAY_TASK_ID, else
+        /// $JOB_COMPLETION_INDEX].
         #[arg(long)]
         index: Option<usize>,
+        /// Train the runs whose configs differ only in seed, fair.alpha and fair.beta as
+        /// packs of up to K in one process each, 1..=64 (each run's result is unchanged).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+        pack: Option<u32>,
     },
     /// Run every unfinished run of a sweep with a local pool of processes.
     Local {
@@ -119,6 +124,10 @@ pub enum SweepCommand {
         /// Runs at once (each a `sweep run` process), 1..=64.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
         jobs: u32,
+        /// Train the runs whose configs differ only in seed, fair.alpha and fair.beta as
+        /// packs of up to K in one process each (a job each), 1..=64 (each run's result is unchanged).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+        pack: Option<u32>,
     },
     /// Write DIR/slurm.sbatch, an array job with one task per run calling `sweep run`; print
     /// it, and submit it with --submit.
@@ -142,6 +151,10 @@ pub enum SweepCommand {
         /// Submit with sbatch (prints the job id).
         #[arg(long)]
         submit: bool,
+        /// Train the runs whose configs differ only in seed, fair.alpha and fair.beta as
+        /// packs of up to K in one array task each, 1..=64 (each run's result is unchanged).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+        pack: Option<u32>,
     },
     /// Write DIR/k8s-job.yaml, a Kubernetes Indexed Job with one completion per run calling
     /// `sweep run` (JOB_COMPLETION_INDEX); print it.
@@ -156,6 +169,10 @@ pub enum SweepCommand {
         /// Runs at once (the Job's parallelism), 1..=100000 [default: all].
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         max_parallel: Option<u32>,
+        /// Train the runs whose configs differ only in seed, fair.alpha and fair.beta as
+        /// packs of up to K in one completion each, 1..=64 (each run's result is unchanged).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+        pack: Option<u32>,
     },
     /// One line per run: its state and axis values, and the failed runs' error lines.
     Status {

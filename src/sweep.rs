@@ -31,7 +31,7 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
             eprintln!("planned {} runs; {}", s.runs.len(), grids.join("; "));
             println!("{}", out.display());
         }
-        SweepCommand::Run { dir, index } => {
+        SweepCommand::Run { dir, index, pack } => {
             let index = index.or_else(sweep::index_from_env).ok_or_else(|| {
                 anyhow::anyhow!(
                     "--index: not given, and neither SLURM_ARRAY_TASK_ID nor \
@@ -39,15 +39,15 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
                 )
             })?;
             let stop = crate::train::stop_on_signal(Some(dir.clone()));
-            match sweep::run_index(&dir, index, false, stop)? {
-                RunOutcome::Skipped => eprintln!("run {index}: already done"),
-                RunOutcome::Trained { resumed_from } => match resumed_from {
-                    Some(k) => eprintln!("run {index}: done (resumed from iteration {k})"),
-                    None => eprintln!("run {index}: done"),
-                },
+            if let Some(k) = pack {
+                for (i, o) in sweep::run_pack(&dir, k as usize, index, false, stop)? {
+                    report_outcome(i, o);
+                }
+                return Ok(());
             }
+            report_outcome(index, sweep::run_index(&dir, index, false, stop)?);
         }
-        SweepCommand::Local { dir, jobs } => local(&dir, jobs as usize)?,
+        SweepCommand::Local { dir, jobs, pack } => local(&dir, jobs as usize, pack)?,
         SweepCommand::Slurm {
             dir,
             partition,
@@ -56,12 +56,13 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
             gpus_per_task,
             max_parallel,
             submit,
+            pack,
         } => {
-            let (dir, n, k) = array_of(&dir, max_parallel)?;
+            let (dir, n, k) = array_of(&dir, max_parallel, pack)?;
             let mut s = String::from("#!/bin/bash\n");
-            s += "# Written by `fairground sweep slurm`: one array task per planned run; each calls\n";
-            s +=
-                "# `fairground sweep run`, which skips a finished run and resumes a partial one.\n";
+            s += "# Written by `fairground sweep slurm`: one array task per planned run (with --pack,\n";
+            s += "# per pack group); each calls `fairground sweep run`, which skips a finished run\n";
+            s += "# and resumes a partial one.\n";
             s += &format!("#SBATCH --job-name=fairground-{}\n", name_of(&dir));
             s += &format!("#SBATCH --array=0-{}%{k}\n", n - 1);
             s += &format!("#SBATCH --cpus-per-task={cpus_per_task}\n");
@@ -77,9 +78,10 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
             }
             s += "set -euo pipefail\n";
             s += &format!(
-                "exec {} sweep run {}\n",
+                "exec {} sweep run {}{}\n",
                 shell_quote(&std::env::current_exe()?.display().to_string()),
-                shell_quote(&dir.display().to_string())
+                shell_quote(&dir.display().to_string()),
+                pack.map_or(String::new(), |k| format!(" --pack {k}"))
             );
             let path = dir.join("slurm.sbatch");
             fairground_trainer::io::write_atomic(&path, s.as_bytes())?;
@@ -112,11 +114,13 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
             image,
             pvc,
             max_parallel,
+            pack,
         } => {
-            let (dir, n, k) = array_of(&dir, max_parallel)?;
+            let (dir, n, k) = array_of(&dir, max_parallel, pack)?;
             let d = dir.display().to_string();
             let mut y = String::from(
-                "# Written by `fairground sweep k8s`: an Indexed Job, one completion per planned run;\n\
+                "# Written by `fairground sweep k8s`: an Indexed Job, one completion per planned run\n\
+                 # (with --pack, per pack group);\n\
                  # each calls `fairground sweep run`, which reads its index from JOB_COMPLETION_INDEX.\n",
             );
             y += "apiVersion: batch/v1\nkind: Job\nmetadata:\n";
@@ -125,7 +129,10 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
             y += &format!("  completions: {n}\n  parallelism: {k}\n  backoffLimitPerIndex: 2\n");
             y += "  template:\n    spec:\n      restartPolicy: Never\n      containers:\n";
             y += &format!("        - name: run\n          image: {image}\n");
-            y += &format!("          command: [\"fairground\", \"sweep\", \"run\", {d:?}]\n");
+            let pack_args = pack.map_or(String::new(), |k| format!(", \"--pack\", \"{k}\""));
+            y += &format!(
+                "          command: [\"fairground\", \"sweep\", \"run\", {d:?}{pack_args}]\n"
+            );
             if let Some(claim) = &pvc {
                 y += &format!(
                     "          volumeMounts:\n            - name: sweep\n              mountPath: {d:?}\n"
@@ -170,17 +177,37 @@ pub fn run(cmd: SweepCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `sweep local DIR --jobs K`: every run not done, K processes at a time, one progress line.
-fn local(dir: &Path, jobs: usize) -> anyhow::Result<()> {
+fn report_outcome(index: usize, o: RunOutcome) {
+    match o {
+        RunOutcome::Skipped => eprintln!("run {index}: already done"),
+        RunOutcome::Trained { resumed_from } => match resumed_from {
+            Some(k) => eprintln!("run {index}: done (resumed from iteration {k})"),
+            None => eprintln!("run {index}: done"),
+        },
+    }
+}
+
+/// `sweep local DIR --jobs K [--pack P]`: every run not done, K processes at a time (with
+/// `--pack`, a process per pack group), one progress line.
+fn local(dir: &Path, jobs: usize, pack: Option<u32>) -> anyhow::Result<()> {
     let plan = sweep::load(dir)?;
     let total = plan.runs.len();
-    let mut todo = Vec::new();
-    let mut done = 0usize;
-    for r in &plan.runs {
-        match sweep::state(dir, r) {
-            RunState::Done { .. } => done += 1,
-            _ => todo.push(r.index),
-        }
+    // The units a process trains: one run each, or one pack group each.
+    let units: Vec<Vec<usize>> = match pack {
+        Some(k) => sweep::pack_groups(dir, &plan, k as usize)?,
+        None => (0..total).map(|i| vec![i]).collect(),
+    };
+    let is_done = |i: usize| matches!(sweep::state(dir, &plan.runs[i]), RunState::Done { .. });
+    let mut done = (0..total).filter(|&i| is_done(i)).count();
+    let todo: Vec<usize> = (0..units.len())
+        .filter(|&u| units[u].iter().any(|&i| !is_done(i)))
+        .collect();
+    if let Some(k) = pack {
+        eprintln!(
+            "sweep: {} pack groups of up to {k} runs ({} to train)",
+            units.len(),
+            todo.len()
+        );
     }
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -194,25 +221,37 @@ fn local(dir: &Path, jobs: usize) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut queue = todo.into_iter();
     let mut running: Vec<(usize, Child)> = Vec::new();
-    let (mut failed, mut finished_here) = (Vec::new(), 0usize);
+    let mut failed = Vec::new();
+    let done_at_start = done;
     let mut last_line = String::new();
+    let running_runs = |running: &[(usize, Child)]| -> usize {
+        running
+            .iter()
+            .map(|(u, _)| units[*u].iter().filter(|&&i| !is_done(i)).count())
+            .sum()
+    };
     loop {
         while running.len() < jobs && !stop.load(Ordering::SeqCst) {
-            let Some(i) = queue.next() else { break };
-            let log_path = dir.join(&plan.runs[i].config).with_file_name("log.txt");
+            let Some(u) = queue.next() else { break };
+            let log_path = dir
+                .join(&plan.runs[units[u][0]].config)
+                .with_file_name("log.txt");
             let log = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&log_path)?;
-            let child = Command::new(&exe)
-                .args(["sweep", "run"])
-                .arg(dir)
-                .args(["--index", &i.to_string()])
+            let mut cmd = Command::new(&exe);
+            cmd.args(["sweep", "run"]).arg(dir);
+            match pack {
+                Some(k) => cmd.args(["--pack", &k.to_string(), "--index", &u.to_string()]),
+                None => cmd.args(["--index", &units[u][0].to_string()]),
+            };
+            let child = cmd
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
                 .spawn()?;
-            running.push((i, child));
+            running.push((u, child));
         }
         if running.is_empty() {
             break;
@@ -221,25 +260,24 @@ fn local(dir: &Path, jobs: usize) -> anyhow::Result<()> {
         let mut k = 0;
         while k < running.len() {
             if let Some(status) = running[k].1.try_wait()? {
-                let (i, _) = running.swap_remove(k);
-                if status.success() {
-                    done += 1;
-                    finished_here += 1;
-                } else if !stop.load(Ordering::SeqCst) {
-                    failed.push(i);
+                let (u, _) = running.swap_remove(k);
+                done = (0..total).filter(|&i| is_done(i)).count();
+                if !status.success() && !stop.load(Ordering::SeqCst) {
+                    failed.extend(units[u].iter().copied().filter(|&i| !is_done(i)));
                 }
             } else {
                 k += 1;
             }
         }
-        let pending = total - done - failed.len() - running.len();
+        let in_flight = running_runs(&running);
+        let pending = total - done - failed.len() - in_flight;
+        let finished_here = done - done_at_start;
         let eta = (finished_here > 0).then(|| {
             let per = start.elapsed().as_secs_f64() / finished_here as f64;
-            per * (pending + running.len()) as f64 / jobs as f64
+            per * (pending + in_flight) as f64 / jobs as f64
         });
         let line = format!(
-            "sweep: {done}/{total} done, {} running, {} failed, {pending} pending{}",
-            running.len(),
+            "sweep: {done}/{total} done, {in_flight} running, {} failed, {pending} pending{}",
             failed.len(),
             eta.map_or(String::new(), |s| format!(", ETA {s:.0} s"))
         );
@@ -272,13 +310,18 @@ fn local(dir: &Path, jobs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An array job's view of a sweep: its absolute directory (tasks may start elsewhere), the runs
-/// and how many run at once (`max_parallel`, at most all of them).
+/// An array job's view of a sweep: its absolute directory (tasks may start elsewhere), its
+/// tasks (runs, or pack groups with `--pack`) and how many run at once (`max_parallel`, at most all of them).
 fn array_of(
     dir: &Path,
     max_parallel: Option<u32>,
+    pack: Option<u32>,
 ) -> anyhow::Result<(std::path::PathBuf, usize, u32)> {
-    let n = sweep::load(dir)?.runs.len();
+    let plan = sweep::load(dir)?;
+    let n = match pack {
+        Some(k) => sweep::pack_groups(dir, &plan, k as usize)?.len(),
+        None => plan.runs.len(),
+    };
     let k = max_parallel.map_or(n as u32, |k| k.min(n as u32));
     Ok((std::fs::canonicalize(dir)?, n, k))
 }

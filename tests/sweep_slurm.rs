@@ -1,7 +1,8 @@
 //! Guarantees with a real Slurm cluster (`.ci/slurm-up` starts a single-node one; `.ci/run`
 //! does so and sets `FAIRGROUND_REQUIRE_SLURM=1`): `sweep slurm --submit` runs every run of
 //! `sweeps/smoke.toml` as an array task, every run completes, and each run's parameters equal
-//! those of the same run made by `sweep local`. Without a cluster the test says it skips, and
+//! those of the same run made by `sweep local`; with `--pack 2` the array's tasks are the pack
+//! groups and the runs are the same again. Without a cluster the test says it skips, and
 //! fails where `FAIRGROUND_REQUIRE_SLURM=1`.
 
 #[path = "common/train_cli.rs"]
@@ -48,11 +49,12 @@ fn a_sweep_through_slurm_equals_the_local_pool() {
         let _ = writeln!(std::io::stderr(), "{msg}");
         return;
     }
-    let (local, slurm) = (
+    let (local, slurm, packed) = (
         train_cli::scratch_dir("sweep-slurm-local"),
         train_cli::scratch_dir("sweep-slurm-array"),
+        train_cli::scratch_dir("sweep-slurm-packed"),
     );
-    for d in [&local, &slurm] {
+    for d in [&local, &slurm, &packed] {
         let _ = std::fs::remove_dir_all(d);
         ok(&fairground(&[
             "sweep",
@@ -69,17 +71,36 @@ fn a_sweep_through_slurm_equals_the_local_pool() {
         "--jobs",
         "2",
     ]));
+    // One array task per run, then one per pack group (the smoke sweep's two seeds of each
+    // algorithm pack: 2 tasks).
+    for (dir, extra, tasks) in [(&slurm, None, 4), (&packed, Some("2"), 2)] {
+        submit_and_wait(dir, extra, tasks);
+        assert_eq!(
+            hashes(dir),
+            hashes(&local),
+            "Slurm ({extra:?} runs per pack) and the local pool agree"
+        );
+    }
+}
+
+/// `sweep slurm DIR [--pack K] --submit`, then wait for the array job to leave the queue.
+fn submit_and_wait(dir: &std::path::Path, pack: Option<&str>, tasks: usize) {
     let t0 = Instant::now();
-    let out = fairground(&[
+    let mut args = vec![
         "sweep",
         "slurm",
-        slurm.to_str().unwrap(),
+        dir.to_str().unwrap(),
         "--cpus-per-task",
         "1",
         "--submit",
-    ]);
+    ];
+    if let Some(k) = pack {
+        args.extend(["--pack", k]);
+    }
+    let out = fairground(&args);
     ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("({tasks} array tasks")), "{err}");
     let job = err
         .split_whitespace()
         .skip_while(|w| *w != "job")
@@ -102,12 +123,7 @@ fn a_sweep_through_slurm_equals_the_local_pool() {
         std::thread::sleep(Duration::from_millis(500));
     }
     eprintln!(
-        "sweep_slurm: job {job}: 4 array tasks in {:.1} s",
+        "sweep_slurm: job {job}: {tasks} array tasks in {:.1} s",
         t0.elapsed().as_secs_f64()
-    );
-    assert_eq!(
-        hashes(&slurm),
-        hashes(&local),
-        "Slurm and the local pool agree"
     );
 }

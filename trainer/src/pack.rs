@@ -25,8 +25,10 @@ use crate::config::TrainConfig;
 use crate::env::EnvAdapter;
 use crate::error::TrainError;
 use crate::net::NetPlan;
-use crate::train_loop::{IterStats, Trainer};
+use crate::net::PolicyNet;
+use crate::train_loop::{IterStats, PendingUpdate, Trainer};
 use crate::update::adjust_advantages;
+use fairground_kernel::pool::Split;
 use fairground_shaders::ppo::StoredRows;
 use fairground_shaders::{Executor, Minibatch, PackedActorCritic, Packing, Program, ShaderError};
 use std::time::Instant;
@@ -170,24 +172,9 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Pack<A, G, E> {
             pending.push(run.prepare_update()?);
         }
         let t0 = Instant::now();
-        for n in 0..self.packed.len() {
-            let plans: Vec<&NetPlan> = pending.iter().map(|p| &p.plans[n]).collect();
-            let rows = self.runs[0].nets()[n].rows.len();
-            let uniform = self.runs.iter().all(|r| r.nets()[n].rows.len() == rows)
-                && plans.iter().all(|p| p.loss_scale == plans[0].loss_scale);
-            match &mut self.packed[n] {
-                Some(pn) if uniform && rows > 0 => {
-                    pn.epochs(&mut self.runs, n, &plans)?;
-                    self.packed_updates += 1;
-                }
-                _ => {
-                    for (run, plan) in self.runs.iter_mut().zip(&plans) {
-                        run.net_epochs(n, plan)?;
-                    }
-                    self.alone_updates += 1;
-                }
-            }
-        }
+        let (packed, alone) = self.epochs(&pending)?;
+        self.packed_updates += packed;
+        self.alone_updates += alone;
         let share = t0.elapsed().as_secs_f64() / self.runs.len() as f64;
         let wall = start.elapsed().as_secs_f64();
         Ok(self
@@ -196,6 +183,98 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Pack<A, G, E> {
             .zip(pending)
             .map(|(run, p)| run.conclude(p, share, Some(wall)))
             .collect())
+    }
+}
+
+impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Pack<A, G, E> {
+    /// Every network's epochs of every run, the networks side by side on the first run's
+    /// pool as a run alone spreads its own (`train_loop::run_nets`): packed where the runs'
+    /// rows agree, else run by run. Returns the networks trained packed and run by run; of
+    /// several errors, the lowest network's.
+    fn epochs(&mut self, pending: &[PendingUpdate]) -> Result<(u64, u64), ShaderError> {
+        let (first, rest) = self.runs.split_first_mut().expect("a pack has a run");
+        let (pool, cfg0, nets0) = first.pool_cfg_nets();
+        let mut work: Vec<NetWork<'_, E>> = self
+            .packed
+            .iter_mut()
+            .enumerate()
+            .map(|(n, packed)| NetWork {
+                packed: packed.as_mut(),
+                nets: Vec::with_capacity(pending.len()),
+                plans: pending.iter().map(|p| &p.plans[n]).collect(),
+                packed_ran: false,
+                error: None,
+            })
+            .collect();
+        for (n, net) in nets0.iter_mut().enumerate() {
+            work[n].nets.push((cfg0, net));
+        }
+        for run in rest {
+            let (_, cfg, nets) = run.pool_cfg_nets();
+            for (n, net) in nets.iter_mut().enumerate() {
+                work[n].nets.push((cfg, net));
+            }
+        }
+        let job = |view: WorkView<'_, '_, E>| {
+            for w in view.0 {
+                if let Err(e) = w.run() {
+                    w.error = Some(e);
+                }
+            }
+        };
+        pool.run_split(WorkView(&mut work), &job);
+        let packed = work.iter().filter(|w| w.packed_ran).count() as u64;
+        let alone = work.len() as u64 - packed;
+        match work.into_iter().find_map(|w| w.error) {
+            Some(e) => Err(e),
+            None => Ok((packed, alone)),
+        }
+    }
+}
+
+/// One network's epochs across the runs of a pack.
+struct NetWork<'a, E: Executor> {
+    packed: Option<&'a mut PackedNet<E>>,
+    /// Per run: its config and its copy of this network.
+    nets: Vec<(&'a TrainConfig, &'a mut PolicyNet<E>)>,
+    plans: Vec<&'a NetPlan>,
+    packed_ran: bool,
+    error: Option<ShaderError>,
+}
+
+impl<E: Executor + Send> NetWork<'_, E> {
+    fn run(&mut self) -> Result<(), ShaderError> {
+        let rows = self.nets[0].1.rows.len();
+        let uniform = self.nets.iter().all(|(_, n)| n.rows.len() == rows)
+            && self
+                .plans
+                .iter()
+                .all(|p| p.loss_scale == self.plans[0].loss_scale);
+        match &mut self.packed {
+            Some(pn) if uniform && rows > 0 => {
+                self.packed_ran = true;
+                pn.epochs(&mut self.nets, &self.plans)
+            }
+            _ => {
+                for ((cfg, net), plan) in self.nets.iter_mut().zip(&self.plans) {
+                    net.epochs(cfg, plan)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Networks handed out to the pool's threads.
+struct WorkView<'v, 'a, E: Executor>(&'v mut [NetWork<'a, E>]);
+
+impl<E: Executor + Send> Split for WorkView<'_, '_, E> {
+    fn instances(&self) -> usize {
+        self.0.len()
+    }
+    fn split_at(self, at: usize) -> (Self, Self) {
+        let (a, b) = self.0.split_at_mut(at);
+        (WorkView(a), WorkView(b))
     }
 }
 
@@ -228,15 +307,13 @@ impl<E: Executor + Send> PackedNet<E> {
     /// Network `n`'s epochs of every run (each with its plan), as
     /// `update::train_stored_epochs` runs them alone: the state in, the advantage transform,
     /// the store rows, K epochs of minibatches in each run's own order, the state out.
-    fn epochs<A: EnvAdapter, G: Algorithm<A>>(
+    fn epochs(
         &mut self,
-        runs: &mut [Trainer<A, G, E>],
-        n: usize,
+        nets: &mut [(&TrainConfig, &mut PolicyNet<E>)],
         plans: &[&NetPlan],
     ) -> Result<(), ShaderError> {
-        let ppo = runs[0].cfg.ppo.clone();
-        for (set, (run, plan)) in runs.iter_mut().zip(plans).enumerate() {
-            let net = &mut run.nets_mut()[n];
+        let ppo = nets[0].0.ppo.clone();
+        for (set, ((_, net), plan)) in nets.iter_mut().zip(plans).enumerate() {
             if let Some(w) = &plan.weights {
                 net.transfer_bytes += adjust_advantages(&mut net.ac, w, plan.mix.as_deref())?;
             }
@@ -253,7 +330,7 @@ impl<E: Executor + Send> PackedNet<E> {
             spec.action_components.len(),
             spec.logit_width() as usize,
         );
-        let rows = runs[0].nets()[n].rows.len();
+        let rows = nets[0].1.rows.len();
         let mb = ppo.minibatch_size as usize;
         for order in &mut self.order {
             order.clear();
@@ -264,13 +341,12 @@ impl<E: Executor + Send> PackedNet<E> {
         let mut picked = Vec::with_capacity(mb);
         for _ in 0..ppo.epochs {
             if ppo.shuffle_minibatches {
-                for (run, order) in runs.iter_mut().zip(&mut self.order) {
-                    run.nets_mut()[n].shuffle.shuffle(order);
+                for ((_, net), order) in nets.iter_mut().zip(&mut self.order) {
+                    net.shuffle.shuffle(order);
                 }
             }
             for c in 0..chunks {
-                for (set, run) in runs.iter().enumerate() {
-                    let net = &run.nets()[n];
+                for (set, (_, net)) in nets.iter().enumerate() {
                     let part = &self.order[set][c * mb..((c + 1) * mb).min(rows)];
                     picked.clear();
                     picked.extend(part.iter().map(|&i| net.rows[i as usize]));
@@ -280,18 +356,17 @@ impl<E: Executor + Send> PackedNet<E> {
                 self.ac.train(&batches)?;
                 minibatches += 1;
                 if c + 1 == chunks {
-                    for (set, run) in runs.iter_mut().enumerate() {
+                    for (set, (_, net)) in nets.iter_mut().enumerate() {
                         let stats = self.ac.loss_stats(set as u32)?;
-                        run.nets_mut()[n].loss.add(&stats);
+                        net.loss.add(&stats);
                     }
                 }
             }
         }
-        if runs[0].nets()[n].ac.accumulates() && minibatches > 0 {
+        if nets[0].1.ac.accumulates() && minibatches > 0 {
             self.ac.apply_accumulated(minibatches)?;
         }
-        for (run, (params, optimizer)) in runs.iter_mut().zip(self.ac.save_sets()?) {
-            let net = &mut run.nets_mut()[n];
+        for ((_, net), (params, optimizer)) in nets.iter_mut().zip(self.ac.save_sets()?) {
             net.restore(&crate::common::NetState { params, optimizer })?;
             // What the alone path moves: the minibatches' rows and their statistics.
             net.transfer_bytes += (ppo.epochs as usize * (rows * 4 + chunks * 80)) as u64;

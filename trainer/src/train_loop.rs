@@ -215,6 +215,12 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Trainer<A, G, E> {
         &mut self.nets
     }
 
+    /// Its worker pool, config and networks at once (a pack spreads its networks over the
+    /// first run's pool).
+    pub fn pool_cfg_nets(&mut self) -> (&WorkerPool, &TrainConfig, &mut [PolicyNet<E>]) {
+        (&self.pool, &self.cfg, &mut self.nets)
+    }
+
     pub fn seeds(&self) -> &Seeds {
         &self.seeds
     }

@@ -250,11 +250,25 @@ fn seed_dirs(out: &Path) -> Result<Vec<PathBuf>, TrainError> {
 
 /// `fairground train --seeds K`: returns the directory holding the runs.
 pub fn train_pack(req: &TrainRequest) -> Result<PathBuf, TrainError> {
-    let started = std::time::Instant::now();
     let (out, reqs) = run_requests(req)?;
+    let hint = format!("{} --seeds {}", out.display(), reqs.len());
+    train_runs(&out, &hint, &reqs)?;
+    Ok(out)
+}
+
+/// Train the runs of `reqs` (each names its run directory, fresh or resumed; every run the
+/// same env, algo and profile) in lockstep as one pack, each written as it would be alone.
+/// `out` names the pack in errors, `hint` is what an interrupted pack resumes with
+/// (`--out <hint> --resume`). `no_pack` and `quiet` are the first request's.
+pub fn train_runs(out: &Path, hint: &str, reqs: &[TrainRequest]) -> Result<(), TrainError> {
+    let started = std::time::Instant::now();
+    let first = reqs.first().ok_or_else(|| TrainError::Config {
+        field: "seeds",
+        message: "a pack needs at least one run: allowed 1 or more".into(),
+    })?;
     let mut cfgs = Vec::with_capacity(reqs.len());
     let mut dirs = Vec::with_capacity(reqs.len());
-    for r in &reqs {
+    for r in reqs {
         let (cfg, dir) = resolve_request(r)?;
         cfgs.push(cfg);
         dirs.push(dir);
@@ -263,7 +277,7 @@ pub fn train_pack(req: &TrainRequest) -> Result<PathBuf, TrainError> {
     for c in &mut cfgs {
         c.backend = backend;
     }
-    let mut pack = make_pack(&cfgs, EnvUse::Train, ctx, !req.no_pack)?;
+    let mut pack = make_pack(&cfgs, EnvUse::Train, ctx, !first.no_pack)?;
     let mut sessions = Vec::with_capacity(reqs.len());
     for (r, ((sub, cfg), dir)) in reqs.iter().zip(cfgs).zip(dirs).enumerate() {
         sessions.push(Session::start(sub, cfg, dir, pack.run(r), false)?);
@@ -281,15 +295,27 @@ pub fn train_pack(req: &TrainRequest) -> Result<PathBuf, TrainError> {
             ),
         });
     }
-    if !req.quiet {
+    if !first.quiet {
         eprintln!(
             "packing {} runs: {} network(s) per run train as one packed program{}",
             pack.len(),
             pack.packed_networks(),
-            if req.no_pack { " (--no-pack)" } else { "" }
+            if first.no_pack { " (--no-pack)" } else { "" }
         );
     }
     let iterations = sessions[0].cfg.iterations;
+    if let Some(s) = sessions.iter().find(|s| s.cfg.iterations != iterations) {
+        return Err(TrainError::Config {
+            field: "iterations",
+            message: format!(
+                "the runs of a pack train the same number of iterations; {} has {}, {} has \
+                 {iterations}",
+                s.dir.display(),
+                s.cfg.iterations,
+                sessions[0].dir.display()
+            ),
+        });
+    }
     while pack.run(0).iteration() < iterations {
         let its = pack.iterate()?;
         let mut first_error = None;
@@ -301,7 +327,7 @@ pub fn train_pack(req: &TrainRequest) -> Result<PathBuf, TrainError> {
         match first_error {
             Some(TrainError::Interrupted { iteration, .. }) => {
                 return Err(TrainError::Interrupted {
-                    dir: format!("{} --seeds {}", out.display(), pack.len()),
+                    dir: hint.to_string(),
                     iteration,
                 });
             }
@@ -312,5 +338,5 @@ pub fn train_pack(req: &TrainRequest) -> Result<PathBuf, TrainError> {
     for (r, s) in sessions.iter().enumerate() {
         s.finish(started, pack.run(r));
     }
-    Ok(out)
+    Ok(())
 }

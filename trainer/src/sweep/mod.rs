@@ -20,7 +20,9 @@ pub use plan::{PlannedRun, Sweep, load, plan};
 use crate::error::TrainError;
 use crate::io::{read_to_string, write_atomic};
 use crate::run::{TrainRequest, train};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// Where a run stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,17 +95,27 @@ pub enum RunOutcome {
     Trained { resumed_from: Option<u32> },
 }
 
-/// `sweep run DIR --index I`: train run I (resume it if partial, skip it if done). A run
-/// directory that holds another config is refused by the trainer's resume check; a config
-/// file changed since the plan is refused by its hash. On failure the error line is kept in
-/// `error.txt` for `status`.
-pub fn run_index(
+/// A run about to train (or be evaluated): what `sweep run` resolved for it.
+struct Prepared {
+    index: usize,
+    root: PathBuf,
+    out: PathBuf,
+    req: TrainRequest,
+    /// The newest checkpoint it resumes from.
+    resumed_from: Option<u32>,
+    /// Trained to the end already (its evaluation failed): only the evaluation is left.
+    complete: bool,
+}
+
+/// Run `index` of `sweep`, or `None` when it is done. A config file changed since the plan is
+/// refused by its hash.
+fn prepare(
     dir: &Path,
+    sweep: &Sweep,
     index: usize,
     quiet: bool,
-    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
-) -> Result<RunOutcome, TrainError> {
-    let sweep = load(dir)?;
+    stop: Option<Arc<AtomicBool>>,
+) -> Result<Option<Prepared>, TrainError> {
     let run = sweep.runs.get(index).ok_or_else(|| TrainError::Io {
         path: dir.display().to_string(),
         message: format!(
@@ -112,11 +124,9 @@ pub fn run_index(
         ),
     })?;
     let (cfg_path, cfg_text) = plan::run_config(dir, run)?;
-    let st = state(dir, run);
-    if let RunState::Done { .. } = st {
-        return Ok(RunOutcome::Skipped);
+    if let RunState::Done { .. } = state(dir, run) {
+        return Ok(None);
     }
-    let root = run_root(dir, run);
     let out = dir.join(&run.dir);
     // Partial, or failed after some checkpoints: it resumes from the newest.
     let resumed_from = crate::io::latest_checkpoint(&out);
@@ -128,17 +138,27 @@ pub fn run_index(
         stop,
         ..TrainRequest::default()
     };
-    // A run trained to the end whose evaluation failed: only the evaluation is left.
     let planned = crate::run::dir::resolve_text(&cfg_text, &run.config)?;
-    let complete = resumed_from == Some(planned.iterations);
-    let trained = (if complete {
-        Ok(())
-    } else {
-        train(&req).map(|_| ())
-    })
-    .and_then(|()| match &sweep.eval {
+    Ok(Some(Prepared {
+        index,
+        root: run_root(dir, run),
+        out,
+        req,
+        resumed_from,
+        complete: resumed_from == Some(planned.iterations),
+    }))
+}
+
+/// After `trained` (the training's result): the evaluation and `done.json`, or on failure
+/// the error line in `error.txt`.
+fn finish(
+    sweep: &Sweep,
+    p: &Prepared,
+    trained: Result<(), TrainError>,
+) -> Result<RunOutcome, TrainError> {
+    let evaluated = trained.and_then(|()| match &sweep.eval {
         Some(e) => crate::run::eval(&crate::run::EvalRequest {
-            run_dir: out.clone(),
+            run_dir: p.out.clone(),
             episodes: e.episodes,
             greedy: e.greedy,
             random: false,
@@ -149,34 +169,181 @@ pub fn run_index(
         .map(|_| ()),
         None => Ok(()),
     });
-    match trained {
+    match evaluated.and_then(|()| write_done(sweep, p)) {
         Ok(()) => {
-            let _ = std::fs::remove_file(root.join("error.txt"));
-            let cfg = crate::TrainConfig::from_toml(
-                &read_to_string(&out.join("config.toml"))?,
-                &out.join("config.toml").display().to_string(),
-            )?;
-            let lines = crate::run::dir::metrics_up_to(&out.join("metrics.jsonl"), cfg.iterations)?;
-            let last = lines
-                .last()
-                .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .and_then(|l| l["param_hash"].as_str().map(str::to_string))
-                .unwrap_or_default();
-            let done = Done {
-                index,
-                config_hash: run.config_hash.clone(),
-                param_hash: last,
-                iterations: cfg.iterations,
-            };
-            let text = serde_json::to_string_pretty(&done).expect("json");
-            write_atomic(&root.join("done.json"), text.as_bytes())?;
-            Ok(RunOutcome::Trained { resumed_from })
+            let _ = std::fs::remove_file(p.root.join("error.txt"));
+            Ok(RunOutcome::Trained {
+                resumed_from: p.resumed_from,
+            })
         }
         // A stop asked for is not a failure: the run is partial and resumes.
         Err(e @ TrainError::Interrupted { .. }) => Err(e),
         Err(e) => {
-            let _ = write_atomic(&root.join("error.txt"), format!("{e}\n").as_bytes());
+            let _ = write_atomic(&p.root.join("error.txt"), format!("{e}\n").as_bytes());
             Err(e)
+        }
+    }
+}
+
+/// `runs/NNNN/done.json`, from the finished run directory's last metrics line.
+fn write_done(sweep: &Sweep, p: &Prepared) -> Result<(), TrainError> {
+    let cfg_path = p.out.join("config.toml");
+    let cfg = crate::TrainConfig::from_toml(
+        &read_to_string(&cfg_path)?,
+        &cfg_path.display().to_string(),
+    )?;
+    let lines = crate::run::dir::metrics_up_to(&p.out.join("metrics.jsonl"), cfg.iterations)?;
+    let last = lines
+        .last()
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .and_then(|l| l["param_hash"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let done = Done {
+        index: p.index,
+        config_hash: sweep.runs[p.index].config_hash.clone(),
+        param_hash: last,
+        iterations: cfg.iterations,
+    };
+    let text = serde_json::to_string_pretty(&done).expect("json");
+    write_atomic(&p.root.join("done.json"), text.as_bytes())
+}
+
+/// `sweep run DIR --index I`: train run I (resume it if partial, skip it if done). A run
+/// directory that holds another config is refused by the trainer's resume check; a config
+/// file changed since the plan is refused by its hash. On failure the error line is kept in
+/// `error.txt` for `status`.
+pub fn run_index(
+    dir: &Path,
+    index: usize,
+    quiet: bool,
+    stop: Option<Arc<AtomicBool>>,
+) -> Result<RunOutcome, TrainError> {
+    let sweep = load(dir)?;
+    let Some(p) = prepare(dir, &sweep, index, quiet, stop)? else {
+        return Ok(RunOutcome::Skipped);
+    };
+    let trained = if p.complete {
+        Ok(())
+    } else {
+        train(&p.req).map(|_| ())
+    };
+    finish(&sweep, &p, trained)
+}
+
+/// The sweep's pack groups at `--pack K`: runs whose configs differ only in seed, `fair.alpha`
+/// and `fair.beta` (one network shape, one `[ppo]`), in plan order, at most K to a group. A
+/// group trains as one packed process (`fairground train --seeds`'s lockstep), each run into
+/// its own directory exactly as alone, so `--pack` changes the wall time and never a result.
+pub fn pack_groups(dir: &Path, sweep: &Sweep, k: usize) -> Result<Vec<Vec<usize>>, TrainError> {
+    if k == 0 {
+        return Err(TrainError::Config {
+            field: "pack",
+            message: "0 runs per pack: allowed 1..=64".into(),
+        });
+    }
+    let mut keys: Vec<crate::TrainConfig> = Vec::new();
+    let mut buckets: Vec<Vec<usize>> = Vec::new();
+    for run in &sweep.runs {
+        let (_, text) = plan::run_config(dir, run)?;
+        let mut key = crate::run::dir::resolve_text(&text, &run.config)?;
+        key.seed = 0;
+        key.fair.alpha = 0.0;
+        key.fair.beta = 0.0;
+        match keys.iter().position(|k| *k == key) {
+            Some(b) => buckets[b].push(run.index),
+            None => {
+                keys.push(key);
+                buckets.push(vec![run.index]);
+            }
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = buckets
+        .iter()
+        .flat_map(|b| b.chunks(k).map(<[usize]>::to_vec))
+        .collect();
+    groups.sort_by_key(|g| g[0]);
+    Ok(groups)
+}
+
+/// `sweep run DIR --pack K --index G`: train pack group G ([`pack_groups`]): its runs not
+/// done, those at the same iteration in lockstep as one pack (a run alone at its iteration
+/// trains alone), then each one's evaluation and `done.json`. Returns each run's outcome;
+/// a failed pack records its error line for each of its runs.
+pub fn run_pack(
+    dir: &Path,
+    k: usize,
+    group: usize,
+    quiet: bool,
+    stop: Option<Arc<AtomicBool>>,
+) -> Result<Vec<(usize, RunOutcome)>, TrainError> {
+    let sweep = load(dir)?;
+    let groups = pack_groups(dir, &sweep, k)?;
+    let members = groups.get(group).ok_or_else(|| TrainError::Io {
+        path: dir.display().to_string(),
+        message: format!(
+            "--index {group}: at --pack {k} the sweep has pack groups 0..={}",
+            groups.len().saturating_sub(1)
+        ),
+    })?;
+    let mut outcomes = Vec::with_capacity(members.len());
+    let mut todo: Vec<Prepared> = Vec::new();
+    for &i in members {
+        match prepare(dir, &sweep, i, quiet, stop.clone())? {
+            None => outcomes.push((i, RunOutcome::Skipped)),
+            Some(p) => todo.push(p),
+        }
+    }
+    // Runs at one iteration train as one pack; the evaluation-only ones need no training.
+    let mut first_error = None;
+    let mut at: Vec<Option<u32>> = todo
+        .iter()
+        .filter(|p| !p.complete)
+        .map(|p| p.resumed_from)
+        .collect();
+    at.sort_unstable();
+    at.dedup();
+    let mut trained: Vec<Option<Result<(), String>>> =
+        todo.iter().map(|p| p.complete.then_some(Ok(()))).collect();
+    for from in at {
+        let part: Vec<usize> = (0..todo.len())
+            .filter(|&t| !todo[t].complete && todo[t].resumed_from == from)
+            .collect();
+        let reqs: Vec<TrainRequest> = part.iter().map(|&t| todo[t].req.clone()).collect();
+        let result = if reqs.len() == 1 {
+            train(&reqs[0]).map(|_| ())
+        } else {
+            let hint = format!("{} (sweep pack group {group})", dir.display());
+            crate::run::packed::train_runs(dir, &hint, &reqs)
+        };
+        match result {
+            Ok(()) => part.iter().for_each(|&t| trained[t] = Some(Ok(()))),
+            Err(e @ TrainError::Interrupted { .. }) => return Err(e),
+            Err(e) => {
+                part.iter()
+                    .for_each(|&t| trained[t] = Some(Err(e.to_string())));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    for (p, t) in todo.iter().zip(trained) {
+        match t.expect("every run trained or failed") {
+            Ok(()) => match finish(&sweep, p, Ok(())) {
+                Ok(o) => outcomes.push((p.index, o)),
+                Err(e @ TrainError::Interrupted { .. }) => return Err(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            },
+            Err(line) => {
+                let _ = write_atomic(&p.root.join("error.txt"), format!("{line}\n").as_bytes());
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => {
+            outcomes.sort_by_key(|o| o.0);
+            Ok(outcomes)
         }
     }
 }
