@@ -131,6 +131,20 @@ fn hs_pack_equals_separate_runs() {
     let cfg = format!("{}{ITER3}", train_cli::TINY_HS_ONE_THREAD);
     let stderr = pack_equals_alone("hs", &cfg, &[]);
     assert!(stderr.contains("packing 3 runs"), "{stderr}");
+    // HS's runs act on different decisions, so their stores differ in rows: every update
+    // still trains packed, the minibatches that are not common to all runs on their own run.
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("packed updates:"))
+        .unwrap_or_else(|| panic!("no packed-updates line: {stderr}"));
+    assert!(
+        line.contains(" run by run") && !line.starts_with("packed updates: 0 "),
+        "{line}"
+    );
+    assert!(
+        line.contains(", 0 run by run"),
+        "every HS update packed: {line}"
+    );
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub struct Pack<A: EnvAdapter, G: Algorithm<A>, E: Executor> {
     pub packed_updates: u64,
     /// Networks trained run by run over the iterations so far.
     pub alone_updates: u64,
+    /// The packed updates' minibatches so far.
+    pub minibatches: MinibatchCounts,
 }
 
 /// One network's packed actor-critic and its host scratch (allocated once).
@@ -154,6 +156,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Pack<A, G, E> {
             packed,
             packed_updates: 0,
             alone_updates: 0,
+            minibatches: MinibatchCounts::default(),
         })
     }
 
@@ -203,6 +206,7 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Pack<A, G, E> {
                 nets: Vec::with_capacity(pending.len()),
                 plans: pending.iter().map(|p| &p.plans[n]).collect(),
                 packed_ran: false,
+                minibatches: MinibatchCounts::default(),
                 error: None,
             })
             .collect();
@@ -224,6 +228,10 @@ impl<A: EnvAdapter, G: Algorithm<A>, E: Executor + Send> Pack<A, G, E> {
         };
         pool.run_split(WorkView(&mut work), &job);
         let packed = work.iter().filter(|w| w.packed_ran).count() as u64;
+        for w in &work {
+            self.minibatches.packed += w.minibatches.packed;
+            self.minibatches.alone += w.minibatches.alone;
+        }
         let alone = work.len() as u64 - packed;
         match work.into_iter().find_map(|w| w.error) {
             Some(e) => Err(e),
@@ -239,21 +247,36 @@ struct NetWork<'a, E: Executor> {
     nets: Vec<(&'a TrainConfig, &'a mut PolicyNet<E>)>,
     plans: Vec<&'a NetPlan>,
     packed_ran: bool,
+    minibatches: MinibatchCounts,
     error: Option<ShaderError>,
+}
+
+/// A packed network's minibatch launches: packed (one for all sets), and one set's alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MinibatchCounts {
+    pub packed: u64,
+    pub alone: u64,
 }
 
 impl<E: Executor + Send> NetWork<'_, E> {
     fn run(&mut self) -> Result<(), ShaderError> {
         let rows = self.nets[0].1.rows.len();
-        let uniform = self.nets.iter().all(|(_, n)| n.rows.len() == rows)
+        let same_rows = self.nets.iter().all(|(_, n)| n.rows.len() == rows);
+        let any_rows = self.nets.iter().any(|(_, n)| !n.rows.is_empty());
+        // Accumulated gradients live where the minibatches ran: a ragged update in
+        // accumulate mode would split them between the packed program and the runs'.
+        let accumulates = self.nets[0].1.ac.accumulates();
+        let packs = any_rows
+            && (same_rows || !accumulates)
             && self
                 .plans
                 .iter()
                 .all(|p| p.loss_scale == self.plans[0].loss_scale);
         match &mut self.packed {
-            Some(pn) if uniform && rows > 0 => {
+            Some(pn) if packs => {
                 self.packed_ran = true;
-                pn.epochs(&mut self.nets, &self.plans)
+                self.minibatches = pn.epochs(&mut self.nets, &self.plans)?;
+                Ok(())
             }
             _ => {
                 for ((cfg, net), plan) in self.nets.iter_mut().zip(&self.plans) {
@@ -304,15 +327,19 @@ impl<E: Executor + Send> PackedNet<E> {
         })
     }
 
-    /// Network `n`'s epochs of every run (each with its plan), as
-    /// `update::train_stored_epochs` runs them alone: the state in, the advantage transform,
-    /// the store rows, K epochs of minibatches in each run's own order, the state out.
+    /// One network's epochs of every run (each with its plan), as
+    /// `update::train_stored_epochs` runs them alone: the advantage transform, the store rows,
+    /// the epochs' minibatches in each run's own order, the state out. A minibatch that every
+    /// set has, at one size, trains packed; otherwise (HS's ragged stores: one run's last,
+    /// shorter minibatch, or a run with more of them) each set that has one trains it on its
+    /// run's own actor-critic, the set's state moved there and back only when it changes side.
     fn epochs(
         &mut self,
         nets: &mut [(&TrainConfig, &mut PolicyNet<E>)],
         plans: &[&NetPlan],
-    ) -> Result<(), ShaderError> {
+    ) -> Result<MinibatchCounts, ShaderError> {
         let ppo = nets[0].0.ppo.clone();
+        let mut counts = MinibatchCounts::default();
         for (set, ((_, net), plan)) in nets.iter_mut().zip(plans).enumerate() {
             if let Some(w) = &plan.weights {
                 net.transfer_bytes += adjust_advantages(&mut net.ac, w, plan.mix.as_deref())?;
@@ -330,13 +357,16 @@ impl<E: Executor + Send> PackedNet<E> {
             spec.action_components.len(),
             spec.logit_width() as usize,
         );
-        let rows = nets[0].1.rows.len();
         let mb = ppo.minibatch_size as usize;
-        for order in &mut self.order {
+        let rows: Vec<usize> = nets.iter().map(|(_, n)| n.rows.len()).collect();
+        let chunks: Vec<usize> = rows.iter().map(|r| r.div_ceil(mb)).collect();
+        let most = chunks.iter().copied().max().unwrap_or(0);
+        for (order, &n) in self.order.iter_mut().zip(&rows) {
             order.clear();
-            order.extend(0..rows as u32);
+            order.extend(0..n as u32);
         }
-        let chunks = rows.div_ceil(mb);
+        // Where each set's current state is: its packed set, or its run's actor-critic.
+        let mut in_run = vec![false; nets.len()];
         let mut minibatches = 0u32;
         let mut picked = Vec::with_capacity(mb);
         for _ in 0..ppo.epochs {
@@ -345,19 +375,58 @@ impl<E: Executor + Send> PackedNet<E> {
                     net.shuffle.shuffle(order);
                 }
             }
-            for c in 0..chunks {
-                for (set, (_, net)) in nets.iter().enumerate() {
-                    let part = &self.order[set][c * mb..((c + 1) * mb).min(rows)];
-                    picked.clear();
-                    picked.extend(part.iter().map(|&i| net.rows[i as usize]));
-                    self.mb[set].gather(&self.stored[set], &picked, width, comps, lw);
-                }
-                let batches: Vec<Minibatch<'_>> = self.mb.iter().map(MbRows::minibatch).collect();
-                self.ac.train(&batches)?;
-                minibatches += 1;
-                if c + 1 == chunks {
+            for c in 0..most {
+                let part = |set: usize| {
+                    let n = rows[set];
+                    (c * mb).min(n)..((c + 1) * mb).min(n)
+                };
+                let len0 = part(0).len();
+                if len0 > 0 && (1..nets.len()).all(|s| part(s).len() == len0) {
                     for (set, (_, net)) in nets.iter_mut().enumerate() {
-                        let stats = self.ac.loss_stats(set as u32)?;
+                        if std::mem::take(&mut in_run[set]) {
+                            let state = net.save()?;
+                            self.ac
+                                .restore(set as u32, &state.params, &state.optimizer)?;
+                        }
+                        picked.clear();
+                        picked.extend(
+                            self.order[set][part(set)]
+                                .iter()
+                                .map(|&i| net.rows[i as usize]),
+                        );
+                        self.mb[set].gather(&self.stored[set], &picked, width, comps, lw);
+                    }
+                    let batches: Vec<Minibatch<'_>> =
+                        self.mb.iter().map(MbRows::minibatch).collect();
+                    self.ac.train(&batches)?;
+                    minibatches += 1;
+                    counts.packed += 1;
+                    for (set, (_, net)) in nets.iter_mut().enumerate() {
+                        if c + 1 == chunks[set] {
+                            net.loss.add(&self.ac.loss_stats(set as u32)?);
+                        }
+                    }
+                    continue;
+                }
+                for (set, (_, net)) in nets.iter_mut().enumerate() {
+                    if part(set).is_empty() {
+                        continue;
+                    }
+                    if !std::mem::replace(&mut in_run[set], true) {
+                        let params = self.ac.params(set as u32)?;
+                        let optimizer = self.ac.optimizer_state(set as u32)?;
+                        net.restore(&crate::common::NetState { params, optimizer })?;
+                    }
+                    picked.clear();
+                    picked.extend(
+                        self.order[set][part(set)]
+                            .iter()
+                            .map(|&i| net.rows[i as usize]),
+                    );
+                    net.ac.train_stored(&picked)?;
+                    counts.alone += 1;
+                    if c + 1 == chunks[set] {
+                        let stats = net.ac.loss_stats()?;
                         net.loss.add(&stats);
                     }
                 }
@@ -366,12 +435,15 @@ impl<E: Executor + Send> PackedNet<E> {
         if nets[0].1.ac.accumulates() && minibatches > 0 {
             self.ac.apply_accumulated(minibatches)?;
         }
-        for ((_, net), (params, optimizer)) in nets.iter_mut().zip(self.ac.save_sets()?) {
-            net.restore(&crate::common::NetState { params, optimizer })?;
+        let sets = self.ac.save_sets()?;
+        for (set, ((_, net), (params, optimizer))) in nets.iter_mut().zip(sets).enumerate() {
+            if !in_run[set] {
+                net.restore(&crate::common::NetState { params, optimizer })?;
+            }
             // What the alone path moves: the minibatches' rows and their statistics.
-            net.transfer_bytes += (ppo.epochs as usize * (rows * 4 + chunks * 80)) as u64;
+            net.transfer_bytes += (ppo.epochs as usize * (rows[set] * 4 + 80)) as u64;
             net.ac.finish()?;
         }
-        Ok(())
+        Ok(counts)
     }
 }

@@ -19,7 +19,7 @@ use crate::env::EnvAdapter;
 use crate::env::ah::AhAdapter;
 use crate::env::hs::HsAdapter;
 use crate::error::TrainError;
-use crate::pack::Pack;
+use crate::pack::{MinibatchCounts, Pack};
 use crate::repro::{AhReproTrainer, uses_store};
 use crate::train_loop::Trainer;
 use fairground_shaders::{CpuExecutor, Executor, GemmExecutor, GpuExecutor, Program, ShaderError};
@@ -39,6 +39,10 @@ pub trait RunPack {
     fn packed_networks(&self) -> usize;
     /// Updates of a network trained packed, and trained run by run, so far.
     fn updates(&self) -> (u64, u64);
+    /// The packed updates' minibatch launches so far: packed, and one set's alone.
+    fn minibatches(&self) -> MinibatchCounts {
+        MinibatchCounts::default()
+    }
 }
 
 impl<A, G, E> RunPack for Pack<A, G, E>
@@ -70,6 +74,9 @@ where
     }
     fn updates(&self) -> (u64, u64) {
         (self.packed_updates, self.alone_updates)
+    }
+    fn minibatches(&self) -> MinibatchCounts {
+        self.minibatches
     }
 }
 
@@ -337,6 +344,17 @@ pub fn train_runs(out: &Path, hint: &str, reqs: &[TrainRequest]) -> Result<(), T
     }
     for (r, s) in sessions.iter().enumerate() {
         s.finish(started, pack.run(r));
+    }
+    if !first.quiet {
+        let (packed, alone) = pack.updates();
+        let mb = pack.minibatches();
+        eprintln!(
+            "packed updates: {packed} of {} network updates trained packed, {alone} run by run; \
+             their minibatches: {} launched packed, {} on their own run",
+            packed + alone,
+            mb.packed,
+            mb.alone
+        );
     }
     Ok(())
 }
