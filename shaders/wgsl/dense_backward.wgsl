@@ -297,8 +297,30 @@ fn weight_grad_partial(
     let tx = lid % 8u;
     let ty = lid / 8u;
 
+    // A set with no row in the split (a packed launch: each split holds one set's rows) has
+    // an all-zero partial there: the product would add only exact zeros, so skip it.
+    if p.group_count > 1u {
+        if lid == 0u {
+            atomicStore(&present_bits, 0u);
+        }
+        workgroupBarrier();
+        for (var r = start + lid; r < end; r = r + 64u) {
+            atomicOr(&present_bits, group_bit(wp_group_ids[r]));
+        }
+        workgroupBarrier();
+        if lid == 0u {
+            present = atomicLoad(&present_bits);
+        }
+    } else {
+        if lid == 0u {
+            present = 1u;
+        }
+    }
+    let mask = workgroupUniformLoad(&present);
+    let empty = (mask & group_bit(g)) == 0u;
+
     var c: Block;
-    for (var k0 = start; k0 < end; k0 = k0 + TK) {
+    for (var k0 = select(start, end, empty); k0 < end; k0 = k0 + TK) {
         for (var j = 0u; j < 4u; j = j + 1u) {
             // Both operands: quad lid % 16 of row k0 + lid / 16 + 4 j (reads along rows).
             let k = lid / 16u + 4u * j;

@@ -47,6 +47,10 @@ pub enum TrainError {
         "interrupted at iteration {iteration}: resume with `fairground train --out {dir} --resume`"
     )]
     Interrupted { dir: String, iteration: u32 },
+    /// A stop was asked for while a sweep's pack group trained; its runs saved checkpoints
+    /// (exit code 130).
+    #[error("interrupted at iteration {iteration}: rerun `{command}` to continue")]
+    Stopped { command: String, iteration: u32 },
     /// `replay` cannot record from a directory, or refuses a replay file (not one, another
     /// version, damaged, inconsistent).
     #[error("replay {path}: {why}")]
@@ -65,7 +69,7 @@ impl TrainError {
     pub fn exit_code(&self) -> u8 {
         match self {
             TrainError::NonFinite { .. } => 3,
-            TrainError::Interrupted { .. } => 130,
+            TrainError::Interrupted { .. } | TrainError::Stopped { .. } => 130,
             _ => 1,
         }
     }

@@ -258,16 +258,23 @@ fn seed_dirs(out: &Path) -> Result<Vec<PathBuf>, TrainError> {
 /// `fairground train --seeds K`: returns the directory holding the runs.
 pub fn train_pack(req: &TrainRequest) -> Result<PathBuf, TrainError> {
     let (out, reqs) = run_requests(req)?;
-    let hint = format!("{} --seeds {}", out.display(), reqs.len());
-    train_runs(&out, &hint, &reqs)?;
+    let dir = format!("{} --seeds {}", out.display(), reqs.len());
+    train_runs(&out, &reqs, &|iteration| TrainError::Interrupted {
+        dir: dir.clone(),
+        iteration,
+    })?;
     Ok(out)
 }
 
 /// Train the runs of `reqs` (each names its run directory, fresh or resumed; every run the
 /// same env, algo and profile) in lockstep as one pack, each written as it would be alone.
-/// `out` names the pack in errors, `hint` is what an interrupted pack resumes with
-/// (`--out <hint> --resume`). `no_pack` and `quiet` are the first request's.
-pub fn train_runs(out: &Path, hint: &str, reqs: &[TrainRequest]) -> Result<(), TrainError> {
+/// `out` names the pack in errors; `interrupted` is the error of a stop asked for at an
+/// iteration (it says how to continue). `no_pack` and `quiet` are the first request's.
+pub fn train_runs(
+    out: &Path,
+    reqs: &[TrainRequest],
+    interrupted: &dyn Fn(u32) -> TrainError,
+) -> Result<(), TrainError> {
     let started = std::time::Instant::now();
     let first = reqs.first().ok_or_else(|| TrainError::Config {
         field: "seeds",
@@ -332,12 +339,7 @@ pub fn train_runs(out: &Path, hint: &str, reqs: &[TrainRequest]) -> Result<(), T
             }
         }
         match first_error {
-            Some(TrainError::Interrupted { iteration, .. }) => {
-                return Err(TrainError::Interrupted {
-                    dir: hint.to_string(),
-                    iteration,
-                });
-            }
+            Some(TrainError::Interrupted { iteration, .. }) => return Err(interrupted(iteration)),
             Some(e) => return Err(e),
             None => {}
         }

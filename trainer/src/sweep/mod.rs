@@ -312,12 +312,20 @@ pub fn run_pack(
         let result = if reqs.len() == 1 {
             train(&reqs[0]).map(|_| ())
         } else {
-            let hint = format!("{} (sweep pack group {group})", dir.display());
-            crate::run::packed::train_runs(dir, &hint, &reqs)
+            let command = format!(
+                "fairground sweep run {} --pack {k} --index {group}",
+                dir.display()
+            );
+            crate::run::packed::train_runs(dir, &reqs, &|iteration| TrainError::Stopped {
+                command: command.clone(),
+                iteration,
+            })
         };
         match result {
             Ok(()) => part.iter().for_each(|&t| trained[t] = Some(Ok(()))),
-            Err(e @ TrainError::Interrupted { .. }) => return Err(e),
+            Err(e @ (TrainError::Interrupted { .. } | TrainError::Stopped { .. })) => {
+                return Err(e);
+            }
             Err(e) => {
                 part.iter()
                     .for_each(|&t| trained[t] = Some(Err(e.to_string())));
@@ -329,7 +337,9 @@ pub fn run_pack(
         match t.expect("every run trained or failed") {
             Ok(()) => match finish(&sweep, p, Ok(())) {
                 Ok(o) => outcomes.push((p.index, o)),
-                Err(e @ TrainError::Interrupted { .. }) => return Err(e),
+                Err(e @ (TrainError::Interrupted { .. } | TrainError::Stopped { .. })) => {
+                    return Err(e);
+                }
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
