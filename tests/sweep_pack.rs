@@ -5,6 +5,8 @@
 //!   evaluation of the same run in an unpacked sweep;
 //! - a group whose runs stand at different iterations (one partial) packs the runs that
 //!   agree and trains the other alone, still bit-identical; a done group is skipped;
+//! - a faulty run fails alone: its group is retried run by run, the others finish with the
+//!   unpacked sweep's bits and `status` names only the faulty one;
 //! - the Slurm script's and the Indexed Job's tasks are the pack groups (`--pack K` on every
 //!   `sweep run`); a group index out of range is one line.
 
@@ -182,6 +184,46 @@ fn a_group_at_mixed_iterations_packs_what_agrees_and_still_matches() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("pack groups 0..=1"), "{err}");
+}
+
+#[test]
+fn a_faulty_run_fails_alone_and_its_group_still_finishes() {
+    let (plain, faulty) = (planned("sweep-pack-plain-c"), planned("sweep-pack-faulty"));
+    ok(&fairground(&[
+        "sweep",
+        "local",
+        plain.to_str().unwrap(),
+        "--jobs",
+        "2",
+    ]));
+    // Run 6's run directory is a file: that run fails, the rest of its group must not.
+    std::fs::write(faulty.join("runs/0006/run"), "in the way").unwrap();
+    let d = faulty.to_str().unwrap();
+    let out = fairground(&["sweep", "local", d, "--jobs", "2", "--pack", "4"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 of 8 runs failed ([6])"), "{err}");
+    let out = fairground(&["sweep", "status", d, "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        s["counts"],
+        serde_json::json!({"done": 7, "failed": 1}),
+        "{s}"
+    );
+    assert!(
+        s["by_run"][6]["error"]
+            .as_str()
+            .unwrap()
+            .contains("names a file"),
+        "{}",
+        s["by_run"][6]
+    );
+    // The rerun packs what is left (run 6 alone) and every run equals the unpacked sweep's.
+    std::fs::remove_file(faulty.join("runs/0006/run")).unwrap();
+    ok(&fairground(&[
+        "sweep", "local", d, "--jobs", "2", "--pack", "4",
+    ]));
+    same(&results(&faulty), &results(&plain));
 }
 
 #[test]

@@ -267,8 +267,9 @@ pub fn pack_groups(dir: &Path, sweep: &Sweep, k: usize) -> Result<Vec<Vec<usize>
 
 /// `sweep run DIR --pack K --index G`: train pack group G ([`pack_groups`]): its runs not
 /// done, those at the same iteration in lockstep as one pack (a run alone at its iteration
-/// trains alone), then each one's evaluation and `done.json`. Returns each run's outcome;
-/// a failed pack records its error line for each of its runs.
+/// trains alone), then each one's evaluation and `done.json`. Returns each run's outcome. A
+/// pack that fails is retried run by run, so a faulty run fails alone and keeps its error
+/// line in `error.txt`; the first error is returned after every run was tried.
 pub fn run_pack(
     dir: &Path,
     k: usize,
@@ -325,6 +326,26 @@ pub fn run_pack(
             Ok(()) => part.iter().for_each(|&t| trained[t] = Some(Ok(()))),
             Err(e @ (TrainError::Interrupted { .. } | TrainError::Stopped { .. })) => {
                 return Err(e);
+            }
+            // A pack that fails (one run's directory refused, one run's loss not finite)
+            // must not fail the others: each run is retried alone, from its checkpoint if
+            // the pack left one (the same bits as packed), so only the faulty one fails.
+            Err(_) if part.len() > 1 => {
+                for &t in &part {
+                    let mut req = todo[t].req.clone();
+                    req.resume = todo[t].out.join("config.toml").exists();
+                    trained[t] = Some(match train(&req) {
+                        Ok(_) => Ok(()),
+                        Err(e @ (TrainError::Interrupted { .. } | TrainError::Stopped { .. })) => {
+                            return Err(e);
+                        }
+                        Err(e) => {
+                            let line = e.to_string();
+                            first_error.get_or_insert(e);
+                            Err(line)
+                        }
+                    });
+                }
             }
             Err(e) => {
                 part.iter()
