@@ -220,16 +220,11 @@ fn local(dir: &Path, jobs: usize, pack: Option<u32>) -> anyhow::Result<()> {
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
     let mut queue = todo.into_iter();
-    let mut running: Vec<(usize, Child)> = Vec::new();
+    // Each process with the runs it was launched to train (its unit's runs not done then).
+    let mut running: Vec<(Vec<usize>, Child)> = Vec::new();
     let mut failed = Vec::new();
     let done_at_start = done;
     let mut last_line = String::new();
-    let running_runs = |running: &[(usize, Child)]| -> usize {
-        running
-            .iter()
-            .map(|(u, _)| units[*u].iter().filter(|&&i| !is_done(i)).count())
-            .sum()
-    };
     loop {
         while running.len() < jobs && !stop.load(Ordering::SeqCst) {
             let Some(u) = queue.next() else { break };
@@ -251,7 +246,8 @@ fn local(dir: &Path, jobs: usize, pack: Option<u32>) -> anyhow::Result<()> {
                 .stdout(log.try_clone()?)
                 .stderr(log)
                 .spawn()?;
-            running.push((u, child));
+            let runs = units[u].iter().copied().filter(|&i| !is_done(i)).collect();
+            running.push((runs, child));
         }
         if running.is_empty() {
             break;
@@ -260,16 +256,18 @@ fn local(dir: &Path, jobs: usize, pack: Option<u32>) -> anyhow::Result<()> {
         let mut k = 0;
         while k < running.len() {
             if let Some(status) = running[k].1.try_wait()? {
-                let (u, _) = running.swap_remove(k);
-                done = (0..total).filter(|&i| is_done(i)).count();
+                let (runs, _) = running.swap_remove(k);
+                let (now_done, not_done): (Vec<usize>, Vec<usize>) =
+                    runs.into_iter().partition(|&i| is_done(i));
+                done += now_done.len();
                 if !status.success() && !stop.load(Ordering::SeqCst) {
-                    failed.extend(units[u].iter().copied().filter(|&i| !is_done(i)));
+                    failed.extend(not_done);
                 }
             } else {
                 k += 1;
             }
         }
-        let in_flight = running_runs(&running);
+        let in_flight: usize = running.iter().map(|(runs, _)| runs.len()).sum();
         let pending = total - done - failed.len() - in_flight;
         let finished_here = done - done_at_start;
         let eta = (finished_here > 0).then(|| {

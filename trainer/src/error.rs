@@ -65,6 +65,16 @@ pub enum TrainError {
 }
 
 impl TrainError {
+    /// A stop that was asked for (Ctrl-C, SIGTERM), not a failure: the run resumes.
+    pub fn is_stop(&self) -> bool {
+        matches!(
+            self,
+            TrainError::Interrupted { .. } | TrainError::Stopped { .. }
+        )
+    }
+}
+
+impl TrainError {
     /// The process exit code: 3 for a non-finite run, 1 otherwise (2 is the CLI's usage error).
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -177,7 +177,7 @@ fn finish(
             })
         }
         // A stop asked for is not a failure: the run is partial and resumes.
-        Err(e @ TrainError::Interrupted { .. }) => Err(e),
+        Err(e) if e.is_stop() => Err(e),
         Err(e) => {
             let _ = write_atomic(&p.root.join("error.txt"), format!("{e}\n").as_bytes());
             Err(e)
@@ -324,7 +324,7 @@ pub fn run_pack(
         };
         match result {
             Ok(()) => part.iter().for_each(|&t| trained[t] = Some(Ok(()))),
-            Err(e @ (TrainError::Interrupted { .. } | TrainError::Stopped { .. })) => {
+            Err(e) if e.is_stop() => {
                 return Err(e);
             }
             // A pack that fails (one run's directory refused, one run's loss not finite)
@@ -336,7 +336,7 @@ pub fn run_pack(
                     req.resume = todo[t].out.join("config.toml").exists();
                     trained[t] = Some(match train(&req) {
                         Ok(_) => Ok(()),
-                        Err(e @ (TrainError::Interrupted { .. } | TrainError::Stopped { .. })) => {
+                        Err(e) if e.is_stop() => {
                             return Err(e);
                         }
                         Err(e) => {
@@ -358,7 +358,7 @@ pub fn run_pack(
         match t.expect("every run trained or failed") {
             Ok(()) => match finish(&sweep, p, Ok(())) {
                 Ok(o) => outcomes.push((p.index, o)),
-                Err(e @ (TrainError::Interrupted { .. } | TrainError::Stopped { .. })) => {
+                Err(e) if e.is_stop() => {
                     return Err(e);
                 }
                 Err(e) => {
